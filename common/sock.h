@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Small socket helpers (after Redis' anet): unix and TCP sockets,
+ * always close-on-exec, optionally non-blocking, and passing fds with
+ * SCM_RIGHTS.  Every function returns an fd (owned by the caller) or
+ * -errno, and leaks nothing on failure.
+ */
+#ifndef REMUS_COMMON_SOCK_H
+#define REMUS_COMMON_SOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+int remus_fd_set_nonblock(int fd, bool nonblock);
+/* Connects to the unix stream socket @path.  -ENAMETOOLONG if the path does
+ * not fit sockaddr_un.  With @nonblock a connect in progress is success. */
+int remus_unix_connect(const char *path, bool nonblock);
+/* Binds and listens on @path, replacing a stale socket file there. */
+int remus_unix_listen(const char *path, int backlog);
+/* Sends @len bytes of @data with @fd attached (SCM_RIGHTS; @fd borrowed).
+ * Returns bytes sent (the fd travels with the first byte) or -errno. */
+ssize_t remus_send_with_fd(int sock, const void *data, size_t len, int fd);
+/* Writes all of @len bytes to a blocking fd, retrying on EINTR.
+ * Returns 0 or -errno.  For tools and tests, never for the loop. */
+int remus_write_all(int fd, const void *data, size_t len);
+
+#endif
