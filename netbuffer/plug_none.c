@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The plug backend in a build without libnl (-DREMUS_WITH_LIBNL=OFF):
+ * every call fails with -ENOTSUP and says how to get the real one.
+ */
+#include "netbuffer/netbuffer.h"
+
+#include <errno.h>
+
+#include "common/log.h"
+
+bool remus_netbuffer_plug_built(void)
+{
+	return false;
+}
+
+int remus_netbuffer_plug_open(const char *ifname, uint32_t limit_bytes,
+			      struct remus_netbuffer_plug **out)
+{
+	remus_err("netbuffer", "%s: the plug backend is not in this build: "
+		  "rebuild with libnl-route-3-dev and -DREMUS_WITH_LIBNL=ON, or use "
+		  "the qemu backend", ifname ? ifname : "?");
+	return -ENOTSUP;
+}
+
+int remus_netbuffer_plug_barrier(struct remus_netbuffer_plug *p)
+{
+	return -ENOTSUP;
+}
+
+int remus_netbuffer_plug_commit(struct remus_netbuffer_plug *p)
+{
+	return -ENOTSUP;
+}
+
+void remus_netbuffer_plug_close(struct remus_netbuffer_plug *p)
+{
+}
