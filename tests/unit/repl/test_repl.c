@@ -1,0 +1,888 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Unit tests of the replication link (common/repl.h): every message
+ * round-trips; decoding is independent of how the stream is split; any
+ * flipped bit in a frame is detected; bounds are enforced from the header
+ * alone; the handshake check explains its rejects; and the standby's epoch
+ * assembler releases an epoch only whole and verified.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <xxhash.h>
+
+#include "common/repl.h"
+#include "common/wire.h"
+
+#define TXT(s) ((struct remus_repl_text){ .p = (s), .len = sizeof(s) - 1 })
+
+static void make_hello(struct remus_repl_hello *h, uint64_t ram)
+{
+	memset(h, 0, sizeof(*h));
+	h->version = REMUS_REPL_VERSION;
+	h->vm_name = TXT("web1");
+	for (int i = 0; i < 16; i++)
+		h->vm_uuid[i] = (uint8_t)(0xa0 + i);
+	h->page_size = 4096;
+	h->nblocks = 3;
+	h->blocks[0].id = TXT("pc.ram");
+	h->blocks[0].length = ram;
+	h->blocks[1].id = TXT("pc.bios");
+	h->blocks[1].length = 256 << 10;
+	h->blocks[2].id = TXT("vga.vram");
+	h->blocks[2].length = 16 << 20;
+}
+
+static const uint8_t payload[] = "page bytes of the standby stream \x00\x01\xff";
+
+/* One message of every type, in protocol order. */
+static size_t make_all(struct remus_repl_msg *m)
+{
+	size_t n = 0;
+
+	memset(m, 0, 9 * sizeof(*m));
+	m[n].type = REMUS_REPL_HELLO;
+	make_hello(&m[n++].u.hello, 256ull << 20);
+	m[n].type = REMUS_REPL_HELLO_ACK;
+	m[n++].u.version = REMUS_REPL_VERSION;
+	m[n].type = REMUS_REPL_HELLO_REJECT;
+	m[n++].u.reason = TXT("version 2 expected, got 1");
+	m[n].type = REMUS_REPL_EPOCH_DATA;
+	m[n].seq = 7;
+	m[n].u.chunk.offset = 4096;
+	m[n].u.chunk.p = payload;
+	m[n++].u.chunk.len = sizeof(payload);
+	m[n].type = REMUS_REPL_EPOCH_DEVICE;
+	m[n].seq = 7;
+	m[n].u.chunk.offset = 0;
+	m[n].u.chunk.p = payload + 5;
+	m[n++].u.chunk.len = 9;
+	m[n].type = REMUS_REPL_COMMIT_REQ;
+	m[n].seq = 7;
+	m[n].u.commit.data_len = 1ull << 33;
+	m[n].u.commit.device_len = 12345;
+	m[n++].u.commit.hash = 0x0123456789abcdefull;
+	m[n].type = REMUS_REPL_COMMIT_ACK;
+	m[n++].seq = 7;
+	m[n].type = REMUS_REPL_HEARTBEAT;
+	m[n].seq = 99;
+	m[n++].u.mono_ms = 123456789;
+	m[n].type = REMUS_REPL_CLOSE;
+	m[n++].u.reason = TXT("unprotect requested");
+	return n;
+}
+
+static void assert_text_eq(const struct remus_repl_text *a, const struct remus_repl_text *b)
+{
+	assert_int_equal(a->len, b->len);
+	if (a->len)
+		assert_memory_equal(a->p, b->p, a->len);
+}
+
+static void assert_msg_eq(const struct remus_repl_msg *want, const struct remus_repl_msg *got)
+{
+	assert_int_equal(want->type, got->type);
+	assert_int_equal(want->seq, got->seq);
+	switch (want->type) {
+	case REMUS_REPL_HELLO: {
+		const struct remus_repl_hello *a = &want->u.hello, *b = &got->u.hello;
+
+		assert_int_equal(a->version, b->version);
+		assert_text_eq(&a->vm_name, &b->vm_name);
+		assert_memory_equal(a->vm_uuid, b->vm_uuid, 16);
+		assert_int_equal(a->page_size, b->page_size);
+		assert_int_equal(a->nblocks, b->nblocks);
+		for (unsigned i = 0; i < a->nblocks; i++) {
+			assert_text_eq(&a->blocks[i].id, &b->blocks[i].id);
+			assert_int_equal(a->blocks[i].length, b->blocks[i].length);
+		}
+		break;
+	}
+	case REMUS_REPL_HELLO_ACK:
+		assert_int_equal(want->u.version, got->u.version);
+		break;
+	case REMUS_REPL_HELLO_REJECT:
+	case REMUS_REPL_CLOSE:
+		assert_text_eq(&want->u.reason, &got->u.reason);
+		break;
+	case REMUS_REPL_EPOCH_DATA:
+	case REMUS_REPL_EPOCH_DEVICE:
+		assert_int_equal(want->u.chunk.offset, got->u.chunk.offset);
+		assert_int_equal(want->u.chunk.len, got->u.chunk.len);
+		assert_memory_equal(want->u.chunk.p, got->u.chunk.p, want->u.chunk.len);
+		break;
+	case REMUS_REPL_COMMIT_REQ:
+		assert_int_equal(want->u.commit.data_len, got->u.commit.data_len);
+		assert_int_equal(want->u.commit.device_len, got->u.commit.device_len);
+		assert_int_equal(want->u.commit.hash, got->u.commit.hash);
+		break;
+	case REMUS_REPL_COMMIT_ACK:
+		break;
+	case REMUS_REPL_HEARTBEAT:
+		assert_int_equal(want->u.mono_ms, got->u.mono_ms);
+		break;
+	}
+}
+
+static void test_roundtrip_every_message(void **state)
+{
+	struct remus_repl_msg want[9], got;
+	struct remus_repl_decoder d;
+	struct remus_buf b;
+	size_t n = make_all(want);
+
+	for (size_t i = 0; i < n; i++) {
+		remus_buf_init(&b, REMUS_REPL_FRAME_MAX);
+		remus_repl_decoder_init(&d);
+		assert_int_equal(remus_repl_encode(&b, &want[i]), 0);
+		assert_int_equal(remus_repl_decode(&d, &b, &got), 1);
+		assert_msg_eq(&want[i], &got);
+		/* Exactly one frame: nothing left once it is consumed. */
+		assert_int_equal(remus_repl_decode(&d, &b, &got), 0);
+		assert_int_equal(remus_buf_len(&b), 0);
+		remus_buf_release(&b);
+	}
+}
+
+static void test_shorthands(void **state)
+{
+	struct remus_repl_decoder d;
+	struct remus_repl_msg m;
+	struct remus_buf b;
+
+	remus_buf_init(&b, 0);
+	remus_repl_decoder_init(&d);
+	assert_int_equal(remus_repl_put_heartbeat(&b, 3, 1000), 0);
+	assert_int_equal(remus_repl_put_commit_ack(&b, 41), 0);
+	assert_int_equal(remus_repl_put_reject(&b, "VM identity mismatch"), 0);
+	assert_int_equal(remus_repl_put_close(&b, "bye"), 0);
+	assert_int_equal(remus_repl_decode(&d, &b, &m), 1);
+	assert_int_equal(m.type, REMUS_REPL_HEARTBEAT);
+	assert_int_equal(m.seq, 3);
+	assert_int_equal(m.u.mono_ms, 1000);
+	assert_int_equal(remus_repl_decode(&d, &b, &m), 1);
+	assert_int_equal(m.type, REMUS_REPL_COMMIT_ACK);
+	assert_int_equal(m.seq, 41);
+	assert_int_equal(remus_repl_decode(&d, &b, &m), 1);
+	assert_int_equal(m.type, REMUS_REPL_HELLO_REJECT);
+	assert_int_equal(m.u.reason.len, strlen("VM identity mismatch"));
+	assert_int_equal(remus_repl_decode(&d, &b, &m), 1);
+	assert_int_equal(m.type, REMUS_REPL_CLOSE);
+	assert_memory_equal(m.u.reason.p, "bye", 3);
+	assert_int_equal(remus_repl_decode(&d, &b, &m), 0);
+	remus_buf_release(&b);
+}
+
+/* Feeds @stream to a fresh decoder cut at @cut, then at every byte when
+ * @bytewise, and checks the messages come out as @want. */
+static void decode_split(const uint8_t *stream, size_t len, size_t cut, bool bytewise,
+			 const struct remus_repl_msg *want, size_t n)
+{
+	struct remus_repl_decoder d;
+	struct remus_repl_msg got;
+	struct remus_buf in;
+	size_t fed = 0, seen = 0;
+	int rc;
+
+	remus_buf_init(&in, REMUS_REPL_FRAME_MAX);
+	remus_repl_decoder_init(&d);
+	while (fed < len) {
+		size_t step = bytewise ? 1 : (fed < cut ? cut - fed : len - fed);
+
+		assert_int_equal(remus_buf_append(&in, stream + fed, step), 0);
+		fed += step;
+		while ((rc = remus_repl_decode(&d, &in, &got)) == 1) {
+			assert_true(seen < n);
+			assert_msg_eq(&want[seen], &got);
+			seen++;
+		}
+		assert_int_equal(rc, 0);
+	}
+	assert_int_equal(seen, n);
+	remus_buf_release(&in);
+}
+
+static void test_split_at_every_byte(void **state)
+{
+	struct remus_repl_msg want[9];
+	struct remus_buf all;
+	size_t n = make_all(want);
+
+	remus_buf_init(&all, 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(remus_repl_encode(&all, &want[i]), 0);
+	for (size_t cut = 0; cut <= remus_buf_len(&all); cut++)
+		decode_split(remus_buf_data(&all), remus_buf_len(&all), cut, false, want, n);
+	decode_split(remus_buf_data(&all), remus_buf_len(&all), 0, true, want, n);
+	remus_buf_release(&all);
+}
+
+/* Every single-bit error in every byte of a frame is an error, never a
+ * message and never a wait for more input. */
+static void test_bit_flip_anywhere_detected(void **state)
+{
+	struct remus_repl_msg want[9], got;
+	size_t n = make_all(want);
+
+	for (size_t i = 0; i < n; i++) {
+		struct remus_buf frame, in;
+
+		remus_buf_init(&frame, 0);
+		assert_int_equal(remus_repl_encode(&frame, &want[i]), 0);
+		for (size_t pos = 0; pos < remus_buf_len(&frame); pos++) {
+			for (int bit = 0; bit < 8; bit++) {
+				struct remus_repl_decoder d;
+
+				remus_buf_init(&in, 0);
+				assert_int_equal(remus_buf_append(&in, remus_buf_data(&frame),
+								  remus_buf_len(&frame)), 0);
+				remus_buf_data(&in)[pos] ^= (uint8_t)(1u << bit);
+				remus_repl_decoder_init(&d);
+				assert_int_equal(remus_repl_decode(&d, &in, &got), -EBADMSG);
+				assert_true(strlen(remus_repl_decoder_error(&d)) > 0);
+				remus_buf_release(&in);
+			}
+		}
+		remus_buf_release(&frame);
+	}
+}
+
+static void test_payload_corruption_is_checksum_error(void **state)
+{
+	struct remus_repl_msg want[9], got;
+	struct remus_repl_decoder d;
+	struct remus_buf b;
+
+	make_all(want);
+	remus_buf_init(&b, 0);
+	remus_repl_decoder_init(&d);
+	assert_int_equal(remus_repl_encode(&b, &want[3]), 0);
+	remus_buf_data(&b)[REMUS_REPL_HDR_LEN + 10] ^= 0x10;
+	assert_int_equal(remus_repl_decode(&d, &b, &got), -EBADMSG);
+	assert_non_null(strstr(remus_repl_decoder_error(&d), "checksum mismatch"));
+	assert_non_null(strstr(remus_repl_decoder_error(&d), "EPOCH_DATA"));
+	remus_buf_release(&b);
+}
+
+static void test_wrong_magic(void **state)
+{
+	struct remus_repl_decoder d;
+	struct remus_repl_msg m;
+	struct remus_buf b;
+
+	remus_buf_init(&b, 0);
+	remus_repl_decoder_init(&d);
+	assert_int_equal(remus_repl_put_heartbeat(&b, 1, 2), 0);
+	memcpy(remus_buf_data(&b), "QEVM", 4);
+	assert_int_equal(remus_repl_decode(&d, &b, &m), -EBADMSG);
+	assert_non_null(strstr(remus_repl_decoder_error(&d), "bad magic 0x5145564d"));
+	remus_buf_release(&b);
+}
+
+/* A header with a valid header check, as a buggy or hostile peer sends. */
+static void put_header(uint8_t *h, uint16_t type, uint16_t flags, uint32_t len, uint64_t seq)
+{
+	remus_put_be32(h + REMUS_REPL_OFF_MAGIC, REMUS_REPL_MAGIC);
+	remus_put_be16(h + REMUS_REPL_OFF_TYPE, type);
+	remus_put_be16(h + REMUS_REPL_OFF_FLAGS, flags);
+	remus_put_be32(h + REMUS_REPL_OFF_LENGTH, len);
+	remus_put_be64(h + REMUS_REPL_OFF_SEQ, seq);
+	remus_put_be32(h + REMUS_REPL_OFF_HCHECK,
+		       (uint32_t)XXH3_64bits(h, REMUS_REPL_OFF_HCHECK));
+}
+
+static int decode_header_only(uint16_t type, uint16_t flags, uint32_t len, uint64_t seq,
+			      char *msg, size_t size)
+{
+	uint8_t h[REMUS_REPL_HDR_LEN];
+	struct remus_repl_decoder d;
+	struct remus_repl_msg m;
+	struct remus_buf b;
+	int rc;
+
+	/* The input buffer can hold the header and nothing more: a decoder
+	 * that waited for the payload would return 0 here, not an error. */
+	remus_buf_init(&b, REMUS_REPL_HDR_LEN);
+	put_header(h, type, flags, len, seq);
+	assert_int_equal(remus_buf_append(&b, h, sizeof(h)), 0);
+	remus_repl_decoder_init(&d);
+	rc = remus_repl_decode(&d, &b, &m);
+	snprintf(msg, size, "%s", remus_repl_decoder_error(&d));
+	remus_buf_release(&b);
+	return rc;
+}
+
+static void test_oversized_length_rejected_from_header(void **state)
+{
+	char msg[256];
+
+	assert_int_equal(decode_header_only(REMUS_REPL_EPOCH_DATA, 0,
+					    REMUS_REPL_PAYLOAD_MAX + 1, 1, msg, sizeof(msg)),
+			 -EMSGSIZE);
+	assert_non_null(strstr(msg, "exceeds its bound"));
+	assert_int_equal(decode_header_only(REMUS_REPL_EPOCH_DATA, 0, UINT32_MAX, 1,
+					    msg, sizeof(msg)), -EMSGSIZE);
+	assert_int_equal(decode_header_only(REMUS_REPL_HELLO, 0, REMUS_REPL_HELLO_MAX + 1, 0,
+					    msg, sizeof(msg)), -EMSGSIZE);
+	assert_int_equal(decode_header_only(REMUS_REPL_CLOSE, 0,
+					    2 + REMUS_REPL_REASON_MAX + 1, 0, msg, sizeof(msg)),
+			 -EMSGSIZE);
+	/* Fixed-size messages must have exactly their size. */
+	assert_int_equal(decode_header_only(REMUS_REPL_HEARTBEAT, 0, 9, 1, msg, sizeof(msg)),
+			 -EBADMSG);
+	/* At the bound the decoder waits for the payload instead. */
+	assert_int_equal(decode_header_only(REMUS_REPL_EPOCH_DATA, 0, REMUS_REPL_PAYLOAD_MAX,
+					    1, msg, sizeof(msg)), 0);
+}
+
+static void test_unknown_type_flags_seq(void **state)
+{
+	char msg[256];
+
+	assert_int_equal(decode_header_only(42, 0, 0, 0, msg, sizeof(msg)), -EBADMSG);
+	assert_non_null(strstr(msg, "unknown message type 42"));
+	assert_int_equal(decode_header_only(0, 0, 0, 0, msg, sizeof(msg)), -EBADMSG);
+	assert_int_equal(decode_header_only(REMUS_REPL_COMMIT_ACK, 1, 0, 3, msg, sizeof(msg)),
+			 -EBADMSG);
+	assert_non_null(strstr(msg, "unknown flags"));
+	assert_int_equal(decode_header_only(REMUS_REPL_HELLO_ACK, 0, 4, 3, msg, sizeof(msg)),
+			 -EBADMSG);
+}
+
+static void test_malformed_payload(void **state)
+{
+	uint8_t f[REMUS_REPL_HDR_LEN + 8 + REMUS_REPL_TRAILER_LEN];
+	struct remus_repl_decoder d;
+	struct remus_repl_msg m;
+	struct remus_buf b;
+
+	/* A CLOSE whose text length points past its payload, checksummed. */
+	put_header(f, REMUS_REPL_CLOSE, 0, 8, 0);
+	remus_put_be16(f + REMUS_REPL_HDR_LEN, 100);
+	memcpy(f + REMUS_REPL_HDR_LEN + 2, "abcdef", 6);
+	remus_put_be64(f + REMUS_REPL_HDR_LEN + 8, XXH3_64bits(f, REMUS_REPL_HDR_LEN + 8));
+	remus_buf_init(&b, 0);
+	assert_int_equal(remus_buf_append(&b, f, sizeof(f)), 0);
+	remus_repl_decoder_init(&d);
+	assert_int_equal(remus_repl_decode(&d, &b, &m), -EBADMSG);
+	assert_non_null(strstr(remus_repl_decoder_error(&d), "malformed"));
+
+	/* Control characters in a reason. */
+	remus_put_be16(f + REMUS_REPL_HDR_LEN, 6);
+	memcpy(f + REMUS_REPL_HDR_LEN + 2, "ab\ncd\0", 6);
+	remus_put_be64(f + REMUS_REPL_HDR_LEN + 8, XXH3_64bits(f, REMUS_REPL_HDR_LEN + 8));
+	remus_buf_reset(&b);
+	assert_int_equal(remus_buf_append(&b, f, sizeof(f)), 0);
+	remus_repl_decoder_init(&d);
+	assert_int_equal(remus_repl_decode(&d, &b, &m), -EBADMSG);
+	remus_buf_release(&b);
+}
+
+static void test_decoder_error_is_sticky(void **state)
+{
+	struct remus_repl_decoder d;
+	struct remus_repl_msg m;
+	struct remus_buf b;
+
+	remus_buf_init(&b, 0);
+	remus_repl_decoder_init(&d);
+	assert_int_equal(remus_repl_put_heartbeat(&b, 1, 2), 0);
+	remus_buf_data(&b)[0] ^= 1;
+	assert_int_equal(remus_repl_decode(&d, &b, &m), -EBADMSG);
+	remus_buf_reset(&b);
+	assert_int_equal(remus_repl_put_heartbeat(&b, 1, 2), 0);
+	assert_int_equal(remus_repl_decode(&d, &b, &m), -EBADMSG);
+	remus_buf_release(&b);
+}
+
+static void test_encoder_bounds(void **state)
+{
+	static uint8_t big[REMUS_REPL_CHUNK_MAX + 1];
+	struct remus_repl_msg m = { .type = REMUS_REPL_EPOCH_DATA, .seq = 1 };
+	struct remus_buf b;
+
+	remus_buf_init(&b, 0);
+	assert_int_equal(remus_repl_put_heartbeat(&b, 1, 2), 0);
+	m.u.chunk.p = big;
+	m.u.chunk.len = sizeof(big);
+	assert_int_equal(remus_repl_encode(&b, &m), -EMSGSIZE);
+	m.type = 77;
+	assert_int_equal(remus_repl_encode(&b, &m), -EINVAL);
+	assert_int_equal(remus_repl_put_close(&b, "line\nbreak"), -EINVAL);
+	/* Failed encodes leave the buffer as it was. */
+	assert_int_equal(remus_buf_len(&b), REMUS_REPL_HDR_LEN + 8 + REMUS_REPL_TRAILER_LEN);
+	remus_buf_release(&b);
+
+	/* A full output buffer: -EMSGSIZE and unchanged. */
+	remus_buf_init(&b, REMUS_REPL_HDR_LEN + 8 + REMUS_REPL_TRAILER_LEN - 1);
+	assert_int_equal(remus_repl_put_heartbeat(&b, 1, 2), -EMSGSIZE);
+	assert_int_equal(remus_buf_len(&b), 0);
+	remus_buf_release(&b);
+}
+
+/* ---- handshake -------------------------------------------------------- */
+
+static void test_hello_wrong_version_rejected(void **state)
+{
+	struct remus_repl_msg m = { .type = REMUS_REPL_HELLO }, got;
+	struct remus_repl_hello want;
+	struct remus_repl_decoder d;
+	struct remus_buf b;
+	char reason[256];
+
+	make_hello(&want, 256ull << 20);
+	make_hello(&m.u.hello, 256ull << 20);
+	m.u.hello.version = 2;
+	remus_buf_init(&b, 0);
+	remus_repl_decoder_init(&d);
+	assert_int_equal(remus_repl_encode(&b, &m), 0);
+	assert_int_equal(remus_repl_decode(&d, &b, &got), 1);
+	assert_int_equal(got.u.hello.version, 2);
+	assert_int_equal(remus_repl_hello_check(&want, &got.u.hello, reason, sizeof(reason)),
+			 -EPROTONOSUPPORT);
+	assert_string_equal(reason, "version 1 expected, got 2");
+	remus_buf_release(&b);
+}
+
+static void test_hello_check(void **state)
+{
+	struct remus_repl_hello want, got;
+	char reason[256];
+
+	make_hello(&want, 256ull << 20);
+	make_hello(&got, 256ull << 20);
+	assert_int_equal(remus_repl_hello_check(&want, &got, reason, sizeof(reason)), 0);
+	assert_string_equal(reason, "");
+
+	/* Block order does not matter. */
+	got.blocks[0] = want.blocks[2];
+	got.blocks[2] = want.blocks[0];
+	assert_int_equal(remus_repl_hello_check(&want, &got, reason, sizeof(reason)), 0);
+
+	make_hello(&got, 512ull << 20);
+	assert_int_equal(remus_repl_hello_check(&want, &got, reason, sizeof(reason)), -EPROTO);
+	assert_string_equal(reason, "RAM layout differs: block pc.ram 256 MiB vs 512 MiB");
+
+	make_hello(&got, 256ull << 20);
+	got.nblocks = 2;
+	assert_int_equal(remus_repl_hello_check(&want, &got, reason, sizeof(reason)), -EPROTO);
+	assert_string_equal(reason, "RAM layout differs: block vga.vram missing");
+
+	make_hello(&got, 256ull << 20);
+	got.nblocks = 4;
+	got.blocks[3].id = TXT("/rom@etc/acpi/tables");
+	got.blocks[3].length = 128 << 10;
+	assert_int_equal(remus_repl_hello_check(&want, &got, reason, sizeof(reason)), -EPROTO);
+	assert_string_equal(reason, "RAM layout differs: unexpected block /rom@etc/acpi/tables");
+
+	make_hello(&got, 256ull << 20);
+	got.vm_name = TXT("web2");
+	assert_int_equal(remus_repl_hello_check(&want, &got, reason, sizeof(reason)), -EPROTO);
+	assert_true(strncmp(reason, "VM identity mismatch", 20) == 0);
+	assert_non_null(strstr(reason, "\"web2\""));
+
+	make_hello(&got, 256ull << 20);
+	got.vm_uuid[15] ^= 1;
+	assert_int_equal(remus_repl_hello_check(&want, &got, reason, sizeof(reason)), -EPROTO);
+	assert_true(strncmp(reason, "VM identity mismatch", 20) == 0);
+
+	make_hello(&got, 256ull << 20);
+	got.page_size = 65536;
+	assert_int_equal(remus_repl_hello_check(&want, &got, reason, sizeof(reason)), -EPROTO);
+	assert_string_equal(reason, "page size differs: 4096 vs 65536");
+
+	/* Same names but one repeated. */
+	make_hello(&got, 256ull << 20);
+	got.nblocks = 4;
+	got.blocks[3] = got.blocks[1];
+	assert_int_equal(remus_repl_hello_check(&want, &got, reason, sizeof(reason)), -EPROTO);
+	assert_string_equal(reason, "RAM layout differs: 3 blocks vs 4");
+}
+
+/* ---- epoch assembler ---------------------------------------------------- */
+
+static uint8_t ram[10000], dev[3000];
+
+static int setup_data(void **state)
+{
+	for (size_t i = 0; i < sizeof(ram); i++)
+		ram[i] = (uint8_t)(i * 7 + 3);
+	for (size_t i = 0; i < sizeof(dev); i++)
+		dev[i] = (uint8_t)(i * 13 + 1);
+	return 0;
+}
+
+static struct remus_repl_msg chunk(enum remus_repl_type type, uint64_t epoch,
+				   uint64_t off, const uint8_t *p, size_t len)
+{
+	struct remus_repl_msg m = { .type = type, .seq = epoch };
+
+	m.u.chunk.offset = off;
+	m.u.chunk.p = p + off;
+	m.u.chunk.len = len;
+	return m;
+}
+
+static struct remus_repl_msg commit(uint64_t epoch, size_t nram, size_t ndev)
+{
+	struct remus_repl_msg m = { .type = REMUS_REPL_COMMIT_REQ, .seq = epoch };
+	XXH3_state_t *s = XXH3_createState();
+
+	XXH3_64bits_reset(s);
+	XXH3_64bits_update(s, ram, nram);
+	XXH3_64bits_update(s, dev, ndev);
+	m.u.commit.data_len = nram;
+	m.u.commit.device_len = ndev;
+	m.u.commit.hash = XXH3_64bits_digest(s);
+	XXH3_freeState(s);
+	return m;
+}
+
+/* Feeds epoch @epoch as chunks of @step bytes; every feed must return 0.
+ * Returns the matching COMMIT_REQ. */
+static struct remus_repl_msg feed_chunks(struct remus_repl_assembler *a, uint64_t epoch,
+					 size_t step)
+{
+	struct remus_repl_epoch out;
+	struct remus_repl_msg m;
+
+	remus_repl_epoch_init(&out);
+	for (size_t off = 0; off < sizeof(ram); off += step) {
+		m = chunk(REMUS_REPL_EPOCH_DATA, epoch, off, ram,
+			  sizeof(ram) - off < step ? sizeof(ram) - off : step);
+		assert_int_equal(remus_repl_assembler_feed(a, &m, &out), 0);
+	}
+	for (size_t off = 0; off < sizeof(dev); off += step) {
+		m = chunk(REMUS_REPL_EPOCH_DEVICE, epoch, off, dev,
+			  sizeof(dev) - off < step ? sizeof(dev) - off : step);
+		assert_int_equal(remus_repl_assembler_feed(a, &m, &out), 0);
+	}
+	/* Nothing was released before the commit. */
+	assert_null(out.data.mem);
+	assert_null(out.device.mem);
+	return commit(epoch, sizeof(ram), sizeof(dev));
+}
+
+static void test_epoch_released_only_on_valid_commit(void **state)
+{
+	struct remus_repl_assembler a;
+	struct remus_repl_epoch out;
+	struct remus_repl_msg c;
+
+	remus_repl_assembler_init(&a, 5, 0);
+	for (uint64_t epoch = 5; epoch < 8; epoch++) {
+		c = feed_chunks(&a, epoch, 999);
+		remus_repl_epoch_init(&out);
+		assert_int_equal(remus_repl_assembler_feed(&a, &c, &out), 1);
+		assert_int_equal(out.epoch, epoch);
+		assert_int_equal(remus_buf_len(&out.data), sizeof(ram));
+		assert_memory_equal(remus_buf_data(&out.data), ram, sizeof(ram));
+		assert_int_equal(remus_buf_len(&out.device), sizeof(dev));
+		assert_memory_equal(remus_buf_data(&out.device), dev, sizeof(dev));
+		remus_repl_epoch_release(&out);
+		assert_int_equal(a.next_epoch, epoch + 1);
+	}
+	/* An empty epoch (nothing changed) commits too. */
+	c = commit(8, 0, 0);
+	remus_repl_epoch_init(&out);
+	assert_int_equal(remus_repl_assembler_feed(&a, &c, &out), 1);
+	assert_int_equal(remus_buf_len(&out.data) + remus_buf_len(&out.device), 0);
+	remus_repl_epoch_release(&out);
+	remus_repl_assembler_release(&a);
+	remus_repl_assembler_release(&a); /* idempotent */
+}
+
+/* Feeds @m, expects the sticky error @err with @needle in the message and
+ * no epoch in @out. */
+static void expect_reject(struct remus_repl_assembler *a, const struct remus_repl_msg *m,
+			  int err, const char *needle)
+{
+	struct remus_repl_epoch out;
+	struct remus_repl_msg again;
+
+	remus_repl_epoch_init(&out);
+	assert_int_equal(remus_repl_assembler_feed(a, m, &out), err);
+	assert_null(out.data.mem);
+	assert_null(out.device.mem);
+	assert_non_null(strstr(remus_repl_assembler_error(a), needle));
+	/* The partial epoch is gone, and a valid commit cannot revive it. */
+	assert_int_equal(remus_buf_len(&a->data) + remus_buf_len(&a->device), 0);
+	again = commit(a->next_epoch, sizeof(ram), sizeof(dev));
+	assert_int_equal(remus_repl_assembler_feed(a, &again, &out), err);
+	assert_null(out.data.mem);
+}
+
+static void test_missing_frame_rejected(void **state)
+{
+	struct remus_repl_assembler a;
+	struct remus_repl_epoch out;
+	struct remus_repl_msg m;
+
+	/* A hole is seen at the next chunk. */
+	remus_repl_assembler_init(&a, 1, 0);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 1, 0, ram, 1000);
+	remus_repl_epoch_init(&out);
+	assert_int_equal(remus_repl_assembler_feed(&a, &m, &out), 0);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 1, 2000, ram, 1000);
+	expect_reject(&a, &m, -EBADMSG, "at offset 2000, expected 1000");
+	remus_repl_assembler_release(&a);
+
+	/* A missing last chunk is seen at the commit. */
+	remus_repl_assembler_init(&a, 1, 0);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 1, 0, ram, sizeof(ram) - 10);
+	assert_int_equal(remus_repl_assembler_feed(&a, &m, &out), 0);
+	m = commit(1, sizeof(ram), 0);
+	expect_reject(&a, &m, -EBADMSG, "incomplete");
+	remus_repl_assembler_release(&a);
+
+	/* A repeated chunk too. */
+	remus_repl_assembler_init(&a, 1, 0);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 1, 0, ram, 100);
+	assert_int_equal(remus_repl_assembler_feed(&a, &m, &out), 0);
+	expect_reject(&a, &m, -EBADMSG, "missing or repeated");
+	remus_repl_assembler_release(&a);
+}
+
+static void test_corrupted_epoch_hash_rejected(void **state)
+{
+	struct remus_repl_assembler a;
+	struct remus_repl_msg c;
+
+	remus_repl_assembler_init(&a, 3, 0);
+	c = feed_chunks(&a, 3, 4096);
+	c.u.commit.hash ^= 1ull << 40;
+	expect_reject(&a, &c, -EBADMSG, "end-to-end hash mismatch");
+	remus_repl_assembler_release(&a);
+
+	/* Same sizes, one byte of content differs in transit. */
+	remus_repl_assembler_init(&a, 3, 0);
+	ram[500] ^= 0xff;
+	c = feed_chunks(&a, 3, 4096);
+	ram[500] ^= 0xff;
+	c = commit(3, sizeof(ram), sizeof(dev));
+	expect_reject(&a, &c, -EBADMSG, "end-to-end hash mismatch");
+	remus_repl_assembler_release(&a);
+}
+
+static void test_wrong_epoch_rejected(void **state)
+{
+	struct remus_repl_assembler a;
+	struct remus_repl_epoch out;
+	struct remus_repl_msg m;
+
+	remus_repl_assembler_init(&a, 5, 0);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 7, 0, ram, 10);
+	expect_reject(&a, &m, -EPROTO, "epoch 7 out of order: epoch 5 expected");
+	remus_repl_assembler_release(&a);
+
+	/* A chunk of the next epoch in the middle of this one. */
+	remus_repl_assembler_init(&a, 5, 0);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 5, 0, ram, 10);
+	remus_repl_epoch_init(&out);
+	assert_int_equal(remus_repl_assembler_feed(&a, &m, &out), 0);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 6, 10, ram, 10);
+	expect_reject(&a, &m, -EPROTO, "out of order");
+	remus_repl_assembler_release(&a);
+}
+
+static void test_data_after_commit_rejected(void **state)
+{
+	struct remus_repl_assembler a;
+	struct remus_repl_epoch out;
+	struct remus_repl_msg c, m;
+
+	remus_repl_assembler_init(&a, 5, 0);
+	c = feed_chunks(&a, 5, 4096);
+	remus_repl_epoch_init(&out);
+	assert_int_equal(remus_repl_assembler_feed(&a, &c, &out), 1);
+	remus_repl_epoch_release(&out);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 5, sizeof(ram) - 1, ram, 1);
+	expect_reject(&a, &m, -EPROTO, "epoch 5, which already committed");
+	remus_repl_assembler_release(&a);
+
+	/* A repeated COMMIT_REQ is the same thing. */
+	remus_repl_assembler_init(&a, 5, 0);
+	c = feed_chunks(&a, 5, 4096);
+	assert_int_equal(remus_repl_assembler_feed(&a, &c, &out), 1);
+	remus_repl_epoch_release(&out);
+	expect_reject(&a, &c, -EPROTO, "already committed");
+	remus_repl_assembler_release(&a);
+}
+
+static void test_data_after_device_rejected(void **state)
+{
+	struct remus_repl_assembler a;
+	struct remus_repl_epoch out;
+	struct remus_repl_msg m;
+
+	remus_repl_assembler_init(&a, 0, 0);
+	remus_repl_epoch_init(&out);
+	m = chunk(REMUS_REPL_EPOCH_DEVICE, 0, 0, dev, 10);
+	assert_int_equal(remus_repl_assembler_feed(&a, &m, &out), 0);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 0, 0, ram, 10);
+	expect_reject(&a, &m, -EPROTO, "EPOCH_DATA after EPOCH_DEVICE");
+	remus_repl_assembler_release(&a);
+}
+
+static void test_discard_at_failover(void **state)
+{
+	struct remus_repl_assembler a;
+	struct remus_repl_epoch out;
+	struct remus_repl_msg c, m;
+
+	remus_repl_assembler_init(&a, 9, 0);
+	remus_repl_epoch_init(&out);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 9, 0, ram, 4000);
+	assert_int_equal(remus_repl_assembler_feed(&a, &m, &out), 0);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 9, 4000, ram, 1000);
+	assert_int_equal(remus_repl_assembler_feed(&a, &m, &out), 0);
+	assert_int_equal(remus_repl_assembler_discard(&a), 5000);
+	assert_int_equal(remus_repl_assembler_discard(&a), 0);
+	assert_int_equal(a.next_epoch, 9);
+	/* A late COMMIT_REQ for the discarded epoch releases nothing. */
+	c = commit(9, 5000, 0);
+	expect_reject(&a, &c, -EBADMSG, "incomplete");
+	remus_repl_assembler_release(&a);
+}
+
+static void test_epoch_size_bound(void **state)
+{
+	struct remus_repl_assembler a;
+	struct remus_repl_epoch out;
+	struct remus_repl_msg m;
+
+	remus_repl_assembler_init(&a, 1, 1000);
+	remus_repl_epoch_init(&out);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 1, 0, ram, 600);
+	assert_int_equal(remus_repl_assembler_feed(&a, &m, &out), 0);
+	m = chunk(REMUS_REPL_EPOCH_DEVICE, 1, 0, dev, 401);
+	expect_reject(&a, &m, -EMSGSIZE, "exceed the epoch bound of 1000 bytes");
+	remus_repl_assembler_release(&a);
+
+	/* Exactly at the bound is fine. */
+	remus_repl_assembler_init(&a, 1, 1000);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 1, 0, ram, 600);
+	assert_int_equal(remus_repl_assembler_feed(&a, &m, &out), 0);
+	m = chunk(REMUS_REPL_EPOCH_DEVICE, 1, 0, dev, 400);
+	assert_int_equal(remus_repl_assembler_feed(&a, &m, &out), 0);
+	remus_repl_assembler_release(&a);
+}
+
+static void test_non_epoch_message_not_sticky(void **state)
+{
+	struct remus_repl_msg hb = { .type = REMUS_REPL_HEARTBEAT, .seq = 1 }, c;
+	struct remus_repl_assembler a;
+	struct remus_repl_epoch out;
+
+	remus_repl_assembler_init(&a, 1, 0);
+	assert_int_equal(remus_repl_assembler_feed(&a, &hb, &out), -EINVAL);
+	c = feed_chunks(&a, 1, 3000);
+	assert_int_equal(remus_repl_assembler_feed(&a, &hb, &out), -EINVAL);
+	assert_int_equal(remus_repl_assembler_feed(&a, &c, &out), 1);
+	remus_repl_epoch_release(&out);
+	remus_repl_assembler_release(&a);
+}
+
+/* The primary's sender, the codec and the assembler together: what the
+ * standby releases is byte for byte what the primary framed. */
+static void test_tx_through_codec_to_assembler(void **state)
+{
+	struct remus_repl_assembler a;
+	struct remus_repl_decoder d;
+	struct remus_repl_epoch out;
+	struct remus_repl_msg m;
+	struct remus_repl_tx tx;
+	struct remus_buf link;
+	int rc, released = 0;
+
+	remus_repl_tx_init(&tx);
+	tx.chunk_max = 777;
+	remus_buf_init(&link, 0);
+	assert_int_equal(remus_repl_tx_data(&tx, &link, ram, 1), -EINVAL); /* not begun */
+	for (uint64_t epoch = 1; epoch <= 3; epoch++) {
+		assert_int_equal(remus_repl_tx_begin(&tx, epoch), 0);
+		assert_int_equal(remus_repl_tx_data(&tx, &link, ram, 5000), 0);
+		assert_int_equal(remus_repl_tx_data(&tx, &link, ram + 5000, sizeof(ram) - 5000), 0);
+		assert_int_equal(remus_repl_tx_device(&tx, &link, dev, sizeof(dev)), 0);
+		assert_int_equal(remus_repl_tx_data(&tx, &link, ram, 1), -EINVAL);
+		assert_int_equal(remus_repl_tx_commit(&tx, &link), 0);
+		assert_int_equal(remus_repl_tx_commit(&tx, &link), -EINVAL);
+	}
+
+	remus_repl_decoder_init(&d);
+	remus_repl_assembler_init(&a, 1, 0);
+	remus_repl_epoch_init(&out);
+	while ((rc = remus_repl_decode(&d, &link, &m)) == 1) {
+		rc = remus_repl_assembler_feed(&a, &m, &out);
+		assert_true(rc >= 0);
+		if (rc == 1) {
+			released++;
+			assert_int_equal(out.epoch, released);
+			assert_memory_equal(remus_buf_data(&out.data), ram, sizeof(ram));
+			assert_memory_equal(remus_buf_data(&out.device), dev, sizeof(dev));
+			remus_repl_epoch_release(&out);
+		}
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(released, 3);
+	remus_repl_assembler_release(&a);
+	remus_repl_tx_release(&tx);
+	remus_buf_release(&link);
+}
+
+static void test_tx_all_or_nothing(void **state)
+{
+	struct remus_repl_tx tx;
+	struct remus_buf link;
+
+	remus_repl_tx_init(&tx);
+	tx.chunk_max = 1000;
+	remus_buf_init(&link, 5000);
+	assert_int_equal(remus_repl_tx_begin(&tx, 1), 0);
+	assert_int_equal(remus_repl_tx_data(&tx, &link, ram, 3000), 0);
+	assert_int_equal(remus_repl_tx_data(&tx, &link, ram, 3000), -EMSGSIZE);
+	assert_int_equal(remus_buf_len(&link), 3000 + 3 * (REMUS_REPL_HDR_LEN + 8 +
+							   REMUS_REPL_TRAILER_LEN));
+	assert_int_equal(tx.data_len, 3000);
+	remus_repl_tx_release(&tx);
+	remus_buf_release(&link);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_every_message),
+		cmocka_unit_test(test_shorthands),
+		cmocka_unit_test(test_split_at_every_byte),
+		cmocka_unit_test(test_bit_flip_anywhere_detected),
+		cmocka_unit_test(test_payload_corruption_is_checksum_error),
+		cmocka_unit_test(test_wrong_magic),
+		cmocka_unit_test(test_oversized_length_rejected_from_header),
+		cmocka_unit_test(test_unknown_type_flags_seq),
+		cmocka_unit_test(test_malformed_payload),
+		cmocka_unit_test(test_decoder_error_is_sticky),
+		cmocka_unit_test(test_encoder_bounds),
+		cmocka_unit_test(test_hello_wrong_version_rejected),
+		cmocka_unit_test(test_hello_check),
+		cmocka_unit_test(test_epoch_released_only_on_valid_commit),
+		cmocka_unit_test(test_missing_frame_rejected),
+		cmocka_unit_test(test_corrupted_epoch_hash_rejected),
+		cmocka_unit_test(test_wrong_epoch_rejected),
+		cmocka_unit_test(test_data_after_commit_rejected),
+		cmocka_unit_test(test_data_after_device_rejected),
+		cmocka_unit_test(test_discard_at_failover),
+		cmocka_unit_test(test_epoch_size_bound),
+		cmocka_unit_test(test_non_epoch_message_not_sticky),
+		cmocka_unit_test(test_tx_through_codec_to_assembler),
+		cmocka_unit_test(test_tx_all_or_nothing),
+	};
+
+	return cmocka_run_group_tests(tests, setup_data, NULL);
+}
