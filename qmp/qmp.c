@@ -510,13 +510,13 @@ static bool only_space(const char *p, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
 			return false;
 	return true;
 }
 
-/* Parses one line into an object.  Returns 0 and *@out (owned), or
- * -EBADMSG with *@why set (static text). */
+/* Parses one line (@n bytes at @p, followed by its '\n') into an object.
+ * Returns 0 and *@out (owned), or -EBADMSG with *@why set (static text). */
 static int parse_line(struct remus_qmp *q, const char *p, size_t n,
 		      struct json_object **out, const char **why)
 {
@@ -524,6 +524,9 @@ static int parse_line(struct remus_qmp *q, const char *p, size_t n,
 	struct json_object *o;
 	size_t end;
 
+	/* Parse with the newline: it terminates a bare scalar, which json-c
+	 * otherwise reports as incomplete. */
+	n++;
 	json_tokener_reset(q->tok);
 	o = json_tokener_parse_ex(q->tok, p, (int)n);
 	jerr = json_tokener_get_error(q->tok);

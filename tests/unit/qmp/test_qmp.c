@@ -1,0 +1,1158 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Unit tests for qmp/: the client talks to a scripted fake QMP server on
+ * the other end of a socketpair.  The fake is driven from the test body:
+ * fake_send() writes raw bytes (a blocking write of a small message),
+ * fake_recv() runs the client's loop until one complete command line (and
+ * any fd passed with it) has arrived.  For the synchronous helper, which
+ * runs the loop itself, the fake answers from a watch on the same loop
+ * (auto mode).  Every test counts callback invocations, because "called
+ * exactly once" is the contract under test.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "common/log.h"
+#include "common/loop.h"
+#include "common/sock.h"
+#include "qmp/qmp.h"
+
+#define NAME "fake.qmp"
+#define GREETING "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 2, \"minor\": 0, " \
+		 "\"major\": 10}, \"package\": \"\"}, \"capabilities\": [\"oob\"]}}\n"
+
+struct fake {
+	int fd;                 /* server end, owned */
+	char buf[1 << 16];
+	size_t len;
+	int last_fd;            /* fd received with the last command, or -1 */
+	size_t last_fd_at;      /* stream offset of the byte it came with */
+	size_t consumed;        /* stream offset of buf[0] */
+	bool bytewise;          /* recv one byte at a time (to locate fds) */
+	/* auto mode: answer every command from the loop */
+	bool autoreply;
+	int auto_served;
+};
+
+struct rec {
+	int calls;
+	int rc;
+	char err[512];
+	char ret[512];
+	/* what to do from inside the callback */
+	struct remus_qmp **free_q;
+	int order_tag;
+	int *order_log;
+	int *order_n;
+};
+
+struct state_rec {
+	int ready, closed;
+	int rc;
+	char err[512];
+	struct remus_qmp **free_q; /* free the client when CLOSED is reported */
+};
+
+struct env {
+	struct remus_loop *loop;
+	struct remus_qmp *q;
+	struct fake f;
+	struct state_rec st;
+};
+
+/* ---- fake server -------------------------------------------------------- */
+
+static void fake_send(struct fake *f, const char *s)
+{
+	assert_int_equal(remus_write_all(f->fd, s, strlen(s)), 0);
+}
+
+static void fake_sendf(struct fake *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void fake_sendf(struct fake *f, const char *fmt, ...)
+{
+	char line[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fake_send(f, line);
+}
+
+/* One non-blocking recvmsg into f->buf, keeping a passed fd.  Returns the
+ * bytes read, 0 at EOF or -errno. */
+static ssize_t fake_pull(struct fake *f)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { f->buf + f->len, f->bytewise ? 1 : sizeof(f->buf) - f->len - 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
+	struct cmsghdr *c;
+	ssize_t r;
+
+	r = recvmsg(f->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (r < 0)
+		return -errno;
+	for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			assert_int_equal(f->last_fd, -1);
+			memcpy(&f->last_fd, CMSG_DATA(c), sizeof(int));
+			f->last_fd_at = f->consumed + f->len;
+		}
+	}
+	f->len += (size_t)r;
+	return r;
+}
+
+/* Takes one complete line out of f->buf, parsed; NULL if none yet. */
+static struct json_object *fake_take_line(struct fake *f)
+{
+	char *nl = memchr(f->buf, '\n', f->len);
+	struct json_object *o;
+	size_t n;
+
+	if (!nl)
+		return NULL;
+	n = (size_t)(nl - f->buf);
+	*nl = '\0';
+	o = json_tokener_parse(f->buf);
+	assert_non_null(o);
+	memmove(f->buf, nl + 1, f->len - n - 1);
+	f->len -= n + 1;
+	f->consumed += n + 1;
+	return o;
+}
+
+/* Runs @loop until the client has written one command; checks its name and
+ * returns its id. */
+static int64_t fake_recv(struct fake *f, struct remus_loop *loop, const char *expect,
+			 struct json_object **args_out)
+{
+	uint64_t deadline = remus_now_ms() + 2000;
+	struct json_object *o, *v;
+	int64_t id;
+
+	while (!(o = fake_take_line(f))) {
+		ssize_t r = fake_pull(f);
+
+		if (r == -EAGAIN)
+			assert_int_equal(remus_loop_run_once(loop, 10), 0);
+		else
+			assert_true(r > 0);
+		assert_true(remus_now_ms() < deadline);
+	}
+	assert_true(json_object_object_get_ex(o, "execute", &v));
+	assert_string_equal(json_object_get_string(v), expect);
+	assert_true(json_object_object_get_ex(o, "id", &v));
+	assert_true(json_object_is_type(v, json_type_int));
+	id = json_object_get_int64(v);
+	if (args_out) {
+		*args_out = json_object_object_get_ex(o, "arguments", &v) ?
+			json_object_get(v) : NULL;
+	}
+	json_object_put(o);
+	return id;
+}
+
+/* Auto mode: a loop watch that answers every command. */
+static void fake_on_fd(struct remus_loop *loop, int fd, unsigned events, void *opaque)
+{
+	struct fake *f = opaque;
+	struct json_object *o, *v, *id;
+	ssize_t r = fake_pull(f);
+
+	if (r == 0 || (r < 0 && r != -EAGAIN)) {
+		remus_loop_del_fd(loop, f->fd);
+		return;
+	}
+	while ((o = fake_take_line(f))) {
+		const char *cmd;
+		char idtxt[64];
+
+		assert_true(json_object_object_get_ex(o, "execute", &v));
+		assert_true(json_object_object_get_ex(o, "id", &id));
+		cmd = json_object_get_string(v);
+		snprintf(idtxt, sizeof(idtxt), "%s", json_object_to_json_string(id));
+		f->auto_served++;
+		if (!strcmp(cmd, "qmp_capabilities"))
+			fake_sendf(f, "{\"return\": {}, \"id\": %s}\n", idtxt);
+		else if (!strcmp(cmd, "query-status"))
+			fake_sendf(f, "{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": %s}\n",
+				   idtxt);
+		else if (!strcmp(cmd, "hang"))
+			; /* never answers */
+		else if (!strcmp(cmd, "getfd")) {
+			assert_true(f->last_fd >= 0);
+			assert_int_equal(write(f->last_fd, "fd!", 3), 3);
+			close(f->last_fd);
+			f->last_fd = -1;
+			fake_sendf(f, "{\"return\": {}, \"id\": %s}\n", idtxt);
+		} else
+			fake_sendf(f, "{\"error\": {\"class\": \"CommandNotFound\", "
+				   "\"desc\": \"The command %s has not been found\"}, \"id\": %s}\n",
+				   cmd, idtxt);
+		json_object_put(o);
+	}
+}
+
+/* ---- recorders ---------------------------------------------------------- */
+
+static void on_reply(struct remus_qmp *q, int rc, struct json_object *ret,
+		     const char *err, void *opaque)
+{
+	struct rec *r = opaque;
+
+	r->calls++;
+	r->rc = rc;
+	snprintf(r->err, sizeof(r->err), "%s", err ? err : "");
+	snprintf(r->ret, sizeof(r->ret), "%s",
+		 ret ? json_object_to_json_string_ext(ret, JSON_C_TO_STRING_PLAIN) : "");
+	if (r->order_log)
+		r->order_log[(*r->order_n)++] = r->order_tag;
+	if (r->free_q && *r->free_q) {
+		struct remus_qmp *victim = *r->free_q;
+
+		*r->free_q = NULL;
+		remus_qmp_free(victim);
+		/* A second free from a nested callback must be harmless too. */
+	}
+}
+
+static void on_state(struct remus_qmp *q, enum remus_qmp_state state, int rc,
+		     const char *err, void *opaque)
+{
+	struct state_rec *s = opaque;
+
+	if (state == REMUS_QMP_READY)
+		s->ready++;
+	if (state == REMUS_QMP_CLOSED) {
+		s->closed++;
+		s->rc = rc;
+		snprintf(s->err, sizeof(s->err), "%s", err ? err : "");
+		if (s->free_q && *s->free_q) {
+			struct remus_qmp *victim = *s->free_q;
+
+			*s->free_q = NULL;
+			remus_qmp_free(victim);
+		}
+	}
+}
+
+/* Runs the loop until *@counter reaches @want (2 s at most). */
+static void run_until(struct remus_loop *loop, const int *counter, int want)
+{
+	uint64_t deadline = remus_now_ms() + 2000;
+
+	while (*counter < want) {
+		assert_int_equal(remus_loop_run_once(loop, 10), 0);
+		assert_true(remus_now_ms() < deadline);
+	}
+}
+
+/* Runs the loop for @ms regardless. */
+static void run_for(struct remus_loop *loop, unsigned ms)
+{
+	uint64_t deadline = remus_now_ms() + ms;
+
+	while (remus_now_ms() < deadline)
+		assert_int_equal(remus_loop_run_once(loop, 5), 0);
+}
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+static int env_open(struct env *e, const struct remus_qmp_opts *opts)
+{
+	int sv[2];
+
+	memset(e, 0, sizeof(*e));
+	e->f.last_fd = -1;
+	assert_int_equal(remus_loop_new(&e->loop), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	e->f.fd = sv[1];
+	assert_int_equal(remus_qmp_open_fd(e->loop, sv[0], NAME, opts, on_state, &e->st,
+					   &e->q), 0);
+	return 0;
+}
+
+static void env_negotiate(struct env *e)
+{
+	int64_t id;
+
+	fake_send(&e->f, GREETING);
+	id = fake_recv(&e->f, e->loop, "qmp_capabilities", NULL);
+	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
+	run_until(e->loop, &e->st.ready, 1);
+	assert_int_equal(remus_qmp_get_state(e->q), REMUS_QMP_READY);
+}
+
+static int setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+
+	env_open(e, NULL);
+	env_negotiate(e);
+	*state = e;
+	return 0;
+}
+
+static int setup_small(void **state)
+{
+	struct remus_qmp_opts o = { .max_line = 1024, .connect_timeout_ms = 200 };
+	struct env *e = calloc(1, sizeof(*e));
+
+	env_open(e, &o);
+	env_negotiate(e);
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+
+	remus_qmp_free(e->q);
+	if (e->f.fd >= 0)
+		close(e->f.fd);
+	if (e->f.last_fd >= 0)
+		close(e->f.last_fd);
+	remus_loop_free(e->loop);
+	free(e);
+	return 0;
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+static void test_greeting_and_capabilities(void **state)
+{
+	struct env *e = *state;
+	struct json_object *g = remus_qmp_greeting(e->q), *v;
+
+	assert_int_equal(e->st.ready, 1);
+	assert_int_equal(e->st.closed, 0);
+	assert_non_null(g);
+	assert_true(json_object_object_get_ex(g, "version", &v));
+	assert_string_equal(remus_qmp_path(e->q), NAME);
+	assert_string_equal(remus_qmp_last_error(e->q), "");
+}
+
+static void test_command_reply(void **state)
+{
+	struct env *e = *state;
+	struct json_object *args = json_object_new_object(), *got = NULL, *v;
+	struct rec r = { 0 };
+	int64_t id;
+
+	json_object_object_add(args, "uri", json_object_new_string("fd:mig/0"));
+	assert_int_equal(remus_qmp_execute(e->q, "migrate", args, -1, 0, on_reply, &r), 0);
+	assert_int_equal(r.calls, 0); /* never from inside execute */
+	assert_int_equal(remus_qmp_pending(e->q), 1);
+	id = fake_recv(&e->f, e->loop, "migrate", &got);
+	assert_non_null(got);
+	assert_true(json_object_object_get_ex(got, "uri", &v));
+	assert_string_equal(json_object_get_string(v), "fd:mig/0"); /* no \/ escaping */
+	json_object_put(got);
+	fake_sendf(&e->f, "{\"return\": {\"status\": \"running\"}, \"id\": %lld}\n", (long long)id);
+	run_until(e->loop, &r.calls, 1);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.ret, "{\"status\":\"running\"}");
+	assert_string_equal(r.err, "");
+	assert_int_equal(remus_qmp_pending(e->q), 0);
+	run_for(e->loop, 20);
+	assert_int_equal(r.calls, 1);
+}
+
+static void test_error_reply(void **state)
+{
+	struct env *e = *state;
+	struct rec r = { 0 };
+	int64_t id;
+
+	assert_int_equal(remus_qmp_execute(e->q, "migrate", NULL, -1, 0, on_reply, &r), 0);
+	id = fake_recv(&e->f, e->loop, "migrate", NULL);
+	fake_sendf(&e->f, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Migration is disabled\"}, "
+		   "\"id\": %lld}\n", (long long)id);
+	run_until(e->loop, &r.calls, 1);
+	assert_int_equal(r.rc, -EREMOTEIO);
+	assert_string_equal(r.err, "qmp " NAME ": 'migrate' failed: GenericError: Migration is disabled");
+	assert_non_null(strstr(r.ret, "\"class\":\"GenericError\""));
+	assert_string_equal(remus_qmp_last_error(e->q), r.err);
+	/* A QMP error is not a protocol error: the connection stays up. */
+	assert_int_equal(remus_qmp_get_state(e->q), REMUS_QMP_READY);
+	assert_int_equal(e->st.closed, 0);
+}
+
+static void test_out_of_order_replies(void **state)
+{
+	struct env *e = *state;
+	struct rec r[3] = { { 0 } };
+	int64_t id[3];
+	int log[3], n = 0, i;
+	const char *names[3] = { "a", "b", "c" };
+
+	for (i = 0; i < 3; i++) {
+		r[i].order_tag = i;
+		r[i].order_log = log;
+		r[i].order_n = &n;
+		assert_int_equal(remus_qmp_execute(e->q, names[i], NULL, -1, 0, on_reply, &r[i]), 0);
+	}
+	/* Written in submission order... */
+	for (i = 0; i < 3; i++)
+		id[i] = fake_recv(&e->f, e->loop, names[i], NULL);
+	/* ...answered in another order, in one burst. */
+	fake_sendf(&e->f, "{\"return\": 2, \"id\": %lld}\n{\"return\": 0, \"id\": %lld}\n"
+		   "{\"return\": 1, \"id\": %lld}\n",
+		   (long long)id[2], (long long)id[0], (long long)id[1]);
+	run_until(e->loop, &n, 3);
+	assert_int_equal(log[0], 2);
+	assert_int_equal(log[1], 0);
+	assert_int_equal(log[2], 1);
+	for (i = 0; i < 3; i++) {
+		char want[4];
+
+		snprintf(want, sizeof(want), "%d", i);
+		assert_int_equal(r[i].calls, 1);
+		assert_int_equal(r[i].rc, 0);
+		assert_string_equal(r[i].ret, want);
+	}
+}
+
+struct ev_rec {
+	int calls;
+	char names[8][32];
+	char data[8][128];
+	int64_t ts[8];
+	int *seq; /* shared sequence counter with replies */
+	int at[8];
+	struct remus_qmp **free_q;
+	int unsub; /* handle to drop from inside the callback, 0: none */
+};
+
+static void on_event(struct remus_qmp *q, const char *event, struct json_object *data,
+		     int64_t ts, void *opaque)
+{
+	struct ev_rec *r = opaque;
+
+	if (r->calls < 8) {
+		snprintf(r->names[r->calls], sizeof(r->names[0]), "%s", event);
+		snprintf(r->data[r->calls], sizeof(r->data[0]), "%s",
+			 data ? json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN) : "");
+		r->ts[r->calls] = ts;
+		r->at[r->calls] = r->seq ? (*r->seq)++ : 0;
+	}
+	r->calls++;
+	if (r->unsub) {
+		assert_int_equal(remus_qmp_unsubscribe(q, r->unsub), 0);
+		r->unsub = 0;
+	}
+	if (r->free_q && *r->free_q) {
+		struct remus_qmp *victim = *r->free_q;
+
+		*r->free_q = NULL;
+		remus_qmp_free(victim);
+	}
+}
+
+static void on_reply_seq(struct remus_qmp *q, int rc, struct json_object *ret,
+			 const char *err, void *opaque)
+{
+	struct rec *r = opaque;
+
+	on_reply(q, rc, ret, err, opaque);
+	r->order_tag = (*r->order_n)++;
+}
+
+static void test_events_interleaved(void **state)
+{
+	struct env *e = *state;
+	struct ev_rec stop = { 0 }, all = { 0 };
+	struct rec r = { 0 };
+	int seq = 0;
+	int64_t id;
+
+	stop.seq = all.seq = &seq;
+	r.order_n = &seq;
+	assert_true(remus_qmp_subscribe(e->q, "STOP", on_event, &stop) > 0);
+	assert_true(remus_qmp_subscribe(e->q, NULL, on_event, &all) > 0);
+	assert_int_equal(remus_qmp_execute(e->q, "stop", NULL, -1, 0, on_reply_seq, &r), 0);
+	id = fake_recv(&e->f, e->loop, "stop", NULL);
+	fake_sendf(&e->f,
+		   "{\"timestamp\": {\"seconds\": 1700000000, \"microseconds\": 123456}, "
+		   "\"event\": \"STOP\"}\n"
+		   "{\"return\": {}, \"id\": %lld}\n"
+		   "{\"timestamp\": {\"seconds\": 1700000001, \"microseconds\": 5}, "
+		   "\"event\": \"RESUME\", \"data\": {\"x\": 1}}\n"
+		   "{\"event\": \"STOP\"}\n",
+		   (long long)id);
+	run_until(e->loop, &all.calls, 3);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(stop.calls, 2);
+	assert_int_equal(all.calls, 3);
+	assert_string_equal(all.names[0], "STOP");
+	assert_string_equal(all.names[1], "RESUME");
+	assert_string_equal(all.names[2], "STOP");
+	assert_string_equal(all.data[1], "{\"x\":1}");
+	assert_string_equal(all.data[0], "");
+	assert_true(all.ts[0] == 1700000000123456ll);
+	assert_true(all.ts[1] == 1700000001000005ll);
+	assert_true(all.ts[2] == -1);
+	/* Interleaving is preserved: STOP(stop sub), STOP(all), reply, RESUME, ... */
+	assert_int_equal(stop.at[0], 0);
+	assert_int_equal(all.at[0], 1);
+	assert_int_equal(r.order_tag, 2);
+	assert_int_equal(all.at[1], 3);
+}
+
+static void test_unsubscribe_in_callback(void **state)
+{
+	struct env *e = *state;
+	struct ev_rec a = { 0 };
+	int h;
+
+	h = remus_qmp_subscribe(e->q, "SHUTDOWN", on_event, &a);
+	assert_true(h > 0);
+	a.unsub = h;
+	fake_send(&e->f, "{\"event\": \"SHUTDOWN\"}\n{\"event\": \"SHUTDOWN\"}\n");
+	run_for(e->loop, 50);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(remus_qmp_unsubscribe(e->q, h), -ENOENT);
+}
+
+static void test_fd_passing(void **state)
+{
+	struct env *e = *state;
+	struct json_object *args = json_object_new_object();
+	struct rec r = { 0 };
+	char got[8] = { 0 };
+	int p[2];
+	int64_t id;
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	json_object_object_add(args, "fdname", json_object_new_string("mig"));
+	assert_int_equal(remus_qmp_execute(e->q, "getfd", args, p[1], 0, on_reply, &r), 0);
+	/* Borrowed: the client has its own dup, so closing ours is fine. */
+	close(p[1]);
+	id = fake_recv(&e->f, e->loop, "getfd", NULL);
+	assert_true(e->f.last_fd >= 0);
+	/* The received fd is the pipe's write end: prove it by writing. */
+	assert_int_equal(write(e->f.last_fd, "ping", 4), 4);
+	close(e->f.last_fd);
+	e->f.last_fd = -1;
+	assert_int_equal(read(p[0], got, sizeof(got) - 1), 4);
+	assert_string_equal(got, "ping");
+	/* Every reference to the write end is gone, so the pipe sees EOF:
+	 * the client did not leak its dup. */
+	assert_int_equal(read(p[0], got, sizeof(got)), 0);
+	close(p[0]);
+	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
+	run_until(e->loop, &r.calls, 1);
+	assert_int_equal(r.rc, 0);
+}
+
+static void test_fd_only_with_its_command(void **state)
+{
+	struct env *e = *state;
+	struct rec r[3] = { { 0 } };
+	size_t getfd_at;
+	int p[2];
+
+	/* The fd must arrive with the first byte of its own command, not
+	 * earlier (QEMU would attach it to the wrong command) and not later. */
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	e->f.bytewise = true;
+	assert_int_equal(remus_qmp_execute(e->q, "query-status", NULL, -1, 0, on_reply, &r[0]), 0);
+	assert_int_equal(remus_qmp_execute(e->q, "getfd", NULL, p[0], 0, on_reply, &r[1]), 0);
+	assert_int_equal(remus_qmp_execute(e->q, "query-status", NULL, -1, 0, on_reply, &r[2]), 0);
+	close(p[0]);
+	fake_recv(&e->f, e->loop, "query-status", NULL);
+	getfd_at = e->f.consumed;
+	assert_int_equal(e->f.last_fd, -1);
+	fake_recv(&e->f, e->loop, "getfd", NULL);
+	assert_true(e->f.last_fd >= 0);
+	assert_int_equal(e->f.last_fd_at, getfd_at);
+	close(e->f.last_fd);
+	e->f.last_fd = -1;
+	fake_recv(&e->f, e->loop, "query-status", NULL);
+	assert_int_equal(e->f.last_fd, -1);
+	close(p[1]);
+	/* r[] lives on this stack: settle the callbacks before returning. */
+	remus_qmp_free(e->q);
+	e->q = NULL;
+	assert_int_equal(r[0].calls + r[1].calls + r[2].calls, 3);
+	assert_int_equal(r[1].rc, -ECANCELED);
+}
+
+static void test_timeout(void **state)
+{
+	struct env *e = *state;
+	struct rec r = { 0 }, r2 = { 0 };
+	uint64_t t0 = remus_now_ms();
+	int64_t id, id2;
+
+	assert_int_equal(remus_qmp_execute(e->q, "hang", NULL, -1, 50, on_reply, &r), 0);
+	id = fake_recv(&e->f, e->loop, "hang", NULL);
+	run_until(e->loop, &r.calls, 1);
+	assert_true(remus_now_ms() - t0 >= 50);
+	assert_int_equal(r.rc, -ETIMEDOUT);
+	assert_string_equal(r.err, "qmp " NAME ": 'hang' failed: no reply within 50 ms");
+	assert_int_equal(remus_qmp_pending(e->q), 0);
+	/* The late reply is dropped quietly, not an unexpected id. */
+	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
+	assert_int_equal(remus_qmp_execute(e->q, "next", NULL, -1, 0, on_reply, &r2), 0);
+	id2 = fake_recv(&e->f, e->loop, "next", NULL);
+	fake_sendf(&e->f, "{\"return\": 7, \"id\": %lld}\n", (long long)id2);
+	run_until(e->loop, &r2.calls, 1);
+	assert_int_equal(r2.rc, 0);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(e->st.closed, 0);
+	/* ...but a second reply to the same id is. */
+	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
+	run_until(e->loop, &e->st.closed, 1);
+	assert_int_equal(e->st.rc, -EBADMSG);
+}
+
+static void test_timeout_before_written(void **state)
+{
+	struct remus_qmp_opts o = { .connect_timeout_ms = 2000 };
+	struct env e;
+	struct rec r = { 0 };
+
+	(void)state;
+	env_open(&e, &o);
+	/* No greeting yet, so the command waits in the queue and expires. */
+	assert_int_equal(remus_qmp_execute(e.q, "query-status", NULL, -1, 30, on_reply, &r), 0);
+	run_until(e.loop, &r.calls, 1);
+	assert_int_equal(r.rc, -ETIMEDOUT);
+	/* It is never written: after negotiation the next thing QEMU sees is
+	 * the next command. */
+	env_negotiate(&e);
+	assert_int_equal(remus_qmp_execute(e.q, "after", NULL, -1, 0, NULL, NULL), 0);
+	fake_recv(&e.f, e.loop, "after", NULL);
+	assert_int_equal(r.calls, 1);
+	remus_qmp_free(e.q);
+	close(e.f.fd);
+	remus_loop_free(e.loop);
+}
+
+/* Submits @n commands, lets the fake read them, then sends @bytes (and
+ * closes the server end if @eof); checks every callback ran exactly once
+ * with @want_rc, and the state callback once with CLOSED. */
+static void check_fatal(struct env *e, int n, const char *bytes, bool eof, int want_rc,
+			const char *want_err_part)
+{
+	struct rec r[4] = { { 0 } };
+	int i, total = 0;
+
+	assert_true(n <= 4);
+	for (i = 0; i < n; i++)
+		assert_int_equal(remus_qmp_execute(e->q, "cmd", NULL, -1, 0, on_reply, &r[i]), 0);
+	for (i = 0; i < n; i++)
+		fake_recv(&e->f, e->loop, "cmd", NULL);
+	if (bytes)
+		fake_send(&e->f, bytes);
+	if (eof) {
+		close(e->f.fd);
+		e->f.fd = -1;
+	}
+	run_until(e->loop, &e->st.closed, 1);
+	run_for(e->loop, 20);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(r[i].calls, 1);
+		assert_int_equal(r[i].rc, want_rc);
+		assert_non_null(strstr(r[i].err, "qmp " NAME ": 'cmd' failed: "));
+		assert_non_null(strstr(r[i].err, want_err_part));
+		total += r[i].calls;
+	}
+	assert_int_equal(total, n);
+	assert_int_equal(e->st.closed, 1);
+	assert_int_equal(e->st.rc, want_rc);
+	assert_non_null(strstr(e->st.err, "qmp " NAME ": "));
+	assert_non_null(strstr(e->st.err, want_err_part));
+	assert_int_equal(remus_qmp_get_state(e->q), REMUS_QMP_CLOSED);
+	assert_int_equal(remus_qmp_pending(e->q), 0);
+	/* Closed for good: nothing new is accepted, no callback is called. */
+	assert_int_equal(remus_qmp_execute(e->q, "late", NULL, -1, 0, on_reply, &r[0]), -ENOTCONN);
+	run_for(e->loop, 10);
+	assert_int_equal(r[0].calls, 1);
+}
+
+static void test_malformed_json(void **state)
+{
+	check_fatal(*state, 2, "{\"return\": {}, \"id\": 1,,}\n", false, -EBADMSG, "protocol error");
+}
+
+static void test_trailing_garbage(void **state)
+{
+	check_fatal(*state, 1, "{\"return\": {}} xyz\n", false, -EBADMSG, "trailing data");
+}
+
+static void test_truncated_then_eof(void **state)
+{
+	check_fatal(*state, 2, "{\"return\": {}, \"id\"", true, -ECONNRESET,
+		    "connection closed by QEMU");
+}
+
+static void test_line_over_limit(void **state)
+{
+	char *big = malloc(3000);
+
+	memset(big, ' ', 2999);
+	big[0] = '{';
+	big[2999] = '\0';
+	/* No newline at all: the client must not wait for one forever. */
+	check_fatal(*state, 2, big, false, -EMSGSIZE, "longer than 1024 bytes");
+	free(big);
+}
+
+static void test_long_line_with_newline(void **state)
+{
+	char *big = malloc(1200);
+
+	memset(big, ' ', 1198);
+	big[0] = '{';
+	big[1197] = '}';
+	big[1198] = '\n';
+	big[1199] = '\0';
+	check_fatal(*state, 1, big, false, -EMSGSIZE, "longer than 1024 bytes");
+	free(big);
+}
+
+static void test_line_at_limit_is_fine(void **state)
+{
+	struct env *e = *state;
+	struct rec r = { 0 };
+	char line[1100];
+	int64_t id;
+	int n;
+
+	assert_int_equal(remus_qmp_execute(e->q, "x", NULL, -1, 0, on_reply, &r), 0);
+	id = fake_recv(&e->f, e->loop, "x", NULL);
+	n = snprintf(line, sizeof(line), "{\"id\": %lld, \"return\": \"", (long long)id);
+	memset(line + n, 'a', 1024 - n - 2);
+	memcpy(line + 1022, "\"}\n", 4);
+	assert_int_equal(strlen(line), 1025);
+	fake_send(&e->f, line);
+	run_until(e->loop, &r.calls, 1);
+	assert_int_equal(r.rc, 0);
+}
+
+static void test_unexpected_id(void **state)
+{
+	check_fatal(*state, 2, "{\"return\": {}, \"id\": 999}\n", false, -EBADMSG,
+		    "unexpected id 999");
+}
+
+static void test_id_of_wrong_type(void **state)
+{
+	check_fatal(*state, 1, "{\"return\": {}, \"id\": \"1\"}\n", false, -EBADMSG,
+		    "unexpected id");
+}
+
+static void test_reply_without_id(void **state)
+{
+	check_fatal(*state, 1, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error\"}}\n",
+		    false, -EBADMSG, "reply without an id");
+}
+
+static void test_non_object_json(void **state)
+{
+	check_fatal(*state, 2, "[1, 2, 3]\n", false, -EBADMSG, "not a JSON object");
+}
+
+static void test_scalar_json(void **state)
+{
+	check_fatal(*state, 1, "null\n", false, -EBADMSG, "not a JSON object");
+}
+
+static void test_unknown_message(void **state)
+{
+	check_fatal(*state, 1, "{\"hello\": 1}\n", false, -EBADMSG, "neither reply nor event");
+}
+
+static void test_server_closes_mid_command(void **state)
+{
+	check_fatal(*state, 3, NULL, true, -ECONNRESET, "connection closed by QEMU");
+}
+
+static void test_server_closes_after_reply(void **state)
+{
+	struct env *e = *state;
+	struct rec r = { 0 };
+	int64_t id;
+
+	/* Like `quit`: the reply and the EOF arrive together; the reply wins. */
+	assert_int_equal(remus_qmp_execute(e->q, "quit", NULL, -1, 0, on_reply, &r), 0);
+	id = fake_recv(&e->f, e->loop, "quit", NULL);
+	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
+	close(e->f.fd);
+	e->f.fd = -1;
+	run_until(e->loop, &e->st.closed, 1);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(e->st.rc, -ECONNRESET);
+}
+
+static void test_free_from_reply_callback(void **state)
+{
+	struct env *e = *state;
+	struct rec r[3] = { { 0 } };
+	struct remus_qmp *victim = e->q;
+	int64_t id;
+	int i;
+
+	r[0].free_q = &victim;
+	for (i = 0; i < 3; i++)
+		assert_int_equal(remus_qmp_execute(e->q, "c", NULL, -1, 0, on_reply, &r[i]), 0);
+	id = fake_recv(&e->f, e->loop, "c", NULL);
+	fake_recv(&e->f, e->loop, "c", NULL);
+	fake_recv(&e->f, e->loop, "c", NULL);
+	/* The first reply frees the client; the other replies are in the same
+	 * read and must not be touched afterwards. */
+	fake_sendf(&e->f, "{\"return\": 1, \"id\": %lld}\n{\"return\": 2, \"id\": %lld}\n"
+		   "{\"event\": \"STOP\"}\n", (long long)id, (long long)id + 1);
+	run_until(e->loop, &r[0].calls, 1);
+	e->q = NULL;
+	run_for(e->loop, 20);
+	assert_null(victim);
+	assert_int_equal(r[0].rc, 0);
+	for (i = 1; i < 3; i++) {
+		assert_int_equal(r[i].calls, 1);
+		assert_int_equal(r[i].rc, -ECANCELED);
+	}
+	assert_int_equal(e->st.closed, 0); /* freed, not lost */
+}
+
+static void test_free_from_cancel_callback(void **state)
+{
+	struct env *e = *state;
+	struct rec r[2] = { { 0 } };
+	struct remus_qmp *victim = e->q;
+
+	/* The callback run by free() frees again: must be a no-op. */
+	r[0].free_q = &victim;
+	assert_int_equal(remus_qmp_execute(e->q, "a", NULL, -1, 0, on_reply, &r[0]), 0);
+	assert_int_equal(remus_qmp_execute(e->q, "b", NULL, -1, 0, on_reply, &r[1]), 0);
+	remus_qmp_free(e->q);
+	e->q = NULL;
+	assert_int_equal(r[0].calls, 1);
+	assert_int_equal(r[1].calls, 1);
+	assert_int_equal(r[0].rc, -ECANCELED);
+	assert_int_equal(r[1].rc, -ECANCELED);
+	run_for(e->loop, 20);
+	assert_int_equal(r[0].calls, 1);
+}
+
+static void test_free_from_event_callback(void **state)
+{
+	struct env *e = *state;
+	struct ev_rec ev = { 0 };
+	struct rec r = { 0 };
+	struct remus_qmp *victim = e->q;
+	int64_t id;
+
+	ev.free_q = &victim;
+	assert_true(remus_qmp_subscribe(e->q, NULL, on_event, &ev) > 0);
+	assert_true(remus_qmp_subscribe(e->q, NULL, on_event, &ev) > 0);
+	assert_int_equal(remus_qmp_execute(e->q, "c", NULL, -1, 0, on_reply, &r), 0);
+	id = fake_recv(&e->f, e->loop, "c", NULL);
+	fake_sendf(&e->f, "{\"event\": \"STOP\"}\n{\"return\": 1, \"id\": %lld}\n", (long long)id);
+	run_until(e->loop, &ev.calls, 1);
+	e->q = NULL;
+	run_for(e->loop, 20);
+	assert_int_equal(ev.calls, 1); /* the second subscriber is not called */
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.rc, -ECANCELED);
+}
+
+static void test_free_from_state_callback(void **state)
+{
+	struct env *e = *state;
+	struct rec r = { 0 };
+	struct remus_qmp *victim = e->q;
+
+	e->st.free_q = &victim;
+	assert_int_equal(remus_qmp_execute(e->q, "c", NULL, -1, 0, on_reply, &r), 0);
+	fake_recv(&e->f, e->loop, "c", NULL);
+	close(e->f.fd);
+	e->f.fd = -1;
+	run_until(e->loop, &e->st.closed, 1);
+	e->q = NULL;
+	assert_null(victim);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.rc, -ECONNRESET);
+}
+
+static void test_capabilities_refused(void **state)
+{
+	struct env e;
+	struct rec r = { 0 };
+	int64_t id;
+
+	(void)state;
+	env_open(&e, NULL);
+	assert_int_equal(remus_qmp_execute(e.q, "early", NULL, -1, 0, on_reply, &r), 0);
+	fake_send(&e.f, GREETING);
+	id = fake_recv(&e.f, e.loop, "qmp_capabilities", NULL);
+	fake_sendf(&e.f, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}, \"id\": %lld}\n",
+		   (long long)id);
+	run_until(e.loop, &e.st.closed, 1);
+	assert_int_equal(e.st.ready, 0);
+	assert_int_equal(e.st.rc, -EREMOTEIO);
+	assert_non_null(strstr(e.st.err, "qmp_capabilities refused: GenericError: no"));
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.rc, -EREMOTEIO);
+	remus_qmp_free(e.q);
+	close(e.f.fd);
+	remus_loop_free(e.loop);
+}
+
+static void test_no_greeting_times_out(void **state)
+{
+	struct remus_qmp_opts o = { .connect_timeout_ms = 60 };
+	struct env e;
+
+	(void)state;
+	env_open(&e, &o);
+	run_until(e.loop, &e.st.closed, 1);
+	assert_int_equal(e.st.rc, -ETIMEDOUT);
+	assert_non_null(strstr(e.st.err, "no QMP greeting within 60 ms"));
+	remus_qmp_free(e.q);
+	close(e.f.fd);
+	remus_loop_free(e.loop);
+}
+
+static void test_message_before_greeting(void **state)
+{
+	struct env e;
+
+	(void)state;
+	env_open(&e, NULL);
+	fake_send(&e.f, "{\"event\": \"STOP\"}\n");
+	run_until(e.loop, &e.st.closed, 1);
+	assert_int_equal(e.st.rc, -EBADMSG);
+	assert_non_null(strstr(e.st.err, "expected the QMP greeting"));
+	remus_qmp_free(e.q);
+	close(e.f.fd);
+	remus_loop_free(e.loop);
+}
+
+static void test_sync_helper(void **state)
+{
+	struct env *e = *state;
+	struct json_object *ret = NULL, *v;
+	char *err = NULL;
+	char got[8] = { 0 };
+	int p[2];
+
+	e->f.autoreply = true;
+	assert_int_equal(remus_loop_add_fd(e->loop, e->f.fd, REMUS_EV_READ, fake_on_fd, &e->f), 0);
+
+	assert_int_equal(remus_qmp_execute_sync(e->q, "query-status", NULL, -1, 1000, &ret, &err), 0);
+	assert_null(err);
+	assert_true(json_object_object_get_ex(ret, "status", &v));
+	assert_string_equal(json_object_get_string(v), "running");
+	json_object_put(ret);
+
+	assert_int_equal(remus_qmp_execute_sync(e->q, "nope", NULL, -1, 1000, &ret, &err),
+			 -EREMOTEIO);
+	assert_null(ret);
+	assert_string_equal(err, "qmp " NAME ": 'nope' failed: CommandNotFound: "
+			    "The command nope has not been found");
+	free(err);
+
+	assert_int_equal(remus_qmp_execute_sync(e->q, "hang", NULL, -1, 40, NULL, &err),
+			 -ETIMEDOUT);
+	assert_non_null(strstr(err, "'hang' failed: no reply within 40 ms"));
+	free(err);
+
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(remus_qmp_execute_sync(e->q, "getfd", NULL, p[1], 1000, NULL, NULL), 0);
+	close(p[1]);
+	assert_int_equal(read(p[0], got, sizeof(got) - 1), 3);
+	assert_string_equal(got, "fd!");
+	close(p[0]);
+	assert_int_equal(e->f.auto_served, 4);
+
+	/* Bad arguments fail at once, with a message. */
+	assert_int_equal(remus_qmp_execute_sync(e->q, "x", json_object_new_array(), -1, 10,
+						NULL, &err), -EINVAL);
+	assert_non_null(strstr(err, "'x' failed"));
+	free(err);
+	remus_loop_del_fd(e->loop, e->f.fd);
+}
+
+static void test_sync_on_closed_connection(void **state)
+{
+	struct env *e = *state;
+	char *err = NULL;
+
+	close(e->f.fd);
+	e->f.fd = -1;
+	assert_int_equal(remus_qmp_execute_sync(e->q, "query-status", NULL, -1, 1000, NULL, &err),
+			 -ECONNRESET);
+	assert_non_null(strstr(err, "connection closed by QEMU"));
+	free(err);
+	assert_int_equal(remus_qmp_execute_sync(e->q, "query-status", NULL, -1, 1000, NULL, NULL),
+			 -ENOTCONN);
+}
+
+/* ---- connecting by path ------------------------------------------------- */
+
+struct acceptor {
+	int lfd;
+	char path[128];
+	struct fake f;
+};
+
+static void on_accept(struct remus_loop *loop, int fd, unsigned events, void *opaque)
+{
+	struct acceptor *a = opaque;
+
+	a->f.fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(a->f.fd >= 0);
+	remus_loop_del_fd(loop, fd);
+	fake_send(&a->f, GREETING);
+	a->f.autoreply = true;
+	assert_int_equal(remus_loop_add_fd(loop, a->f.fd, REMUS_EV_READ, fake_on_fd, &a->f), 0);
+}
+
+static void on_caps_auto(struct remus_loop *loop, void *opaque)
+{
+	struct acceptor *a = opaque;
+
+	a->lfd = remus_unix_listen(a->path, 4);
+	assert_true(a->lfd >= 0);
+	assert_int_equal(remus_loop_add_fd(loop, a->lfd, REMUS_EV_READ, on_accept, a), 0);
+}
+
+static void test_connect_waits_for_socket(void **state)
+{
+	char dir[] = "/tmp/remus-qmp-test-XXXXXX";
+	struct remus_loop *loop;
+	struct remus_qmp *q;
+	struct state_rec st = { 0 };
+	struct acceptor a = { .lfd = -1 };
+	struct json_object *ret = NULL;
+
+	(void)state;
+	a.f.last_fd = -1;
+	a.f.fd = -1;
+	assert_non_null(mkdtemp(dir));
+	snprintf(a.path, sizeof(a.path), "%s/qmp.sock", dir);
+	assert_int_equal(remus_loop_new(&loop), 0);
+	/* Nothing listens yet: the client retries until the socket appears. */
+	assert_int_equal(remus_qmp_connect(loop, a.path, NULL, on_state, &st, &q), 0);
+	assert_true(remus_loop_add_timer(loop, 120, on_caps_auto, &a) != 0);
+	assert_int_equal(remus_qmp_wait_ready(q, 2000), 0);
+	assert_int_equal(st.ready, 1);
+	assert_int_equal(remus_qmp_execute_sync(q, "query-status", NULL, -1, 1000, &ret, NULL), 0);
+	json_object_put(ret);
+	remus_qmp_free(q);
+	/* The acceptor answered qmp_capabilities and query-status. */
+	assert_int_equal(a.f.auto_served, 2);
+	close(a.f.fd);
+	close(a.lfd);
+	unlink(a.path);
+	rmdir(dir);
+	remus_loop_free(loop);
+}
+
+static void test_connect_times_out(void **state)
+{
+	struct remus_qmp_opts o = { .connect_timeout_ms = 80 };
+	struct remus_loop *loop;
+	struct remus_qmp *q;
+	struct state_rec st = { 0 };
+	struct rec r = { 0 };
+
+	(void)state;
+	assert_int_equal(remus_loop_new(&loop), 0);
+	assert_int_equal(remus_qmp_connect(loop, "/nonexistent/remus/qmp.sock", &o, on_state,
+					   &st, &q), 0);
+	assert_int_equal(remus_qmp_execute(q, "query-status", NULL, -1, 5000, on_reply, &r), 0);
+	assert_int_equal(remus_qmp_wait_ready(q, 2000), -ETIMEDOUT);
+	assert_int_equal(st.closed, 1);
+	assert_string_equal(st.err, "qmp /nonexistent/remus/qmp.sock: cannot connect within 80 ms: "
+			    "No such file or directory");
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.rc, -ETIMEDOUT);
+	remus_qmp_free(q);
+	remus_loop_free(loop);
+}
+
+static void test_connect_bad_path(void **state)
+{
+	char longpath[200];
+	struct remus_loop *loop;
+	struct remus_qmp *q = NULL;
+
+	(void)state;
+	memset(longpath, 'x', sizeof(longpath) - 1);
+	longpath[sizeof(longpath) - 1] = '\0';
+	assert_int_equal(remus_loop_new(&loop), 0);
+	assert_int_equal(remus_qmp_connect(loop, longpath, NULL, NULL, NULL, &q), -ENAMETOOLONG);
+	assert_null(q);
+	remus_loop_free(loop);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_greeting_and_capabilities, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_command_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_error_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_out_of_order_replies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_events_interleaved, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsubscribe_in_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_passing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_only_with_its_command, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+		cmocka_unit_test(test_timeout_before_written),
+		cmocka_unit_test_setup_teardown(test_malformed_json, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trailing_garbage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_then_eof, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_over_limit, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_long_line_with_newline, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_line_at_limit_is_fine, setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_unexpected_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_id_of_wrong_type, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reply_without_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_non_object_json, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scalar_json, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_closes_mid_command, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_closes_after_reply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_from_reply_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_from_cancel_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_from_event_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_from_state_callback, setup, teardown),
+		cmocka_unit_test(test_capabilities_refused),
+		cmocka_unit_test(test_no_greeting_times_out),
+		cmocka_unit_test(test_message_before_greeting),
+		cmocka_unit_test_setup_teardown(test_sync_helper, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_on_closed_connection, setup, teardown),
+		cmocka_unit_test(test_connect_waits_for_socket),
+		cmocka_unit_test(test_connect_times_out),
+		cmocka_unit_test(test_connect_bad_path),
+	};
+
+	/* Closing connections is the point of many tests: keep stderr quiet. */
+	remus_log_set_level(REMUS_LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
