@@ -29,6 +29,8 @@
 #define MAX_ARGS 128
 
 static volatile sig_atomic_t registry[MAX_VMS];
+/* The temp dir of each registered QEMU, for the atexit cleanup only. */
+static char registry_dir[MAX_VMS][256];
 static const int fatal_signals[] = { SIGTERM, SIGINT, SIGABRT, SIGSEGV };
 static struct sigaction old_actions[sizeof(fatal_signals) / sizeof(fatal_signals[0])];
 static bool handlers_installed;
@@ -60,9 +62,18 @@ static void on_fatal_signal(int sig)
 		raise(sig);
 }
 
+static void remove_dir(const char *dir);
+
+/* At exit (normal context, unlike the signal handler) the temp dirs go
+ * too. */
 static void on_exit_kill(void)
 {
+	int i;
+
 	kill_registered();
+	for (i = 0; i < MAX_VMS; i++)
+		if (registry[i] > 0)
+			remove_dir(registry_dir[i]);
 }
 
 static void install_handlers(void)
@@ -81,12 +92,13 @@ static void install_handlers(void)
 		sigaction(fatal_signals[i], &sa, &old_actions[i]);
 }
 
-static int registry_add(pid_t pid)
+static int registry_add(pid_t pid, const char *dir)
 {
 	int i;
 
 	for (i = 0; i < MAX_VMS; i++) {
 		if (registry[i] == 0) {
+			snprintf(registry_dir[i], sizeof(registry_dir[i]), "%s", dir);
 			registry[i] = pid;
 			return 0;
 		}
@@ -306,7 +318,7 @@ int remus_test_qemu_start(struct remus_test_qemu *vm,
 			_exit(127);
 		}
 		if (pid > 0)
-			registry_add(pid);
+			registry_add(pid, vm->dir);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 	}
 	if (pid < 0) {
