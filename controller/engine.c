@@ -1,0 +1,1211 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The epoch engine, primary role (see engine.h for the life of an epoch).
+ *
+ * Three things run at once on the loop and meet here:
+ *
+ *   QMP       stop / query-migrate / cont / getfd / migrate, one chain per
+ *             epoch, written below in the order the steps run;
+ *   channel   our end of the migration socketpair: bytes are framed by the
+ *             migstream parser, rewritten for the standby and queued on
+ *             the link as they arrive;
+ *   link      TCP to the standby remusd (common/repl.h frames): HELLO, epoch
+ *             chunks, COMMIT_REQ out; HELLO_ACK, COMMIT_ACK, HEARTBEAT in.
+ *
+ * Backpressure: when the link's output buffer passes link_high_water we
+ * stop reading the channel, QEMU's socket send buffer fills and its
+ * migration thread waits; reading resumes below half of it.
+ *
+ * One link session = one standby stream.  A session starts with a "first"
+ * epoch (header, configuration, START(ram)) at epoch number 0 and the
+ * standby's page set unknown; any failure ends the session, and the next
+ * one starts from scratch.  Because the link is FIFO and a failed epoch
+ * ends the session, the pages sent for epoch N are what the standby holds
+ * by the time it applies N+1, so the dedup set is updated as pages are
+ * sent, not when N is acknowledged (controller/dedup.h).
+ *
+ * A QMP callback may run after remus_engine_free(): the engine only marks
+ * itself dead and is freed when its last command has answered.
+ */
+#include "controller/engine.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "common/repl.h"
+#include "common/sock.h"
+#include "controller/migstream.h"
+#include "qmp/qmp.h"
+
+#define LOG "engine"
+#define MIG_FD_NAME "remus-mig"
+#define READ_CHUNK (1u << 20)
+#define COMPLETE_TIMEOUT_MS 30000u
+#define MAX_INFLIGHT 64
+
+/* MIG_RP_MSG_SHUT: be16 type 1, be16 length 4, be32 0 (no error). */
+static const uint8_t rp_shut[8] = { 0, 1, 0, 4, 0, 0, 0, 0 };
+
+struct inflight {
+	uint64_t t_req_ns;
+	struct remus_epoch_metrics m;
+};
+
+struct remus_engine {
+	struct remus_loop *loop;
+	struct remus_qmp *qmp;
+	struct remus_engine_config cfg;
+	char *host;
+	struct remus_engine_hooks hooks;
+	enum remus_engine_state state;
+	unsigned qmp_pending;
+	bool dead;
+	bool stopping; /* remus_engine_stop() asked */
+	char reason[256];
+
+	char vm_name[REMUS_REPL_NAME_MAX];
+	uint8_t vm_uuid[16];
+
+	/* link */
+	int link_fd;
+	bool link_up;     /* TCP connected */
+	bool hello_sent;
+	bool hello_acked;
+	unsigned link_events;
+	struct remus_buf link_out, link_in;
+	struct remus_repl_decoder dec;
+	struct remus_repl_tx tx;
+	uint64_t hb_seq;
+	uint64_t last_rx_ms;
+	remus_timer_id hb_timer, reconnect_timer;
+	uint64_t sessions;
+
+	/* the epoch being run */
+	uint64_t epoch;
+	uint64_t checkpoints;   /* over all sessions */
+	bool first;
+	bool have_sid;
+	uint32_t standby_sid;
+	int mig_fd;
+	bool mig_reading;       /* READ interest set on mig_fd */
+	bool mig_eof;
+	bool stop_acked;        /* QEMU answered our stop */
+	bool polling;           /* query-migrate chain running */
+	struct remus_migstream *ps;
+	struct remus_migstream_rewriter rw;
+	struct remus_dedup *dedup;
+	uint8_t *scratch;
+	remus_timer_id epoch_timer, poll_timer;
+	uint64_t t_stop_ns, t_complete_ns, poll_deadline_ms;
+	struct remus_epoch_metrics cur;
+
+	/* COMMIT_REQs waiting for their ack, oldest first */
+	struct inflight inflight[MAX_INFLIGHT];
+	unsigned ninflight;
+	uint64_t last_acked;
+	bool any_acked;
+	double last_pause_ms, last_commit_ms;
+};
+
+/* DEV SHIM until controller/dedup.h lands: keeps every page. */
+struct remus_dedup { int unused; };
+static int remus_dedup_new(struct remus_dedup **d) { *d = calloc(1, sizeof(**d)); return *d ? 0 : -ENOMEM; }
+static void remus_dedup_free(struct remus_dedup *d) { free(d); }
+static void remus_dedup_reset(struct remus_dedup *d) { (void)d; }
+static int remus_dedup_set_layout(struct remus_dedup *d, const struct remus_migstream_block *b, uint32_t n, uint32_t ps) { (void)d; (void)b; (void)n; (void)ps; return 0; }
+static int remus_dedup_filter(struct remus_dedup *d, const struct remus_migstream_token *t) { (void)d; (void)t; return 1; }
+
+static void start_epoch(struct remus_engine *e);
+static void link_connect(struct remus_engine *e);
+static void standby_lost(struct remus_engine *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque);
+
+const char *remus_engine_state_name(enum remus_engine_state s)
+{
+	switch (s) {
+	case REMUS_ENGINE_STARTING: return "starting";
+	case REMUS_ENGINE_RUNNING: return "protected";
+	case REMUS_ENGINE_CHECKPOINT: return "checkpoint";
+	case REMUS_ENGINE_UNPROTECTED: return "unprotected";
+	case REMUS_ENGINE_FAILED: return "failed";
+	case REMUS_ENGINE_STOPPED: return "stopped";
+	}
+	return "?";
+}
+
+static double ms_since(uint64_t t_ns)
+{
+	return (double)(remus_now_ns() - t_ns) / 1e6;
+}
+
+/* ---- QMP with lifetime accounting ------------------------------------ */
+
+struct call {
+	struct remus_engine *e;
+	void (*fn)(struct remus_engine *e, int rc, struct json_object *ret, const char *err);
+};
+
+static void really_free(struct remus_engine *e);
+
+static void on_qmp_reply(struct remus_qmp *q, int rc, struct json_object *ret,
+			 const char *err, void *opaque)
+{
+	struct call *c = opaque;
+	struct remus_engine *e = c->e;
+
+	e->qmp_pending--;
+	if (!e->dead)
+		c->fn(e, rc, ret, err);
+	free(c);
+	if (e->dead && e->qmp_pending == 0)
+		really_free(e);
+}
+
+/* Takes @args.  On a submit failure @fn is called from a deferred call
+ * path only through the engine failing: the QEMU is unusable. */
+static int engine_qmp(struct remus_engine *e, const char *cmd, struct json_object *args,
+		      int fd, void (*fn)(struct remus_engine *, int, struct json_object *,
+					 const char *))
+{
+	struct call *c = malloc(sizeof(*c));
+	int rc;
+
+	if (!c) {
+		json_object_put(args);
+		return -ENOMEM;
+	}
+	c->e = e;
+	c->fn = fn;
+	rc = remus_qmp_execute(e->qmp, cmd, args, fd, 0, on_qmp_reply, c);
+	if (rc < 0) {
+		free(c);
+		return rc;
+	}
+	e->qmp_pending++;
+	return 0;
+}
+
+static void finish(struct remus_engine *e, enum remus_engine_state st, int rc,
+		   const char *reason);
+
+/* A QMP step failed: the primary QEMU is unusable (or gone). */
+static void qmp_failed(struct remus_engine *e, const char *step, int rc, const char *err)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "%s failed: %s", step, err ? err : strerror(-rc));
+	finish(e, REMUS_ENGINE_FAILED, rc, msg);
+}
+
+static void submit_or_fail(struct remus_engine *e, const char *cmd, struct json_object *args,
+			   int fd, void (*fn)(struct remus_engine *, int, struct json_object *,
+					      const char *))
+{
+	int rc = engine_qmp(e, cmd, args, fd, fn);
+
+	if (rc < 0)
+		qmp_failed(e, cmd, rc, remus_qmp_last_error(e->qmp));
+}
+
+/* ---- the migration channel ------------------------------------------- */
+
+static void mig_close(struct remus_engine *e)
+{
+	if (e->mig_fd >= 0) {
+		remus_loop_del_fd(e->loop, e->mig_fd);
+		close(e->mig_fd);
+		e->mig_fd = -1;
+	}
+	e->mig_reading = false;
+	remus_migstream_free(e->ps);
+	e->ps = NULL;
+	remus_migstream_rewriter_release(&e->rw);
+	if (e->epoch_timer) {
+		remus_loop_del_timer(e->loop, e->epoch_timer);
+		e->epoch_timer = 0;
+	}
+	if (e->poll_timer) {
+		remus_loop_del_timer(e->loop, e->poll_timer);
+		e->poll_timer = 0;
+	}
+}
+
+static void mig_set_reading(struct remus_engine *e, bool on)
+{
+	if (e->mig_fd < 0 || e->mig_reading == on)
+		return;
+	remus_loop_mod_fd(e->loop, e->mig_fd, on ? REMUS_EV_READ : 0);
+	e->mig_reading = on;
+}
+
+/* ---- the link -------------------------------------------------------- */
+
+static void link_update_events(struct remus_engine *e)
+{
+	unsigned ev = REMUS_EV_READ;
+
+	if (e->link_fd < 0)
+		return;
+	if (!e->link_up || remus_buf_len(&e->link_out))
+		ev |= REMUS_EV_WRITE;
+	if (ev != e->link_events) {
+		remus_loop_mod_fd(e->loop, e->link_fd, ev);
+		e->link_events = ev;
+	}
+}
+
+static void link_close(struct remus_engine *e)
+{
+	if (e->link_fd >= 0) {
+		remus_loop_del_fd(e->loop, e->link_fd);
+		close(e->link_fd);
+		e->link_fd = -1;
+	}
+	if (e->hb_timer) {
+		remus_loop_del_timer(e->loop, e->hb_timer);
+		e->hb_timer = 0;
+	}
+	e->link_up = e->hello_sent = e->hello_acked = false;
+	e->link_events = 0;
+	remus_buf_reset(&e->link_out);
+	remus_buf_reset(&e->link_in);
+	e->ninflight = 0;
+}
+
+/* Moves what the rewriter produced onto the link (after HELLO only). */
+static int drain_rewriter(struct remus_engine *e)
+{
+	size_t n = remus_buf_len(&e->rw.out);
+	int rc;
+
+	if (!n || !e->hello_sent || e->link_fd < 0)
+		return 0;
+	rc = remus_repl_tx_data(&e->tx, &e->link_out, remus_buf_data(&e->rw.out), n);
+	if (rc < 0)
+		return rc;
+	e->cur.sent_bytes += n;
+	remus_buf_reset(&e->rw.out);
+	link_update_events(e);
+	if (remus_buf_len(&e->link_out) > e->cfg.link_high_water)
+		mig_set_reading(e, false);
+	return 0;
+}
+
+static int send_hello(struct remus_engine *e, const struct remus_migstream_token *tok)
+{
+	struct remus_repl_msg m = { .type = REMUS_REPL_HELLO };
+	struct remus_repl_hello *h = &m.u.hello;
+	uint32_t i;
+	int rc;
+
+	if (tok->nblocks > REMUS_REPL_MAX_BLOCKS)
+		return -E2BIG;
+	h->version = REMUS_REPL_VERSION;
+	h->vm_name.p = e->vm_name;
+	h->vm_name.len = strlen(e->vm_name);
+	memcpy(h->vm_uuid, e->vm_uuid, 16);
+	h->page_size = remus_migstream_page_size(e->ps);
+	h->nblocks = (uint16_t)tok->nblocks;
+	for (i = 0; i < tok->nblocks; i++) {
+		h->blocks[i].id.p = tok->blocks[i].name;
+		h->blocks[i].id.len = strlen(tok->blocks[i].name);
+		h->blocks[i].length = tok->blocks[i].length;
+	}
+	rc = remus_repl_encode(&e->link_out, &m);
+	if (rc < 0)
+		return rc;
+	e->hello_sent = true;
+	remus_info(LOG, "standby %s:%u: HELLO sent (vm '%s', %u RAM blocks, page %u)",
+		   e->host, e->cfg.standby_port, e->vm_name, h->nblocks, h->page_size);
+	link_update_events(e);
+	return 0;
+}
+
+static void on_commit_ack(struct remus_engine *e, uint64_t epoch)
+{
+	struct inflight f;
+
+	if (e->ninflight == 0 || e->inflight[0].m.epoch != epoch) {
+		standby_lost(e, "standby acknowledged epoch %llu, which was not the "
+			     "oldest pending one", (unsigned long long)epoch);
+		return;
+	}
+	f = e->inflight[0];
+	memmove(e->inflight, e->inflight + 1, --e->ninflight * sizeof(e->inflight[0]));
+	f.m.commit_ms = ms_since(f.t_req_ns);
+	e->last_commit_ms = f.m.commit_ms;
+	e->last_acked = epoch;
+	e->any_acked = true;
+	remus_debug(LOG, "epoch %llu committed by the standby after %.1f ms",
+		    (unsigned long long)epoch, f.m.commit_ms);
+	if (e->hooks.commit)
+		e->hooks.commit(e->hooks.opaque, epoch);
+	if (e->hooks.epoch_done)
+		e->hooks.epoch_done(e->hooks.opaque, &f.m);
+}
+
+static void link_handle(struct remus_engine *e, const struct remus_repl_msg *m)
+{
+	switch (m->type) {
+	case REMUS_REPL_HELLO_ACK:
+		e->hello_acked = true;
+		remus_info(LOG, "standby %s:%u accepted the handshake (protocol %u)",
+			   e->host, e->cfg.standby_port, m->u.version);
+		break;
+	case REMUS_REPL_HELLO_REJECT:
+		standby_lost(e, "standby %s:%u refused the handshake: %.*s", e->host,
+			     e->cfg.standby_port, (int)m->u.reason.len, m->u.reason.p);
+		break;
+	case REMUS_REPL_COMMIT_ACK:
+		on_commit_ack(e, m->seq);
+		break;
+	case REMUS_REPL_HEARTBEAT:
+		break;
+	case REMUS_REPL_CLOSE:
+		standby_lost(e, "standby %s:%u closed the link: %.*s", e->host,
+			     e->cfg.standby_port, (int)m->u.reason.len, m->u.reason.p);
+		break;
+	default:
+		standby_lost(e, "standby %s:%u sent an unexpected %s", e->host,
+			     e->cfg.standby_port, remus_repl_type_name(m->type));
+		break;
+	}
+}
+
+static void on_link_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+{
+	struct remus_engine *e = opaque;
+	struct remus_repl_msg m;
+	ssize_t r;
+	int rc;
+
+	if (!e->link_up) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err) {
+			standby_lost(e, "cannot connect to standby %s:%u: %s", e->host,
+				     e->cfg.standby_port, strerror(err));
+			return;
+		}
+		if (!(ev & (REMUS_EV_WRITE | REMUS_EV_ERROR)))
+			return;
+		e->link_up = true;
+		e->last_rx_ms = remus_now_ms();
+		remus_info(LOG, "connected to standby %s:%u", e->host, e->cfg.standby_port);
+		link_update_events(e);
+		if (e->state == REMUS_ENGINE_UNPROTECTED || e->state == REMUS_ENGINE_STARTING)
+			start_epoch(e);
+		return;
+	}
+	if (ev & REMUS_EV_WRITE) {
+		r = remus_buf_write_fd(&e->link_out, fd);
+		if (r < 0 && r != -EAGAIN) {
+			standby_lost(e, "write to standby %s:%u failed: %s", e->host,
+				     e->cfg.standby_port, strerror((int)-r));
+			return;
+		}
+		if (!e->mig_reading && remus_buf_len(&e->link_out) < e->cfg.link_high_water / 2 &&
+		    e->mig_fd >= 0 && !e->mig_eof)
+			mig_set_reading(e, true);
+		link_update_events(e);
+	}
+	if (ev & (REMUS_EV_READ | REMUS_EV_ERROR)) {
+		r = remus_buf_read_fd(&e->link_in, fd, 64 * 1024);
+		if (r == 0 || (r < 0 && r != -EAGAIN)) {
+			standby_lost(e, "standby %s:%u %s", e->host, e->cfg.standby_port,
+				     r == 0 ? "closed the connection" : strerror((int)-r));
+			return;
+		}
+		if (r > 0)
+			e->last_rx_ms = remus_now_ms();
+		while (e->link_fd >= 0 && (rc = remus_repl_decode(&e->dec, &e->link_in, &m)) == 1)
+			link_handle(e, &m);
+		if (e->link_fd >= 0 && rc < 0)
+			standby_lost(e, "bad frame from standby %s:%u: %s", e->host,
+				     e->cfg.standby_port, remus_repl_decoder_error(&e->dec));
+	}
+}
+
+static void on_heartbeat(struct remus_loop *loop, void *opaque)
+{
+	struct remus_engine *e = opaque;
+	uint64_t now = remus_now_ms();
+	uint64_t limit = (uint64_t)e->cfg.heartbeat_ms * e->cfg.heartbeat_miss;
+
+	e->hb_timer = 0;
+	if (e->link_fd < 0)
+		return;
+	if (e->link_up && now - e->last_rx_ms > limit) {
+		standby_lost(e, "no word from standby %s:%u for %llu ms (%u heartbeats of "
+			     "%u ms missed)", e->host, e->cfg.standby_port,
+			     (unsigned long long)(now - e->last_rx_ms), e->cfg.heartbeat_miss,
+			     e->cfg.heartbeat_ms);
+		return;
+	}
+	if (e->link_up) {
+		remus_repl_put_heartbeat(&e->link_out, ++e->hb_seq, now);
+		link_update_events(e);
+	} else if (now - e->last_rx_ms > limit) {
+		standby_lost(e, "connecting to standby %s:%u timed out", e->host,
+			     e->cfg.standby_port);
+		return;
+	}
+	e->hb_timer = remus_loop_add_timer(e->loop, e->cfg.heartbeat_ms, on_heartbeat, e);
+}
+
+static int tcp_connect(const char *host, uint16_t port)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
+	char portstr[8];
+	int fd = -1, rc, one = 1;
+
+	/* getaddrinfo may block on DNS for a host name; remusctl resolves names
+	 * before starting the engine, tests use addresses. */
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	hints.ai_flags = AI_NUMERICSERV;
+	rc = getaddrinfo(host, portstr, &hints, &res);
+	if (rc != 0)
+		return rc == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+	rc = -EHOSTUNREACH;
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0) {
+			rc = -errno;
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
+			rc = fd;
+			fd = -1;
+			break;
+		}
+		rc = -errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return rc;
+}
+
+static void on_reconnect(struct remus_loop *loop, void *opaque)
+{
+	struct remus_engine *e = opaque;
+
+	e->reconnect_timer = 0;
+	link_connect(e);
+}
+
+static void schedule_reconnect(struct remus_engine *e)
+{
+	if (!e->reconnect_timer && !e->stopping && !e->dead &&
+	    e->state != REMUS_ENGINE_FAILED && e->state != REMUS_ENGINE_STOPPED)
+		e->reconnect_timer = remus_loop_add_timer(e->loop, e->cfg.reconnect_ms,
+							  on_reconnect, e);
+}
+
+static void link_connect(struct remus_engine *e)
+{
+	int fd = tcp_connect(e->host, e->cfg.standby_port);
+
+	if (fd < 0) {
+		remus_warn(LOG, "cannot connect to standby %s:%u: %s; retrying in %u ms",
+			   e->host, e->cfg.standby_port, strerror(-fd), e->cfg.reconnect_ms);
+		schedule_reconnect(e);
+		return;
+	}
+	e->link_fd = fd;
+	e->sessions++;
+	remus_repl_decoder_init(&e->dec);
+	if (remus_loop_add_fd(e->loop, fd, REMUS_EV_READ | REMUS_EV_WRITE, on_link_event, e) < 0) {
+		close(fd);
+		e->link_fd = -1;
+		schedule_reconnect(e);
+		return;
+	}
+	e->link_events = REMUS_EV_READ | REMUS_EV_WRITE;
+	e->last_rx_ms = remus_now_ms();
+	e->hb_timer = remus_loop_add_timer(e->loop, e->cfg.heartbeat_ms, on_heartbeat, e);
+}
+
+/* ---- losing the standby ---------------------------------------------- */
+
+static void on_cancelled(struct remus_engine *e, int rc, struct json_object *ret,
+			 const char *err)
+{
+	if (rc < 0)
+		remus_warn(LOG, "migrate_cancel: %s", err);
+}
+
+static void standby_lost(struct remus_engine *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e->reason, sizeof(e->reason), fmt, ap);
+	va_end(ap);
+	remus_err(LOG, "%s; the VM keeps running UNPROTECTED", e->reason);
+	link_close(e);
+	if (e->hooks.standby_lost)
+		e->hooks.standby_lost(e->hooks.opaque, e->reason);
+	if (e->state == REMUS_ENGINE_RUNNING || e->state == REMUS_ENGINE_STARTING) {
+		/* The guest runs: drop this epoch's migration.  In CHECKPOINT the
+		 * chain finishes (it must cont the guest) and then sees the link
+		 * gone. */
+		if (e->mig_fd >= 0)
+			engine_qmp(e, "migrate_cancel", NULL, -1, on_cancelled);
+		mig_close(e);
+		e->state = REMUS_ENGINE_UNPROTECTED;
+	}
+	schedule_reconnect(e);
+}
+
+/* ---- one epoch, in the order it runs --------------------------------- */
+
+static void on_epoch_timer(struct remus_loop *loop, void *opaque);
+static void checkpoint_read_done(struct remus_engine *e);
+
+static int epoch_filter(void *opaque, const struct remus_migstream_token *tok)
+{
+	struct remus_engine *e = opaque;
+
+	return remus_dedup_filter(e->dedup, tok);
+}
+
+/* Feeds channel bytes through parser and rewriter.  0 or -errno. */
+static int process_tokens(struct remus_engine *e)
+{
+	struct remus_migstream_token tok;
+	int r;
+
+	while ((r = remus_migstream_next(e->ps, &tok)) == 1) {
+		switch (tok.kind) {
+		case REMUS_MS_RAM_MEM_SIZE:
+			if (!e->hello_sent && e->link_fd >= 0) {
+				r = send_hello(e, &tok);
+				if (r < 0)
+					return r;
+			}
+			if (e->cfg.dedup) {
+				r = remus_dedup_set_layout(e->dedup, tok.blocks, tok.nblocks,
+							   tok.page_size);
+				if (r < 0)
+					return r;
+			}
+			break;
+		case REMUS_MS_RAM_PAGE:
+			e->cur.pages_seen++;
+			break;
+		case REMUS_MS_RAM_ZERO:
+			e->cur.zero_seen++;
+			break;
+		default:
+			break;
+		}
+		r = remus_migstream_rewrite(&e->rw, &tok);
+		if (r < 0)
+			return r;
+	}
+	if (r < 0)
+		return r;
+	return drain_rewriter(e);
+}
+
+static void epoch_abort(struct remus_engine *e, const char *what, int rc)
+{
+	const char *detail = e->ps ? remus_migstream_error(e->ps) : "";
+
+	standby_lost(e, "epoch %llu: %s: %s%s%s", (unsigned long long)e->epoch, what,
+		     strerror(-rc), *detail ? ": " : "", detail);
+}
+
+static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+{
+	struct remus_engine *e = opaque;
+	int i, rc;
+
+	for (i = 0; i < 8 && e->mig_fd >= 0 && e->mig_reading; i++) {
+		ssize_t r;
+
+		do
+			r = read(fd, e->scratch, READ_CHUNK);
+		while (r < 0 && errno == EINTR);
+		if (r < 0) {
+			if (errno == EAGAIN)
+				return;
+			rc = -errno;
+			goto fail;
+		}
+		if (r == 0) {
+			e->mig_eof = true;
+			mig_set_reading(e, false);
+			remus_migstream_finish(e->ps);
+			rc = process_tokens(e);
+			if (rc < 0)
+				goto fail;
+			if (e->state != REMUS_ENGINE_CHECKPOINT) {
+				rc = -EPIPE;
+				goto fail;
+			}
+			checkpoint_read_done(e);
+			return;
+		}
+		e->cur.local_bytes += (uint64_t)r;
+		rc = remus_migstream_feed(e->ps, e->scratch, (size_t)r);
+		if (rc == 0)
+			rc = process_tokens(e);
+		if (rc < 0)
+			goto fail;
+	}
+	return;
+fail:
+	if (e->state == REMUS_ENGINE_CHECKPOINT) {
+		/* The guest is stopped: note the failure, let the chain cont it. */
+		remus_err(LOG, "epoch %llu: migration stream failed: %s %s",
+			  (unsigned long long)e->epoch, strerror(-rc),
+			  e->ps ? remus_migstream_error(e->ps) : "");
+		e->mig_eof = true;
+		mig_set_reading(e, false);
+		link_close(e);
+		checkpoint_read_done(e);
+		return;
+	}
+	epoch_abort(e, "migration stream failed", rc);
+}
+
+static void on_migrate(struct remus_engine *e, int rc, struct json_object *ret,
+		       const char *err)
+{
+	if (rc < 0) {
+		if (rc == -EREMOTEIO) {
+			epoch_abort(e, err, rc);
+			return;
+		}
+		qmp_failed(e, "migrate", rc, err);
+		return;
+	}
+	if (e->state == REMUS_ENGINE_STARTING || e->state == REMUS_ENGINE_UNPROTECTED)
+		e->state = REMUS_ENGINE_RUNNING;
+	e->epoch_timer = remus_loop_add_timer(e->loop, e->cfg.interval_ms, on_epoch_timer, e);
+}
+
+static void on_getfd(struct remus_engine *e, int rc, struct json_object *ret,
+		     const char *err)
+{
+	struct json_object *args;
+
+	if (rc < 0) {
+		qmp_failed(e, "getfd", rc, err);
+		return;
+	}
+	if (e->mig_fd < 0)
+		return; /* the standby went away meanwhile */
+	args = json_object_new_object();
+	json_object_object_add(args, "uri", json_object_new_string("fd:" MIG_FD_NAME));
+	submit_or_fail(e, "migrate", args, -1, on_migrate);
+}
+
+static void start_epoch(struct remus_engine *e)
+{
+	struct remus_migstream_opts opts = { 0 };
+	struct json_object *args;
+	int sv[2] = { -1, -1 }, rc;
+
+	if (e->link_fd < 0 || e->stopping) {
+		e->state = REMUS_ENGINE_UNPROTECTED;
+		schedule_reconnect(e);
+		return;
+	}
+	if (!e->hello_sent) {
+		/* A new session: the standby holds nothing of ours. */
+		e->first = true;
+		e->epoch = 0;
+		e->have_sid = false;
+		remus_dedup_reset(e->dedup);
+	}
+	memset(&e->cur, 0, sizeof(e->cur));
+	e->cur.epoch = e->epoch;
+	e->cur.commit_ms = -1;
+	e->mig_eof = e->stop_acked = e->polling = false;
+	rc = remus_migstream_new(&opts, &e->ps);
+	if (rc < 0)
+		goto fail;
+	remus_migstream_rewriter_init(&e->rw, e->first, e->standby_sid,
+				      e->cfg.dedup ? epoch_filter : NULL, e);
+	rc = remus_repl_tx_begin(&e->tx, e->epoch);
+	if (rc < 0)
+		goto fail;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	e->mig_fd = sv[1];
+	remus_fd_set_nonblock(e->mig_fd, true);
+	rc = remus_loop_add_fd(e->loop, e->mig_fd, REMUS_EV_READ, on_mig_event, e);
+	if (rc < 0)
+		goto fail;
+	e->mig_reading = true;
+	args = json_object_new_object();
+	json_object_object_add(args, "fdname", json_object_new_string(MIG_FD_NAME));
+	rc = engine_qmp(e, "getfd", args, sv[0], on_getfd);
+	close(sv[0]);
+	sv[0] = -1;
+	if (rc < 0)
+		goto fail;
+	return;
+fail:
+	if (sv[0] >= 0)
+		close(sv[0]);
+	mig_close(e);
+	qmp_failed(e, "starting an epoch", rc, NULL);
+}
+
+static void on_stopped(struct remus_engine *e, int rc, struct json_object *ret,
+		       const char *err);
+static void on_query_migrate(struct remus_engine *e, int rc, struct json_object *ret,
+			     const char *err);
+static void on_cont(struct remus_engine *e, int rc, struct json_object *ret, const char *err);
+
+static void on_epoch_timer(struct remus_loop *loop, void *opaque)
+{
+	struct remus_engine *e = opaque;
+
+	e->epoch_timer = 0;
+	if (e->state != REMUS_ENGINE_RUNNING)
+		return;
+	e->state = REMUS_ENGINE_CHECKPOINT;
+	e->t_stop_ns = remus_now_ns();
+	submit_or_fail(e, "stop", NULL, -1, on_stopped);
+}
+
+static void on_stopped(struct remus_engine *e, int rc, struct json_object *ret,
+		       const char *err)
+{
+	if (rc < 0) {
+		qmp_failed(e, "stop", rc, err);
+		return;
+	}
+	/* QEMU now completes the migration by itself; its return-path thread
+	 * waits for our SHUT before the source can finish. */
+	if (e->mig_fd >= 0 && send(e->mig_fd, rp_shut, sizeof(rp_shut), MSG_NOSIGNAL) < 0)
+		remus_warn(LOG, "epoch %llu: return path SHUT: %s",
+			   (unsigned long long)e->epoch, strerror(errno));
+	e->stop_acked = true;
+	e->poll_deadline_ms = remus_now_ms() + COMPLETE_TIMEOUT_MS;
+	if (e->mig_fd < 0)
+		e->mig_eof = true;
+	checkpoint_read_done(e);
+}
+
+static void poll_migration(struct remus_loop *loop, void *opaque)
+{
+	struct remus_engine *e = opaque;
+
+	e->poll_timer = 0;
+	submit_or_fail(e, "query-migrate", NULL, -1, on_query_migrate);
+}
+
+/* Called when the stop is answered and when the channel reaches EOF (or
+ * fails); proceeds once both happened, in either order.  EOF can also come
+ * before QEMU reports 'completed', so ask until it does. */
+static void checkpoint_read_done(struct remus_engine *e)
+{
+	if (e->state != REMUS_ENGINE_CHECKPOINT || !e->stop_acked || !e->mig_eof ||
+	    e->polling)
+		return;
+	e->polling = true;
+	submit_or_fail(e, "query-migrate", NULL, -1, on_query_migrate);
+}
+
+static void send_cont(struct remus_engine *e)
+{
+	submit_or_fail(e, "cont", NULL, -1, on_cont);
+}
+
+/* The checkpoint is complete and consistent: close the epoch's output and
+ * disk epoch, ask the standby to commit it, resume the guest. */
+static void commit_epoch(struct remus_engine *e)
+{
+	bool ok = e->link_fd >= 0 && e->hello_sent && e->ps && remus_migstream_complete(e->ps);
+	int rc;
+
+	e->t_complete_ns = remus_now_ns();
+	e->cur.complete_ms = (double)(e->t_complete_ns - e->t_stop_ns) / 1e6;
+	if (ok && e->hooks.barrier) {
+		rc = e->hooks.barrier(e->hooks.opaque, e->epoch);
+		if (rc < 0) {
+			standby_lost(e, "epoch %llu: barrier hook failed: %s",
+				     (unsigned long long)e->epoch, strerror(-rc));
+			ok = false;
+		}
+	}
+	if (ok && e->ninflight == MAX_INFLIGHT) {
+		standby_lost(e, "standby %s:%u has not acknowledged %u epochs", e->host,
+			     e->cfg.standby_port, MAX_INFLIGHT);
+		ok = false;
+	}
+	if (ok) {
+		size_t dev = remus_buf_len(&e->rw.dev);
+
+		rc = drain_rewriter(e);
+		if (rc == 0 && !e->have_sid)
+			rc = e->rw.have_sid ? 0 : -EBADMSG;
+		if (rc == 0)
+			rc = remus_repl_tx_device(&e->tx, &e->link_out, remus_buf_data(&e->rw.dev), dev);
+		if (rc == 0)
+			rc = remus_repl_tx_commit(&e->tx, &e->link_out);
+		if (rc < 0) {
+			standby_lost(e, "epoch %llu: cannot queue the commit: %s",
+				     (unsigned long long)e->epoch, strerror(-rc));
+			ok = false;
+		} else {
+			e->cur.device_bytes = dev;
+			e->cur.sent_bytes += dev;
+			e->cur.pages_changed = e->rw.pages_kept;
+			e->cur.zero_changed = e->rw.zero_kept;
+			e->have_sid = true;
+			e->standby_sid = e->rw.standby_sid;
+			e->inflight[e->ninflight].t_req_ns = remus_now_ns();
+			e->inflight[e->ninflight].m = e->cur;
+			e->ninflight++;
+			link_update_events(e);
+		}
+	}
+	mig_close(e);
+	send_cont(e);
+}
+
+static void on_poll_again(struct remus_loop *loop, void *opaque)
+{
+	poll_migration(loop, opaque);
+}
+
+static void on_query_migrate(struct remus_engine *e, int rc, struct json_object *ret,
+			     const char *err)
+{
+	struct json_object *st = NULL;
+	const char *status;
+
+	if (rc < 0) {
+		qmp_failed(e, "query-migrate", rc, err);
+		return;
+	}
+	if (!json_object_object_get_ex(ret, "status", &st)) {
+		e->poll_timer = remus_loop_add_timer(e->loop, 1, on_poll_again, e);
+		return;
+	}
+	status = json_object_get_string(st);
+	if (strcmp(status, "completed") == 0) {
+		e->polling = false;
+		commit_epoch(e);
+		return;
+	}
+	if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0 ||
+	    remus_now_ms() > e->poll_deadline_ms) {
+		struct json_object *d = NULL;
+
+		json_object_object_get_ex(ret, "error-desc", &d);
+		e->polling = false;
+		if (e->link_fd >= 0)
+			standby_lost(e, "epoch %llu: migration %s%s%s; checkpoint dropped",
+				     (unsigned long long)e->epoch,
+				     remus_now_ms() > e->poll_deadline_ms ? "did not complete, status " : "",
+				     status, d ? json_object_get_string(d) : "");
+		mig_close(e);
+		send_cont(e);
+		return;
+	}
+	e->poll_timer = remus_loop_add_timer(e->loop, 1, on_poll_again, e);
+}
+
+static void on_cont(struct remus_engine *e, int rc, struct json_object *ret, const char *err)
+{
+	if (rc < 0) {
+		qmp_failed(e, "cont", rc, err);
+		return;
+	}
+	e->cur.pause_ms = ms_since(e->t_stop_ns);
+	e->last_pause_ms = e->cur.pause_ms;
+	e->checkpoints++;
+	if (e->ninflight && e->inflight[e->ninflight - 1].m.epoch == e->epoch)
+		e->inflight[e->ninflight - 1].m.pause_ms = e->cur.pause_ms;
+	remus_info(LOG, "epoch %llu: pause %.1f ms (complete %.1f), local %llu B, sent %llu B, "
+		   "pages %llu/%llu changed, device %llu B",
+		   (unsigned long long)e->epoch, e->cur.pause_ms, e->cur.complete_ms,
+		   (unsigned long long)e->cur.local_bytes, (unsigned long long)e->cur.sent_bytes,
+		   (unsigned long long)e->cur.pages_changed, (unsigned long long)e->cur.pages_seen,
+		   (unsigned long long)e->cur.device_bytes);
+	if (e->hooks.epoch_done)
+		e->hooks.epoch_done(e->hooks.opaque, &e->cur);
+	if (e->stopping) {
+		finish(e, REMUS_ENGINE_STOPPED, 0, "unprotected on request");
+		return;
+	}
+	if (e->link_fd < 0) {
+		e->state = REMUS_ENGINE_UNPROTECTED;
+		schedule_reconnect(e);
+		return;
+	}
+	e->state = REMUS_ENGINE_RUNNING;
+	e->epoch++;
+	e->first = false;
+	start_epoch(e);
+}
+
+/* ---- start, stop, status --------------------------------------------- */
+
+static void finish(struct remus_engine *e, enum remus_engine_state st, int rc,
+		   const char *reason)
+{
+	if (e->state == REMUS_ENGINE_FAILED || e->state == REMUS_ENGINE_STOPPED)
+		return;
+	if (st == REMUS_ENGINE_FAILED)
+		remus_err(LOG, "protection ended: %s", reason);
+	else
+		remus_info(LOG, "protection ended: %s", reason);
+	snprintf(e->reason, sizeof(e->reason), "%s", reason);
+	if (e->link_fd >= 0 && st == REMUS_ENGINE_STOPPED) {
+		remus_repl_put_close(&e->link_out, "unprotect");
+		remus_buf_write_fd(&e->link_out, e->link_fd);
+	}
+	link_close(e);
+	mig_close(e);
+	if (e->reconnect_timer) {
+		remus_loop_del_timer(e->loop, e->reconnect_timer);
+		e->reconnect_timer = 0;
+	}
+	e->state = st;
+	if (e->hooks.finished)
+		e->hooks.finished(e->hooks.opaque, st, rc, reason);
+}
+
+static void on_identity_uuid(struct remus_engine *e, int rc, struct json_object *ret,
+			     const char *err)
+{
+	struct json_object *u;
+
+	if (rc == 0 && json_object_object_get_ex(ret, "UUID", &u)) {
+		const char *s = json_object_get_string(u);
+		unsigned i, b;
+
+		for (i = 0; i < 16 && *s; i++) {
+			while (*s == '-')
+				s++;
+			if (sscanf(s, "%2x", &b) != 1)
+				break;
+			e->vm_uuid[i] = (uint8_t)b;
+			s += 2;
+		}
+	}
+	link_connect(e);
+}
+
+static void on_identity_name(struct remus_engine *e, int rc, struct json_object *ret,
+			     const char *err)
+{
+	struct json_object *n;
+
+	if (rc == 0 && json_object_object_get_ex(ret, "name", &n))
+		snprintf(e->vm_name, sizeof(e->vm_name), "%s", json_object_get_string(n));
+	submit_or_fail(e, "query-uuid", NULL, -1, on_identity_uuid);
+}
+
+static void on_params(struct remus_engine *e, int rc, struct json_object *ret,
+		      const char *err)
+{
+	if (rc < 0) {
+		qmp_failed(e, "migrate-set-parameters", rc, err);
+		return;
+	}
+	submit_or_fail(e, "query-name", NULL, -1, on_identity_name);
+}
+
+static void on_caps(struct remus_engine *e, int rc, struct json_object *ret, const char *err)
+{
+	struct json_object *args;
+
+	if (rc < 0) {
+		qmp_failed(e, "migrate-set-capabilities (QEMU >= 8.1 is needed for "
+			   "switchover-ack)", rc, err);
+		return;
+	}
+	args = json_object_new_object();
+	/* The copy into this process must never be throttled. */
+	json_object_object_add(args, "max-bandwidth", json_object_new_int64(INT64_C(1) << 40));
+	submit_or_fail(e, "migrate-set-parameters", args, -1, on_params);
+}
+
+static struct json_object *capability(const char *name, bool on)
+{
+	struct json_object *c = json_object_new_object();
+
+	json_object_object_add(c, "capability", json_object_new_string(name));
+	json_object_object_add(c, "state", json_object_new_boolean(on));
+	return c;
+}
+
+int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
+		       const struct remus_engine_config *cfg,
+		       const struct remus_engine_hooks *hooks,
+		       struct remus_engine **out)
+{
+	struct remus_engine *e;
+	struct json_object *args, *caps;
+	int rc;
+
+	if (!cfg->standby_host || !cfg->standby_port || cfg->interval_ms == 0)
+		return -EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->loop = loop;
+	e->qmp = qmp;
+	e->cfg = *cfg;
+	if (!e->cfg.heartbeat_ms)
+		e->cfg.heartbeat_ms = 100;
+	if (!e->cfg.heartbeat_miss)
+		e->cfg.heartbeat_miss = 5;
+	if (!e->cfg.reconnect_ms)
+		e->cfg.reconnect_ms = 1000;
+	if (!e->cfg.link_high_water)
+		e->cfg.link_high_water = 64u << 20;
+	if (hooks)
+		e->hooks = *hooks;
+	e->link_fd = e->mig_fd = -1;
+	e->state = REMUS_ENGINE_STARTING;
+	remus_buf_init(&e->link_out, 0);
+	remus_buf_init(&e->link_in, REMUS_REPL_FRAME_MAX);
+	remus_repl_tx_init(&e->tx);
+	remus_migstream_rewriter_init(&e->rw, true, 0, NULL, NULL);
+	e->host = strdup(cfg->standby_host);
+	e->scratch = malloc(READ_CHUNK);
+	rc = remus_dedup_new(&e->dedup);
+	if (!e->host || !e->scratch || rc < 0) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	e->cfg.standby_host = e->host;
+	args = json_object_new_object();
+	caps = json_object_new_array();
+	json_object_array_add(caps, capability("return-path", true));
+	json_object_array_add(caps, capability("switchover-ack", true));
+	json_object_object_add(args, "capabilities", caps);
+	rc = engine_qmp(e, "migrate-set-capabilities", args, -1, on_caps);
+	if (rc < 0)
+		goto fail;
+	remus_info(LOG, "protecting the VM behind %s: standby %s:%u, epoch %u ms, "
+		   "heartbeat %u ms x %u", remus_qmp_path(qmp), e->host, cfg->standby_port,
+		   e->cfg.interval_ms, e->cfg.heartbeat_ms, e->cfg.heartbeat_miss);
+	*out = e;
+	return 0;
+fail:
+	really_free(e);
+	return rc;
+}
+
+int remus_engine_set_interval(struct remus_engine *e, unsigned interval_ms)
+{
+	if (interval_ms < 10 || interval_ms > 3600000)
+		return -EINVAL;
+	remus_info(LOG, "epoch interval %u ms -> %u ms", e->cfg.interval_ms, interval_ms);
+	e->cfg.interval_ms = interval_ms;
+	return 0;
+}
+
+void remus_engine_stop(struct remus_engine *e)
+{
+	e->stopping = true;
+	switch (e->state) {
+	case REMUS_ENGINE_CHECKPOINT:
+		return; /* on_cont finishes */
+	case REMUS_ENGINE_RUNNING:
+	case REMUS_ENGINE_STARTING:
+		if (e->mig_fd >= 0)
+			engine_qmp(e, "migrate_cancel", NULL, -1, on_cancelled);
+		/* fall through */
+	case REMUS_ENGINE_UNPROTECTED:
+		finish(e, REMUS_ENGINE_STOPPED, 0, "unprotected on request");
+		return;
+	default:
+		return;
+	}
+}
+
+static void really_free(struct remus_engine *e)
+{
+	link_close(e);
+	mig_close(e);
+	if (e->reconnect_timer)
+		remus_loop_del_timer(e->loop, e->reconnect_timer);
+	remus_buf_release(&e->link_out);
+	remus_buf_release(&e->link_in);
+	remus_repl_tx_release(&e->tx);
+	remus_dedup_free(e->dedup);
+	free(e->scratch);
+	free(e->host);
+	free(e);
+}
+
+void remus_engine_free(struct remus_engine *e)
+{
+	if (!e || e->dead)
+		return;
+	e->dead = true;
+	link_close(e);
+	mig_close(e);
+	if (e->reconnect_timer) {
+		remus_loop_del_timer(e->loop, e->reconnect_timer);
+		e->reconnect_timer = 0;
+	}
+	if (e->qmp_pending == 0)
+		really_free(e);
+}
+
+enum remus_engine_state remus_engine_get_state(const struct remus_engine *e)
+{
+	return e->state;
+}
+
+char *remus_engine_status_json(const struct remus_engine *e)
+{
+	struct json_object *o = json_object_new_object();
+	char *s;
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "role", json_object_new_string("primary"));
+	json_object_object_add(o, "state", json_object_new_string(remus_engine_state_name(e->state)));
+	json_object_object_add(o, "standby", json_object_new_string(e->host));
+	json_object_object_add(o, "standby_port", json_object_new_int(e->cfg.standby_port));
+	json_object_object_add(o, "interval_ms", json_object_new_int((int)e->cfg.interval_ms));
+	json_object_object_add(o, "epoch", json_object_new_int64((int64_t)e->epoch));
+	json_object_object_add(o, "checkpoints", json_object_new_int64((int64_t)e->checkpoints));
+	json_object_object_add(o, "sessions", json_object_new_int64((int64_t)e->sessions));
+	json_object_object_add(o, "last_acked_epoch",
+			       e->any_acked ? json_object_new_int64((int64_t)e->last_acked) : NULL);
+	json_object_object_add(o, "pending_commits", json_object_new_int((int)e->ninflight));
+	json_object_object_add(o, "last_pause_ms", json_object_new_double(e->last_pause_ms));
+	json_object_object_add(o, "last_commit_ms", json_object_new_double(e->last_commit_ms));
+	json_object_object_add(o, "link_queued_bytes",
+			       json_object_new_int64((int64_t)remus_buf_len(&e->link_out)));
+	if (*e->reason)
+		json_object_object_add(o, "last_error", json_object_new_string(e->reason));
+	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return s;
+}

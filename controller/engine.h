@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The epoch engine, primary role (engine v1 of docs/ARCHITECTURE.md).
+ *
+ * Each epoch is one live migration of the protected QEMU into this process
+ * over a socketpair (QMP getfd + migrate uri=fd:...), with switchover-ack
+ * on and the ack never sent, so QEMU streams pages while the guest runs.
+ * At the interval:
+ *
+ *   RUNNING --timer--> stop --> send RP SHUT, read to EOF --> query-migrate
+ *   until completed --> barrier hooks (netbuffer, disk) --> COMMIT_REQ to
+ *   the standby --> cont --> next epoch's migration (RUNNING)
+ *
+ * The stream goes through controller/migstream.h: framed, rewritten for
+ * the standby's never-ending stream, pages the standby already holds
+ * dropped by controller/dedup.h, and sent on the replication link
+ * (common/repl.h) while the epoch runs.  The standby acknowledges a
+ * complete epoch with COMMIT_ACK; only then is the commit hook (release
+ * the epoch's packets) called and the epoch's page hashes made the
+ * standby's.  The guest does not wait for the ack (Remus pipelining).
+ *
+ * Losing the standby (link error, CLOSE, heartbeats missed) puts the
+ * engine in UNPROTECTED: the running migration is cancelled, the guest
+ * keeps running, the lost hook says what to do with held output, and the
+ * engine reconnects every reconnect_ms; a reconnected standby gets a full
+ * epoch (nothing is assumed about what it holds).
+ *
+ * Everything runs on the caller's event loop; nothing blocks.
+ */
+#ifndef REMUS_CONTROLLER_ENGINE_H
+#define REMUS_CONTROLLER_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct remus_loop;
+struct remus_qmp;
+struct remus_engine;
+
+enum remus_engine_state {
+	REMUS_ENGINE_STARTING,    /* capabilities, first migration */
+	REMUS_ENGINE_RUNNING,     /* migration streaming, guest running */
+	REMUS_ENGINE_CHECKPOINT,  /* guest stopped: completion, barrier, cont */
+	REMUS_ENGINE_UNPROTECTED, /* no standby: guest runs, reconnecting */
+	REMUS_ENGINE_FAILED,      /* the primary QEMU is gone; final */
+	REMUS_ENGINE_STOPPED,     /* remus_engine_stop() finished; final */
+};
+
+/* What one checkpoint cost; reported through the epoch hook. */
+struct remus_epoch_metrics {
+	uint64_t epoch;
+	double pause_ms;          /* stop sent .. cont answered */
+	double complete_ms;       /* stop sent .. migration completed */
+	uint64_t local_bytes;     /* bytes QEMU streamed to us this epoch */
+	uint64_t sent_bytes;      /* bytes of this epoch put on the link */
+	uint64_t device_bytes;    /* device part of the checkpoint */
+	uint64_t pages_seen;      /* page records QEMU sent */
+	uint64_t pages_changed;   /* page records forwarded (content changed) */
+	uint64_t zero_seen, zero_changed;
+	double commit_ms;         /* COMMIT_REQ queued .. COMMIT_ACK; -1 until acked */
+};
+
+struct remus_engine_hooks {
+	/* Guest stopped, migration complete: close epoch @epoch's output
+	 * (netbuffer barrier) and disk epoch.  Returns 0 or -errno (the epoch
+	 * is then not committed and protection stops). */
+	int (*barrier)(void *opaque, uint64_t epoch);
+	/* The standby acknowledged @epoch: release its output. */
+	void (*commit)(void *opaque, uint64_t epoch);
+	/* The standby is gone; @reason borrowed.  Held output: per policy. */
+	void (*standby_lost)(void *opaque, const char *reason);
+	/* Metrics of each checkpoint, once at cont and again when acked
+	 * (m->commit_ms >= 0).  @m borrowed. */
+	void (*epoch_done)(void *opaque, const struct remus_epoch_metrics *m);
+	/* The engine reached FAILED or STOPPED; @reason borrowed. */
+	void (*finished)(void *opaque, enum remus_engine_state state, int rc,
+			 const char *reason);
+	void *opaque;
+};
+
+struct remus_engine_config {
+	const char *standby_host; /* borrowed; TCP host of the standby remusd */
+	uint16_t standby_port;
+	unsigned interval_ms;     /* epoch length; changeable at runtime */
+	unsigned heartbeat_ms;    /* 0: 100 */
+	unsigned heartbeat_miss;  /* beats missed before the standby is lost; 0: 5 */
+	unsigned reconnect_ms;    /* 0: 1000 */
+	bool dedup;               /* forward only pages whose content changed */
+	size_t link_high_water;   /* pause reading QEMU above this; 0: 64 MiB */
+};
+
+/*
+ * Starts protecting the QEMU behind @qmp (borrowed, READY; must outlive
+ * the engine) on @loop (borrowed).  @cfg and @hooks are copied (strings
+ * too).  Returns 0 with the engine in *@out (owned: remus_engine_free), or
+ * -errno; progress and failures are then reported through the hooks.
+ */
+int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
+		       const struct remus_engine_config *cfg,
+		       const struct remus_engine_hooks *hooks,
+		       struct remus_engine **out);
+/* Changes the epoch interval from the next epoch on.  0 or -EINVAL. */
+int remus_engine_set_interval(struct remus_engine *e, unsigned interval_ms);
+/* Stops protecting: cancels the migration, resumes the guest if we had
+ * stopped it, closes the link (CLOSE "unprotect").  Asynchronous; the
+ * finished hook reports STOPPED. */
+void remus_engine_stop(struct remus_engine *e);
+/* Frees @e immediately (no hooks called).  NULL is fine. */
+void remus_engine_free(struct remus_engine *e);
+
+enum remus_engine_state remus_engine_get_state(const struct remus_engine *e);
+const char *remus_engine_state_name(enum remus_engine_state s);
+/* Status as a JSON object text (owned: free()), or NULL on ENOMEM. */
+char *remus_engine_status_json(const struct remus_engine *e);
+
+#endif

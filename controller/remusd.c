@@ -1,0 +1,477 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * remusd: the remus-qemu daemon of one protected VM on one host.
+ *
+ *   remusd primary --qmp PATH --standby HOST:PORT [options]
+ *   remusd standby --qmp PATH --incoming PATH --listen [HOST:]PORT [options]
+ *   remusd ctl SOCKET REQUEST...
+ *
+ * The primary role runs the epoch engine (controller/engine.h) against the
+ * protected QEMU's QMP socket; the standby role feeds the hot standby QEMU
+ * and takes over when the primary is lost (failover/standby.h).  Both are
+ * controlled through a unix socket (common/ctl.h): status, set-interval,
+ * failover, unprotect.  SIGTERM/SIGINT end the daemon (the primary first
+ * resumes the guest and tells the standby it unprotects).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/ctl.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "controller/engine.h"
+#include "failover/standby.h"
+#include "qmp/qmp.h"
+
+#define LOG "remusd"
+
+struct daemon {
+	struct remus_loop *loop;
+	struct remus_qmp *qmp;
+	struct remus_engine *engine;
+	struct remus_standby *standby;
+	struct remus_ctl *ctl;
+	FILE *metrics;    /* JSON line per committed epoch, or NULL */
+	const char *report_path;
+	bool exit_after_failover;
+	int sigfd;
+	int exit_rc;
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage:\n"
+	      "  remusd primary --qmp PATH --standby HOST:PORT [--interval MS]\n"
+	      "                 [--heartbeat MS] [--miss N] [--no-dedup] [--ctl PATH]\n"
+	      "                 [--metrics FILE] [--log LEVEL]\n"
+	      "  remusd standby --qmp PATH --incoming PATH --listen [HOST:]PORT\n"
+	      "                 [--heartbeat MS] [--miss N] [--vm-name NAME] [--manual]\n"
+	      "                 [--fence CMD] [--on-activate CMD] [--ctl PATH]\n"
+	      "                 [--report FILE] [--exit-after-failover] [--log LEVEL]\n"
+	      "  remusd ctl SOCKET status|set-interval MS|failover|unprotect\n"
+	      "\n"
+	      "The primary protects the QEMU whose QMP socket is --qmp: it checkpoints\n"
+	      "it every --interval ms (default 1000) to the standby remusd at --standby.\n"
+	      "The standby feeds the QEMU started with -incoming unix:PATH (--incoming)\n"
+	      "and runs it when --miss heartbeats of --heartbeat ms (default 5 x 100)\n"
+	      "are missed or the primary's link drops.\n", f);
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || v < min || v > max) {
+		fprintf(stderr, "remusd: %s: '%s' is not a number in %u..%u\n", opt, s, min, max);
+		return -EINVAL;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* "HOST:PORT", "[V6]:PORT" or, if @host_optional, "PORT".  Writes into
+ * @host (NUL-terminated; "" when absent). */
+static int parse_hostport(const char *opt, const char *s, bool host_optional,
+			  char *host, size_t hostlen, uint16_t *port)
+{
+	const char *colon = strrchr(s, ':');
+	const char *h = s, *p;
+	size_t hl;
+	unsigned v;
+
+	if (!colon) {
+		if (!host_optional)
+			goto bad;
+		hl = 0;
+		p = s;
+	} else {
+		hl = (size_t)(colon - s);
+		p = colon + 1;
+		if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+			h = s + 1;
+			hl -= 2;
+		}
+	}
+	if (hl >= hostlen || parse_uint(opt, p, 1, 65535, &v) < 0)
+		goto bad;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	*port = (uint16_t)v;
+	return 0;
+bad:
+	fprintf(stderr, "remusd: %s: expected %s, got '%s'\n", opt,
+		host_optional ? "[HOST:]PORT" : "HOST:PORT", s);
+	return -EINVAL;
+}
+
+/* ---- control requests ------------------------------------------------ */
+
+static char *ok_reply(void)
+{
+	return strdup("{\"ok\":true}");
+}
+
+static char *handle_ctl(void *opaque, const char *req)
+{
+	struct daemon *d = opaque;
+	char cmd[32] = "", arg[64] = "";
+	unsigned v;
+	int rc;
+
+	sscanf(req, "%31s %63s", cmd, arg);
+	if (strcmp(cmd, "status") == 0)
+		return d->engine ? remus_engine_status_json(d->engine)
+				 : remus_standby_status_json(d->standby);
+	if (strcmp(cmd, "set-interval") == 0) {
+		if (!d->engine)
+			return remus_ctl_error("set-interval: this remusd is the standby; "
+					       "send it to the primary");
+		if (sscanf(arg, "%u", &v) != 1 || remus_engine_set_interval(d->engine, v) < 0)
+			return remus_ctl_error("set-interval: '%s' is not an interval in "
+					       "10..3600000 ms", arg);
+		return ok_reply();
+	}
+	if (strcmp(cmd, "failover") == 0) {
+		if (!d->standby)
+			return remus_ctl_error("failover: this remusd is the primary; "
+					       "send it to the standby");
+		rc = remus_standby_failover(d->standby, "failover requested through the "
+					    "control socket");
+		if (rc == -ENODATA)
+			return remus_ctl_error("failover: no checkpoint was committed yet; "
+					       "nothing to take over from");
+		if (rc == -EALREADY)
+			return remus_ctl_error("failover: already %s",
+					       remus_standby_state_name(remus_standby_get_state(d->standby)));
+		return ok_reply();
+	}
+	if (strcmp(cmd, "unprotect") == 0) {
+		if (!d->engine)
+			return remus_ctl_error("unprotect: this remusd is the standby; "
+					       "send it to the primary");
+		remus_engine_stop(d->engine);
+		return ok_reply();
+	}
+	return remus_ctl_error("unknown request '%s': try status, set-interval MS, "
+			       "failover or unprotect", cmd);
+}
+
+/* ---- hooks ----------------------------------------------------------- */
+
+static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
+{
+	struct daemon *d = opaque;
+
+	if (!d->metrics || m->commit_ms < 0)
+		return;
+	fprintf(d->metrics,
+		"{\"epoch\":%llu,\"pause_ms\":%.3f,\"complete_ms\":%.3f,\"commit_ms\":%.3f,"
+		"\"local_bytes\":%llu,\"sent_bytes\":%llu,\"device_bytes\":%llu,"
+		"\"pages_seen\":%llu,\"pages_changed\":%llu,\"zero_seen\":%llu,"
+		"\"zero_changed\":%llu}\n",
+		(unsigned long long)m->epoch, m->pause_ms, m->complete_ms, m->commit_ms,
+		(unsigned long long)m->local_bytes, (unsigned long long)m->sent_bytes,
+		(unsigned long long)m->device_bytes, (unsigned long long)m->pages_seen,
+		(unsigned long long)m->pages_changed, (unsigned long long)m->zero_seen,
+		(unsigned long long)m->zero_changed);
+	fflush(d->metrics);
+}
+
+static void on_standby_lost(void *opaque, const char *reason)
+{
+	/* The engine logged it; netbuffer's release policy hooks in here. */
+}
+
+static void on_finished(void *opaque, enum remus_engine_state st, int rc, const char *reason)
+{
+	struct daemon *d = opaque;
+
+	d->exit_rc = st == REMUS_ENGINE_STOPPED ? 0 : 1;
+	remus_loop_stop(d->loop, d->exit_rc);
+}
+
+static void on_failover_done(void *opaque, const struct remus_failover_report *r)
+{
+	struct daemon *d = opaque;
+
+	if (d->report_path) {
+		char *s = remus_standby_status_json(d->standby);
+		FILE *f = fopen(d->report_path, "w");
+
+		if (f && s)
+			fprintf(f, "%s\n", s);
+		if (f)
+			fclose(f);
+		free(s);
+	}
+	if (r->rc < 0) {
+		d->exit_rc = 1;
+		remus_loop_stop(d->loop, 1);
+	} else if (d->exit_after_failover) {
+		remus_loop_stop(d->loop, 0);
+	}
+}
+
+static void on_qmp_state(struct remus_qmp *q, enum remus_qmp_state st, int rc,
+			 const char *err, void *opaque)
+{
+	struct daemon *d = opaque;
+
+	if (st != REMUS_QMP_CLOSED)
+		return;
+	if (d->standby && remus_standby_get_state(d->standby) == REMUS_STANDBY_ACTIVE) {
+		remus_warn(LOG, "%s", err);
+		return;
+	}
+	remus_err(LOG, "lost the QEMU monitor: %s", err);
+	d->exit_rc = 1;
+	remus_loop_stop(d->loop, 1);
+}
+
+static void on_signal(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+{
+	struct daemon *d = opaque;
+	struct signalfd_siginfo si;
+
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo == SIGCHLD) {
+		/* Hooks are reaped by the code that started them. */
+		return;
+	}
+	remus_info(LOG, "signal %u: shutting down", si.ssi_signo);
+	if (d->engine && remus_engine_get_state(d->engine) != REMUS_ENGINE_FAILED &&
+	    remus_engine_get_state(d->engine) != REMUS_ENGINE_STOPPED) {
+		remus_engine_stop(d->engine);
+		return; /* on_finished stops the loop once the guest runs */
+	}
+	remus_loop_stop(loop, 0);
+}
+
+/* ---- main ------------------------------------------------------------ */
+
+enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO_DEDUP,
+       OPT_CTL, OPT_METRICS, OPT_LOG, OPT_INCOMING, OPT_LISTEN, OPT_VM_NAME, OPT_MANUAL,
+       OPT_FENCE, OPT_ACTIVATE, OPT_REPORT, OPT_EXIT_AFTER, OPT_HELP };
+
+static const struct option long_opts[] = {
+	{ "qmp", required_argument, NULL, OPT_QMP },
+	{ "standby", required_argument, NULL, OPT_STANDBY },
+	{ "interval", required_argument, NULL, OPT_INTERVAL },
+	{ "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
+	{ "miss", required_argument, NULL, OPT_MISS },
+	{ "no-dedup", no_argument, NULL, OPT_NO_DEDUP },
+	{ "ctl", required_argument, NULL, OPT_CTL },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "vm-name", required_argument, NULL, OPT_VM_NAME },
+	{ "manual", no_argument, NULL, OPT_MANUAL },
+	{ "fence", required_argument, NULL, OPT_FENCE },
+	{ "on-activate", required_argument, NULL, OPT_ACTIVATE },
+	{ "report", required_argument, NULL, OPT_REPORT },
+	{ "exit-after-failover", no_argument, NULL, OPT_EXIT_AFTER },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ 0 },
+};
+
+static int run_ctl(int argc, char **argv)
+{
+	char req[REMUS_CTL_MAX_LINE] = "";
+	char *reply = NULL;
+	int i, rc;
+
+	if (argc < 4) {
+		usage(stderr);
+		return 2;
+	}
+	for (i = 3; i < argc; i++) {
+		if (strlen(req) + strlen(argv[i]) + 2 > sizeof(req))
+			return 2;
+		if (i > 3)
+			strcat(req, " ");
+		strcat(req, argv[i]);
+	}
+	rc = remus_ctl_request(argv[2], req, 10000, &reply);
+	if (rc < 0) {
+		fprintf(stderr, "remusd ctl: cannot talk to %s: %s (is remusd running with "
+			"--ctl %s?)\n", argv[2], strerror(-rc), argv[2]);
+		return 1;
+	}
+	printf("%s\n", reply);
+	rc = strstr(reply, "\"ok\":false") ? 1 : 0;
+	free(reply);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct remus_engine_config ecfg = { .interval_ms = 1000, .dedup = true };
+	struct remus_standby_config scfg = { 0 };
+	struct remus_engine_hooks eh = { 0 };
+	struct remus_standby_hooks sh = { 0 };
+	struct daemon d = { .sigfd = -1 };
+	const char *qmp_path = NULL, *ctl_path = NULL, *metrics = NULL;
+	char host[256] = "", lhost[256] = "";
+	bool primary, have_standby = false, have_listen = false;
+	enum remus_log_level lvl;
+	sigset_t mask;
+	int c, rc;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "ctl") == 0)
+		return run_ctl(argc, argv);
+	if (strcmp(argv[1], "primary") && strcmp(argv[1], "standby")) {
+		fprintf(stderr, "remusd: unknown role '%s': primary, standby or ctl\n", argv[1]);
+		return 2;
+	}
+	primary = strcmp(argv[1], "primary") == 0;
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+		unsigned v;
+
+		switch (c) {
+		case OPT_QMP: qmp_path = optarg; break;
+		case OPT_STANDBY:
+			if (parse_hostport("--standby", optarg, false, host, sizeof(host),
+					   &ecfg.standby_port) < 0)
+				return 2;
+			have_standby = true;
+			break;
+		case OPT_LISTEN:
+			if (parse_hostport("--listen", optarg, true, lhost, sizeof(lhost),
+					   &scfg.listen_port) < 0)
+				return 2;
+			have_listen = true;
+			break;
+		case OPT_INTERVAL:
+			if (parse_uint("--interval", optarg, 10, 3600000, &ecfg.interval_ms) < 0)
+				return 2;
+			break;
+		case OPT_HEARTBEAT:
+			if (parse_uint("--heartbeat", optarg, 10, 60000, &v) < 0)
+				return 2;
+			ecfg.heartbeat_ms = scfg.heartbeat_ms = v;
+			break;
+		case OPT_MISS:
+			if (parse_uint("--miss", optarg, 1, 1000, &v) < 0)
+				return 2;
+			ecfg.heartbeat_miss = scfg.heartbeat_miss = v;
+			break;
+		case OPT_NO_DEDUP: ecfg.dedup = false; break;
+		case OPT_CTL: ctl_path = optarg; break;
+		case OPT_METRICS: metrics = optarg; break;
+		case OPT_LOG:
+			if (remus_log_parse_level(optarg, &lvl) < 0) {
+				fprintf(stderr, "remusd: --log: '%s' is not error, warn, info or debug\n",
+					optarg);
+				return 2;
+			}
+			remus_log_set_level(lvl);
+			break;
+		case OPT_INCOMING: scfg.incoming_path = optarg; break;
+		case OPT_VM_NAME: scfg.vm_name = optarg; break;
+		case OPT_MANUAL: scfg.no_auto_failover = true; break;
+		case OPT_FENCE: scfg.fence_cmd = optarg; break;
+		case OPT_ACTIVATE: scfg.activate_cmd = optarg; break;
+		case OPT_REPORT: d.report_path = optarg; break;
+		case OPT_EXIT_AFTER: d.exit_after_failover = true; break;
+		case OPT_HELP: usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "remusd: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!qmp_path || (primary && !have_standby) ||
+	    (!primary && (!have_listen || !scfg.incoming_path))) {
+		fprintf(stderr, "remusd %s: missing %s\n", argv[1],
+			!qmp_path ? "--qmp PATH" : primary ? "--standby HOST:PORT"
+			: !have_listen ? "--listen [HOST:]PORT" : "--incoming PATH");
+		return 2;
+	}
+	ecfg.standby_host = host;
+	scfg.listen_host = *lhost ? lhost : NULL;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	rc = remus_loop_new(&d.loop);
+	if (rc < 0)
+		goto out;
+	d.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (d.sigfd < 0 || remus_loop_add_fd(d.loop, d.sigfd, REMUS_EV_READ, on_signal, &d) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (metrics) {
+		d.metrics = fopen(metrics, "a");
+		if (!d.metrics) {
+			rc = -errno;
+			remus_err(LOG, "cannot open metrics file %s: %s", metrics, strerror(errno));
+			goto out;
+		}
+	}
+	rc = remus_qmp_connect(d.loop, qmp_path, NULL, on_qmp_state, &d, &d.qmp);
+	if (rc == 0)
+		rc = remus_qmp_wait_ready(d.qmp, 30000);
+	if (rc < 0) {
+		remus_err(LOG, "cannot use the QEMU monitor at %s: %s", qmp_path,
+			  d.qmp ? remus_qmp_last_error(d.qmp) : strerror(-rc));
+		goto out;
+	}
+	if (primary) {
+		eh.epoch_done = on_epoch_done;
+		eh.standby_lost = on_standby_lost;
+		eh.finished = on_finished;
+		eh.opaque = &d;
+		rc = remus_engine_start(d.loop, d.qmp, &ecfg, &eh, &d.engine);
+	} else {
+		sh.failover_done = on_failover_done;
+		sh.opaque = &d;
+		rc = remus_standby_start(d.loop, d.qmp, &scfg, &sh, &d.standby);
+	}
+	if (rc < 0) {
+		remus_err(LOG, "cannot start the %s role: %s", argv[1], strerror(-rc));
+		goto out;
+	}
+	if (ctl_path) {
+		rc = remus_ctl_listen(d.loop, ctl_path, handle_ctl, &d, &d.ctl);
+		if (rc < 0) {
+			remus_err(LOG, "cannot listen on control socket %s: %s", ctl_path,
+				  strerror(-rc));
+			goto out;
+		}
+	}
+	rc = remus_loop_run(d.loop);
+	rc = rc < 0 ? rc : d.exit_rc ? -EIO : 0;
+out:
+	remus_ctl_free(d.ctl);
+	remus_engine_free(d.engine);
+	remus_standby_free(d.standby);
+	remus_qmp_free(d.qmp);
+	if (d.metrics)
+		fclose(d.metrics);
+	if (d.sigfd >= 0)
+		close(d.sigfd);
+	remus_loop_free(d.loop);
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,1091 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The standby role (see standby.h for the protocol and the takeover).
+ *
+ * Three fds meet here: the listening socket, the link to the primary (one
+ * session at a time; a second primary is refused), and the standby QEMU's
+ * incoming socket, to which committed epochs are written as fast as QEMU
+ * reads them (qemu_out).  An epoch's COMMIT_ACK goes out as soon as the
+ * epoch is complete and verified in our memory: from then on it survives
+ * the primary, which is what the primary's output commit needs.
+ *
+ * Takeover timeline (each step waits for the previous one):
+ *
+ *   lost --> fence cmd exits 0 --> qemu_out drained, tail queued -->
+ *   tail written --> query-migrate "completed" --> cont --> running,
+ *   announce-self, activation hook (not waited for)
+ */
+#include "failover/standby.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "common/repl.h"
+#include "common/sock.h"
+#include "controller/migstream.h"
+#include "qmp/qmp.h"
+
+#define LOG "standby"
+#define QEMU_OUT_LIMIT ((size_t)2 << 30)
+#define LOAD_TIMEOUT_MS 30000u
+#define FENCE_TIMEOUT_MS 30000u
+
+extern char **environ;
+
+struct remus_standby {
+	struct remus_loop *loop;
+	struct remus_qmp *qmp;
+	struct remus_standby_config cfg;
+	char *incoming, *vm_name, *fence, *activate, *listen_host;
+	struct remus_standby_hooks hooks;
+	enum remus_standby_state state;
+	unsigned qmp_pending;
+	bool dead;
+
+	int listen_fd;
+	uint16_t port;
+
+	/* session with the primary */
+	int link_fd;
+	char peer[64];
+	struct remus_buf link_in, link_out;
+	struct remus_repl_decoder dec;
+	struct remus_repl_assembler asmb;
+	bool hello_ok;
+	uint64_t last_rx_ms;
+	remus_timer_id hb_timer;
+	uint64_t hb_seq;
+	uint64_t sessions;
+
+	/* the standby QEMU's incoming stream */
+	int qemu_fd;
+	bool qemu_connected;
+	bool stream_used;         /* a session's bytes went to this QEMU */
+	struct remus_buf qemu_out;
+	uint64_t qemu_written;
+	remus_timer_id qemu_retry;
+
+	/* what a takeover needs */
+	bool have_commit;
+	uint64_t committed_epoch;
+	struct remus_buf last_dev;
+	bool have_sid;
+	uint32_t ram_sid;
+	uint64_t epochs_committed;
+	uint64_t bytes_committed;
+
+	/* takeover */
+	struct remus_failover_report rep;
+	uint64_t t_lost_ns;
+	bool tail_queued;
+	pid_t fence_pid;
+	pid_t hook_pid;           /* activation hook, reaped by hook_timer */
+	remus_timer_id hook_timer;
+	remus_timer_id step_timer;
+	uint64_t deadline_ms;
+};
+
+static void failover_step(struct remus_standby *s);
+static void start_failover(struct remus_standby *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+const char *remus_standby_state_name(enum remus_standby_state st)
+{
+	switch (st) {
+	case REMUS_STANDBY_WAITING: return "waiting";
+	case REMUS_STANDBY_RECEIVING: return "receiving";
+	case REMUS_STANDBY_FAILOVER: return "failover";
+	case REMUS_STANDBY_ACTIVE: return "active";
+	case REMUS_STANDBY_FAILED: return "failed";
+	}
+	return "?";
+}
+
+static double since_lost_ms(const struct remus_standby *s)
+{
+	return (double)(remus_now_ns() - s->t_lost_ns) / 1e6;
+}
+
+/* ---- QMP with lifetime accounting ------------------------------------ */
+
+struct call {
+	struct remus_standby *s;
+	void (*fn)(struct remus_standby *s, int rc, struct json_object *ret, const char *err);
+};
+
+static void really_free(struct remus_standby *s);
+
+static void on_reply(struct remus_qmp *q, int rc, struct json_object *ret, const char *err,
+		     void *opaque)
+{
+	struct call *c = opaque;
+	struct remus_standby *s = c->s;
+
+	s->qmp_pending--;
+	if (!s->dead && c->fn)
+		c->fn(s, rc, ret, err);
+	free(c);
+	if (s->dead && s->qmp_pending == 0)
+		really_free(s);
+}
+
+static int standby_qmp(struct remus_standby *s, const char *cmd, struct json_object *args,
+		       void (*fn)(struct remus_standby *, int, struct json_object *, const char *))
+{
+	struct call *c = malloc(sizeof(*c));
+	int rc;
+
+	if (!c) {
+		json_object_put(args);
+		return -ENOMEM;
+	}
+	c->s = s;
+	c->fn = fn;
+	rc = remus_qmp_execute(s->qmp, cmd, args, -1, 0, on_reply, c);
+	if (rc < 0) {
+		free(c);
+		return rc;
+	}
+	s->qmp_pending++;
+	return 0;
+}
+
+/* ---- the standby QEMU's incoming socket ------------------------------ */
+
+static void qemu_update_events(struct remus_standby *s)
+{
+	unsigned ev = REMUS_EV_READ;
+
+	if (s->qemu_fd < 0)
+		return;
+	if (!s->qemu_connected || remus_buf_len(&s->qemu_out))
+		ev |= REMUS_EV_WRITE;
+	remus_loop_mod_fd(s->loop, s->qemu_fd, ev);
+}
+
+static void qemu_connect(struct remus_standby *s);
+
+static void on_qemu_retry(struct remus_loop *loop, void *opaque)
+{
+	struct remus_standby *s = opaque;
+
+	s->qemu_retry = 0;
+	qemu_connect(s);
+}
+
+static void qemu_fail(struct remus_standby *s, const char *what, int err)
+{
+	remus_err(LOG, "standby QEMU incoming socket %s: %s: %s", s->incoming, what,
+		  strerror(err));
+	if (s->qemu_fd >= 0) {
+		remus_loop_del_fd(s->loop, s->qemu_fd);
+		close(s->qemu_fd);
+		s->qemu_fd = -1;
+	}
+	s->qemu_connected = false;
+	if (s->state == REMUS_STANDBY_FAILOVER) {
+		s->rep.rc = -err;
+		failover_step(s);
+	}
+}
+
+static void on_qemu_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+{
+	struct remus_standby *s = opaque;
+	char drop[4096];
+	ssize_t r;
+
+	if (!s->qemu_connected) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err) {
+			/* QEMU may not be listening yet: try again shortly. */
+			remus_loop_del_fd(s->loop, fd);
+			close(fd);
+			s->qemu_fd = -1;
+			if (!s->qemu_retry)
+				s->qemu_retry = remus_loop_add_timer(s->loop, 50, on_qemu_retry, s);
+			return;
+		}
+		s->qemu_connected = true;
+		remus_info(LOG, "connected to the standby QEMU's incoming socket %s", s->incoming);
+	}
+	if (ev & (REMUS_EV_READ | REMUS_EV_ERROR)) {
+		/* The destination's return path: nothing in it matters to us. */
+		r = read(fd, drop, sizeof(drop));
+		if (r == 0 && s->state != REMUS_STANDBY_ACTIVE) {
+			if (s->state == REMUS_STANDBY_FAILOVER && s->tail_queued &&
+			    !remus_buf_len(&s->qemu_out)) {
+				/* QEMU closes after loading the tail: expected. */
+				remus_loop_del_fd(s->loop, fd);
+				close(fd);
+				s->qemu_fd = -1;
+				return;
+			}
+			qemu_fail(s, "closed by QEMU", EPIPE);
+			return;
+		}
+		if (r < 0 && errno != EAGAIN && errno != EINTR) {
+			qemu_fail(s, "read", errno);
+			return;
+		}
+	}
+	if (ev & REMUS_EV_WRITE && remus_buf_len(&s->qemu_out)) {
+		size_t before = remus_buf_len(&s->qemu_out);
+
+		r = remus_buf_write_fd(&s->qemu_out, fd);
+		if (r < 0 && r != -EAGAIN) {
+			qemu_fail(s, "write", (int)-r);
+			return;
+		}
+		s->qemu_written += before - remus_buf_len(&s->qemu_out);
+		if (!remus_buf_len(&s->qemu_out) && s->state == REMUS_STANDBY_FAILOVER)
+			failover_step(s);
+	}
+	if (s->qemu_fd >= 0)
+		qemu_update_events(s);
+}
+
+static void qemu_connect(struct remus_standby *s)
+{
+	int fd = remus_unix_connect(s->incoming, true);
+
+	if (fd < 0) {
+		if (fd != -ENOENT && fd != -ECONNREFUSED)
+			remus_warn(LOG, "standby QEMU incoming socket %s: %s; retrying",
+				   s->incoming, strerror(-fd));
+		s->qemu_retry = remus_loop_add_timer(s->loop, 50, on_qemu_retry, s);
+		return;
+	}
+	s->qemu_fd = fd;
+	s->qemu_connected = false;
+	if (remus_loop_add_fd(s->loop, fd, REMUS_EV_READ | REMUS_EV_WRITE, on_qemu_event, s) < 0) {
+		close(fd);
+		s->qemu_fd = -1;
+	}
+}
+
+static int qemu_queue(struct remus_standby *s, const void *p, size_t n)
+{
+	int rc = remus_buf_append(&s->qemu_out, p, n);
+
+	if (rc == 0)
+		qemu_update_events(s);
+	return rc;
+}
+
+/* ---- the link to the primary ----------------------------------------- */
+
+static void link_send_now(struct remus_standby *s)
+{
+	if (s->link_fd >= 0 && remus_buf_len(&s->link_out)) {
+		ssize_t r = remus_buf_write_fd(&s->link_out, s->link_fd);
+
+		(void)r; /* errors surface as a read error or EOF */
+		remus_loop_mod_fd(s->loop, s->link_fd, REMUS_EV_READ |
+				  (remus_buf_len(&s->link_out) ? REMUS_EV_WRITE : 0));
+	}
+}
+
+static void link_end(struct remus_standby *s)
+{
+	if (s->link_fd >= 0) {
+		remus_loop_del_fd(s->loop, s->link_fd);
+		close(s->link_fd);
+		s->link_fd = -1;
+	}
+	if (s->hb_timer) {
+		remus_loop_del_timer(s->loop, s->hb_timer);
+		s->hb_timer = 0;
+	}
+	remus_buf_reset(&s->link_in);
+	remus_buf_reset(&s->link_out);
+	s->hello_ok = false;
+	if (s->state == REMUS_STANDBY_RECEIVING)
+		s->state = REMUS_STANDBY_WAITING;
+}
+
+/* The primary went away.  With a committed epoch that is a failover
+ * unless the primary said goodbye. */
+static void primary_lost(struct remus_standby *s, bool said_close, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void primary_lost(struct remus_standby *s, bool said_close, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (said_close || !s->have_commit || s->cfg.no_auto_failover) {
+		size_t dropped = remus_repl_assembler_discard(&s->asmb);
+
+		remus_warn(LOG, "%s; session ended%s (%zu uncommitted bytes dropped)", why,
+			   said_close ? "" : !s->have_commit ? ", nothing committed to take over from"
+							     : ", automatic failover is off",
+			   dropped);
+		link_end(s);
+		return;
+	}
+	start_failover(s, "%s", why);
+}
+
+static int find_ram_sid(struct remus_standby *s, const struct remus_buf *data)
+{
+	struct remus_migstream_opts opts = { .max_buffered = remus_buf_len(data) + 1 };
+	struct remus_migstream *p = NULL;
+	struct remus_migstream_token tok;
+	int rc;
+
+	rc = remus_migstream_new(&opts, &p);
+	if (rc < 0)
+		return rc;
+	rc = remus_migstream_feed(p, remus_buf_data(data), remus_buf_len(data));
+	while (rc == 0 && (rc = remus_migstream_next(p, &tok)) == 1) {
+		if (tok.kind == REMUS_MS_START) {
+			s->ram_sid = tok.section_id;
+			s->have_sid = true;
+			break;
+		}
+		rc = 0;
+		if (remus_migstream_offset(p) >= remus_buf_len(data))
+			break;
+	}
+	remus_migstream_free(p);
+	return s->have_sid ? 0 : -EBADMSG;
+}
+
+static void on_epoch(struct remus_standby *s, struct remus_repl_epoch *ep)
+{
+	int rc;
+
+	if (ep->epoch == 0 && !s->have_sid && find_ram_sid(s, &ep->data) < 0) {
+		primary_lost(s, true, "epoch 0 from %s carries no START(ram) section", s->peer);
+		return;
+	}
+	rc = qemu_queue(s, remus_buf_data(&ep->data), remus_buf_len(&ep->data));
+	if (rc < 0) {
+		primary_lost(s, true, "standby QEMU does not keep up (%zu bytes queued): %s",
+			     remus_buf_len(&s->qemu_out), strerror(-rc));
+		return;
+	}
+	s->stream_used = true;
+	/* Keep the device part of the newest committed epoch: swap buffers. */
+	remus_buf_release(&s->last_dev);
+	s->last_dev = ep->device;
+	remus_buf_init(&ep->device, 0);
+	s->have_commit = true;
+	s->committed_epoch = ep->epoch;
+	s->epochs_committed++;
+	s->bytes_committed += remus_buf_len(&ep->data) + remus_buf_len(&s->last_dev);
+	remus_repl_put_commit_ack(&s->link_out, ep->epoch);
+	link_send_now(s);
+	remus_debug(LOG, "epoch %llu committed: %zu data + %zu device bytes",
+		    (unsigned long long)ep->epoch, remus_buf_len(&ep->data),
+		    remus_buf_len(&s->last_dev));
+}
+
+static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m)
+{
+	struct remus_repl_hello want = { .version = REMUS_REPL_VERSION };
+	char reason[REMUS_REPL_REASON_MAX];
+	int rc;
+
+	/* Compare with ourselves: same version, and the VM name if we were
+	 * given one.  RAM layout: the standby QEMU checks each block's size
+	 * when the stream arrives and fails the load on a mismatch. */
+	want = m->u.hello;
+	want.version = REMUS_REPL_VERSION;
+	if (s->vm_name) {
+		want.vm_name.p = s->vm_name;
+		want.vm_name.len = strlen(s->vm_name);
+	}
+	rc = remus_repl_hello_check(&want, &m->u.hello, reason, sizeof(reason));
+	if (rc == 0 && s->stream_used) {
+		snprintf(reason, sizeof(reason), "the standby QEMU already took a stream from an "
+			 "earlier session; restart it with -incoming before protecting again");
+		rc = -EBUSY;
+	}
+	if (rc < 0) {
+		remus_err(LOG, "refusing primary %s: %s", s->peer, reason);
+		remus_repl_put_reject(&s->link_out, reason);
+		link_send_now(s);
+		link_end(s);
+		return;
+	}
+	remus_repl_assembler_release(&s->asmb);
+	remus_repl_assembler_init(&s->asmb, 0, 0);
+	s->hello_ok = true;
+	s->state = REMUS_STANDBY_RECEIVING;
+	s->sessions++;
+	remus_repl_encode(&s->link_out, &(struct remus_repl_msg){
+		.type = REMUS_REPL_HELLO_ACK, .u.version = REMUS_REPL_VERSION });
+	link_send_now(s);
+	remus_info(LOG, "primary %s protects VM '%.*s' (%u RAM blocks); session %llu", s->peer,
+		   (int)m->u.hello.vm_name.len, m->u.hello.vm_name.p, m->u.hello.nblocks,
+		   (unsigned long long)s->sessions);
+}
+
+static void handle_msg(struct remus_standby *s, const struct remus_repl_msg *m)
+{
+	struct remus_repl_epoch ep;
+	int rc;
+
+	if (!s->hello_ok && m->type != REMUS_REPL_HELLO) {
+		primary_lost(s, true, "primary %s sent %s before HELLO", s->peer,
+			     remus_repl_type_name(m->type));
+		return;
+	}
+	switch (m->type) {
+	case REMUS_REPL_HELLO:
+		if (s->hello_ok) {
+			primary_lost(s, false, "primary %s sent a second HELLO", s->peer);
+			return;
+		}
+		handle_hello(s, m);
+		return;
+	case REMUS_REPL_EPOCH_DATA:
+	case REMUS_REPL_EPOCH_DEVICE:
+	case REMUS_REPL_COMMIT_REQ:
+		remus_repl_epoch_init(&ep);
+		rc = remus_repl_assembler_feed(&s->asmb, m, &ep);
+		if (rc == 1)
+			on_epoch(s, &ep);
+		remus_repl_epoch_release(&ep);
+		if (rc < 0)
+			primary_lost(s, false, "epoch from primary %s rejected: %s", s->peer,
+				     remus_repl_assembler_error(&s->asmb));
+		return;
+	case REMUS_REPL_HEARTBEAT:
+		return;
+	case REMUS_REPL_CLOSE:
+		primary_lost(s, true, "primary %s closed the link: %.*s", s->peer,
+			     (int)m->u.reason.len, m->u.reason.p);
+		return;
+	default:
+		primary_lost(s, false, "primary %s sent an unexpected %s", s->peer,
+			     remus_repl_type_name(m->type));
+		return;
+	}
+}
+
+static void on_link_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+{
+	struct remus_standby *s = opaque;
+	struct remus_repl_msg m;
+	ssize_t r;
+	int rc = 0;
+
+	if (ev & REMUS_EV_WRITE)
+		link_send_now(s);
+	if (!(ev & (REMUS_EV_READ | REMUS_EV_ERROR)))
+		return;
+	r = remus_buf_read_fd(&s->link_in, fd, 1u << 20);
+	if (r == 0 || (r < 0 && r != -EAGAIN)) {
+		primary_lost(s, false, "link to primary %s %s", s->peer,
+			     r == 0 ? "closed without CLOSE" : strerror((int)-r));
+		return;
+	}
+	if (r > 0)
+		s->last_rx_ms = remus_now_ms();
+	while (s->link_fd == fd && (rc = remus_repl_decode(&s->dec, &s->link_in, &m)) == 1)
+		handle_msg(s, &m);
+	if (s->link_fd == fd && rc < 0)
+		primary_lost(s, false, "bad frame from primary %s: %s", s->peer,
+			     remus_repl_decoder_error(&s->dec));
+}
+
+static void on_heartbeat(struct remus_loop *loop, void *opaque)
+{
+	struct remus_standby *s = opaque;
+	uint64_t now = remus_now_ms();
+	uint64_t limit = (uint64_t)s->cfg.heartbeat_ms * s->cfg.heartbeat_miss;
+
+	s->hb_timer = 0;
+	if (s->link_fd < 0)
+		return;
+	if (now - s->last_rx_ms > limit) {
+		primary_lost(s, false, "no word from primary %s for %llu ms (%u heartbeats of "
+			     "%u ms missed)", s->peer, (unsigned long long)(now - s->last_rx_ms),
+			     s->cfg.heartbeat_miss, s->cfg.heartbeat_ms);
+		return;
+	}
+	remus_repl_put_heartbeat(&s->link_out, ++s->hb_seq, now);
+	link_send_now(s);
+	s->hb_timer = remus_loop_add_timer(s->loop, s->cfg.heartbeat_ms, on_heartbeat, s);
+}
+
+static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+{
+	struct remus_standby *s = opaque;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[48] = "?", serv[8] = "?";
+	int c;
+
+	c = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (c < 0)
+		return;
+	getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), serv, sizeof(serv),
+		    NI_NUMERICHOST | NI_NUMERICSERV);
+	if (s->link_fd >= 0 || s->state == REMUS_STANDBY_FAILOVER ||
+	    s->state == REMUS_STANDBY_ACTIVE || s->state == REMUS_STANDBY_FAILED) {
+		struct remus_buf b;
+		char reason[160];
+
+		snprintf(reason, sizeof(reason), "standby is %s%s%s",
+			 s->link_fd >= 0 ? "busy with primary " : remus_standby_state_name(s->state),
+			 s->link_fd >= 0 ? s->peer : "", "");
+		remus_warn(LOG, "refusing primary %s:%s: %s", host, serv, reason);
+		remus_buf_init(&b, 0);
+		if (remus_repl_put_reject(&b, reason) == 0)
+			(void)!write(c, remus_buf_data(&b), remus_buf_len(&b));
+		remus_buf_release(&b);
+		close(c);
+		return;
+	}
+	snprintf(s->peer, sizeof(s->peer), "%s:%s", host, serv);
+	s->link_fd = c;
+	remus_repl_decoder_init(&s->dec);
+	s->last_rx_ms = remus_now_ms();
+	remus_loop_add_fd(s->loop, c, REMUS_EV_READ, on_link_event, s);
+	s->hb_timer = remus_loop_add_timer(s->loop, s->cfg.heartbeat_ms, on_heartbeat, s);
+	remus_info(LOG, "primary connected from %s", s->peer);
+}
+
+/* ---- takeover, in the order it runs ---------------------------------- */
+
+static void run_activate_hook(struct remus_standby *s);
+
+static void failover_done(struct remus_standby *s, int rc)
+{
+	if (s->step_timer) {
+		remus_loop_del_timer(s->loop, s->step_timer);
+		s->step_timer = 0;
+	}
+	s->rep.rc = rc;
+	s->state = rc == 0 ? REMUS_STANDBY_ACTIVE : REMUS_STANDBY_FAILED;
+	if (rc == 0) {
+		remus_info(LOG, "FAILOVER done: guest running from epoch %llu; lost->fenced %.1f ms, "
+			   "->tail written %.1f ms, ->loaded %.1f ms, ->running %.1f ms "
+			   "(last word from the primary %.1f ms before it was declared lost)",
+			   (unsigned long long)s->rep.epoch, s->rep.fenced_ms, s->rep.tail_written_ms,
+			   s->rep.loaded_ms, s->rep.running_ms, s->rep.since_last_rx_ms);
+		run_activate_hook(s);
+	} else {
+		remus_err(LOG, "FAILOVER failed: %s (after %.1f ms)", strerror(-rc), since_lost_ms(s));
+	}
+	if (s->hooks.failover_done)
+		s->hooks.failover_done(s->hooks.opaque, &s->rep);
+}
+
+static void on_announced(struct remus_standby *s, int rc, struct json_object *ret,
+			 const char *err)
+{
+	if (rc < 0)
+		remus_warn(LOG, "announce-self: %s", err);
+}
+
+static void on_running(struct remus_standby *s, int rc, struct json_object *ret,
+		       const char *err)
+{
+	struct json_object *a;
+
+	if (rc < 0) {
+		remus_err(LOG, "cont on the standby QEMU: %s", err);
+		failover_done(s, rc);
+		return;
+	}
+	s->rep.running_ms = since_lost_ms(s);
+	/* Let switches learn the guest's MACs on this host. */
+	a = json_object_new_object();
+	json_object_object_add(a, "initial", json_object_new_int(50));
+	json_object_object_add(a, "max", json_object_new_int(550));
+	json_object_object_add(a, "rounds", json_object_new_int(5));
+	json_object_object_add(a, "step", json_object_new_int(100));
+	standby_qmp(s, "announce-self", a, on_announced);
+	failover_done(s, 0);
+}
+
+static void on_status(struct remus_standby *s, int rc, struct json_object *ret,
+		      const char *err)
+{
+	struct json_object *st;
+
+	if (rc < 0) {
+		failover_done(s, rc);
+		return;
+	}
+	/* Device state from a completed migration records 'paused'. */
+	if (json_object_object_get_ex(ret, "status", &st) &&
+	    strcmp(json_object_get_string(st), "running") == 0) {
+		on_running(s, 0, NULL, NULL);
+		return;
+	}
+	if (standby_qmp(s, "cont", NULL, on_running) < 0)
+		failover_done(s, -EIO);
+}
+
+static void poll_load(struct remus_loop *loop, void *opaque);
+
+static void on_load_status(struct remus_standby *s, int rc, struct json_object *ret,
+			   const char *err)
+{
+	struct json_object *st;
+	const char *status = "";
+
+	if (rc < 0) {
+		remus_err(LOG, "query-migrate on the standby QEMU: %s", err);
+		failover_done(s, rc);
+		return;
+	}
+	if (json_object_object_get_ex(ret, "status", &st))
+		status = json_object_get_string(st);
+	if (strcmp(status, "completed") == 0) {
+		s->rep.loaded_ms = since_lost_ms(s);
+		if (standby_qmp(s, "query-status", NULL, on_status) < 0)
+			failover_done(s, -EIO);
+		return;
+	}
+	if (strcmp(status, "failed") == 0 || remus_now_ms() > s->deadline_ms) {
+		struct json_object *d = NULL;
+
+		json_object_object_get_ex(ret, "error-desc", &d);
+		remus_err(LOG, "the standby QEMU did not load the checkpoint: status '%s'%s%s",
+			  status, d ? ": " : "", d ? json_object_get_string(d) : "");
+		failover_done(s, -EIO);
+		return;
+	}
+	s->step_timer = remus_loop_add_timer(s->loop, 1, poll_load, s);
+}
+
+static void poll_load(struct remus_loop *loop, void *opaque)
+{
+	struct remus_standby *s = opaque;
+
+	s->step_timer = 0;
+	if (standby_qmp(s, "query-migrate", NULL, on_load_status) < 0)
+		failover_done(s, -EIO);
+}
+
+static void on_fence_poll(struct remus_loop *loop, void *opaque)
+{
+	struct remus_standby *s = opaque;
+	int status;
+	pid_t r;
+
+	s->step_timer = 0;
+	r = waitpid(s->fence_pid, &status, WNOHANG);
+	if (r == 0) {
+		if (remus_now_ms() > s->deadline_ms) {
+			kill(s->fence_pid, SIGKILL);
+			waitpid(s->fence_pid, &status, 0);
+			s->fence_pid = 0;
+			remus_err(LOG, "fence command '%s' timed out; NOT taking over", s->fence);
+			failover_done(s, -ETIMEDOUT);
+			return;
+		}
+		s->step_timer = remus_loop_add_timer(s->loop, 2, on_fence_poll, s);
+		return;
+	}
+	s->fence_pid = 0;
+	if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		remus_err(LOG, "fence command '%s' failed (status %d); NOT taking over: the "
+			  "primary may still run", s->fence, r < 0 ? -1 : status);
+		failover_done(s, -EPERM);
+		return;
+	}
+	s->rep.fenced_ms = since_lost_ms(s);
+	failover_step(s);
+}
+
+static pid_t spawn_sh(struct remus_standby *s, const char *cmd, const char *event)
+{
+	char ev[64], ep[64];
+	char *argv[] = { "/bin/sh", "-c", (char *)cmd, NULL };
+	char **env;
+	size_t n = 0, i;
+	pid_t pid;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 3, sizeof(*env));
+	if (!env)
+		return -1;
+	for (i = 0; i < n; i++)
+		env[i] = environ[i];
+	snprintf(ev, sizeof(ev), "REMUS_EVENT=%s", event);
+	snprintf(ep, sizeof(ep), "REMUS_EPOCH=%llu", (unsigned long long)s->committed_epoch);
+	env[n] = ev;
+	env[n + 1] = ep;
+	if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, env) != 0)
+		pid = -1;
+	free(env);
+	return pid;
+}
+
+static void on_hook_reap(struct remus_loop *loop, void *opaque)
+{
+	struct remus_standby *s = opaque;
+	int status;
+	pid_t r;
+
+	s->hook_timer = 0;
+	r = waitpid(s->hook_pid, &status, WNOHANG);
+	if (r == 0) {
+		s->hook_timer = remus_loop_add_timer(s->loop, 100, on_hook_reap, s);
+		return;
+	}
+	if (r > 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+		remus_warn(LOG, "activation hook '%s' failed (status %d)", s->activate, status);
+	else if (r > 0)
+		remus_info(LOG, "activation hook '%s' done", s->activate);
+	s->hook_pid = 0;
+}
+
+/* The guest already runs: the hook (move a floating IP, ...) is not
+ * waited for, only reaped. */
+static void run_activate_hook(struct remus_standby *s)
+{
+	if (!s->activate)
+		return;
+	s->hook_pid = spawn_sh(s, s->activate, "activated");
+	if (s->hook_pid < 0) {
+		s->hook_pid = 0;
+		remus_err(LOG, "cannot run the activation hook '%s'", s->activate);
+		return;
+	}
+	remus_info(LOG, "activation hook '%s' started (pid %d)", s->activate, (int)s->hook_pid);
+	s->hook_timer = remus_loop_add_timer(s->loop, 100, on_hook_reap, s);
+}
+
+/* Runs the next step of the takeover that can run now. */
+static void failover_step(struct remus_standby *s)
+{
+	struct remus_buf tail;
+	int rc;
+
+	if (s->state != REMUS_STANDBY_FAILOVER || s->step_timer || s->fence_pid)
+		return;
+	if (s->rep.rc < 0) {
+		failover_done(s, s->rep.rc);
+		return;
+	}
+	if (s->fence && s->rep.fenced_ms == 0) {
+		s->fence_pid = spawn_sh(s, s->fence, "fence");
+		if (s->fence_pid < 0) {
+			s->fence_pid = 0;
+			failover_done(s, -ECHILD);
+			return;
+		}
+		s->deadline_ms = remus_now_ms() + FENCE_TIMEOUT_MS;
+		s->step_timer = remus_loop_add_timer(s->loop, 2, on_fence_poll, s);
+		return;
+	}
+	if (!s->tail_queued) {
+		if (!s->qemu_connected || remus_buf_len(&s->qemu_out))
+			return; /* on_qemu_event calls back when drained */
+		remus_buf_init(&tail, 0);
+		rc = remus_migstream_build_tail(&tail, s->ram_sid, remus_buf_data(&s->last_dev),
+						remus_buf_len(&s->last_dev));
+		if (rc == 0)
+			rc = qemu_queue(s, remus_buf_data(&tail), remus_buf_len(&tail));
+		remus_buf_release(&tail);
+		if (rc < 0) {
+			failover_done(s, rc);
+			return;
+		}
+		s->tail_queued = true;
+		return;
+	}
+	if (remus_buf_len(&s->qemu_out))
+		return;
+	if (s->rep.tail_written_ms == 0) {
+		s->rep.tail_written_ms = since_lost_ms(s);
+		s->deadline_ms = remus_now_ms() + LOAD_TIMEOUT_MS;
+		poll_load(s->loop, s);
+	}
+}
+
+static void start_failover(struct remus_standby *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->state == REMUS_STANDBY_FAILOVER || s->state == REMUS_STANDBY_ACTIVE ||
+	    s->state == REMUS_STANDBY_FAILED)
+		return;
+	s->t_lost_ns = remus_now_ns();
+	memset(&s->rep, 0, sizeof(s->rep));
+	va_start(ap, fmt);
+	vsnprintf(s->rep.reason, sizeof(s->rep.reason), fmt, ap);
+	va_end(ap);
+	s->rep.since_last_rx_ms = s->link_fd >= 0 ? (double)(remus_now_ms() - s->last_rx_ms) : 0;
+	s->rep.discarded_bytes = remus_repl_assembler_discard(&s->asmb);
+	s->rep.epoch = s->committed_epoch;
+	s->state = REMUS_STANDBY_FAILOVER;
+	link_end(s);
+	if (s->listen_fd >= 0) {
+		remus_loop_del_fd(s->loop, s->listen_fd);
+		close(s->listen_fd);
+		s->listen_fd = -1;
+	}
+	remus_warn(LOG, "FAILOVER: %s; taking over from committed epoch %llu (%llu uncommitted "
+		   "bytes dropped)", s->rep.reason, (unsigned long long)s->committed_epoch,
+		   (unsigned long long)s->rep.discarded_bytes);
+	failover_step(s);
+}
+
+int remus_standby_failover(struct remus_standby *s, const char *reason)
+{
+	if (s->state == REMUS_STANDBY_FAILOVER || s->state == REMUS_STANDBY_ACTIVE ||
+	    s->state == REMUS_STANDBY_FAILED)
+		return -EALREADY;
+	if (!s->have_commit)
+		return -ENODATA;
+	start_failover(s, "%s", reason ? reason : "failover requested");
+	return 0;
+}
+
+/* ---- start, free, status --------------------------------------------- */
+
+static int tcp_listen(const char *host, uint16_t port, uint16_t *bound)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE |
+				  AI_NUMERICSERV }, *res = NULL;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char portstr[8];
+	int fd = -1, rc, one = 1;
+
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	rc = getaddrinfo(host, portstr, &hints, &res);
+	if (rc != 0)
+		return rc == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	*bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						: ((struct sockaddr_in *)&ss)->sin_port);
+	rc = fd;
+	fd = -1;
+out:
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return rc;
+}
+
+static struct json_object *capability(const char *name)
+{
+	struct json_object *c = json_object_new_object();
+
+	json_object_object_add(c, "capability", json_object_new_string(name));
+	json_object_object_add(c, "state", json_object_new_boolean(true));
+	return c;
+}
+
+static void on_caps(struct remus_standby *s, int rc, struct json_object *ret, const char *err)
+{
+	if (rc < 0) {
+		remus_err(LOG, "standby QEMU: migrate-set-capabilities failed: %s (QEMU >= 8.1 "
+			  "started with -incoming is needed)", err);
+		s->state = REMUS_STANDBY_FAILED;
+		return;
+	}
+	qemu_connect(s);
+}
+
+static char *dup_opt(const char *s, bool *oom)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
+			const struct remus_standby_config *cfg,
+			const struct remus_standby_hooks *hooks,
+			struct remus_standby **out)
+{
+	struct remus_standby *s;
+	struct json_object *args, *caps;
+	bool oom = false;
+	int rc;
+
+	if (!cfg->incoming_path)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->loop = loop;
+	s->qmp = qmp;
+	s->cfg = *cfg;
+	if (!s->cfg.heartbeat_ms)
+		s->cfg.heartbeat_ms = 100;
+	if (!s->cfg.heartbeat_miss)
+		s->cfg.heartbeat_miss = 5;
+	if (hooks)
+		s->hooks = *hooks;
+	s->listen_fd = s->link_fd = s->qemu_fd = -1;
+	remus_buf_init(&s->link_in, REMUS_REPL_FRAME_MAX);
+	remus_buf_init(&s->link_out, 0);
+	remus_buf_init(&s->qemu_out, QEMU_OUT_LIMIT);
+	remus_buf_init(&s->last_dev, 0);
+	remus_repl_assembler_init(&s->asmb, 0, 0);
+	s->incoming = dup_opt(cfg->incoming_path, &oom);
+	s->vm_name = dup_opt(cfg->vm_name, &oom);
+	s->fence = dup_opt(cfg->fence_cmd, &oom);
+	s->activate = dup_opt(cfg->activate_cmd, &oom);
+	s->listen_host = dup_opt(cfg->listen_host, &oom);
+	if (oom) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = tcp_listen(s->listen_host, cfg->listen_port, &s->port);
+	if (rc < 0) {
+		remus_err(LOG, "cannot listen on %s:%u for the primary: %s",
+			  s->listen_host ? s->listen_host : "*", cfg->listen_port, strerror(-rc));
+		goto fail;
+	}
+	s->listen_fd = rc;
+	rc = remus_loop_add_fd(loop, s->listen_fd, REMUS_EV_READ, on_accept, s);
+	if (rc < 0)
+		goto fail;
+	args = json_object_new_object();
+	caps = json_object_new_array();
+	json_object_array_add(caps, capability("return-path"));
+	json_object_array_add(caps, capability("switchover-ack"));
+	json_object_object_add(args, "capabilities", caps);
+	rc = standby_qmp(s, "migrate-set-capabilities", args, on_caps);
+	if (rc < 0)
+		goto fail;
+	remus_info(LOG, "standby for the QEMU behind %s: listening on %s:%u, heartbeat %u ms x %u",
+		   remus_qmp_path(qmp), s->listen_host ? s->listen_host : "*", s->port,
+		   s->cfg.heartbeat_ms, s->cfg.heartbeat_miss);
+	*out = s;
+	return 0;
+fail:
+	really_free(s);
+	return rc;
+}
+
+static void really_free(struct remus_standby *s)
+{
+	link_end(s);
+	if (s->listen_fd >= 0) {
+		remus_loop_del_fd(s->loop, s->listen_fd);
+		close(s->listen_fd);
+	}
+	if (s->qemu_fd >= 0) {
+		remus_loop_del_fd(s->loop, s->qemu_fd);
+		close(s->qemu_fd);
+	}
+	if (s->qemu_retry)
+		remus_loop_del_timer(s->loop, s->qemu_retry);
+	if (s->step_timer)
+		remus_loop_del_timer(s->loop, s->step_timer);
+	if (s->hook_timer)
+		remus_loop_del_timer(s->loop, s->hook_timer);
+	if (s->fence_pid > 0) {
+		kill(s->fence_pid, SIGKILL);
+		waitpid(s->fence_pid, NULL, 0);
+	}
+	remus_repl_assembler_release(&s->asmb);
+	remus_buf_release(&s->link_in);
+	remus_buf_release(&s->link_out);
+	remus_buf_release(&s->qemu_out);
+	remus_buf_release(&s->last_dev);
+	free(s->incoming);
+	free(s->vm_name);
+	free(s->fence);
+	free(s->activate);
+	free(s->listen_host);
+	free(s);
+}
+
+void remus_standby_free(struct remus_standby *s)
+{
+	if (!s || s->dead)
+		return;
+	s->dead = true;
+	if (s->qmp_pending == 0)
+		really_free(s);
+}
+
+enum remus_standby_state remus_standby_get_state(const struct remus_standby *s)
+{
+	return s->state;
+}
+
+uint16_t remus_standby_port(const struct remus_standby *s)
+{
+	return s->port;
+}
+
+char *remus_standby_status_json(const struct remus_standby *s)
+{
+	struct json_object *o = json_object_new_object();
+	char *r;
+
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "role", json_object_new_string("standby"));
+	json_object_object_add(o, "state", json_object_new_string(remus_standby_state_name(s->state)));
+	json_object_object_add(o, "listen_port", json_object_new_int(s->port));
+	json_object_object_add(o, "primary", s->link_fd >= 0 ? json_object_new_string(s->peer) : NULL);
+	json_object_object_add(o, "sessions", json_object_new_int64((int64_t)s->sessions));
+	json_object_object_add(o, "committed_epoch",
+			       s->have_commit ? json_object_new_int64((int64_t)s->committed_epoch) : NULL);
+	json_object_object_add(o, "epochs_committed", json_object_new_int64((int64_t)s->epochs_committed));
+	json_object_object_add(o, "bytes_committed", json_object_new_int64((int64_t)s->bytes_committed));
+	json_object_object_add(o, "qemu_bytes_written", json_object_new_int64((int64_t)s->qemu_written));
+	json_object_object_add(o, "qemu_bytes_queued",
+			       json_object_new_int64((int64_t)remus_buf_len(&s->qemu_out)));
+	if (s->state == REMUS_STANDBY_ACTIVE || s->state == REMUS_STANDBY_FAILED) {
+		struct json_object *f = json_object_new_object();
+
+		json_object_object_add(f, "reason", json_object_new_string(s->rep.reason));
+		json_object_object_add(f, "epoch", json_object_new_int64((int64_t)s->rep.epoch));
+		json_object_object_add(f, "discarded_bytes",
+				       json_object_new_int64((int64_t)s->rep.discarded_bytes));
+		json_object_object_add(f, "fenced_ms", json_object_new_double(s->rep.fenced_ms));
+		json_object_object_add(f, "tail_written_ms", json_object_new_double(s->rep.tail_written_ms));
+		json_object_object_add(f, "loaded_ms", json_object_new_double(s->rep.loaded_ms));
+		json_object_object_add(f, "failover_ms", json_object_new_double(s->rep.running_ms));
+		json_object_object_add(f, "rc", json_object_new_int(s->rep.rc));
+		json_object_object_add(o, "failover", f);
+	}
+	r = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return r;
+}

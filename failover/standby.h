@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The standby role: receive checkpoints, keep a hot standby QEMU fed, and
+ * take over when the primary is gone.
+ *
+ * The standby QEMU is started (by the caller, libvirt or a test) with
+ * `-incoming unix:PATH` and the same configuration as the primary.  This
+ * module connects to PATH and writes to it one never-ending precopy stream
+ * made of committed epochs only (controller/migstream.h builds the epochs'
+ * bytes on the primary); the device part of the last committed epoch is
+ * held back.  The QEMU's return path is read and dropped.
+ *
+ *   primary link:  HELLO -> check, HELLO_ACK
+ *                  EPOCH_DATA/DEVICE/COMMIT_REQ -> assembler (common/repl.h)
+ *                  complete, verified epoch N -> COMMIT_ACK(N), then its data
+ *                  goes to the standby QEMU and its device part is kept
+ *
+ *   failover (heartbeats missed, link closed without CLOSE, or asked):
+ *     stop taking epochs, drop the uncommitted one, run the fence command,
+ *     write END(ram) + last committed device part + empty vmdescription,
+ *     wait for the incoming migration to complete, cont, announce-self,
+ *     run the activation hook, report the timeline.
+ *
+ * A link that ends with CLOSE (the primary unprotects) ends the session
+ * without failover.  A standby QEMU that has taken a stream cannot take a
+ * second one: a new session after that is refused with a message saying to
+ * restart the standby QEMU.  Everything runs on the caller's loop.
+ */
+#ifndef REMUS_FAILOVER_STANDBY_H
+#define REMUS_FAILOVER_STANDBY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct remus_loop;
+struct remus_qmp;
+struct remus_standby;
+
+enum remus_standby_state {
+	REMUS_STANDBY_WAITING,   /* no primary connected */
+	REMUS_STANDBY_RECEIVING, /* a session is running */
+	REMUS_STANDBY_FAILOVER,  /* taking over */
+	REMUS_STANDBY_ACTIVE,    /* the guest runs here; final */
+	REMUS_STANDBY_FAILED,    /* could not take over; final */
+};
+
+/* The timeline of a failover, in ms from the moment the primary was
+ * declared lost (heartbeat_lost_ms ago). */
+struct remus_failover_report {
+	char reason[256];
+	uint64_t epoch;             /* the committed epoch the guest resumed from */
+	uint64_t discarded_bytes;   /* of the uncommitted epoch */
+	double since_last_rx_ms;    /* last word from the primary .. declared lost */
+	double fenced_ms;           /* fence command done (0 without one) */
+	double tail_written_ms;     /* failover tail written to the standby QEMU */
+	double loaded_ms;           /* incoming migration completed */
+	double running_ms;          /* guest running: the failover time */
+	int rc;                     /* 0, or why the takeover failed */
+};
+
+struct remus_standby_config {
+	const char *listen_host;    /* borrowed; NULL: any address */
+	uint16_t listen_port;
+	const char *incoming_path;  /* borrowed: the standby QEMU's -incoming unix socket */
+	const char *vm_name;        /* borrowed; NULL: accept any */
+	unsigned heartbeat_ms;      /* 0: 100 */
+	unsigned heartbeat_miss;    /* 0: 5 */
+	bool no_auto_failover;      /* only remus_standby_failover() takes over */
+	const char *fence_cmd;      /* borrowed, /bin/sh -c; must exit 0 to go on */
+	const char *activate_cmd;   /* borrowed, /bin/sh -c; run after takeover */
+};
+
+struct remus_standby_hooks {
+	/* Takeover finished (state ACTIVE) or failed (FAILED); @r borrowed. */
+	void (*failover_done)(void *opaque, const struct remus_failover_report *r);
+	void *opaque;
+};
+
+/*
+ * Starts the standby role on @loop (borrowed) for the standby QEMU behind
+ * @qmp (borrowed, READY, outlives the standby): sets its migration
+ * capabilities, connects to its incoming socket, listens for the primary.
+ * @cfg and @hooks are copied.  Returns 0 with *@out (owned:
+ * remus_standby_free) or -errno with a logged message.
+ */
+int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
+			const struct remus_standby_config *cfg,
+			const struct remus_standby_hooks *hooks,
+			struct remus_standby **out);
+/* Takes over now (manual failover).  @reason borrowed.  Returns 0,
+ * -EALREADY if a failover ran, -ENODATA if no epoch was ever committed. */
+int remus_standby_failover(struct remus_standby *s, const char *reason);
+/* Frees @s (no hooks called; the standby QEMU is left as it is). */
+void remus_standby_free(struct remus_standby *s);
+
+enum remus_standby_state remus_standby_get_state(const struct remus_standby *s);
+const char *remus_standby_state_name(enum remus_standby_state st);
+/* The TCP port listened on (useful with listen_port 0). */
+uint16_t remus_standby_port(const struct remus_standby *s);
+/* Status as JSON text (owned: free()), or NULL. */
+char *remus_standby_status_json(const struct remus_standby *s);
+
+#endif
