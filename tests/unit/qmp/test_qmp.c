@@ -692,6 +692,134 @@ static void check_fatal(struct env *e, int n, const char *bytes, bool eof, int w
 	assert_int_equal(r[0].calls, 1);
 }
 
+static void test_write_error_fails_pending(void **state)
+{
+	struct env *e = *state;
+	struct rec r[2] = { { 0 } };
+	int p[2];
+
+	/* QEMU stops reading: the client's write gets EPIPE, which must be an
+	 * error for every pending command, never a SIGPIPE. */
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(shutdown(e->f.fd, SHUT_RD), 0);
+	assert_int_equal(remus_qmp_execute(e->q, "a", NULL, -1, 0, on_reply, &r[0]), 0);
+	assert_int_equal(remus_qmp_execute(e->q, "getfd", NULL, p[1], 0, on_reply, &r[1]), 0);
+	close(p[1]);
+	run_until(e->loop, &e->st.closed, 1);
+	assert_int_equal(e->st.rc, -EPIPE);
+	assert_non_null(strstr(e->st.err, "write of 'a' failed: Broken pipe"));
+	assert_int_equal(r[0].calls, 1);
+	assert_int_equal(r[1].calls, 1);
+	assert_int_equal(r[0].rc, -EPIPE);
+	assert_int_equal(r[1].rc, -EPIPE);
+	close(p[0]);
+}
+
+/* A command far larger than the socket buffer goes out in pieces. */
+static struct json_object *big_args(size_t n)
+{
+	struct json_object *args = json_object_new_object();
+	char *s = malloc(n + 1);
+
+	memset(s, 'x', n);
+	s[n] = '\0';
+	json_object_object_add(args, "blob", json_object_new_string(s));
+	free(s);
+	return args;
+}
+
+/* Reads one command line of up to @n + 4 KiB bytes from the fake, running
+ * the loop while the socket is empty; checks it carries a blob of @n bytes,
+ * keeps what followed it in f->buf and returns the command's id. */
+static int64_t recv_big_line(struct env *e, const char *expect, size_t n)
+{
+	size_t cap = n + 4096, len = 0;
+	char *line = malloc(cap), *nl;
+	uint64_t deadline = remus_now_ms() + 5000;
+	struct json_object *o, *v;
+	int64_t id;
+
+	assert_int_equal(e->f.len, 0);
+	while (!(nl = memchr(line, '\n', len))) {
+		ssize_t rr = recv(e->f.fd, line + len, cap - len, MSG_DONTWAIT);
+
+		if (rr > 0)
+			len += (size_t)rr;
+		else
+			assert_int_equal(remus_loop_run_once(e->loop, 10), 0);
+		assert_true(remus_now_ms() < deadline);
+	}
+	*nl = '\0';
+	o = json_tokener_parse(line);
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "execute", &v));
+	assert_string_equal(json_object_get_string(v), expect);
+	assert_true(json_object_object_get_ex(o, "id", &v));
+	id = json_object_get_int64(v);
+	assert_true(json_object_object_get_ex(o, "arguments", &v));
+	assert_true(json_object_object_get_ex(v, "blob", &v));
+	assert_int_equal(json_object_get_string_len(v), n);
+	json_object_put(o);
+	/* Whatever followed belongs to the next command. */
+	len -= (size_t)(nl + 1 - line);
+	assert_true(len < sizeof(e->f.buf));
+	memcpy(e->f.buf, nl + 1, len);
+	e->f.len = len;
+	free(line);
+	return id;
+}
+
+static void test_large_command_partial_writes(void **state)
+{
+	struct env *e = *state;
+	struct rec r[2] = { { 0 } };
+	size_t n = 4u << 20;
+	int p[2];
+	int64_t id;
+
+	/* 4 MiB is far more than the socket buffer: the client writes it in
+	 * pieces between EAGAINs, with the fd on the first piece only, and
+	 * the line must still arrive whole and before the next command. */
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(remus_qmp_execute(e->q, "big", big_args(n), p[1], 0, on_reply, &r[0]), 0);
+	assert_int_equal(remus_qmp_execute(e->q, "after", NULL, -1, 0, on_reply, &r[1]), 0);
+	close(p[1]);
+	id = recv_big_line(e, "big", n);
+	fake_recv(&e->f, e->loop, "after", NULL);
+	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n{\"return\": {}, \"id\": %lld}\n",
+		   (long long)id, (long long)id + 1);
+	run_until(e->loop, &r[1].calls, 1);
+	assert_int_equal(r[0].calls, 1);
+	assert_int_equal(r[0].rc, 0);
+	assert_int_equal(r[1].rc, 0);
+	close(p[0]);
+}
+
+static void test_timeout_mid_write_keeps_stream_intact(void **state)
+{
+	struct env *e = *state;
+	struct rec r[2] = { { 0 } };
+	size_t n = 2u << 20;
+	int64_t id;
+
+	/* The server does not read, so the big command is stuck half
+	 * written when its timeout fires. */
+	assert_int_equal(remus_qmp_execute(e->q, "big", big_args(n), -1, 30, on_reply, &r[0]), 0);
+	assert_int_equal(remus_qmp_execute(e->q, "next", NULL, -1, 0, on_reply, &r[1]), 0);
+	run_until(e->loop, &r[0].calls, 1);
+	assert_int_equal(r[0].rc, -ETIMEDOUT);
+	/* Reading now, the rest of "big" must still come, then "next", with
+	 * no torn line in between; big's late reply is dropped. */
+	id = recv_big_line(e, "big", n);
+	fake_recv(&e->f, e->loop, "next", NULL);
+	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n{\"return\": 2, \"id\": %lld}\n",
+		   (long long)id, (long long)id + 1);
+	run_until(e->loop, &r[1].calls, 1);
+	assert_int_equal(r[0].calls, 1);
+	assert_int_equal(r[1].rc, 0);
+	assert_int_equal(remus_qmp_get_state(e->q), REMUS_QMP_READY);
+}
+
 static void test_malformed_json(void **state)
 {
 	check_fatal(*state, 2, "{\"return\": {}, \"id\": 1,,}\n", false, -EBADMSG, "protocol error");
@@ -1123,6 +1251,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fd_passing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fd_only_with_its_command, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_error_fails_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_command_partial_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_mid_write_keeps_stream_intact, setup, teardown),
 		cmocka_unit_test(test_timeout_before_written),
 		cmocka_unit_test_setup_teardown(test_malformed_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trailing_garbage, setup, teardown),
