@@ -44,9 +44,10 @@ struct remus_dedup {
 	struct remus_dedup_stats st;
 };
 
-int remus_dedup_new(uint64_t seed, struct remus_dedup **out)
+int remus_dedup_new(struct remus_dedup **out)
 {
 	struct remus_dedup *d;
+	uint64_t seed = 0;
 
 	*out = NULL;
 	d = calloc(1, sizeof(*d));
@@ -108,7 +109,7 @@ static bool same_layout(const struct remus_dedup *d, const struct remus_migstrea
 	return true;
 }
 
-int remus_dedup_set_blocks(struct remus_dedup *d, const struct remus_migstream_block *blocks,
+int remus_dedup_set_layout(struct remus_dedup *d, const struct remus_migstream_block *blocks,
 			   uint32_t nblocks, uint32_t page_size)
 {
 	uint64_t npages = 0;

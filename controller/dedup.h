@@ -57,9 +57,8 @@ struct remus_dedup_stats {
 };
 
 /* Returns 0 and a new, empty table in *@out (owned: remus_dedup_free()),
- * or -ENOMEM.  @seed: hash seed; 0 picks a random one (tests pass a fixed
- * one). */
-int remus_dedup_new(uint64_t seed, struct remus_dedup **out);
+ * or -ENOMEM.  The hash seed is random. */
+int remus_dedup_new(struct remus_dedup **out);
 /* NULL ok. */
 void remus_dedup_free(struct remus_dedup *d);
 
@@ -69,7 +68,7 @@ void remus_dedup_free(struct remus_dedup *d);
  * call) forgets everything.  Returns 0 or -ENOMEM (then nothing is known
  * and every page is sent).
  */
-int remus_dedup_set_blocks(struct remus_dedup *d, const struct remus_migstream_block *blocks,
+int remus_dedup_set_layout(struct remus_dedup *d, const struct remus_migstream_block *blocks,
 			   uint32_t nblocks, uint32_t page_size);
 
 /* Pages from now on belong to @epoch.  Returns 0, or -EINVAL if @epoch is

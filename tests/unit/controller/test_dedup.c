@@ -49,9 +49,9 @@ static int setup(void **state)
 	memset(pb, 'b', PAGE);
 	memset(pc_, 'c', PAGE);
 	memset(pz, 0, PAGE);
-	if (remus_dedup_new(42, &d) < 0)
+	if (remus_dedup_new(&d) < 0)
 		return -1;
-	if (remus_dedup_set_blocks(d, blocks, 2, PAGE) < 0)
+	if (remus_dedup_set_layout(d, blocks, 2, PAGE) < 0)
 		return -1;
 	*state = d;
 	return 0;
@@ -163,13 +163,13 @@ static void test_layout_change_forgets(void **state)
 	assert_int_equal(offer(d, 0, 1, pa), 1);
 	remus_dedup_commit(d, 1);
 	/* same layout: kept */
-	assert_int_equal(remus_dedup_set_blocks(d, blocks, 2, PAGE), 0);
+	assert_int_equal(remus_dedup_set_layout(d, blocks, 2, PAGE), 0);
 	assert_int_equal(remus_dedup_begin_epoch(d, 2), 0);
 	assert_int_equal(offer(d, 0, 1, pa), 0);
 	/* vga.vram resized: everything unknown */
 	memcpy(nb, blocks, sizeof(nb));
 	nb[1].length = 8 * PAGE;
-	assert_int_equal(remus_dedup_set_blocks(d, nb, 2, PAGE), 0);
+	assert_int_equal(remus_dedup_set_layout(d, nb, 2, PAGE), 0);
 	assert_int_equal(offer(d, 0, 1, pa), 1);
 	/* a token from the old layout is sent, not recorded */
 	assert_int_equal(offer(d, 1, 1, pa), 1);
@@ -217,7 +217,7 @@ static size_t rewrite_epoch(struct remus_dedup *d, const struct remus_buf *in, b
 	remus_migstream_finish(p);
 	while ((rc = remus_migstream_next(p, &t)) == 1) {
 		if (t.kind == REMUS_MS_RAM_MEM_SIZE)
-			assert_int_equal(remus_dedup_set_blocks(d, t.blocks, t.nblocks, t.page_size), 0);
+			assert_int_equal(remus_dedup_set_layout(d, t.blocks, t.nblocks, t.page_size), 0);
 		assert_int_equal(remus_migstream_rewrite(rw, &t), 0);
 	}
 	assert_int_equal(rc, 0);
