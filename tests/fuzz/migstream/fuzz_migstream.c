@@ -6,7 +6,8 @@
  * Input: byte 0 is the chunk size (0: everything at once), byte 1 picks
  * the mode (bit 0 first epoch, bit 1 drop odd pages, bit 2 drop zero
  * pages, bit 3 no vmdescription expected, bit 4 1 KiB target pages, bit 5
- * leave the channel open), the rest is the stream.  Besides "no crash, no
+ * leave the channel open, bit 6 dedup as the filter, the stream twice:
+ * epoch 0 acknowledged, epoch 1 aborted), the rest is the stream.  Besides "no crash, no
  * leak, no UB" it checks that tokens tile the input, and that a complete
  * first epoch, rewritten and closed with the failover tail, is again a
  * complete stream: what the standby would load must parse.
@@ -18,6 +19,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "controller/dedup.h"
 #include "controller/migstream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -46,7 +48,7 @@ static int drop_filter(void *opaque, const struct remus_migstream_token *t)
 /* Parses @d; returns true if the stream was complete.  Rewrites into @rw
  * if non-NULL. */
 static bool run(const uint8_t *d, size_t n, size_t chunk, unsigned mode,
-		struct remus_migstream_rewriter *rw, bool *saw_start)
+		struct remus_migstream_rewriter *rw, bool *saw_start, struct remus_dedup *dd)
 {
 	struct remus_migstream_opts o = {
 		.page_bits = (mode & 16) ? 10 : 12,
@@ -83,6 +85,8 @@ static bool run(const uint8_t *d, size_t n, size_t chunk, unsigned mode,
 				check(t.data_len == t.end - t.start && t.data[t.data_len - 1] == 0);
 			if (t.kind == REMUS_MS_START && saw_start)
 				*saw_start = true;
+			if (t.kind == REMUS_MS_RAM_MEM_SIZE && dd)
+				check(remus_dedup_set_layout(dd, t.blocks, t.nblocks, t.page_size) == 0);
 			last_end = t.end;
 			if (rw && remus_migstream_rewrite(rw, &t) < 0) {
 				failed = true;
@@ -121,8 +125,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mode = data[1];
 	data += 2;
 	size -= 2;
+	if (mode & 64) {
+		struct remus_dedup *dd = NULL;
+
+		check(remus_dedup_new(&dd) == 0);
+		check(remus_dedup_begin_epoch(dd, 0) == 0);
+		remus_migstream_rewriter_init(&rw, true, 0, remus_dedup_filter, dd);
+		run(data, size, chunk, mode, &rw, NULL, dd);
+		remus_migstream_rewriter_release(&rw);
+		remus_dedup_commit(dd, 0);
+		check(remus_dedup_begin_epoch(dd, 1) == 0);
+		remus_migstream_rewriter_init(&rw, false, 3, remus_dedup_filter, dd);
+		run(data, size, chunk, mode, &rw, NULL, dd);
+		remus_migstream_rewriter_release(&rw);
+		remus_dedup_abort(dd, 1);
+		remus_dedup_free(dd);
+		return 0;
+	}
 	remus_migstream_rewriter_init(&rw, mode & 1, 3, (mode & 6) ? drop_filter : NULL, &mode);
-	complete = run(data, size, chunk, mode, &rw, &saw_start);
+	complete = run(data, size, chunk, mode, &rw, &saw_start, NULL);
 	remus_buf_init(&standby, 0);
 	if (complete && (mode & 1) && saw_start && !(mode & 8) && rw.device_done) {
 		/* The standby's stream: this epoch, then the failover tail. */
@@ -130,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(remus_migstream_build_tail(&standby, rw.standby_sid, remus_buf_data(&rw.dev),
 						 remus_buf_len(&rw.dev)) == 0);
 		check(run(remus_buf_data(&standby), remus_buf_len(&standby), chunk, mode & 16,
-			  NULL, NULL));
+			  NULL, NULL, NULL));
 	}
 	remus_buf_release(&standby);
 	remus_migstream_rewriter_release(&rw);

@@ -70,6 +70,7 @@ seeds = {
     'ignore-shared': (3, 1, stream(ignore_shared=True)),
     'no-vmdesc': (9, 1 | 8, stream(vmdesc=False)),
     'open-channel': (2, 1 | 32, stream()[:150]),
+    'dedup-page1k': (11, 1 | 16 | 64, stream(page_bits=10, with_page=True)),
 }
 here = os.path.dirname(os.path.abspath(__file__))
 os.makedirs(os.path.join(here, 'corpus'), exist_ok=True)
