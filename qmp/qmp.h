@@ -27,6 +27,16 @@
  *    commands; the client stays valid until the outermost callback returns.
  *
  * Not thread-safe: a client belongs to the thread running its loop.
+ *
+ * Typical use on the loop (the daemon), and from a CLI or test:
+ *
+ *     remus_qmp_connect(loop, "/run/vm.qmp", NULL, on_state, ctx, &q);
+ *     remus_qmp_subscribe(q, "STOP", on_stop, ctx);
+ *     args = json_object_new_object();
+ *     json_object_object_add(args, "fdname", json_object_new_string("mig"));
+ *     remus_qmp_execute(q, "getfd", args, sock, 0, on_getfd, ctx);  // args taken
+ *
+ *     rc = remus_qmp_execute_sync(q, "query-status", NULL, -1, 5000, &ret, &err);
  */
 #ifndef REMUS_QMP_QMP_H
 #define REMUS_QMP_QMP_H
