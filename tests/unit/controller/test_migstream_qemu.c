@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -40,6 +41,15 @@ struct capture {
 	uint8_t *data; /* owned */
 	size_t len;
 	bool skipped;
+	/* engine mode only */
+	bool engine_caps;
+	bool tail_hint_before_eof; /* dev_tail_seen() fired before the EOF */
+	bool saw_open_rp, saw_switchover;
+};
+
+struct group {
+	struct capture file;   /* migrate uri=file:..., no capabilities */
+	struct capture engine; /* fd: + return-path + switchover-ack */
 };
 
 static double now(void)
@@ -67,6 +77,112 @@ static int qmp_cmd(FILE *f, int wfd, const char *cmd, char *line, size_t size)
 	if (dprintf(wfd, "%s\n", cmd) < 0)
 		return -EPIPE;
 	return qmp_reply(f, line, size);
+}
+
+/* getfd: the command with @fd attached (SCM_RIGHTS). */
+static int qmp_getfd(FILE *f, int wfd, int fd, char *line, size_t size)
+{
+	static const char cmd[] = "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"migfd\"}}\n";
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = (void *)cmd, .iov_len = sizeof(cmd) - 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
+
+	memset(&u, 0, sizeof(u));
+	c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	if (sendmsg(wfd, &m, 0) != (ssize_t)iov.iov_len)
+		return -errno;
+	return qmp_reply(f, line, size);
+}
+
+/*
+ * Reads the migration from @mfd as the engine does: the parser runs on
+ * the bytes as they come; once the device part ends like EOF +
+ * vmdescription, the return path gets MIG_RP_MSG_SHUT (without it the
+ * source never closes the channel), then the channel is read to EOF.
+ */
+static int pump_migration(struct capture *c, int mfd)
+{
+	static const uint8_t rp_shut[] = { 0, 1, 0, 4, 0, 0, 0, 0 };
+	struct remus_migstream *p = NULL;
+	struct remus_migstream_token t;
+	struct remus_buf all;
+	double deadline = now() + 60;
+	bool shut = false;
+	int rc;
+
+	remus_buf_init(&all, 0);
+	if ((rc = remus_migstream_new(NULL, &p)) < 0)
+		goto out;
+	for (;;) {
+		struct pollfd pfd = { .fd = mfd, .events = POLLIN };
+		uint8_t buf[65536];
+		ssize_t r;
+
+		if (now() > deadline) {
+			rc = -ETIMEDOUT;
+			goto out;
+		}
+		if (poll(&pfd, 1, 200) <= 0)
+			continue;
+		r = read(mfd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		if ((rc = remus_buf_append(&all, buf, (size_t)r)) < 0 ||
+		    (rc = remus_migstream_feed(p, buf, (size_t)r)) < 0)
+			goto out;
+		while ((rc = remus_migstream_next(p, &t)) == 1) {
+			if (t.kind == REMUS_MS_COMMAND && t.cmd == REMUS_MIG_CMD_OPEN_RETURN_PATH)
+				c->saw_open_rp = true;
+			if (t.kind == REMUS_MS_COMMAND && t.cmd == REMUS_MIG_CMD_SWITCHOVER_START)
+				c->saw_switchover = true;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "live parse: %s\n", remus_migstream_error(p));
+			goto out;
+		}
+		if (!shut && remus_migstream_dev_tail_seen(p)) {
+			c->tail_hint_before_eof = true;
+			if (write(mfd, rp_shut, sizeof(rp_shut)) != (ssize_t)sizeof(rp_shut)) {
+				rc = -EIO;
+				goto out;
+			}
+			shut = true;
+		}
+	}
+	remus_migstream_finish(p);
+	while ((rc = remus_migstream_next(p, &t)) == 1)
+		;
+	if (rc < 0) {
+		fprintf(stderr, "live parse at EOF: %s\n", remus_migstream_error(p));
+		goto out;
+	}
+	c->len = remus_buf_len(&all);
+	c->data = malloc(c->len ? c->len : 1);
+	if (!c->data) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	memcpy(c->data, remus_buf_data(&all), c->len);
+	rc = 0;
+out:
+	remus_migstream_free(p);
+	remus_buf_release(&all);
+	return rc;
 }
 
 static pid_t spawn_qemu(const char *qemu, const char *sock)
@@ -114,7 +230,7 @@ static int capture_stream(struct capture *c)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	FILE *f = NULL, *in = NULL;
 	pid_t pid = -1;
-	int fd = -1, rc;
+	int fd = -1, rc, sv[2] = { -1, -1 };
 	double deadline;
 	struct stat st;
 	bool quit_sent = false;
@@ -166,12 +282,36 @@ static int capture_stream(struct capture *c)
 	}
 	if ((rc = qmp_cmd(f, fd, "{\"execute\": \"qmp_capabilities\"}", line, sizeof(line))) < 0)
 		goto out;
-	snprintf(cmd, sizeof(cmd),
-		 "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"file:%s\"}}", c->path);
+	if (c->engine_caps) {
+		/* as the engine: a socketpair passed with getfd, return path and
+		 * switchover-ack (never acknowledged; the VM is stopped) */
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if ((rc = qmp_getfd(f, fd, sv[0], line, sizeof(line))) < 0)
+			goto out;
+		close(sv[0]);
+		sv[0] = -1;
+		if ((rc = qmp_cmd(f, fd,
+				  "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
+				  "{\"capabilities\": [{\"capability\": \"return-path\", \"state\": true}, "
+				  "{\"capability\": \"switchover-ack\", \"state\": true}]}}",
+				  line, sizeof(line))) < 0)
+			goto out;
+		snprintf(cmd, sizeof(cmd),
+			 "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"fd:migfd\"}}");
+	} else {
+		snprintf(cmd, sizeof(cmd),
+			 "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"file:%s\"}}",
+			 c->path);
+	}
 	if ((rc = qmp_cmd(f, fd, cmd, line, sizeof(line))) < 0) {
 		fprintf(stderr, "migrate failed: %s", line);
 		goto out;
 	}
+	if (c->engine_caps && (rc = pump_migration(c, sv[1])) < 0)
+		goto out;
 	deadline = now() + 60;
 	for (;;) {
 		if ((rc = qmp_cmd(f, fd, "{\"execute\": \"query-migrate\"}", line, sizeof(line))) < 0)
@@ -187,6 +327,10 @@ static int capture_stream(struct capture *c)
 	}
 	if (qmp_cmd(f, fd, "{\"execute\": \"quit\"}", line, sizeof(line)) == 0)
 		quit_sent = true;
+	if (c->engine_caps) {
+		rc = 0;
+		goto out;
+	}
 
 	in = fopen(c->path, "rb");
 	if (!in || fstat(fileno(in), &st) != 0) {
@@ -207,6 +351,10 @@ out:
 		fclose(f);
 	if (fd >= 0)
 		close(fd);
+	if (sv[0] >= 0)
+		close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
 	stop_qemu(pid, quit_sent ? 10 : 0);
 	unlink(sock);
 	return rc;
@@ -214,39 +362,46 @@ out:
 
 static int group_setup(void **state)
 {
-	struct capture *c = calloc(1, sizeof(*c));
+	struct group *g = calloc(1, sizeof(*g));
 	const char *qemu = getenv("REMUS_QEMU") ? getenv("REMUS_QEMU") : "qemu-system-x86_64";
 	char probe[512];
 	int rc;
 
-	if (!c)
+	if (!g)
 		return -1;
-	*state = c;
+	*state = g;
 	snprintf(probe, sizeof(probe), "command -v %s >/dev/null 2>&1", qemu);
 	if (system(probe) != 0) {
-		c->skipped = true;
+		g->file.skipped = g->engine.skipped = true;
 		return 0;
 	}
-	rc = capture_stream(c);
-	if (rc < 0) {
+	g->engine.engine_caps = true;
+	if ((rc = capture_stream(&g->file)) < 0 || (rc = capture_stream(&g->engine)) < 0) {
 		fprintf(stderr, "capturing a migration stream from %s failed: %s\n", qemu,
 			strerror(-rc));
 		return -1;
 	}
-	fprintf(stderr, "captured %zu bytes from %s\n", c->len, qemu);
+	fprintf(stderr, "captured %zu bytes (file:) and %zu bytes (fd:, engine capabilities)\n",
+		g->file.len, g->engine.len);
 	return 0;
 }
 
-static int group_teardown(void **state)
+static void capture_release(struct capture *c)
 {
-	struct capture *c = *state;
-
 	if (c->path[0])
 		unlink(c->path);
 	if (c->dir[0])
 		rmdir(c->dir);
 	free(c->data);
-	free(c);
+}
+
+static int group_teardown(void **state)
+{
+	struct group *g = *state;
+
+	capture_release(&g->file);
+	capture_release(&g->engine);
+	free(g);
 	return 0;
 }
 
@@ -335,10 +490,9 @@ static void toks_free(struct toks *t)
 	free(t->end);
 }
 
-static void test_real_stream_every_chunk_size(void **state)
+static void check_every_chunk_size(struct capture *c)
 {
 	static const size_t chunks[] = { 0, 65536, 4096, 7, 1 };
-	struct capture *c = *state;
 	struct toks ref = { 0 };
 	size_t i;
 
@@ -375,9 +529,8 @@ static void test_real_stream_every_chunk_size(void **state)
 
 /* What the standby would load at failover after epoch 0: the rewritten
  * epoch plus the tail is again a complete stream with the same pages. */
-static void test_real_stream_rewrite_and_tail(void **state)
+static void check_rewrite_and_tail(struct capture *c)
 {
-	struct capture *c = *state;
 	struct remus_migstream_rewriter rw;
 	struct toks t = { 0 }, s = { 0 };
 	struct remus_buf standby;
@@ -405,11 +558,38 @@ static void test_real_stream_rewrite_and_tail(void **state)
 	toks_free(&s);
 }
 
+static void test_file_stream_every_chunk_size(void **state)
+{
+	check_every_chunk_size(&((struct group *)*state)->file);
+}
+
+static void test_file_stream_rewrite_and_tail(void **state)
+{
+	check_rewrite_and_tail(&((struct group *)*state)->file);
+}
+
+/* What the engine sees: commands for the return path and the switchover,
+ * and a device part whose end shows before the channel closes (the
+ * source only closes after MIG_RP_MSG_SHUT, which waits for that hint). */
+static void test_engine_stream(void **state)
+{
+	struct capture *c = &((struct group *)*state)->engine;
+
+	if (c->skipped)
+		skip();
+	assert_true(c->saw_open_rp);
+	assert_true(c->saw_switchover);
+	assert_true(c->tail_hint_before_eof);
+	check_every_chunk_size(c);
+	check_rewrite_and_tail(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_real_stream_every_chunk_size),
-		cmocka_unit_test(test_real_stream_rewrite_and_tail),
+		cmocka_unit_test(test_file_stream_every_chunk_size),
+		cmocka_unit_test(test_file_stream_rewrite_and_tail),
+		cmocka_unit_test(test_engine_stream),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
