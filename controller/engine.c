@@ -46,6 +46,7 @@
 #include "common/loop.h"
 #include "common/repl.h"
 #include "common/sock.h"
+#include "controller/dedup.h"
 #include "controller/migstream.h"
 #include "qmp/qmp.h"
 
@@ -116,16 +117,12 @@ struct remus_engine {
 	unsigned ninflight;
 	uint64_t last_acked;
 	bool any_acked;
+	/* The ack of the epoch being resumed came before cont's answer: its
+	 * report waits for the pause to be known. */
+	bool ack_before_cont;
+	struct remus_epoch_metrics acked;
 	double last_pause_ms, last_commit_ms;
 };
-
-/* DEV SHIM until controller/dedup.h lands: keeps every page. */
-struct remus_dedup { int unused; };
-static int remus_dedup_new(struct remus_dedup **d) { *d = calloc(1, sizeof(**d)); return *d ? 0 : -ENOMEM; }
-static void remus_dedup_free(struct remus_dedup *d) { free(d); }
-static void remus_dedup_reset(struct remus_dedup *d) { (void)d; }
-static int remus_dedup_set_layout(struct remus_dedup *d, const struct remus_migstream_block *b, uint32_t n, uint32_t ps) { (void)d; (void)b; (void)n; (void)ps; return 0; }
-static int remus_dedup_filter(struct remus_dedup *d, const struct remus_migstream_token *t) { (void)d; (void)t; return 1; }
 
 static void start_epoch(struct remus_engine *e);
 static void link_connect(struct remus_engine *e);
@@ -349,10 +346,16 @@ static void on_commit_ack(struct remus_engine *e, uint64_t epoch)
 	e->last_commit_ms = f.m.commit_ms;
 	e->last_acked = epoch;
 	e->any_acked = true;
+	remus_dedup_commit(e->dedup, epoch);
 	remus_debug(LOG, "epoch %llu committed by the standby after %.1f ms",
 		    (unsigned long long)epoch, f.m.commit_ms);
 	if (e->hooks.commit)
 		e->hooks.commit(e->hooks.opaque, epoch);
+	if (e->state == REMUS_ENGINE_CHECKPOINT && epoch == e->epoch) {
+		e->acked = f.m;
+		e->ack_before_cont = true;
+		return;
+	}
 	if (e->hooks.epoch_done)
 		e->hooks.epoch_done(e->hooks.opaque, &f.m);
 }
@@ -580,13 +583,6 @@ static void standby_lost(struct remus_engine *e, const char *fmt, ...)
 static void on_epoch_timer(struct remus_loop *loop, void *opaque);
 static void checkpoint_read_done(struct remus_engine *e);
 
-static int epoch_filter(void *opaque, const struct remus_migstream_token *tok)
-{
-	struct remus_engine *e = opaque;
-
-	return remus_dedup_filter(e->dedup, tok);
-}
-
 /* Feeds channel bytes through parser and rewriter.  0 or -errno. */
 static int process_tokens(struct remus_engine *e)
 {
@@ -746,7 +742,10 @@ static void start_epoch(struct remus_engine *e)
 	if (rc < 0)
 		goto fail;
 	remus_migstream_rewriter_init(&e->rw, e->first, e->standby_sid,
-				      e->cfg.dedup ? epoch_filter : NULL, e);
+				      e->cfg.dedup ? remus_dedup_filter : NULL, e->dedup);
+	rc = remus_dedup_begin_epoch(e->dedup, e->epoch);
+	if (rc < 0)
+		goto fail;
 	rc = remus_repl_tx_begin(&e->tx, e->epoch);
 	if (rc < 0)
 		goto fail;
@@ -952,6 +951,12 @@ static void on_cont(struct remus_engine *e, int rc, struct json_object *ret, con
 		   (unsigned long long)e->cur.device_bytes);
 	if (e->hooks.epoch_done)
 		e->hooks.epoch_done(e->hooks.opaque, &e->cur);
+	if (e->ack_before_cont) {
+		e->ack_before_cont = false;
+		e->acked.pause_ms = e->cur.pause_ms;
+		if (e->hooks.epoch_done)
+			e->hooks.epoch_done(e->hooks.opaque, &e->acked);
+	}
 	if (e->stopping) {
 		finish(e, REMUS_ENGINE_STOPPED, 0, "unprotected on request");
 		return;
