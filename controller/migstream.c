@@ -77,6 +77,11 @@ struct remus_migstream {
 	/* device part */
 	uint32_t dev_sid, dev_instance, dev_version;
 	char dev_idstr[256];
+	/* The last NUL of the device part, so the end search does not rescan
+	 * what it has seen (the buffer start is fixed in ST_DEVICE). */
+	size_t dev_scanned;  /* bytes searched for NULs */
+	bool dev_have_nul;
+	size_t dev_last_nul;
 	size_t vmdesc_len; /* ST_VMDESC: bytes of the vmdescription */
 };
 
@@ -670,11 +675,12 @@ static int parse_footer(struct remus_migstream *p, struct remus_wire_reader *r,
 /* ---- device part ---- */
 
 /*
- * Finds the vmdescription that ends @d: 0x00 (EOF) at i-1, 0x06 at i, be32
+ * Finds the vmdescription that ends @d, given the position @z of the last
+ * NUL in @d (if @have_nul): 0x00 (EOF) at i-1, 0x06 at i, be32
  * len at i+1 with len <= REMUS_MIGSTREAM_MAX_VMDESC and i + 5 + len == n,
  * payload '{' .. '}' with no NUL byte.  Returns i or 0 (i >= 1 always).
  *
- * Only one i can qualify.  Let z be the last NUL of @d.  The payload has no
+ * Only one i can qualify.  z is the last NUL of @d.  The payload has no
  * NUL, so i + 5 > z; the EOF byte is a NUL, so i - 1 <= z: i lies in
  * [z - 4, z + 1].  Two candidates i < j in that window: j's 0x06 and its
  * preceding 0x00 then sit among i's length bytes or i's '{'.  j = i + 5
@@ -686,20 +692,13 @@ static int parse_footer(struct remus_migstream *p, struct remus_wire_reader *r,
  * len_i = 0x600 | d[i+4], so len_j > len_i.  j = i + 4 puts '{' in len_j's
  * top byte, above the bound.
  */
-static size_t find_vmdesc(const uint8_t *d, size_t n)
+static size_t find_vmdesc(const uint8_t *d, size_t n, bool have_nul, size_t z)
 {
-	const uint8_t *nul;
-	size_t z, i, lo;
+	size_t i, lo;
 
-	if (n < 8)
+	if (n < 8 || !have_nul)
 		return 0;
-	nul = memrchr(d, 0, n);
-	if (!nul)
-		return 0;
-	z = (size_t)(nul - d);
-	lo = z >= 4 ? z - 4 : 1;
-	if (lo < 1)
-		lo = 1;
+	lo = z >= 5 ? z - 4 : 1;
 	for (i = lo; i <= z + 1 && i + 7 <= n; i++) {
 		uint32_t len;
 
@@ -715,16 +714,43 @@ static size_t find_vmdesc(const uint8_t *d, size_t n)
 	return 0;
 }
 
+/* Last NUL of the device part: the cached one, or one in the bytes after
+ * it.  Returns false if there is none. */
+static bool dev_last_nul(const struct remus_migstream *p, size_t *z)
+{
+	const uint8_t *d = remus_buf_data(&p->in), *nul;
+	size_t n = remus_buf_len(&p->in);
+
+	if (n > p->dev_scanned) {
+		nul = memrchr(d + p->dev_scanned, 0, n - p->dev_scanned);
+		if (nul) {
+			*z = (size_t)(nul - d);
+			return true;
+		}
+	}
+	*z = p->dev_last_nul;
+	return p->dev_have_nul;
+}
+
+/* Every next() call in ST_DEVICE advances the cache: O(bytes) overall. */
+static void dev_scan(struct remus_migstream *p)
+{
+	p->dev_have_nul = dev_last_nul(p, &p->dev_last_nul);
+	p->dev_scanned = remus_buf_len(&p->in);
+}
+
 bool remus_migstream_dev_tail_seen(const struct remus_migstream *p)
 {
-	size_t n;
+	size_t n, z;
+	bool have;
 
 	if (p->st != ST_DEVICE || p->err)
 		return false;
 	n = remus_buf_len(&p->in);
 	if (p->opts.no_vmdesc)
 		return n && remus_buf_data(&p->in)[n - 1] == REMUS_MIG_EOF;
-	return find_vmdesc(remus_buf_data(&p->in), n) != 0;
+	have = dev_last_nul(p, &z);
+	return find_vmdesc(remus_buf_data(&p->in), n, have, z) != 0;
 }
 
 static int take_device(struct remus_migstream *p, struct remus_migstream_token *tok)
@@ -732,6 +758,7 @@ static int take_device(struct remus_migstream *p, struct remus_migstream_token *
 	const uint8_t *d = remus_buf_data(&p->in);
 	size_t n = remus_buf_len(&p->in), at;
 
+	dev_scan(p);
 	if (!p->finished)
 		return -ENODATA;
 	if (p->opts.no_vmdesc) {
@@ -742,7 +769,7 @@ static int take_device(struct remus_migstream *p, struct remus_migstream_token *
 		at = n;
 		p->st = ST_DONE;
 	} else {
-		at = find_vmdesc(d, n);
+		at = find_vmdesc(d, n, p->dev_have_nul, p->dev_last_nul);
 		if (!at)
 			return fail(p, -EBADMSG, p->base,
 				    "channel closed, but the device part (%zu bytes) does not end in EOF + vmdescription",
