@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# A standby remusd (with its -incoming QEMU) faces a misbehaving primary:
+# a wrong protocol version, a corrupted frame, an epoch whose end-to-end
+# hash does not match, a frame cut off by a closed connection.  Each must
+# end in a clear error and a consistent state: nothing committed, nothing
+# written to the standby QEMU, no failover (nothing to take over from),
+# and the standby still accepting the next primary.
+source "$(dirname "$0")/lib.sh"
+PROBE=$REMUS_BUILD_DIR/tests/integration/engine/link_probe
+
+port=$(free_port)
+start_qemu sby "remus.run=tick" -incoming "unix:$T/in.sock"
+"$REMUSD" standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
+	--ctl "$T/sby.ctl" >"$T/standby.log" 2>&1 &
+track $!
+wait_for 30 "the standby's control socket" test -S "$T/sby.ctl"
+
+consistent() {
+	local st
+	st=$(ctl "$T/sby.ctl" status)
+	[ "$(json_get "$st" state)" = waiting ] || fail "$1: standby state is not 'waiting': $st"
+	[ -z "$(json_get "$st" committed_epoch)" ] || fail "$1: an epoch was committed: $st"
+	[ "$(json_get "$st" qemu_bytes_written)" = 0 ] || fail "$1: bytes reached the standby QEMU: $st"
+	[ "$(json_get "$st" qemu_bytes_queued)" = 0 ] || fail "$1: bytes queued for the standby QEMU: $st"
+}
+
+for mode in version corrupt hash truncated; do
+	out=$("$PROBE" 127.0.0.1 "$port" "$mode") || fail "$mode: $out"
+	echo "$out" | tail -1
+	# The standby notices a cut-off frame when the connection closes.
+	wait_for 5 "the standby to end the $mode session" \
+		sh -c "\"$REMUSD\" ctl \"$T/sby.ctl\" status | grep -q '\"primary\":null'"
+	consistent "$mode"
+done
+
+# Each error was logged with what was wrong.
+grep -q "version 1 expected, got 2" "$T/standby.log" || fail "no log line for the version"
+grep -q "bad frame from primary" "$T/standby.log" || fail "no log line for the corrupt frame"
+grep -qi "hash" "$T/standby.log" || fail "no log line for the hash mismatch"
+kill -0 "${PIDS[1]}" || fail "the standby remusd died"
+echo "bad input: 4 scenarios rejected, nothing committed, standby still waiting"

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * link_probe: a misbehaving primary, for the standby's bad-input tests.
+ *
+ *     link_probe HOST PORT MODE
+ *
+ * Connects to a standby remusd and plays one scenario:
+ *   version    HELLO of protocol version 2: expects HELLO_REJECT naming
+ *              both versions, prints the reason
+ *   corrupt    HELLO, then an EPOCH_DATA frame with one payload bit
+ *              flipped after its checksum was computed: expects the
+ *              standby to close the link
+ *   hash       HELLO, a whole epoch whose COMMIT_REQ announces a wrong
+ *              end-to-end hash: expects the link closed and no COMMIT_ACK
+ *   truncated  HELLO, then half of an EPOCH_DATA frame, then close
+ *
+ * Exit 0 when the standby behaved as expected, 1 otherwise; what it saw
+ * goes to stdout.  The caller then checks the standby's status: nothing
+ * may have been committed or written to its QEMU.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/repl.h"
+#include "common/sock.h"
+
+static int tcp(const char *host, const char *port)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+	int fd;
+
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return -1;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* Reads frames until one of type @want (returns 1, copying a reason into
+ * @text), EOF (returns 0) or 5 s pass (returns -1).  Heartbeats are
+ * skipped. */
+static int expect(int fd, unsigned want, char *text, size_t n)
+{
+	struct remus_buf in;
+	struct remus_repl_decoder d;
+	struct remus_repl_msg m;
+	int rc = -1;
+
+	remus_buf_init(&in, REMUS_REPL_FRAME_MAX);
+	remus_repl_decoder_init(&d);
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+		int k;
+
+		while ((k = remus_repl_decode(&d, &in, &m)) == 1) {
+			if (m.type == REMUS_REPL_HEARTBEAT)
+				continue;
+			printf("standby sent %s\n", remus_repl_type_name(m.type));
+			if (m.type != want)
+				continue;
+			if (text && (m.type == REMUS_REPL_HELLO_REJECT || m.type == REMUS_REPL_CLOSE))
+				snprintf(text, n, "%.*s", (int)m.u.reason.len, m.u.reason.p);
+			rc = 1;
+			goto out;
+		}
+		if (k < 0) {
+			printf("undecodable answer: %s\n", remus_repl_decoder_error(&d));
+			goto out;
+		}
+		if (poll(&p, 1, 5000) <= 0)
+			goto out;
+		r = remus_buf_read_fd(&in, fd, 65536);
+		if (r == 0 || (r < 0 && r != -EAGAIN)) {
+			rc = 0;
+			goto out;
+		}
+	}
+out:
+	remus_buf_release(&in);
+	return rc;
+}
+
+static void hello(struct remus_buf *out, uint32_t version)
+{
+	struct remus_repl_msg m = { .type = REMUS_REPL_HELLO };
+
+	m.u.hello.version = version;
+	m.u.hello.vm_name.p = "probe";
+	m.u.hello.vm_name.len = 5;
+	m.u.hello.page_size = 4096;
+	m.u.hello.nblocks = 1;
+	m.u.hello.blocks[0].id.p = "pc.ram";
+	m.u.hello.blocks[0].id.len = 6;
+	m.u.hello.blocks[0].length = 256u << 20;
+	if (remus_repl_encode(out, &m) < 0)
+		abort();
+}
+
+static int send_buf(int fd, struct remus_buf *b, size_t n)
+{
+	int rc = remus_write_all(fd, remus_buf_data(b), n);
+
+	remus_buf_reset(b);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static uint8_t data[64 * 1024];
+	struct remus_buf out;
+	struct remus_repl_tx tx;
+	char reason[1100] = "";
+	const char *mode;
+	int fd, r, ok = 0;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: link_probe HOST PORT version|corrupt|hash|truncated\n");
+		return 2;
+	}
+	mode = argv[3];
+	fd = tcp(argv[1], argv[2]);
+	if (fd < 0) {
+		fprintf(stderr, "link_probe: cannot connect to %s:%s\n", argv[1], argv[2]);
+		return 1;
+	}
+	memset(data, 0x5a, sizeof(data));
+	remus_buf_init(&out, 0);
+	remus_repl_tx_init(&tx);
+	if (strcmp(mode, "version") == 0) {
+		hello(&out, 2);
+		send_buf(fd, &out, remus_buf_len(&out));
+		r = expect(fd, REMUS_REPL_HELLO_REJECT, reason, sizeof(reason));
+		printf("reject reason: %s\n", reason);
+		ok = r == 1 && strstr(reason, "version 1 expected, got 2");
+		goto out;
+	}
+	hello(&out, 1);
+	send_buf(fd, &out, remus_buf_len(&out));
+	if (expect(fd, REMUS_REPL_HELLO_ACK, NULL, 0) != 1) {
+		printf("no HELLO_ACK\n");
+		goto out;
+	}
+	remus_repl_tx_begin(&tx, 0);
+	if (strcmp(mode, "corrupt") == 0) {
+		remus_repl_tx_data(&tx, &out, data, sizeof(data));
+		remus_buf_data(&out)[REMUS_REPL_HDR_LEN + 100] ^= 0x04;
+		send_buf(fd, &out, remus_buf_len(&out));
+		r = expect(fd, REMUS_REPL_COMMIT_ACK, NULL, 0);
+		ok = r == 0;
+	} else if (strcmp(mode, "hash") == 0) {
+		size_t n;
+
+		remus_repl_tx_data(&tx, &out, data, sizeof(data));
+		remus_repl_tx_device(&tx, &out, data, 100);
+		n = remus_buf_len(&out);
+		remus_repl_tx_commit(&tx, &out);
+		/* Re-encode the COMMIT_REQ with another hash (a valid frame). */
+		out.len = n;
+		remus_repl_encode(&out, &(struct remus_repl_msg){
+			.type = REMUS_REPL_COMMIT_REQ, .seq = 0,
+			.u.commit = { .data_len = sizeof(data), .device_len = 100, .hash = 42 } });
+		send_buf(fd, &out, remus_buf_len(&out));
+		r = expect(fd, REMUS_REPL_COMMIT_ACK, NULL, 0);
+		ok = r == 0;
+	} else if (strcmp(mode, "truncated") == 0) {
+		remus_repl_tx_data(&tx, &out, data, sizeof(data));
+		send_buf(fd, &out, remus_buf_len(&out) / 2);
+		ok = 1;
+	} else {
+		fprintf(stderr, "link_probe: unknown mode '%s'\n", mode);
+	}
+out:
+	printf("%s: %s\n", mode, ok ? "standby behaved" : "UNEXPECTED");
+	remus_repl_tx_release(&tx);
+	remus_buf_release(&out);
+	close(fd);
+	return ok ? 0 : 1;
+}
