@@ -36,6 +36,7 @@
 #include <cmocka.h>
 
 #include "common/buf.h"
+#include "controller/dedup.h"
 #include "controller/migstream.h"
 
 struct capture {
@@ -418,6 +419,13 @@ static int capture_all(struct group *g)
 		close(mfd);
 		mfd = -1;
 	}
+	/* guest memory as of epoch 1, to compare the standby's with */
+	snprintf(cmd, sizeof(cmd),
+		 "{\"execute\": \"pmemsave\", \"arguments\": {\"val\": 0, \"size\": %d, "
+		 "\"filename\": \"%s/src.mem\"}}",
+		 64 << 20, g->dir);
+	if ((rc = qemu_cmd(&src, cmd)) < 0)
+		goto out;
 	rc = 0;
 out:
 	if (mfd >= 0)
@@ -454,8 +462,12 @@ static int group_teardown(void **state)
 {
 	struct group *g = *state;
 
+	char mem[128];
+
 	if (g->file.path[0])
 		unlink(g->file.path);
+	snprintf(mem, sizeof(mem), "%s/src.mem", g->dir);
+	unlink(mem);
 	if (g->dir[0])
 		rmdir(g->dir);
 	free(g->file.data);
@@ -473,6 +485,7 @@ struct toks {
 	bool have_pc_ram;
 	char vmdesc_head[16];
 	struct remus_migstream_rewriter *rw;
+	struct remus_dedup *dedup;
 };
 
 static void add_tok(struct toks *t, const struct remus_migstream_token *k)
@@ -499,6 +512,10 @@ static void add_tok(struct toks *t, const struct remus_migstream_token *k)
 		t->zero++;
 		break;
 	case REMUS_MS_RAM_MEM_SIZE:
+		if (t->dedup)
+			assert_int_equal(remus_dedup_set_layout(t->dedup, k->blocks, k->nblocks,
+								 k->page_size),
+					 0);
 		for (uint32_t i = 0; i < k->nblocks; i++)
 			if (!strcmp(k->blocks[i].name, "pc.ram") && k->blocks[i].length == 64 << 20)
 				t->have_pc_ram = true;
@@ -651,16 +668,18 @@ static void test_engine_stream(void **state)
 	}
 }
 
-/* Appends the standby's bytes for one epoch; returns its RAM section id
- * (epoch 0) and keeps its device part in @dev. */
+/* Appends the standby's bytes for one epoch (@dd: dedup filter or NULL);
+ * returns its RAM section id (epoch 0) and keeps its device part in @dev. */
 static void rewrite_epoch(const struct capture *c, bool first, uint32_t *sid,
-			  struct remus_buf *standby, struct remus_buf *dev)
+			  struct remus_dedup *dd, uint64_t *dropped, struct remus_buf *standby,
+			  struct remus_buf *dev)
 {
 	struct remus_migstream_rewriter rw;
 	struct toks t = { 0 };
 
-	remus_migstream_rewriter_init(&rw, first, *sid, NULL, NULL);
+	remus_migstream_rewriter_init(&rw, first, *sid, dd ? remus_dedup_filter : NULL, dd);
 	t.rw = &rw;
+	t.dedup = dd;
 	parse_chunked(c->data, c->len, 65536, &t);
 	assert_true(rw.device_done);
 	assert_int_equal(remus_buf_append(standby, remus_buf_data(&rw.out), remus_buf_len(&rw.out)),
@@ -668,8 +687,30 @@ static void rewrite_epoch(const struct capture *c, bool first, uint32_t *sid,
 	remus_buf_reset(dev);
 	assert_int_equal(remus_buf_append(dev, remus_buf_data(&rw.dev), remus_buf_len(&rw.dev)), 0);
 	*sid = rw.standby_sid;
+	*dropped = rw.pages_dropped + rw.zero_dropped;
 	remus_migstream_rewriter_release(&rw);
 	toks_free(&t);
+}
+
+static bool same_file(const char *a, const char *b)
+{
+	FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+	bool same = fa && fb;
+	int ca, cb;
+
+	while (same) {
+		ca = getc(fa);
+		cb = getc(fb);
+		if (ca != cb)
+			same = false;
+		if (ca == EOF)
+			break;
+	}
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	return same;
 }
 
 /* Writes @b to @fd, reading and discarding what comes back (the standby's
@@ -705,28 +746,46 @@ static int feed_standby(int fd, const struct remus_buf *b)
 }
 
 /*
- * The acceptance test of the rewriter and the tail: a real standby QEMU
- * (-incoming defer) loads epoch 0 (first), epoch 1 (later) and the
- * failover tail built from epoch 1's device part, and completes the
- * incoming migration.
+ * The acceptance test of the rewriter, the tail and dedup: a real standby
+ * QEMU (-incoming defer) loads epoch 0 (first), epoch 1 (later) and the
+ * failover tail built from epoch 1's device part, completes the incoming
+ * migration, and then holds exactly the source's guest memory of epoch 1.
+ * With dedup, epoch 1 carries only what changed since epoch 0.
  */
-static void test_standby_loads_rewritten_epochs(void **state)
+static void check_standby(struct group *g, bool with_dedup)
 {
-	struct group *g = *state;
 	struct qemu sby = { .pid = -1, .fd = -1 };
 	struct remus_buf standby, dev;
+	struct remus_dedup *dd = NULL;
+	char cmd[300], src_mem[128], sby_mem[128];
+	uint64_t dropped0 = 0, dropped1 = 0;
 	uint32_t sid = 0;
 	int mfd = -1, rc;
 
-	if (g->skipped)
-		skip();
 	remus_buf_init(&standby, 0);
 	remus_buf_init(&dev, 0);
-	rewrite_epoch(&g->epoch[0], true, &sid, &standby, &dev);
-	rewrite_epoch(&g->epoch[1], false, &sid, &standby, &dev);
+	if (with_dedup) {
+		assert_int_equal(remus_dedup_new(&dd), 0);
+		assert_int_equal(remus_dedup_begin_epoch(dd, 0), 0);
+	}
+	rewrite_epoch(&g->epoch[0], true, &sid, dd, &dropped0, &standby, &dev);
+	if (dd) {
+		remus_dedup_commit(dd, 0);
+		assert_int_equal(remus_dedup_begin_epoch(dd, 1), 0);
+	}
+	rewrite_epoch(&g->epoch[1], false, &sid, dd, &dropped1, &standby, &dev);
+	assert_int_equal(dropped0, 0);
+	if (dd)
+		assert_true(dropped1 > 16000); /* nearly every page is unchanged */
 	assert_int_equal(remus_migstream_build_tail(&standby, sid, remus_buf_data(&dev),
 						    remus_buf_len(&dev)),
 			 0);
+	snprintf(src_mem, sizeof(src_mem), "%s/src.mem", g->dir);
+	snprintf(sby_mem, sizeof(sby_mem), "%s/sby.mem", g->dir);
+	snprintf(cmd, sizeof(cmd),
+		 "{\"execute\": \"pmemsave\", \"arguments\": {\"val\": 0, \"size\": %d, "
+		 "\"filename\": \"%s\"}}",
+		 64 << 20, sby_mem);
 	rc = qemu_start(&sby, g->dir, "sby", true);
 	if (rc == 0)
 		rc = qemu_pass_channel(&sby, &mfd);
@@ -740,13 +799,38 @@ static void test_standby_loads_rewritten_epochs(void **state)
 	if (rc == 0)
 		rc = qemu_cmd(&sby, "{\"execute\": \"query-status\"}");
 	if (rc == 0)
-		fprintf(stderr, "standby loaded %zu bytes: %s", remus_buf_len(&standby), sby.line);
+		fprintf(stderr, "standby loaded %zu bytes (%s dedup, %llu records dropped): %s",
+			remus_buf_len(&standby), dd ? "with" : "without",
+			(unsigned long long)dropped1, sby.line);
+	if (rc == 0)
+		rc = qemu_cmd(&sby, cmd);
 	if (mfd >= 0)
 		close(mfd);
 	qemu_stop(&sby);
 	remus_buf_release(&standby);
 	remus_buf_release(&dev);
+	remus_dedup_free(dd);
 	assert_int_equal(rc, 0);
+	assert_true(same_file(src_mem, sby_mem));
+	unlink(sby_mem);
+}
+
+static void test_standby_loads_rewritten_epochs(void **state)
+{
+	struct group *g = *state;
+
+	if (g->skipped)
+		skip();
+	check_standby(g, false);
+}
+
+static void test_standby_with_dedup(void **state)
+{
+	struct group *g = *state;
+
+	if (g->skipped)
+		skip();
+	check_standby(g, true);
 }
 
 int main(void)
@@ -756,6 +840,7 @@ int main(void)
 		cmocka_unit_test(test_file_stream_rewrite_and_tail),
 		cmocka_unit_test(test_engine_stream),
 		cmocka_unit_test(test_standby_loads_rewritten_epochs),
+		cmocka_unit_test(test_standby_with_dedup),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
