@@ -71,7 +71,7 @@ guest_wait() {
 	local p=$1 re=$2 timeout=$3 pid=${4:-${GUEST_PID:-}} end
 	end=$((SECONDS + timeout))
 	while :; do
-		if [ -f "$p.serial" ] && tr -d '\r' <"$p.serial" | grep -Eq -- "$re"; then
+		if [ -f "$p.serial" ] && guest_serial "$p" | grep -Eq -- "$re"; then
 			return 0
 		fi
 		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
@@ -86,9 +86,10 @@ guest_wait() {
 	done
 }
 
-# guest_serial P: the serial log so far, without carriage returns.
+# guest_serial P: the serial log so far, without carriage returns and
+# without the terminal escape sequences firmware and kernel emit.
 guest_serial() {
-	tr -d '\r' <"$1.serial" 2>/dev/null || true
+	sed -E 's/\r//g; s/\x1b(\[[0-9;?]*[A-Za-z]|c)//g' "$1.serial" 2>/dev/null || true
 }
 
 # guest_stop PID: SIGTERM, wait up to 5 s, then SIGKILL.  No-op if gone.
