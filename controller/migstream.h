@@ -26,7 +26,11 @@
  * candidates overlapping the true one's 5-byte head are ruled out by the
  * length bound and the leading '{' (worked through in migstream.c).
  * Before the close, remus_migstream_dev_tail_seen() says whether the bytes
- * so far end like that: a hint, which device data could fake.
+ * so far end like that: a hint, which device data could fake.  With the
+ * return path on, QEMU closes the channel only after MIG_RP_MSG_SHUT, so
+ * the hint is what tells a reader that waits for the vmdescription when
+ * to send it; a false hint only sends SHUT early, which is harmless (the
+ * engine sends it right after `stop` anyway), and the close decides.
  *
  * The rewriter (remus_migstream_rewriter_*) turns the tokens of one epoch
  * into the bytes the standby QEMU gets as part of one never-ending precopy
