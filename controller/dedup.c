@@ -93,7 +93,10 @@ void remus_dedup_free(struct remus_dedup *d)
 
 void remus_dedup_reset(struct remus_dedup *d)
 {
+	/* A new standby session numbers its epochs from scratch. */
 	forget(d);
+	d->have_commit = d->have_epoch = false;
+	d->committed = d->epoch = 0;
 }
 
 static bool same_layout(const struct remus_dedup *d, const struct remus_migstream_block *b,

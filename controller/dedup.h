@@ -87,7 +87,8 @@ void remus_dedup_commit(struct remus_dedup *d, uint64_t epoch);
 /* @epoch and every later epoch will never be loaded: undo their changes.
  * Until the next remus_dedup_begin_epoch() pages are sent, not recorded. */
 void remus_dedup_abort(struct remus_dedup *d, uint64_t epoch);
-/* The standby lost everything (restarted, resynced): nothing is known. */
+/* The standby lost everything (restarted, resynced, a new session):
+ * nothing is known, and epoch numbers may start again from 0. */
 void remus_dedup_reset(struct remus_dedup *d);
 
 void remus_dedup_get_stats(const struct remus_dedup *d, struct remus_dedup_stats *st);

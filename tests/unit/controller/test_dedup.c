@@ -178,6 +178,25 @@ static void test_layout_change_forgets(void **state)
 	assert_int_equal(offer(d, 0, 1, pa), 1);
 }
 
+/* A new standby session: everything unknown, epochs restart at 0. */
+static void test_reset_starts_a_new_session(void **state)
+{
+	struct remus_dedup *d = *state;
+
+	assert_int_equal(remus_dedup_begin_epoch(d, 0), 0);
+	assert_int_equal(offer(d, 0, 1, pa), 1);
+	remus_dedup_commit(d, 0);
+	assert_int_equal(remus_dedup_begin_epoch(d, 1), 0);
+	assert_int_equal(offer(d, 0, 1, pa), 0);
+	remus_dedup_commit(d, 1);
+	remus_dedup_reset(d);
+	assert_int_equal(remus_dedup_begin_epoch(d, 0), 0);
+	assert_int_equal(offer(d, 0, 1, pa), 1);
+	remus_dedup_commit(d, 0);
+	assert_int_equal(remus_dedup_begin_epoch(d, 1), 0);
+	assert_int_equal(offer(d, 0, 1, pa), 0);
+}
+
 static void put_be(struct remus_buf *b, uint64_t v, int bytes)
 {
 	uint8_t x[8];
@@ -313,6 +332,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_then_abort_keeps_committed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zero_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_layout_change_forgets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reset_starts_a_new_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_with_rewriter, setup, teardown),
 	};
 
