@@ -39,7 +39,8 @@ guest_accel() {
 # guest_boot P VM_DIR ACCEL APPEND [QEMU_ARG...]: start QEMU in the
 # background with VM_DIR's vmlinuz and initrd.gz, kernel command line
 # "console=ttyS0 APPEND", extra QEMU arguments after.  Sets GUEST_PID.
-# Memory is $GUEST_MEM MiB (default 256).
+# Memory is $GUEST_MEM MiB (default 256).  QEMU's stdin is $GUEST_STDIN
+# (default /dev/null): a FIFO there drives "-monitor stdio" (guest_hmp).
 guest_boot() {
 	local p=$1 vm=$2 accel=$3 append=$4
 	shift 4
@@ -57,10 +58,19 @@ guest_boot() {
 		-kernel "$vm/vmlinuz" -initrd "$vm/initrd.gz" \
 		-append "console=ttyS0 $append" \
 		-serial "file:$p.serial" "$@" \
-		</dev/null >"$p.qemu" 2>&1 &
+		<"${GUEST_STDIN:-/dev/null}" >"$p.qemu" 2>&1 &
 	GUEST_PID=$!
 	GUEST_PIDS+=("$GUEST_PID")
 	echo "$GUEST_PID" >"$p.pid"
+}
+
+# guest_hmp FD COMMAND...: send one HMP command line to the monitor whose
+# stdin FIFO the caller holds open on file descriptor FD (`exec 5<>fifo`);
+# replies go to P.qemu.
+guest_hmp() {
+	local fd=$1
+	shift
+	printf '%s\n' "$*" >&"$fd"
 }
 
 # guest_wait P ERE TIMEOUT_S [PID]: wait until P.serial has a line matching
@@ -68,18 +78,34 @@ guest_boot() {
 # or as soon as QEMU (PID, default the last started) has exited, with the
 # reason on stderr.
 guest_wait() {
-	local p=$1 re=$2 timeout=$3 pid=${4:-${GUEST_PID:-}} end
+	_guest_wait_in guest_serial "$@"
+}
+
+# guest_wait_qemu P ERE TIMEOUT_S [PID]: the same on QEMU's own output
+# (P.qemu: monitor replies, QEMU's errors).
+guest_wait_qemu() {
+	_guest_wait_in _guest_qemu_out "$@"
+}
+
+_guest_qemu_out() {
+	tr -d '\r' <"$1.qemu" 2>/dev/null || true
+}
+
+_guest_wait_in() {
+	local show=$1 p=$2 re=$3 timeout=$4 pid=${5:-${GUEST_PID:-}} end
 	end=$((SECONDS + timeout))
 	while :; do
-		if [ -f "$p.serial" ] && guest_serial "$p" | grep -Eq -- "$re"; then
+		# Not grep -q: it exits at the first match, and with pipefail the
+		# writer's SIGPIPE would turn a match into a failure.
+		if "$show" "$p" | grep -aE -- "$re" >/dev/null; then
 			return 0
 		fi
 		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-			echo "guest-lib: QEMU (pid $pid) exited before /$re/ appeared on $p.serial; QEMU said: $(tr '\n' ' ' <"$p.qemu" 2>/dev/null)" >&2
+			echo "guest-lib: QEMU (pid $pid) exited before /$re/ appeared (guest $p); QEMU said: $(tr '\n' ' ' <"$p.qemu" 2>/dev/null)" >&2
 			return 1
 		fi
 		if [ "$SECONDS" -ge "$end" ]; then
-			echo "guest-lib: /$re/ did not appear on $p.serial within ${timeout}s" >&2
+			echo "guest-lib: /$re/ did not appear within ${timeout}s (guest $p)" >&2
 			return 1
 		fi
 		sleep 0.2
