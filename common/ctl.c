@@ -88,6 +88,7 @@ static void on_client_timeout(struct remus_loop *loop, void *opaque)
 static void answer(struct client *c, const char *line)
 {
 	char *reply = c->ctl->handler(c->ctl->opaque, line);
+	ssize_t r;
 
 	if (!reply)
 		reply = strdup("{\"ok\":false,\"error\":\"out of memory\"}");
@@ -99,6 +100,13 @@ static void answer(struct client *c, const char *line)
 	}
 	free(reply);
 	c->answered = true;
+	/* Write now: the request may have been "stop the daemon", after
+	 * which the loop does not come back to this client. */
+	r = remus_buf_write_fd(&c->out, c->fd);
+	if ((r < 0 && r != -EAGAIN) || remus_buf_len(&c->out) == 0) {
+		client_free(c);
+		return;
+	}
 	remus_loop_mod_fd(c->ctl->loop, c->fd, REMUS_EV_WRITE);
 }
 

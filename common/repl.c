@@ -58,7 +58,7 @@ static bool type_bounds(unsigned type, size_t *max, size_t *exact)
 		*max = REMUS_REPL_HELLO_MAX;
 		return true;
 	case REMUS_REPL_HELLO_ACK:
-		*max = *exact = 4;
+		*max = *exact = 20;
 		return true;
 	case REMUS_REPL_HELLO_REJECT:
 	case REMUS_REPL_CLOSE:
@@ -191,7 +191,10 @@ static void put_payload(struct remus_wire_writer *w, const struct remus_repl_msg
 		}
 		break;
 	case REMUS_REPL_HELLO_ACK:
-		remus_wire_put_be32(w, m->u.version);
+		remus_wire_put_be32(w, m->u.ack.version);
+		remus_wire_put_be32(w, m->u.ack.flags);
+		remus_wire_put_be32(w, m->u.ack.ram_sid);
+		remus_wire_put_be64(w, m->u.ack.next_epoch);
 		break;
 	case REMUS_REPL_HELLO_REJECT:
 	case REMUS_REPL_CLOSE:
@@ -367,7 +370,12 @@ static int parse_payload(struct remus_repl_msg *m, const uint8_t *p, size_t len)
 		}
 		break;
 	case REMUS_REPL_HELLO_ACK:
-		m->u.version = remus_wire_get_be32(&r);
+		m->u.ack.version = remus_wire_get_be32(&r);
+		m->u.ack.flags = remus_wire_get_be32(&r);
+		m->u.ack.ram_sid = remus_wire_get_be32(&r);
+		m->u.ack.next_epoch = remus_wire_get_be64(&r);
+		if (!r.err && (m->u.ack.flags & ~REMUS_REPL_ACK_RESUME))
+			remus_wire_reader_fail(&r, -EBADMSG);
 		break;
 	case REMUS_REPL_HELLO_REJECT:
 	case REMUS_REPL_CLOSE:

@@ -57,7 +57,16 @@
  *                   Only the header and the version field are frozen for
  *                   all versions: a HELLO of another version decodes to
  *                   just its version, so that the reject says which.
- *     HELLO_ACK     be32 version
+ *     HELLO_ACK     be32 version | be32 flags | be32 RAM section id |
+ *                   be64 next epoch
+ *                   flags bit 0 RESUME: the standby's QEMU already holds a
+ *                   stream of committed epochs up to next epoch - 1 (an
+ *                   earlier session).  The primary continues that stream:
+ *                   its first epoch is numbered next epoch, written as a
+ *                   later epoch (START(ram) -> PART(RAM section id)) and
+ *                   full (the primary knows nothing of what the standby
+ *                   holds).  Without RESUME: a new stream from epoch 0,
+ *                   the other fields 0.
  *     HELLO_REJECT  be16 n | n B reason (printable text)
  *     EPOCH_DATA    be64 offset in the epoch's data | bytes (rest)
  *     EPOCH_DEVICE  be64 offset in the epoch's device state | bytes (rest)
@@ -155,6 +164,16 @@ struct remus_repl_ramblock {
 	uint64_t length;           /* bytes */
 };
 
+/* HELLO_ACK flags. */
+#define REMUS_REPL_ACK_RESUME 0x1u
+
+struct remus_repl_hello_ack {
+	uint32_t version;
+	uint32_t flags;      /* REMUS_REPL_ACK_RESUME or 0 */
+	uint32_t ram_sid;    /* with RESUME: the stream's RAM section id */
+	uint64_t next_epoch; /* with RESUME: the epoch to continue with */
+};
+
 struct remus_repl_hello {
 	uint32_t version;
 	struct remus_repl_text vm_name;
@@ -175,7 +194,7 @@ struct remus_repl_msg {
 	uint64_t seq; /* epoch, heartbeat sequence, or 0 (see the diagram) */
 	union {
 		struct remus_repl_hello hello;     /* HELLO */
-		uint32_t version;                  /* HELLO_ACK */
+		struct remus_repl_hello_ack ack;   /* HELLO_ACK */
 		struct remus_repl_text reason;     /* HELLO_REJECT, CLOSE */
 		struct {                           /* EPOCH_DATA, EPOCH_DEVICE */
 			uint64_t offset;

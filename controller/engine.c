@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -78,12 +79,17 @@ struct remus_engine {
 
 	char vm_name[REMUS_REPL_NAME_MAX];
 	uint8_t vm_uuid[16];
+	/* RAM layout of the last epoch, for the next HELLO */
+	struct remus_migstream_block blocks[REMUS_REPL_MAX_BLOCKS];
+	uint32_t nblocks;
+	uint32_t page_size;
 
 	/* link */
 	int link_fd;
 	bool link_up;     /* TCP connected */
-	bool hello_sent;
 	bool hello_acked;
+	bool closing;     /* CLOSE queued: draining, then closed */
+	remus_timer_id closing_timer;
 	unsigned link_events;
 	struct remus_buf link_out, link_in;
 	struct remus_repl_decoder dec;
@@ -126,8 +132,9 @@ struct remus_engine {
 
 static void start_epoch(struct remus_engine *e);
 static void link_connect(struct remus_engine *e);
-static void standby_lost(struct remus_engine *e, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static void schedule_reconnect(struct remus_engine *e);
+static void standby_lost(struct remus_engine *e, bool goodbye, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque);
 
 const char *remus_engine_state_name(enum remus_engine_state s)
@@ -275,20 +282,56 @@ static void link_close(struct remus_engine *e)
 		remus_loop_del_timer(e->loop, e->hb_timer);
 		e->hb_timer = 0;
 	}
-	e->link_up = e->hello_sent = e->hello_acked = false;
+	if (e->closing_timer) {
+		remus_loop_del_timer(e->loop, e->closing_timer);
+		e->closing_timer = 0;
+	}
+	e->link_up = e->hello_acked = e->closing = false;
 	e->link_events = 0;
 	remus_buf_reset(&e->link_out);
 	remus_buf_reset(&e->link_in);
 	e->ninflight = 0;
 }
 
-/* Moves what the rewriter produced onto the link (after HELLO only). */
+/* A session runs: the standby accepted us and we are not saying goodbye. */
+static bool session_up(const struct remus_engine *e)
+{
+	return e->link_fd >= 0 && e->hello_acked && !e->closing;
+}
+
+static void on_closing_timeout(struct remus_loop *loop, void *opaque);
+
+/*
+ * Ends the session from our side: CLOSE(@reason) goes after the frames
+ * already queued (the queue holds whole frames only) and the link closes
+ * once that has drained, or after 2 s.  A standby that reads CLOSE ends the
+ * session without taking over; one that only sees the connection drop
+ * must assume we died, and takes over.
+ */
+static void link_goodbye(struct remus_engine *e, const char *reason)
+{
+	if (e->link_fd < 0 || e->closing)
+		return;
+	if (!e->link_up || remus_repl_put_close(&e->link_out, reason) < 0) {
+		link_close(e);
+		return;
+	}
+	e->closing = true;
+	if (e->hb_timer) {
+		remus_loop_del_timer(e->loop, e->hb_timer);
+		e->hb_timer = 0;
+	}
+	e->closing_timer = remus_loop_add_timer(e->loop, 2000, on_closing_timeout, e);
+	link_update_events(e);
+}
+
+/* Moves what the rewriter produced onto the link (once accepted). */
 static int drain_rewriter(struct remus_engine *e)
 {
 	size_t n = remus_buf_len(&e->rw.out);
 	int rc;
 
-	if (!n || !e->hello_sent || e->link_fd < 0)
+	if (!n || !session_up(e))
 		return 0;
 	rc = remus_repl_tx_data(&e->tx, &e->link_out, remus_buf_data(&e->rw.out), n);
 	if (rc < 0)
@@ -301,32 +344,32 @@ static int drain_rewriter(struct remus_engine *e)
 	return 0;
 }
 
-static int send_hello(struct remus_engine *e, const struct remus_migstream_token *tok)
+/* HELLO goes out as soon as TCP connects, before any epoch: the answer
+ * decides whether the first epoch starts a stream or continues one.  The
+ * RAM layout is that of the last epoch seen (none before the first). */
+static int send_hello(struct remus_engine *e)
 {
 	struct remus_repl_msg m = { .type = REMUS_REPL_HELLO };
 	struct remus_repl_hello *h = &m.u.hello;
 	uint32_t i;
 	int rc;
 
-	if (tok->nblocks > REMUS_REPL_MAX_BLOCKS)
-		return -E2BIG;
 	h->version = REMUS_REPL_VERSION;
 	h->vm_name.p = e->vm_name;
 	h->vm_name.len = strlen(e->vm_name);
 	memcpy(h->vm_uuid, e->vm_uuid, 16);
-	h->page_size = remus_migstream_page_size(e->ps);
-	h->nblocks = (uint16_t)tok->nblocks;
-	for (i = 0; i < tok->nblocks; i++) {
-		h->blocks[i].id.p = tok->blocks[i].name;
-		h->blocks[i].id.len = strlen(tok->blocks[i].name);
-		h->blocks[i].length = tok->blocks[i].length;
+	h->page_size = e->page_size ? e->page_size : 4096;
+	h->nblocks = (uint16_t)e->nblocks;
+	for (i = 0; i < e->nblocks; i++) {
+		h->blocks[i].id.p = e->blocks[i].name;
+		h->blocks[i].id.len = strlen(e->blocks[i].name);
+		h->blocks[i].length = e->blocks[i].length;
 	}
 	rc = remus_repl_encode(&e->link_out, &m);
 	if (rc < 0)
 		return rc;
-	e->hello_sent = true;
-	remus_info(LOG, "standby %s:%u: HELLO sent (vm '%s', %u RAM blocks, page %u)",
-		   e->host, e->cfg.standby_port, e->vm_name, h->nblocks, h->page_size);
+	remus_info(LOG, "standby %s:%u: HELLO sent (vm '%s', %u RAM blocks known)",
+		   e->host, e->cfg.standby_port, e->vm_name, h->nblocks);
 	link_update_events(e);
 	return 0;
 }
@@ -336,7 +379,7 @@ static void on_commit_ack(struct remus_engine *e, uint64_t epoch)
 	struct inflight f;
 
 	if (e->ninflight == 0 || e->inflight[0].m.epoch != epoch) {
-		standby_lost(e, "standby acknowledged epoch %llu, which was not the "
+		standby_lost(e, true, "standby acknowledged epoch %llu, which was not the "
 			     "oldest pending one", (unsigned long long)epoch);
 		return;
 	}
@@ -364,12 +407,29 @@ static void link_handle(struct remus_engine *e, const struct remus_repl_msg *m)
 {
 	switch (m->type) {
 	case REMUS_REPL_HELLO_ACK:
+		if (e->hello_acked) {
+			standby_lost(e, true, "standby %s:%u sent a second HELLO_ACK", e->host,
+				     e->cfg.standby_port);
+			break;
+		}
 		e->hello_acked = true;
-		remus_info(LOG, "standby %s:%u accepted the handshake (protocol %u)",
-			   e->host, e->cfg.standby_port, m->u.version);
+		/* A new session knows nothing of what the standby holds. */
+		remus_dedup_reset(e->dedup);
+		e->first = !(m->u.ack.flags & REMUS_REPL_ACK_RESUME);
+		e->epoch = e->first ? 0 : m->u.ack.next_epoch;
+		e->standby_sid = m->u.ack.ram_sid;
+		e->have_sid = !e->first;
+		remus_info(LOG, "standby %s:%u accepted the handshake (protocol %u): %s",
+			   e->host, e->cfg.standby_port, m->u.ack.version,
+			   e->first ? "new stream from epoch 0" : "resuming its stream");
+		if (!e->first)
+			remus_info(LOG, "resuming at epoch %llu with a full epoch",
+				   (unsigned long long)e->epoch);
+		if (e->state == REMUS_ENGINE_UNPROTECTED || e->state == REMUS_ENGINE_STARTING)
+			start_epoch(e);
 		break;
 	case REMUS_REPL_HELLO_REJECT:
-		standby_lost(e, "standby %s:%u refused the handshake: %.*s", e->host,
+		standby_lost(e, false, "standby %s:%u refused the handshake: %.*s", e->host,
 			     e->cfg.standby_port, (int)m->u.reason.len, m->u.reason.p);
 		break;
 	case REMUS_REPL_COMMIT_ACK:
@@ -378,11 +438,11 @@ static void link_handle(struct remus_engine *e, const struct remus_repl_msg *m)
 	case REMUS_REPL_HEARTBEAT:
 		break;
 	case REMUS_REPL_CLOSE:
-		standby_lost(e, "standby %s:%u closed the link: %.*s", e->host,
+		standby_lost(e, false, "standby %s:%u closed the link: %.*s", e->host,
 			     e->cfg.standby_port, (int)m->u.reason.len, m->u.reason.p);
 		break;
 	default:
-		standby_lost(e, "standby %s:%u sent an unexpected %s", e->host,
+		standby_lost(e, true, "standby %s:%u sent an unexpected %s", e->host,
 			     e->cfg.standby_port, remus_repl_type_name(m->type));
 		break;
 	}
@@ -402,7 +462,7 @@ static void on_link_event(struct remus_loop *loop, int fd, unsigned ev, void *op
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 			err = errno;
 		if (err) {
-			standby_lost(e, "cannot connect to standby %s:%u: %s", e->host,
+			standby_lost(e, false, "cannot connect to standby %s:%u: %s", e->host,
 				     e->cfg.standby_port, strerror(err));
 			return;
 		}
@@ -411,16 +471,21 @@ static void on_link_event(struct remus_loop *loop, int fd, unsigned ev, void *op
 		e->link_up = true;
 		e->last_rx_ms = remus_now_ms();
 		remus_info(LOG, "connected to standby %s:%u", e->host, e->cfg.standby_port);
-		link_update_events(e);
-		if (e->state == REMUS_ENGINE_UNPROTECTED || e->state == REMUS_ENGINE_STARTING)
-			start_epoch(e);
+		if (send_hello(e) < 0)
+			standby_lost(e, false, "cannot encode HELLO for standby %s:%u", e->host,
+				     e->cfg.standby_port);
 		return;
 	}
 	if (ev & REMUS_EV_WRITE) {
 		r = remus_buf_write_fd(&e->link_out, fd);
 		if (r < 0 && r != -EAGAIN) {
-			standby_lost(e, "write to standby %s:%u failed: %s", e->host,
+			standby_lost(e, false, "write to standby %s:%u failed: %s", e->host,
 				     e->cfg.standby_port, strerror((int)-r));
+			return;
+		}
+		if (e->closing && !remus_buf_len(&e->link_out)) {
+			link_close(e);
+			schedule_reconnect(e);
 			return;
 		}
 		if (!e->mig_reading && remus_buf_len(&e->link_out) < e->cfg.link_high_water / 2 &&
@@ -430,8 +495,17 @@ static void on_link_event(struct remus_loop *loop, int fd, unsigned ev, void *op
 	}
 	if (ev & (REMUS_EV_READ | REMUS_EV_ERROR)) {
 		r = remus_buf_read_fd(&e->link_in, fd, 64 * 1024);
+		if (e->closing && (r == 0 || (r < 0 && r != -EAGAIN))) {
+			link_close(e);
+			schedule_reconnect(e);
+			return;
+		}
+		if (e->closing) {
+			remus_buf_reset(&e->link_in);
+			return;
+		}
 		if (r == 0 || (r < 0 && r != -EAGAIN)) {
-			standby_lost(e, "standby %s:%u %s", e->host, e->cfg.standby_port,
+			standby_lost(e, false, "standby %s:%u %s", e->host, e->cfg.standby_port,
 				     r == 0 ? "closed the connection" : strerror((int)-r));
 			return;
 		}
@@ -440,7 +514,7 @@ static void on_link_event(struct remus_loop *loop, int fd, unsigned ev, void *op
 		while (e->link_fd >= 0 && (rc = remus_repl_decode(&e->dec, &e->link_in, &m)) == 1)
 			link_handle(e, &m);
 		if (e->link_fd >= 0 && rc < 0)
-			standby_lost(e, "bad frame from standby %s:%u: %s", e->host,
+			standby_lost(e, true, "bad frame from standby %s:%u: %s", e->host,
 				     e->cfg.standby_port, remus_repl_decoder_error(&e->dec));
 	}
 }
@@ -455,7 +529,7 @@ static void on_heartbeat(struct remus_loop *loop, void *opaque)
 	if (e->link_fd < 0)
 		return;
 	if (e->link_up && now - e->last_rx_ms > limit) {
-		standby_lost(e, "no word from standby %s:%u for %llu ms (%u heartbeats of "
+		standby_lost(e, true, "no word from standby %s:%u for %llu ms (%u heartbeats of "
 			     "%u ms missed)", e->host, e->cfg.standby_port,
 			     (unsigned long long)(now - e->last_rx_ms), e->cfg.heartbeat_miss,
 			     e->cfg.heartbeat_ms);
@@ -465,7 +539,7 @@ static void on_heartbeat(struct remus_loop *loop, void *opaque)
 		remus_repl_put_heartbeat(&e->link_out, ++e->hb_seq, now);
 		link_update_events(e);
 	} else if (now - e->last_rx_ms > limit) {
-		standby_lost(e, "connecting to standby %s:%u timed out", e->host,
+		standby_lost(e, false, "connecting to standby %s:%u timed out", e->host,
 			     e->cfg.standby_port);
 		return;
 	}
@@ -511,7 +585,20 @@ static void on_reconnect(struct remus_loop *loop, void *opaque)
 	struct remus_engine *e = opaque;
 
 	e->reconnect_timer = 0;
+	if (e->link_fd >= 0)
+		return; /* still saying goodbye: reconnects when closed */
 	link_connect(e);
+}
+
+static void on_closing_timeout(struct remus_loop *loop, void *opaque)
+{
+	struct remus_engine *e = opaque;
+
+	e->closing_timer = 0;
+	remus_warn(LOG, "standby %s:%u did not take our CLOSE within 2 s; closing anyway",
+		   e->host, e->cfg.standby_port);
+	link_close(e);
+	schedule_reconnect(e);
 }
 
 static void schedule_reconnect(struct remus_engine *e)
@@ -555,15 +642,26 @@ static void on_cancelled(struct remus_engine *e, int rc, struct json_object *ret
 		remus_warn(LOG, "migrate_cancel: %s", err);
 }
 
-static void standby_lost(struct remus_engine *e, const char *fmt, ...)
+/*
+ * Protection stops: with @goodbye the standby is told (CLOSE) so it does
+ * not take over; without, the link is already unusable and the standby
+ * decides by itself.  The guest keeps running; reconnecting is scheduled
+ * once the link is closed.
+ */
+static void standby_lost(struct remus_engine *e, bool goodbye, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (e->closing)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(e->reason, sizeof(e->reason), fmt, ap);
 	va_end(ap);
 	remus_err(LOG, "%s; the VM keeps running UNPROTECTED", e->reason);
-	link_close(e);
+	if (goodbye)
+		link_goodbye(e, e->reason);
+	else
+		link_close(e);
 	if (e->hooks.standby_lost)
 		e->hooks.standby_lost(e->hooks.opaque, e->reason);
 	if (e->state == REMUS_ENGINE_RUNNING || e->state == REMUS_ENGINE_STARTING) {
@@ -592,11 +690,11 @@ static int process_tokens(struct remus_engine *e)
 	while ((r = remus_migstream_next(e->ps, &tok)) == 1) {
 		switch (tok.kind) {
 		case REMUS_MS_RAM_MEM_SIZE:
-			if (!e->hello_sent && e->link_fd >= 0) {
-				r = send_hello(e, &tok);
-				if (r < 0)
-					return r;
-			}
+			if (tok.nblocks > REMUS_REPL_MAX_BLOCKS)
+				return -E2BIG;
+			memcpy(e->blocks, tok.blocks, tok.nblocks * sizeof(e->blocks[0]));
+			e->nblocks = tok.nblocks;
+			e->page_size = tok.page_size;
 			if (e->cfg.dedup) {
 				r = remus_dedup_set_layout(e->dedup, tok.blocks, tok.nblocks,
 							   tok.page_size);
@@ -626,7 +724,7 @@ static void epoch_abort(struct remus_engine *e, const char *what, int rc)
 {
 	const char *detail = e->ps ? remus_migstream_error(e->ps) : "";
 
-	standby_lost(e, "epoch %llu: %s: %s%s%s", (unsigned long long)e->epoch, what,
+	standby_lost(e, true, "epoch %llu: %s: %s%s%s", (unsigned long long)e->epoch, what,
 		     strerror(-rc), *detail ? ": " : "", detail);
 }
 
@@ -671,13 +769,12 @@ static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opa
 	return;
 fail:
 	if (e->state == REMUS_ENGINE_CHECKPOINT) {
-		/* The guest is stopped: note the failure, let the chain cont it. */
-		remus_err(LOG, "epoch %llu: migration stream failed: %s %s",
-			  (unsigned long long)e->epoch, strerror(-rc),
-			  e->ps ? remus_migstream_error(e->ps) : "");
+		/* The guest is stopped: drop the checkpoint, let the chain cont it. */
 		e->mig_eof = true;
 		mig_set_reading(e, false);
-		link_close(e);
+		standby_lost(e, true, "epoch %llu: migration stream failed: %s %s",
+			     (unsigned long long)e->epoch, strerror(-rc),
+			     e->ps ? remus_migstream_error(e->ps) : "");
 		checkpoint_read_done(e);
 		return;
 	}
@@ -722,17 +819,10 @@ static void start_epoch(struct remus_engine *e)
 	struct json_object *args;
 	int sv[2] = { -1, -1 }, rc;
 
-	if (e->link_fd < 0 || e->stopping) {
+	if (!session_up(e) || e->stopping) {
 		e->state = REMUS_ENGINE_UNPROTECTED;
 		schedule_reconnect(e);
 		return;
-	}
-	if (!e->hello_sent) {
-		/* A new session: the standby holds nothing of ours. */
-		e->first = true;
-		e->epoch = 0;
-		e->have_sid = false;
-		remus_dedup_reset(e->dedup);
 	}
 	memset(&e->cur, 0, sizeof(e->cur));
 	e->cur.epoch = e->epoch;
@@ -840,7 +930,7 @@ static void send_cont(struct remus_engine *e)
  * disk epoch, ask the standby to commit it, resume the guest. */
 static void commit_epoch(struct remus_engine *e)
 {
-	bool ok = e->link_fd >= 0 && e->hello_sent && e->ps && remus_migstream_complete(e->ps);
+	bool ok = session_up(e) && e->ps && remus_migstream_complete(e->ps);
 	int rc;
 
 	e->t_complete_ns = remus_now_ns();
@@ -848,13 +938,13 @@ static void commit_epoch(struct remus_engine *e)
 	if (ok && e->hooks.barrier) {
 		rc = e->hooks.barrier(e->hooks.opaque, e->epoch);
 		if (rc < 0) {
-			standby_lost(e, "epoch %llu: barrier hook failed: %s",
+			standby_lost(e, true, "epoch %llu: barrier hook failed: %s",
 				     (unsigned long long)e->epoch, strerror(-rc));
 			ok = false;
 		}
 	}
 	if (ok && e->ninflight == MAX_INFLIGHT) {
-		standby_lost(e, "standby %s:%u has not acknowledged %u epochs", e->host,
+		standby_lost(e, true, "standby %s:%u has not acknowledged %u epochs", e->host,
 			     e->cfg.standby_port, MAX_INFLIGHT);
 		ok = false;
 	}
@@ -869,7 +959,7 @@ static void commit_epoch(struct remus_engine *e)
 		if (rc == 0)
 			rc = remus_repl_tx_commit(&e->tx, &e->link_out);
 		if (rc < 0) {
-			standby_lost(e, "epoch %llu: cannot queue the commit: %s",
+			standby_lost(e, true, "epoch %llu: cannot queue the commit: %s",
 				     (unsigned long long)e->epoch, strerror(-rc));
 			ok = false;
 		} else {
@@ -920,8 +1010,8 @@ static void on_query_migrate(struct remus_engine *e, int rc, struct json_object 
 
 		json_object_object_get_ex(ret, "error-desc", &d);
 		e->polling = false;
-		if (e->link_fd >= 0)
-			standby_lost(e, "epoch %llu: migration %s%s%s; checkpoint dropped",
+		if (session_up(e))
+			standby_lost(e, true, "epoch %llu: migration %s%s%s; checkpoint dropped",
 				     (unsigned long long)e->epoch,
 				     remus_now_ms() > e->poll_deadline_ms ? "did not complete, status " : "",
 				     status, d ? json_object_get_string(d) : "");
@@ -961,7 +1051,7 @@ static void on_cont(struct remus_engine *e, int rc, struct json_object *ret, con
 		finish(e, REMUS_ENGINE_STOPPED, 0, "unprotected on request");
 		return;
 	}
-	if (e->link_fd < 0) {
+	if (!session_up(e)) {
 		e->state = REMUS_ENGINE_UNPROTECTED;
 		schedule_reconnect(e);
 		return;
@@ -984,9 +1074,18 @@ static void finish(struct remus_engine *e, enum remus_engine_state st, int rc,
 	else
 		remus_info(LOG, "protection ended: %s", reason);
 	snprintf(e->reason, sizeof(e->reason), "%s", reason);
-	if (e->link_fd >= 0 && st == REMUS_ENGINE_STOPPED) {
-		remus_repl_put_close(&e->link_out, "unprotect");
-		remus_buf_write_fd(&e->link_out, e->link_fd);
+	if (e->link_fd >= 0 && e->link_up && st == REMUS_ENGINE_STOPPED &&
+	    remus_repl_put_close(&e->link_out, "unprotect") == 0) {
+		/* Shutting down: the one place the loop may wait (at most 2 s)
+		 * so the standby reads CLOSE and does not take over. */
+		struct timeval tv = { .tv_sec = 2 };
+
+		remus_fd_set_nonblock(e->link_fd, false);
+		setsockopt(e->link_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (remus_write_all(e->link_fd, remus_buf_data(&e->link_out),
+				    remus_buf_len(&e->link_out)) < 0)
+			remus_warn(LOG, "standby %s:%u may not have read our CLOSE", e->host,
+				   e->cfg.standby_port);
 	}
 	link_close(e);
 	mig_close(e);

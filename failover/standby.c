@@ -376,7 +376,7 @@ static void on_epoch(struct remus_standby *s, struct remus_repl_epoch *ep)
 {
 	int rc;
 
-	if (ep->epoch == 0 && !s->have_sid && find_ram_sid(s, &ep->data) < 0) {
+	if (!s->have_sid && find_ram_sid(s, &ep->data) < 0) {
 		primary_lost(s, true, "epoch 0 from %s carries no START(ram) section", s->peer);
 		return;
 	}
@@ -405,6 +405,7 @@ static void on_epoch(struct remus_standby *s, struct remus_repl_epoch *ep)
 static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m)
 {
 	struct remus_repl_hello want = { .version = REMUS_REPL_VERSION };
+	struct remus_repl_hello_ack ack = { 0 };
 	char reason[REMUS_REPL_REASON_MAX];
 	int rc;
 
@@ -418,9 +419,9 @@ static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m
 		want.vm_name.len = strlen(s->vm_name);
 	}
 	rc = remus_repl_hello_check(&want, &m->u.hello, reason, sizeof(reason));
-	if (rc == 0 && s->stream_used) {
-		snprintf(reason, sizeof(reason), "the standby QEMU already took a stream from an "
-			 "earlier session; restart it with -incoming before protecting again");
+	if (rc == 0 && s->stream_used && !s->have_sid) {
+		snprintf(reason, sizeof(reason), "the standby QEMU took part of a stream it "
+			 "cannot continue; restart it with -incoming before protecting again");
 		rc = -EBUSY;
 	}
 	if (rc < 0) {
@@ -430,17 +431,27 @@ static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m
 		link_end(s);
 		return;
 	}
+	/* A QEMU that holds committed epochs continues its stream: the
+	 * primary sends a full later epoch numbered after the last commit. */
+	ack.version = REMUS_REPL_VERSION;
+	if (s->stream_used) {
+		ack.flags = REMUS_REPL_ACK_RESUME;
+		ack.ram_sid = s->ram_sid;
+		ack.next_epoch = s->committed_epoch + 1;
+	}
 	remus_repl_assembler_release(&s->asmb);
-	remus_repl_assembler_init(&s->asmb, 0, 0);
+	remus_repl_assembler_init(&s->asmb, ack.next_epoch, 0);
 	s->hello_ok = true;
 	s->state = REMUS_STANDBY_RECEIVING;
 	s->sessions++;
 	remus_repl_encode(&s->link_out, &(struct remus_repl_msg){
-		.type = REMUS_REPL_HELLO_ACK, .u.version = REMUS_REPL_VERSION });
+		.type = REMUS_REPL_HELLO_ACK, .u.ack = ack });
 	link_send_now(s);
-	remus_info(LOG, "primary %s protects VM '%.*s' (%u RAM blocks); session %llu", s->peer,
-		   (int)m->u.hello.vm_name.len, m->u.hello.vm_name.p, m->u.hello.nblocks,
-		   (unsigned long long)s->sessions);
+	remus_info(LOG, "primary %s protects VM '%.*s'; session %llu, %s", s->peer,
+		   (int)m->u.hello.vm_name.len, m->u.hello.vm_name.p,
+		   (unsigned long long)s->sessions,
+		   s->stream_used ? "resuming the stream after the last committed epoch"
+				  : "new stream");
 }
 
 static void handle_msg(struct remus_standby *s, const struct remus_repl_msg *m)

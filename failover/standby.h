@@ -21,10 +21,12 @@
  *     wait for the incoming migration to complete, cont, announce-self,
  *     run the activation hook, report the timeline.
  *
- * A link that ends with CLOSE (the primary unprotects) ends the session
- * without failover.  A standby QEMU that has taken a stream cannot take a
- * second one: a new session after that is refused with a message saying to
- * restart the standby QEMU.  Everything runs on the caller's loop.
+ * A link that ends with CLOSE (the primary unprotects, or gave up on this
+ * session) ends the session without failover.  The standby QEMU keeps the
+ * stream: a primary that connects again is told (HELLO_ACK with RESUME)
+ * to continue it with a full epoch after the last committed one, so
+ * protection resumes without restarting the standby QEMU.  Everything
+ * runs on the caller's loop.
  */
 #ifndef REMUS_FAILOVER_STANDBY_H
 #define REMUS_FAILOVER_STANDBY_H

@@ -83,7 +83,7 @@ int main(int argc, char **argv)
 	remus_buf_init(&b, 0);
 	remus_repl_tx_init(&tx);
 	tx.chunk_max = 24;
-	ack.u.version = REMUS_REPL_VERSION;
+	ack.u.ack.version = REMUS_REPL_VERSION;
 
 	rc = put_hello(&b);
 	rc = rc ? rc : remus_repl_encode(&b, &ack);

@@ -63,18 +63,7 @@ sleep 4
 [ "$(serial sby | grep -c GUEST-UP)" -eq 0 ] || fail "the standby guest booted again"
 
 if [ "$guest" = tick ]; then
-	pri_last=$(serial pri | grep -o 'tick [0-9]*' | tail -1 | cut -d' ' -f2)
-	sby=$(serial sby | grep -o 'tick [0-9]*' | cut -d' ' -f2)
-	sby_first=$(echo "$sby" | head -1)
-	[ -n "$sby_first" ] || fail "the standby guest printed no tick"
-	per_epoch=$(((interval + 999) / 1000))
-	[ "$sby_first" -le $((pri_last + 1)) ] ||
-		fail "standby resumed at tick $sby_first, after the primary's last tick $pri_last"
-	[ "$sby_first" -ge $((pri_last - per_epoch - 1)) ] ||
-		fail "standby resumed at tick $sby_first: older than the last checkpoint (primary reached $pri_last)"
-	echo "$sby" | awk 'NR > 1 && $1 != prev + 1 { bad = 1 } { prev = $1 } END { exit bad }' ||
-		fail "standby ticks not consecutive: $(echo $sby)"
-	echo "tick continuity: primary last tick $pri_last, standby first tick $sby_first, standby ticks $(echo "$sby" | wc -l)"
+	check_ticks pri sby "$interval"
 else
 	serial sby | grep -q MISMATCH && fail "the standby guest found torn memory: $(serial sby | grep MISMATCH)"
 	pri_seqs=$(serial pri | grep -o 'dirty seq=[0-9]* sum=[0-9a-f]*' || true)

@@ -96,3 +96,33 @@ for k in sys.argv[2].split("."):
     d=d[k] if isinstance(d,dict) else None
 print("" if d is None else d)' "$1" "$2"
 }
+
+# check_ticks PRIMARY STANDBY INTERVAL_MS: the standby guest resumed the
+# primary's tick sequence from the last checkpoint: its first tick is at
+# most the primary's last + 1 (nothing from the future), at least the
+# primary's last - (ticks in one epoch + 1) (not an older checkpoint), and
+# its ticks are consecutive.
+check_ticks() {
+	local pri=$1 sby=$2 interval=$3 pri_last ticks first per_epoch
+	pri_last=$(serial "$pri" | grep -o 'tick [0-9]*' | tail -1 | cut -d' ' -f2)
+	ticks=$(serial "$sby" | grep -o 'tick [0-9]*' | cut -d' ' -f2)
+	first=$(echo "$ticks" | head -1)
+	[ -n "$first" ] || fail "the standby guest printed no tick"
+	per_epoch=$(((interval + 999) / 1000))
+	[ "$first" -le $((pri_last + 1)) ] ||
+		fail "standby resumed at tick $first, after the primary's last tick $pri_last"
+	[ "$first" -ge $((pri_last - per_epoch - 1)) ] ||
+		fail "standby resumed at tick $first: older than the last checkpoint (primary reached $pri_last)"
+	echo "$ticks" | awk 'NR > 1 && $1 != prev + 1 { bad = 1 } { prev = $1 } END { exit bad }' ||
+		fail "standby ticks not consecutive: $(echo $ticks)"
+	echo "tick continuity: primary last tick $pri_last, standby first tick $first, standby ticks $(echo "$ticks" | wc -l)"
+}
+
+# is_full METRICS_JSON: the epoch assumed nothing about what the standby
+# holds: every ZERO record was forwarded and nearly every streamed byte
+# (a page QEMU sends twice with the same content still goes once).
+is_full() {
+	python3 -c 'import json,sys
+m=json.loads(sys.argv[1])
+sys.exit(0 if m["zero_changed"] == m["zero_seen"] and m["sent_bytes"] > 0.9 * m["local_bytes"] else 1)' "$1"
+}

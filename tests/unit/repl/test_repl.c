@@ -51,7 +51,10 @@ static size_t make_all(struct remus_repl_msg *m)
 	m[n].type = REMUS_REPL_HELLO;
 	make_hello(&m[n++].u.hello, 256ull << 20);
 	m[n].type = REMUS_REPL_HELLO_ACK;
-	m[n++].u.version = REMUS_REPL_VERSION;
+	m[n].u.ack.flags = REMUS_REPL_ACK_RESUME;
+	m[n].u.ack.ram_sid = 3;
+	m[n].u.ack.next_epoch = 17;
+	m[n++].u.ack.version = REMUS_REPL_VERSION;
 	m[n].type = REMUS_REPL_HELLO_REJECT;
 	m[n++].u.reason = TXT("version 2 expected, got 1");
 	m[n].type = REMUS_REPL_EPOCH_DATA;
@@ -106,7 +109,10 @@ static void assert_msg_eq(const struct remus_repl_msg *want, const struct remus_
 		break;
 	}
 	case REMUS_REPL_HELLO_ACK:
-		assert_int_equal(want->u.version, got->u.version);
+		assert_int_equal(want->u.ack.version, got->u.ack.version);
+		assert_int_equal(want->u.ack.flags, got->u.ack.flags);
+		assert_int_equal(want->u.ack.ram_sid, got->u.ack.ram_sid);
+		assert_true(want->u.ack.next_epoch == got->u.ack.next_epoch);
 		break;
 	case REMUS_REPL_HELLO_REJECT:
 	case REMUS_REPL_CLOSE:
@@ -352,7 +358,7 @@ static void test_unknown_type_flags_seq(void **state)
 	assert_int_equal(decode_header_only(REMUS_REPL_COMMIT_ACK, 1, 0, 3, msg, sizeof(msg)),
 			 -EBADMSG);
 	assert_non_null(strstr(msg, "unknown flags"));
-	assert_int_equal(decode_header_only(REMUS_REPL_HELLO_ACK, 0, 4, 3, msg, sizeof(msg)),
+	assert_int_equal(decode_header_only(REMUS_REPL_HELLO_ACK, 0, 20, 3, msg, sizeof(msg)),
 			 -EBADMSG);
 }
 
@@ -382,6 +388,33 @@ static void test_malformed_payload(void **state)
 	assert_int_equal(remus_buf_append(&b, f, sizeof(f)), 0);
 	remus_repl_decoder_init(&d);
 	assert_int_equal(remus_repl_decode(&d, &b, &m), -EBADMSG);
+	remus_buf_release(&b);
+}
+
+static void test_hello_ack_unknown_flags(void **state)
+{
+	struct remus_repl_msg m = { .type = REMUS_REPL_HELLO_ACK };
+	struct remus_repl_decoder d;
+	struct remus_buf b;
+
+	/* RESUME is the only flag: anything else is a newer peer we do not
+	 * understand, refused rather than half-obeyed. */
+	remus_buf_init(&b, 0);
+	m.u.ack.version = REMUS_REPL_VERSION;
+	m.u.ack.flags = REMUS_REPL_ACK_RESUME | 0x2;
+	assert_int_equal(remus_repl_encode(&b, &m), 0);
+	remus_repl_decoder_init(&d);
+	assert_int_equal(remus_repl_decode(&d, &b, &m), -EBADMSG);
+	remus_buf_reset(&b);
+	m.u.ack.flags = REMUS_REPL_ACK_RESUME;
+	m.u.ack.ram_sid = 2;
+	m.u.ack.next_epoch = 41;
+	assert_int_equal(remus_repl_encode(&b, &m), 0);
+	remus_repl_decoder_init(&d);
+	assert_int_equal(remus_repl_decode(&d, &b, &m), 1);
+	assert_int_equal(m.u.ack.flags, REMUS_REPL_ACK_RESUME);
+	assert_int_equal(m.u.ack.ram_sid, 2);
+	assert_true(m.u.ack.next_epoch == 41);
 	remus_buf_release(&b);
 }
 
@@ -913,6 +946,7 @@ int main(void)
 		cmocka_unit_test(test_oversized_length_rejected_from_header),
 		cmocka_unit_test(test_unknown_type_flags_seq),
 		cmocka_unit_test(test_malformed_payload),
+		cmocka_unit_test(test_hello_ack_unknown_flags),
 		cmocka_unit_test(test_decoder_error_is_sticky),
 		cmocka_unit_test(test_encoder_bounds),
 		cmocka_unit_test(test_field_bounds),
