@@ -880,6 +880,15 @@ static void put_section(struct remus_wire_writer *w, uint8_t type, uint32_t sid)
 	remus_wire_put_be32(w, sid);
 }
 
+/* Emits the PART header held back for the current section, if any. */
+static void flush_part(struct remus_migstream_rewriter *rw, struct remus_wire_writer *w)
+{
+	if (rw->part_pending) {
+		put_section(w, REMUS_MIG_SECTION_PART, rw->standby_sid);
+		rw->part_pending = false;
+	}
+}
+
 static int rewrite_page(struct remus_migstream_rewriter *rw, struct remus_wire_writer *w,
 			const struct remus_migstream_token *tok)
 {
@@ -898,6 +907,7 @@ static int rewrite_page(struct remus_migstream_rewriter *rw, struct remus_wire_w
 			rw->pages_dropped++;
 		return 0;
 	}
+	flush_part(rw, w);
 	if ((tok->ram_flags & REMUS_RAM_FLAG_CONTINUE) &&
 	    !(rw->last_valid && rw->last_block == tok->block->index)) {
 		/* The standby's previous block is another one (a record was
@@ -951,20 +961,38 @@ int remus_migstream_rewrite(struct remus_migstream_rewriter *rw,
 	case REMUS_MS_END:
 		if (!rw->have_sid)
 			return -EBADMSG;
-		put_section(&w, REMUS_MIG_SECTION_PART, rw->standby_sid);
+		/* Held back until the section has something to carry. */
+		rw->part_pending = true;
 		break;
 	case REMUS_MS_FOOTER:
 		if (!rw->have_sid)
 			return -EBADMSG;
+		if (rw->skip_footer) {
+			rw->skip_footer = false;
+			break;
+		}
 		put_section(&w, REMUS_MIG_SECTION_FOOTER, rw->standby_sid);
 		break;
 	case REMUS_MS_RAM_MEM_SIZE:
 		/* Block indexes may now name other blocks. */
 		rw->last_valid = false;
+		flush_part(rw, &w);
 		remus_wire_put_bytes(&w, tok->raw, rawlen);
 		break;
 	case REMUS_MS_RAM_EOS:
+		if (rw->part_pending) {
+			/* Nothing was kept: the standby never sees this section.
+			 * Once RAM is sent QEMU's precopy loop emits one such
+			 * section per pass, thousands per epoch. */
+			rw->part_pending = false;
+			rw->skip_footer = true;
+			rw->sections_elided++;
+			break;
+		}
+		remus_wire_put_bytes(&w, tok->raw, rawlen);
+		break;
 	case REMUS_MS_RAM_MULTIFD_FLUSH:
+		flush_part(rw, &w);
 		remus_wire_put_bytes(&w, tok->raw, rawlen);
 		break;
 	case REMUS_MS_RAM_ZERO:

@@ -41,7 +41,9 @@
  *   later epochs:      header, config, commands dropped; START(ram) ->
  *                      PART(ram) with its body (MEM_SIZE list) kept;
  *                      END(ram) -> PART(ram)
- *   every epoch:       device part held back; vmdescription dropped
+ *   every epoch:       device part held back; vmdescription dropped;
+ *                      a PART/END section left with no record (after the
+ *                      filter) is dropped whole, header, EOS and footer
  *
  * Page and zero records go through an optional filter (dedup) that may
  * drop them; the rewriter then re-emits the block name on the next record
@@ -222,7 +224,10 @@ struct remus_migstream_rewriter {
 	bool device_done;
 	struct remus_buf out;        /* owned: bytes for the standby */
 	struct remus_buf dev;        /* owned: held-back device part */
+	bool part_pending;           /* a PART/END header not yet emitted */
+	bool skip_footer;            /* its section was elided: drop the footer */
 	uint64_t pages_kept, pages_dropped, zero_kept, zero_dropped;
+	uint64_t sections_elided;    /* PART/END sections left with no record */
 };
 
 /*
