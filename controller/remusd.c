@@ -50,7 +50,8 @@ static void usage(FILE *f)
 {
 	fputs("usage:\n"
 	      "  remusd primary --qmp PATH --standby HOST:PORT [--interval MS]\n"
-	      "                 [--heartbeat MS] [--miss N] [--no-dedup] [--ctl PATH]\n"
+	      "                 [--heartbeat MS] [--miss N] [--no-dedup] [--reconnect MS]\n"
+	      "                 [--ctl PATH]\n"
 	      "                 [--metrics FILE] [--log LEVEL]\n"
 	      "  remusd standby --qmp PATH --incoming PATH --listen [HOST:]PORT\n"
 	      "                 [--heartbeat MS] [--miss N] [--vm-name NAME] [--manual]\n"
@@ -62,7 +63,9 @@ static void usage(FILE *f)
 	      "it every --interval ms (default 1000) to the standby remusd at --standby.\n"
 	      "The standby feeds the QEMU started with -incoming unix:PATH (--incoming)\n"
 	      "and runs it when --miss heartbeats of --heartbeat ms (default 5 x 100)\n"
-	      "are missed or the primary's link drops.\n", f);
+	      "are missed or the primary's link drops.  Without a standby the primary\n"
+	      "keeps the guest running unprotected and reconnects every --reconnect ms\n"
+	      "(default 1000); a reconnected standby gets a full epoch.\n", f);
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
@@ -263,7 +266,7 @@ static void on_signal(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 
 enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO_DEDUP,
        OPT_CTL, OPT_METRICS, OPT_LOG, OPT_INCOMING, OPT_LISTEN, OPT_VM_NAME, OPT_MANUAL,
-       OPT_FENCE, OPT_ACTIVATE, OPT_REPORT, OPT_EXIT_AFTER, OPT_HELP };
+       OPT_FENCE, OPT_ACTIVATE, OPT_REPORT, OPT_EXIT_AFTER, OPT_RECONNECT, OPT_HELP };
 
 static const struct option long_opts[] = {
 	{ "qmp", required_argument, NULL, OPT_QMP },
@@ -283,6 +286,7 @@ static const struct option long_opts[] = {
 	{ "on-activate", required_argument, NULL, OPT_ACTIVATE },
 	{ "report", required_argument, NULL, OPT_REPORT },
 	{ "exit-after-failover", no_argument, NULL, OPT_EXIT_AFTER },
+	{ "reconnect", required_argument, NULL, OPT_RECONNECT },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ 0 },
 };
@@ -374,6 +378,10 @@ int main(int argc, char **argv)
 			ecfg.heartbeat_miss = scfg.heartbeat_miss = v;
 			break;
 		case OPT_NO_DEDUP: ecfg.dedup = false; break;
+		case OPT_RECONNECT:
+			if (parse_uint("--reconnect", optarg, 10, 600000, &ecfg.reconnect_ms) < 0)
+				return 2;
+			break;
 		case OPT_CTL: ctl_path = optarg; break;
 		case OPT_METRICS: metrics = optarg; break;
 		case OPT_LOG:
