@@ -1154,22 +1154,12 @@ static void on_caps(struct remus_engine *e, int rc, struct json_object *ret, con
 	submit_or_fail(e, "migrate-set-parameters", args, -1, on_params);
 }
 
-static struct json_object *capability(const char *name, bool on)
-{
-	struct json_object *c = json_object_new_object();
-
-	json_object_object_add(c, "capability", json_object_new_string(name));
-	json_object_object_add(c, "state", json_object_new_boolean(on));
-	return c;
-}
-
 int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		       const struct remus_engine_config *cfg,
 		       const struct remus_engine_hooks *hooks,
 		       struct remus_engine **out)
 {
 	struct remus_engine *e;
-	struct json_object *args, *caps;
 	int rc;
 
 	if (!cfg->standby_host || !cfg->standby_port || cfg->interval_ms == 0)
@@ -1204,12 +1194,7 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		goto fail;
 	}
 	e->cfg.standby_host = e->host;
-	args = json_object_new_object();
-	caps = json_object_new_array();
-	json_object_array_add(caps, capability("return-path", true));
-	json_object_array_add(caps, capability("switchover-ack", true));
-	json_object_object_add(args, "capabilities", caps);
-	rc = engine_qmp(e, "migrate-set-capabilities", args, -1, on_caps);
+	rc = engine_qmp(e, "migrate-set-capabilities", remus_migstream_caps_args(), -1, on_caps);
 	if (rc < 0)
 		goto fail;
 	remus_info(LOG, "protecting the VM behind %s: standby %s:%u, epoch %u ms, "

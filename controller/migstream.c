@@ -22,6 +22,7 @@
 #include "controller/migstream.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1038,4 +1039,27 @@ int remus_migstream_build_tail(struct remus_buf *out, uint32_t ram_sid, const ui
 	remus_wire_put_bytes(&w, dev, dev_len);
 	remus_wire_put_bytes(&w, empty_vmdesc, sizeof(empty_vmdesc));
 	return remus_wire_writer_error(&w);
+}
+
+struct json_object *remus_migstream_caps_args(void)
+{
+	static const char *const caps[] = { "return-path", "switchover-ack" };
+	struct json_object *args = json_object_new_object();
+	struct json_object *list = json_object_new_array();
+	size_t i;
+
+	if (!args || !list) {
+		json_object_put(args);
+		json_object_put(list);
+		return NULL;
+	}
+	for (i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		struct json_object *c = json_object_new_object();
+
+		json_object_object_add(c, "capability", json_object_new_string(caps[i]));
+		json_object_object_add(c, "state", json_object_new_boolean(true));
+		json_object_array_add(list, c);
+	}
+	json_object_object_add(args, "capabilities", list);
+	return args;
 }

@@ -62,6 +62,8 @@
 
 #include "common/buf.h"
 
+struct json_object;
+
 /* Stream constants (QEMU migration/savevm.c, migration/ram.c). */
 #define REMUS_MIG_MAGIC 0x5145564du
 #define REMUS_MIG_VERSION 3u
@@ -259,5 +261,15 @@ int remus_migstream_rewrite(struct remus_migstream_rewriter *rw,
  */
 int remus_migstream_build_tail(struct remus_buf *out, uint32_t ram_sid,
 			       const uint8_t *dev, size_t dev_len);
+
+/*
+ * The arguments of QMP migrate-set-capabilities for engine v1, the same on
+ * the primary and on the standby QEMU: return-path (the primary waits for
+ * our RP SHUT) and switchover-ack (never sent, so precopy never ends by
+ * itself).  The destination checks the capabilities listed in the
+ * stream's configuration section against its own, so both sides must use
+ * this one list.  Returns an owned json_object, or NULL on ENOMEM.
+ */
+struct json_object *remus_migstream_caps_args(void);
 
 #endif

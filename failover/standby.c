@@ -911,15 +911,6 @@ out:
 	return rc;
 }
 
-static struct json_object *capability(const char *name)
-{
-	struct json_object *c = json_object_new_object();
-
-	json_object_object_add(c, "capability", json_object_new_string(name));
-	json_object_object_add(c, "state", json_object_new_boolean(true));
-	return c;
-}
-
 static void on_caps(struct remus_standby *s, int rc, struct json_object *ret, const char *err)
 {
 	if (rc < 0) {
@@ -949,7 +940,6 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 			struct remus_standby **out)
 {
 	struct remus_standby *s;
-	struct json_object *args, *caps;
 	bool oom = false;
 	int rc;
 
@@ -992,12 +982,7 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 	rc = remus_loop_add_fd(loop, s->listen_fd, REMUS_EV_READ, on_accept, s);
 	if (rc < 0)
 		goto fail;
-	args = json_object_new_object();
-	caps = json_object_new_array();
-	json_object_array_add(caps, capability("return-path"));
-	json_object_array_add(caps, capability("switchover-ack"));
-	json_object_object_add(args, "capabilities", caps);
-	rc = standby_qmp(s, "migrate-set-capabilities", args, on_caps);
+	rc = standby_qmp(s, "migrate-set-capabilities", remus_migstream_caps_args(), on_caps);
 	if (rc < 0)
 		goto fail;
 	remus_info(LOG, "standby for the QEMU behind %s: listening on %s:%u, heartbeat %u ms x %u",
