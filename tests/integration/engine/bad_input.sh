@@ -15,6 +15,7 @@ start_qemu sby "remus.run=tick" -incoming "unix:$T/in.sock"
 "$REMUSD" standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
 	--ctl "$T/sby.ctl" >"$T/standby.log" 2>&1 &
 track $!
+watch_daemon $! "standby remusd" "$T/standby.log"
 wait_for 30 "the standby's control socket" test -S "$T/sby.ctl"
 
 consistent() {

@@ -35,6 +35,7 @@ start_qemu sby "$append" -incoming "unix:$T/in.sock"
 	--ctl "$T/sby.ctl" --report "$T/report.json" --heartbeat 100 --miss 5 \
 	>"$T/standby.log" 2>&1 &
 track $!
+watch_daemon $! "standby remusd" "$T/standby.log"
 wait_for 90 "the primary guest to boot" has_serial pri GUEST-UP
 
 "$REMUSD" primary --qmp "$T/pri.qmp" --standby "127.0.0.1:$port" --interval "$interval" \
@@ -42,12 +43,14 @@ wait_for 90 "the primary guest to boot" has_serial pri GUEST-UP
 	>"$T/primary.log" 2>&1 &
 prid=$!
 track "$prid"
+watch_daemon "$prid" "primary remusd" "$T/primary.log"
 
-committed() { [ "$(wc -l <"$T/metrics.jsonl" 2>/dev/null || echo 0)" -ge "$epochs" ]; }
+committed() { [ "$(count_lines "$T/metrics.jsonl")" -ge "$epochs" ]; }
 wait_for $((60 + epochs * interval / 250)) "$epochs committed epochs" committed
 
 # Kill somewhere inside the next epoch, not at its boundary.
 sleep "$(python3 -c "import random; print(random.uniform(0.2, 0.8) * $interval / 1000)")"
+unwatch_daemon "$prid"
 kill -9 "$prid" "$pri_qemu"
 wait "$prid" "$pri_qemu" 2>/dev/null || true
 

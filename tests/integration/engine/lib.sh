@@ -49,15 +49,40 @@ fail() {
 
 now_ms() { date +%s%3N; }
 
+# Daemons whose death ends any wait at once: `watch_daemon PID NAME LOG`.
+WATCHED=()
+watch_daemon() { WATCHED+=("$1:$2:$3"); }
+unwatch_daemon() {
+	local w keep=()
+	for w in "${WATCHED[@]+"${WATCHED[@]}"}"; do
+		[ "${w%%:*}" = "$1" ] || keep+=("$w")
+	done
+	WATCHED=("${keep[@]+"${keep[@]}"}")
+}
+check_daemons() {
+	local w pid rest
+	for w in "${WATCHED[@]+"${WATCHED[@]}"}"; do
+		pid=${w%%:*} rest=${w#*:}
+		kill -0 "$pid" 2>/dev/null ||
+			fail "${rest%%:*} exited early: $(tail -n 3 "${rest#*:}" 2>/dev/null)"
+	done
+}
+
 # wait_for TIMEOUT_S DESCRIPTION COMMAND...: polls COMMAND every 100 ms.
 wait_for() {
 	local timeout=$1 what=$2 deadline
 	shift 2
 	deadline=$(($(now_ms) + timeout * 1000))
 	until "$@"; do
+		check_daemons
 		[ "$(now_ms)" -lt "$deadline" ] || fail "timed out after ${timeout}s waiting for $what"
 		sleep 0.1
 	done
+}
+
+# Lines in FILE, 0 while it does not exist.
+count_lines() {
+	if [ -f "$1" ]; then wc -l <"$1"; else echo 0; fi
 }
 
 # start_qemu NAME APPEND [EXTRA...]: guest with serial $T/NAME.serial.log,

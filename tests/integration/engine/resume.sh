@@ -19,6 +19,7 @@ sby_qemu=$QEMU_PID
 "$REMUSD" standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
 	--ctl "$T/sby.ctl" --report "$T/report.json" >"$T/standby.log" 2>&1 &
 track $!
+watch_daemon $! "standby remusd" "$T/standby.log"
 wait_for 90 "the primary guest to boot" has_serial pri GUEST-UP
 
 protect() { # METRICS
@@ -26,12 +27,14 @@ protect() { # METRICS
 		--ctl "$T/pri.ctl" --metrics "$1" >>"$T/primary.log" 2>&1 &
 	prid=$!
 	track "$prid"
+	watch_daemon "$prid" "primary remusd" "$T/primary.log"
 }
-lines() { wc -l <"$1" 2>/dev/null || echo 0; }
+lines() { count_lines "$1"; }
 at_least() { [ "$(lines "$1")" -ge "$2" ]; }
 
 protect "$T/m1.jsonl"
 wait_for 60 "4 committed epochs" at_least "$T/m1.jsonl" 4
+unwatch_daemon "$prid"
 ctl "$T/pri.ctl" unprotect >/dev/null
 wait_for 10 "the primary remusd to exit after unprotect" sh -c "! kill -0 $prid 2>/dev/null"
 wait "$prid" || fail "the primary remusd exited with status $? after unprotect"
@@ -57,6 +60,7 @@ grep -q "resuming the stream" "$T/standby.log" || fail "the standby did not resu
 kill -0 "$sby_qemu" || fail "the standby QEMU is gone"
 
 sleep 0.2
+unwatch_daemon "$prid"
 kill -9 "$prid" "$pri_qemu"
 wait "$prid" "$pri_qemu" 2>/dev/null || true
 wait_for 30 "the standby's failover report" test -s "$T/report.json"

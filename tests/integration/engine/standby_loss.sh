@@ -21,6 +21,7 @@ start_standby() { # NAME
 		>"$T/$1.log" 2>&1 &
 	sby_d=$!
 	track "$sby_d"
+	watch_daemon "$sby_d" "standby remusd $1" "$T/$1.log"
 }
 start_standby sbyA
 wait_for 90 "the primary guest to boot" has_serial pri GUEST-UP
@@ -28,11 +29,13 @@ wait_for 90 "the primary guest to boot" has_serial pri GUEST-UP
 	--ctl "$T/pri.ctl" --metrics "$T/metrics.jsonl" --reconnect 300 >"$T/primary.log" 2>&1 &
 prid=$!
 track "$prid"
-epochs() { wc -l <"$T/metrics.jsonl" 2>/dev/null || echo 0; }
+watch_daemon "$prid" "primary remusd" "$T/primary.log"
+epochs() { count_lines "$T/metrics.jsonl"; }
 at_least() { [ "$(epochs)" -ge "$1" ]; }
 wait_for 60 "5 committed epochs" at_least 5
 
 sleep 0.2
+unwatch_daemon "$sby_d"
 kill -9 "$sby_d" "$sby_qemu"
 wait "$sby_d" "$sby_qemu" 2>/dev/null || true
 state() { json_get "$(ctl "$T/pri.ctl" status)" "$1"; }
@@ -61,6 +64,7 @@ is_full "$full" ||
 	fail "the resync epoch was not full: $full"
 
 sleep 0.3
+unwatch_daemon "$prid"
 kill -9 "$prid" "$pri_qemu"
 wait "$prid" "$pri_qemu" 2>/dev/null || true
 wait_for 30 "the new standby's failover report" test -s "$T/sbyB.report.json"
