@@ -9,6 +9,10 @@
 #     first standby tick <= last primary tick + 1 (nothing from the future)
 #     first standby tick >= last primary tick - (ticks in one epoch + 1)
 #     (not an older checkpoint), ticks consecutive, no second boot
+#   failover.sh tick  INTERVAL_MS EPOCHS freeze
+#     the primary QEMU and remusd are frozen (SIGSTOP) instead of killed:
+#     no connection reset reaches the standby, only silence, so it must
+#     take over because heartbeats were missed
 #   failover.sh dirty INTERVAL_MS EPOCHS
 #     the dirtier's sequence continues, every sum the standby prints for
 #     a seq equals the primary's for that seq (content is a pure function
@@ -20,6 +24,7 @@ source "$(dirname "$0")/lib.sh"
 guest=${1:?guest: tick or dirty}
 interval=${2:?interval ms}
 epochs=${3:?epochs}
+how=${4:-kill}
 case "$guest" in
 tick) append="remus.run=tick" ;;
 dirty) append="remus.run=dirty remus.args=mb=32,mbps=4,seed=7" ;;
@@ -51,13 +56,25 @@ wait_for $((60 + epochs * interval / 250)) "$epochs committed epochs" committed
 # Kill somewhere inside the next epoch, not at its boundary.
 sleep "$(python3 -c "import random; print(random.uniform(0.2, 0.8) * $interval / 1000)")"
 unwatch_daemon "$prid"
-kill -9 "$prid" "$pri_qemu"
-wait "$prid" "$pri_qemu" 2>/dev/null || true
+if [ "$how" = freeze ]; then
+	kill -STOP "$prid" "$pri_qemu"
+else
+	kill -9 "$prid" "$pri_qemu"
+	wait "$prid" "$pri_qemu" 2>/dev/null || true
+fi
 
 wait_for 30 "the standby's failover report" test -s "$T/report.json"
 report=$(cat "$T/report.json")
 [ "$(json_get "$report" state)" = active ] || fail "standby did not take over: $report"
 fo_ms=$(json_get "$report" failover.failover_ms)
+reason=$(json_get "$report" failover.reason)
+echo "failover reason: $reason"
+if [ "$how" = freeze ]; then
+	echo "$reason" | grep -q "heartbeats of 100 ms missed" ||
+		fail "a frozen primary must be detected by missed heartbeats, got: $reason"
+	# The primary stays frozen (its tick log ends where it was stopped);
+	# the cleanup SIGKILLs the stopped processes.
+fi
 epoch=$(json_get "$report" failover.epoch)
 [ "$epoch" -ge $((epochs - 1)) ] || fail "standby resumed from epoch $epoch, expected >= $((epochs - 1))"
 
