@@ -561,9 +561,11 @@ static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 		struct remus_buf b;
 		char reason[160];
 
-		snprintf(reason, sizeof(reason), "standby is %s%s%s",
-			 s->link_fd >= 0 ? "busy with primary " : remus_standby_state_name(s->state),
-			 s->link_fd >= 0 ? s->peer : "", "");
+		if (s->link_fd >= 0)
+			snprintf(reason, sizeof(reason), "standby is busy with primary %s", s->peer);
+		else
+			snprintf(reason, sizeof(reason), "standby is %s, not accepting a primary",
+				 remus_standby_state_name(s->state));
 		remus_warn(LOG, "refusing primary %s:%s: %s", host, serv, reason);
 		remus_buf_init(&b, 0);
 		if (remus_repl_put_reject(&b, reason) == 0)
