@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 int remus_fd_set_nonblock(int fd, bool nonblock);
@@ -18,6 +19,15 @@ int remus_fd_set_nonblock(int fd, bool nonblock);
 int remus_unix_connect(const char *path, bool nonblock);
 /* Binds and listens on @path, replacing a stale socket file there. */
 int remus_unix_listen(const char *path, int backlog);
+/* Connects a TCP socket to @host (name or address; getaddrinfo may block
+ * on DNS for a name) and @port, trying each address in turn; TCP_NODELAY
+ * is set.  With @nonblock a connect in progress is success (watch for
+ * writable, then read SO_ERROR).  -EHOSTUNREACH if @host does not resolve. */
+int remus_tcp_connect(const char *host, uint16_t port, bool nonblock);
+/* Binds a non-blocking TCP listening socket to @host (NULL: any address)
+ * and @port (0: any free port) with SO_REUSEADDR; the port actually bound
+ * is stored in *@bound.  -EADDRNOTAVAIL if @host does not resolve. */
+int remus_tcp_listen(const char *host, uint16_t port, int backlog, uint16_t *bound);
 /* Sends @len bytes of @data with @fd attached (SCM_RIGHTS; @fd borrowed).
  * Returns bytes sent (the fd travels with the first byte) or -errno. */
 ssize_t remus_send_with_fd(int sock, const void *data, size_t len, int fd);

@@ -32,9 +32,6 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdarg.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +160,7 @@ struct call {
 };
 
 static void really_free(struct remus_engine *e);
+static void teardown(struct remus_engine *e);
 
 static void on_qmp_reply(struct remus_qmp *q, int rc, struct json_object *ret,
 			 const char *err, void *opaque)
@@ -178,8 +176,8 @@ static void on_qmp_reply(struct remus_qmp *q, int rc, struct json_object *ret,
 		really_free(e);
 }
 
-/* Takes @args.  On a submit failure @fn is called from a deferred call
- * path only through the engine failing: the QEMU is unusable. */
+/* Submits @cmd (takes @args); @fn runs with the reply unless the engine
+ * was freed meanwhile.  Returns 0, or -errno with @fn never called. */
 static int engine_qmp(struct remus_engine *e, const char *cmd, struct json_object *args,
 		      int fd, void (*fn)(struct remus_engine *, int, struct json_object *,
 					 const char *))
@@ -546,40 +544,6 @@ static void on_heartbeat(struct remus_loop *loop, void *opaque)
 	e->hb_timer = remus_loop_add_timer(e->loop, e->cfg.heartbeat_ms, on_heartbeat, e);
 }
 
-static int tcp_connect(const char *host, uint16_t port)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
-	char portstr[8];
-	int fd = -1, rc, one = 1;
-
-	/* getaddrinfo may block on DNS for a host name; remusctl resolves names
-	 * before starting the engine, tests use addresses. */
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	hints.ai_flags = AI_NUMERICSERV;
-	rc = getaddrinfo(host, portstr, &hints, &res);
-	if (rc != 0)
-		return rc == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
-	rc = -EHOSTUNREACH;
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-		if (fd < 0) {
-			rc = -errno;
-			continue;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
-			rc = fd;
-			fd = -1;
-			break;
-		}
-		rc = -errno;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	return rc;
-}
-
 static void on_reconnect(struct remus_loop *loop, void *opaque)
 {
 	struct remus_engine *e = opaque;
@@ -611,7 +575,9 @@ static void schedule_reconnect(struct remus_engine *e)
 
 static void link_connect(struct remus_engine *e)
 {
-	int fd = tcp_connect(e->host, e->cfg.standby_port);
+	/* getaddrinfo may block on DNS for a host name; remusctl resolves
+	 * names before starting the engine, tests use addresses. */
+	int fd = remus_tcp_connect(e->host, e->cfg.standby_port, true);
 
 	if (fd < 0) {
 		remus_warn(LOG, "cannot connect to standby %s:%u: %s; retrying in %u ms",
@@ -1087,12 +1053,7 @@ static void finish(struct remus_engine *e, enum remus_engine_state st, int rc,
 			remus_warn(LOG, "standby %s:%u may not have read our CLOSE", e->host,
 				   e->cfg.standby_port);
 	}
-	link_close(e);
-	mig_close(e);
-	if (e->reconnect_timer) {
-		remus_loop_del_timer(e->loop, e->reconnect_timer);
-		e->reconnect_timer = 0;
-	}
+	teardown(e);
 	e->state = st;
 	if (e->hooks.finished)
 		e->hooks.finished(e->hooks.opaque, st, rc, reason);
@@ -1235,12 +1196,20 @@ void remus_engine_stop(struct remus_engine *e)
 	}
 }
 
-static void really_free(struct remus_engine *e)
+/* Stops everything that could call back into @e.  Idempotent. */
+static void teardown(struct remus_engine *e)
 {
 	link_close(e);
 	mig_close(e);
-	if (e->reconnect_timer)
+	if (e->reconnect_timer) {
 		remus_loop_del_timer(e->loop, e->reconnect_timer);
+		e->reconnect_timer = 0;
+	}
+}
+
+static void really_free(struct remus_engine *e)
+{
+	teardown(e);
 	remus_buf_release(&e->link_out);
 	remus_buf_release(&e->link_in);
 	remus_repl_tx_release(&e->tx);
@@ -1250,17 +1219,14 @@ static void really_free(struct remus_engine *e)
 	free(e);
 }
 
+/* Nothing of @e runs after this; the memory goes when the last QMP reply
+ * (whose callback holds @e) has come in. */
 void remus_engine_free(struct remus_engine *e)
 {
 	if (!e || e->dead)
 		return;
 	e->dead = true;
-	link_close(e);
-	mig_close(e);
-	if (e->reconnect_timer) {
-		remus_loop_del_timer(e->loop, e->reconnect_timer);
-		e->reconnect_timer = 0;
-	}
+	teardown(e);
 	if (e->qmp_pending == 0)
 		really_free(e);
 }

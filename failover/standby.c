@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -878,41 +877,6 @@ int remus_standby_failover(struct remus_standby *s, const char *reason)
 
 /* ---- start, free, status --------------------------------------------- */
 
-static int tcp_listen(const char *host, uint16_t port, uint16_t *bound)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE |
-				  AI_NUMERICSERV }, *res = NULL;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char portstr[8];
-	int fd = -1, rc, one = 1;
-
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	rc = getaddrinfo(host, portstr, &hints, &res);
-	if (rc != 0)
-		return rc == EAI_SYSTEM ? -errno : -EADDRNOTAVAIL;
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	*bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						: ((struct sockaddr_in *)&ss)->sin_port);
-	rc = fd;
-	fd = -1;
-out:
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(res);
-	return rc;
-}
-
 static void on_caps(struct remus_standby *s, int rc, struct json_object *ret, const char *err)
 {
 	if (rc < 0) {
@@ -974,7 +938,7 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		rc = -ENOMEM;
 		goto fail;
 	}
-	rc = tcp_listen(s->listen_host, cfg->listen_port, &s->port);
+	rc = remus_tcp_listen(s->listen_host, cfg->listen_port, 4, &s->port);
 	if (rc < 0) {
 		remus_err(LOG, "cannot listen on %s:%u for the primary: %s",
 			  s->listen_host ? s->listen_host : "*", cfg->listen_port, strerror(-rc));
@@ -997,27 +961,43 @@ fail:
 	return rc;
 }
 
-static void really_free(struct remus_standby *s)
+/* Stops everything that could call back into @s: watches, timers, the
+ * fence child.  Idempotent. */
+static void teardown(struct remus_standby *s)
 {
 	link_end(s);
 	if (s->listen_fd >= 0) {
 		remus_loop_del_fd(s->loop, s->listen_fd);
 		close(s->listen_fd);
+		s->listen_fd = -1;
 	}
 	if (s->qemu_fd >= 0) {
 		remus_loop_del_fd(s->loop, s->qemu_fd);
 		close(s->qemu_fd);
+		s->qemu_fd = -1;
 	}
-	if (s->qemu_retry)
+	if (s->qemu_retry) {
 		remus_loop_del_timer(s->loop, s->qemu_retry);
-	if (s->step_timer)
+		s->qemu_retry = 0;
+	}
+	if (s->step_timer) {
 		remus_loop_del_timer(s->loop, s->step_timer);
-	if (s->hook_timer)
+		s->step_timer = 0;
+	}
+	if (s->hook_timer) {
 		remus_loop_del_timer(s->loop, s->hook_timer);
+		s->hook_timer = 0;
+	}
 	if (s->fence_pid > 0) {
 		kill(s->fence_pid, SIGKILL);
 		waitpid(s->fence_pid, NULL, 0);
+		s->fence_pid = 0;
 	}
+}
+
+static void really_free(struct remus_standby *s)
+{
+	teardown(s);
 	remus_repl_assembler_release(&s->asmb);
 	remus_buf_release(&s->link_in);
 	remus_buf_release(&s->link_out);
@@ -1031,11 +1011,14 @@ static void really_free(struct remus_standby *s)
 	free(s);
 }
 
+/* Nothing of @s runs after this; the memory goes when the last QMP reply
+ * (whose callback holds @s) has come in. */
 void remus_standby_free(struct remus_standby *s)
 {
 	if (!s || s->dead)
 		return;
 	s->dead = true;
+	teardown(s);
 	if (s->qmp_pending == 0)
 		really_free(s);
 }

@@ -19,7 +19,6 @@
  * may have been committed or written to its QEMU.
  */
 #include <errno.h>
-#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,22 +29,6 @@
 #include "common/buf.h"
 #include "common/repl.h"
 #include "common/sock.h"
-
-static int tcp(const char *host, const char *port)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
-	int fd;
-
-	if (getaddrinfo(host, port, &hints, &res) != 0)
-		return -1;
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	return fd;
-}
 
 /* Reads frames until one of type @want (returns 1, copying a reason into
  * @text), EOF (returns 0) or 5 s pass (returns -1).  Heartbeats are
@@ -130,7 +113,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mode = argv[3];
-	fd = tcp(argv[1], argv[2]);
+	fd = remus_tcp_connect(argv[1], (uint16_t)atoi(argv[2]), false);
 	if (fd < 0) {
 		fprintf(stderr, "link_probe: cannot connect to %s:%s\n", argv[1], argv[2]);
 		return 1;

@@ -82,6 +82,45 @@ static void test_errors(void **state)
 	assert_int_equal(remus_unix_connect("", true), -EINVAL);
 }
 
+static void test_tcp(void **state)
+{
+	uint16_t port = 0, again = 0;
+	int l, l2, c, a;
+
+	/* Port 0: the kernel picks one and we learn which. */
+	l = remus_tcp_listen("127.0.0.1", 0, 4, &port);
+	assert_true(l >= 0);
+	assert_int_not_equal(port, 0);
+	assert_true(fcntl(l, F_GETFL) & O_NONBLOCK);
+	/* The port is taken: a second listener on it fails cleanly. */
+	l2 = remus_tcp_listen("127.0.0.1", port, 4, &again);
+	assert_int_equal(l2, -EADDRINUSE);
+	c = remus_tcp_connect("127.0.0.1", port, false);
+	assert_true(c >= 0);
+	assert_true(fcntl(c, F_GETFD) & FD_CLOEXEC);
+	a = accept(l, NULL, NULL);
+	assert_true(a >= 0);
+	assert_int_equal(write(c, "hi", 2), 2);
+	{
+		char buf[2];
+
+		assert_int_equal(read(a, buf, 2), 2);
+		assert_memory_equal(buf, "hi", 2);
+	}
+	close(a);
+	close(c);
+	close(l);
+	/* Nobody listens there any more: refused, or in progress when
+	 * non-blocking (the error then comes through SO_ERROR). */
+	assert_int_equal(remus_tcp_connect("127.0.0.1", port, false), -ECONNREFUSED);
+	c = remus_tcp_connect("127.0.0.1", port, true);
+	assert_true(c >= 0 || c == -ECONNREFUSED);
+	if (c >= 0)
+		close(c);
+	assert_int_equal(remus_tcp_connect("no-such-host.invalid", 1, false), -EHOSTUNREACH);
+	assert_int_equal(remus_tcp_listen("no-such-host.invalid", 0, 1, &port), -EADDRNOTAVAIL);
+}
+
 static void test_send_fd(void **state)
 {
 	char data[4];
@@ -118,6 +157,7 @@ int main(void)
 		cmocka_unit_test(test_listen_connect),
 		cmocka_unit_test(test_refuse_regular_file),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_tcp),
 		cmocka_unit_test(test_send_fd),
 	};
 
