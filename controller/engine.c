@@ -110,9 +110,8 @@ struct remus_engine {
 	struct remus_migstream *ps;
 	struct remus_migstream_rewriter rw;
 	struct remus_dedup *dedup;
-	uint8_t *scratch;
 	remus_timer_id epoch_timer, poll_timer;
-	uint64_t t_stop_ns, t_complete_ns, poll_deadline_ms;
+	uint64_t t_stop_ns, poll_deadline_ms;
 	struct remus_epoch_metrics cur;
 
 	/* COMMIT_REQs waiting for their ack, oldest first */
@@ -700,15 +699,12 @@ static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opa
 	int i, rc;
 
 	for (i = 0; i < 8 && e->mig_fd >= 0 && e->mig_reading; i++) {
-		ssize_t r;
+		ssize_t r = remus_migstream_read_fd(e->ps, fd, READ_CHUNK);
 
-		do
-			r = read(fd, e->scratch, READ_CHUNK);
-		while (r < 0 && errno == EINTR);
+		if (r == -EAGAIN)
+			return;
 		if (r < 0) {
-			if (errno == EAGAIN)
-				return;
-			rc = -errno;
+			rc = (int)r;
 			goto fail;
 		}
 		if (r == 0) {
@@ -726,9 +722,7 @@ static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opa
 			return;
 		}
 		e->cur.local_bytes += (uint64_t)r;
-		rc = remus_migstream_feed(e->ps, e->scratch, (size_t)r);
-		if (rc == 0)
-			rc = process_tokens(e);
+		rc = process_tokens(e);
 		if (rc < 0)
 			goto fail;
 	}
@@ -899,8 +893,7 @@ static void commit_epoch(struct remus_engine *e)
 	bool ok = session_up(e) && e->ps && remus_migstream_complete(e->ps);
 	int rc;
 
-	e->t_complete_ns = remus_now_ns();
-	e->cur.complete_ms = (double)(e->t_complete_ns - e->t_stop_ns) / 1e6;
+	e->cur.complete_ms = ms_since(e->t_stop_ns);
 	if (ok && e->hooks.barrier) {
 		rc = e->hooks.barrier(e->hooks.opaque, e->epoch);
 		if (rc < 0) {
@@ -1148,9 +1141,8 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 	remus_repl_tx_init(&e->tx);
 	remus_migstream_rewriter_init(&e->rw, true, 0, NULL, NULL);
 	e->host = strdup(cfg->standby_host);
-	e->scratch = malloc(READ_CHUNK);
 	rc = remus_dedup_new(&e->dedup);
-	if (!e->host || !e->scratch || rc < 0) {
+	if (!e->host || rc < 0) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -1214,7 +1206,6 @@ static void really_free(struct remus_engine *e)
 	remus_buf_release(&e->link_in);
 	remus_repl_tx_release(&e->tx);
 	remus_dedup_free(e->dedup);
-	free(e->scratch);
 	free(e->host);
 	free(e);
 }

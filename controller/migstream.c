@@ -203,6 +203,13 @@ void remus_migstream_free(struct remus_migstream *p)
 	free(p);
 }
 
+static int overflow(struct remus_migstream *p)
+{
+	return fail(p, -EMSGSIZE, p->base + remus_buf_len(&p->in),
+		    "more than %zu bytes buffered in the %s (device part too large?)",
+		    p->opts.max_buffered, state_names[p->st]);
+}
+
 int remus_migstream_feed(struct remus_migstream *p, const void *data, size_t len)
 {
 	int rc;
@@ -215,11 +222,19 @@ int remus_migstream_feed(struct remus_migstream *p, const void *data, size_t len
 		return 0;
 	/* Bytes of the last token still count until the next call drops them. */
 	rc = remus_buf_append(&p->in, data, len);
-	if (rc == -EMSGSIZE)
-		return fail(p, rc, p->base + remus_buf_len(&p->in),
-			    "more than %zu bytes buffered in the %s (device part too large?)",
-			    p->opts.max_buffered, state_names[p->st]);
-	return rc;
+	return rc == -EMSGSIZE ? overflow(p) : rc;
+}
+
+ssize_t remus_migstream_read_fd(struct remus_migstream *p, int fd, size_t max)
+{
+	ssize_t r;
+
+	if (p->err)
+		return p->err;
+	if (p->finished)
+		return -EINVAL;
+	r = remus_buf_read_fd(&p->in, fd, max);
+	return r == -EMSGSIZE ? overflow(p) : r;
 }
 
 void remus_migstream_finish(struct remus_migstream *p)

@@ -59,6 +59,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/buf.h"
 
@@ -181,6 +182,11 @@ void remus_migstream_free(struct remus_migstream *p);
  * when more than max_buffered bytes would be held, -ENOMEM, -EINVAL after
  * remus_migstream_finish(), or the sticky error. */
 int remus_migstream_feed(struct remus_migstream *p, const void *data, size_t len);
+/* Like remus_migstream_feed() with one read(2) of up to @max bytes from
+ * @fd straight into the parser's buffer (no intermediate copy).  Returns
+ * bytes read (> 0), 0 at EOF (then call remus_migstream_finish()), -EAGAIN,
+ * -EMSGSIZE (sticky, as for feed) or -errno. */
+ssize_t remus_migstream_read_fd(struct remus_migstream *p, int fd, size_t max);
 /* The channel is closed: no more input.  Lets the device part end be
  * decided; a stream that is not complete then fails with -EPIPE. */
 void remus_migstream_finish(struct remus_migstream *p);

@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/ctl.h"
@@ -191,11 +190,6 @@ static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 	fflush(d->metrics);
 }
 
-static void on_standby_lost(void *opaque, const char *reason)
-{
-	/* The engine logged it; netbuffer's release policy hooks in here. */
-}
-
 static void on_finished(void *opaque, enum remus_engine_state st, int rc, const char *reason)
 {
 	struct daemon *d = opaque;
@@ -249,10 +243,6 @@ static void on_signal(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 
 	if (read(fd, &si, sizeof(si)) != sizeof(si))
 		return;
-	if (si.ssi_signo == SIGCHLD) {
-		/* Hooks are reaped by the code that started them. */
-		return;
-	}
 	remus_info(LOG, "signal %u: shutting down", si.ssi_signo);
 	if (d->engine && remus_engine_get_state(d->engine) != REMUS_ENGINE_FAILED &&
 	    remus_engine_get_state(d->engine) != REMUS_ENGINE_STOPPED) {
@@ -448,7 +438,6 @@ int main(int argc, char **argv)
 	}
 	if (primary) {
 		eh.epoch_done = on_epoch_done;
-		eh.standby_lost = on_standby_lost;
 		eh.finished = on_finished;
 		eh.opaque = &d;
 		rc = remus_engine_start(d.loop, d.qmp, &ecfg, &eh, &d.engine);

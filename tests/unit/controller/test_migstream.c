@@ -13,11 +13,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
 #include "common/buf.h"
 #include "common/wire.h"
+#include "common/sock.h"
 #include "controller/migstream.h"
 
 #define PAGE 4096
@@ -467,6 +470,55 @@ static void check_rewrite(bool first, size_t chunk)
 	assert_int_equal(r->rw.pages_kept, 5);
 	assert_int_equal(r->rw.zero_kept, 3);
 	remus_migstream_rewriter_release(&r->rw);
+	free(r);
+	sb_release(&s);
+}
+
+/* remus_migstream_read_fd(): the stream read from a socket in small reads
+ * gives the same tokens as feeding it; the socket's EOF is reported as 0,
+ * and a bound on buffered bytes is enforced as for feed. */
+static void test_read_fd(void **state)
+{
+	struct sb s;
+	struct run *whole = calloc(1, sizeof(*whole)), *r = calloc(1, sizeof(*r));
+	struct remus_migstream_opts small = { .max_buffered = 64 };
+	struct remus_migstream *p = NULL;
+	int sv[2];
+	ssize_t got;
+
+	(void)state;
+	build_stream(&s);
+	assert_int_equal(parse(remus_buf_data(&s.in), remus_buf_len(&s.in), 0, 0, whole, NULL), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(remus_write_all(sv[1], remus_buf_data(&s.in), remus_buf_len(&s.in)), 0);
+	close(sv[1]);
+	assert_int_equal(remus_migstream_new(NULL, &p), 0);
+	while ((got = remus_migstream_read_fd(p, sv[0], 333)) > 0) {
+		assert_true(got <= 333);
+		assert_true(drain(p, r) >= 0);
+	}
+	assert_int_equal(got, 0);
+	remus_migstream_finish(p);
+	assert_int_equal(drain(p, r), 0);
+	assert_true(remus_migstream_complete(p));
+	assert_same_tokens(whole, r);
+	assert_int_equal(remus_migstream_read_fd(p, sv[0], 10), -EINVAL);
+	remus_migstream_free(p);
+	close(sv[0]);
+
+	/* Over the bound: sticky -EMSGSIZE with the usual message. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(remus_write_all(sv[1], remus_buf_data(&s.in), 200), 0);
+	assert_int_equal(remus_migstream_new(&small, &p), 0);
+	while ((got = remus_migstream_read_fd(p, sv[0], 50)) > 0)
+		;
+	assert_int_equal(got, -EMSGSIZE);
+	assert_non_null(strstr(remus_migstream_error(p), "buffered"));
+	assert_int_equal(remus_migstream_read_fd(p, sv[0], 50), -EMSGSIZE);
+	remus_migstream_free(p);
+	close(sv[0]);
+	close(sv[1]);
+	free(whole);
 	free(r);
 	sb_release(&s);
 }
@@ -943,6 +995,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_whole_stream_tokens),
 		cmocka_unit_test(test_every_chunk_boundary),
+		cmocka_unit_test(test_read_fd),
 		cmocka_unit_test(test_rewrite_first_epoch),
 		cmocka_unit_test(test_rewrite_later_epoch),
 		cmocka_unit_test(test_rewrite_filter_renames_block),
