@@ -13,7 +13,7 @@
  * qdisc (RTM_NEWQDISC on the same handle), which is how Xen's Remus drives
  * it too.
  */
-#include "netbuffer/netbuffer.h"
+#include "netbuffer/plug.h"
 
 #include <errno.h>
 #include <net/if.h>

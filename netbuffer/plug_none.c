@@ -3,7 +3,7 @@
  * The plug backend in a build without libnl (-DREMUS_WITH_LIBNL=OFF):
  * every call fails with -ENOTSUP and says how to get the real one.
  */
-#include "netbuffer/netbuffer.h"
+#include "netbuffer/plug.h"
 
 #include <errno.h>
 

@@ -25,7 +25,7 @@
 
 #include <cmocka.h>
 
-#include "netbuffer/netbuffer.h"
+#include "netbuffer/plug.h"
 
 #define DEV "remus-plug0"
 
