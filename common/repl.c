@@ -44,6 +44,9 @@ const char *remus_repl_type_name(unsigned type)
 	case REMUS_REPL_COMMIT_ACK: return "COMMIT_ACK";
 	case REMUS_REPL_HEARTBEAT: return "HEARTBEAT";
 	case REMUS_REPL_CLOSE: return "CLOSE";
+	case REMUS_REPL_EPOCH_DISK: return "EPOCH_DISK";
+	case REMUS_REPL_DISK_HASHES: return "DISK_HASHES";
+	case REMUS_REPL_DISK_HASHES_END: return "DISK_HASHES_END";
 	}
 	return "unknown";
 }
@@ -69,7 +72,16 @@ static bool type_bounds(unsigned type, size_t *max, size_t *exact)
 		*max = REMUS_REPL_PAYLOAD_MAX;
 		return true;
 	case REMUS_REPL_COMMIT_REQ:
-		*max = *exact = 24;
+		*max = *exact = 48;
+		return true;
+	case REMUS_REPL_EPOCH_DISK:
+		*max = REMUS_REPL_PAYLOAD_MAX;
+		return true;
+	case REMUS_REPL_DISK_HASHES:
+		*max = 2 + 2 + REMUS_REPL_NAME_MAX + 8 + 4 + 8 + 4 + REMUS_REPL_HASHES_MAX * 16u;
+		return true;
+	case REMUS_REPL_DISK_HASHES_END:
+		*max = *exact = 2;
 		return true;
 	case REMUS_REPL_COMMIT_ACK:
 		*max = *exact = 0;
@@ -85,7 +97,7 @@ static bool type_bounds(unsigned type, size_t *max, size_t *exact)
 static bool type_has_seq(unsigned type)
 {
 	return type == REMUS_REPL_EPOCH_DATA || type == REMUS_REPL_EPOCH_DEVICE ||
-	       type == REMUS_REPL_COMMIT_REQ || type == REMUS_REPL_COMMIT_ACK ||
+	       type == REMUS_REPL_EPOCH_DISK || type == REMUS_REPL_COMMIT_REQ || type == REMUS_REPL_COMMIT_ACK ||
 	       type == REMUS_REPL_HEARTBEAT;
 }
 
@@ -113,6 +125,33 @@ static void truncate_to(struct remus_buf *b, size_t len)
 {
 	if (b->len > len)
 		b->len = len;
+}
+
+static bool disk_op_ok(unsigned op)
+{
+	return op == REMUS_REPL_DISK_WRITE || op == REMUS_REPL_DISK_ZERO ||
+	       op == REMUS_REPL_DISK_TRIM;
+}
+
+/* The 16 bytes of an EPOCH_DISK payload before its data: what is sent,
+ * and what both ends hash. */
+static void disk_header(uint8_t h[REMUS_REPL_DISK_HDR], const struct remus_repl_msg *m)
+{
+	remus_put_be16(h, m->u.disk.disk);
+	h[2] = m->u.disk.op;
+	h[3] = 0;
+	remus_put_be64(h + 4, m->u.disk.offset);
+	remus_put_be32(h + 12, m->u.disk.length);
+}
+
+static void disk_hash_update(struct XXH3_state_s *st, const struct remus_repl_msg *m)
+{
+	uint8_t h[REMUS_REPL_DISK_HDR];
+
+	disk_header(h, m);
+	XXH3_64bits_update(st, h, sizeof(h));
+	if (m->u.disk.op == REMUS_REPL_DISK_WRITE)
+		XXH3_64bits_update(st, m->u.disk.p, m->u.disk.length);
 }
 
 /* Checks @m and computes its payload size.  Returns 0, -EINVAL or
@@ -157,6 +196,25 @@ static int payload_size(const struct remus_repl_msg *m, size_t *size)
 		if (m->u.chunk.len > REMUS_REPL_CHUNK_MAX)
 			return -EMSGSIZE;
 		n = 8 + m->u.chunk.len;
+		break;
+	case REMUS_REPL_EPOCH_DISK:
+		if (!disk_op_ok(m->u.disk.op) || m->u.disk.length == 0 ||
+		    (m->u.disk.op == REMUS_REPL_DISK_WRITE && !m->u.disk.p))
+			return -EINVAL;
+		n = REMUS_REPL_DISK_HDR;
+		if (m->u.disk.op == REMUS_REPL_DISK_WRITE) {
+			if (m->u.disk.length > REMUS_REPL_DISK_DATA_MAX)
+				return -EMSGSIZE;
+			n += m->u.disk.length;
+		}
+		break;
+	case REMUS_REPL_DISK_HASHES:
+		if (m->u.hashes.name.len == 0 || m->u.hashes.name.len > REMUS_REPL_NAME_MAX ||
+		    !m->u.hashes.name.p || !text_ok(m->u.hashes.name.p, m->u.hashes.name.len) ||
+		    m->u.hashes.count > REMUS_REPL_HASHES_MAX ||
+		    (m->u.hashes.count && !m->u.hashes.p))
+			return -EINVAL;
+		n = 2 + 2 + m->u.hashes.name.len + 8 + 4 + 8 + 4 + (size_t)m->u.hashes.count * 16u;
 		break;
 	default:
 		n = exact;
@@ -209,6 +267,30 @@ static void put_payload(struct remus_wire_writer *w, const struct remus_repl_msg
 		remus_wire_put_be64(w, m->u.commit.data_len);
 		remus_wire_put_be64(w, m->u.commit.device_len);
 		remus_wire_put_be64(w, m->u.commit.hash);
+		remus_wire_put_be64(w, m->u.commit.disk_ops);
+		remus_wire_put_be64(w, m->u.commit.disk_bytes);
+		remus_wire_put_be64(w, m->u.commit.disk_hash);
+		break;
+	case REMUS_REPL_EPOCH_DISK: {
+		uint8_t dh[REMUS_REPL_DISK_HDR];
+
+		disk_header(dh, m);
+		remus_wire_put_bytes(w, dh, sizeof(dh));
+		if (m->u.disk.op == REMUS_REPL_DISK_WRITE)
+			remus_wire_put_bytes(w, m->u.disk.p, m->u.disk.length);
+		break;
+	}
+	case REMUS_REPL_DISK_HASHES:
+		remus_wire_put_be16(w, m->u.hashes.disk);
+		put_text(w, &m->u.hashes.name);
+		remus_wire_put_be64(w, m->u.hashes.size);
+		remus_wire_put_be32(w, m->u.hashes.extent_size);
+		remus_wire_put_be64(w, m->u.hashes.first);
+		remus_wire_put_be32(w, m->u.hashes.count);
+		remus_wire_put_bytes(w, m->u.hashes.p, (size_t)m->u.hashes.count * 16u);
+		break;
+	case REMUS_REPL_DISK_HASHES_END:
+		remus_wire_put_be16(w, m->u.ndisks);
 		break;
 	case REMUS_REPL_COMMIT_ACK:
 		break;
@@ -391,6 +473,46 @@ static int parse_payload(struct remus_repl_msg *m, const uint8_t *p, size_t len)
 		m->u.commit.data_len = remus_wire_get_be64(&r);
 		m->u.commit.device_len = remus_wire_get_be64(&r);
 		m->u.commit.hash = remus_wire_get_be64(&r);
+		m->u.commit.disk_ops = remus_wire_get_be64(&r);
+		m->u.commit.disk_bytes = remus_wire_get_be64(&r);
+		m->u.commit.disk_hash = remus_wire_get_be64(&r);
+		break;
+	case REMUS_REPL_EPOCH_DISK:
+		m->u.disk.disk = remus_wire_get_be16(&r);
+		b = remus_wire_get_bytes(&r, 2);
+		m->u.disk.offset = remus_wire_get_be64(&r);
+		m->u.disk.length = remus_wire_get_be32(&r);
+		if (r.err)
+			break;
+		m->u.disk.op = b[0];
+		if (!disk_op_ok(b[0]) || b[1] != 0 || m->u.disk.length == 0 ||
+		    m->u.disk.offset > UINT64_MAX - m->u.disk.length) {
+			remus_wire_reader_fail(&r, -EBADMSG);
+			break;
+		}
+		if (m->u.disk.op == REMUS_REPL_DISK_WRITE)
+			m->u.disk.p = remus_wire_get_bytes(&r, m->u.disk.length);
+		break;
+	case REMUS_REPL_DISK_HASHES:
+		m->u.hashes.disk = remus_wire_get_be16(&r);
+		get_text(&r, &m->u.hashes.name, REMUS_REPL_NAME_MAX);
+		m->u.hashes.size = remus_wire_get_be64(&r);
+		m->u.hashes.extent_size = remus_wire_get_be32(&r);
+		m->u.hashes.first = remus_wire_get_be64(&r);
+		m->u.hashes.count = remus_wire_get_be32(&r);
+		if (r.err)
+			break;
+		if (m->u.hashes.name.len == 0 || m->u.hashes.count > REMUS_REPL_HASHES_MAX ||
+		    m->u.hashes.extent_size == 0 || m->u.hashes.disk >= REMUS_REPL_MAX_DISKS) {
+			remus_wire_reader_fail(&r, -EBADMSG);
+			break;
+		}
+		m->u.hashes.p = remus_wire_get_bytes(&r, (size_t)m->u.hashes.count * 16u);
+		break;
+	case REMUS_REPL_DISK_HASHES_END:
+		m->u.ndisks = remus_wire_get_be16(&r);
+		if (!r.err && m->u.ndisks > REMUS_REPL_MAX_DISKS)
+			remus_wire_reader_fail(&r, -EBADMSG);
 		break;
 	case REMUS_REPL_COMMIT_ACK:
 		break;
@@ -587,12 +709,33 @@ void remus_repl_tx_release(struct remus_repl_tx *tx)
 	if (tx->hash)
 		XXH3_freeState(tx->hash);
 	tx->hash = NULL;
+	if (tx->disk_hash)
+		XXH3_freeState(tx->disk_hash);
+	tx->disk_hash = NULL;
 	tx->open = false;
+}
+
+static int tx_disk_reset(struct remus_repl_tx *tx, uint64_t epoch)
+{
+	if (!tx->disk_hash && !(tx->disk_hash = XXH3_createState()))
+		return -ENOMEM;
+	XXH3_64bits_reset(tx->disk_hash);
+	tx->disk_epoch = epoch;
+	tx->disk_ops = tx->disk_bytes = 0;
+	return 0;
+}
+
+int remus_repl_tx_session(struct remus_repl_tx *tx, uint64_t first_epoch)
+{
+	tx->open = false;
+	return tx_disk_reset(tx, first_epoch);
 }
 
 int remus_repl_tx_begin(struct remus_repl_tx *tx, uint64_t epoch)
 {
 	if (!tx->hash && !(tx->hash = XXH3_createState()))
+		return -ENOMEM;
+	if ((!tx->disk_hash || tx->disk_epoch != epoch) && tx_disk_reset(tx, epoch) < 0)
 		return -ENOMEM;
 	XXH3_64bits_reset(tx->hash);
 	tx->epoch = epoch;
@@ -655,20 +798,80 @@ int remus_repl_tx_device(struct remus_repl_tx *tx, struct remus_buf *out,
 	return tx_chunks(tx, out, REMUS_REPL_EPOCH_DEVICE, p, n);
 }
 
+int remus_repl_tx_disk(struct remus_repl_tx *tx, struct remus_buf *out, uint16_t disk,
+		       enum remus_repl_disk_op op, uint64_t offset, uint32_t len,
+		       const void *data)
+{
+	struct remus_repl_msg m = { .type = REMUS_REPL_EPOCH_DISK };
+	size_t before = remus_buf_len(out), nframes;
+	uint32_t done = 0;
+	int rc;
+
+	if (!tx->disk_hash || !disk_op_ok(op) || len == 0 ||
+	    (op == REMUS_REPL_DISK_WRITE && !data) || offset > UINT64_MAX - len)
+		return -EINVAL;
+	m.seq = tx->disk_epoch;
+	m.u.disk.disk = disk;
+	m.u.disk.op = (uint8_t)op;
+	nframes = op == REMUS_REPL_DISK_WRITE
+		? len / REMUS_REPL_DISK_DATA_MAX + (len % REMUS_REPL_DISK_DATA_MAX != 0) : 1;
+	rc = remus_buf_reserve(out, (op == REMUS_REPL_DISK_WRITE ? len : 0) +
+			       nframes * (REMUS_REPL_HDR_LEN + REMUS_REPL_DISK_HDR +
+					  REMUS_REPL_TRAILER_LEN));
+	if (rc < 0)
+		return rc;
+	do {
+		m.u.disk.offset = offset + done;
+		m.u.disk.length = len - done;
+		if (op == REMUS_REPL_DISK_WRITE) {
+			if (m.u.disk.length > REMUS_REPL_DISK_DATA_MAX)
+				m.u.disk.length = REMUS_REPL_DISK_DATA_MAX;
+			m.u.disk.p = (const uint8_t *)data + done;
+		}
+		rc = remus_repl_encode(out, &m);
+		if (rc < 0) {
+			truncate_to(out, before);
+			return rc;
+		}
+		done += m.u.disk.length;
+	} while (done < len);
+	/* Hash only once every frame is in: all or nothing. */
+	done = 0;
+	do {
+		m.u.disk.offset = offset + done;
+		m.u.disk.length = len - done;
+		if (op == REMUS_REPL_DISK_WRITE) {
+			if (m.u.disk.length > REMUS_REPL_DISK_DATA_MAX)
+				m.u.disk.length = REMUS_REPL_DISK_DATA_MAX;
+			m.u.disk.p = (const uint8_t *)data + done;
+			tx->disk_bytes += m.u.disk.length;
+		}
+		disk_hash_update(tx->disk_hash, &m);
+		tx->disk_ops++;
+		done += m.u.disk.length;
+	} while (done < len);
+	return 0;
+}
+
 int remus_repl_tx_commit(struct remus_repl_tx *tx, struct remus_buf *out)
 {
 	struct remus_repl_msg m = { .type = REMUS_REPL_COMMIT_REQ };
 	int rc;
 
-	if (!tx->open)
+	if (!tx->open || !tx->disk_hash || tx->disk_epoch != tx->epoch)
 		return -EINVAL;
 	m.seq = tx->epoch;
 	m.u.commit.data_len = tx->data_len;
 	m.u.commit.device_len = tx->device_len;
 	m.u.commit.hash = XXH3_64bits_digest(tx->hash);
+	m.u.commit.disk_ops = tx->disk_ops;
+	m.u.commit.disk_bytes = tx->disk_bytes;
+	m.u.commit.disk_hash = XXH3_64bits_digest(tx->disk_hash);
 	rc = remus_repl_encode(out, &m);
-	if (rc == 0)
+	if (rc == 0) {
 		tx->open = false;
+		tx_disk_reset(tx, tx->epoch + 1); /* state exists: cannot fail */
+	}
 	return rc;
 }
 
@@ -714,6 +917,9 @@ void remus_repl_assembler_release(struct remus_repl_assembler *a)
 	if (a->hash)
 		XXH3_freeState(a->hash);
 	a->hash = NULL;
+	if (a->disk_hash)
+		XXH3_freeState(a->disk_hash);
+	a->disk_hash = NULL;
 }
 
 const char *remus_repl_assembler_error(const struct remus_repl_assembler *a)
@@ -770,7 +976,7 @@ int remus_repl_assembler_feed(struct remus_repl_assembler *a,
 	uint64_t hash;
 
 	if (m->type != REMUS_REPL_EPOCH_DATA && m->type != REMUS_REPL_EPOCH_DEVICE &&
-	    m->type != REMUS_REPL_COMMIT_REQ)
+	    m->type != REMUS_REPL_EPOCH_DISK && m->type != REMUS_REPL_COMMIT_REQ)
 		return -EINVAL;
 	if (a->err)
 		return a->err;
@@ -784,10 +990,13 @@ int remus_repl_assembler_feed(struct remus_repl_assembler *a,
 				      "%s for epoch %" PRIu64 " out of order: epoch %" PRIu64
 				      " expected", what, m->seq, a->next_epoch);
 	if (!a->open) {
-		if (!a->hash && !(a->hash = XXH3_createState()))
+		if ((!a->hash && !(a->hash = XXH3_createState())) ||
+		    (!a->disk_hash && !(a->disk_hash = XXH3_createState())))
 			return assembler_fail(a, -ENOMEM, "epoch %" PRIu64 ": out of memory",
 					      m->seq);
 		XXH3_64bits_reset(a->hash);
+		XXH3_64bits_reset(a->disk_hash);
+		a->disk_ops = a->disk_bytes = 0;
 		remus_buf_init(&a->data, a->max_bytes);
 		remus_buf_init(&a->device, a->max_bytes);
 		a->in_device = false;
@@ -803,6 +1012,12 @@ int remus_repl_assembler_feed(struct remus_repl_assembler *a,
 	case REMUS_REPL_EPOCH_DEVICE:
 		a->in_device = true;
 		return add_chunk(a, &a->device, m);
+	case REMUS_REPL_EPOCH_DISK:
+		disk_hash_update(a->disk_hash, m);
+		a->disk_ops++;
+		if (m->u.disk.op == REMUS_REPL_DISK_WRITE)
+			a->disk_bytes += m->u.disk.length;
+		return 0;
 	default:
 		break;
 	}
@@ -821,6 +1036,19 @@ int remus_repl_assembler_feed(struct remus_repl_assembler *a,
 				      "epoch %" PRIu64 ": end-to-end hash mismatch: assembled "
 				      "0x%016" PRIx64 ", primary says 0x%016" PRIx64,
 				      m->seq, hash, m->u.commit.hash);
+	if (m->u.commit.disk_ops != a->disk_ops || m->u.commit.disk_bytes != a->disk_bytes)
+		return assembler_fail(a, -EBADMSG,
+				      "epoch %" PRIu64 " disk writes incomplete: COMMIT_REQ "
+				      "announces %" PRIu64 " ops / %" PRIu64 " bytes, received "
+				      "%" PRIu64 " / %" PRIu64,
+				      m->seq, m->u.commit.disk_ops, m->u.commit.disk_bytes,
+				      a->disk_ops, a->disk_bytes);
+	hash = XXH3_64bits_digest(a->disk_hash);
+	if (hash != m->u.commit.disk_hash)
+		return assembler_fail(a, -EBADMSG,
+				      "epoch %" PRIu64 ": disk hash mismatch: received "
+				      "0x%016" PRIx64 ", primary says 0x%016" PRIx64,
+				      m->seq, hash, m->u.commit.disk_hash);
 
 	/* Hand the buffers over whole; the next epoch starts empty. */
 	out->epoch = m->seq;

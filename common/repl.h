@@ -70,11 +70,27 @@
  *     HELLO_REJECT  be16 n | n B reason (printable text)
  *     EPOCH_DATA    be64 offset in the epoch's data | bytes (rest)
  *     EPOCH_DEVICE  be64 offset in the epoch's device state | bytes (rest)
+ *     EPOCH_DISK    be16 disk | u8 op | u8 0 | be64 offset | be32 length |
+ *                   data (WRITE: exactly length bytes; ZERO, TRIM: none)
  *     COMMIT_REQ    be64 data length | be64 device length |
- *                   be64 XXH3-64(data || device)
+ *                   be64 XXH3-64(data || device) | be64 disk ops |
+ *                   be64 disk bytes | be64 XXH3-64(EPOCH_DISK payloads)
+ *     DISK_HASHES   be16 disk | be16 n | n B disk name | be64 disk size |
+ *                   be32 extent size | be64 first extent | be32 count |
+ *                   count x 16 B XXH3-128 (high, low; big-endian)
+ *     DISK_HASHES_END  be16 number of disks
  *     COMMIT_ACK    (empty)
  *     HEARTBEAT     be64 sender's CLOCK_MONOTONIC in ms
  *     CLOSE         be16 n | n B reason (printable text)
+ *
+ * Disks (diskrepl/): the primary sends every guest write as EPOCH_DISK of
+ * the epoch it belongs to, interleaved with that epoch's chunks in any
+ * order, and the COMMIT_REQ covers them too, so one COMMIT_ACK commits
+ * memory and disk together.  The standby answers a HELLO it accepts with
+ * DISK_HASHES for each of its disks, then DISK_HASHES_END, then
+ * HELLO_ACK: the primary compares the hashes with its own image and sends
+ * the extents that differ (as EPOCH_DISK WRITEs of the first epoch)
+ * before it starts that epoch's migration.  No disks: just the END.
  *
  * Within an epoch every EPOCH_DATA precedes every EPOCH_DEVICE, as RAM
  * precedes the device sections in a migration stream; that lets both
@@ -148,7 +164,24 @@ enum remus_repl_type {
 	REMUS_REPL_COMMIT_ACK = 7,
 	REMUS_REPL_HEARTBEAT = 8,
 	REMUS_REPL_CLOSE = 9,
+	REMUS_REPL_EPOCH_DISK = 10,
+	REMUS_REPL_DISK_HASHES = 11,
+	REMUS_REPL_DISK_HASHES_END = 12,
 };
+
+/* EPOCH_DISK operations. */
+enum remus_repl_disk_op {
+	REMUS_REPL_DISK_WRITE = 1,
+	REMUS_REPL_DISK_ZERO = 2,
+	REMUS_REPL_DISK_TRIM = 3,
+};
+/* Bytes of an EPOCH_DISK payload before the data. */
+#define REMUS_REPL_DISK_HDR 16u
+/* Largest WRITE data in one EPOCH_DISK frame. */
+#define REMUS_REPL_DISK_DATA_MAX (REMUS_REPL_PAYLOAD_MAX - REMUS_REPL_DISK_HDR)
+/* Bound of the hashes in one DISK_HASHES frame, and of disks per VM. */
+#define REMUS_REPL_HASHES_MAX 65536u
+#define REMUS_REPL_MAX_DISKS 64u
 
 /* Returns a static name such as "EPOCH_DATA", or "unknown". */
 const char *remus_repl_type_name(unsigned type);
@@ -205,7 +238,27 @@ struct remus_repl_msg {
 			uint64_t data_len;
 			uint64_t device_len;
 			uint64_t hash; /* XXH3-64(data || device) */
+			uint64_t disk_ops;
+			uint64_t disk_bytes;  /* WRITE data bytes */
+			uint64_t disk_hash;   /* XXH3-64 of the EPOCH_DISK payloads */
 		} commit;
+		struct {                           /* EPOCH_DISK */
+			uint16_t disk;
+			uint8_t op;            /* enum remus_repl_disk_op */
+			uint64_t offset;
+			uint32_t length;
+			const uint8_t *p;      /* borrowed; WRITE: length bytes */
+		} disk;
+		struct {                           /* DISK_HASHES */
+			uint16_t disk;
+			struct remus_repl_text name;
+			uint64_t size;
+			uint32_t extent_size;
+			uint64_t first;
+			uint32_t count;
+			const uint8_t *p;      /* borrowed: count x 16 bytes */
+		} hashes;
+		uint16_t ndisks;                   /* DISK_HASHES_END */
 		uint64_t mono_ms;                  /* HEARTBEAT */
 	} u;
 };
@@ -268,6 +321,11 @@ int remus_repl_hello_check(const struct remus_repl_hello *want,
  * that its COMMIT_REQ announces. */
 struct remus_repl_tx {
 	uint64_t epoch;
+	/* Disk writes run ahead of the epoch's migration: those of epoch N+1
+	 * arrive between N's COMMIT_REQ and N+1's _begin. */
+	uint64_t disk_epoch;
+	uint64_t disk_ops, disk_bytes;
+	struct XXH3_state_s *disk_hash; /* owned */
 	uint64_t data_len;
 	uint64_t device_len;
 	bool in_device;           /* device bytes sent: no more data */
@@ -279,8 +337,19 @@ struct remus_repl_tx {
 /* Chunks of at most REMUS_REPL_CHUNK_MAX bytes; _release is a no-op. */
 void remus_repl_tx_init(struct remus_repl_tx *tx);
 void remus_repl_tx_release(struct remus_repl_tx *tx);
-/* Starts epoch @epoch, forgetting an unfinished one.  Returns 0 or -ENOMEM. */
+/* A new session whose first epoch is @first_epoch: disk writes from now
+ * on belong to it.  Returns 0 or -ENOMEM. */
+int remus_repl_tx_session(struct remus_repl_tx *tx, uint64_t first_epoch);
+/* Starts epoch @epoch, forgetting an unfinished one (and its disk writes
+ * unless @epoch is the disk epoch).  Returns 0 or -ENOMEM. */
 int remus_repl_tx_begin(struct remus_repl_tx *tx, uint64_t epoch);
+/* Appends one disk operation of the current disk epoch as EPOCH_DISK
+ * frames (WRITE data split at REMUS_REPL_DISK_DATA_MAX).  @data borrowed,
+ * @len bytes for WRITE, NULL otherwise.  All or nothing; errors as
+ * _data, -EINVAL for a bad op or a zero length. */
+int remus_repl_tx_disk(struct remus_repl_tx *tx, struct remus_buf *out, uint16_t disk,
+		       enum remus_repl_disk_op op, uint64_t offset, uint32_t len,
+		       const void *data);
 /*
  * Appends @n bytes of @p (borrowed) as EPOCH_DATA / EPOCH_DEVICE frames to
  * @out.  All or nothing: returns 0, or -EMSGSIZE / -ENOMEM (@out's limit;
@@ -291,7 +360,8 @@ int remus_repl_tx_data(struct remus_repl_tx *tx, struct remus_buf *out,
 		       const void *p, size_t n);
 int remus_repl_tx_device(struct remus_repl_tx *tx, struct remus_buf *out,
 			 const void *p, size_t n);
-/* Appends the epoch's COMMIT_REQ and closes it; errors as above. */
+/* Appends the epoch's COMMIT_REQ (covering its disk writes) and closes
+ * it; later disk writes belong to the next epoch.  Errors as above. */
 int remus_repl_tx_commit(struct remus_repl_tx *tx, struct remus_buf *out);
 
 /* A committed epoch, as released by the assembler. */
@@ -321,6 +391,8 @@ struct remus_repl_assembler {
 	struct remus_buf data;     /* owned */
 	struct remus_buf device;   /* owned */
 	struct XXH3_state_s *hash; /* owned: XXH3 of data || device so far */
+	uint64_t disk_ops, disk_bytes;
+	struct XXH3_state_s *disk_hash; /* owned: XXH3 of EPOCH_DISK payloads */
 	int err;                   /* 0 or the first -errno (sticky) */
 	char errmsg[192];
 };
@@ -332,8 +404,9 @@ void remus_repl_assembler_init(struct remus_repl_assembler *a,
 /* Frees the uncommitted epoch and all storage.  Idempotent. */
 void remus_repl_assembler_release(struct remus_repl_assembler *a);
 /*
- * Feeds one decoded EPOCH_DATA, EPOCH_DEVICE or COMMIT_REQ (@m borrowed;
- * its bytes are copied).  Returns:
+ * Feeds one decoded EPOCH_DATA, EPOCH_DEVICE, EPOCH_DISK or COMMIT_REQ
+ * (@m borrowed; chunk bytes are copied; EPOCH_DISK is only counted and
+ * hashed, its data is the caller's to keep).  Returns:
  *   1  @m was a valid COMMIT_REQ: @out (overwritten, not released) now
  *      holds the complete verified epoch, owned by the caller, and the
  *      assembler waits for the next epoch;
@@ -343,8 +416,8 @@ void remus_repl_assembler_release(struct remus_repl_assembler *a);
  * part) and set remus_repl_assembler_error():
  *  -EPROTO  wrong epoch (out of order, or after its commit), data after
  *           device;
- *  -EBADMSG chunk at a wrong offset (missing or repeated frame), sizes or
- *           end-to-end hash differ from the COMMIT_REQ;
+ *  -EBADMSG chunk at a wrong offset (missing or repeated frame), sizes,
+ *           disk counts or end-to-end hashes differ from the COMMIT_REQ;
  *  -EMSGSIZE the epoch would exceed max_bytes;
  *  -ENOMEM.
  */

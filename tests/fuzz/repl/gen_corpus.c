@@ -123,6 +123,29 @@ int main(int argc, char **argv)
 	}
 	rc = rc ? rc : save("bad-epoch-hash", 0x80 | 5, &b);
 
+	/* Disks: the standby's hashes, then an epoch with writes around it. */
+	if (rc == 0) {
+		static const uint8_t hashes[3 * 16] = { 1, 2, 3 };
+		struct remus_repl_msg h = { .type = REMUS_REPL_DISK_HASHES };
+
+		h.u.hashes.name.p = "vda";
+		h.u.hashes.name.len = 3;
+		h.u.hashes.size = 3 * 65536;
+		h.u.hashes.extent_size = 65536;
+		h.u.hashes.count = 3;
+		h.u.hashes.p = hashes;
+		rc = remus_repl_encode(&b, &h);
+		h.type = REMUS_REPL_DISK_HASHES_END;
+		h.u.ndisks = 1;
+		rc = rc ? rc : remus_repl_encode(&b, &h);
+	}
+	rc = rc ? rc : remus_repl_tx_session(&tx, 1);
+	rc = rc ? rc : remus_repl_tx_disk(&tx, &b, 0, REMUS_REPL_DISK_WRITE, 4096, 7, "written");
+	rc = rc ? rc : remus_repl_tx_disk(&tx, &b, 0, REMUS_REPL_DISK_ZERO, 0, 4096, NULL);
+	rc = rc ? rc : put_epoch(&tx, &b, 1);
+	rc = rc ? rc : remus_repl_tx_disk(&tx, &b, 0, REMUS_REPL_DISK_TRIM, 8192, 512, NULL);
+	rc = rc ? rc : save("disk-epoch", 0x80 | 3, &b);
+
 	remus_repl_tx_release(&tx);
 	remus_buf_release(&b);
 	if (rc < 0) {

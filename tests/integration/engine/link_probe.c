@@ -26,6 +26,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "common/buf.h"
 #include "common/repl.h"
 #include "common/sock.h"
@@ -153,7 +155,8 @@ int main(int argc, char **argv)
 		out.len = n;
 		remus_repl_encode(&out, &(struct remus_repl_msg){
 			.type = REMUS_REPL_COMMIT_REQ, .seq = 0,
-			.u.commit = { .data_len = sizeof(data), .device_len = 100, .hash = 42 } });
+			.u.commit = { .data_len = sizeof(data), .device_len = 100, .hash = 42,
+				       .disk_hash = XXH3_64bits(NULL, 0) } });
 		send_buf(fd, &out, remus_buf_len(&out));
 		r = expect(fd, REMUS_REPL_COMMIT_ACK, NULL, 0);
 		ok = r == 0;

@@ -43,6 +43,7 @@ static void make_hello(struct remus_repl_hello *h, uint64_t ram)
 static const uint8_t payload[] = "page bytes of the standby stream \x00\x01\xff";
 
 /* One message of every type, in protocol order. */
+#define MAKE_ALL_MAX 16
 static size_t make_all(struct remus_repl_msg *m)
 {
 	size_t n = 0;
@@ -71,7 +72,32 @@ static size_t make_all(struct remus_repl_msg *m)
 	m[n].seq = 7;
 	m[n].u.commit.data_len = 1ull << 33;
 	m[n].u.commit.device_len = 12345;
-	m[n++].u.commit.hash = 0x0123456789abcdefull;
+	m[n].u.commit.hash = 0x0123456789abcdefull;
+	m[n].u.commit.disk_ops = 3;
+	m[n].u.commit.disk_bytes = 1ull << 35;
+	m[n++].u.commit.disk_hash = 0xfedcba9876543210ull;
+	m[n].type = REMUS_REPL_EPOCH_DISK;
+	m[n].seq = 7;
+	m[n].u.disk.disk = 2;
+	m[n].u.disk.op = REMUS_REPL_DISK_WRITE;
+	m[n].u.disk.offset = 1ull << 40;
+	m[n].u.disk.length = 100;
+	m[n++].u.disk.p = payload;
+	m[n].type = REMUS_REPL_EPOCH_DISK;
+	m[n].seq = 8;
+	m[n].u.disk.op = REMUS_REPL_DISK_ZERO;
+	m[n].u.disk.offset = 512;
+	m[n++].u.disk.length = 1u << 30;
+	m[n].type = REMUS_REPL_DISK_HASHES;
+	m[n].u.hashes.disk = 1;
+	m[n].u.hashes.name = TXT("vda");
+	m[n].u.hashes.size = 64ull << 20;
+	m[n].u.hashes.extent_size = 65536;
+	m[n].u.hashes.first = 10;
+	m[n].u.hashes.count = 4;
+	m[n++].u.hashes.p = payload;
+	m[n].type = REMUS_REPL_DISK_HASHES_END;
+	m[n++].u.ndisks = 2;
 	m[n].type = REMUS_REPL_COMMIT_ACK;
 	m[n++].seq = 7;
 	m[n].type = REMUS_REPL_HEARTBEAT;
@@ -79,6 +105,7 @@ static size_t make_all(struct remus_repl_msg *m)
 	m[n++].u.mono_ms = 123456789;
 	m[n].type = REMUS_REPL_CLOSE;
 	m[n++].u.reason = TXT("unprotect requested");
+	assert_true(n <= MAKE_ALL_MAX);
 	return n;
 }
 
@@ -128,6 +155,31 @@ static void assert_msg_eq(const struct remus_repl_msg *want, const struct remus_
 		assert_int_equal(want->u.commit.data_len, got->u.commit.data_len);
 		assert_int_equal(want->u.commit.device_len, got->u.commit.device_len);
 		assert_int_equal(want->u.commit.hash, got->u.commit.hash);
+		assert_int_equal(want->u.commit.disk_ops, got->u.commit.disk_ops);
+		assert_int_equal(want->u.commit.disk_bytes, got->u.commit.disk_bytes);
+		assert_int_equal(want->u.commit.disk_hash, got->u.commit.disk_hash);
+		break;
+	case REMUS_REPL_EPOCH_DISK:
+		assert_int_equal(want->u.disk.disk, got->u.disk.disk);
+		assert_int_equal(want->u.disk.op, got->u.disk.op);
+		assert_int_equal(want->u.disk.offset, got->u.disk.offset);
+		assert_int_equal(want->u.disk.length, got->u.disk.length);
+		if (want->u.disk.op == REMUS_REPL_DISK_WRITE)
+			assert_memory_equal(want->u.disk.p, got->u.disk.p, want->u.disk.length);
+		else
+			assert_null(got->u.disk.p);
+		break;
+	case REMUS_REPL_DISK_HASHES:
+		assert_int_equal(want->u.hashes.disk, got->u.hashes.disk);
+		assert_text_eq(&want->u.hashes.name, &got->u.hashes.name);
+		assert_int_equal(want->u.hashes.size, got->u.hashes.size);
+		assert_int_equal(want->u.hashes.extent_size, got->u.hashes.extent_size);
+		assert_int_equal(want->u.hashes.first, got->u.hashes.first);
+		assert_int_equal(want->u.hashes.count, got->u.hashes.count);
+		assert_memory_equal(want->u.hashes.p, got->u.hashes.p, want->u.hashes.count * 16u);
+		break;
+	case REMUS_REPL_DISK_HASHES_END:
+		assert_int_equal(want->u.ndisks, got->u.ndisks);
 		break;
 	case REMUS_REPL_COMMIT_ACK:
 		break;
@@ -139,7 +191,7 @@ static void assert_msg_eq(const struct remus_repl_msg *want, const struct remus_
 
 static void test_roundtrip_every_message(void **state)
 {
-	struct remus_repl_msg want[9], got;
+	struct remus_repl_msg want[MAKE_ALL_MAX], got;
 	struct remus_repl_decoder d;
 	struct remus_buf b;
 	size_t n = make_all(want);
@@ -217,7 +269,7 @@ static void decode_split(const uint8_t *stream, size_t len, size_t cut, bool byt
 
 static void test_split_at_every_byte(void **state)
 {
-	struct remus_repl_msg want[9];
+	struct remus_repl_msg want[MAKE_ALL_MAX];
 	struct remus_buf all;
 	size_t n = make_all(want);
 
@@ -234,7 +286,7 @@ static void test_split_at_every_byte(void **state)
  * message and never a wait for more input. */
 static void test_bit_flip_anywhere_detected(void **state)
 {
-	struct remus_repl_msg want[9], got;
+	struct remus_repl_msg want[MAKE_ALL_MAX], got;
 	size_t n = make_all(want);
 
 	for (size_t i = 0; i < n; i++) {
@@ -262,7 +314,7 @@ static void test_bit_flip_anywhere_detected(void **state)
 
 static void test_payload_corruption_is_checksum_error(void **state)
 {
-	struct remus_repl_msg want[9], got;
+	struct remus_repl_msg want[MAKE_ALL_MAX], got;
 	struct remus_repl_decoder d;
 	struct remus_buf b;
 
@@ -620,6 +672,7 @@ static struct remus_repl_msg commit(uint64_t epoch, size_t nram, size_t ndev)
 	m.u.commit.data_len = nram;
 	m.u.commit.device_len = ndev;
 	m.u.commit.hash = XXH3_64bits_digest(s);
+	m.u.commit.disk_hash = XXH3_64bits(NULL, 0); /* no disk writes */
 	XXH3_freeState(s);
 	return m;
 }
@@ -916,6 +969,91 @@ static void test_tx_through_codec_to_assembler(void **state)
 	remus_buf_release(&link);
 }
 
+/* Disk writes ride with the epoch they were made in, may run ahead of the
+ * epoch's migration (those after a COMMIT_REQ belong to the next epoch),
+ * and the COMMIT_REQ covers them: a lost or altered one fails the epoch. */
+static void test_disk_writes_commit_with_epoch(void **state)
+{
+	static uint8_t big[REMUS_REPL_DISK_DATA_MAX + 5000];
+	struct remus_repl_assembler a;
+	struct remus_repl_decoder d;
+	struct remus_repl_epoch out;
+	struct remus_repl_msg m;
+	struct remus_repl_tx tx;
+	struct remus_buf link;
+	uint64_t want_epoch[8], ops = 0, bytes = 0;
+	unsigned nframes = 0, drop, released;
+	int rc;
+
+	(void)state;
+	memset(big, 0x5a, sizeof(big));
+	for (drop = 0; drop <= 8; drop++) {
+		remus_repl_tx_init(&tx);
+		remus_buf_init(&link, 0);
+		assert_int_equal(remus_repl_tx_session(&tx, 4), 0);
+		assert_int_equal(remus_repl_tx_disk(&tx, &link, 0, REMUS_REPL_DISK_WRITE, 0, 0, big),
+				 -EINVAL);
+		assert_int_equal(remus_repl_tx_disk(&tx, &link, 0, 9, 0, 1, NULL), -EINVAL);
+		/* Before the epoch's migration starts (resync, early writes). */
+		assert_int_equal(remus_repl_tx_disk(&tx, &link, 0, REMUS_REPL_DISK_WRITE, 4096,
+						    sizeof(big), big), 0); /* 2 frames */
+		assert_int_equal(remus_repl_tx_begin(&tx, 4), 0);
+		assert_int_equal(remus_repl_tx_data(&tx, &link, ram, 100), 0);
+		assert_int_equal(remus_repl_tx_disk(&tx, &link, 1, REMUS_REPL_DISK_ZERO, 0, 1u << 20,
+						    NULL), 0);
+		assert_int_equal(remus_repl_tx_device(&tx, &link, dev, 10), 0);
+		assert_int_equal(remus_repl_tx_commit(&tx, &link), 0);
+		/* After the COMMIT_REQ, before the next _begin: epoch 5. */
+		assert_int_equal(remus_repl_tx_disk(&tx, &link, 0, REMUS_REPL_DISK_TRIM, 8192, 512,
+						    NULL), 0);
+		assert_int_equal(remus_repl_tx_begin(&tx, 5), 0);
+		assert_int_equal(remus_repl_tx_disk(&tx, &link, 0, REMUS_REPL_DISK_WRITE, 0, 10,
+						    ram), 0);
+		assert_int_equal(remus_repl_tx_commit(&tx, &link), 0);
+
+		remus_repl_decoder_init(&d);
+		remus_repl_assembler_init(&a, 4, 0);
+		remus_repl_epoch_init(&out);
+		nframes = released = 0;
+		ops = bytes = 0;
+		while ((rc = remus_repl_decode(&d, &link, &m)) == 1) {
+			nframes++;
+			if (m.type == REMUS_REPL_EPOCH_DISK) {
+				/* frames: W W data Z device commit T W commit */
+				if (nframes == drop)
+					continue; /* lost on the way */
+				want_epoch[ops < 8 ? ops : 7] = m.seq;
+				ops++;
+				if (m.u.disk.op == REMUS_REPL_DISK_WRITE)
+					bytes += m.u.disk.length;
+			}
+			rc = remus_repl_assembler_feed(&a, &m, &out);
+			if (rc == 1) {
+				released++;
+				remus_repl_epoch_release(&out);
+			}
+			if (rc < 0)
+				break;
+		}
+		if (drop == 0 || drop == 3 || drop == 5 || drop == 6) {
+			/* nothing (or a non-disk frame: skipped by the test) lost */
+			assert_int_equal(released, 2);
+			assert_int_equal(ops, 5);
+			assert_int_equal(bytes, sizeof(big) + 10);
+			assert_true(want_epoch[0] == 4 && want_epoch[1] == 4 && want_epoch[2] == 4 &&
+				    want_epoch[3] == 5 && want_epoch[4] == 5);
+		} else {
+			/* frames 1, 2, 4 are epoch 4's; 7, 8 epoch 5's */
+			assert_int_equal(rc, -EBADMSG);
+			assert_int_equal(released, drop >= 7 ? 1 : 0);
+			assert_non_null(strstr(remus_repl_assembler_error(&a), "disk"));
+		}
+		remus_repl_assembler_release(&a);
+		remus_repl_tx_release(&tx);
+		remus_buf_release(&link);
+	}
+}
+
 static void test_tx_all_or_nothing(void **state)
 {
 	struct remus_repl_tx tx;
@@ -963,6 +1101,7 @@ int main(void)
 		cmocka_unit_test(test_non_epoch_message_not_sticky),
 		cmocka_unit_test(test_tx_through_codec_to_assembler),
 		cmocka_unit_test(test_tx_all_or_nothing),
+		cmocka_unit_test(test_disk_writes_commit_with_epoch),
 	};
 
 	return cmocka_run_group_tests(tests, setup_data, NULL);
