@@ -85,6 +85,7 @@ struct remus_engine {
 	int link_fd;
 	bool link_up;     /* TCP connected */
 	bool hello_acked;
+	bool gated;       /* HELLO_ACK in, first epoch waits for session_ready */
 	bool closing;     /* CLOSE queued: draining, then closed */
 	remus_timer_id closing_timer;
 	unsigned link_events;
@@ -283,7 +284,7 @@ static void link_close(struct remus_engine *e)
 		remus_loop_del_timer(e->loop, e->closing_timer);
 		e->closing_timer = 0;
 	}
-	e->link_up = e->hello_acked = e->closing = false;
+	e->link_up = e->hello_acked = e->closing = e->gated = false;
 	e->link_events = 0;
 	remus_buf_reset(&e->link_out);
 	remus_buf_reset(&e->link_in);
@@ -422,8 +423,37 @@ static void link_handle(struct remus_engine *e, const struct remus_repl_msg *m)
 		if (!e->first)
 			remus_info(LOG, "resuming at epoch %llu with a full epoch",
 				   (unsigned long long)e->epoch);
+		if (remus_repl_tx_session(&e->tx, e->epoch) < 0) {
+			standby_lost(e, true, "out of memory starting a session");
+			break;
+		}
+		if (e->hooks.session_start) {
+			int rc = e->hooks.session_start(e->hooks.opaque, e->epoch);
+
+			if (rc == -EINPROGRESS) {
+				e->gated = true;
+				break;
+			}
+			if (rc < 0) {
+				standby_lost(e, true, "session with standby %s:%u given up: %s",
+					     e->host, e->cfg.standby_port, strerror(-rc));
+				break;
+			}
+		}
 		if (e->state == REMUS_ENGINE_UNPROTECTED || e->state == REMUS_ENGINE_STARTING)
 			start_epoch(e);
+		break;
+	case REMUS_REPL_DISK_HASHES:
+	case REMUS_REPL_DISK_HASHES_END:
+		if (e->hello_acked || !e->hooks.link_msg) {
+			standby_lost(e, true, "standby %s:%u sent %s %s", e->host,
+				     e->cfg.standby_port, remus_repl_type_name(m->type),
+				     e->hello_acked ? "after HELLO_ACK" : "but this VM has no disks");
+			break;
+		}
+		if (e->hooks.link_msg(e->hooks.opaque, m) < 0)
+			standby_lost(e, true, "standby %s:%u: %s refused (see above)", e->host,
+				     e->cfg.standby_port, remus_repl_type_name(m->type));
 		break;
 	case REMUS_REPL_HELLO_REJECT:
 		standby_lost(e, false, "standby %s:%u refused the handshake: %.*s", e->host,
@@ -915,6 +945,9 @@ static void commit_epoch(struct remus_engine *e)
 			rc = e->rw.have_sid ? 0 : -EBADMSG;
 		if (rc == 0)
 			rc = remus_repl_tx_device(&e->tx, &e->link_out, remus_buf_data(&e->rw.dev), dev);
+		e->cur.disk_ops = e->tx.disk_ops;
+		e->cur.disk_bytes = e->tx.disk_bytes;
+		e->cur.link_backlog = remus_buf_len(&e->link_out);
 		if (rc == 0)
 			rc = remus_repl_tx_commit(&e->tx, &e->link_out);
 		if (rc < 0) {
@@ -1019,6 +1052,54 @@ static void on_cont(struct remus_engine *e, int rc, struct json_object *ret, con
 	e->epoch++;
 	e->first = false;
 	start_epoch(e);
+}
+
+/* ---- what the disk replication and the netbuffer drive ---------------- */
+
+void remus_engine_session_ready(struct remus_engine *e, int rc, const char *why)
+{
+	if (!e->gated)
+		return;
+	e->gated = false;
+	if (!session_up(e))
+		return;
+	if (rc < 0) {
+		standby_lost(e, true, "session with standby %s:%u given up: %s", e->host,
+			     e->cfg.standby_port, why ? why : strerror(-rc));
+		return;
+	}
+	if (e->state == REMUS_ENGINE_UNPROTECTED || e->state == REMUS_ENGINE_STARTING)
+		start_epoch(e);
+}
+
+int remus_engine_disk_op(struct remus_engine *e, uint16_t disk, unsigned op,
+			 uint64_t offset, uint32_t len, const void *data)
+{
+	int rc;
+
+	if (!session_up(e))
+		return -ENOTCONN;
+	rc = remus_repl_tx_disk(&e->tx, &e->link_out, disk, (enum remus_repl_disk_op)op,
+				offset, len, data);
+	if (rc < 0) {
+		standby_lost(e, true, "cannot queue a disk write of %u bytes for the standby "
+			     "(%zu bytes queued): %s", len, remus_buf_len(&e->link_out),
+			     strerror(-rc));
+		return rc;
+	}
+	link_update_events(e);
+	return 0;
+}
+
+size_t remus_engine_link_backlog(const struct remus_engine *e)
+{
+	return remus_buf_len(&e->link_out);
+}
+
+void remus_engine_drop_session(struct remus_engine *e, const char *reason)
+{
+	if (session_up(e) || e->link_fd >= 0)
+		standby_lost(e, true, "%s", reason);
 }
 
 /* ---- start, stop, status --------------------------------------------- */
@@ -1237,6 +1318,7 @@ char *remus_engine_status_json(const struct remus_engine *e)
 	json_object_object_add(o, "role", json_object_new_string("primary"));
 	json_object_object_add(o, "state", json_object_new_string(remus_engine_state_name(e->state)));
 	json_object_object_add(o, "standby", json_object_new_string(e->host));
+	json_object_object_add(o, "syncing", json_object_new_boolean(e->gated));
 	json_object_object_add(o, "standby_port", json_object_new_int(e->cfg.standby_port));
 	json_object_object_add(o, "interval_ms", json_object_new_int((int)e->cfg.interval_ms));
 	json_object_object_add(o, "epoch", json_object_new_int64((int64_t)e->epoch));

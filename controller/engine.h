@@ -59,7 +59,13 @@ struct remus_epoch_metrics {
 	uint64_t pages_changed;   /* page records forwarded (content changed) */
 	uint64_t zero_seen, zero_changed;
 	double commit_ms;         /* COMMIT_REQ queued .. COMMIT_ACK; -1 until acked */
+	uint64_t disk_ops;        /* disk writes/zeroes/trims of the epoch */
+	uint64_t disk_bytes;      /* bytes written by them */
+	uint64_t link_backlog;    /* bytes still queued for the standby when the
+				   * COMMIT_REQ was queued: the replication lag */
 };
+
+struct remus_repl_msg;
 
 struct remus_engine_hooks {
 	/* Guest stopped, migration complete: close epoch @epoch's output
@@ -73,6 +79,16 @@ struct remus_engine_hooks {
 	/* Metrics of each checkpoint, once at cont and again when acked
 	 * (m->commit_ms >= 0).  @m borrowed. */
 	void (*epoch_done)(void *opaque, const struct remus_epoch_metrics *m);
+	/* The standby accepted a session (HELLO_ACK); its first epoch is
+	 * @first_epoch.  Output is to be held from now on.  Return 0 to start
+	 * the epoch at once, -EINPROGRESS to start it when the owner calls
+	 * remus_engine_session_ready() (an initial disk sync runs first), or
+	 * another -errno to give the session up. */
+	int (*session_start)(void *opaque, uint64_t first_epoch);
+	/* A message the engine does not handle itself (the standby's
+	 * DISK_HASHES, DISK_HASHES_END), @m borrowed for the call.  Returns 0,
+	 * or -errno to give the session up. */
+	int (*link_msg)(void *opaque, const struct remus_repl_msg *m);
 	/* The engine reached FAILED or STOPPED; @reason borrowed. */
 	void (*finished)(void *opaque, enum remus_engine_state state, int rc,
 			 const char *reason);
@@ -100,6 +116,21 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		       const struct remus_engine_config *cfg,
 		       const struct remus_engine_hooks *hooks,
 		       struct remus_engine **out);
+/* The session_start hook's work is done: @rc 0 starts the first epoch,
+ * -errno gives the session up with @why (borrowed) as the reason. */
+void remus_engine_session_ready(struct remus_engine *e, int rc, const char *why);
+/* Sends a disk operation (common/repl.h EPOCH_DISK; @data borrowed, @len
+ * bytes for a WRITE) as part of the current epoch.  Returns 0; -ENOTCONN
+ * when there is no session (the write stays local: the next session's
+ * resync finds it); other -errno when it could not be queued (the session
+ * is then given up). */
+int remus_engine_disk_op(struct remus_engine *e, uint16_t disk, unsigned op,
+			 uint64_t offset, uint32_t len, const void *data);
+/* Bytes queued for the standby and not yet written to the socket. */
+size_t remus_engine_link_backlog(const struct remus_engine *e);
+/* Gives the current session up (CLOSE @reason, borrowed), as if the
+ * standby were lost; the engine reconnects later. */
+void remus_engine_drop_session(struct remus_engine *e, const char *reason);
 /* Changes the epoch interval from the next epoch on.  0 or -EINVAL. */
 int remus_engine_set_interval(struct remus_engine *e, unsigned interval_ms);
 /* Stops protecting: cancels the migration, resumes the guest if we had

@@ -336,6 +336,8 @@ static void primary_lost(struct remus_standby *s, bool said_close, const char *f
 	if (said_close || !s->have_commit || s->cfg.no_auto_failover) {
 		size_t dropped = remus_repl_assembler_discard(&s->asmb);
 
+		if (s->hooks.discard)
+			s->hooks.discard(s->hooks.opaque);
 		remus_warn(LOG, "%s; session ended%s (%zu uncommitted bytes dropped)", why,
 			   said_close ? "" : !s->have_commit ? ", nothing committed to take over from"
 							     : ", automatic failover is off",
@@ -377,6 +379,13 @@ static void on_epoch(struct remus_standby *s, struct remus_repl_epoch *ep)
 
 	if (!s->have_sid && find_ram_sid(s, &ep->data) < 0) {
 		primary_lost(s, true, "epoch 0 from %s carries no START(ram) section", s->peer);
+		return;
+	}
+	/* Disk first: if its epoch cannot be made durable, memory must not
+	 * move on either. */
+	if (s->hooks.commit && (rc = s->hooks.commit(s->hooks.opaque, ep->epoch)) < 0) {
+		primary_lost(s, true, "epoch %llu: cannot commit its disk writes: %s",
+			     (unsigned long long)ep->epoch, strerror(-rc));
 		return;
 	}
 	rc = qemu_queue(s, remus_buf_data(&ep->data), remus_buf_len(&ep->data));
@@ -440,6 +449,18 @@ static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m
 	}
 	remus_repl_assembler_release(&s->asmb);
 	remus_repl_assembler_init(&s->asmb, ack.next_epoch, 0);
+	if (s->hooks.discard)
+		s->hooks.discard(s->hooks.opaque);
+	if (s->hooks.session_open && (rc = s->hooks.session_open(s->hooks.opaque,
+								 &s->link_out)) < 0) {
+		snprintf(reason, sizeof(reason), "the standby cannot describe its disks: %s",
+			 strerror(-rc));
+		remus_err(LOG, "refusing primary %s: %s", s->peer, reason);
+		remus_repl_put_reject(&s->link_out, reason);
+		link_send_now(s);
+		link_end(s);
+		return;
+	}
 	s->hello_ok = true;
 	s->state = REMUS_STANDBY_RECEIVING;
 	s->sessions++;
@@ -470,6 +491,23 @@ static void handle_msg(struct remus_standby *s, const struct remus_repl_msg *m)
 			return;
 		}
 		handle_hello(s, m);
+		return;
+	case REMUS_REPL_EPOCH_DISK:
+		rc = remus_repl_assembler_feed(&s->asmb, m, NULL);
+		if (rc < 0) {
+			primary_lost(s, false, "epoch from primary %s rejected: %s", s->peer,
+				     remus_repl_assembler_error(&s->asmb));
+			return;
+		}
+		if (!s->hooks.disk_op) {
+			primary_lost(s, true, "primary %s replicates a disk, but this standby "
+				     "serves none: start it with the same --disk options", s->peer);
+			return;
+		}
+		rc = s->hooks.disk_op(s->hooks.opaque, m);
+		if (rc < 0)
+			primary_lost(s, true, "epoch %llu: cannot keep a disk write from %s: %s",
+				     (unsigned long long)m->seq, s->peer, strerror(-rc));
 		return;
 	case REMUS_REPL_EPOCH_DATA:
 	case REMUS_REPL_EPOCH_DEVICE:
@@ -850,6 +888,8 @@ static void start_failover(struct remus_standby *s, const char *fmt, ...)
 	va_end(ap);
 	s->rep.since_last_rx_ms = s->link_fd >= 0 ? (double)(remus_now_ms() - s->last_rx_ms) : 0;
 	s->rep.discarded_bytes = remus_repl_assembler_discard(&s->asmb);
+	if (s->hooks.discard)
+		s->hooks.discard(s->hooks.opaque);
 	s->rep.epoch = s->committed_epoch;
 	s->state = REMUS_STANDBY_FAILOVER;
 	link_end(s);

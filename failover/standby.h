@@ -37,6 +37,8 @@
 struct remus_loop;
 struct remus_qmp;
 struct remus_standby;
+struct remus_buf;
+struct remus_repl_msg;
 
 enum remus_standby_state {
 	REMUS_STANDBY_WAITING,   /* no primary connected */
@@ -75,6 +77,18 @@ struct remus_standby_config {
 struct remus_standby_hooks {
 	/* Takeover finished (state ACTIVE) or failed (FAILED); @r borrowed. */
 	void (*failover_done)(void *opaque, const struct remus_failover_report *r);
+	/* Disks (diskrepl/diskrepl.h), all optional.  session_open: a HELLO
+	 * was accepted; append what goes before the HELLO_ACK (the disk
+	 * hashes) to @out (borrowed); -errno refuses the primary.  disk_op:
+	 * one EPOCH_DISK of the epoch being assembled (@m borrowed).  commit:
+	 * make @epoch's disk writes durable, before the epoch reaches the
+	 * standby QEMU and is acknowledged.  discard: drop the uncommitted
+	 * epoch's disk writes (session lost, failover).  A failing disk_op or
+	 * commit ends the session without a takeover. */
+	int (*session_open)(void *opaque, struct remus_buf *out);
+	int (*disk_op)(void *opaque, const struct remus_repl_msg *m);
+	int (*commit)(void *opaque, uint64_t epoch);
+	void (*discard)(void *opaque);
 	void *opaque;
 };
 
