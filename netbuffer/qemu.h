@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Private to netbuffer/: the "qemu" backend (qemu.c).  It owns the QEMU
+ * side (QMP objects, socketpairs, frame readers and writers) and feeds the
+ * queue that netbuffer.c owns; released frames come back through
+ * remus_nbqemu_output().
+ */
+#ifndef REMUS_NETBUFFER_QEMU_H
+#define REMUS_NETBUFFER_QEMU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "netbuffer/netbuffer.h"
+#include "netbuffer/queue.h"
+
+struct json_object;
+struct remus_loop;
+struct remus_qmp;
+struct remus_nbqemu;
+
+/* Like remus_netbuffer_done_fn, but may be called from inside the backend
+ * call that started the operation, and must not free the backend; @msg
+ * borrowed. */
+typedef void remus_nbqemu_done_fn(void *opaque, int rc, const char *msg);
+
+/* @loop, @qmp, @q borrowed and outlive the backend; @netdevs (borrowed,
+ * copied) NULL/0 to discover at setup.  Names must already be valid QOM
+ * ids.  Returns 0 and *@out (owned: remus_nbqemu_free) or -ENOMEM. */
+int remus_nbqemu_new(struct remus_loop *loop, struct remus_qmp *qmp, struct remus_nbq *q,
+		     const char *const *netdevs, size_t n, struct remus_nbqemu **out);
+/* Async setup, see remus_netbuffer_setup(); @done called exactly once. */
+void remus_nbqemu_setup(struct remus_nbqemu *b, remus_nbqemu_done_fn *done, void *opaque);
+/* Reads everything QEMU has written so far into the queue (the guest is
+ * stopped, so this ends).  Returns 0 or the first read error (the NIC's
+ * reader is then stopped and logged). */
+int remus_nbqemu_drain(struct remus_nbqemu *b);
+/* Async teardown, see remus_netbuffer_teardown(); during setup it cancels
+ * it first (setup's done gets -ECANCELED).  @done called exactly once. */
+void remus_nbqemu_teardown(struct remus_nbqemu *b, bool release,
+			   remus_nbqemu_done_fn *done, void *opaque);
+/* Immediate, no QMP; pending done callbacks are not called.  NULL ok. */
+void remus_nbqemu_free(struct remus_nbqemu *b);
+
+/* The queue's release callback lands here: writes one frame to @nic's
+ * indev (buffered if the socket is full). */
+void remus_nbqemu_output(struct remus_nbqemu *b, unsigned nic, const uint8_t *data,
+			 uint32_t len, uint32_t vnet_hdr_len);
+
+/* True if @s can be a netdev id and part of our object ids (QEMU's
+ * id_wellformed(): a letter, then letters, digits, '-', '.', '_'; at most
+ * 64 characters here). */
+bool remus_nbqemu_valid_id(const char *s);
+
+/* Adds dropped_malformed and dropped_io to @st. */
+void remus_nbqemu_get_stats(const struct remus_nbqemu *b, struct remus_netbuffer_stats *st);
+/* Adds "nics": [{"netdev", "filter", "frames" read, "malformed",
+ * "vnet_hdr_len" of the last frame (-1 none yet), "unbuffered": its
+ * outdev closed}] to @o (borrowed). */
+void remus_nbqemu_status_json(const struct remus_nbqemu *b, struct json_object *o);
+/* The netdevs in use (after discovery: what was found).  Borrowed. */
+size_t remus_nbqemu_ndevices(const struct remus_nbqemu *b);
+const char *remus_nbqemu_device(const struct remus_nbqemu *b, size_t i);
+
+#endif
