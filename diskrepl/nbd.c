@@ -388,10 +388,15 @@ static int opt_info_go(struct remus_nbd_conn *c, struct remus_buf *out, uint32_t
 				 " bytes, not %" PRIu32,
 				 what, nreq, need, len);
 	e = remus_nbd_table_find(c->table, (const char *)data + 4, namelen);
-	if (!e)
+	if (!e) {
+		/* Usually a configuration mistake (export= of -blockdev): say
+		 * so here too, not only to the client. */
+		printable(shown, sizeof(shown), data + 4, namelen);
+		remus_warn(LOG, "%s asked for export '%s', which is not served here", c->peer,
+			   shown);
 		return opt_error(c, out, opt, REMUS_NBD_REP_ERR_UNKNOWN,
-				 "export '%s' is not served here",
-				 printable(shown, sizeof(shown), data + 4, namelen));
+				 "export '%s' is not served here", shown);
+	}
 	for (i = 0; i < nreq; i++) {
 		/* Unknown requests are ignored, as the protocol requires. */
 		switch (remus_get_be16(data + 4 + namelen + 2 + 2 * i)) {
