@@ -3,6 +3,7 @@
  * counter: the network workload of the test guest.
  *
  *     remus.run=counter remus.args=udp=10.0.3.1:9000,ms=100,tcp=7777,log=1
+ *     (optional: bulk=7778)
  *
  * Keeps a 64-bit counter that starts at 0 and goes up by one every ms=
  * milliseconds.  Each increment sends one UDP datagram to udp=ADDR:PORT (if
@@ -24,6 +25,14 @@
  * With log=1 (default) one status line per second goes to stdout:
  *
  *     counter value=N udp_sent=A udp_errors=B tcp_served=C
+ *
+ * bulk=PORT (0 = off, the default) adds a throughput source for benchmarks
+ * (bench/netbuffer): every connection accepted there gets an endless
+ * stream of bytes until the client closes it.  The stream is written from
+ * the same poll loop without blocking, at most BULK_BURST bytes per
+ * wakeup, so the counter keeps its period while a client drains it; the
+ * status line then ends with " bulk_bytes=D" (omitted without bulk=, so
+ * the line above stays what existing tests match).
  */
 #define _GNU_SOURCE  /* accept4 */
 #include "guest-args.h"
@@ -41,10 +50,17 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Concurrent bulk clients; one more is accepted and closed at once. */
+#define BULK_CLIENTS 4
+/* Bytes written to one bulk client per wakeup: bounded so that a fast
+ * reader cannot keep the loop away from the timer for long. */
+#define BULK_BURST (256 * 1024)
+
 struct counter {
 	uint64_t value;
-	uint64_t udp_sent, udp_errors, tcp_served;
-	int udp_fd, tcp_fd, timer_fd;   /* -1 when unused */
+	uint64_t udp_sent, udp_errors, tcp_served, bulk_bytes;
+	int udp_fd, tcp_fd, timer_fd, bulk_fd;   /* -1 when unused */
+	int bulk_clients[BULK_CLIENTS];          /* owned; -1 when free */
 	struct sockaddr_in udp_to;
 	int udp_last_errno;
 };
@@ -109,6 +125,55 @@ static void serve_tcp(struct counter *c)
 	}
 }
 
+/* Accepts every pending bulk client into a free slot (or closes it). */
+static void accept_bulk(struct counter *c)
+{
+	for (;;) {
+		int fd = accept4(c->bulk_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int i;
+
+		if (fd < 0)
+			return;
+		for (i = 0; i < BULK_CLIENTS && c->bulk_clients[i] >= 0; i++)
+			;
+		if (i == BULK_CLIENTS) {
+			close(fd);
+			continue;
+		}
+		c->bulk_clients[i] = fd;
+	}
+}
+
+/* Writes up to BULK_BURST bytes to client @i; closes it when the peer is
+ * gone (EPIPE, ECONNRESET, hang-up).  MSG_NOSIGNAL: a closed reader must
+ * not kill the counter with SIGPIPE. */
+static void feed_bulk(struct counter *c, int i, short revents)
+{
+	static char chunk[64 * 1024];
+	size_t done = 0;
+
+	if (revents & (POLLERR | POLLHUP | POLLNVAL))
+		goto gone;
+	if (chunk[0] == 0)
+		memset(chunk, 'x', sizeof(chunk));
+	while (done < BULK_BURST) {
+		ssize_t r = send(c->bulk_clients[i], chunk, sizeof(chunk),
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return;
+			goto gone;
+		}
+		done += (size_t)r;
+		c->bulk_bytes += (uint64_t)r;
+	}
+	return;
+gone:
+	close(c->bulk_clients[i]);
+	c->bulk_clients[i] = -1;
+}
+
 static int open_tcp(uint64_t port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
@@ -130,7 +195,7 @@ static int open_tcp(uint64_t port)
 
 int main(int argc, char **argv)
 {
-	uint64_t ms = 100, tcp_port = 7777, log = 1;
+	uint64_t ms = 100, tcp_port = 7777, log = 1, bulk_port = 0;
 	const char *udp = NULL;
 	struct guest_arg args[] = {
 		{ "udp", GUEST_ARG_STR, "send datagrams to A.B.C.D:PORT (default: none)",
@@ -141,13 +206,18 @@ int main(int argc, char **argv)
 		  0, 65535, &tcp_port, NULL, 0 },
 		{ "log", GUEST_ARG_U64, "1 = a status line every second (default 1)",
 		  0, 1, &log, NULL, 0 },
+		{ "bulk", GUEST_ARG_U64, "TCP port streaming bytes to each client "
+		  "until it closes, 0 = none (default 0)", 0, 65535, &bulk_port, NULL, 0 },
 	};
-	struct counter c = { .udp_fd = -1, .tcp_fd = -1, .timer_fd = -1 };
+	struct counter c = { .udp_fd = -1, .tcp_fd = -1, .timer_fd = -1, .bulk_fd = -1,
+			     .bulk_clients = { -1, -1, -1, -1 } };
 	struct itimerspec its = { .it_value = { 0, 0 } };
 	struct timespec now, next_log;
 	int rc = 1;
 
-	if (guest_args_parse("counter", args, 4, argc, argv) < 0)
+	_Static_assert(BULK_CLIENTS == 4, "initialise every bulk_clients slot to -1");
+	if (guest_args_parse("counter", args, (int)(sizeof(args) / sizeof(args[0])),
+			     argc, argv) < 0)
 		return 2;
 	if (udp != NULL) {
 		if (parse_addr(udp, &c.udp_to) < 0) {
@@ -169,6 +239,20 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (bulk_port != 0) {
+		if (bulk_port == tcp_port) {
+			fprintf(stderr, "counter: bulk=%" PRIu64 " is also tcp=; choose "
+				"two different ports\n", bulk_port);
+			goto out;
+		}
+		c.bulk_fd = open_tcp(bulk_port);
+		if (c.bulk_fd < 0) {
+			fprintf(stderr, "counter: cannot listen on TCP port %" PRIu64
+				": %s; choose another bulk=\n", bulk_port,
+				strerror(-c.bulk_fd));
+			goto out;
+		}
+	}
 	c.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 	if (c.timer_fd < 0 || clock_gettime(CLOCK_MONOTONIC, &now) < 0) {
 		perror("counter: timerfd on CLOCK_MONOTONIC");
@@ -183,16 +267,24 @@ int main(int argc, char **argv)
 	}
 	next_log = now;
 	next_log.tv_sec++;
-	printf("counter start ms=%" PRIu64 " tcp=%" PRIu64 " udp=%s\n", ms,
+	printf("counter start ms=%" PRIu64 " tcp=%" PRIu64 " udp=%s", ms,
 	       tcp_port, udp != NULL ? udp : "none");
+	if (bulk_port != 0)
+		printf(" bulk=%" PRIu64, bulk_port);
+	printf("\n");
 	fflush(stdout);
 
 	for (;;) {
-		struct pollfd pfd[2] = { { c.timer_fd, POLLIN, 0 },
-					 { c.tcp_fd, POLLIN, 0 } };
+		/* timer, tcp, bulk listener, bulk clients (fd -1 is ignored) */
+		struct pollfd pfd[3 + BULK_CLIENTS] = { { c.timer_fd, POLLIN, 0 },
+							{ c.tcp_fd, POLLIN, 0 },
+							{ c.bulk_fd, POLLIN, 0 } };
 		uint64_t expirations;
+		int i;
 
-		if (poll(pfd, 2, -1) < 0) {
+		for (i = 0; i < BULK_CLIENTS; i++)
+			pfd[3 + i] = (struct pollfd){ c.bulk_clients[i], POLLOUT, 0 };
+		if (poll(pfd, 3 + BULK_CLIENTS, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			perror("counter: poll");
@@ -200,6 +292,11 @@ int main(int argc, char **argv)
 		}
 		if (pfd[1].revents & POLLIN)
 			serve_tcp(&c);
+		if (pfd[2].revents & POLLIN)
+			accept_bulk(&c);
+		for (i = 0; i < BULK_CLIENTS; i++)
+			if (pfd[3 + i].fd >= 0 && pfd[3 + i].revents)
+				feed_bulk(&c, i, pfd[3 + i].revents);
 		if (!(pfd[0].revents & POLLIN))
 			continue;
 		/*
@@ -217,8 +314,11 @@ int main(int argc, char **argv)
 			    (now.tv_sec == next_log.tv_sec &&
 			     now.tv_nsec >= next_log.tv_nsec))) {
 			printf("counter value=%" PRIu64 " udp_sent=%" PRIu64
-			       " udp_errors=%" PRIu64 " tcp_served=%" PRIu64 "\n",
+			       " udp_errors=%" PRIu64 " tcp_served=%" PRIu64,
 			       c.value, c.udp_sent, c.udp_errors, c.tcp_served);
+			if (c.bulk_fd >= 0)
+				printf(" bulk_bytes=%" PRIu64, c.bulk_bytes);
+			printf("\n");
 			fflush(stdout);
 			next_log = now;
 			next_log.tv_sec++;
@@ -231,5 +331,10 @@ out:
 		close(c.tcp_fd);
 	if (c.timer_fd >= 0)
 		close(c.timer_fd);
+	if (c.bulk_fd >= 0)
+		close(c.bulk_fd);
+	for (int i = 0; i < BULK_CLIENTS; i++)
+		if (c.bulk_clients[i] >= 0)
+			close(c.bulk_clients[i]);
 	return rc;
 }
