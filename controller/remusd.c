@@ -7,11 +7,19 @@
  *   remusd ctl SOCKET REQUEST...
  *
  * The primary role runs the epoch engine (controller/engine.h) against the
- * protected QEMU's QMP socket; the standby role feeds the hot standby QEMU
- * and takes over when the primary is lost (failover/standby.h).  Both are
- * controlled through a unix socket (common/ctl.h): status, set-interval,
- * failover, unprotect.  SIGTERM/SIGINT end the daemon (the primary first
- * resumes the guest and tells the standby it unprotects).
+ * protected QEMU's QMP socket, holds the guest's output until each epoch
+ * is acknowledged (netbuffer/netbuffer.h) and serves and replicates its
+ * disks (diskrepl/diskrepl.h); the standby role feeds the hot standby
+ * QEMU, keeps the disks' epochs, and takes over when the primary is lost
+ * (failover/standby.h).  This file is the glue: it wires the engine's
+ * hooks to the netbuffer and the disks.  Both roles are controlled
+ * through a unix socket (common/ctl.h): status, set-interval, failover,
+ * unprotect.  SIGTERM/SIGINT end the daemon (the primary first resumes the
+ * guest, releases held output and tells the standby it unprotects).
+ *
+ * Start order with disks: remusd first (it serves the NBD sockets the
+ * QEMU opens at startup and waits up to 30 s for the QMP socket), then
+ * QEMU.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,17 +34,29 @@
 #include "common/ctl.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "common/repl.h"
 #include "controller/engine.h"
+#include "diskrepl/diskrepl.h"
 #include "failover/standby.h"
+#include "netbuffer/netbuffer.h"
 #include "qmp/qmp.h"
 
 #define LOG "remusd"
+
+#define MAX_NB_DEVICES 16
 
 struct daemon {
 	struct remus_loop *loop;
 	struct remus_qmp *qmp;
 	struct remus_engine *engine;
 	struct remus_standby *standby;
+	struct remus_netbuffer *nb;     /* NULL: output commit off */
+	struct remus_diskrepl *disks;   /* NULL: no replicated disks */
+	bool nb_off;
+	bool nb_explicit;               /* --netdev/--tap given */
+	bool tearing_down;
+	struct remus_engine_config ecfg;
+	struct remus_engine_hooks eh;
 	struct remus_ctl *ctl;
 	FILE *metrics;    /* JSON line per committed epoch, or NULL */
 	const char *report_path;
@@ -51,11 +71,15 @@ static void usage(FILE *f)
 	      "  remusd primary --qmp PATH --standby HOST:PORT [--interval MS]\n"
 	      "                 [--heartbeat MS] [--miss N] [--no-dedup] [--reconnect MS]\n"
 	      "                 [--ctl PATH]\n"
+	      "                 [--netbuffer qemu|plug|off] [--netdev ID]... [--tap IF]...\n"
+	      "                 [--nb-limit BYTES] [--nb-on-lost release|hold]\n"
+	      "                 [--disk NAME,image=PATH,socket=PATH]...\n"
 	      "                 [--metrics FILE] [--log LEVEL]\n"
 	      "  remusd standby --qmp PATH --incoming PATH --listen [HOST:]PORT\n"
 	      "                 [--heartbeat MS] [--miss N] [--vm-name NAME] [--manual]\n"
 	      "                 [--fence CMD] [--on-activate CMD] [--ctl PATH]\n"
 	      "                 [--report FILE] [--exit-after-failover] [--log LEVEL]\n"
+	      "                 [--disk NAME,image=PATH,socket=PATH]... [--journal PATH]\n"
 	      "  remusd ctl SOCKET status|set-interval MS|failover|unprotect\n"
 	      "\n"
 	      "The primary protects the QEMU whose QMP socket is --qmp: it checkpoints\n"
@@ -64,7 +88,23 @@ static void usage(FILE *f)
 	      "and runs it when --miss heartbeats of --heartbeat ms (default 5 x 100)\n"
 	      "are missed or the primary's link drops.  Without a standby the primary\n"
 	      "keeps the guest running unprotected and reconnects every --reconnect ms\n"
-	      "(default 1000); a reconnected standby gets a full epoch.\n", f);
+	      "(default 1000); a reconnected standby gets a full epoch.\n"
+	      "\n"
+	      "Output commit (--netbuffer, default qemu): every frame the guest sends\n"
+	      "is held until the standby acknowledged its epoch.  qemu: a\n"
+	      "filter-redirector on each --netdev (default: every NIC's netdev);\n"
+	      "plug: a sch_plug qdisc fed by each --tap; off: nothing is held (clients\n"
+	      "may see output of state lost at failover).  --nb-limit bounds one\n"
+	      "epoch's held bytes (default 16 MiB; more is dropped and counted);\n"
+	      "--nb-on-lost says what happens to held output when the standby is\n"
+	      "lost (default release).\n"
+	      "\n"
+	      "Disks (--disk, both roles, same names): remusd serves the raw image\n"
+	      "PATH as NBD export NAME on the unix socket; give QEMU\n"
+	      "  -blockdev driver=nbd,node-name=NAME,server.type=unix,server.path=SOCK,export=NAME\n"
+	      "The primary replicates every write with its epoch; the standby applies\n"
+	      "an epoch's writes only when it commits (journal: --journal, default\n"
+	      "IMAGE.journal).  A new session first copies the extents that differ.\n", f);
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
@@ -124,6 +164,34 @@ static char *ok_reply(void)
 	return strdup("{\"ok\":true}");
 }
 
+/* The role's status object, with "netbuffer" and "disks" added. */
+static char *status_json(struct daemon *d)
+{
+	char *base = d->engine ? remus_engine_status_json(d->engine)
+		   : d->standby ? remus_standby_status_json(d->standby) : strdup("{}");
+	struct json_object *o = base ? json_tokener_parse(base) : NULL;
+	char *s = NULL, *part;
+
+	free(base);
+	if (!o)
+		return NULL;
+	if (d->engine || (!d->standby && !d->disks)) {
+		if (d->nb && (part = remus_netbuffer_status_json(d->nb))) {
+			json_object_object_add(o, "netbuffer", json_tokener_parse(part));
+			free(part);
+		} else {
+			json_object_object_add(o, "netbuffer", json_object_new_string("off"));
+		}
+	}
+	if (d->disks && (part = remus_diskrepl_status_json(d->disks))) {
+		json_object_object_add(o, "disks", json_tokener_parse(part));
+		free(part);
+	}
+	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return s;
+}
+
 static char *handle_ctl(void *opaque, const char *req)
 {
 	struct daemon *d = opaque;
@@ -133,8 +201,7 @@ static char *handle_ctl(void *opaque, const char *req)
 
 	sscanf(req, "%31s %63s", cmd, arg);
 	if (strcmp(cmd, "status") == 0)
-		return d->engine ? remus_engine_status_json(d->engine)
-				 : remus_standby_status_json(d->standby);
+		return status_json(d);
 	if (strcmp(cmd, "set-interval") == 0) {
 		if (!d->engine)
 			return remus_ctl_error("set-interval: this remusd is the standby; "
@@ -175,27 +242,188 @@ static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 {
 	struct daemon *d = opaque;
 
+	char nb[256] = "";
+
 	if (!d->metrics || m->commit_ms < 0)
 		return;
+	if (d->nb) {
+		struct remus_netbuffer_stats st;
+
+		remus_netbuffer_get_stats(d->nb, &st);
+		snprintf(nb, sizeof(nb), ",\"nb_held_frames\":%llu,\"nb_released_frames\":%llu,"
+			 "\"nb_dropped\":%llu,\"nb_max_held_bytes\":%llu,\"nb_latency_p50_ms\":%.3f",
+			 (unsigned long long)st.held_frames, (unsigned long long)st.released_frames,
+			 (unsigned long long)(st.dropped_overflow + st.dropped_malformed),
+			 (unsigned long long)st.max_held_bytes, st.latency_p50_ms);
+	}
 	fprintf(d->metrics,
 		"{\"epoch\":%llu,\"pause_ms\":%.3f,\"complete_ms\":%.3f,\"commit_ms\":%.3f,"
 		"\"local_bytes\":%llu,\"sent_bytes\":%llu,\"device_bytes\":%llu,"
 		"\"pages_seen\":%llu,\"pages_changed\":%llu,\"zero_seen\":%llu,"
-		"\"zero_changed\":%llu}\n",
+		"\"zero_changed\":%llu,\"disk_ops\":%llu,\"disk_bytes\":%llu,"
+		"\"link_backlog\":%llu%s}\n",
 		(unsigned long long)m->epoch, m->pause_ms, m->complete_ms, m->commit_ms,
 		(unsigned long long)m->local_bytes, (unsigned long long)m->sent_bytes,
 		(unsigned long long)m->device_bytes, (unsigned long long)m->pages_seen,
 		(unsigned long long)m->pages_changed, (unsigned long long)m->zero_seen,
-		(unsigned long long)m->zero_changed);
+		(unsigned long long)m->zero_changed, (unsigned long long)m->disk_ops,
+		(unsigned long long)m->disk_bytes, (unsigned long long)m->link_backlog,
+		nb);
 	fflush(d->metrics);
+}
+
+/* ---- primary: netbuffer and disks on the engine's hooks --------------- */
+
+static int on_barrier(void *opaque, uint64_t epoch)
+{
+	struct daemon *d = opaque;
+
+	return d->nb ? remus_netbuffer_barrier(d->nb, epoch) : 0;
+}
+
+static void on_commit(void *opaque, uint64_t epoch)
+{
+	struct daemon *d = opaque;
+
+	if (d->nb)
+		remus_netbuffer_commit(d->nb, epoch);
+}
+
+static void on_standby_lost(void *opaque, const char *reason)
+{
+	struct daemon *d = opaque;
+
+	(void)reason;
+	if (d->nb)
+		remus_netbuffer_standby_lost(d->nb);
+	if (d->disks)
+		remus_diskrepl_session_end(d->disks);
+}
+
+static void on_resync_done(void *opaque, int rc, const char *why)
+{
+	struct daemon *d = opaque;
+
+	remus_engine_session_ready(d->engine, rc, why);
+}
+
+static int on_session_start(void *opaque, uint64_t first_epoch)
+{
+	struct daemon *d = opaque;
+
+	(void)first_epoch;
+	if (d->nb)
+		remus_netbuffer_protect(d->nb);
+	if (d->disks)
+		return remus_diskrepl_resync_start(d->disks, on_resync_done, d);
+	return 0;
+}
+
+static int on_link_msg(void *opaque, const struct remus_repl_msg *m)
+{
+	struct daemon *d = opaque;
+
+	return d->disks ? remus_diskrepl_hashes_msg(d->disks, m) : -EPROTO;
+}
+
+static int disk_forward(void *opaque, uint16_t disk, unsigned op, uint64_t off, uint32_t len,
+			const void *data)
+{
+	struct daemon *d = opaque;
+
+	if (!d->engine)
+		return -ENOTCONN;
+	return remus_engine_disk_op(d->engine, disk, op, off, len, data);
+}
+
+static size_t disk_backlog(void *opaque)
+{
+	struct daemon *d = opaque;
+
+	return d->engine ? remus_engine_link_backlog(d->engine) : 0;
+}
+
+static void on_nb_teardown(void *opaque, int rc, const char *msg)
+{
+	struct daemon *d = opaque;
+
+	if (rc < 0)
+		remus_warn(LOG, "netbuffer teardown: %s", msg ? msg : strerror(-rc));
+	remus_loop_stop(d->loop, d->exit_rc);
 }
 
 static void on_finished(void *opaque, enum remus_engine_state st, int rc, const char *reason)
 {
 	struct daemon *d = opaque;
 
+	(void)rc;
+	(void)reason;
 	d->exit_rc = st == REMUS_ENGINE_STOPPED ? 0 : 1;
+	/* Held output: the guest runs on unprotected, so release it (the
+	 * standby was told CLOSE and will not take over).  With QEMU gone
+	 * there is nothing to remove. */
+	if (d->nb && st == REMUS_ENGINE_STOPPED && !d->tearing_down) {
+		d->tearing_down = true;
+		remus_netbuffer_teardown(d->nb, true, on_nb_teardown, d);
+		return;
+	}
 	remus_loop_stop(d->loop, d->exit_rc);
+}
+
+static void on_nb_setup(void *opaque, int rc, const char *msg)
+{
+	struct daemon *d = opaque;
+
+	if (rc == -ENODEV && !d->nb_explicit && d->nb) {
+		/* Discovery found no NIC: the VM has no network output to hold. */
+		remus_info(LOG, "the VM has no NIC: no network output to hold");
+		remus_netbuffer_free(d->nb);
+		d->nb = NULL;
+		rc = 0;
+	}
+	if (rc < 0) {
+		remus_err(LOG, "cannot hold the guest's output: %s; fix it, or run with "
+			  "--netbuffer off to protect without output commit", msg ? msg : strerror(-rc));
+		d->exit_rc = 1;
+		remus_loop_stop(d->loop, 1);
+		return;
+	}
+	rc = remus_engine_start(d->loop, d->qmp, &d->ecfg, &d->eh, &d->engine);
+	if (rc < 0) {
+		remus_err(LOG, "cannot start the primary role: %s", strerror(-rc));
+		d->exit_rc = 1;
+		remus_loop_stop(d->loop, 1);
+	}
+}
+
+/* ---- standby: disks on the standby's hooks ---------------------------- */
+
+static int on_sby_session_open(void *opaque, struct remus_buf *out)
+{
+	struct daemon *d = opaque;
+
+	return remus_diskrepl_put_hashes(d->disks, out);
+}
+
+static int on_sby_disk_op(void *opaque, const struct remus_repl_msg *m)
+{
+	struct daemon *d = opaque;
+
+	return remus_diskrepl_standby_op(d->disks, m);
+}
+
+static int on_sby_commit(void *opaque, uint64_t epoch)
+{
+	struct daemon *d = opaque;
+
+	return remus_diskrepl_standby_commit(d->disks, epoch);
+}
+
+static void on_sby_discard(void *opaque)
+{
+	struct daemon *d = opaque;
+
+	remus_diskrepl_standby_discard(d->disks);
 }
 
 static void on_failover_done(void *opaque, const struct remus_failover_report *r)
@@ -244,6 +472,12 @@ static void on_signal(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 	if (read(fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	remus_info(LOG, "signal %u: shutting down", si.ssi_signo);
+	if (!d->engine && d->nb && !d->tearing_down) {
+		/* Still setting up the netbuffer: undo what it added. */
+		d->tearing_down = true;
+		remus_netbuffer_teardown(d->nb, true, on_nb_teardown, d);
+		return;
+	}
 	if (d->engine && remus_engine_get_state(d->engine) != REMUS_ENGINE_FAILED &&
 	    remus_engine_get_state(d->engine) != REMUS_ENGINE_STOPPED) {
 		remus_engine_stop(d->engine);
@@ -256,7 +490,8 @@ static void on_signal(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 
 enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO_DEDUP,
        OPT_CTL, OPT_METRICS, OPT_LOG, OPT_INCOMING, OPT_LISTEN, OPT_VM_NAME, OPT_MANUAL,
-       OPT_FENCE, OPT_ACTIVATE, OPT_REPORT, OPT_EXIT_AFTER, OPT_RECONNECT, OPT_HELP };
+       OPT_FENCE, OPT_ACTIVATE, OPT_REPORT, OPT_EXIT_AFTER, OPT_RECONNECT, OPT_NETBUFFER,
+       OPT_NETDEV, OPT_TAP, OPT_NB_LIMIT, OPT_NB_ON_LOST, OPT_DISK, OPT_JOURNAL, OPT_HELP };
 
 static const struct option long_opts[] = {
 	{ "qmp", required_argument, NULL, OPT_QMP },
@@ -277,9 +512,42 @@ static const struct option long_opts[] = {
 	{ "report", required_argument, NULL, OPT_REPORT },
 	{ "exit-after-failover", no_argument, NULL, OPT_EXIT_AFTER },
 	{ "reconnect", required_argument, NULL, OPT_RECONNECT },
+	{ "netbuffer", required_argument, NULL, OPT_NETBUFFER },
+	{ "netdev", required_argument, NULL, OPT_NETDEV },
+	{ "tap", required_argument, NULL, OPT_TAP },
+	{ "nb-limit", required_argument, NULL, OPT_NB_LIMIT },
+	{ "nb-on-lost", required_argument, NULL, OPT_NB_ON_LOST },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "journal", required_argument, NULL, OPT_JOURNAL },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ 0 },
 };
+
+/* "NAME,image=PATH,socket=PATH" into @out; the strings point into @arg,
+ * which is modified (commas become NULs). */
+static int parse_disk(char *arg, struct remus_diskrepl_disk *out)
+{
+	char *save = NULL, *tok;
+
+	memset(out, 0, sizeof(*out));
+	out->name = strtok_r(arg, ",", &save);
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		if (strncmp(tok, "image=", 6) == 0)
+			out->image = tok + 6;
+		else if (strncmp(tok, "socket=", 7) == 0)
+			out->socket = tok + 7;
+		else
+			goto bad;
+	}
+	if (!out->name || !*out->name || strchr(out->name, '=') || !out->image ||
+	    !*out->image || !out->socket || !*out->socket)
+		goto bad;
+	return 0;
+bad:
+	fprintf(stderr, "remusd: --disk: expected NAME,image=PATH,socket=PATH "
+		"(e.g. --disk vda,image=/var/lib/vm/vda.raw,socket=/run/remus/vda.sock)\n");
+	return -EINVAL;
+}
 
 static int run_ctl(int argc, char **argv)
 {
@@ -312,11 +580,16 @@ static int run_ctl(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct remus_engine_config ecfg = { .interval_ms = 1000, .dedup = true };
+	struct daemon d = { .sigfd = -1, .ecfg = { .interval_ms = 1000, .dedup = true } };
+	struct remus_engine_config *ecfgp = &d.ecfg;
 	struct remus_standby_config scfg = { 0 };
-	struct remus_engine_hooks eh = { 0 };
 	struct remus_standby_hooks sh = { 0 };
-	struct daemon d = { .sigfd = -1 };
+	struct remus_netbuffer_config nbc = { .kind = REMUS_NETBUFFER_QEMU };
+	const char *nb_devices[MAX_NB_DEVICES];
+	struct remus_diskrepl_disk disks[REMUS_REPL_MAX_DISKS];
+	struct remus_diskrepl_config dcfg = { .disks = disks };
+	size_t ndevices = 0;
+	bool nb_kind_given = false;
 	const char *qmp_path = NULL, *ctl_path = NULL, *metrics = NULL;
 	char host[256] = "", lhost[256] = "";
 	bool primary, have_standby = false, have_listen = false;
@@ -343,7 +616,7 @@ int main(int argc, char **argv)
 		case OPT_QMP: qmp_path = optarg; break;
 		case OPT_STANDBY:
 			if (parse_hostport("--standby", optarg, false, host, sizeof(host),
-					   &ecfg.standby_port) < 0)
+					   &ecfgp->standby_port) < 0)
 				return 2;
 			have_standby = true;
 			break;
@@ -354,22 +627,22 @@ int main(int argc, char **argv)
 			have_listen = true;
 			break;
 		case OPT_INTERVAL:
-			if (parse_uint("--interval", optarg, 10, 3600000, &ecfg.interval_ms) < 0)
+			if (parse_uint("--interval", optarg, 10, 3600000, &ecfgp->interval_ms) < 0)
 				return 2;
 			break;
 		case OPT_HEARTBEAT:
 			if (parse_uint("--heartbeat", optarg, 10, 60000, &v) < 0)
 				return 2;
-			ecfg.heartbeat_ms = scfg.heartbeat_ms = v;
+			ecfgp->heartbeat_ms = scfg.heartbeat_ms = v;
 			break;
 		case OPT_MISS:
 			if (parse_uint("--miss", optarg, 1, 1000, &v) < 0)
 				return 2;
-			ecfg.heartbeat_miss = scfg.heartbeat_miss = v;
+			ecfgp->heartbeat_miss = scfg.heartbeat_miss = v;
 			break;
-		case OPT_NO_DEDUP: ecfg.dedup = false; break;
+		case OPT_NO_DEDUP: ecfgp->dedup = false; break;
 		case OPT_RECONNECT:
-			if (parse_uint("--reconnect", optarg, 10, 600000, &ecfg.reconnect_ms) < 0)
+			if (parse_uint("--reconnect", optarg, 10, 600000, &ecfgp->reconnect_ms) < 0)
 				return 2;
 			break;
 		case OPT_CTL: ctl_path = optarg; break;
@@ -389,6 +662,52 @@ int main(int argc, char **argv)
 		case OPT_ACTIVATE: scfg.activate_cmd = optarg; break;
 		case OPT_REPORT: d.report_path = optarg; break;
 		case OPT_EXIT_AFTER: d.exit_after_failover = true; break;
+		case OPT_NETBUFFER:
+			if (strcmp(optarg, "off") == 0) {
+				d.nb_off = true;
+			} else if (remus_netbuffer_kind_parse(optarg, &nbc.kind) < 0) {
+				fprintf(stderr, "remusd: --netbuffer: '%s' is not qemu, plug or off\n",
+					optarg);
+				return 2;
+			}
+			nb_kind_given = true;
+			break;
+		case OPT_NETDEV:
+		case OPT_TAP:
+			if (ndevices == MAX_NB_DEVICES) {
+				fprintf(stderr, "remusd: at most %d --netdev/--tap\n", MAX_NB_DEVICES);
+				return 2;
+			}
+			if (c == OPT_TAP && !nb_kind_given)
+				nbc.kind = REMUS_NETBUFFER_PLUG;
+			nb_devices[ndevices++] = optarg;
+			break;
+		case OPT_NB_LIMIT:
+			if (parse_uint("--nb-limit", optarg, 65536, 1u << 30, &v) < 0)
+				return 2;
+			nbc.epoch_limit_bytes = v;
+			break;
+		case OPT_NB_ON_LOST:
+			if (strcmp(optarg, "release") == 0) {
+				nbc.on_lost = REMUS_NETBUFFER_LOST_RELEASE;
+			} else if (strcmp(optarg, "hold") == 0) {
+				nbc.on_lost = REMUS_NETBUFFER_LOST_HOLD;
+			} else {
+				fprintf(stderr, "remusd: --nb-on-lost: '%s' is not release or hold\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case OPT_DISK:
+			if (dcfg.ndisks == REMUS_REPL_MAX_DISKS) {
+				fprintf(stderr, "remusd: at most %u --disk\n", REMUS_REPL_MAX_DISKS);
+				return 2;
+			}
+			if (parse_disk(optarg, &disks[dcfg.ndisks]) < 0)
+				return 2;
+			dcfg.ndisks++;
+			break;
+		case OPT_JOURNAL: dcfg.journal = optarg; break;
 		case OPT_HELP: usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -404,7 +723,24 @@ int main(int argc, char **argv)
 			: !have_listen ? "--listen [HOST:]PORT" : "--incoming PATH");
 		return 2;
 	}
-	ecfg.standby_host = host;
+	if (!primary && (nb_kind_given || ndevices || nbc.epoch_limit_bytes)) {
+		fprintf(stderr, "remusd standby: --netbuffer, --netdev, --tap and --nb-limit are "
+			"options of the primary\n");
+		return 2;
+	}
+	if (primary && dcfg.journal) {
+		fprintf(stderr, "remusd primary: --journal is an option of the standby\n");
+		return 2;
+	}
+	if (nbc.kind == REMUS_NETBUFFER_PLUG && !d.nb_off && ndevices == 0) {
+		fprintf(stderr, "remusd primary: --netbuffer plug needs the guest's tap: --tap IF\n");
+		return 2;
+	}
+	nbc.devices = ndevices ? nb_devices : NULL;
+	d.nb_explicit = ndevices != 0;
+	nbc.ndevices = ndevices;
+	dcfg.standby = !primary;
+	ecfgp->standby_host = host;
 	scfg.listen_host = *lhost ? lhost : NULL;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -428,6 +764,17 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* Disks first: the QEMU opens its NBD sockets when it starts, before
+	 * its monitor answers. */
+	if (dcfg.ndisks) {
+		rc = remus_diskrepl_new(d.loop, &dcfg, &d.disks);
+		if (rc < 0) {
+			remus_err(LOG, "cannot serve the disks: %s", strerror(-rc));
+			goto out;
+		}
+		if (primary)
+			remus_diskrepl_set_forward(d.disks, disk_forward, disk_backlog, &d);
+	}
 	rc = remus_qmp_connect(d.loop, qmp_path, NULL, on_qmp_state, &d, &d.qmp);
 	if (rc == 0)
 		rc = remus_qmp_wait_ready(d.qmp, 30000);
@@ -437,12 +784,31 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (primary) {
-		eh.epoch_done = on_epoch_done;
-		eh.finished = on_finished;
-		eh.opaque = &d;
-		rc = remus_engine_start(d.loop, d.qmp, &ecfg, &eh, &d.engine);
+		d.eh.epoch_done = on_epoch_done;
+		d.eh.finished = on_finished;
+		d.eh.barrier = on_barrier;
+		d.eh.commit = on_commit;
+		d.eh.standby_lost = on_standby_lost;
+		d.eh.session_start = on_session_start;
+		d.eh.link_msg = d.disks ? on_link_msg : NULL;
+		d.eh.opaque = &d;
+		if (d.nb_off) {
+			remus_warn(LOG, "output commit is OFF (--netbuffer off): clients may see "
+				   "output of state that a failover loses");
+			rc = remus_engine_start(d.loop, d.qmp, &d.ecfg, &d.eh, &d.engine);
+		} else {
+			rc = remus_netbuffer_new(d.loop, d.qmp, &nbc, &d.nb);
+			if (rc == 0)
+				remus_netbuffer_setup(d.nb, on_nb_setup, &d);
+		}
 	} else {
 		sh.failover_done = on_failover_done;
+		if (d.disks) {
+			sh.session_open = on_sby_session_open;
+			sh.disk_op = on_sby_disk_op;
+			sh.commit = on_sby_commit;
+			sh.discard = on_sby_discard;
+		}
 		sh.opaque = &d;
 		rc = remus_standby_start(d.loop, d.qmp, &scfg, &sh, &d.standby);
 	}
@@ -464,6 +830,8 @@ out:
 	remus_ctl_free(d.ctl);
 	remus_engine_free(d.engine);
 	remus_standby_free(d.standby);
+	remus_netbuffer_free(d.nb);
+	remus_diskrepl_free(d.disks);
 	remus_qmp_free(d.qmp);
 	if (d.metrics)
 		fclose(d.metrics);
