@@ -307,8 +307,9 @@ sys.exit("no epoch started in time in %s (no '[engine] epoch N: pause' line)" % 
 PY
 }
 
-# check_netbuffer_status STATUS_JSON: the primary's netbuffer queued and
-# released frames and dropped none.  Prints the counters.
+# check_netbuffer_status STATUS_JSON: the primary's netbuffer holds, has
+# queued and released frames, let none pass unheld and dropped none.
+# Prints the counters.
 check_netbuffer_status() {
 	python3 - "$1" <<'PY'
 import json, sys
@@ -316,17 +317,25 @@ s = json.loads(sys.argv[1])
 nb = s.get("netbuffer")
 if not isinstance(nb, dict):
     sys.exit("status has no \"netbuffer\" object: %s" % sys.argv[1])
+st = nb.get("stats", nb)   # counters live in "stats"; flat is accepted too
 bad = []
 for k in ("queued_frames", "released_frames"):
-    if not isinstance(nb.get(k), int) or nb[k] <= 0:
-        bad.append("%s=%r (expected > 0)" % (k, nb.get(k)))
+    if not isinstance(st.get(k), int) or st[k] <= 0:
+        bad.append("%s=%r (expected > 0)" % (k, st.get(k)))
+for k in ("dropped_overflow", "dropped_malformed", "dropped_io", "passthrough_frames"):
+    if st.get(k, 0) != 0:
+        bad.append("%s=%r (expected 0)" % (k, st.get(k)))
 for k in ("dropped_overflow", "dropped_malformed"):
-    if nb.get(k) != 0:
-        bad.append("%s=%r (expected 0)" % (k, nb.get(k)))
+    if k not in st:
+        bad.append("%s missing" % k)
 if nb.get("kind") not in ("qemu", "plug"):
     bad.append("kind=%r (expected qemu or plug)" % nb.get("kind"))
+if nb.get("holding") is not True:
+    bad.append("holding=%r (expected true)" % nb.get("holding"))
 if bad:
     sys.exit("netbuffer counters not sane: " + ", ".join(bad) + ": " + json.dumps(nb))
-print("netbuffer status: " + json.dumps(nb))
+print("netbuffer status before the kill: kind %s, queued %d, released %d, held %d, dropped 0, "
+      "latency p50 %s ms max %s ms" % (nb.get("kind"), st["queued_frames"], st["released_frames"],
+      st.get("held_frames", -1), st.get("latency_p50_ms"), st.get("latency_max_ms")))
 PY
 }
