@@ -55,8 +55,12 @@ struct daemon {
 	bool nb_off;
 	bool nb_explicit;               /* --netdev/--tap given */
 	bool tearing_down;
+	bool stopping;                  /* SIGTERM/SIGINT */
 	struct remus_engine_config ecfg;
 	struct remus_engine_hooks eh;
+	struct remus_netbuffer_config nbc;
+	const char *nb_devices[MAX_NB_DEVICES];
+	char standby_host[256];         /* ecfg.standby_host points here */
 	struct remus_ctl *ctl;
 	FILE *metrics;    /* JSON line per committed epoch, or NULL */
 	const char *report_path;
@@ -80,7 +84,7 @@ static void usage(FILE *f)
 	      "                 [--fence CMD] [--on-activate CMD] [--ctl PATH]\n"
 	      "                 [--report FILE] [--exit-after-failover] [--log LEVEL]\n"
 	      "                 [--disk NAME,image=PATH,socket=PATH]... [--journal PATH]\n"
-	      "  remusd ctl SOCKET status|set-interval MS|failover|unprotect\n"
+	      "  remusd ctl SOCKET status|set-interval MS|failover|unprotect|protect HOST:PORT\n"
 	      "\n"
 	      "The primary protects the QEMU whose QMP socket is --qmp: it checkpoints\n"
 	      "it every --interval ms (default 1000) to the standby remusd at --standby.\n"
@@ -104,7 +108,11 @@ static void usage(FILE *f)
 	      "  -blockdev driver=nbd,node-name=NAME,server.type=unix,server.path=SOCK,export=NAME\n"
 	      "The primary replicates every write with its epoch; the standby applies\n"
 	      "an epoch's writes only when it commits (journal: --journal, default\n"
-	      "IMAGE.journal).  A new session first copies the extents that differ.\n", f);
+	      "IMAGE.journal).  A new session first copies the extents that differ.\n"
+	      "\n"
+	      "After a failover the standby serves the guest; 'remusd ctl SOCK protect\n"
+	      "HOST:PORT' protects it from there (the role switch; the netbuffer options\n"
+	      "apply), with the old primary's host as the new standby.\n", f);
 }
 
 static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max, unsigned *out)
@@ -192,6 +200,51 @@ static char *status_json(struct daemon *d)
 	return s;
 }
 
+static int start_protecting(struct daemon *d);
+
+/*
+ * "protect HOST:PORT": protection (again) from this host.  On a primary
+ * whose protection was stopped (unprotect), and on a standby that took
+ * over (the role switch: the guest runs here now and the old primary's
+ * host becomes the standby; its disk images are resynced by extent
+ * hashes, so an intact old image costs only what changed).
+ */
+static char *ctl_protect(struct daemon *d, const char *arg)
+{
+	char host[256];
+	uint16_t port;
+	int rc;
+
+	if (parse_hostport("protect", arg, false, host, sizeof(host), &port) < 0)
+		return remus_ctl_error("protect: expected HOST:PORT of a standby remusd, got '%s'",
+				       arg);
+	if (d->engine && remus_engine_get_state(d->engine) != REMUS_ENGINE_STOPPED)
+		return remus_ctl_error("protect: already protecting (state %s); unprotect first",
+				       remus_engine_state_name(remus_engine_get_state(d->engine)));
+	if (d->standby && remus_standby_get_state(d->standby) != REMUS_STANDBY_ACTIVE)
+		return remus_ctl_error("protect: this is a standby whose guest does not run "
+				       "here (state %s); fail over first",
+				       remus_standby_state_name(remus_standby_get_state(d->standby)));
+	if (d->tearing_down && d->nb)
+		return remus_ctl_error("protect: still releasing the last session's output; "
+				       "try again");
+	remus_engine_free(d->engine);
+	d->engine = NULL;
+	remus_netbuffer_free(d->nb);
+	d->nb = NULL;
+	if (d->disks && remus_diskrepl_become_primary(d->disks) < 0)
+		return remus_ctl_error("protect: cannot switch the disks to the primary role");
+	snprintf(d->standby_host, sizeof(d->standby_host), "%s", host);
+	d->ecfg.standby_host = d->standby_host;
+	d->ecfg.standby_port = port;
+	d->exit_rc = 0;
+	rc = start_protecting(d);
+	if (rc < 0)
+		return remus_ctl_error("protect: cannot start: %s", strerror(-rc));
+	remus_info(LOG, "protecting from this host now, standby %s:%u", host, port);
+	return ok_reply();
+}
+
 static char *handle_ctl(void *opaque, const char *req)
 {
 	struct daemon *d = opaque;
@@ -225,6 +278,8 @@ static char *handle_ctl(void *opaque, const char *req)
 					       remus_standby_state_name(remus_standby_get_state(d->standby)));
 		return ok_reply();
 	}
+	if (strcmp(cmd, "protect") == 0)
+		return ctl_protect(d, arg);
 	if (strcmp(cmd, "unprotect") == 0) {
 		if (!d->engine)
 			return remus_ctl_error("unprotect: this remusd is the standby; "
@@ -233,7 +288,7 @@ static char *handle_ctl(void *opaque, const char *req)
 		return ok_reply();
 	}
 	return remus_ctl_error("unknown request '%s': try status, set-interval MS, "
-			       "failover or unprotect", cmd);
+			       "failover, protect HOST:PORT or unprotect", cmd);
 }
 
 /* ---- hooks ----------------------------------------------------------- */
@@ -343,13 +398,29 @@ static size_t disk_backlog(void *opaque)
 	return d->engine ? remus_engine_link_backlog(d->engine) : 0;
 }
 
+/* Protection ended (unprotect, or the QEMU is gone).  With disks the
+ * daemon stays: the VM's disks are served from here; unless it was asked
+ * to stop or the QEMU is gone. */
+static void finish_role(struct daemon *d)
+{
+	if (d->disks && !d->stopping && d->exit_rc == 0) {
+		remus_warn(LOG, "unprotected; still serving the VM's disks (stop this remusd "
+			   "only after the VM; 'remusd ctl SOCK protect HOST:PORT' protects "
+			   "again)");
+		remus_netbuffer_free(d->nb);
+		d->nb = NULL;
+		return;
+	}
+	remus_loop_stop(d->loop, d->exit_rc);
+}
+
 static void on_nb_teardown(void *opaque, int rc, const char *msg)
 {
 	struct daemon *d = opaque;
 
 	if (rc < 0)
 		remus_warn(LOG, "netbuffer teardown: %s", msg ? msg : strerror(-rc));
-	remus_loop_stop(d->loop, d->exit_rc);
+	finish_role(d);
 }
 
 static void on_finished(void *opaque, enum remus_engine_state st, int rc, const char *reason)
@@ -367,7 +438,7 @@ static void on_finished(void *opaque, enum remus_engine_state st, int rc, const 
 		remus_netbuffer_teardown(d->nb, true, on_nb_teardown, d);
 		return;
 	}
-	remus_loop_stop(d->loop, d->exit_rc);
+	finish_role(d);
 }
 
 static void on_nb_setup(void *opaque, int rc, const char *msg)
@@ -394,6 +465,36 @@ static void on_nb_setup(void *opaque, int rc, const char *msg)
 		d->exit_rc = 1;
 		remus_loop_stop(d->loop, 1);
 	}
+}
+
+/* Starts the primary role on d->qmp: the netbuffer first (its setup
+ * starts the engine), or the engine at once with --netbuffer off. */
+static int start_protecting(struct daemon *d)
+{
+	int rc;
+
+	d->eh = (struct remus_engine_hooks){
+		.epoch_done = on_epoch_done,
+		.finished = on_finished,
+		.barrier = on_barrier,
+		.commit = on_commit,
+		.standby_lost = on_standby_lost,
+		.session_start = on_session_start,
+		.link_msg = d->disks ? on_link_msg : NULL,
+		.opaque = d,
+	};
+	d->tearing_down = false;
+	if (d->disks)
+		remus_diskrepl_set_forward(d->disks, disk_forward, disk_backlog, d);
+	if (d->nb_off) {
+		remus_warn(LOG, "output commit is OFF (--netbuffer off): clients may see "
+			   "output of state that a failover loses");
+		return remus_engine_start(d->loop, d->qmp, &d->ecfg, &d->eh, &d->engine);
+	}
+	rc = remus_netbuffer_new(d->loop, d->qmp, &d->nbc, &d->nb);
+	if (rc == 0)
+		remus_netbuffer_setup(d->nb, on_nb_setup, d);
+	return rc;
 }
 
 /* ---- standby: disks on the standby's hooks ---------------------------- */
@@ -472,6 +573,9 @@ static void on_signal(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 	if (read(fd, &si, sizeof(si)) != sizeof(si))
 		return;
 	remus_info(LOG, "signal %u: shutting down", si.ssi_signo);
+	d->stopping = true;
+	if (d->disks)
+		remus_warn(LOG, "this remusd serves the VM's disks: the VM loses them now");
 	if (!d->engine && d->nb && !d->tearing_down) {
 		/* Still setting up the netbuffer: undo what it added. */
 		d->tearing_down = true;
@@ -584,8 +688,8 @@ int main(int argc, char **argv)
 	struct remus_engine_config *ecfgp = &d.ecfg;
 	struct remus_standby_config scfg = { 0 };
 	struct remus_standby_hooks sh = { 0 };
-	struct remus_netbuffer_config nbc = { .kind = REMUS_NETBUFFER_QEMU };
-	const char *nb_devices[MAX_NB_DEVICES];
+	struct remus_netbuffer_config *nbcp = &d.nbc;
+	const char **nb_devices = d.nb_devices;
 	struct remus_diskrepl_disk disks[REMUS_REPL_MAX_DISKS];
 	struct remus_diskrepl_config dcfg = { .disks = disks };
 	size_t ndevices = 0;
@@ -665,7 +769,7 @@ int main(int argc, char **argv)
 		case OPT_NETBUFFER:
 			if (strcmp(optarg, "off") == 0) {
 				d.nb_off = true;
-			} else if (remus_netbuffer_kind_parse(optarg, &nbc.kind) < 0) {
+			} else if (remus_netbuffer_kind_parse(optarg, &nbcp->kind) < 0) {
 				fprintf(stderr, "remusd: --netbuffer: '%s' is not qemu, plug or off\n",
 					optarg);
 				return 2;
@@ -679,19 +783,19 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			if (c == OPT_TAP && !nb_kind_given)
-				nbc.kind = REMUS_NETBUFFER_PLUG;
+				nbcp->kind = REMUS_NETBUFFER_PLUG;
 			nb_devices[ndevices++] = optarg;
 			break;
 		case OPT_NB_LIMIT:
 			if (parse_uint("--nb-limit", optarg, 65536, 1u << 30, &v) < 0)
 				return 2;
-			nbc.epoch_limit_bytes = v;
+			nbcp->epoch_limit_bytes = v;
 			break;
 		case OPT_NB_ON_LOST:
 			if (strcmp(optarg, "release") == 0) {
-				nbc.on_lost = REMUS_NETBUFFER_LOST_RELEASE;
+				nbcp->on_lost = REMUS_NETBUFFER_LOST_RELEASE;
 			} else if (strcmp(optarg, "hold") == 0) {
-				nbc.on_lost = REMUS_NETBUFFER_LOST_HOLD;
+				nbcp->on_lost = REMUS_NETBUFFER_LOST_HOLD;
 			} else {
 				fprintf(stderr, "remusd: --nb-on-lost: '%s' is not release or hold\n",
 					optarg);
@@ -723,24 +827,20 @@ int main(int argc, char **argv)
 			: !have_listen ? "--listen [HOST:]PORT" : "--incoming PATH");
 		return 2;
 	}
-	if (!primary && (nb_kind_given || ndevices || nbc.epoch_limit_bytes)) {
-		fprintf(stderr, "remusd standby: --netbuffer, --netdev, --tap and --nb-limit are "
-			"options of the primary\n");
-		return 2;
-	}
 	if (primary && dcfg.journal) {
 		fprintf(stderr, "remusd primary: --journal is an option of the standby\n");
 		return 2;
 	}
-	if (nbc.kind == REMUS_NETBUFFER_PLUG && !d.nb_off && ndevices == 0) {
+	if (nbcp->kind == REMUS_NETBUFFER_PLUG && !d.nb_off && ndevices == 0) {
 		fprintf(stderr, "remusd primary: --netbuffer plug needs the guest's tap: --tap IF\n");
 		return 2;
 	}
-	nbc.devices = ndevices ? nb_devices : NULL;
+	nbcp->devices = ndevices ? nb_devices : NULL;
 	d.nb_explicit = ndevices != 0;
-	nbc.ndevices = ndevices;
+	nbcp->ndevices = ndevices;
 	dcfg.standby = !primary;
-	ecfgp->standby_host = host;
+	snprintf(d.standby_host, sizeof(d.standby_host), "%s", host);
+	ecfgp->standby_host = d.standby_host;
 	scfg.listen_host = *lhost ? lhost : NULL;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -772,8 +872,6 @@ int main(int argc, char **argv)
 			remus_err(LOG, "cannot serve the disks: %s", strerror(-rc));
 			goto out;
 		}
-		if (primary)
-			remus_diskrepl_set_forward(d.disks, disk_forward, disk_backlog, &d);
 	}
 	rc = remus_qmp_connect(d.loop, qmp_path, NULL, on_qmp_state, &d, &d.qmp);
 	if (rc == 0)
@@ -784,23 +882,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (primary) {
-		d.eh.epoch_done = on_epoch_done;
-		d.eh.finished = on_finished;
-		d.eh.barrier = on_barrier;
-		d.eh.commit = on_commit;
-		d.eh.standby_lost = on_standby_lost;
-		d.eh.session_start = on_session_start;
-		d.eh.link_msg = d.disks ? on_link_msg : NULL;
-		d.eh.opaque = &d;
-		if (d.nb_off) {
-			remus_warn(LOG, "output commit is OFF (--netbuffer off): clients may see "
-				   "output of state that a failover loses");
-			rc = remus_engine_start(d.loop, d.qmp, &d.ecfg, &d.eh, &d.engine);
-		} else {
-			rc = remus_netbuffer_new(d.loop, d.qmp, &nbc, &d.nb);
-			if (rc == 0)
-				remus_netbuffer_setup(d.nb, on_nb_setup, &d);
-		}
+		rc = start_protecting(&d);
 	} else {
 		sh.failover_done = on_failover_done;
 		if (d.disks) {

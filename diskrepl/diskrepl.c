@@ -602,6 +602,25 @@ void remus_diskrepl_session_end(struct remus_diskrepl *dr)
 	}
 }
 
+int remus_diskrepl_become_primary(struct remus_diskrepl *dr)
+{
+	int rc;
+
+	if (!dr->standby)
+		return 0;
+	rc = remus_journal_discard(dr->journal);
+	if (rc < 0) {
+		remus_err(LOG, "cannot switch to the primary role: the journal %s: %s",
+			  dr->journal_path, strerror(-rc));
+		return rc;
+	}
+	remus_journal_close(dr->journal);
+	dr->journal = NULL;
+	dr->standby = false;
+	remus_info(LOG, "disks switch to the primary role: writes are replicated from now on");
+	return 0;
+}
+
 /* ---- standby ----------------------------------------------------------- */
 
 int remus_diskrepl_put_hashes(struct remus_diskrepl *dr, struct remus_buf *out)
@@ -685,6 +704,8 @@ int remus_diskrepl_standby_commit(struct remus_diskrepl *dr, uint64_t epoch)
 	uint64_t t0 = remus_now_ns();
 	int rc;
 
+	if (!dr->standby)
+		return -EINVAL;
 	rc = remus_journal_commit(dr->journal, epoch);
 	if (rc < 0) {
 		remus_err(LOG, "epoch %" PRIu64 ": cannot commit the disk journal %s: %s", epoch,

@@ -100,6 +100,12 @@ int remus_diskrepl_resync_start(struct remus_diskrepl *dr, remus_diskrepl_done_f
  * standby's hashes. */
 void remus_diskrepl_session_end(struct remus_diskrepl *dr);
 
+/* The role switch after a failover: this standby's guest runs here now
+ * and is to be protected from here.  Drops the uncommitted epoch, closes
+ * the journal (applied by then), and forwards writes from now on.  0 or
+ * -errno; a primary returns 0. */
+int remus_diskrepl_become_primary(struct remus_diskrepl *dr);
+
 /* ---- standby ---- */
 /* Appends DISK_HASHES for every disk and DISK_HASHES_END to @out. */
 int remus_diskrepl_put_hashes(struct remus_diskrepl *dr, struct remus_buf *out);
