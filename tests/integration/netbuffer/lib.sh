@@ -52,7 +52,7 @@ HEARTBEAT_MS=200
 HEARTBEAT_MISS=10
 
 [ -x "$NBCHECK" ] || { echo "no $NBCHECK: build the tree first" >&2; exit 2; }
-T=$(mktemp -d /tmp/remus-nb-XXXXXX)
+T=$(mktemp -d "/tmp/remus-nb-$$-XXXXXX")
 PIDS=()
 NAMESPACES=()
 
@@ -156,17 +156,28 @@ on() {
 	ip netns exec "$NS-$h" "$@"
 }
 
-# Namespaces of earlier runs whose shell is gone (killed by a timeout).
+# alive PID: the process exists and is not a zombie.
+alive() {
+	local st
+	st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# Namespaces and temp dirs of earlier runs whose shell is gone (killed by
+# a timeout with SIGKILL, so its trap never ran): the processes inside
+# those namespaces are that run's QEMUs and daemons.
 reap_stale() {
 	local n owner p
 	for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^rnb[0-9]+-(sw|pri|sby|cli)$' || true); do
 		owner=${n#rnb}
 		owner=${owner%%-*}
-		kill -0 "$owner" 2>/dev/null && continue
+		alive "$owner" && continue
+		echo "removing namespace $n of a dead run (pid $owner)" >&2
 		for p in $(ip netns pids "$n" 2>/dev/null); do
 			kill -9 "$p" 2>/dev/null || true
 		done
 		ip netns del "$n" 2>/dev/null || true
+		rm -rf "/tmp/remus-nb-$owner-"*
 	done
 }
 
