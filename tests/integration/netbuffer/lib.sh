@@ -266,6 +266,8 @@ start_primary() {
 	local interval=$1 mode=$2 nb=()
 	if remusd_has_netbuffer; then
 		nb=(--netbuffer "$mode")
+		# plug holds the guest's tap (needs sch_plug: not on these hosts).
+		[ "$mode" != plug ] || nb+=(--tap tap0)
 	elif [ "$mode" != off ]; then
 		fail "this remusd has no --netbuffer option: output commit is not wired into remusd yet ($REMUSD --help)"
 	fi
