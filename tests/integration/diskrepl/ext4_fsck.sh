@@ -1,134 +1,167 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-#   ext4_fsck.sh INTERVAL_MS ROUNDS
+#   ext4_fsck.sh INTERVAL_MS FAILOVERS
 #
-# ext4 survives failovers: ROUNDS failovers in a row on one file system.
-# remusd cannot re-protect a survivor yet (the standby that took over does
-# not become a primary with a new standby), so each round is a fresh
-# primary/standby pair whose primary image is the previous round's
-# survivor:
+# One guest, one ext4 file system, FAILOVERS failovers in a row, then fsck.
 #
-#   round 1 primary image: mkfs.ext4, 64 MiB; round r > 1: the survivor of
-#   round r - 1.  Standby image: sparse, filled by remusd's initial sync.
-#   fswork (vm-images/guest/fswork.c) creates, appends, renames and
-#   replaces files with fsync and every 20 ops drops the page cache and
-#   checks names, sizes and bytes read back from the disk against its
-#   memory.  The primary QEMU and remusd are SIGKILLed 20-80 % into an
-#   epoch, two epochs after fswork started; the standby guest must finish
-#   its 25 s run with no FSWORK-VIOLATION (its disk matches its memory after
-#   the failover), unmount and power off; then the standby remusd is
-#   stopped and `fsck.ext4 -n -f` must find the survivor image clean.
+# fswork (vm-images/guest/fswork.c) creates, appends, renames and replaces
+# files with fsync and, every 20 ops, drops the page cache and checks names,
+# sizes and bytes read back from the disk against its memory.  Two hosts'
+# images take turns: host 0 (mkfs.ext4, 64 MiB) protects to host 1 (sparse
+# image, filled by the initial sync).  In each round the current primary's
+# QEMU and remusd are SIGKILLed 20-80 % into an epoch, two epochs after
+# protection started; the standby takes over, and (except after the last
+# round) a new standby is started on the dead host's image and the survivor
+# protects to it with `remusd ctl SOCK protect HOST:PORT` (the role switch:
+# the stale image is resynced by extent hashes).  The guest must go on
+# through every failover with no FSWORK-VIOLATION (disk == memory on each
+# new host), no second boot and its checks still running, then finish its
+# run, unmount and power off; `fsck.ext4 -n -f` must find the last
+# survivor's image clean.
 #
 # Exits 77 (skipped) while `remusd primary --help` has no --disk.
 source "$(dirname "$0")/lib.sh"
 
 interval=${1:?interval ms}
-rounds=${2:?rounds}
-secs=25
+failovers=${2:?failovers}
 if ! remusd_has_disk; then
 	echo "SKIP: $REMUSD primary --help has no --disk yet (disk replication not wired into remusd)"
 	exit 77
 fi
-
-fs_lines() { serial "$1" | grep -c '^fswork op=.* ok$' || true; }
-fs_lines_at_least() { [ "$(fs_lines "$1")" -ge "$2" ]; }
+# fswork's run must outlast every round (a boot, then per round an initial
+# sync, two epochs and the kill: 5-10 s on a loaded machine); a run that
+# ends before the last kill fails and says so.
+secs=$((30 + failovers * 15))
+app="remus.run=fswork remus.modules=ext4 remus.args=dev=/dev/vda,secs=$secs,verify=20"
 # The kill closes the replication link, which the standby notices at once;
 # heartbeats only guard against a stall, and on a loaded two-core machine
-# 5 x 100 ms of silence happens without any failure (false failovers seen
-# in 2 of 4 runs), so allow 3 s: this test is not about detection time.
+# 5 x 100 ms of silence happens without any failure, so allow 3 s: this
+# test is not about detection time.
 hb=(--heartbeat 200 --miss 15)
-survivor=
-summary=()
+# Options a standby needs as well: it becomes a primary after the switch.
+role_opts=(--interval "$interval" "${hb[@]}")
+read -ra nb <<<"$(primary_nb_opts)"
 
-for r in $(seq "$rounds"); do
-	P=$T/r$r-pri.raw S=$T/r$r-sby.raw
-	if [ -z "$survivor" ]; then
-		truncate -s 64M "$P"
-		mkfs.ext4 -q -F "$P"
-	else
-		mv "$survivor" "$P"
-	fi
-	truncate -s 64M "$S"
-	port=$(free_port)
-	app="remus.run=fswork remus.modules=ext4 remus.args=dev=/dev/vda,secs=$secs,verify=20,seed=$r"
+img=("$T/host0.raw" "$T/host1.raw")
+truncate -s 64M "${img[0]}" "${img[1]}"
+mkfs.ext4 -q -F "${img[0]}"
 
-	"$REMUSD" standby --qmp "$T/r${r}sby.qmp" --incoming "$T/r$r-in.sock" \
-		--listen "127.0.0.1:$port" --ctl "$T/r$r-sby.ctl" --report "$T/r$r-report.json" \
-		"${hb[@]}" --disk "d0,image=$S,socket=$T/r$r-sby.nbd" >"$T/r$r-standby.log" 2>&1 &
-	sby_d=$!
-	track "$sby_d"
-	watch_daemon "$sby_d" "round $r standby remusd" "$T/r$r-standby.log"
-	wait_for 30 "round $r: the standby's NBD socket" test -S "$T/r$r-sby.nbd"
+# start_standby NAME IMAGE PORT: a standby remusd and its QEMU, named NAME
+# (files $T/NAME.*); sets SBY and SBY_QEMU.
+start_standby() {
+	local name=$1 image=$2 port=$3
+	"$REMUSD" standby --qmp "$T/$name.qmp" --incoming "$T/$name.in" \
+		--listen "127.0.0.1:$port" --ctl "$T/$name.ctl" --report "$T/$name.report" \
+		--metrics "$T/$name.metrics" "${role_opts[@]}" "${nb[@]}" \
+		--disk "d0,image=$image,socket=$T/$name.nbd" >"$T/$name.log" 2>&1 &
+	SBY=$!
+	track "$SBY"
+	watch_daemon "$SBY" "$name remusd" "$T/$name.log"
+	wait_for 30 "$name's NBD socket" test -S "$T/$name.nbd"
 	# shellcheck disable=SC2046 # the drive options are words on purpose
-	start_qemu "r${r}sby" "$app" $(drive_nbd d0 "$T/r$r-sby.nbd") -incoming "unix:$T/r$r-in.sock"
-	sby_qemu=$QEMU_PID
-	# shellcheck disable=SC2046
-	"$REMUSD" primary --qmp "$T/r${r}pri.qmp" --standby "127.0.0.1:$port" \
-		--interval "$interval" --metrics "$T/r$r-metrics.jsonl" "${hb[@]}" $(primary_nb_opts) \
-		--disk "d0,image=$P,socket=$T/r$r-pri.nbd" >"$T/r$r-primary.log" 2>&1 &
-	prid=$!
-	track "$prid"
-	watch_daemon "$prid" "round $r primary remusd" "$T/r$r-primary.log"
-	wait_for 30 "round $r: the primary's NBD socket" test -S "$T/r$r-pri.nbd"
-	# shellcheck disable=SC2046
-	start_qemu "r${r}pri" "$app" $(drive_nbd d0 "$T/r$r-pri.nbd")
-	pri_qemu=$QEMU_PID
-	wait_for 120 "round $r: the primary guest to boot" has_serial "r${r}pri" GUEST-UP
+	start_qemu "$name" "$app" $(drive_nbd d0 "$T/$name.nbd") -incoming "unix:$T/$name.in"
+	SBY_QEMU=$QEMU_PID
+}
+fs_lines() { serial "$1" | grep -c '^fswork op=.* ok$' || true; }
+last_verified() { serial "$1" | sed -n 's/^fswork op=.* verified=\([0-9]*\) ok$/\1/p' | tail -n1; }
+check_guest() {
+	if serial "$1" | grep -q VIOLATION; then
+		fail "$1: the disk does not match the guest's memory: $(serial "$1" | grep VIOLATION)"
+	fi
+	if serial "$1" | grep -q GUEST-UP && [ "$1" != h0 ]; then
+		fail "$1: the guest booted again after a failover"
+	fi
+}
+
+port=$(free_port)
+start_standby h1 "${img[1]}" "$port"
+"$REMUSD" primary --qmp "$T/h0.qmp" --standby "127.0.0.1:$port" --ctl "$T/h0.ctl" \
+	--metrics "$T/h0.metrics" "${role_opts[@]}" "${nb[@]}" \
+	--disk "d0,image=${img[0]},socket=$T/h0.nbd" >"$T/h0.log" 2>&1 &
+cur=h0 cur_d=$! next=h1 next_d=$SBY next_qemu=$SBY_QEMU
+track "$cur_d"
+watch_daemon "$cur_d" "h0 remusd" "$T/h0.log"
+wait_for 30 "h0's NBD socket" test -S "$T/h0.nbd"
+# shellcheck disable=SC2046
+start_qemu h0 "$app" $(drive_nbd d0 "$T/h0.nbd")
+cur_qemu=$QEMU_PID
+wait_for 120 "the guest to boot on h0" has_serial h0 GUEST-UP
+
+for r in $(seq "$failovers"); do
+	# $cur protects to $next; the guest runs on $cur's image.
 	# A standby that takes over while the primary still runs (a false
 	# failover) would make every check below fail for the wrong reason.
 	no_early_failover() {
-		[ ! -s "$T/r$r-report.json" ] ||
-			fail "round $r: the standby took over before the primary was killed: $(json_get "$(cat "$T/r$r-report.json")" failover.reason)"
+		[ ! -s "$T/$next.report" ] ||
+			fail "round $r: $next took over before $cur was killed: $(json_get "$(cat "$T/$next.report")" failover.reason)"
 	}
-	running() { no_early_failover; fs_lines_at_least "r${r}pri" 1; }
-	wait_for 60 "round $r: fswork to run on the primary" running
-
-	metrics=$T/r$r-metrics.jsonl
-	n0=$(count_lines "$metrics")
-	committed() { no_early_failover; [ "$(count_lines "$metrics")" -ge $((n0 + 2)) ]; }
-	wait_for $((60 + interval / 100)) "round $r: 2 committed epochs" committed
-	n1=$(count_lines "$metrics")
-	until [ "$(count_lines "$metrics")" -gt "$n1" ]; do check_daemons; sleep 0.02; done
+	running() { no_early_failover; [ "$(fs_lines "$cur")" -ge 1 ]; }
+	wait_for 60 "round $r: fswork to run on $cur" running
+	n0=$(count_lines "$T/$cur.metrics")
+	committed() { no_early_failover; [ "$(count_lines "$T/$cur.metrics")" -ge $((n0 + 2)) ]; }
+	wait_for $((60 + interval / 100)) "round $r: 2 epochs from $cur to $next" committed
+	n1=$(count_lines "$T/$cur.metrics")
+	until [ "$(count_lines "$T/$cur.metrics")" -gt "$n1" ]; do check_daemons; sleep 0.02; done
 	sleep "$(python3 -c "import random; print(random.uniform(0.2, 0.8) * $interval / 1000)")"
 	no_early_failover
-	unwatch_daemon "$prid"
-	kill -9 "$prid" "$pri_qemu"
-	wait "$prid" "$pri_qemu" 2>/dev/null || true
-	serial "r${r}pri" | grep -q '^fswork done' &&
-		fail "round $r: fswork finished on the primary before the kill; raise secs ($secs)"
-	serial "r${r}pri" | grep -q VIOLATION &&
-		fail "round $r: the primary saw a violation: $(serial "r${r}pri" | grep VIOLATION)"
-	pri_op=$(serial "r${r}pri" | sed -n 's/^fswork op=\([0-9]*\) .*/\1/p' | tail -n1)
+	unwatch_daemon "$cur_d"
+	kill -9 "$cur_d" "$cur_qemu"
+	wait "$cur_d" "$cur_qemu" 2>/dev/null || true
+	serial "$cur" | grep -q '^fswork done' &&
+		fail "round $r: fswork finished on $cur before the kill; raise secs ($secs)"
+	check_guest "$cur"
+	cur_verified=$(last_verified "$cur")
 
-	wait_for 30 "round $r: the standby's failover report" test -s "$T/r$r-report.json"
-	report=$(cat "$T/r$r-report.json")
-	[ "$(json_get "$report" state)" = active ] || fail "round $r: the standby did not take over: $report"
-	gone() { ! kill -0 "$sby_qemu" 2>/dev/null; }
-	# The standby guest finishes fswork, unmounts and powers off; its
-	# remusd may leave with its QEMU, so it is watched only until then.
-	unwatch_daemon "$sby_d"
-	finished() {
-		has_serial "r${r}sby" 'GUEST-EXIT status=' && return 0
-		kill -0 "$sby_d" 2>/dev/null ||
-			fail "round $r: the standby remusd exited under the running guest: $(tail -n 3 "$T/r$r-standby.log")"
-		return 1
-	}
-	wait_for $((secs + 90)) "round $r: fswork to finish on the standby" finished
-	serial "r${r}sby" | grep -q VIOLATION &&
-		fail "round $r: after the failover the disk does not match memory: $(serial "r${r}sby" | grep VIOLATION)"
-	serial "r${r}sby" | grep -q GUEST-UP && fail "round $r: the standby guest booted again"
-	serial "r${r}sby" | grep -q 'GUEST-EXIT status=0' ||
-		fail "round $r: fswork failed on the standby: $(serial "r${r}sby" | grep -E '^fswork|GUEST-EXIT' | tail -n 3)"
-	done_line=$(serial "r${r}sby" | grep '^fswork done')
-	wait_for 30 "round $r: the standby QEMU to power off" gone
-	kill -TERM "$sby_d"
-	wait "$sby_d" 2>/dev/null || true
+	wait_for 30 "round $r: $next's failover report" test -s "$T/$next.report"
+	report=$(cat "$T/$next.report")
+	[ "$(json_get "$report" state)" = active ] || fail "round $r: $next did not take over: $report"
+	# The guest goes on there, checking the new disk against its memory.
+	checked() { check_guest "$next"; v=$(last_verified "$next"); [ -n "$v" ] && [ "$v" -gt "${cur_verified:-0}" ]; }
+	wait_for 60 "round $r: fswork to verify its files on $next" checked
+	line="round $r: $cur killed at $(serial "$cur" | grep '^fswork op=' | tail -n1 | cut -d' ' -f2);"
+	line+=" $next took over in $(json_get "$report" failover.failover_ms) ms from epoch"
+	line+=" $(json_get "$report" failover.epoch), fswork verified=$(last_verified "$next") there"
 
-	fsck=$(fsck.ext4 -n -f "$S" 2>&1) ||
-		fail "round $r: fsck.ext4 -n -f of the survivor image is not clean: $fsck"
-	summary+=("round $r: killed at op $pri_op, failover $(json_get "$report" failover.failover_ms) ms from epoch $(json_get "$report" failover.epoch), standby: $done_line, fsck clean ($(echo "$fsck" | tail -n1))")
-	echo "${summary[-1]}"
-	survivor=$S
+	dead=$cur
+	cur=$next cur_d=$next_d cur_qemu=$next_qemu
+	if [ "$r" -lt "$failovers" ]; then
+		# The dead host comes back as the standby on its old image.
+		next=h$((r + 1))
+		port=$(free_port)
+		start_standby "$next" "${img[$(((r + 1) % 2))]}" "$port"
+		next_d=$SBY next_qemu=$SBY_QEMU
+		out=$(ctl "$T/$cur.ctl" protect "127.0.0.1:$port") ||
+			fail "round $r: $cur refused to protect to $next: $out"
+		m0=$(count_lines "$T/$cur.metrics")
+		switched() { [ "$(count_lines "$T/$cur.metrics")" -gt "$m0" ]; }
+		wait_for 60 "round $r: $cur to commit an epoch to $next" switched
+		resync=$(python3 -c 'import json,sys
+d=json.loads(sys.argv[1]).get("disks") or [{}]
+print("resync %s of %s extents" % (d[0].get("resync_sent_extents", "?"), d[0].get("resync_compared", "?")))' \
+			"$(ctl "$T/$cur.ctl" status)")
+		line+="; $cur protects to $next on $dead's old image ($resync)"
+	fi
+	echo "$line"
 done
-echo "ext4: $rounds failovers in a row, every survivor image clean"
+
+# The last survivor finishes the run: verify, unmount, power off.
+unwatch_daemon "$cur_d"
+finished() {
+	has_serial "$cur" 'GUEST-EXIT status=' && return 0
+	kill -0 "$cur_d" 2>/dev/null ||
+		fail "$cur remusd exited under the running guest: $(tail -n 3 "$T/$cur.log")"
+	return 1
+}
+wait_for $((secs + 90)) "fswork to finish on $cur" finished
+check_guest "$cur"
+serial "$cur" | grep -q 'GUEST-EXIT status=0' ||
+	fail "fswork failed on $cur: $(serial "$cur" | grep -E '^fswork|GUEST-EXIT' | tail -n 3)"
+gone() { ! kill -0 "$cur_qemu" 2>/dev/null; }
+wait_for 30 "$cur's QEMU to power off" gone
+kill -TERM "$cur_d"
+wait "$cur_d" 2>/dev/null || true
+survivor=${img[$((failovers % 2))]}
+fsck=$(fsck.ext4 -n -f "$survivor" 2>&1) ||
+	fail "fsck.ext4 -n -f of the last survivor's image $survivor is not clean: $fsck"
+echo "ext4: $failovers failovers in a row, $cur: $(serial "$cur" | grep '^fswork done'); fsck.ext4 -n -f clean: $(echo "$fsck" | tail -n1)"
