@@ -14,6 +14,10 @@
 #include <sys/types.h>
 
 int remus_fd_set_nonblock(int fd, bool nonblock);
+/* Bytes received on socket @fd and not read yet (FIONREAD); 0 on error.
+ * A liveness check asks this before declaring a peer silent: if this
+ * process was busy, the peer's words may be waiting unread. */
+size_t remus_sock_pending(int fd);
 /* Connects to the unix stream socket @path.  -ENAMETOOLONG if the path does
  * not fit sockaddr_un.  With @nonblock a connect in progress is success. */
 int remus_unix_connect(const char *path, bool nonblock);

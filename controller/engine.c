@@ -555,6 +555,8 @@ static void on_heartbeat(struct remus_loop *loop, void *opaque)
 	e->hb_timer = 0;
 	if (e->link_fd < 0)
 		return;
+	if (e->link_up && now - e->last_rx_ms > limit && remus_sock_pending(e->link_fd) > 0)
+		e->last_rx_ms = now; /* we were busy; the standby's words wait unread */
 	if (e->link_up && now - e->last_rx_ms > limit) {
 		standby_lost(e, true, "no word from standby %s:%u for %llu ms (%u heartbeats of "
 			     "%u ms missed)", e->host, e->cfg.standby_port,

@@ -66,6 +66,7 @@ struct remus_standby {
 	struct remus_repl_assembler asmb;
 	bool hello_ok;
 	uint64_t last_rx_ms;
+	uint64_t late_beats; /* liveness found only in unread input */
 	remus_timer_id hb_timer;
 	uint64_t hb_seq;
 	uint64_t sessions;
@@ -569,6 +570,12 @@ static void on_heartbeat(struct remus_loop *loop, void *opaque)
 	s->hb_timer = 0;
 	if (s->link_fd < 0)
 		return;
+	if (now - s->last_rx_ms > limit && remus_sock_pending(s->link_fd) > 0) {
+		/* We were busy (a big epoch, a loaded host), not the primary
+		 * silent: its words wait unread.  Never take over for that. */
+		s->last_rx_ms = now;
+		s->late_beats++;
+	}
 	if (now - s->last_rx_ms > limit) {
 		primary_lost(s, false, "no word from primary %s for %llu ms (%u heartbeats of "
 			     "%u ms missed)", s->peer, (unsigned long long)(now - s->last_rx_ms),
@@ -1085,6 +1092,7 @@ char *remus_standby_status_json(const struct remus_standby *s)
 	json_object_object_add(o, "listen_port", json_object_new_int(s->port));
 	json_object_object_add(o, "primary", s->link_fd >= 0 ? json_object_new_string(s->peer) : NULL);
 	json_object_object_add(o, "sessions", json_object_new_int64((int64_t)s->sessions));
+	json_object_object_add(o, "late_beats", json_object_new_int64((int64_t)s->late_beats));
 	json_object_object_add(o, "committed_epoch",
 			       s->have_commit ? json_object_new_int64((int64_t)s->committed_epoch) : NULL);
 	json_object_object_add(o, "epochs_committed", json_object_new_int64((int64_t)s->epochs_committed));

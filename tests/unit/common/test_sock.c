@@ -151,6 +151,24 @@ static void test_send_fd(void **state)
 	close(sv[1]);
 }
 
+/* What a busy process has not read yet counts as a word from its peer. */
+static void test_pending(void **state)
+{
+	int sv[2];
+	char buf[100];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(remus_sock_pending(sv[1]), 0);
+	assert_int_equal(write(sv[0], "heartbeat", 9), 9);
+	assert_int_equal(remus_sock_pending(sv[1]), 9);
+	assert_int_equal(read(sv[1], buf, 4), 4);
+	assert_int_equal(remus_sock_pending(sv[1]), 5);
+	assert_int_equal(remus_sock_pending(-1), 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -159,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_tcp),
 		cmocka_unit_test(test_send_fd),
+		cmocka_unit_test(test_pending),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
