@@ -48,6 +48,8 @@ static size_t make_all(struct remus_repl_msg *m)
 {
 	size_t n = 0;
 
+	memset(m, 0, MAKE_ALL_MAX * sizeof(*m)); /* every field not set is 0 */
+
 	memset(m, 0, 9 * sizeof(*m));
 	m[n].type = REMUS_REPL_HELLO;
 	make_hello(&m[n++].u.hello, 256ull << 20);
