@@ -41,8 +41,7 @@
 
 #include "netbuffer/plug.h"
 
-#define TAP_ADDR "10.77.0.1"
-#define GUEST_ADDR "10.77.0.2"
+#define DEFAULT_NET 77 /* 10.77.0.0/24 */
 #define UDP_PORT 5555
 #define SMALL_FRAME 100
 #define BIG_FRAME 500
@@ -56,11 +55,12 @@
 /* Prefix of check names: the kind of tap the checks run on. */
 static const char *scope = "?";
 
-static int check(bool ok, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void plug_check_scope(const char *label)
+{
+	scope = label;
+}
 
-/* Prints "PASS|FAIL name: detail"; returns 1 on failure, for summing. */
-static int check(bool ok, const char *name, const char *fmt, ...)
+int plug_check(bool ok, const char *name, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -73,14 +73,14 @@ static int check(bool ok, const char *name, const char *fmt, ...)
 	return ok ? 0 : 1;
 }
 
-static void sleep_ms(int ms)
+void plug_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
 }
 
-static long long now_ms(void)
+long long plug_now_ms(void)
 {
 	struct timespec ts;
 
@@ -100,7 +100,7 @@ static void put_handle(FILE *f, uint32_t h)
 
 /* Returns a malloc'd text, one object per line (names, not indexes, so
  * lines can be searched), or NULL if rtnetlink failed. */
-static char *snapshot(void)
+char *plug_snapshot(void)
 {
 	struct nl_sock *sk = nl_socket_alloc();
 	struct nl_cache *links = NULL, *qdiscs = NULL;
@@ -198,7 +198,7 @@ static void print_missing(const char *a, const char *b, const char *tag)
 }
 
 /* True if @before and @after are equal; else prints the difference. */
-static bool same_host(const char *before, const char *after)
+bool plug_same_host(const char *before, const char *after)
 {
 	if (!before || !after)
 		return false;
@@ -209,12 +209,12 @@ static bool same_host(const char *before, const char *after)
 	return false;
 }
 
-static bool has_line(const char *snap, const char *line)
+bool plug_has_line(const char *snap, const char *line)
 {
 	return snap && has_line_n(snap, line, strlen(line));
 }
 
-static int count_prefix(const char *snap, const char *prefix)
+int plug_count_prefix(const char *snap, const char *prefix)
 {
 	size_t n = strlen(prefix);
 	const char *p = snap;
@@ -232,6 +232,14 @@ static int count_prefix(const char *snap, const char *prefix)
 
 /* ---- the tap and its traffic ---------------------------------------------- */
 
+/* 10.<net>.0.@host: .1 is the tap's address, .2 the guest's. */
+static struct in_addr tap_net_addr(const struct plug_tap *t, unsigned host)
+{
+	struct in_addr a = { htonl(10u << 24 | (uint32_t)t->net << 16 | host) };
+
+	return a;
+}
+
 static int set_addr_up(struct plug_tap *t)
 {
 	struct ifreq ifr;
@@ -243,7 +251,7 @@ static int set_addr_up(struct plug_tap *t)
 	memset(&ifr, 0, sizeof(ifr));
 	strcpy(ifr.ifr_name, t->name);
 	sin->sin_family = AF_INET;
-	inet_pton(AF_INET, TAP_ADDR, &sin->sin_addr);
+	sin->sin_addr = tap_net_addr(t, 1);
 	if (ioctl(s, SIOCSIFADDR, &ifr) < 0)
 		rc = -errno;
 	inet_pton(AF_INET, "255.255.255.0", &sin->sin_addr);
@@ -268,10 +276,10 @@ static int open_receiver(struct plug_tap *t)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(UDP_PORT) };
 
-	inet_pton(AF_INET, TAP_ADDR, &sin.sin_addr);
+	sin.sin_addr = tap_net_addr(t, 1);
 	t->udp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (t->udp_fd < 0 || bind(t->udp_fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
-		fprintf(stderr, "plug_cycle: cannot bind UDP %s:%d: %s\n", TAP_ADDR,
+		fprintf(stderr, "plug_cycle: cannot bind UDP 10.%u.0.1:%d: %s\n", t->net,
 			UDP_PORT, strerror(errno));
 		return -errno;
 	}
@@ -284,6 +292,7 @@ static void tap_init(struct plug_tap *t, const char *name)
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	t->tun_fd = t->pkt_fd = t->udp_fd = -1;
 	t->next_seq = 1;
+	t->net = DEFAULT_NET;
 }
 
 /* Opens a tun/tap device named @name; returns the fd or -errno. */
@@ -307,9 +316,15 @@ static int tun_open(const char *name)
 
 int plug_tap_create_tun(struct plug_tap *t, const char *name)
 {
+	return plug_tap_create_tun_net(t, name, DEFAULT_NET);
+}
+
+int plug_tap_create_tun_net(struct plug_tap *t, const char *name, uint8_t net)
+{
 	int rc;
 
 	tap_init(t, name);
+	t->net = net;
 	t->label = "tun";
 	t->tun_fd = tun_open(name);
 	if (t->tun_fd < 0) {
@@ -422,7 +437,7 @@ static int send_frame(struct plug_tap *t, uint32_t seq, size_t len)
 	static const uint8_t guest_mac[6] = { 0x02, 0, 0, 0, 0, 0x02 };
 	uint8_t f[1514];
 	uint8_t *ip = f + 14, *udp = f + 34;
-	struct in_addr src, dst;
+	struct in_addr src = tap_net_addr(t, 2), dst = tap_net_addr(t, 1);
 	uint16_t csum;
 	ssize_t n;
 
@@ -430,8 +445,6 @@ static int send_frame(struct plug_tap *t, uint32_t seq, size_t len)
 	memcpy(f, t->mac, 6);
 	memcpy(f + 6, guest_mac, 6);
 	f[12] = 0x08;
-	inet_pton(AF_INET, GUEST_ADDR, &src);
-	inet_pton(AF_INET, TAP_ADDR, &dst);
 	ip[0] = 0x45;
 	ip[2] = (uint8_t)((len - 14) >> 8);
 	ip[3] = (uint8_t)(len - 14);
@@ -469,7 +482,7 @@ static int send_frame(struct plug_tap *t, uint32_t seq, size_t len)
 }
 
 /* Sends @count frames of @len bytes; returns the first sequence number. */
-static uint32_t send_frames(struct plug_tap *t, int count, size_t len)
+uint32_t plug_send_frames(struct plug_tap *t, int count, size_t len)
 {
 	uint32_t first = t->next_seq;
 	int i;
@@ -483,13 +496,13 @@ static uint32_t send_frames(struct plug_tap *t, int count, size_t len)
  * MAX_SEQS) until @want have arrived or @ms passed.  Returns how many. */
 static int collect(struct plug_tap *t, uint32_t *got, int want, int ms)
 {
-	long long end = now_ms() + ms;
+	long long end = plug_now_ms() + ms;
 	int n = 0;
 
 	for (;;) {
 		uint8_t buf[2048];
 		struct pollfd pfd = { t->udp_fd, POLLIN, 0 };
-		long long left = end - now_ms();
+		long long left = end - plug_now_ms();
 		ssize_t r;
 
 		while (n < MAX_SEQS && (r = recv(t->udp_fd, buf, sizeof(buf), 0)) >= 4)
@@ -533,7 +546,7 @@ static struct remus_netbuffer_plug_stats wait_held(struct remus_netbuffer_plug *
 						   uint64_t n, int ms)
 {
 	struct remus_netbuffer_plug_stats st = { 0, 0, 0 };
-	long long end = now_ms() + ms;
+	long long end = plug_now_ms() + ms;
 
 	do {
 		if (remus_netbuffer_plug_stats(p, &st) < 0) {
@@ -542,13 +555,13 @@ static struct remus_netbuffer_plug_stats wait_held(struct remus_netbuffer_plug *
 		}
 		if (st.held_packets == n)
 			return st;
-		sleep_ms(20);
-	} while (now_ms() < end);
+		plug_sleep_ms(20);
+	} while (plug_now_ms() < end);
 	return st;
 }
 
 /* Drops whatever the receiver has queued (earlier checks' stragglers). */
-static void flush_receiver(struct plug_tap *t)
+void plug_flush_receiver(struct plug_tap *t)
 {
 	uint8_t buf[2048];
 
@@ -563,12 +576,12 @@ static void flush_receiver(struct plug_tap *t)
 static int refusal(const char *name, const char *tap, int want_rc)
 {
 	struct remus_netbuffer_plug *p = NULL;
-	char *before = snapshot(), *after;
+	char *before = plug_snapshot(), *after;
 	int rc, fails;
 
 	rc = remus_netbuffer_plug_open(tap, PLUG_LIMIT, &p);
-	after = snapshot();
-	fails = check(rc == want_rc && !p && same_host(before, after), name,
+	after = plug_snapshot();
+	fails = plug_check(rc == want_rc && !p && plug_same_host(before, after), name,
 		      "open(%s) = %d (%s), want %d; host unchanged", tap, rc,
 		      strerror(-rc), want_rc);
 	remus_netbuffer_plug_close(p);
@@ -638,7 +651,7 @@ int plug_checks_refusals(struct plug_tap *t)
 	remus_netbuffer_plug_ifb_name(t->name, ifb, sizeof(ifb));
 	fd = tun_open(ifb);
 	if (fd < 0)
-		fails += check(false, "refuse-foreign-ifb-name", "cannot create tap %s: %s",
+		fails += plug_check(false, "refuse-foreign-ifb-name", "cannot create tap %s: %s",
 			       ifb, strerror(-fd));
 	else {
 		fails += refusal("refuse-foreign-ifb-name", t->name, -EEXIST);
@@ -646,19 +659,19 @@ int plug_checks_refusals(struct plug_tap *t)
 	}
 
 	if (add_foreign_ingress(t->name, "ingress", true) < 0)
-		fails += check(false, "refuse-foreign-ingress-filter", "setup failed");
+		fails += plug_check(false, "refuse-foreign-ingress-filter", "setup failed");
 	else
 		fails += refusal("refuse-foreign-ingress-filter", t->name, -EBUSY);
 	del_foreign_ingress(t->name);
 
 	if (add_foreign_ingress(t->name, "ingress", false) < 0)
-		fails += check(false, "refuse-foreign-ingress-empty", "setup failed");
+		fails += plug_check(false, "refuse-foreign-ingress-empty", "setup failed");
 	else
 		fails += refusal("refuse-foreign-ingress-empty", t->name, -EBUSY);
 	del_foreign_ingress(t->name);
 
 	if (add_foreign_ingress(t->name, "clsact", false) < 0)
-		fails += check(false, "refuse-clsact", "setup failed");
+		fails += plug_check(false, "refuse-clsact", "setup failed");
 	else
 		fails += refusal("refuse-clsact", t->name, -EBUSY);
 	del_foreign_ingress(t->name);
@@ -682,81 +695,81 @@ static int cycle_epochs(struct plug_tap *t, const char *before)
 
 	remus_netbuffer_plug_ifb_name(t->name, ifb, sizeof(ifb));
 	rc = remus_netbuffer_plug_open(t->name, PLUG_LIMIT, &p);
-	fails += check(rc == 0, "open", "open(%s, %d) = %d", t->name, PLUG_LIMIT, rc);
+	fails += plug_check(rc == 0, "open", "open(%s, %d) = %d", t->name, PLUG_LIMIT, rc);
 	if (rc < 0)
 		return fails;
 
-	snap = snapshot();
+	snap = plug_snapshot();
 	snprintf(line, sizeof(line), "qdisc %s handle 52ed:0 parent root kind plug", ifb);
-	rc = snap && has_line(snap, line);
+	rc = snap && plug_has_line(snap, line);
 	snprintf(line, sizeof(line), "qdisc %s handle ffff:0 parent ffff:fff1 kind ingress",
 		 t->name);
-	rc = rc && has_line(snap, line);
+	rc = rc && plug_has_line(snap, line);
 	snprintf(line, sizeof(line), "link %s kind=ifb up=1 mtu=1500 alias=remus-netbuffer tap=%s",
 		 ifb, t->name);
-	rc = rc && has_line(snap, line);
+	rc = rc && plug_has_line(snap, line);
 	snprintf(line, sizeof(line), "filter %s parent ffff:0 prio 21229 proto 0x3 kind u32",
 		 t->name);
-	fails += check(rc && count_prefix(snap, line) >= 1, "installed",
+	fails += plug_check(rc && plug_count_prefix(snap, line) >= 1, "installed",
 		       "%s up with a plug root, ingress qdisc and u32 filter on %s", ifb,
 		       t->name);
 	free(snap);
 
-	a = send_frames(t, 5, SMALL_FRAME);
+	a = plug_send_frames(t, 5, SMALL_FRAME);
 	st = wait_held(p, 5, ARRIVE_MS);
-	fails += check(st.held_packets == 5 && expect_seqs(t, a, 0, what, sizeof(what)),
+	fails += plug_check(st.held_packets == 5 && expect_seqs(t, a, 0, what, sizeof(what)),
 		       "held-before-barrier", "plug holds %llu of 5 frames; %s",
 		       (unsigned long long)st.held_packets, what);
 
 	rc = remus_netbuffer_plug_barrier(p);
-	b = send_frames(t, 3, SMALL_FRAME);
+	b = plug_send_frames(t, 3, SMALL_FRAME);
 	wait_held(p, 8, ARRIVE_MS);
 	rc = rc ? rc : remus_netbuffer_plug_commit(p);
-	fails += check(rc == 0 && expect_seqs(t, a, 5, what, sizeof(what)),
+	fails += plug_check(rc == 0 && expect_seqs(t, a, 5, what, sizeof(what)),
 		       "commit-releases-epoch", "barrier+commit rc=%d; %s", rc, what);
 	st = wait_held(p, 3, ARRIVE_MS);
-	fails += check(st.held_packets == 3, "later-epoch-held",
+	fails += plug_check(st.held_packets == 3, "later-epoch-held",
 		       "3 frames sent after the barrier, the plug holds %llu",
 		       (unsigned long long)st.held_packets);
 	rc = remus_netbuffer_plug_barrier(p);
 	rc = rc ? rc : remus_netbuffer_plug_commit(p);
-	fails += check(rc == 0 && expect_seqs(t, b, 3, what, sizeof(what)),
+	fails += plug_check(rc == 0 && expect_seqs(t, b, 3, what, sizeof(what)),
 		       "next-commit-releases-it", "rc=%d; %s", rc, what);
 
 	/* Two barriers before one commit: sch_plug keeps one closed epoch,
 	 * so the second epoch must come out late (with the third), never
 	 * early. */
-	a = send_frames(t, 2, SMALL_FRAME);
+	a = plug_send_frames(t, 2, SMALL_FRAME);
 	wait_held(p, 2, ARRIVE_MS);
 	rc = remus_netbuffer_plug_barrier(p);
-	b = send_frames(t, 1, SMALL_FRAME);
+	b = plug_send_frames(t, 1, SMALL_FRAME);
 	wait_held(p, 3, ARRIVE_MS);
 	rc = rc ? rc : remus_netbuffer_plug_barrier(p);
-	send_frames(t, 1, SMALL_FRAME);
+	plug_send_frames(t, 1, SMALL_FRAME);
 	wait_held(p, 4, ARRIVE_MS);
 	rc = rc ? rc : remus_netbuffer_plug_commit(p);
-	fails += check(rc == 0 && expect_seqs(t, a, 2, what, sizeof(what)),
+	fails += plug_check(rc == 0 && expect_seqs(t, a, 2, what, sizeof(what)),
 		       "two-barriers-first-commit-exact", "rc=%d; %s", rc, what);
 	rc = remus_netbuffer_plug_commit(p);
 	st = wait_held(p, 2, ARRIVE_MS);
-	fails += check(rc == 0 && st.held_packets == 2 &&
+	fails += plug_check(rc == 0 && st.held_packets == 2 &&
 			       expect_seqs(t, b, 0, what, sizeof(what)),
 		       "merged-epoch-not-early", "second commit rc=%d, plug holds %llu "
 		       "(want 2); %s", rc, (unsigned long long)st.held_packets, what);
 	rc = remus_netbuffer_plug_barrier(p);
 	rc = rc ? rc : remus_netbuffer_plug_commit(p);
-	fails += check(rc == 0 && expect_seqs(t, b, 2, what, sizeof(what)),
+	fails += plug_check(rc == 0 && expect_seqs(t, b, 2, what, sizeof(what)),
 		       "merged-epoch-released-next", "rc=%d; %s", rc, what);
 
 	rc = remus_netbuffer_plug_release_all(p);
-	a = send_frames(t, 3, SMALL_FRAME);
-	fails += check(rc == 0 && expect_seqs(t, a, 3, what, sizeof(what)),
+	a = plug_send_frames(t, 3, SMALL_FRAME);
+	fails += plug_check(rc == 0 && expect_seqs(t, a, 3, what, sizeof(what)),
 		       "release-all-passes-through", "rc=%d; %s", rc, what);
 
 	rc = remus_netbuffer_plug_barrier(p);
-	a = send_frames(t, 2, SMALL_FRAME);
+	a = plug_send_frames(t, 2, SMALL_FRAME);
 	st = wait_held(p, 2, ARRIVE_MS);
-	fails += check(rc == 0 && st.held_packets == 2 &&
+	fails += plug_check(rc == 0 && st.held_packets == 2 &&
 			       expect_seqs(t, a, 0, what, sizeof(what)),
 		       "barrier-holds-again", "rc=%d, plug holds %llu of 2; %s", rc,
 		       (unsigned long long)st.held_packets, what);
@@ -766,20 +779,20 @@ static int cycle_epochs(struct plug_tap *t, const char *before)
 	st = wait_held(p, 2, ARRIVE_MS);
 	rc = rc ? rc : remus_netbuffer_plug_barrier(p);
 	rc = rc ? rc : remus_netbuffer_plug_commit(p);
-	fails += check(rc == 0 && st.held_packets == 2 &&
+	fails += plug_check(rc == 0 && st.held_packets == 2 &&
 			       expect_seqs(t, a, 2, what, sizeof(what)),
 		       "hold-again-commit", "rc=%d, held %llu after the first commit; %s",
 		       rc, (unsigned long long)st.held_packets, what);
 
 	/* Close lets what is held out before removing anything. */
 	remus_netbuffer_plug_barrier(p);
-	a = send_frames(t, 2, SMALL_FRAME);
+	a = plug_send_frames(t, 2, SMALL_FRAME);
 	wait_held(p, 2, ARRIVE_MS);
 	remus_netbuffer_plug_close(p);
-	fails += check(expect_seqs(t, a, 2, what, sizeof(what)), "close-releases-held",
+	fails += plug_check(expect_seqs(t, a, 2, what, sizeof(what)), "close-releases-held",
 		       "%s", what);
-	snap = snapshot();
-	fails += check(same_host(before, snap), "close-restores-host",
+	snap = plug_snapshot();
+	fails += plug_check(plug_same_host(before, snap), "close-restores-host",
 		       "links, qdiscs and filters equal to before open");
 	free(snap);
 	return fails;
@@ -799,23 +812,23 @@ static int cycle_limit(struct plug_tap *t, const char *before)
 
 	rc = remus_netbuffer_plug_open(t->name, limit, &p);
 	if (rc < 0)
-		return check(false, "limit-drops", "open with limit %u: %d", limit, rc);
-	a = send_frames(t, 8, BIG_FRAME);
+		return plug_check(false, "limit-drops", "open with limit %u: %d", limit, rc);
+	a = plug_send_frames(t, 8, BIG_FRAME);
 	st = wait_held(p, 4, ARRIVE_MS);
-	sleep_ms(QUIET_MS);
+	plug_sleep_ms(QUIET_MS);
 	remus_netbuffer_plug_stats(p, &st);
-	fails += check(st.held_packets == 4 && st.dropped == 4 && st.held_bytes <= limit,
+	fails += plug_check(st.held_packets == 4 && st.dropped == 4 && st.held_bytes <= limit,
 		       "limit-drops", "limit %u bytes, 8 frames of %d: held %llu (%llu "
 		       "bytes), dropped %llu", limit, BIG_FRAME,
 		       (unsigned long long)st.held_packets,
 		       (unsigned long long)st.held_bytes, (unsigned long long)st.dropped);
 	rc = remus_netbuffer_plug_barrier(p);
 	rc = rc ? rc : remus_netbuffer_plug_commit(p);
-	fails += check(rc == 0 && expect_seqs(t, a, 4, what, sizeof(what)),
+	fails += plug_check(rc == 0 && expect_seqs(t, a, 4, what, sizeof(what)),
 		       "limit-keeps-first", "rc=%d; %s", rc, what);
 	remus_netbuffer_plug_close(p);
-	snap = snapshot();
-	fails += check(same_host(before, snap), "limit-close-restores-host",
+	snap = plug_snapshot();
+	fails += plug_check(plug_same_host(before, snap), "limit-close-restores-host",
 		       "links, qdiscs and filters equal to before open");
 	free(snap);
 	return fails;
@@ -838,45 +851,45 @@ static int cycle_crash(struct plug_tap *t, const char *before)
 		 * a crash or kill -9 of remusd leaves behind. */
 		if (remus_netbuffer_plug_open(t->name, PLUG_LIMIT, &p) < 0)
 			_exit(10);
-		send_frames(t, 2, SMALL_FRAME);
+		plug_send_frames(t, 2, SMALL_FRAME);
 		wait_held(p, 2, ARRIVE_MS);
 		_exit(0);
 	}
 	if (pid > 0)
 		waitpid(pid, &status, 0);
 	t->next_seq += 2; /* the child used two numbers */
-	snap = snapshot();
+	snap = plug_snapshot();
 	snprintf(line, sizeof(line), "link %s kind=ifb up=1", ifb);
 	rc = snap && strstr(snap, line) != NULL;
 	snprintf(line, sizeof(line), "qdisc %s handle ffff:0 parent ffff:fff1 kind ingress",
 		 t->name);
-	fails += check(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && rc &&
-			       has_line(snap, line),
+	fails += plug_check(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && rc &&
+			       plug_has_line(snap, line),
 		       "crash-leaves-leftovers", "child status %#x; %s and the ingress "
 		       "qdisc are still there", status, ifb);
 	free(snap);
 
 	rc = remus_netbuffer_plug_open(t->name, PLUG_LIMIT, &p);
-	snap = snapshot();
+	snap = plug_snapshot();
 	snprintf(line, sizeof(line), "link %s ", ifb);
-	fails += check(rc == 0 && snap && count_prefix(snap, line) == 1 &&
-			       count_prefix(snap, "qdisc ") ==
-				       count_prefix(before, "qdisc ") + 2,
+	fails += plug_check(rc == 0 && snap && plug_count_prefix(snap, line) == 1 &&
+			       plug_count_prefix(snap, "qdisc ") ==
+				       plug_count_prefix(before, "qdisc ") + 2,
 		       "reopen-replaces-leftovers", "open = %d; one %s, one plug and one "
 		       "ingress qdisc more than before", rc, ifb);
 	free(snap);
 	if (rc < 0)
 		return fails;
 	/* The dead run's frames went with its IFB; only ours come out. */
-	a = send_frames(t, 1, SMALL_FRAME);
+	a = plug_send_frames(t, 1, SMALL_FRAME);
 	wait_held(p, 1, ARRIVE_MS);
 	rc = remus_netbuffer_plug_barrier(p);
 	rc = rc ? rc : remus_netbuffer_plug_commit(p);
-	fails += check(rc == 0 && expect_seqs(t, a, 1, what, sizeof(what)),
+	fails += plug_check(rc == 0 && expect_seqs(t, a, 1, what, sizeof(what)),
 		       "reopen-works", "rc=%d; %s", rc, what);
 	remus_netbuffer_plug_close(p);
-	snap = snapshot();
-	fails += check(same_host(before, snap), "reopen-close-restores-host",
+	snap = plug_snapshot();
+	fails += plug_check(plug_same_host(before, snap), "reopen-close-restores-host",
 		       "links, qdiscs and filters equal to before the crashed run");
 	free(snap);
 	return fails;
@@ -888,14 +901,14 @@ int plug_checks_cycle(struct plug_tap *t)
 	int fails;
 
 	scope = t->label;
-	flush_receiver(t);
-	before = snapshot();
+	plug_flush_receiver(t);
+	before = plug_snapshot();
 	if (!before)
-		return check(false, "snapshot", "cannot dump links and qdiscs");
+		return plug_check(false, "snapshot", "cannot dump links and qdiscs");
 	fails = cycle_epochs(t, before);
-	flush_receiver(t);
+	plug_flush_receiver(t);
 	fails += cycle_limit(t, before);
-	flush_receiver(t);
+	plug_flush_receiver(t);
 	fails += cycle_crash(t, before);
 	free(before);
 	return fails;
