@@ -32,8 +32,6 @@
 #include "netbuffer/queue.h"
 
 #define LOG "netbuffer"
-/* The label of the plug epoch closed by protect() (see there). */
-#define PROTECT_LABEL UINT64_MAX
 
 enum nb_state { NB_NEW, NB_SETTING_UP, NB_READY, NB_FAILED, NB_TEARING_DOWN, NB_DOWN };
 
@@ -421,14 +419,16 @@ void remus_netbuffer_protect(struct remus_netbuffer *nb)
 	nb->holding = true;
 	remus_nbq_set_mode(&nb->q, REMUS_NBQ_HOLD, remus_now_ns());
 	if (nb->kind == REMUS_NETBUFFER_PLUG) {
-		/* A plug barrier is what ends release_all; it also closes an
-		 * (empty) epoch in the plug, which gets an empty bucket here
-		 * so that bucket and plug epochs keep counting alike.  Its
-		 * label is never committed by itself: the first commit of the
-		 * new session releases it along with its own epoch. */
-		if (plugs_barrier(nb) < 0 || remus_nbq_barrier(&nb->q, PROTECT_LABEL) < 0)
+		/* A plug barrier is what ends release_all; it also closes the
+		 * pass-through epoch in the plug, whose frames already left.
+		 * Release that empty epoch at once: otherwise the new
+		 * session's first barrier would be merged with it and its
+		 * output would leave one commit late (found by the in-guest
+		 * API test). */
+		if (plugs_barrier(nb) < 0)
 			remus_err(LOG, "protect: the plug could not hold again; the guest's "
 				  "output may leave before its checkpoint is acknowledged");
+		plugs_commit(nb, 1);
 	}
 	remus_info(LOG, "holding the guest's output again");
 }
