@@ -101,7 +101,8 @@ io "write -P 0x3c $((50 << 20)) 512k"
 [ "$(disk0 local_only_ops)" -ge 1 ] || fail "the unprotected write was not counted as local only"
 cmp -s "$P" "$S" && fail "the images should differ while the standby is down"
 
-rm -f "$T/in.sock" "$T/sby.qmp" "$T/sby.serial.log"
+# the dead standby's sockets: waiting for them must see the new ones
+rm -f "$T/in.sock" "$T/sby.qmp" "$T/sby.nbd" "$T/sby.serial.log"
 start_standby
 n=$(epochs)
 wait_for 120 "protection again" epochs_past $((n + 2))
