@@ -798,13 +798,27 @@ int remus_repl_tx_device(struct remus_repl_tx *tx, struct remus_buf *out,
 	return tx_chunks(tx, out, REMUS_REPL_EPOCH_DEVICE, p, n);
 }
 
+/* Points @m at the frame of a disk operation that starts @done bytes in:
+ * a WRITE is cut at REMUS_REPL_DISK_DATA_MAX, ZERO and TRIM are one frame. */
+static void disk_frame_at(struct remus_repl_msg *m, uint64_t offset, uint32_t len,
+			  const void *data, uint32_t done)
+{
+	m->u.disk.offset = offset + done;
+	m->u.disk.length = len - done;
+	if (m->u.disk.op == REMUS_REPL_DISK_WRITE) {
+		if (m->u.disk.length > REMUS_REPL_DISK_DATA_MAX)
+			m->u.disk.length = REMUS_REPL_DISK_DATA_MAX;
+		m->u.disk.p = (const uint8_t *)data + done;
+	}
+}
+
 int remus_repl_tx_disk(struct remus_repl_tx *tx, struct remus_buf *out, uint16_t disk,
 		       enum remus_repl_disk_op op, uint64_t offset, uint32_t len,
 		       const void *data)
 {
 	struct remus_repl_msg m = { .type = REMUS_REPL_EPOCH_DISK };
 	size_t before = remus_buf_len(out), nframes;
-	uint32_t done = 0;
+	uint32_t done;
 	int rc;
 
 	if (!tx->disk_hash || !disk_op_ok(op) || len == 0 ||
@@ -820,36 +834,22 @@ int remus_repl_tx_disk(struct remus_repl_tx *tx, struct remus_buf *out, uint16_t
 					  REMUS_REPL_TRAILER_LEN));
 	if (rc < 0)
 		return rc;
-	do {
-		m.u.disk.offset = offset + done;
-		m.u.disk.length = len - done;
-		if (op == REMUS_REPL_DISK_WRITE) {
-			if (m.u.disk.length > REMUS_REPL_DISK_DATA_MAX)
-				m.u.disk.length = REMUS_REPL_DISK_DATA_MAX;
-			m.u.disk.p = (const uint8_t *)data + done;
-		}
+	for (done = 0; done < len; done += m.u.disk.length) {
+		disk_frame_at(&m, offset, len, data, done);
 		rc = remus_repl_encode(out, &m);
 		if (rc < 0) {
 			truncate_to(out, before);
 			return rc;
 		}
-		done += m.u.disk.length;
-	} while (done < len);
-	/* Hash only once every frame is in: all or nothing. */
-	done = 0;
-	do {
-		m.u.disk.offset = offset + done;
-		m.u.disk.length = len - done;
-		if (op == REMUS_REPL_DISK_WRITE) {
-			if (m.u.disk.length > REMUS_REPL_DISK_DATA_MAX)
-				m.u.disk.length = REMUS_REPL_DISK_DATA_MAX;
-			m.u.disk.p = (const uint8_t *)data + done;
+	}
+	/* Count and hash only once every frame is in: all or nothing. */
+	for (done = 0; done < len; done += m.u.disk.length) {
+		disk_frame_at(&m, offset, len, data, done);
+		if (op == REMUS_REPL_DISK_WRITE)
 			tx->disk_bytes += m.u.disk.length;
-		}
 		disk_hash_update(tx->disk_hash, &m);
 		tx->disk_ops++;
-		done += m.u.disk.length;
-	} while (done < len);
+	}
 	return 0;
 }
 
