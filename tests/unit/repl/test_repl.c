@@ -83,7 +83,7 @@ static size_t make_all(struct remus_repl_msg *m)
 	m[n].u.disk.disk = 2;
 	m[n].u.disk.op = REMUS_REPL_DISK_WRITE;
 	m[n].u.disk.offset = 1ull << 40;
-	m[n].u.disk.length = 100;
+	m[n].u.disk.length = sizeof(payload);
 	m[n++].u.disk.p = payload;
 	m[n].type = REMUS_REPL_EPOCH_DISK;
 	m[n].seq = 8;
@@ -96,7 +96,7 @@ static size_t make_all(struct remus_repl_msg *m)
 	m[n].u.hashes.size = 64ull << 20;
 	m[n].u.hashes.extent_size = 65536;
 	m[n].u.hashes.first = 10;
-	m[n].u.hashes.count = 4;
+	m[n].u.hashes.count = sizeof(payload) / 16;
 	m[n++].u.hashes.p = payload;
 	m[n].type = REMUS_REPL_DISK_HASHES_END;
 	m[n++].u.ndisks = 2;
