@@ -25,6 +25,7 @@
 #include "common/repl.h"
 #include "common/wire.h"
 #include "diskrepl/extent.h"
+#include "diskrepl/fileio.h"
 #include "diskrepl/image.h"
 #include "diskrepl/journal.h"
 #include "diskrepl/nbd.h"
@@ -172,18 +173,6 @@ static const struct remus_nbd_ops nbd_ops = {
 
 /* ---- setup ------------------------------------------------------------- */
 
-static int hash_all(struct disk *d)
-{
-	const uint64_t step = 1024;
-	int rc = 0;
-
-	for (uint64_t i = 0; i < d->nextents && rc == 0; i += step)
-		rc = remus_image_hash_extents(d->im, d->dr->extent, i,
-					      d->nextents - i < step ? d->nextents - i : step,
-					      d->hashes + i);
-	return rc;
-}
-
 static int disk_open(struct remus_diskrepl *dr, struct disk *d,
 		     const struct remus_diskrepl_disk *c, uint64_t create_size)
 {
@@ -301,7 +290,7 @@ int remus_diskrepl_new(struct remus_loop *loop, const struct remus_diskrepl_conf
 				rc = -ENOMEM;
 				goto out;
 			}
-			rc = hash_all(d);
+			rc = remus_image_hash_extents(d->im, dr->extent, 0, d->nextents, d->hashes);
 			if (rc < 0) {
 				remus_err(LOG, "disk %s: cannot read %s to hash it: %s", d->name,
 					  d->image_path, strerror(-rc));
@@ -459,19 +448,6 @@ static void resync_finish(struct remus_diskrepl *dr, int rc, const char *fmt, ..
 		done(opaque, rc, dr->rs_why);
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	static const uint8_t z[64];
-
-	for (size_t i = 0; i < n; i += sizeof(z)) {
-		size_t k = n - i < sizeof(z) ? n - i : sizeof(z);
-
-		if (memcmp(p + i, z, k))
-			return false;
-	}
-	return true;
-}
-
 static void resync_step(struct remus_loop *loop, void *opaque);
 
 static void resync_schedule(struct remus_diskrepl *dr, unsigned ms)
@@ -519,7 +495,7 @@ static void resync_step(struct remus_loop *loop, void *opaque)
 		h = XXH3_128bits(dr->rs_buf, len);
 		d->resync_compared++;
 		if (!XXH128_isEqual(h, d->peer[dr->rs_extent])) {
-			bool zero = all_zero(dr->rs_buf, len);
+			bool zero = remus_all_zero(dr->rs_buf, len);
 
 			rc = dr->forward(dr->fwd_opaque, d->index,
 					 zero ? REMUS_REPL_DISK_ZERO : REMUS_REPL_DISK_WRITE, off, len,

@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "diskrepl/fileio.h"
 
 #define LOG "diskrepl"
 /* Bound on one read while hashing, and on the zero buffer's reach. */
@@ -39,28 +39,6 @@ static const uint8_t zeros[ZERO_CHUNK];
 static bool unsupported(int err)
 {
 	return err == EOPNOTSUPP || err == ENOSYS || err == ENOTTY;
-}
-
-/* Makes a new directory entry durable: without it a crash can forget a
- * file whose contents were synced. */
-static int sync_parent_dir(const char *path)
-{
-	char *copy = strdup(path);
-	int fd = -1, rc;
-
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	rc = fsync(fd) < 0 ? -errno : 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return rc;
 }
 
 int remus_image_open(const char *path, bool create, uint64_t create_size,
@@ -89,7 +67,7 @@ int remus_image_open(const char *path, bool create, uint64_t create_size,
 			rc = -errno;
 			goto fail;
 		}
-		rc = sync_parent_dir(path);
+		rc = remus_sync_parent_dir(path);
 		if (rc < 0)
 			goto fail;
 	}
@@ -153,48 +131,21 @@ static bool in_bounds(const struct remus_image *im, uint64_t off, uint32_t len)
 
 int remus_image_read(struct remus_image *im, uint64_t off, uint32_t len, void *buf)
 {
-	uint8_t *p = buf;
 	ssize_t r;
 
 	if (!in_bounds(im, off, len))
 		return -EINVAL;
-	while (len > 0) {
-		r = pread(im->fd, p, len, (off_t)off);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EIO; /* the file was truncated behind our back */
-		p += r;
-		off += (uint64_t)r;
-		len -= (uint32_t)r;
-	}
-	return 0;
+	r = remus_pread_all(im->fd, buf, len, off);
+	if (r < 0)
+		return (int)r;
+	return (size_t)r == len ? 0 : -EIO; /* the file was truncated behind our back */
 }
 
 int remus_image_write(struct remus_image *im, uint64_t off, uint32_t len, const void *buf)
 {
-	const uint8_t *p = buf;
-	ssize_t r;
-
 	if (!in_bounds(im, off, len))
 		return -EINVAL;
-	while (len > 0) {
-		r = pwrite(im->fd, p, len, (off_t)off);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EIO;
-		p += r;
-		off += (uint64_t)r;
-		len -= (uint32_t)r;
-	}
-	return 0;
+	return remus_pwrite_all(im->fd, buf, len, off);
 }
 
 /* Returns 0, 1 if @mode is not supported here (and remembers it), or

@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +29,7 @@
 
 #include "common/log.h"
 #include "common/wire.h"
+#include "diskrepl/fileio.h"
 
 #define LOG "diskrepl"
 #define WBUF_LEN (1u << 20)
@@ -106,48 +106,6 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
-{
-	const uint8_t *p = buf;
-	ssize_t r;
-
-	while (n > 0) {
-		r = pwrite(fd, p, n, (off_t)off);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EIO;
-		p += r;
-		n -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return 0;
-}
-
-/* Returns the bytes read (< @n only at end of file) or -errno. */
-static ssize_t pread_all(int fd, void *buf, size_t n, uint64_t off)
-{
-	uint8_t *p = buf;
-	size_t got = 0;
-	ssize_t r;
-
-	while (got < n) {
-		r = pread(fd, p + got, n - got, (off_t)(off + got));
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
 static int sync_fd(int fd)
 {
 	while (fdatasync(fd) < 0) {
@@ -219,7 +177,7 @@ static ssize_t fetch(struct remus_journal *j, uint64_t off, size_t want, const u
 	if (want > RBUF_LEN)
 		want = RBUF_LEN;
 	if (off < j->roff || off - j->roff > j->rlen || j->rlen - (off - j->roff) < want) {
-		r = pread_all(j->fd, j->rbuf, RBUF_LEN, off);
+		r = remus_pread_all(j->fd, j->rbuf, RBUF_LEN, off);
 		if (r < 0)
 			return r;
 		j->roff = off;
@@ -335,7 +293,7 @@ static int flush_wbuf(struct remus_journal *j)
 	if (j->wlen == 0)
 		return 0;
 	j->file_dirty = true;
-	rc = pwrite_all(j->fd, j->wbuf, j->wlen, j->wbuf_off);
+	rc = remus_pwrite_all(j->fd, j->wbuf, j->wlen, j->wbuf_off);
 	if (rc < 0)
 		return rc;
 	j->wbuf_off += j->wlen;
@@ -355,7 +313,7 @@ static int jwrite(struct remus_journal *j, const void *p, size_t n)
 			return rc;
 		if (n >= WBUF_LEN) { /* large data goes straight to the file */
 			j->file_dirty = true;
-			rc = pwrite_all(j->fd, p, n, j->tail);
+			rc = remus_pwrite_all(j->fd, p, n, j->tail);
 			if (rc < 0)
 				return rc;
 			j->tail += n;
@@ -565,7 +523,7 @@ static int finish_apply(struct remus_journal *j)
 
 	put_head(head, REMUS_JOURNAL_TAG_APPLIED, 0, j->c_seq, j->c_epoch, 0, 0, 0, 0);
 	seal_head(j, head);
-	rc = pwrite_all(j->fd, head, ENT, j->c_off + ENT);
+	rc = remus_pwrite_all(j->fd, head, ENT, j->c_off + ENT);
 	if (rc < 0) {
 		remus_err(LOG, "journal %s: marking epoch %" PRIu64 " applied: %s", j->path,
 			  j->c_epoch, strerror(-rc));
@@ -683,28 +641,6 @@ static void make_header(uint8_t h[HDR])
 	remus_put_be64(h + 56, XXH3_64bits(h, 56));
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	while (n > 0 && p[n - 1] == 0)
-		n--;
-	return n == 0;
-}
-
-static int sync_dir_of(const char *path)
-{
-	char *copy = strdup(path);
-	int fd = -1, rc;
-
-	if (!copy)
-		return -ENOMEM;
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	rc = fd < 0 || fsync(fd) < 0 ? -errno : 0;
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return rc;
-}
-
 /* Checks the header, or writes it to a new file (or to one whose creation
  * never got as far as a durable header).  *@why says what is wrong. */
 static int check_header(struct remus_journal *j, bool created, const char **why)
@@ -723,7 +659,7 @@ static int check_header(struct remus_journal *j, bool created, const char **why)
 		*why = "not a regular file";
 		return -EINVAL;
 	}
-	n = pread_all(j->fd, have, HDR, 0);
+	n = remus_pread_all(j->fd, have, HDR, 0);
 	if (n < 0) {
 		*why = "reading the header";
 		return (int)n;
@@ -733,7 +669,7 @@ static int check_header(struct remus_journal *j, bool created, const char **why)
 	/* A file that is not a journal is never overwritten: only one that
 	 * is empty, all zeros or a prefix of our header (a crash while
 	 * creating it) is (re)initialised. */
-	if (!all_zero(have, (size_t)n) && memcmp(have, want, (size_t)n) != 0) {
+	if (!remus_all_zero(have, (size_t)n) && memcmp(have, want, (size_t)n) != 0) {
 		if (n == HDR && memcmp(have, want, 8) == 0 &&
 		    remus_get_be32(have + 8) != REMUS_JOURNAL_VERSION) {
 			*why = "journal format version differs from this remusd's (1); apply or "
@@ -751,8 +687,8 @@ static int check_header(struct remus_journal *j, bool created, const char **why)
 	*why = "initialising";
 	if (ftruncate(j->fd, 0) < 0)
 		return -errno;
-	if ((rc = pwrite_all(j->fd, want, HDR, 0)) < 0 || (rc = sync_fd(j->fd)) < 0 ||
-	    (rc = sync_dir_of(j->path)) < 0)
+	if ((rc = remus_pwrite_all(j->fd, want, HDR, 0)) < 0 || (rc = sync_fd(j->fd)) < 0 ||
+	    (rc = remus_sync_parent_dir(j->path)) < 0)
 		return rc;
 	return 0;
 }
