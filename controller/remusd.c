@@ -53,7 +53,6 @@ struct daemon {
 	struct remus_netbuffer *nb;     /* NULL: output commit off */
 	struct remus_diskrepl *disks;   /* NULL: no replicated disks */
 	bool nb_off;
-	bool nb_explicit;               /* --netdev/--tap given */
 	bool tearing_down;
 	bool stopping;                  /* SIGTERM/SIGINT */
 	struct remus_engine_config ecfg;
@@ -296,7 +295,6 @@ static char *handle_ctl(void *opaque, const char *req)
 static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 {
 	struct daemon *d = opaque;
-
 	char nb[256] = "";
 
 	if (!d->metrics || m->commit_ms < 0)
@@ -445,7 +443,7 @@ static void on_nb_setup(void *opaque, int rc, const char *msg)
 {
 	struct daemon *d = opaque;
 
-	if (rc == -ENODEV && !d->nb_explicit && d->nb) {
+	if (rc == -ENODEV && d->nbc.ndevices == 0 && d->nb) {
 		/* Discovery found no NIC: the VM has no network output to hold. */
 		remus_info(LOG, "the VM has no NIC: no network output to hold");
 		remus_netbuffer_free(d->nb);
@@ -685,11 +683,8 @@ static int run_ctl(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct daemon d = { .sigfd = -1, .ecfg = { .interval_ms = 1000, .dedup = true } };
-	struct remus_engine_config *ecfgp = &d.ecfg;
 	struct remus_standby_config scfg = { 0 };
 	struct remus_standby_hooks sh = { 0 };
-	struct remus_netbuffer_config *nbcp = &d.nbc;
-	const char **nb_devices = d.nb_devices;
 	struct remus_diskrepl_disk disks[REMUS_REPL_MAX_DISKS];
 	struct remus_diskrepl_config dcfg = { .disks = disks };
 	size_t ndevices = 0;
@@ -720,7 +715,7 @@ int main(int argc, char **argv)
 		case OPT_QMP: qmp_path = optarg; break;
 		case OPT_STANDBY:
 			if (parse_hostport("--standby", optarg, false, host, sizeof(host),
-					   &ecfgp->standby_port) < 0)
+					   &d.ecfg.standby_port) < 0)
 				return 2;
 			have_standby = true;
 			break;
@@ -731,22 +726,22 @@ int main(int argc, char **argv)
 			have_listen = true;
 			break;
 		case OPT_INTERVAL:
-			if (parse_uint("--interval", optarg, 10, 3600000, &ecfgp->interval_ms) < 0)
+			if (parse_uint("--interval", optarg, 10, 3600000, &d.ecfg.interval_ms) < 0)
 				return 2;
 			break;
 		case OPT_HEARTBEAT:
 			if (parse_uint("--heartbeat", optarg, 10, 60000, &v) < 0)
 				return 2;
-			ecfgp->heartbeat_ms = scfg.heartbeat_ms = v;
+			d.ecfg.heartbeat_ms = scfg.heartbeat_ms = v;
 			break;
 		case OPT_MISS:
 			if (parse_uint("--miss", optarg, 1, 1000, &v) < 0)
 				return 2;
-			ecfgp->heartbeat_miss = scfg.heartbeat_miss = v;
+			d.ecfg.heartbeat_miss = scfg.heartbeat_miss = v;
 			break;
-		case OPT_NO_DEDUP: ecfgp->dedup = false; break;
+		case OPT_NO_DEDUP: d.ecfg.dedup = false; break;
 		case OPT_RECONNECT:
-			if (parse_uint("--reconnect", optarg, 10, 600000, &ecfgp->reconnect_ms) < 0)
+			if (parse_uint("--reconnect", optarg, 10, 600000, &d.ecfg.reconnect_ms) < 0)
 				return 2;
 			break;
 		case OPT_CTL: ctl_path = optarg; break;
@@ -769,7 +764,7 @@ int main(int argc, char **argv)
 		case OPT_NETBUFFER:
 			if (strcmp(optarg, "off") == 0) {
 				d.nb_off = true;
-			} else if (remus_netbuffer_kind_parse(optarg, &nbcp->kind) < 0) {
+			} else if (remus_netbuffer_kind_parse(optarg, &d.nbc.kind) < 0) {
 				fprintf(stderr, "remusd: --netbuffer: '%s' is not qemu, plug or off\n",
 					optarg);
 				return 2;
@@ -783,19 +778,19 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			if (c == OPT_TAP && !nb_kind_given)
-				nbcp->kind = REMUS_NETBUFFER_PLUG;
-			nb_devices[ndevices++] = optarg;
+				d.nbc.kind = REMUS_NETBUFFER_PLUG;
+			d.nb_devices[ndevices++] = optarg;
 			break;
 		case OPT_NB_LIMIT:
 			if (parse_uint("--nb-limit", optarg, 65536, 1u << 30, &v) < 0)
 				return 2;
-			nbcp->epoch_limit_bytes = v;
+			d.nbc.epoch_limit_bytes = v;
 			break;
 		case OPT_NB_ON_LOST:
 			if (strcmp(optarg, "release") == 0) {
-				nbcp->on_lost = REMUS_NETBUFFER_LOST_RELEASE;
+				d.nbc.on_lost = REMUS_NETBUFFER_LOST_RELEASE;
 			} else if (strcmp(optarg, "hold") == 0) {
-				nbcp->on_lost = REMUS_NETBUFFER_LOST_HOLD;
+				d.nbc.on_lost = REMUS_NETBUFFER_LOST_HOLD;
 			} else {
 				fprintf(stderr, "remusd: --nb-on-lost: '%s' is not release or hold\n",
 					optarg);
@@ -831,16 +826,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "remusd primary: --journal is an option of the standby\n");
 		return 2;
 	}
-	if (nbcp->kind == REMUS_NETBUFFER_PLUG && !d.nb_off && ndevices == 0) {
+	if (d.nbc.kind == REMUS_NETBUFFER_PLUG && !d.nb_off && ndevices == 0) {
 		fprintf(stderr, "remusd primary: --netbuffer plug needs the guest's tap: --tap IF\n");
 		return 2;
 	}
-	nbcp->devices = ndevices ? nb_devices : NULL;
-	d.nb_explicit = ndevices != 0;
-	nbcp->ndevices = ndevices;
+	d.nbc.devices = ndevices ? d.nb_devices : NULL;
+	d.nbc.ndevices = ndevices;
 	dcfg.standby = !primary;
 	snprintf(d.standby_host, sizeof(d.standby_host), "%s", host);
-	ecfgp->standby_host = d.standby_host;
+	d.ecfg.standby_host = d.standby_host;
 	scfg.listen_host = *lhost ? lhost : NULL;
 
 	signal(SIGPIPE, SIG_IGN);
