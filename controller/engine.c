@@ -1098,12 +1098,6 @@ size_t remus_engine_link_backlog(const struct remus_engine *e)
 	return remus_buf_len(&e->link_out);
 }
 
-void remus_engine_drop_session(struct remus_engine *e, const char *reason)
-{
-	if (session_up(e) || e->link_fd >= 0)
-		standby_lost(e, true, "%s", reason);
-}
-
 /* ---- start, stop, status --------------------------------------------- */
 
 static void finish(struct remus_engine *e, enum remus_engine_state st, int rc,

@@ -128,9 +128,6 @@ int remus_engine_disk_op(struct remus_engine *e, uint16_t disk, unsigned op,
 			 uint64_t offset, uint32_t len, const void *data);
 /* Bytes queued for the standby and not yet written to the socket. */
 size_t remus_engine_link_backlog(const struct remus_engine *e);
-/* Gives the current session up (CLOSE @reason, borrowed), as if the
- * standby were lost; the engine reconnects later. */
-void remus_engine_drop_session(struct remus_engine *e, const char *reason);
 /* Changes the epoch interval from the next epoch on.  0 or -EINVAL. */
 int remus_engine_set_interval(struct remus_engine *e, unsigned interval_ms);
 /* Stops protecting: cancels the migration, resumes the guest if we had

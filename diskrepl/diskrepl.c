@@ -336,11 +336,6 @@ void remus_diskrepl_free(struct remus_diskrepl *dr)
 	free(dr);
 }
 
-size_t remus_diskrepl_count(const struct remus_diskrepl *dr)
-{
-	return dr ? dr->ndisks : 0;
-}
-
 /* ---- primary: forwarding and resync ------------------------------------ */
 
 void remus_diskrepl_set_forward(struct remus_diskrepl *dr, remus_diskrepl_forward_fn fn,

@@ -84,7 +84,6 @@ int remus_diskrepl_new(struct remus_loop *loop, const struct remus_diskrepl_conf
 		       struct remus_diskrepl **out);
 /* Stops serving, closes everything.  NULL ok. */
 void remus_diskrepl_free(struct remus_diskrepl *dr);
-size_t remus_diskrepl_count(const struct remus_diskrepl *dr);
 
 /* ---- primary ---- */
 void remus_diskrepl_set_forward(struct remus_diskrepl *dr, remus_diskrepl_forward_fn fn,
