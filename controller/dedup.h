@@ -46,7 +46,7 @@
 
 #include <stdint.h>
 
-#include "controller/migstream.h"
+#include "migstream/migstream.h"
 
 struct remus_dedup;
 

@@ -9,7 +9,7 @@
  *   channel   our end of the migration socketpair: bytes are framed by the
  *             migstream parser, rewritten for the standby and queued on
  *             the link as they arrive;
- *   link      TCP to the standby remusd (common/repl.h frames): HELLO, epoch
+ *   link      TCP to the standby remusd (repl/repl.h frames): HELLO, epoch
  *             chunks, COMMIT_REQ out; HELLO_ACK, COMMIT_ACK, HEARTBEAT in.
  *
  * Backpressure: when the link's output buffer passes link_high_water we
@@ -42,10 +42,10 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "common/repl.h"
+#include "repl/repl.h"
 #include "common/sock.h"
 #include "controller/dedup.h"
-#include "controller/migstream.h"
+#include "migstream/migstream.h"
 #include "qmp/qmp.h"
 
 #define LOG "engine"

@@ -11,10 +11,10 @@
  *   until completed --> barrier hooks (netbuffer, disk) --> COMMIT_REQ to
  *   the standby --> cont --> next epoch's migration (RUNNING)
  *
- * The stream goes through controller/migstream.h: framed, rewritten for
+ * The stream goes through migstream/migstream.h: framed, rewritten for
  * the standby's never-ending stream, pages the standby already holds
  * dropped by controller/dedup.h, and sent on the replication link
- * (common/repl.h) while the epoch runs.  The standby acknowledges a
+ * (repl/repl.h) while the epoch runs.  The standby acknowledges a
  * complete epoch with COMMIT_ACK; only then is the commit hook (release
  * the epoch's packets) called and the epoch's page hashes made the
  * standby's.  The guest does not wait for the ack (Remus pipelining).
@@ -119,7 +119,7 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 /* The session_start hook's work is done: @rc 0 starts the first epoch,
  * -errno gives the session up with @why (borrowed) as the reason. */
 void remus_engine_session_ready(struct remus_engine *e, int rc, const char *why);
-/* Sends a disk operation (common/repl.h EPOCH_DISK; @data borrowed, @len
+/* Sends a disk operation (repl/repl.h EPOCH_DISK; @data borrowed, @len
  * bytes for a WRITE) as part of the current epoch.  Returns 0; -ENOTCONN
  * when there is no session (the write stays local: the next session's
  * resync finds it); other -errno when it could not be queued (the session

@@ -22,7 +22,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "common/repl.h"
+#include "repl/repl.h"
 #include "common/wire.h"
 #include "diskrepl/extent.h"
 #include "diskrepl/fileio.h"

@@ -8,7 +8,7 @@
  * (the forward hook: remus_engine_disk_op()) as an EPOCH_DISK of the
  * current epoch.  QEMU drains its I/O when the guest is stopped for a
  * checkpoint, so the epoch barrier is exact, and the COMMIT_REQ covers the
- * epoch's disk writes (common/repl.h).  Without a session the write stays
+ * epoch's disk writes (repl/repl.h).  Without a session the write stays
  * local; the next session's resync finds it.
  *
  * Resync.  When a standby accepts a session it first sends the XXH3-128
@@ -35,8 +35,8 @@
  * synchronous, bounded per call (resync hashing proceeds in slices on the
  * loop).  Not thread-safe.
  */
-#ifndef REMUS_DISKREPL_H
-#define REMUS_DISKREPL_H
+#ifndef REMUS_DISKREPL_DISKREPL_H
+#define REMUS_DISKREPL_DISKREPL_H
 
 #include <stdbool.h>
 #include <stddef.h>

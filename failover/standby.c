@@ -33,9 +33,9 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "common/repl.h"
+#include "repl/repl.h"
 #include "common/sock.h"
-#include "controller/migstream.h"
+#include "migstream/migstream.h"
 #include "qmp/qmp.h"
 
 #define LOG "standby"

@@ -6,12 +6,12 @@
  * The standby QEMU is started (by the caller, libvirt or a test) with
  * `-incoming unix:PATH` and the same configuration as the primary.  This
  * module connects to PATH and writes to it one never-ending precopy stream
- * made of committed epochs only (controller/migstream.h builds the epochs'
+ * made of committed epochs only (migstream/migstream.h builds the epochs'
  * bytes on the primary); the device part of the last committed epoch is
  * held back.  The QEMU's return path is read and dropped.
  *
  *   primary link:  HELLO -> check, HELLO_ACK
- *                  EPOCH_DATA/DEVICE/COMMIT_REQ -> assembler (common/repl.h)
+ *                  EPOCH_DATA/DEVICE/COMMIT_REQ -> assembler (repl/repl.h)
  *                  complete, verified epoch N -> COMMIT_ACK(N), then its data
  *                  goes to the standby QEMU and its device part is kept
  *

@@ -32,8 +32,8 @@
  * inside the call that started the operation, and a done callback may
  * free the netbuffer.
  */
-#ifndef REMUS_NETBUFFER_H
-#define REMUS_NETBUFFER_H
+#ifndef REMUS_NETBUFFER_NETBUFFER_H
+#define REMUS_NETBUFFER_NETBUFFER_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -20,7 +20,7 @@
 
 #include "common/buf.h"
 #include "controller/dedup.h"
-#include "controller/migstream.h"
+#include "migstream/migstream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -25,7 +25,7 @@
 
 #include <xxhash.h>
 
-#include "common/repl.h"
+#include "repl/repl.h"
 #include "common/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/repl.h"
+#include "repl/repl.h"
 
 #define TXT(s) ((struct remus_repl_text){ .p = (s), .len = sizeof(s) - 1 })
 

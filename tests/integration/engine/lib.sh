@@ -12,7 +12,7 @@ set -euo pipefail
 : "${REMUS_BUILD_DIR:?run through ctest (REMUS_BUILD_DIR unset)}"
 : "${REMUS_GUEST_KERNEL:?}" "${REMUS_GUEST_INITRD:?}"
 QEMU=${REMUS_QEMU:-qemu-system-x86_64}
-REMUSD=$REMUS_BUILD_DIR/controller/remusd
+REMUSD=$REMUS_BUILD_DIR/daemon/remusd
 ACCEL=${REMUS_ACCEL:-$(cat "$REMUS_BUILD_DIR/vm-images/accel" 2>/dev/null || echo tcg)}
 
 T=$(mktemp -d /tmp/remus-engine-XXXXXX)

@@ -29,7 +29,7 @@
 #include <xxhash.h>
 
 #include "common/buf.h"
-#include "common/repl.h"
+#include "repl/repl.h"
 #include "common/sock.h"
 
 /* Reads frames until one of type @want (returns 1, copying a reason into

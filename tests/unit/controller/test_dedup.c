@@ -17,7 +17,7 @@
 #include "common/buf.h"
 #include "common/wire.h"
 #include "controller/dedup.h"
-#include "controller/migstream.h"
+#include "migstream/migstream.h"
 
 #define PAGE 4096
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Unit tests of the replication link (common/repl.h): every message
+ * Unit tests of the replication link (repl/repl.h): every message
  * round-trips; decoding is independent of how the stream is split; any
  * flipped bit in a frame is detected; bounds are enforced from the header
  * alone; the handshake check explains its rejects; and the standby's epoch
@@ -18,7 +18,7 @@
 #include <cmocka.h>
 #include <xxhash.h>
 
-#include "common/repl.h"
+#include "repl/repl.h"
 #include "common/wire.h"
 
 #define TXT(s) ((struct remus_repl_text){ .p = (s), .len = sizeof(s) - 1 })

@@ -12,7 +12,7 @@
  * frame whose XXH3 matches is parsed, with a bounded wire reader; the frame
  * stays in the input buffer (the message borrows it) until the next call.
  */
-#include "common/repl.h"
+#include "repl/repl.h"
 
 #include <errno.h>
 #include <inttypes.h>

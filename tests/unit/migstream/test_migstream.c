@@ -21,7 +21,7 @@
 #include "common/buf.h"
 #include "common/wire.h"
 #include "common/sock.h"
-#include "controller/migstream.h"
+#include "migstream/migstream.h"
 
 #define PAGE 4096
 #define RAM_SID 2

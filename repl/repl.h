@@ -106,8 +106,8 @@
  * otherwise.  Nothing here logs; callers log the message with the peer's
  * address.  Not thread-safe; everything belongs to the loop's thread.
  */
-#ifndef REMUS_COMMON_REPL_H
-#define REMUS_COMMON_REPL_H
+#ifndef REMUS_REPL_REPL_H
+#define REMUS_REPL_REPL_H
 
 #include <stdbool.h>
 #include <stddef.h>

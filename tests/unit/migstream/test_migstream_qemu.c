@@ -37,7 +37,7 @@
 
 #include "common/buf.h"
 #include "controller/dedup.h"
-#include "controller/migstream.h"
+#include "migstream/migstream.h"
 
 struct capture {
 	char path[128];  /* file: capture only */

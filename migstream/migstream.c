@@ -19,7 +19,7 @@
  * CONTINUE reuses the previous record's block; a zero page carries one
  * byte that must be 0).
  */
-#include "controller/migstream.h"
+#include "migstream/migstream.h"
 
 #include <errno.h>
 #include <json-c/json.h>

@@ -34,7 +34,7 @@
 #include "common/ctl.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "common/repl.h"
+#include "repl/repl.h"
 #include "controller/engine.h"
 #include "diskrepl/diskrepl.h"
 #include "failover/standby.h"

@@ -53,8 +53,8 @@
  * into a completed migration: END(ram){EOS} + footer, the last committed
  * device part (ending in EOF) and an empty vmdescription.
  */
-#ifndef REMUS_CONTROLLER_MIGSTREAM_H
-#define REMUS_CONTROLLER_MIGSTREAM_H
+#ifndef REMUS_MIGSTREAM_MIGSTREAM_H
+#define REMUS_MIGSTREAM_MIGSTREAM_H
 
 #include <stdbool.h>
 #include <stddef.h>
