@@ -1304,10 +1304,9 @@ enum remus_engine_state remus_engine_get_state(const struct remus_engine *e)
 	return e->state;
 }
 
-char *remus_engine_status_json(const struct remus_engine *e)
+struct json_object *remus_engine_status_json(const struct remus_engine *e)
 {
 	struct json_object *o = json_object_new_object();
-	char *s;
 
 	if (!o)
 		return NULL;
@@ -1329,7 +1328,5 @@ char *remus_engine_status_json(const struct remus_engine *e)
 			       json_object_new_int64((int64_t)remus_buf_len(&e->link_out)));
 	if (*e->reason)
 		json_object_object_add(o, "last_error", json_object_new_string(e->reason));
-	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return s;
+	return o;
 }

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct json_object;
 struct remus_loop;
 struct remus_qmp;
 struct remus_engine;
@@ -139,7 +140,8 @@ void remus_engine_free(struct remus_engine *e);
 
 enum remus_engine_state remus_engine_get_state(const struct remus_engine *e);
 const char *remus_engine_state_name(enum remus_engine_state s);
-/* Status as a JSON object text (owned: free()), or NULL on ENOMEM. */
-char *remus_engine_status_json(const struct remus_engine *e);
+/* Status as a JSON object (owned: json_object_put()), or NULL on ENOMEM:
+ *   {"role":"primary","state":...,"standby":HOST,"epoch":N,...} */
+struct json_object *remus_engine_status_json(const struct remus_engine *e);
 
 #endif

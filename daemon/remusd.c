@@ -171,30 +171,34 @@ static char *ok_reply(void)
 	return strdup("{\"ok\":true}");
 }
 
-/* The role's status object, with "netbuffer" and "disks" added. */
+/* The role's status object, with "netbuffer" and "disks" added; one
+ * JSON line (owned: free()), or NULL on ENOMEM. */
 static char *status_json(struct daemon *d)
 {
-	char *base = d->engine ? remus_engine_status_json(d->engine)
-		   : d->standby ? remus_standby_status_json(d->standby) : strdup("{}");
-	struct json_object *o = base ? json_tokener_parse(base) : NULL;
-	char *s = NULL, *part;
+	struct json_object *o = d->engine ? remus_engine_status_json(d->engine)
+			      : d->standby ? remus_standby_status_json(d->standby)
+			      : json_object_new_object();
+	struct json_object *part;
+	char *s = NULL;
 
-	free(base);
 	if (!o)
 		return NULL;
 	if (d->engine || (!d->standby && !d->disks)) {
-		if (d->nb && (part = remus_netbuffer_status_json(d->nb))) {
-			json_object_object_add(o, "netbuffer", json_tokener_parse(part));
-			free(part);
-		} else {
-			json_object_object_add(o, "netbuffer", json_object_new_string("off"));
+		part = d->nb ? remus_netbuffer_status_json(d->nb) : json_object_new_string("off");
+		if (!part || json_object_object_add(o, "netbuffer", part) < 0) {
+			json_object_put(part);
+			goto out;
 		}
 	}
-	if (d->disks && (part = remus_diskrepl_status_json(d->disks))) {
-		json_object_object_add(o, "disks", json_tokener_parse(part));
-		free(part);
+	if (d->disks) {
+		part = remus_diskrepl_status_json(d->disks);
+		if (!part || json_object_object_add(o, "disks", part) < 0) {
+			json_object_put(part);
+			goto out;
+		}
 	}
 	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+out:
 	json_object_put(o);
 	return s;
 }
@@ -530,14 +534,14 @@ static void on_failover_done(void *opaque, const struct remus_failover_report *r
 	struct daemon *d = opaque;
 
 	if (d->report_path) {
-		char *s = remus_standby_status_json(d->standby);
+		struct json_object *o = remus_standby_status_json(d->standby);
 		FILE *f = fopen(d->report_path, "w");
 
-		if (f && s)
-			fprintf(f, "%s\n", s);
+		if (f && o)
+			fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 		if (f)
 			fclose(f);
-		free(s);
+		json_object_put(o);
 	}
 	if (r->rc < 0) {
 		d->exit_rc = 1;

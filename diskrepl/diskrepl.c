@@ -714,10 +714,9 @@ void remus_diskrepl_standby_discard(struct remus_diskrepl *dr)
 
 /* ---- status ------------------------------------------------------------ */
 
-char *remus_diskrepl_status_json(const struct remus_diskrepl *dr)
+struct json_object *remus_diskrepl_status_json(const struct remus_diskrepl *dr)
 {
 	struct json_object *a = json_object_new_array();
-	char *s;
 
 	if (!a)
 		return NULL;
@@ -763,7 +762,5 @@ char *remus_diskrepl_status_json(const struct remus_diskrepl *dr)
 		}
 		json_object_array_add(a, o);
 	}
-	s = strdup(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN));
-	json_object_put(a);
-	return s;
+	return a;
 }

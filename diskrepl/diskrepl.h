@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct json_object;
 struct remus_loop;
 struct remus_buf;
 struct remus_repl_msg;
@@ -116,7 +117,8 @@ int remus_diskrepl_standby_commit(struct remus_diskrepl *dr, uint64_t epoch);
 /* Drops the uncommitted epoch's writes (session lost, failover). */
 void remus_diskrepl_standby_discard(struct remus_diskrepl *dr);
 
-/* Status as a JSON array text (owned: free()), or NULL on ENOMEM. */
-char *remus_diskrepl_status_json(const struct remus_diskrepl *dr);
+/* Status as a JSON array, one object per disk (owned: json_object_put()),
+ * or NULL on ENOMEM. */
+struct json_object *remus_diskrepl_status_json(const struct remus_diskrepl *dr);
 
 #endif

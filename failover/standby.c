@@ -1080,10 +1080,9 @@ uint16_t remus_standby_port(const struct remus_standby *s)
 	return s->port;
 }
 
-char *remus_standby_status_json(const struct remus_standby *s)
+struct json_object *remus_standby_status_json(const struct remus_standby *s)
 {
 	struct json_object *o = json_object_new_object();
-	char *r;
 
 	if (!o)
 		return NULL;
@@ -1114,7 +1113,5 @@ char *remus_standby_status_json(const struct remus_standby *s)
 		json_object_object_add(f, "rc", json_object_new_int(s->rep.rc));
 		json_object_object_add(o, "failover", f);
 	}
-	r = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return r;
+	return o;
 }

@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct json_object;
 struct remus_loop;
 struct remus_qmp;
 struct remus_standby;
@@ -113,7 +114,8 @@ enum remus_standby_state remus_standby_get_state(const struct remus_standby *s);
 const char *remus_standby_state_name(enum remus_standby_state st);
 /* The TCP port listened on (useful with listen_port 0). */
 uint16_t remus_standby_port(const struct remus_standby *s);
-/* Status as JSON text (owned: free()), or NULL. */
-char *remus_standby_status_json(const struct remus_standby *s);
+/* Status as a JSON object (owned: json_object_put()), or NULL on ENOMEM:
+ *   {"role":"standby","state":...,"listen_port":N,...,"failover":{...}} */
+struct json_object *remus_standby_status_json(const struct remus_standby *s);
 
 #endif

@@ -513,11 +513,10 @@ void remus_netbuffer_get_stats(const struct remus_netbuffer *nb,
 		plugs_stats(nb, st);
 }
 
-char *remus_netbuffer_status_json(const struct remus_netbuffer *nb)
+struct json_object *remus_netbuffer_status_json(const struct remus_netbuffer *nb)
 {
 	struct remus_netbuffer_stats st;
 	struct json_object *o = json_object_new_object(), *s, *devs;
-	char *out = NULL;
 	size_t i, n;
 
 	if (!o)
@@ -549,7 +548,5 @@ char *remus_netbuffer_status_json(const struct remus_netbuffer *nb)
 	json_object_object_add(o, "stats", s);
 	if (nb->qemu)
 		remus_nbqemu_status_json(nb->qemu, o);
-	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return out;
+	return o;
 }

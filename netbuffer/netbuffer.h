@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct json_object;
 struct remus_loop;
 struct remus_qmp;
 struct remus_netbuffer;
@@ -154,7 +155,7 @@ void remus_netbuffer_free(struct remus_netbuffer *nb);
 void remus_netbuffer_get_stats(const struct remus_netbuffer *nb,
 			       struct remus_netbuffer_stats *st);
 
-/* Returns an owned (free) JSON object, or NULL if out of memory:
+/* Returns an owned (json_object_put()) JSON object, or NULL if out of memory:
  *   {"kind":"qemu","devices":["hostnet0"],"state":"ready","holding":true,
  *    "on_lost":"release","epoch_limit_bytes":16777216,
  *    "stats":{...every field of struct remus_netbuffer_stats...},
@@ -162,7 +163,7 @@ void remus_netbuffer_get_stats(const struct remus_netbuffer *nb,
  *             "malformed":0,"vnet_hdr_len":12,"unbuffered":false}]}
  * ("nics" only for qemu; vnet_hdr_len of the last frame, -1 before any;
  * "unbuffered": QEMU closed our outdev, that NIC's output is not held). */
-char *remus_netbuffer_status_json(const struct remus_netbuffer *nb);
+struct json_object *remus_netbuffer_status_json(const struct remus_netbuffer *nb);
 
 /* "qemu" or "plug" (static storage; "?" for anything else). */
 const char *remus_netbuffer_kind_name(enum remus_netbuffer_kind k);

@@ -217,14 +217,10 @@ static bool released_all_sent(struct api *c, char *what, size_t size)
 
 /* ---- status JSON ----------------------------------------------------------- */
 
-/* Returns the parsed status (owned: json_object_put) or NULL. */
+/* Returns the status (owned: json_object_put) or NULL. */
 static struct json_object *status(struct api *c)
 {
-	char *s = remus_netbuffer_status_json(c->nb);
-	struct json_object *o = s ? json_tokener_parse(s) : NULL;
-
-	free(s);
-	return o;
+	return remus_netbuffer_status_json(c->nb);
 }
 
 static struct json_object *jget(struct json_object *o, const char *key)

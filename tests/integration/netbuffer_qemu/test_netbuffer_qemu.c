@@ -256,7 +256,8 @@ int main(int argc, char **argv)
 	size_t n_setup, n_held, n_commit, n;
 	uint64_t epoch = 0, pause_max = 0, pause, t_hold;
 	int ufd, rc;
-	char *js;
+	struct json_object *st_obj;
+	const char *js;
 
 	mode = tap ? "tap" : "user";
 	if (!remus_test_guest_available()) {
@@ -361,7 +362,8 @@ int main(int argc, char **argv)
 	if (nvals < n + 5)
 		fail("standby_lost(release): %zu datagrams in 1 s", nvals - n);
 	check_sequence("pass-through");
-	js = remus_netbuffer_status_json(nb);
+	st_obj = remus_netbuffer_status_json(nb);
+	js = st_obj ? json_object_to_json_string_ext(st_obj, JSON_C_TO_STRING_PLAIN) : NULL;
 	printf("netbuffer-qemu[%s]: status %s\n", mode, js ? js : "(null)");
 	if (!js || !strstr(js, "\"holding\":false") || !strstr(js, "\"devices\":[\"n0\"]"))
 		fail("status JSON does not show pass-through on n0");
@@ -369,7 +371,7 @@ int main(int argc, char **argv)
 		fail("-netdev user: QEMU should send vnet_hdr_len 0");
 	if (tap && !strstr(js, "\"vnet_hdr_len\":12") && !strstr(js, "\"vnet_hdr_len\":10"))
 		fail("-netdev tap,vnet_hdr=on: QEMU should send a virtio-net header length");
-	free(js);
+	json_object_put(st_obj);
 
 	/* 5. Teardown: nothing of ours left in QEMU, traffic flows directly. */
 	memset(&d, 0, sizeof(d));

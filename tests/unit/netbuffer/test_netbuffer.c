@@ -508,7 +508,8 @@ static void test_hold_until_commit(void **state)
 	struct env *e = *state;
 	struct fake *f = e->f;
 	struct remus_netbuffer_stats st;
-	char *js;
+	struct json_object *st_obj;
+	const char *js;
 
 	nb_new(e, false, REMUS_NETBUFFER_LOST_RELEASE, 0);
 	nb_setup_ok(e);
@@ -546,13 +547,15 @@ static void test_hold_until_commit(void **state)
 	assert_true(st.latency_max_ms >= 40);
 	/* Unknown label: ignored. */
 	remus_netbuffer_commit(e->nb, 99);
-	js = remus_netbuffer_status_json(e->nb);
+	st_obj = remus_netbuffer_status_json(e->nb);
+	assert_non_null(st_obj);
+	js = json_object_to_json_string_ext(st_obj, JSON_C_TO_STRING_PLAIN);
 	assert_non_null(js);
 	assert_non_null(strstr(js, "\"kind\":\"qemu\""));
 	assert_non_null(strstr(js, "\"devices\":[\"n0\",\"n1\"]"));
 	assert_non_null(strstr(js, "\"holding\":true"));
 	assert_non_null(strstr(js, "\"held_frames\":1"));
-	free(js);
+	json_object_put(st_obj);
 
 	f->log[0] = '\0';
 	nb_teardown(e, true, 0);
@@ -600,16 +603,19 @@ static void test_discovery(void **state)
 {
 	struct env *e = *state;
 	struct fake *f = e->f;
-	char *js;
+	struct json_object *st_obj;
+	const char *js;
 
 	nb_new(e, true, REMUS_NETBUFFER_LOST_RELEASE, 0);
 	nb_setup_ok(e);
 	assert_non_null(strstr(f->log, "qom-get /machine/peripheral/serial0;"));
 	assert_non_null(strstr(f->log, "object-add remus-nb-n0;"));
 	assert_non_null(strstr(f->log, "object-add remus-nb-n1;"));
-	js = remus_netbuffer_status_json(e->nb);
+	st_obj = remus_netbuffer_status_json(e->nb);
+	assert_non_null(st_obj);
+	js = json_object_to_json_string_ext(st_obj, JSON_C_TO_STRING_PLAIN);
 	assert_non_null(strstr(js, "\"devices\":[\"n0\",\"n1\"]"));
-	free(js);
+	json_object_put(st_obj);
 	guest_send(f, "n1", "d1");
 	remus_netbuffer_barrier(e->nb, 1);
 	remus_netbuffer_commit(e->nb, 1);
