@@ -27,7 +27,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "diskrepl/nbd.h"
-#include "tests/unit/diskrepl_nbd/nbd_wire.h"
+#include "support/nbd_wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

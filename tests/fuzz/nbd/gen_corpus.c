@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/unit/diskrepl_nbd/nbd_wire.h"
+#include "support/nbd_wire.h"
 
 static const char *dir;
 

@@ -3,7 +3,7 @@
  * The plug backend against the running kernel, inside a private network
  * namespace with a veth pair standing in for the guest's tap (so the host
  * is never touched).  The checks themselves are shared with the guest test
- * (tests/integration/netbuffer_plug/plug_cycle.c, compiled into this file
+ * (tests/support/plug_cycle.c, compiled into this file
  * because this directory's CMakeLists.txt lists one source).
  *
  *   - argument checks and the IFB name;
@@ -39,7 +39,7 @@
  * (remus_netbuffer links PkgConfig::LIBNL publicly). */
 #if __has_include(<netlink/netlink.h>)
 #define HAVE_LIBNL 1
-#include "integration/netbuffer_plug/plug_cycle.c"
+#include "support/plug_cycle.c"
 #else
 #define HAVE_LIBNL 0
 #endif

@@ -53,7 +53,7 @@ static int setup(void **state)
 
 	if (!f || tu_mkdtemp(access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", f->dir) < 0)
 		return -1;
-	f->seed = tu_seed("test_diskrepl_journal");
+	f->seed = tu_seed("test_journal");
 	f->punch = tu_can_punch(f->dir);
 	snprintf(f->jpath, sizeof(f->jpath), "%s/epochs.journal", f->dir);
 	f->scratch = malloc(8 << 20);

@@ -5,8 +5,8 @@
  * not from the server's code) and a RAM disk whose ops record what they
  * were asked.  Header-only; shared by the unit tests and the fuzz target.
  */
-#ifndef REMUS_TEST_NBD_WIRE_H
-#define REMUS_TEST_NBD_WIRE_H
+#ifndef REMUS_TESTS_SUPPORT_NBD_WIRE_H
+#define REMUS_TESTS_SUPPORT_NBD_WIRE_H
 
 #include <errno.h>
 #include <stdint.h>

@@ -28,7 +28,7 @@
 #include "common/loop.h"
 #include "common/sock.h"
 #include "diskrepl/nbd.h"
-#include "unit/diskrepl_nbd/nbd_wire.h"
+#include "support/nbd_wire.h"
 
 #define DISK_SIZE (16u << 20)
 

@@ -22,8 +22,8 @@
  * The helpers at the end (reporting, host snapshots, frames) are shared
  * with the public-API checks of netbuffer_api.c.
  */
-#ifndef REMUS_TESTS_PLUG_CYCLE_H
-#define REMUS_TESTS_PLUG_CYCLE_H
+#ifndef REMUS_TESTS_SUPPORT_PLUG_CYCLE_H
+#define REMUS_TESTS_SUPPORT_PLUG_CYCLE_H
 
 #include <net/if.h>
 #include <stdbool.h>

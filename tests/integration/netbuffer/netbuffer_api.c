@@ -45,7 +45,7 @@
 #include "common/loop.h"
 #include "netbuffer/netbuffer.h"
 #include "netbuffer/plug.h"
-#include "plug_cycle.h"
+#include "support/plug_cycle.h"
 
 #define NTAPS 2
 #define SMALL 100      /* bytes of a test frame */

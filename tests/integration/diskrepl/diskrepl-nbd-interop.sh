@@ -18,7 +18,7 @@
 set -euo pipefail
 
 : "${REMUS_BUILD_DIR:?run through ctest (REMUS_BUILD_DIR unset)}"
-SERVE=$REMUS_BUILD_DIR/tests/integration/diskrepl_nbd/nbd_serve
+SERVE=$REMUS_BUILD_DIR/tests/integration/diskrepl/nbd_serve
 QEMU=${REMUS_QEMU:-qemu-system-x86_64}
 T=$(mktemp -d /tmp/remus-nbd-XXXXXX)
 PIDS=()

@@ -6,7 +6,7 @@
 # the same address must be picked up and resynced from a full epoch
 # (protection resumes by itself); a failover to that new standby must then
 # resume the guest from its last checkpoint.
-source "$(dirname "$0")/lib.sh"
+source "$REMUS_SOURCE_DIR/tests/integration/engine/lib.sh"
 interval=500
 
 port=$(free_port)

@@ -7,8 +7,8 @@
 # end in a clear error and a consistent state: nothing committed, nothing
 # written to the standby QEMU, no failover (nothing to take over from),
 # and the standby still accepting the next primary.
-source "$(dirname "$0")/lib.sh"
-PROBE=$REMUS_BUILD_DIR/tests/integration/engine/link_probe
+source "$REMUS_SOURCE_DIR/tests/integration/engine/lib.sh"
+PROBE=$REMUS_BUILD_DIR/tests/integration/failover/link_probe
 
 port=$(free_port)
 start_qemu sby "remus.run=tick" -incoming "unix:$T/in.sock"

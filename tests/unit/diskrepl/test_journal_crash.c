@@ -195,7 +195,7 @@ static void test_sigkill_all_or_nothing(void **state)
 	assert_int_equal(tu_mkdtemp("/tmp", dir), 0);
 	snprintf(jpath, sizeof(jpath), "%s/standby.journal", dir);
 	snprintf(ipath, sizeof(ipath), "%s/standby.raw", dir);
-	seed = tu_seed("test_diskrepl_journal_crash");
+	seed = tu_seed("test_journal_crash");
 	base_seed = seed;
 	memset(model, 0, IMG_SIZE);
 	assert_int_equal(remus_image_open(ipath, true, IMG_SIZE, &im), 0);

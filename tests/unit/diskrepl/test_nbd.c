@@ -21,7 +21,7 @@
 #include "common/buf.h"
 #include "common/wire.h"
 #include "diskrepl/nbd.h"
-#include "unit/diskrepl_nbd/nbd_wire.h"
+#include "support/nbd_wire.h"
 
 #define DISK_SIZE (1u << 20)
 #define SMALL_SIZE (64u << 10)

@@ -32,7 +32,7 @@ static int setup(void **state)
 	if (!f || tu_mkdtemp("/tmp", f->dir) < 0)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/disk.raw", f->dir);
-	f->seed = tu_seed("test_diskrepl_image");
+	f->seed = tu_seed("test_image");
 	*state = f;
 	return 0;
 }

@@ -19,7 +19,7 @@
 #     of seq), and the guest's own full-memory check finds no MISMATCH
 #
 # Prints the failover time reported by the standby.
-source "$(dirname "$0")/lib.sh"
+source "$REMUS_SOURCE_DIR/tests/integration/engine/lib.sh"
 
 guest=${1:?guest: tick or dirty}
 interval=${2:?interval ms}

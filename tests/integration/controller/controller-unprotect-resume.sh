@@ -8,7 +8,7 @@
 #    stream: its first epoch is numbered after the last committed one and
 #    is full, and the standby QEMU is not restarted;
 #  - a failover after that resumes the guest from the newest checkpoint.
-source "$(dirname "$0")/lib.sh"
+source "$REMUS_SOURCE_DIR/tests/integration/engine/lib.sh"
 interval=500
 
 port=$(free_port)

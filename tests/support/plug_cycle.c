@@ -11,7 +11,7 @@
  * qdiscs and filters taken over rtnetlink (libnl caches), compared line by
  * line before and after.
  */
-#include "plug_cycle.h"
+#include "support/plug_cycle.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

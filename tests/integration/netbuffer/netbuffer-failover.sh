@@ -35,7 +35,7 @@ mode=${3:?mode: qemu, plug or off}
 case "$mode" in qemu | plug | off) ;; *) fail "unknown mode '$mode': qemu, plug or off" ;; esac
 
 # The checker itself must be able to fail (cheap; no QEMU).
-"$(dirname "$0")/selftest.sh" "$NBCHECK" >"$T/selftest.log" 2>&1 ||
+"$(dirname "$0")/netbuffer-nbcheck-selftest.sh" "$NBCHECK" >"$T/selftest.log" 2>&1 ||
 	fail "nbcheck's self-test failed: $(tail -n 3 "$T/selftest.log")"
 
 topo_up

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-# selftest.sh NBCHECK: the output-commit checker judges synthetic client
+# netbuffer-nbcheck-selftest.sh NBCHECK: the output-commit checker judges synthetic client
 # logs the way the failover tests rely on: a clean failover passes, and
 # each way output can leak from an uncommitted epoch (a repeated UDP value,
 # a value going back, a TCP value newer than the standby's first output)
@@ -9,7 +9,7 @@
 # the failover beyond --max-loss is reported (exit 4).  A checker that
 # cannot fail makes the failover tests worthless, hence this test.
 set -euo pipefail
-nbcheck=${1:?usage: selftest.sh PATH_TO_NBCHECK}
+nbcheck=${1:?usage: netbuffer-nbcheck-selftest.sh PATH_TO_NBCHECK}
 T=$(mktemp -d /tmp/remus-nbcheck-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 split=2000000

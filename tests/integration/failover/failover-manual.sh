@@ -10,7 +10,7 @@
 #                    from the last checkpoint
 #   manual.sh fence  the fence command fails: the standby must NOT run the
 #                    guest (it could still run on the primary) and says so
-source "$(dirname "$0")/lib.sh"
+source "$REMUS_SOURCE_DIR/tests/integration/engine/lib.sh"
 mode=${1:?ok or fence}
 interval=1000
 

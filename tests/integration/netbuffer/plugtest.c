@@ -4,7 +4,7 @@
  * inside the test guest (a Debian kernel with sch_plug, ifb, act_mirred,
  * sch_ingress, cls_u32, tun and veth loaded: remus.modules=tc,tun,veth).
  * Built statically and added to the guest's initramfs as an overlay by
- * this directory's CMakeLists.txt; driven by plug-guest.sh.
+ * this directory's CMakeLists.txt; driven by netbuffer-plug-guest.sh.
  *
  * Runs the refusals and the full cycle (plug_cycle.h) on a tun/tap device
  * "rtap0", the way QEMU's tap backend feeds a host, then the full cycle on
@@ -23,7 +23,7 @@
 
 #include "common/log.h"
 #include "netbuffer_api.h"
-#include "plug_cycle.h"
+#include "support/plug_cycle.h"
 
 /* Every device created from now on (the backend's IFBs above all) starts
  * without IPv6.  An IFB with IPv6 sends its own router solicitations out
