@@ -1074,15 +1074,14 @@ void remus_engine_session_ready(struct remus_engine *e, int rc, const char *why)
 		start_epoch(e);
 }
 
-int remus_engine_disk_op(struct remus_engine *e, uint16_t disk, unsigned op,
+int remus_engine_disk_op(struct remus_engine *e, uint16_t disk, enum remus_repl_disk_op op,
 			 uint64_t offset, uint32_t len, const void *data)
 {
 	int rc;
 
 	if (!session_up(e))
 		return -ENOTCONN;
-	rc = remus_repl_tx_disk(&e->tx, &e->link_out, disk, (enum remus_repl_disk_op)op,
-				offset, len, data);
+	rc = remus_repl_tx_disk(&e->tx, &e->link_out, disk, op, offset, len, data);
 	if (rc < 0) {
 		standby_lost(e, true, "cannot queue a disk write of %u bytes for the standby "
 			     "(%zu bytes queued): %s", len, remus_buf_len(&e->link_out),

@@ -34,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "repl/repl.h" /* enum remus_repl_disk_op */
+
 struct json_object;
 struct remus_loop;
 struct remus_qmp;
@@ -125,7 +127,7 @@ void remus_engine_session_ready(struct remus_engine *e, int rc, const char *why)
  * when there is no session (the write stays local: the next session's
  * resync finds it); other -errno when it could not be queued (the session
  * is then given up). */
-int remus_engine_disk_op(struct remus_engine *e, uint16_t disk, unsigned op,
+int remus_engine_disk_op(struct remus_engine *e, uint16_t disk, enum remus_repl_disk_op op,
 			 uint64_t offset, uint32_t len, const void *data);
 /* Bytes queued for the standby and not yet written to the socket. */
 size_t remus_engine_link_backlog(const struct remus_engine *e);

@@ -383,8 +383,8 @@ static int on_link_msg(void *opaque, const struct remus_repl_msg *m)
 	return d->disks ? remus_diskrepl_hashes_msg(d->disks, m) : -EPROTO;
 }
 
-static int disk_forward(void *opaque, uint16_t disk, unsigned op, uint64_t off, uint32_t len,
-			const void *data)
+static int disk_forward(void *opaque, uint16_t disk, enum remus_repl_disk_op op, uint64_t off,
+			uint32_t len, const void *data)
 {
 	struct daemon *d = opaque;
 

@@ -91,7 +91,8 @@ struct remus_diskrepl {
 
 /* ---- NBD ops ----------------------------------------------------------- */
 
-static int forward(struct disk *d, unsigned op, uint64_t off, uint32_t len, const void *data)
+static int forward(struct disk *d, enum remus_repl_disk_op op, uint64_t off, uint32_t len,
+		   const void *data)
 {
 	struct remus_diskrepl *dr = d->dr;
 	int rc;
@@ -119,6 +120,31 @@ static int forward(struct disk *d, unsigned op, uint64_t off, uint32_t len, cons
 	return 0;
 }
 
+/* Every guest change to a disk, whichever NBD command asked for it: done
+ * on the local image (durably with FUA), then forwarded as @op. */
+static int modify(struct disk *d, enum remus_repl_disk_op op, uint64_t off, uint32_t len,
+		  const void *buf, uint32_t flags)
+{
+	int rc;
+
+	switch (op) {
+	case REMUS_REPL_DISK_WRITE:
+		rc = remus_image_write(d->im, off, len, buf);
+		break;
+	case REMUS_REPL_DISK_ZERO:
+		rc = remus_image_zero(d->im, off, len, !(flags & REMUS_NBD_CMD_FLAG_NO_HOLE));
+		break;
+	case REMUS_REPL_DISK_TRIM:
+		rc = remus_image_trim(d->im, off, len);
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (rc == 0 && (flags & REMUS_NBD_CMD_FLAG_FUA))
+		rc = remus_image_flush(d->im);
+	return rc ? rc : forward(d, op, off, len, buf);
+}
+
 static int op_read(void *opaque, uint64_t off, uint32_t len, void *buf)
 {
 	struct disk *d = opaque;
@@ -126,34 +152,20 @@ static int op_read(void *opaque, uint64_t off, uint32_t len, void *buf)
 	return remus_image_read(d->im, off, len, buf);
 }
 
+/* The NBD commands that change a disk, mapped to their disk op. */
 static int op_write(void *opaque, uint64_t off, uint32_t len, const void *buf, uint32_t flags)
 {
-	struct disk *d = opaque;
-	int rc = remus_image_write(d->im, off, len, buf);
-
-	if (rc == 0 && (flags & REMUS_NBD_CMD_FLAG_FUA))
-		rc = remus_image_flush(d->im);
-	return rc ? rc : forward(d, REMUS_REPL_DISK_WRITE, off, len, buf);
+	return modify(opaque, REMUS_REPL_DISK_WRITE, off, len, buf, flags);
 }
 
 static int op_zero(void *opaque, uint64_t off, uint32_t len, uint32_t flags)
 {
-	struct disk *d = opaque;
-	int rc = remus_image_zero(d->im, off, len, !(flags & REMUS_NBD_CMD_FLAG_NO_HOLE));
-
-	if (rc == 0 && (flags & REMUS_NBD_CMD_FLAG_FUA))
-		rc = remus_image_flush(d->im);
-	return rc ? rc : forward(d, REMUS_REPL_DISK_ZERO, off, len, NULL);
+	return modify(opaque, REMUS_REPL_DISK_ZERO, off, len, NULL, flags);
 }
 
 static int op_trim(void *opaque, uint64_t off, uint32_t len, uint32_t flags)
 {
-	struct disk *d = opaque;
-	int rc = remus_image_trim(d->im, off, len);
-
-	if (rc == 0 && (flags & REMUS_NBD_CMD_FLAG_FUA))
-		rc = remus_image_flush(d->im);
-	return rc ? rc : forward(d, REMUS_REPL_DISK_TRIM, off, len, NULL);
+	return modify(opaque, REMUS_REPL_DISK_TRIM, off, len, NULL, flags);
 }
 
 static int op_flush(void *opaque)
@@ -640,7 +652,6 @@ int remus_diskrepl_put_hashes(struct remus_diskrepl *dr, struct remus_buf *out)
 int remus_diskrepl_standby_op(struct remus_diskrepl *dr, const struct remus_repl_msg *m)
 {
 	struct disk *d;
-	enum remus_disk_op op;
 	int rc;
 
 	if (!dr->standby || m->type != REMUS_REPL_EPOCH_DISK)
@@ -657,9 +668,9 @@ int remus_diskrepl_standby_op(struct remus_diskrepl *dr, const struct remus_repl
 			  m->u.disk.length, d->size);
 		return -EPROTO;
 	}
-	op = m->u.disk.op == REMUS_REPL_DISK_WRITE ? REMUS_DISK_WRITE
-	   : m->u.disk.op == REMUS_REPL_DISK_ZERO ? REMUS_DISK_ZERO : REMUS_DISK_TRIM;
-	rc = remus_journal_append(dr->journal, m->seq, m->u.disk.disk, op, m->u.disk.offset,
+	/* The decoder admitted only valid ops; the journal checks again. */
+	rc = remus_journal_append(dr->journal, m->seq, m->u.disk.disk,
+				  (enum remus_repl_disk_op)m->u.disk.op, m->u.disk.offset,
 				  m->u.disk.length, m->u.disk.p);
 	if (rc < 0) {
 		remus_err(LOG, "epoch %" PRIu64 ": cannot journal a write to disk %s in %s: %s",

@@ -42,10 +42,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "repl/repl.h" /* enum remus_repl_disk_op */
+
 struct json_object;
 struct remus_loop;
 struct remus_buf;
-struct remus_repl_msg;
 struct remus_diskrepl;
 
 struct remus_diskrepl_disk {
@@ -65,11 +66,12 @@ struct remus_diskrepl_config {
 	uint64_t create_size;
 };
 
-/* Primary: replicate one operation (op: enum remus_repl_disk_op; @data
- * borrowed, @len bytes for a WRITE).  0, -ENOTCONN (no session: local
- * only) or another -errno (the session is being given up). */
-typedef int (*remus_diskrepl_forward_fn)(void *opaque, uint16_t disk, unsigned op,
-					 uint64_t offset, uint32_t len, const void *data);
+/* Primary: replicate one operation (@data borrowed, @len bytes for a
+ * WRITE, NULL otherwise).  0, -ENOTCONN (no session: local only) or
+ * another -errno (the session is being given up). */
+typedef int (*remus_diskrepl_forward_fn)(void *opaque, uint16_t disk,
+					 enum remus_repl_disk_op op, uint64_t offset,
+					 uint32_t len, const void *data);
 /* Primary: bytes queued on the link (resync pauses above a high water). */
 typedef size_t (*remus_diskrepl_backlog_fn)(void *opaque);
 /* Resync finished: 0, or -errno with @why (borrowed). */

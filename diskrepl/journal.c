@@ -44,6 +44,9 @@
 
 #define HDR REMUS_JOURNAL_HDR_LEN
 #define ENT REMUS_JOURNAL_ENTRY_LEN
+/* A JREC stores the op as its enum value: the file format depends on it. */
+_Static_assert(REMUS_REPL_DISK_WRITE == 1 && REMUS_REPL_DISK_ZERO == 2 &&
+	       REMUS_REPL_DISK_TRIM == 3, "journal JREC op values are on disk");
 
 enum jstate {
 	J_OPEN,    /* accepting appends to the open epoch */
@@ -149,8 +152,7 @@ static bool parse_head(const struct remus_journal *j, const uint8_t h[ENT], stru
 		return false;
 	switch (e->tag) {
 	case REMUS_JOURNAL_TAG_REC:
-		if (e->op < REMUS_DISK_WRITE || e->op > REMUS_DISK_TRIM || e->b > UINT32_MAX ||
-		    e->ehash != 0)
+		if (!remus_repl_disk_op_valid(e->op) || e->b > UINT32_MAX || e->ehash != 0)
 			return false;
 		if (e->image < j->nimages) {
 			size = remus_image_size(j->images[e->image]);
@@ -194,9 +196,9 @@ static int apply_op(struct remus_journal *j, const struct entry *e, uint64_t at,
 	struct remus_image *im = j->images[e->image];
 
 	switch (e->op) {
-	case REMUS_DISK_WRITE:
+	case REMUS_REPL_DISK_WRITE:
 		return remus_image_write(im, e->a + at, n, data);
-	case REMUS_DISK_ZERO:
+	case REMUS_REPL_DISK_ZERO:
 		/* Keep the blocks allocated, as the primary's guest asked for
 		 * zeros, not for a discard. */
 		return remus_image_zero(im, e->a, (uint32_t)e->b, false);
@@ -230,7 +232,7 @@ static int64_t visit(struct remus_journal *j, uint64_t off, uint64_t limit, stru
 	memcpy(head, p, ENT); /* the window may move while data streams */
 	if (!parse_head(j, head, e))
 		return 0;
-	datalen = e->tag == REMUS_JOURNAL_TAG_REC && e->op == REMUS_DISK_WRITE ? e->b : 0;
+	datalen = e->tag == REMUS_JOURNAL_TAG_REC && e->op == REMUS_REPL_DISK_WRITE ? e->b : 0;
 	if (limit - off - ENT < datalen)
 		return 0;
 	if (apply && e->tag == REMUS_JOURNAL_TAG_REC && !e->target_ok)
@@ -354,11 +356,11 @@ static int truncate_durably(struct remus_journal *j)
 }
 
 static int check_append(struct remus_journal *j, uint64_t epoch, uint32_t image,
-			enum remus_disk_op op, uint64_t off, uint32_t len, const void *data)
+			enum remus_repl_disk_op op, uint64_t off, uint32_t len, const void *data)
 {
 	uint64_t size, need;
 
-	if (op != REMUS_DISK_WRITE && op != REMUS_DISK_ZERO && op != REMUS_DISK_TRIM) {
+	if (!remus_repl_disk_op_valid(op)) {
 		remus_warn(LOG, "journal %s: epoch %" PRIu64 ": unknown disk op %d", j->path,
 			   epoch, (int)op);
 		return -EINVAL;
@@ -369,10 +371,10 @@ static int check_append(struct remus_journal *j, uint64_t epoch, uint32_t image,
 		return -EINVAL;
 	}
 	size = remus_image_size(j->images[image]);
-	if (off > size || len > size - off || (op == REMUS_DISK_WRITE && len > 0 && !data)) {
+	if (off > size || len > size - off || (op == REMUS_REPL_DISK_WRITE && len > 0 && !data)) {
 		remus_warn(LOG, "journal %s: epoch %" PRIu64 ": %s of %" PRIu32 " bytes at %" PRIu64
 			   " does not fit image %s (%" PRIu64 " bytes)", j->path, epoch,
-			   op == REMUS_DISK_WRITE ? "write" : op == REMUS_DISK_ZERO ? "zero" : "trim",
+			   remus_repl_disk_op_name(op),
 			   len, off, remus_image_path(j->images[image]), size);
 		return -EINVAL;
 	}
@@ -382,7 +384,7 @@ static int check_append(struct remus_journal *j, uint64_t epoch, uint32_t image,
 		return -EINVAL;
 	}
 	/* Room for this record, the commit and the applied marker. */
-	need = ENT + (op == REMUS_DISK_WRITE ? len : 0) + 2 * ENT;
+	need = ENT + (op == REMUS_REPL_DISK_WRITE ? len : 0) + 2 * ENT;
 	if (j->tail > j->max_size || need > j->max_size - j->tail) {
 		remus_warn(LOG, "journal %s: epoch %" PRIu64 " exceeds the journal's bound of %"
 			   PRIu64 " bytes; raise it or use shorter epochs", j->path, epoch,
@@ -393,9 +395,9 @@ static int check_append(struct remus_journal *j, uint64_t epoch, uint32_t image,
 }
 
 int remus_journal_append(struct remus_journal *j, uint64_t epoch, uint32_t image,
-			 enum remus_disk_op op, uint64_t off, uint32_t len, const void *data)
+			 enum remus_repl_disk_op op, uint64_t off, uint32_t len, const void *data)
 {
-	uint64_t datalen = op == REMUS_DISK_WRITE ? len : 0;
+	uint64_t datalen = op == REMUS_REPL_DISK_WRITE ? len : 0;
 	uint8_t head[ENT];
 	int rc;
 

@@ -29,7 +29,8 @@
  *     16  8  epoch
  *     24  8  JREC: image offset          JCMT: number of records
  *     32  8  JREC: length (< 2^32)       JCMT: bytes of records (heads + data)
- *     40  4  JREC: op (1 write, 2 zero, 3 trim); else 0
+ *     40  4  JREC: op (enum remus_repl_disk_op: 1 write, 2 zero,
+ *            3 trim); else 0
  *     44  4  zero
  *     48  8  JCMT: XXH3-64 over all the epoch's record bytes; else 0
  *     56  8  XXH3-64 of bytes 0..55 followed by the data (if any)
@@ -83,6 +84,7 @@
 #include <stdint.h>
 
 #include "diskrepl/image.h"
+#include "repl/repl.h" /* enum remus_repl_disk_op: a JREC's op field */
 
 /* On-disk layout, shared with tests and the fuzz harness. */
 #define REMUS_JOURNAL_MAGIC "REMUSJNL"
@@ -95,8 +97,6 @@
 #define REMUS_JOURNAL_OFF_CHECK 56u           /* both heads' checksums */
 #define REMUS_JOURNAL_OFF_EHASH 48u           /* JCMT: epoch hash */
 #define REMUS_JOURNAL_MAX_DEFAULT (8ull << 30)
-
-enum remus_disk_op { REMUS_DISK_WRITE = 1, REMUS_DISK_ZERO = 2, REMUS_DISK_TRIM = 3 };
 
 struct remus_journal;
 
@@ -122,7 +122,7 @@ void remus_journal_set_max_size(struct remus_journal *j, uint64_t bytes);
 
 /* Appends one op of @epoch to the open epoch: @image < nimages, the range
  * [@off, @off + @len) inside it, @data (borrowed, @len bytes) only for
- * REMUS_DISK_WRITE (NULL otherwise).  Buffered, not synced.  Returns 0,
+ * REMUS_REPL_DISK_WRITE (NULL otherwise).  Buffered, not synced.  Returns 0,
  * -EINVAL (bad image, range, op, or an epoch other than the open one's),
  * -EFBIG (the epoch would not fit under the size bound), -EBUSY (an epoch
  * is durable and not yet applied), or an I/O error.  Any failure poisons
@@ -130,7 +130,7 @@ void remus_journal_set_max_size(struct remus_journal *j, uint64_t bytes);
  * until remus_journal_discard(), so a write that was lost can never be
  * committed as if it were there. */
 int remus_journal_append(struct remus_journal *j, uint64_t epoch, uint32_t image,
-			 enum remus_disk_op op, uint64_t off, uint32_t len, const void *data);
+			 enum remus_repl_disk_op op, uint64_t off, uint32_t len, const void *data);
 
 /* Makes @epoch durable and applies it: commit_durable() then apply().
  * Returns 0 or -errno; see both. */

@@ -51,6 +51,26 @@ const char *remus_repl_type_name(unsigned type)
 	return "unknown";
 }
 
+/* The EPOCH_DISK op byte: these values are the wire format. */
+_Static_assert(REMUS_REPL_DISK_WRITE == 1 && REMUS_REPL_DISK_ZERO == 2 &&
+	       REMUS_REPL_DISK_TRIM == 3, "EPOCH_DISK op values are on the wire");
+
+bool remus_repl_disk_op_valid(unsigned op)
+{
+	return op == REMUS_REPL_DISK_WRITE || op == REMUS_REPL_DISK_ZERO ||
+	       op == REMUS_REPL_DISK_TRIM;
+}
+
+const char *remus_repl_disk_op_name(unsigned op)
+{
+	switch (op) {
+	case REMUS_REPL_DISK_WRITE: return "write";
+	case REMUS_REPL_DISK_ZERO: return "zero";
+	case REMUS_REPL_DISK_TRIM: return "trim";
+	default: return "unknown";
+	}
+}
+
 /* Payload bounds of @type: *max, and *exact for fixed-size messages
  * (NO_EXACT otherwise).  Returns false for an unknown type. */
 static bool type_bounds(unsigned type, size_t *max, size_t *exact)
@@ -127,12 +147,6 @@ static void truncate_to(struct remus_buf *b, size_t len)
 		b->len = len;
 }
 
-static bool disk_op_ok(unsigned op)
-{
-	return op == REMUS_REPL_DISK_WRITE || op == REMUS_REPL_DISK_ZERO ||
-	       op == REMUS_REPL_DISK_TRIM;
-}
-
 /* The 16 bytes of an EPOCH_DISK payload before its data: what is sent,
  * and what both ends hash. */
 static void disk_header(uint8_t h[REMUS_REPL_DISK_HDR], const struct remus_repl_msg *m)
@@ -198,7 +212,7 @@ static int payload_size(const struct remus_repl_msg *m, size_t *size)
 		n = 8 + m->u.chunk.len;
 		break;
 	case REMUS_REPL_EPOCH_DISK:
-		if (!disk_op_ok(m->u.disk.op) || m->u.disk.length == 0 ||
+		if (!remus_repl_disk_op_valid(m->u.disk.op) || m->u.disk.length == 0 ||
 		    (m->u.disk.op == REMUS_REPL_DISK_WRITE && !m->u.disk.p))
 			return -EINVAL;
 		n = REMUS_REPL_DISK_HDR;
@@ -485,7 +499,7 @@ static int parse_payload(struct remus_repl_msg *m, const uint8_t *p, size_t len)
 		if (r.err)
 			break;
 		m->u.disk.op = b[0];
-		if (!disk_op_ok(b[0]) || b[1] != 0 || m->u.disk.length == 0 ||
+		if (!remus_repl_disk_op_valid(b[0]) || b[1] != 0 || m->u.disk.length == 0 ||
 		    m->u.disk.offset > UINT64_MAX - m->u.disk.length) {
 			remus_wire_reader_fail(&r, -EBADMSG);
 			break;
@@ -821,7 +835,7 @@ int remus_repl_tx_disk(struct remus_repl_tx *tx, struct remus_buf *out, uint16_t
 	uint32_t done;
 	int rc;
 
-	if (!tx->disk_hash || !disk_op_ok(op) || len == 0 ||
+	if (!tx->disk_hash || !remus_repl_disk_op_valid(op) || len == 0 ||
 	    (op == REMUS_REPL_DISK_WRITE && !data) || offset > UINT64_MAX - len)
 		return -EINVAL;
 	m.seq = tx->disk_epoch;

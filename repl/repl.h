@@ -169,12 +169,23 @@ enum remus_repl_type {
 	REMUS_REPL_DISK_HASHES_END = 12,
 };
 
-/* EPOCH_DISK operations. */
+/*
+ * The one enum of a disk operation, for every layer that handles one: the
+ * primary's NBD ops forward it (diskrepl.c), EPOCH_DISK carries it (u8
+ * op), and the standby's journal stores it (diskrepl/journal.h, be32 op
+ * of a JREC).  The values are on the wire and on disk: never renumber
+ * them (repl.c and journal.c pin them).  FLUSH does not travel: the epoch
+ * barrier is what makes writes durable on the standby.
+ */
 enum remus_repl_disk_op {
-	REMUS_REPL_DISK_WRITE = 1,
-	REMUS_REPL_DISK_ZERO = 2,
-	REMUS_REPL_DISK_TRIM = 3,
+	REMUS_REPL_DISK_WRITE = 1, /* data follows: length bytes */
+	REMUS_REPL_DISK_ZERO = 2,  /* the range reads as zeros, blocks kept */
+	REMUS_REPL_DISK_TRIM = 3,  /* the range's content is unspecified */
 };
+/* True for the three values above (@op as decoded, unchecked). */
+bool remus_repl_disk_op_valid(unsigned op);
+/* Returns a static "write", "zero", "trim" or "unknown", for messages. */
+const char *remus_repl_disk_op_name(unsigned op);
 /* Bytes of an EPOCH_DISK payload before the data. */
 #define REMUS_REPL_DISK_HDR 16u
 /* Largest WRITE data in one EPOCH_DISK frame. */

@@ -105,7 +105,7 @@ static void fix_checksums(uint8_t *p, size_t size)
 
 		tag = remus_get_be32(h);
 		datalen = 0;
-		if (tag == REMUS_JOURNAL_TAG_REC && remus_get_be32(h + 40) == REMUS_DISK_WRITE)
+		if (tag == REMUS_JOURNAL_TAG_REC && remus_get_be32(h + 40) == REMUS_REPL_DISK_WRITE)
 			datalen = remus_get_be64(h + 32);
 		if (datalen > size - pos - REMUS_JOURNAL_ENTRY_LEN)
 			break;
@@ -194,7 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	off = size % (fj_image_size[1] - sizeof(probe));
 	memset(probe, 0x5a, sizeof(probe));
 	memcpy(after[1] + off, probe, sizeof(probe));
-	if (remus_journal_append(j, 1, 1, REMUS_DISK_WRITE, off, sizeof(probe), probe) != 0 ||
+	if (remus_journal_append(j, 1, 1, REMUS_REPL_DISK_WRITE, off, sizeof(probe), probe) != 0 ||
 	    remus_journal_commit(j, 1) != 0 || !images_are(after))
 		abort();
 out:

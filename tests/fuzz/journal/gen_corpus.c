@@ -67,11 +67,11 @@ static int fill_epoch(struct remus_journal *j, uint64_t epoch)
 
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (uint8_t)(i * 31 + epoch);
-	if ((rc = remus_journal_append(j, epoch, 0, REMUS_DISK_WRITE, 100, 300, data)) < 0 ||
-	    (rc = remus_journal_append(j, epoch, 0, REMUS_DISK_WRITE, 200, 10, data + 7)) < 0 ||
-	    (rc = remus_journal_append(j, epoch, 1, REMUS_DISK_ZERO, 4000, 99, NULL)) < 0 ||
-	    (rc = remus_journal_append(j, epoch, 0, REMUS_DISK_TRIM, 4096, 8192, NULL)) < 0 ||
-	    (rc = remus_journal_append(j, epoch, 1, REMUS_DISK_WRITE, 0, 64, data)) < 0)
+	if ((rc = remus_journal_append(j, epoch, 0, REMUS_REPL_DISK_WRITE, 100, 300, data)) < 0 ||
+	    (rc = remus_journal_append(j, epoch, 0, REMUS_REPL_DISK_WRITE, 200, 10, data + 7)) < 0 ||
+	    (rc = remus_journal_append(j, epoch, 1, REMUS_REPL_DISK_ZERO, 4000, 99, NULL)) < 0 ||
+	    (rc = remus_journal_append(j, epoch, 0, REMUS_REPL_DISK_TRIM, 4096, 8192, NULL)) < 0 ||
+	    (rc = remus_journal_append(j, epoch, 1, REMUS_REPL_DISK_WRITE, 0, 64, data)) < 0)
 		return rc;
 	return 0;
 }

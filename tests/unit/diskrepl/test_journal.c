@@ -101,18 +101,18 @@ static struct remus_journal *jopen(struct fx *f, uint64_t *recovered)
 /* Appends one op with fresh random data, and applies it to the pending
  * model. */
 static void op(struct fx *f, struct remus_journal *j, uint64_t epoch, uint32_t img,
-	       enum remus_disk_op o, uint64_t off, uint32_t len)
+	       enum remus_repl_disk_op o, uint64_t off, uint32_t len)
 {
 	uint8_t *p = f->pending[img] + off;
 
-	if (o == REMUS_DISK_WRITE) {
+	if (o == REMUS_REPL_DISK_WRITE) {
 		tu_fill(&f->seed, f->scratch, len);
 		memcpy(p, f->scratch, len);
-	} else if (o == REMUS_DISK_ZERO || f->punch) {
+	} else if (o == REMUS_REPL_DISK_ZERO || f->punch) {
 		memset(p, 0, len);
 	}
 	assert_int_equal(remus_journal_append(j, epoch, img, o, off, len,
-					      o == REMUS_DISK_WRITE ? f->scratch : NULL), 0);
+					      o == REMUS_REPL_DISK_WRITE ? f->scratch : NULL), 0);
 }
 
 static void committed(struct fx *f)
@@ -166,14 +166,14 @@ static void test_commit_applies_in_order(void **state)
 	struct remus_journal_stats st;
 	struct remus_journal *j = jopen(f, NULL);
 
-	op(f, j, 1, 0, REMUS_DISK_WRITE, 0, 8192);
-	op(f, j, 1, 0, REMUS_DISK_WRITE, 4096, 8192); /* overlaps: wins */
-	op(f, j, 1, 0, REMUS_DISK_ZERO, 6000, 1000);  /* zeroes part of it */
-	op(f, j, 1, 0, REMUS_DISK_WRITE, 6500, 100);  /* and is overwritten */
-	op(f, j, 1, 1, REMUS_DISK_WRITE, img_size[1] - 5000, 5000);
-	op(f, j, 1, 1, REMUS_DISK_TRIM, 65536, 65536);
-	op(f, j, 1, 1, REMUS_DISK_WRITE, 65536 + 4096, 10);
-	op(f, j, 1, 0, REMUS_DISK_WRITE, 100, 0);
+	op(f, j, 1, 0, REMUS_REPL_DISK_WRITE, 0, 8192);
+	op(f, j, 1, 0, REMUS_REPL_DISK_WRITE, 4096, 8192); /* overlaps: wins */
+	op(f, j, 1, 0, REMUS_REPL_DISK_ZERO, 6000, 1000);  /* zeroes part of it */
+	op(f, j, 1, 0, REMUS_REPL_DISK_WRITE, 6500, 100);  /* and is overwritten */
+	op(f, j, 1, 1, REMUS_REPL_DISK_WRITE, img_size[1] - 5000, 5000);
+	op(f, j, 1, 1, REMUS_REPL_DISK_TRIM, 65536, 65536);
+	op(f, j, 1, 1, REMUS_REPL_DISK_WRITE, 65536 + 4096, 10);
+	op(f, j, 1, 0, REMUS_REPL_DISK_WRITE, 100, 0);
 	remus_journal_get_stats(j, &st);
 	assert_int_equal(st.open_ops, 8);
 	assert_int_equal(st.open_bytes, 8192 + 8192 + 1000 + 100 + 5000 + 65536 + 10);
@@ -194,9 +194,9 @@ static void test_commit_applies_in_order(void **state)
 	assert_true(st.last_commit_ms > 0.0);
 
 	/* The next epoch starts from the committed state. */
-	op(f, j, 2, 0, REMUS_DISK_WRITE, 8000, 300);
-	op(f, j, 2, 1, REMUS_DISK_ZERO, 0, (uint32_t)img_size[1]);
-	op(f, j, 2, 1, REMUS_DISK_WRITE, 17, 3);
+	op(f, j, 2, 0, REMUS_REPL_DISK_WRITE, 8000, 300);
+	op(f, j, 2, 1, REMUS_REPL_DISK_ZERO, 0, (uint32_t)img_size[1]);
+	op(f, j, 2, 1, REMUS_REPL_DISK_WRITE, 17, 3);
 	assert_int_equal(remus_journal_commit(j, 2), 0);
 	committed(f);
 	check_images(f, f->model);
@@ -216,7 +216,8 @@ static void test_discard(void **state)
 
 	assert_int_equal(remus_journal_discard(j), 0); /* nothing open: fine */
 	for (int i = 0; i < 80; i++)
-		op(f, j, 5, 0, REMUS_DISK_WRITE, (uint64_t)i * 20000 % (img_size[0] - 20000), 20000);
+		op(f, j, 5, 0, REMUS_REPL_DISK_WRITE, (uint64_t)i * 20000 % (img_size[0] - 20000),
+		   20000);
 	assert_true(file_size(f->jpath) > 64); /* more than the write buffer */
 	assert_int_equal(remus_journal_discard(j), 0);
 	discarded(f);
@@ -227,7 +228,7 @@ static void test_discard(void **state)
 	assert_int_equal(st.open_ops, 0);
 	assert_int_equal(st.epochs_committed, 0);
 	/* The same epoch number again, with other data, commits cleanly. */
-	op(f, j, 5, 0, REMUS_DISK_WRITE, 3, 777);
+	op(f, j, 5, 0, REMUS_REPL_DISK_WRITE, 3, 777);
 	assert_int_equal(remus_journal_commit(j, 5), 0);
 	committed(f);
 	check_images(f, f->model);
@@ -256,7 +257,7 @@ static void test_empty_epoch(void **state)
 	assert_int_equal(st.ops_applied, 0);
 	check_images(f, f->model);
 	/* An empty epoch does not pin the epoch number of the next one. */
-	op(f, j, 3, 1, REMUS_DISK_WRITE, 0, 10);
+	op(f, j, 3, 1, REMUS_REPL_DISK_WRITE, 0, 10);
 	assert_int_equal(remus_journal_commit(j, 3), 0);
 	committed(f);
 	check_images(f, f->model);
@@ -269,7 +270,7 @@ static void test_wrong_epoch(void **state)
 	struct remus_journal *j = jopen(f, NULL);
 	uint8_t b[16] = { 0 };
 
-	op(f, j, 1, 0, REMUS_DISK_WRITE, 0, 100);
+	op(f, j, 1, 0, REMUS_REPL_DISK_WRITE, 0, 100);
 	/* Committing another epoch changes nothing... */
 	assert_int_equal(remus_journal_commit_durable(j, 2), -EINVAL);
 	assert_int_equal(remus_journal_commit(j, 0), -EINVAL);
@@ -279,15 +280,15 @@ static void test_wrong_epoch(void **state)
 	committed(f);
 	check_images(f, f->model);
 
-	op(f, j, 4, 0, REMUS_DISK_WRITE, 0, 100);
-	assert_int_equal(remus_journal_append(j, 5, 0, REMUS_DISK_WRITE, 0, 16, b), -EINVAL);
+	op(f, j, 4, 0, REMUS_REPL_DISK_WRITE, 0, 100);
+	assert_int_equal(remus_journal_append(j, 5, 0, REMUS_REPL_DISK_WRITE, 0, 16, b), -EINVAL);
 	/* The epoch lost an op: it can no longer commit, whatever follows. */
-	assert_int_equal(remus_journal_append(j, 4, 0, REMUS_DISK_WRITE, 0, 16, b), -EINVAL);
+	assert_int_equal(remus_journal_append(j, 4, 0, REMUS_REPL_DISK_WRITE, 0, 16, b), -EINVAL);
 	assert_int_equal(remus_journal_commit(j, 4), -EINVAL);
 	check_images(f, f->model);
 	assert_int_equal(remus_journal_discard(j), 0);
 	discarded(f);
-	op(f, j, 5, 0, REMUS_DISK_WRITE, 50, 100);
+	op(f, j, 5, 0, REMUS_REPL_DISK_WRITE, 50, 100);
 	assert_int_equal(remus_journal_commit(j, 5), 0);
 	committed(f);
 	check_images(f, f->model);
@@ -306,25 +307,26 @@ static void test_bounds(void **state)
 		uint32_t len;
 		const void *data;
 	} bad[] = {
-		{ 2, REMUS_DISK_WRITE, 0, 1, b },                         /* no image 2 */
-		{ 0, REMUS_DISK_WRITE, img_size[0], 1, b },               /* past the end */
-		{ 1, REMUS_DISK_ZERO, img_size[1] - 1, 2, NULL },         /* crosses it */
-		{ 1, REMUS_DISK_TRIM, UINT64_MAX, 2, NULL },              /* wraps */
-		{ 0, 9, 0, 1, NULL },                                     /* no such op */
-		{ 0, REMUS_DISK_WRITE, 0, 1, NULL },                      /* no data */
+		{ 2, REMUS_REPL_DISK_WRITE, 0, 1, b },                         /* no image 2 */
+		{ 0, REMUS_REPL_DISK_WRITE, img_size[0], 1, b },               /* past the end */
+		{ 1, REMUS_REPL_DISK_ZERO, img_size[1] - 1, 2, NULL },         /* crosses it */
+		{ 1, REMUS_REPL_DISK_TRIM, UINT64_MAX, 2, NULL },              /* wraps */
+		{ 0, 9, 0, 1, NULL },                                          /* no such op */
+		{ 0, REMUS_REPL_DISK_WRITE, 0, 1, NULL },                      /* no data */
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(remus_journal_append(j, 1, bad[i].img, (enum remus_disk_op)bad[i].op,
+		assert_int_equal(remus_journal_append(j, 1, bad[i].img,
+						      (enum remus_repl_disk_op)bad[i].op,
 						      bad[i].off, bad[i].len, bad[i].data),
 				 -EINVAL);
 		assert_int_equal(remus_journal_commit(j, 1), -EINVAL);
 		assert_int_equal(remus_journal_discard(j), 0);
 	}
 	/* The last byte of each image is fine. */
-	op(f, j, 1, 0, REMUS_DISK_WRITE, img_size[0] - 1, 1);
-	op(f, j, 1, 1, REMUS_DISK_ZERO, img_size[1] - 1, 1);
+	op(f, j, 1, 0, REMUS_REPL_DISK_WRITE, img_size[0] - 1, 1);
+	op(f, j, 1, 1, REMUS_REPL_DISK_ZERO, img_size[1] - 1, 1);
 	assert_int_equal(remus_journal_commit(j, 1), 0);
 	committed(f);
 	check_images(f, f->model);
@@ -332,12 +334,12 @@ static void test_bounds(void **state)
 	/* Size bound: room for the header, one 4 KiB record, a commit and
 	 * the applied marker, and not one byte more. */
 	remus_journal_set_max_size(j, 64 + 64 + 4096 + 2 * 64);
-	op(f, j, 2, 0, REMUS_DISK_WRITE, 0, 4096);
-	assert_int_equal(remus_journal_append(j, 2, 0, REMUS_DISK_ZERO, 0, 1, NULL), -EFBIG);
+	op(f, j, 2, 0, REMUS_REPL_DISK_WRITE, 0, 4096);
+	assert_int_equal(remus_journal_append(j, 2, 0, REMUS_REPL_DISK_ZERO, 0, 1, NULL), -EFBIG);
 	assert_int_equal(remus_journal_commit(j, 2), -EFBIG);
 	assert_int_equal(remus_journal_discard(j), 0);
 	discarded(f);
-	op(f, j, 2, 0, REMUS_DISK_WRITE, 0, 4096);
+	op(f, j, 2, 0, REMUS_REPL_DISK_WRITE, 0, 4096);
 	assert_int_equal(remus_journal_commit(j, 2), 0);
 	committed(f);
 	remus_journal_set_max_size(j, REMUS_JOURNAL_MAX_DEFAULT);
@@ -351,7 +353,7 @@ static void test_split_commit_busy(void **state)
 	struct remus_journal *j = jopen(f, NULL);
 	uint8_t b[8] = { 0 };
 
-	op(f, j, 3, 0, REMUS_DISK_WRITE, 1000, 5000);
+	op(f, j, 3, 0, REMUS_REPL_DISK_WRITE, 1000, 5000);
 	assert_int_equal(remus_journal_commit_durable(j, 3), 0);
 	assert_int_equal(remus_journal_commit_durable(j, 3), 0); /* already */
 	assert_int_equal(remus_journal_commit_durable(j, 4), -EBUSY);
@@ -359,15 +361,15 @@ static void test_split_commit_busy(void **state)
 	 * be neither discarded nor extended. */
 	check_images(f, f->model);
 	assert_int_equal(remus_journal_discard(j), -EBUSY);
-	assert_int_equal(remus_journal_append(j, 4, 0, REMUS_DISK_WRITE, 0, 8, b), -EBUSY);
+	assert_int_equal(remus_journal_append(j, 4, 0, REMUS_REPL_DISK_WRITE, 0, 8, b), -EBUSY);
 	assert_int_equal(remus_journal_apply(j), 0);
 	committed(f);
 	check_images(f, f->model);
 	/* That append was lost: epoch 4 cannot commit until discarded. */
-	assert_int_equal(remus_journal_append(j, 4, 0, REMUS_DISK_WRITE, 0, 8, b), -EBUSY);
+	assert_int_equal(remus_journal_append(j, 4, 0, REMUS_REPL_DISK_WRITE, 0, 8, b), -EBUSY);
 	assert_int_equal(remus_journal_commit(j, 4), -EBUSY);
 	assert_int_equal(remus_journal_discard(j), 0);
-	op(f, j, 4, 0, REMUS_DISK_WRITE, 0, 8);
+	op(f, j, 4, 0, REMUS_REPL_DISK_WRITE, 0, 8);
 	assert_int_equal(remus_journal_commit(j, 4), 0);
 	committed(f);
 	check_images(f, f->model);
@@ -382,8 +384,8 @@ static void test_apply_steps(void **state)
 
 	assert_int_equal(remus_journal_apply_step(j, 1), -EINVAL);
 	for (int i = 0; i < 40; i++)
-		op(f, j, 9, i % 2, REMUS_DISK_WRITE, tu_rand(&f->seed) % (img_size[i % 2] - 65536),
-		   65536);
+		op(f, j, 9, i % 2, REMUS_REPL_DISK_WRITE,
+		   tu_rand(&f->seed) % (img_size[i % 2] - 65536), 65536);
 	assert_int_equal(remus_journal_commit_durable(j, 9), 0);
 	/* 256 KiB per step: 4 records each, 10 steps. */
 	while ((rc = remus_journal_apply_step(j, 256 << 10)) == 1)
@@ -418,7 +420,7 @@ static void test_large_records(void **state)
 		for (int i = 0; i < 5; i++) {
 			tu_fill(&f->seed, data, lens[i]);
 			memcpy(model + offs[i], data, lens[i]);
-			assert_int_equal(remus_journal_append(j, 20 + round, 0, REMUS_DISK_WRITE,
+			assert_int_equal(remus_journal_append(j, 20 + round, 0, REMUS_REPL_DISK_WRITE,
 							      offs[i], lens[i], data), 0);
 		}
 		if (round == 0) {
@@ -449,7 +451,7 @@ static void test_recover_committed(void **state)
 
 	/* (a) durable, then the process dies before applying. */
 	for (int i = 0; i < 30; i++)
-		op(f, j, 42, i % 2, i % 5 == 4 ? REMUS_DISK_ZERO : REMUS_DISK_WRITE,
+		op(f, j, 42, i % 2, i % 5 == 4 ? REMUS_REPL_DISK_ZERO : REMUS_REPL_DISK_WRITE,
 		   tu_rand(&f->seed) % (img_size[i % 2] - 30000), 30000);
 	assert_int_equal(remus_journal_commit_durable(j, 42), 0);
 	remus_journal_close(j);
@@ -472,7 +474,8 @@ static void test_recover_committed(void **state)
 	/* Killed halfway through applying: replayed from the start. */
 	j = jopen(f, NULL);
 	for (int i = 0; i < 30; i++)
-		op(f, j, 43, 0, REMUS_DISK_WRITE, tu_rand(&f->seed) % (img_size[0] - 30000), 30000);
+		op(f, j, 43, 0, REMUS_REPL_DISK_WRITE, tu_rand(&f->seed) % (img_size[0] - 30000),
+		   30000);
 	assert_int_equal(remus_journal_commit_durable(j, 43), 0);
 	assert_int_equal(remus_journal_apply_step(j, 200000), 1);
 	remus_journal_close(j);
@@ -492,8 +495,8 @@ static void test_recover_applied_not_replayed(void **state)
 	uint64_t rec = 0, size;
 	uint8_t junk[100];
 
-	op(f, j, 8, 0, REMUS_DISK_WRITE, 0, 100);
-	op(f, j, 8, 1, REMUS_DISK_WRITE, 0, 100);
+	op(f, j, 8, 0, REMUS_REPL_DISK_WRITE, 0, 100);
+	op(f, j, 8, 1, REMUS_REPL_DISK_WRITE, 0, 100);
 	assert_int_equal(remus_journal_commit(j, 8), 0);
 	committed(f);
 	remus_journal_close(j);
@@ -512,7 +515,7 @@ static void test_recover_applied_not_replayed(void **state)
 	/* Without the marker (lost in a crash) the epoch is replayed: that
 	 * is why a failover must discard before the images get a writer. */
 	j = jopen(f, NULL);
-	op(f, j, 9, 0, REMUS_DISK_WRITE, 0, 100);
+	op(f, j, 9, 0, REMUS_REPL_DISK_WRITE, 0, 100);
 	assert_int_equal(remus_journal_commit(j, 9), 0);
 	committed(f);
 	remus_journal_close(j);
@@ -532,7 +535,8 @@ static void test_recover_uncommitted(void **state)
 
 	/* (b) 3 MiB of records: two thirds of them reached the file. */
 	for (int i = 0; i < 100; i++)
-		op(f, j, 6, 0, REMUS_DISK_WRITE, tu_rand(&f->seed) % (img_size[0] - 30000), 30000);
+		op(f, j, 6, 0, REMUS_REPL_DISK_WRITE, tu_rand(&f->seed) % (img_size[0] - 30000),
+		   30000);
 	assert_true(file_size(f->jpath) > (3 << 20) / 2);
 	remus_journal_close(j);
 	j = jopen(f, &rec);
@@ -557,15 +561,15 @@ static void test_stale_records_not_joined(void **state)
 	const uint32_t mib = 1 << 20; /* as large as the write buffer: */
 	uint64_t rec = 0;             /* such a record is in the file at once */
 
-	op(f, j, 10, 0, REMUS_DISK_WRITE, 0, mib);
-	op(f, j, 10, 0, REMUS_DISK_WRITE, 0, mib);
-	op(f, j, 10, 0, REMUS_DISK_WRITE, 0, 100);
-	op(f, j, 10, 0, REMUS_DISK_WRITE, 50, 100);
+	op(f, j, 10, 0, REMUS_REPL_DISK_WRITE, 0, mib);
+	op(f, j, 10, 0, REMUS_REPL_DISK_WRITE, 0, mib);
+	op(f, j, 10, 0, REMUS_REPL_DISK_WRITE, 0, 100);
+	op(f, j, 10, 0, REMUS_REPL_DISK_WRITE, 50, 100);
 	assert_int_equal(remus_journal_commit(j, 10), 0);
 	committed(f);
 	assert_int_equal(truncate(f->jpath, (off_t)(file_size(f->jpath) - 64)), 0);
-	op(f, j, 10, 0, REMUS_DISK_WRITE, 0, mib);
-	op(f, j, 10, 0, REMUS_DISK_WRITE, 0, mib);
+	op(f, j, 10, 0, REMUS_REPL_DISK_WRITE, 0, mib);
+	op(f, j, 10, 0, REMUS_REPL_DISK_WRITE, 0, mib);
 	assert_int_equal(file_size(f->jpath), 64 + 2 * (64 + mib) + 2 * (64 + 100) + 64);
 	remus_journal_close(j);
 	j = jopen(f, &rec);
@@ -630,7 +634,7 @@ static void test_open_errors(void **state)
 	 * silently dropped: with the images it was written for, it replays. */
 	assert_int_equal(tu_spit(f->jpath, hdr, 64), 0);
 	j = jopen(f, NULL);
-	op(f, j, 12, 1, REMUS_DISK_WRITE, 10, 10);
+	op(f, j, 12, 1, REMUS_REPL_DISK_WRITE, 10, 10);
 	assert_int_equal(remus_journal_commit_durable(j, 12), 0);
 	remus_journal_close(j);
 	assert_int_equal(remus_journal_open(f->jpath, f->im, 1, &j, &rec), -EINVAL);
@@ -657,14 +661,14 @@ static void test_torn_journal(void **state)
 	int rc;
 
 	for (int i = 0; i < 24; i++) {
-		enum remus_disk_op o = i % 6 == 5 ? REMUS_DISK_TRIM :
-				       i % 6 == 4 ? REMUS_DISK_ZERO : REMUS_DISK_WRITE;
+		enum remus_repl_disk_op o = i % 6 == 5 ? REMUS_REPL_DISK_TRIM :
+				       i % 6 == 4 ? REMUS_REPL_DISK_ZERO : REMUS_REPL_DISK_WRITE;
 		uint32_t len = 1 + (uint32_t)(tu_rand(&f->seed) % 20000);
 		int img = i % 2;
 
 		bounds[nb++] = pos;
 		op(f, j, 77, img, o, tu_rand(&f->seed) % (img_size[img] - len), len);
-		pos += 64 + (o == REMUS_DISK_WRITE ? len : 0);
+		pos += 64 + (o == REMUS_REPL_DISK_WRITE ? len : 0);
 	}
 	bounds[nb++] = pos; /* the commit */
 	c_end = pos + 64;

@@ -39,7 +39,7 @@
 #define APPLY_STEP (1u << 20)
 
 struct gen_op {
-	enum remus_disk_op op;
+	enum remus_repl_disk_op op;
 	uint64_t off;
 	uint32_t len;
 };
@@ -59,14 +59,14 @@ static int for_each_op(uint64_t epoch, uint8_t *data,
 		s = 1;
 	while (total < EPOCH_BYTES) {
 		if (tu_rand(&s) % 100 < 85) {
-			o.op = REMUS_DISK_WRITE;
+			o.op = REMUS_REPL_DISK_WRITE;
 			o.len = 4096 + (uint32_t)(tu_rand(&s) % (512 << 10));
 		} else {
-			o.op = REMUS_DISK_ZERO;
+			o.op = REMUS_REPL_DISK_ZERO;
 			o.len = 4096 + (uint32_t)(tu_rand(&s) % (1 << 20));
 		}
 		o.off = tu_rand(&s) % (IMG_SIZE - o.len + 1);
-		if (o.op == REMUS_DISK_WRITE)
+		if (o.op == REMUS_REPL_DISK_WRITE)
 			tu_fill(&s, data, o.len);
 		rc = fn(opaque, &o, data);
 		if (rc < 0)
@@ -80,7 +80,7 @@ static int model_op(void *opaque, const struct gen_op *o, const uint8_t *data)
 {
 	uint8_t *model = opaque;
 
-	if (o->op == REMUS_DISK_WRITE)
+	if (o->op == REMUS_REPL_DISK_WRITE)
 		memcpy(model + o->off, data, o->len);
 	else
 		memset(model + o->off, 0, o->len);
@@ -97,7 +97,7 @@ static int journal_op(void *opaque, const struct gen_op *o, const uint8_t *data)
 	struct child_ctx *c = opaque;
 
 	return remus_journal_append(c->j, c->epoch, 0, o->op, o->off, o->len,
-				    o->op == REMUS_DISK_WRITE ? data : NULL);
+				    o->op == REMUS_REPL_DISK_WRITE ? data : NULL);
 }
 
 static void send_msg(int fd, char type, uint64_t epoch)
