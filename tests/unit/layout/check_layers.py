@@ -71,6 +71,8 @@ def main(top):
         p = os.path.join(top, d)
         if d.startswith(".") or d in EXEMPT or not os.path.isdir(p):
             continue
+        if os.path.exists(os.path.join(p, "CMakeCache.txt")):
+            continue  # a build tree (build-asan, ...), not a module
         has_c = any(f.endswith((".c", ".h"))
                     for _, _, fs in os.walk(p) for f in fs)
         if has_c:
