@@ -35,7 +35,7 @@ struct remus_ctl {
 	struct remus_loop *loop;
 	int fd;
 	char *path;
-	remus_ctl_handler *handler;
+	remus_ctl_handler_cb *handler;
 	void *opaque;
 	struct client *clients;
 };
@@ -169,7 +169,7 @@ static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 }
 
 int remus_ctl_listen(struct remus_loop *loop, const char *path,
-		     remus_ctl_handler *handler, void *opaque, struct remus_ctl **out)
+		     remus_ctl_handler_cb *handler, void *opaque, struct remus_ctl **out)
 {
 	struct remus_ctl *ctl = calloc(1, sizeof(*ctl));
 	int rc;

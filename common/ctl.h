@@ -20,12 +20,12 @@ struct remus_ctl;
 /* Answers @request (borrowed, NUL-terminated, no newline).  Returns a
  * malloc'd JSON text (the server takes and frees it), or NULL for
  * out-of-memory (the client then gets an error object). */
-typedef char *remus_ctl_handler(void *opaque, const char *request);
+typedef char *remus_ctl_handler_cb(void *opaque, const char *request);
 
 /* Listens on @path (borrowed; a stale socket there is replaced).
  * Returns 0 with *@out (owned: remus_ctl_free) or -errno. */
 int remus_ctl_listen(struct remus_loop *loop, const char *path,
-		     remus_ctl_handler *handler, void *opaque, struct remus_ctl **out);
+		     remus_ctl_handler_cb *handler, void *opaque, struct remus_ctl **out);
 /* Stops listening, drops clients, removes the socket file.  NULL ok. */
 void remus_ctl_free(struct remus_ctl *c);
 

@@ -76,7 +76,7 @@ int remus_dedup_set_layout(struct remus_dedup *d, const struct remus_migstream_b
 int remus_dedup_begin_epoch(struct remus_dedup *d, uint64_t epoch);
 
 /*
- * A remus_migstream_filter_fn: @opaque is the struct remus_dedup.  Returns
+ * A remus_migstream_filter_cb: @opaque is the struct remus_dedup.  Returns
  * 0 (drop: the standby holds this content), 1 (send; recorded as what the
  * standby will hold) or -ENOMEM (nothing recorded).
  */

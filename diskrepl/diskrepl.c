@@ -66,8 +66,8 @@ struct remus_diskrepl {
 	struct remus_image **ims;      /* owned array (the journal borrows it) */
 	char *journal_path;
 
-	remus_diskrepl_forward_fn forward;
-	remus_diskrepl_backlog_fn backlog;
+	remus_diskrepl_forward_cb *forward;
+	remus_diskrepl_backlog_cb *backlog;
 	void *fwd_opaque;
 
 	/* resync (primary) */
@@ -77,7 +77,7 @@ struct remus_diskrepl {
 	uint64_t rs_extent;
 	uint64_t rs_t0_ms, rs_last_log_ms;
 	remus_timer_id rs_timer;
-	remus_diskrepl_done_fn rs_done;
+	remus_diskrepl_done_cb *rs_done;
 	void *rs_opaque;
 	uint8_t *rs_buf; /* owned, extent bytes */
 	char rs_why[256];
@@ -332,7 +332,7 @@ void remus_diskrepl_free(struct remus_diskrepl *dr)
 		struct disk *d = &dr->disks[i];
 
 		remus_nbd_server_free(d->nbd);
-		remus_image_close(d->im);
+		remus_image_free(d->im);
 		remus_extent_map_release(&d->touched);
 		free(d->hashes);
 		free(d->peer);
@@ -340,7 +340,7 @@ void remus_diskrepl_free(struct remus_diskrepl *dr)
 		free(d->image_path);
 		free(d->socket_path);
 	}
-	remus_journal_close(dr->journal);
+	remus_journal_free(dr->journal);
 	free(dr->ims);
 	free(dr->journal_path);
 	free(dr->disks);
@@ -350,8 +350,8 @@ void remus_diskrepl_free(struct remus_diskrepl *dr)
 
 /* ---- primary: forwarding and resync ------------------------------------ */
 
-void remus_diskrepl_set_forward(struct remus_diskrepl *dr, remus_diskrepl_forward_fn fn,
-				remus_diskrepl_backlog_fn backlog, void *opaque)
+void remus_diskrepl_set_forward(struct remus_diskrepl *dr, remus_diskrepl_forward_cb *fn,
+				remus_diskrepl_backlog_cb *backlog, void *opaque)
 {
 	dr->forward = fn;
 	dr->backlog = backlog;
@@ -438,7 +438,7 @@ static void resync_finish(struct remus_diskrepl *dr, int rc, const char *fmt, ..
 
 static void resync_finish(struct remus_diskrepl *dr, int rc, const char *fmt, ...)
 {
-	remus_diskrepl_done_fn done = dr->rs_done;
+	remus_diskrepl_done_cb *done = dr->rs_done;
 	void *opaque = dr->rs_opaque;
 	va_list ap;
 
@@ -540,7 +540,7 @@ progress:
 	}
 }
 
-int remus_diskrepl_resync_start(struct remus_diskrepl *dr, remus_diskrepl_done_fn done,
+int remus_diskrepl_resync_start(struct remus_diskrepl *dr, remus_diskrepl_done_cb *done,
 				void *opaque)
 {
 	if (dr->standby || !dr->forward)
@@ -597,7 +597,7 @@ int remus_diskrepl_become_primary(struct remus_diskrepl *dr)
 			  dr->journal_path, strerror(-rc));
 		return rc;
 	}
-	remus_journal_close(dr->journal);
+	remus_journal_free(dr->journal);
 	dr->journal = NULL;
 	dr->standby = false;
 	remus_info(LOG, "disks switch to the primary role: writes are replicated from now on");

@@ -69,13 +69,12 @@ struct remus_diskrepl_config {
 /* Primary: replicate one operation (@data borrowed, @len bytes for a
  * WRITE, NULL otherwise).  0, -ENOTCONN (no session: local only) or
  * another -errno (the session is being given up). */
-typedef int (*remus_diskrepl_forward_fn)(void *opaque, uint16_t disk,
-					 enum remus_repl_disk_op op, uint64_t offset,
-					 uint32_t len, const void *data);
+typedef int remus_diskrepl_forward_cb(void *opaque, uint16_t disk, enum remus_repl_disk_op op,
+				      uint64_t offset, uint32_t len, const void *data);
 /* Primary: bytes queued on the link (resync pauses above a high water). */
-typedef size_t (*remus_diskrepl_backlog_fn)(void *opaque);
+typedef size_t remus_diskrepl_backlog_cb(void *opaque);
 /* Resync finished: 0, or -errno with @why (borrowed). */
-typedef void (*remus_diskrepl_done_fn)(void *opaque, int rc, const char *why);
+typedef void remus_diskrepl_done_cb(void *opaque, int rc, const char *why);
 
 /*
  * Opens the images (and, standby, the journal, recovering a committed
@@ -89,14 +88,14 @@ int remus_diskrepl_new(struct remus_loop *loop, const struct remus_diskrepl_conf
 void remus_diskrepl_free(struct remus_diskrepl *dr);
 
 /* ---- primary ---- */
-void remus_diskrepl_set_forward(struct remus_diskrepl *dr, remus_diskrepl_forward_fn fn,
-				remus_diskrepl_backlog_fn backlog, void *opaque);
+void remus_diskrepl_set_forward(struct remus_diskrepl *dr, remus_diskrepl_forward_cb *fn,
+				remus_diskrepl_backlog_cb *backlog, void *opaque);
 /* A DISK_HASHES or DISK_HASHES_END from the standby (before its
  * HELLO_ACK).  0 or -errno (logged: which disk, what differs). */
 int remus_diskrepl_hashes_msg(struct remus_diskrepl *dr, const struct remus_repl_msg *m);
 /* Starts the resync of a new session: returns -EINPROGRESS and calls
  * @done later, or -errno at once (no hashes from the standby, ...). */
-int remus_diskrepl_resync_start(struct remus_diskrepl *dr, remus_diskrepl_done_fn done,
+int remus_diskrepl_resync_start(struct remus_diskrepl *dr, remus_diskrepl_done_cb *done,
 				void *opaque);
 /* The session ended: stop a running resync (no callback), forget the
  * standby's hashes. */

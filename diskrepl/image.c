@@ -219,7 +219,7 @@ int remus_image_flush(struct remus_image *im)
 	return 0;
 }
 
-void remus_image_close(struct remus_image *im)
+void remus_image_free(struct remus_image *im)
 {
 	if (!im)
 		return;

@@ -34,12 +34,12 @@ struct remus_image;
  * directory synced); an existing file is opened as it is, whatever its
  * size.  The image's size is the file's (or block device's) size at open.
  * Returns 0 and the image in *@out (owned by the caller, free with
- * remus_image_close()), or -errno after logging what failed on which
+ * remus_image_free()), or -errno after logging what failed on which
  * path; *@out is untouched on failure. */
 int remus_image_open(const char *path, bool create, uint64_t create_size,
 		     struct remus_image **out);
 uint64_t remus_image_size(const struct remus_image *im);
-/* Borrowed; valid until remus_image_close(). */
+/* Borrowed; valid until remus_image_free(). */
 const char *remus_image_path(const struct remus_image *im);
 
 /* Reads @len bytes at @off into @buf (borrowed).  -EINVAL if the range is
@@ -58,8 +58,8 @@ int remus_image_zero(struct remus_image *im, uint64_t off, uint32_t len, bool ma
 int remus_image_trim(struct remus_image *im, uint64_t off, uint32_t len);
 /* fdatasync: every completed write, zero and trim is durable after it. */
 int remus_image_flush(struct remus_image *im);
-/* Closes without flushing.  NULL ok. */
-void remus_image_close(struct remus_image *im);
+/* Closes the file without flushing and frees @im.  NULL ok. */
+void remus_image_free(struct remus_image *im);
 
 /* Number of extents of @extent_size bytes covering the image (the last
  * one may be short): ceil(size / extent_size); 0 if @extent_size is 0. */

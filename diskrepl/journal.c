@@ -858,7 +858,7 @@ out:
 		remus_err(LOG, "journal %s: %s: %s", path, why, strerror(-rc));
 	if (j && created)
 		unlink(path);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	return rc;
 }
 
@@ -875,7 +875,7 @@ const char *remus_journal_path(const struct remus_journal *j)
 	return j->path;
 }
 
-void remus_journal_close(struct remus_journal *j)
+void remus_journal_free(struct remus_journal *j)
 {
 	if (!j)
 		return;

@@ -71,7 +71,7 @@
  * images), never silently dropped.
  *
  * Lifecycle: open (recovers) -> { append* -> commit_durable -> apply } ...
- * -> close.  Calls are synchronous file I/O, for short local operations:
+ * -> free.  Calls are synchronous file I/O, for short local operations:
  * append costs a memory copy (a write every 1 MiB), commit one fdatasync of
  * the epoch's bytes (writeback is started every 8 MiB while appending so
  * that it is short), apply reads the epoch back in chunks of at most
@@ -107,7 +107,7 @@ struct remus_journal;
  * and they are flushed; anything else after the header (an uncommitted or
  * torn epoch, an applied one) is dropped, and the file is left durably
  * empty.  *@recovered_epoch (NULL ok) is the replayed epoch or UINT64_MAX.
- * Returns 0 and the journal in *@out (owned, remus_journal_close()), or
+ * Returns 0 and the journal in *@out (owned, remus_journal_free()), or
  * -errno after logging what is wrong with which file: not a journal
  * (-EINVAL), another version (-EPROTONOSUPPORT), locked by another process
  * (-EBUSY), a committed epoch naming a missing image or range (-EINVAL),
@@ -142,14 +142,14 @@ int remus_journal_commit(struct remus_journal *j, uint64_t epoch);
  * changes) unless it has no ops.  Returns 0 when @epoch is already durable
  * and unapplied; -EBUSY if another one is; the poisoning error of a failed
  * append.  An I/O failure here breaks the journal: every later call
- * returns -EIO until it is closed, and reopening it recovers the epoch or
+ * returns -EIO until it is freed, and reopening it recovers the epoch or
  * drops it (all or nothing). */
 int remus_journal_commit_durable(struct remus_journal *j, uint64_t epoch);
 /* Applies the durable epoch to the images in record order, flushes them,
  * marks the epoch applied and opens the next one (appends accepted again).
  * Returns 0, -EINVAL if no epoch is durable, or -errno from reading the
  * journal or writing the images (logged, with the file); on failure the
- * epoch stays durable and unapplied: call again, or close and reopen
+ * epoch stays durable and unapplied: call again, or free and reopen
  * (recovery replays it). */
 int remus_journal_apply(struct remus_journal *j);
 /* Same, in bounded pieces for an event loop: applies whole records until
@@ -179,11 +179,11 @@ struct remus_journal_stats {
 };
 void remus_journal_get_stats(const struct remus_journal *j, struct remus_journal_stats *st);
 
-/* Borrowed; valid until remus_journal_close(). */
+/* Borrowed; valid until remus_journal_free(). */
 const char *remus_journal_path(const struct remus_journal *j);
 
 /* Closes the file and frees @j (NULL ok).  Applies, discards and syncs
  * nothing: what is in the file is what recovery will see. */
-void remus_journal_close(struct remus_journal *j);
+void remus_journal_free(struct remus_journal *j);
 
 #endif

@@ -870,7 +870,7 @@ int remus_migstream_next(struct remus_migstream *p, struct remus_migstream_token
 /* ---- standby rewriter ---- */
 
 void remus_migstream_rewriter_init(struct remus_migstream_rewriter *rw, bool first,
-				   uint32_t standby_sid, remus_migstream_filter_fn filter,
+				   uint32_t standby_sid, remus_migstream_filter_cb *filter,
 				   void *opaque)
 {
 	memset(rw, 0, sizeof(*rw));

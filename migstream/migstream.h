@@ -218,14 +218,13 @@ uint32_t remus_migstream_page_size(const struct remus_migstream *p);
  * Decides about one ZERO or PAGE record on its way to the standby.
  * Returns 1 to send it, 0 to drop it, or -errno to fail the rewrite.
  */
-typedef int (*remus_migstream_filter_fn)(void *opaque,
-					 const struct remus_migstream_token *tok);
+typedef int remus_migstream_filter_cb(void *opaque, const struct remus_migstream_token *tok);
 
 struct remus_migstream_rewriter {
 	bool first;                  /* epoch 0 of the standby stream */
 	bool have_sid;               /* standby_sid is known */
 	uint32_t standby_sid;        /* the RAM section id the standby knows */
-	remus_migstream_filter_fn filter; /* NULL: keep everything */
+	remus_migstream_filter_cb *filter; /* NULL: keep everything */
 	void *filter_opaque;         /* borrowed */
 	bool last_valid;             /* the standby's current block is known */
 	uint32_t last_block;         /* ... and is this MEM_SIZE index */
@@ -245,7 +244,7 @@ struct remus_migstream_rewriter {
  * @opaque (borrowed) may be NULL.  Buffers are unbounded but for memory.
  */
 void remus_migstream_rewriter_init(struct remus_migstream_rewriter *rw, bool first,
-				   uint32_t standby_sid, remus_migstream_filter_fn filter,
+				   uint32_t standby_sid, remus_migstream_filter_cb *filter,
 				   void *opaque);
 /* Frees both buffers.  Idempotent. */
 void remus_migstream_rewriter_release(struct remus_migstream_rewriter *rw);

@@ -42,7 +42,7 @@ static const char *const state_names[] = {
 
 /* A done callback waiting for its timer. */
 struct done_slot {
-	remus_netbuffer_done_fn fn; /* NULL: nothing pending */
+	remus_netbuffer_done_cb *fn; /* NULL: nothing pending */
 	void *opaque;
 	int rc;
 	char *msg;                  /* owned */
@@ -92,7 +92,7 @@ int remus_netbuffer_kind_parse(const char *s, enum remus_netbuffer_kind *out)
 static void on_done_timer(struct remus_loop *loop, void *opaque)
 {
 	struct done_slot *s = opaque;
-	remus_netbuffer_done_fn fn = s->fn;
+	remus_netbuffer_done_cb *fn = s->fn;
 	void *o = s->opaque;
 	char *msg = s->msg;
 	int rc = s->rc;
@@ -232,7 +232,7 @@ static void plugs_close(struct remus_netbuffer *nb)
 	size_t i;
 
 	for (i = 0; i < nb->ndevices; i++) {
-		remus_netbuffer_plug_close(nb->plugs[i]);
+		remus_netbuffer_plug_free(nb->plugs[i]);
 		nb->plugs[i] = NULL;
 	}
 	nb->plugs_open = false;
@@ -318,7 +318,7 @@ static void on_qemu_setup(void *opaque, int rc, const char *msg)
 	slot_fire(&nb->setup_cb, rc, msg);
 }
 
-void remus_netbuffer_setup(struct remus_netbuffer *nb, remus_netbuffer_done_fn done,
+void remus_netbuffer_setup(struct remus_netbuffer *nb, remus_netbuffer_done_cb *done,
 			   void *opaque)
 {
 	char msg[512];
@@ -443,7 +443,7 @@ static void on_qemu_teardown(void *opaque, int rc, const char *msg)
 }
 
 void remus_netbuffer_teardown(struct remus_netbuffer *nb, bool release,
-			      remus_netbuffer_done_fn done, void *opaque)
+			      remus_netbuffer_done_cb *done, void *opaque)
 {
 	enum nb_state was = nb->state;
 

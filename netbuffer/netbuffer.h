@@ -87,7 +87,7 @@ struct remus_netbuffer_stats { /* cumulative unless noted */
 
 /* @rc 0 with @msg NULL on success, else -errno and a message (borrowed,
  * valid during the call) naming the device and the fix. */
-typedef void (*remus_netbuffer_done_fn)(void *opaque, int rc, const char *msg);
+typedef void remus_netbuffer_done_cb(void *opaque, int rc, const char *msg);
 
 /*
  * Creates a netbuffer; touches neither QEMU nor the network.  @loop
@@ -113,7 +113,7 @@ int remus_netbuffer_new(struct remus_loop *loop, struct remus_qmp *qmp,
  * @done is called exactly once, from the loop (also if teardown is called
  * meanwhile: then with -ECANCELED).  Call once.
  */
-void remus_netbuffer_setup(struct remus_netbuffer *nb, remus_netbuffer_done_fn done,
+void remus_netbuffer_setup(struct remus_netbuffer *nb, remus_netbuffer_done_cb *done,
 			   void *opaque);
 
 /*
@@ -144,7 +144,7 @@ void remus_netbuffer_protect(struct remus_netbuffer *nb);
  * (cleanup goes on past errors).  Call once, after or during setup.
  */
 void remus_netbuffer_teardown(struct remus_netbuffer *nb, bool release,
-			      remus_netbuffer_done_fn done, void *opaque);
+			      remus_netbuffer_done_cb *done, void *opaque);
 
 /* Frees @nb at once without QMP (after teardown, or when QEMU is gone).
  * Held frames are lost.  On a live QEMU without teardown the filters stay

@@ -55,8 +55,8 @@ int remus_netbuffer_plug_ifb_name(const char *tap, char *out, size_t size);
  * ingress qdisc on @tap that carries only our filter (or nothing, next to
  * our IFB), are leftovers of an earlier run and are removed first.
  *
- * Returns 0 and a handle in *@out (owned; close with
- * remus_netbuffer_plug_close), or -errno with a logged message, leaving
+ * Returns 0 and a handle in *@out (owned; free with
+ * remus_netbuffer_plug_free), or -errno with a logged message, leaving
  * the host as it was:
  *   -EINVAL   bad name or @limit_bytes 0 or > INT32_MAX
  *   -ENODEV   no device @tap
@@ -98,6 +98,6 @@ int remus_netbuffer_plug_stats(struct remus_netbuffer_plug *p,
  * drain), then removes the filter, the ingress qdisc and the IFB: the host
  * is left as it was before open.  Failures are logged with the command
  * that finishes the job by hand.  Frees @p; NULL is fine. */
-void remus_netbuffer_plug_close(struct remus_netbuffer_plug *p);
+void remus_netbuffer_plug_free(struct remus_netbuffer_plug *p);
 
 #endif

@@ -624,7 +624,7 @@ int remus_netbuffer_plug_open(const char *tap, uint32_t limit_bytes,
 	rc = 0;
 out:
 	rtnl_link_put(link);
-	remus_netbuffer_plug_close(p);
+	remus_netbuffer_plug_free(p);
 	return rc;
 }
 
@@ -687,7 +687,7 @@ int remus_netbuffer_plug_stats(struct remus_netbuffer_plug *p,
 	return plug_read_stats(p, st);
 }
 
-void remus_netbuffer_plug_close(struct remus_netbuffer_plug *p)
+void remus_netbuffer_plug_free(struct remus_netbuffer_plug *p)
 {
 	if (!p)
 		return;

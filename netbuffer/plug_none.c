@@ -52,6 +52,6 @@ int remus_netbuffer_plug_stats(struct remus_netbuffer_plug *p,
 	return -ENOTSUP;
 }
 
-void remus_netbuffer_plug_close(struct remus_netbuffer_plug *p)
+void remus_netbuffer_plug_free(struct remus_netbuffer_plug *p)
 {
 }

@@ -131,14 +131,14 @@ struct remus_nbqemu {
 	struct leftover *left;   /* owned array */
 	size_t nleft, left_next;
 	/* Setup. */
-	remus_nbqemu_done_fn *setup_done;
+	remus_nbqemu_done_cb *setup_done;
 	void *setup_opaque;
 	size_t step_nic;
 	bool cancel;             /* teardown requested during setup */
 	int setup_rc;
 	char setup_msg[MSG_LEN];
 	/* Teardown. */
-	remus_nbqemu_done_fn *td_done;
+	remus_nbqemu_done_cb *td_done;
 	void *td_opaque;
 	bool td_release;
 	bool td_flushing;        /* waiting for QEMU to read indev */
@@ -635,7 +635,7 @@ static void td_error(struct remus_nbqemu *b, int rc, const char *fmt, ...)
 
 static void td_finish(struct remus_nbqemu *b)
 {
-	remus_nbqemu_done_fn *sd = b->setup_done, *td = b->td_done;
+	remus_nbqemu_done_cb *sd = b->setup_done, *td = b->td_done;
 	void *so = b->setup_opaque, *to = b->td_opaque;
 	char smsg[2 * MSG_LEN + 64], tmsg[MSG_LEN];
 	int src = b->setup_rc, trc = b->td_rc;
@@ -802,7 +802,7 @@ static void teardown_begin(struct remus_nbqemu *b)
 }
 
 void remus_nbqemu_teardown(struct remus_nbqemu *b, bool release,
-			   remus_nbqemu_done_fn *done, void *opaque)
+			   remus_nbqemu_done_cb *done, void *opaque)
 {
 	b->td_done = done;
 	b->td_opaque = opaque;
@@ -855,7 +855,7 @@ static void setup_fail(struct remus_nbqemu *b, int rc, const char *fmt, ...)
 
 static void setup_ok(struct remus_nbqemu *b)
 {
-	remus_nbqemu_done_fn *sd = b->setup_done;
+	remus_nbqemu_done_cb *sd = b->setup_done;
 
 	b->state = Q_READY;
 	b->setup_done = NULL;
@@ -1223,7 +1223,7 @@ static void on_list_reply(struct remus_nbqemu *b, struct qop *op, int rc,
 	discover_next(b);
 }
 
-void remus_nbqemu_setup(struct remus_nbqemu *b, remus_nbqemu_done_fn *done, void *opaque)
+void remus_nbqemu_setup(struct remus_nbqemu *b, remus_nbqemu_done_cb *done, void *opaque)
 {
 	static const char *const roots[] = { "/machine/peripheral", "/machine/peripheral-anon" };
 	struct json_object *args;

@@ -20,10 +20,10 @@ struct remus_loop;
 struct remus_qmp;
 struct remus_nbqemu;
 
-/* Like remus_netbuffer_done_fn, but may be called from inside the backend
+/* Like remus_netbuffer_done_cb, but may be called from inside the backend
  * call that started the operation, and must not free the backend; @msg
  * borrowed. */
-typedef void remus_nbqemu_done_fn(void *opaque, int rc, const char *msg);
+typedef void remus_nbqemu_done_cb(void *opaque, int rc, const char *msg);
 
 /* @loop, @qmp, @q borrowed and outlive the backend; @netdevs (borrowed,
  * copied) NULL/0 to discover at setup.  Names must already be valid QOM
@@ -31,7 +31,7 @@ typedef void remus_nbqemu_done_fn(void *opaque, int rc, const char *msg);
 int remus_nbqemu_new(struct remus_loop *loop, struct remus_qmp *qmp, struct remus_nbq *q,
 		     const char *const *netdevs, size_t n, struct remus_nbqemu **out);
 /* Async setup, see remus_netbuffer_setup(); @done called exactly once. */
-void remus_nbqemu_setup(struct remus_nbqemu *b, remus_nbqemu_done_fn *done, void *opaque);
+void remus_nbqemu_setup(struct remus_nbqemu *b, remus_nbqemu_done_cb *done, void *opaque);
 /* Reads everything QEMU has written so far into the queue (the guest is
  * stopped, so this ends).  Returns 0 or the first read error (the NIC's
  * reader is then stopped and logged). */
@@ -39,7 +39,7 @@ int remus_nbqemu_drain(struct remus_nbqemu *b);
 /* Async teardown, see remus_netbuffer_teardown(); during setup it cancels
  * it first (setup's done gets -ECANCELED).  @done called exactly once. */
 void remus_nbqemu_teardown(struct remus_nbqemu *b, bool release,
-			   remus_nbqemu_done_fn *done, void *opaque);
+			   remus_nbqemu_done_cb *done, void *opaque);
 /* Immediate, no QMP; pending done callbacks are not called.  NULL ok. */
 void remus_nbqemu_free(struct remus_nbqemu *b);
 

@@ -584,7 +584,7 @@ static int refusal(const char *name, const char *tap, int want_rc)
 	fails = plug_check(rc == want_rc && !p && plug_same_host(before, after), name,
 		      "open(%s) = %d (%s), want %d; host unchanged", tap, rc,
 		      strerror(-rc), want_rc);
-	remus_netbuffer_plug_close(p);
+	remus_netbuffer_plug_free(p);
 	free(before);
 	free(after);
 	return fails;
@@ -788,7 +788,7 @@ static int cycle_epochs(struct plug_tap *t, const char *before)
 	remus_netbuffer_plug_barrier(p);
 	a = plug_send_frames(t, 2, SMALL_FRAME);
 	wait_held(p, 2, ARRIVE_MS);
-	remus_netbuffer_plug_close(p);
+	remus_netbuffer_plug_free(p);
 	fails += plug_check(expect_seqs(t, a, 2, what, sizeof(what)), "close-releases-held",
 		       "%s", what);
 	snap = plug_snapshot();
@@ -826,7 +826,7 @@ static int cycle_limit(struct plug_tap *t, const char *before)
 	rc = rc ? rc : remus_netbuffer_plug_commit(p);
 	fails += plug_check(rc == 0 && expect_seqs(t, a, 4, what, sizeof(what)),
 		       "limit-keeps-first", "rc=%d; %s", rc, what);
-	remus_netbuffer_plug_close(p);
+	remus_netbuffer_plug_free(p);
 	snap = plug_snapshot();
 	fails += plug_check(plug_same_host(before, snap), "limit-close-restores-host",
 		       "links, qdiscs and filters equal to before open");
@@ -887,7 +887,7 @@ static int cycle_crash(struct plug_tap *t, const char *before)
 	rc = rc ? rc : remus_netbuffer_plug_commit(p);
 	fails += plug_check(rc == 0 && expect_seqs(t, a, 1, what, sizeof(what)),
 		       "reopen-works", "rc=%d; %s", rc, what);
-	remus_netbuffer_plug_close(p);
+	remus_netbuffer_plug_free(p);
 	snap = plug_snapshot();
 	fails += plug_check(plug_same_host(before, snap), "reopen-close-restores-host",
 		       "links, qdiscs and filters equal to before the crashed run");

@@ -40,7 +40,7 @@ static void cleanup(void)
 	char p[160];
 
 	for (int i = 0; i < FJ_NIMAGES; i++) {
-		remus_image_close(images[i]);
+		remus_image_free(images[i]);
 		snprintf(p, sizeof(p), "%s/img%d", dir, i);
 		unlink(p);
 	}
@@ -185,7 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    remus_image_read(images[i], 0, (uint32_t)fj_image_size[i], after[i]) != 0)
 			abort();
 	}
-	remus_journal_close(j);
+	remus_journal_free(j);
 	j = NULL;
 	if (remus_journal_open(jpath, images, FJ_NIMAGES, &j, &rec2) != 0 ||
 	    rec2 != UINT64_MAX || !images_are(after))
@@ -198,7 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    remus_journal_commit(j, 1) != 0 || !images_are(after))
 		abort();
 out:
-	remus_journal_close(j);
+	remus_journal_free(j);
 	for (int i = 0; i < FJ_NIMAGES; i++)
 		free(after[i]);
 	free(copy);

@@ -89,7 +89,7 @@ static int make(bool apply, uint8_t **p, size_t *n)
 	rc = fill_epoch(j, 7);
 	if (rc == 0)
 		rc = apply ? remus_journal_commit(j, 7) : remus_journal_commit_durable(j, 7);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	return rc < 0 ? rc : slurp(p, n);
 }
 
@@ -133,7 +133,7 @@ int main(int argc, char **argv)
 
 	free(p);
 	for (int i = 0; i < FJ_NIMAGES; i++) {
-		remus_image_close(images[i]);
+		remus_image_free(images[i]);
 		snprintf(img, sizeof(img), "%s/img%d", tmp, i);
 		unlink(img);
 	}

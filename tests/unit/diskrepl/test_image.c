@@ -60,7 +60,7 @@ static void test_create_and_open(void **state)
 	assert_int_equal(remus_image_open(f->path, true, (3 << 20) + 123, &im), 0);
 	assert_int_equal(remus_image_size(im), (3 << 20) + 123);
 	assert_string_equal(remus_image_path(im), f->path);
-	remus_image_close(im);
+	remus_image_free(im);
 	/* Sparse: no data blocks for 3 MiB of nothing. */
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_int_equal(st.st_size, (3 << 20) + 123);
@@ -69,8 +69,8 @@ static void test_create_and_open(void **state)
 	/* An existing file keeps its size whatever create_size says. */
 	assert_int_equal(remus_image_open(f->path, true, 1 << 20, &im), 0);
 	assert_int_equal(remus_image_size(im), (3 << 20) + 123);
-	remus_image_close(im);
-	remus_image_close(NULL);
+	remus_image_free(im);
+	remus_image_free(NULL);
 
 	/* A directory is not an image. */
 	assert_int_equal(remus_image_open(f->dir, false, 0, &im), -EISDIR);
@@ -116,10 +116,10 @@ static void test_read_write_bounds(void **state)
 	/* A rejected write changed nothing, and the file did not grow. */
 	assert_int_equal(remus_image_read(im, 0, size, got), 0);
 	assert_memory_equal(got, want, size);
-	remus_image_close(im);
+	remus_image_free(im);
 	assert_int_equal(remus_image_open(f->path, false, 0, &im), 0);
 	assert_int_equal(remus_image_size(im), size);
-	remus_image_close(im);
+	remus_image_free(im);
 	free(want);
 	free(got);
 }
@@ -168,7 +168,7 @@ static void test_zero_and_trim(void **state)
 	assert_int_equal(remus_image_zero(im, 5, 0, true), 0);
 	assert_int_equal(remus_image_trim(im, 5, 0), 0);
 	assert_int_equal(remus_image_flush(im), 0);
-	remus_image_close(im);
+	remus_image_free(im);
 	free(want);
 	free(got);
 }
@@ -243,7 +243,7 @@ static void test_hash_extents(void **state)
 	free(before);
 	free(after);
 	free(bytes);
-	remus_image_close(im);
+	remus_image_free(im);
 }
 
 static void test_extent_map_basics(void **state)

@@ -78,7 +78,7 @@ static int teardown(void **state)
 	int i;
 
 	for (i = 0; i < NIMG; i++) {
-		remus_image_close(f->im[i]);
+		remus_image_free(f->im[i]);
 		free(f->model[i]);
 		free(f->pending[i]);
 	}
@@ -204,8 +204,8 @@ static void test_commit_applies_in_order(void **state)
 	assert_int_equal(st.epochs_committed, 2);
 	assert_int_equal(st.ops_applied, 11);
 	assert_string_equal(remus_journal_path(j), f->jpath);
-	remus_journal_close(j);
-	remus_journal_close(NULL);
+	remus_journal_free(j);
+	remus_journal_free(NULL);
 }
 
 static void test_discard(void **state)
@@ -232,7 +232,7 @@ static void test_discard(void **state)
 	assert_int_equal(remus_journal_commit(j, 5), 0);
 	committed(f);
 	check_images(f, f->model);
-	remus_journal_close(j);
+	remus_journal_free(j);
 }
 
 static void test_empty_epoch(void **state)
@@ -261,7 +261,7 @@ static void test_empty_epoch(void **state)
 	assert_int_equal(remus_journal_commit(j, 3), 0);
 	committed(f);
 	check_images(f, f->model);
-	remus_journal_close(j);
+	remus_journal_free(j);
 }
 
 static void test_wrong_epoch(void **state)
@@ -292,7 +292,7 @@ static void test_wrong_epoch(void **state)
 	assert_int_equal(remus_journal_commit(j, 5), 0);
 	committed(f);
 	check_images(f, f->model);
-	remus_journal_close(j);
+	remus_journal_free(j);
 }
 
 static void test_bounds(void **state)
@@ -344,7 +344,7 @@ static void test_bounds(void **state)
 	committed(f);
 	remus_journal_set_max_size(j, REMUS_JOURNAL_MAX_DEFAULT);
 	check_images(f, f->model);
-	remus_journal_close(j);
+	remus_journal_free(j);
 }
 
 static void test_split_commit_busy(void **state)
@@ -373,7 +373,7 @@ static void test_split_commit_busy(void **state)
 	assert_int_equal(remus_journal_commit(j, 4), 0);
 	committed(f);
 	check_images(f, f->model);
-	remus_journal_close(j);
+	remus_journal_free(j);
 }
 
 static void test_apply_steps(void **state)
@@ -394,7 +394,7 @@ static void test_apply_steps(void **state)
 	assert_int_equal(steps, 9);
 	committed(f);
 	check_images(f, f->model);
-	remus_journal_close(j);
+	remus_journal_free(j);
 }
 
 /* Records larger than the 1 MiB write buffer and the 4 MiB read window,
@@ -428,15 +428,15 @@ static void test_large_records(void **state)
 		} else {
 			/* Crash after durability: recovery replays it. */
 			assert_int_equal(remus_journal_commit_durable(j, 21), 0);
-			remus_journal_close(j);
+			remus_journal_free(j);
 			assert_int_equal(remus_journal_open(f->jpath, &big, 1, &j, &rec), 0);
 			assert_int_equal(rec, 21);
 		}
 		assert_int_equal(remus_image_read(big, 0, size, got), 0);
 		assert_memory_equal(got, model, size);
 	}
-	remus_journal_close(j);
-	remus_image_close(big);
+	remus_journal_free(j);
+	remus_image_free(big);
 	free(model);
 	free(got);
 	free(data);
@@ -454,7 +454,7 @@ static void test_recover_committed(void **state)
 		op(f, j, 42, i % 2, i % 5 == 4 ? REMUS_REPL_DISK_ZERO : REMUS_REPL_DISK_WRITE,
 		   tu_rand(&f->seed) % (img_size[i % 2] - 30000), 30000);
 	assert_int_equal(remus_journal_commit_durable(j, 42), 0);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	check_images(f, f->model);
 	j = jopen(f, &rec);
 	assert_int_equal(rec, 42);
@@ -463,12 +463,12 @@ static void test_recover_committed(void **state)
 	remus_journal_get_stats(j, &st);
 	assert_int_equal(st.epochs_recovered, 1);
 	assert_int_equal(st.ops_applied, 30);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	assert_int_equal(file_size(f->jpath), 64);
 	/* Recovery left nothing to replay a second time. */
 	j = jopen(f, &rec);
 	assert_int_equal(rec, UINT64_MAX);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	check_images(f, f->model);
 
 	/* Killed halfway through applying: replayed from the start. */
@@ -478,14 +478,14 @@ static void test_recover_committed(void **state)
 		   30000);
 	assert_int_equal(remus_journal_commit_durable(j, 43), 0);
 	assert_int_equal(remus_journal_apply_step(j, 200000), 1);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	assert_false(images_equal(f, f->model));
 	assert_false(images_equal(f, f->pending));
 	j = jopen(f, &rec);
 	assert_int_equal(rec, 43);
 	committed(f);
 	check_images(f, f->model);
-	remus_journal_close(j);
+	remus_journal_free(j);
 }
 
 static void test_recover_applied_not_replayed(void **state)
@@ -499,7 +499,7 @@ static void test_recover_applied_not_replayed(void **state)
 	op(f, j, 8, 1, REMUS_REPL_DISK_WRITE, 0, 100);
 	assert_int_equal(remus_journal_commit(j, 8), 0);
 	committed(f);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	/* Someone writes the image after the epoch was applied. */
 	memset(junk, 0xa5, sizeof(junk));
 	assert_int_equal(remus_image_write(f->im[0], 0, sizeof(junk), junk), 0);
@@ -508,7 +508,7 @@ static void test_recover_applied_not_replayed(void **state)
 	assert_int_equal(size, 64 + 2 * (64 + 100) + 2 * 64); /* records, commit, applied */
 	j = jopen(f, &rec);
 	assert_int_equal(rec, UINT64_MAX); /* the applied marker was honoured */
-	remus_journal_close(j);
+	remus_journal_free(j);
 	discarded(f);
 	check_images(f, f->model);
 
@@ -518,13 +518,13 @@ static void test_recover_applied_not_replayed(void **state)
 	op(f, j, 9, 0, REMUS_REPL_DISK_WRITE, 0, 100);
 	assert_int_equal(remus_journal_commit(j, 9), 0);
 	committed(f);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	assert_int_equal(truncate(f->jpath, (off_t)(64 + 164 + 64)), 0);
 	assert_int_equal(remus_image_write(f->im[0], 0, sizeof(junk), junk), 0);
 	j = jopen(f, &rec);
 	assert_int_equal(rec, 9);
 	check_images(f, f->model);
-	remus_journal_close(j);
+	remus_journal_free(j);
 }
 
 static void test_recover_uncommitted(void **state)
@@ -538,13 +538,13 @@ static void test_recover_uncommitted(void **state)
 		op(f, j, 6, 0, REMUS_REPL_DISK_WRITE, tu_rand(&f->seed) % (img_size[0] - 30000),
 		   30000);
 	assert_true(file_size(f->jpath) > (3 << 20) / 2);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	j = jopen(f, &rec);
 	assert_int_equal(rec, UINT64_MAX);
 	discarded(f);
 	check_images(f, f->model);
 	assert_int_equal(file_size(f->jpath), 64);
-	remus_journal_close(j);
+	remus_journal_free(j);
 }
 
 /* An applied epoch's bytes stay in the file (overwritten in place by the
@@ -571,12 +571,12 @@ static void test_stale_records_not_joined(void **state)
 	op(f, j, 10, 0, REMUS_REPL_DISK_WRITE, 0, mib);
 	op(f, j, 10, 0, REMUS_REPL_DISK_WRITE, 0, mib);
 	assert_int_equal(file_size(f->jpath), 64 + 2 * (64 + mib) + 2 * (64 + 100) + 64);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	j = jopen(f, &rec);
 	assert_int_equal(rec, UINT64_MAX);
 	discarded(f);
 	check_images(f, f->model);
-	remus_journal_close(j);
+	remus_journal_free(j);
 }
 
 static void test_open_errors(void **state)
@@ -590,7 +590,7 @@ static void test_open_errors(void **state)
 	/* One journal, one owner. */
 	assert_int_equal(remus_journal_open(f->jpath, f->im, NIMG, &j2, &rec), -EBUSY);
 	assert_null(j2);
-	remus_journal_close(j);
+	remus_journal_free(j);
 
 	/* Not a journal: refused and left alone. */
 	assert_int_equal(tu_spit(f->jpath, "some other file\n", 16), 0);
@@ -604,18 +604,18 @@ static void test_open_errors(void **state)
 	 * cut short, so the file is (re)initialised. */
 	assert_int_equal(tu_spit(f->jpath, "", 0), 0);
 	j = jopen(f, NULL);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	bytes = tu_slurp(f->jpath, &len);
 	assert_int_equal(len, 64);
 	memcpy(hdr, bytes, 64);
 	free(bytes);
 	assert_int_equal(tu_spit(f->jpath, hdr, 20), 0);
 	j = jopen(f, NULL);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	memset(f->scratch, 0, 4096);
 	assert_int_equal(tu_spit(f->jpath, f->scratch, 4096), 0);
 	j = jopen(f, NULL);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	assert_int_equal(file_size(f->jpath), 64);
 
 	/* Another version, or a damaged header. */
@@ -636,14 +636,14 @@ static void test_open_errors(void **state)
 	j = jopen(f, NULL);
 	op(f, j, 12, 1, REMUS_REPL_DISK_WRITE, 10, 10);
 	assert_int_equal(remus_journal_commit_durable(j, 12), 0);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	assert_int_equal(remus_journal_open(f->jpath, f->im, 1, &j, &rec), -EINVAL);
 	check_images(f, f->model);
 	j = jopen(f, &rec);
 	assert_int_equal(rec, 12);
 	committed(f);
 	check_images(f, f->model);
-	remus_journal_close(j);
+	remus_journal_free(j);
 }
 
 /* (c) A committed, unapplied epoch, cut at every record boundary, at points
@@ -673,7 +673,7 @@ static void test_torn_journal(void **state)
 	bounds[nb++] = pos; /* the commit */
 	c_end = pos + 64;
 	assert_int_equal(remus_journal_commit_durable(j, 77), 0);
-	remus_journal_close(j);
+	remus_journal_free(j);
 	jbytes = tu_slurp(f->jpath, &jlen);
 	assert_int_equal(jlen, c_end);
 	mutated = malloc(jlen + 100);
@@ -689,7 +689,7 @@ static void test_torn_journal(void **state)
 			assert_int_equal(tu_spit(f->jpath, jbytes, cut), 0);
 			restore_images(f, f->model);
 			j = jopen(f, &rec);
-			remus_journal_close(j);
+			remus_journal_free(j);
 			assert_int_equal(rec, UINT64_MAX);
 			check_images(f, f->model);
 			tries++;
@@ -702,7 +702,7 @@ static void test_torn_journal(void **state)
 		assert_int_equal(tu_spit(f->jpath, mutated, jlen + (c ? 100 : 0)), 0);
 		restore_images(f, f->model);
 		j = jopen(f, &rec);
-		remus_journal_close(j);
+		remus_journal_free(j);
 		assert_int_equal(rec, 77);
 		check_images(f, f->pending);
 	}
@@ -728,7 +728,7 @@ static void test_torn_journal(void **state)
 				assert_true(rc == -EINVAL || rc == -EPROTONOSUPPORT);
 			} else {
 				assert_int_equal(rc, 0);
-				remus_journal_close(j);
+				remus_journal_free(j);
 				assert_int_equal(rec, UINT64_MAX);
 			}
 			check_images(f, f->model);

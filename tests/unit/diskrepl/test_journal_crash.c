@@ -199,7 +199,7 @@ static void test_sigkill_all_or_nothing(void **state)
 	base_seed = seed;
 	memset(model, 0, IMG_SIZE);
 	assert_int_equal(remus_image_open(ipath, true, IMG_SIZE, &im), 0);
-	remus_image_close(im);
+	remus_image_free(im);
 
 	for (int round = 0; round < ROUNDS; round++) {
 		bool stall = round % 2 == 1;
@@ -273,8 +273,8 @@ static void test_sigkill_all_or_nothing(void **state)
 			have = durable + 1;
 			landed_next++;
 		}
-		remus_journal_close(j);
-		remus_image_close(im);
+		remus_journal_free(j);
+		remus_image_free(im);
 		fprintf(stderr, "round %2d: %-6s killed after %6.1f ms; epochs durable %" PRIu64
 			", applied %" PRIu64 ", image holds %" PRIu64 ", recovery replayed %s\n",
 			round, stall ? "stall" : "random", now_ms() - t0, durable, applied, have,

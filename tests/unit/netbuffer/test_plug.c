@@ -111,7 +111,7 @@ static void test_bad_args(void **state)
 		assert_null(p);
 		assert_int_equal(remus_netbuffer_plug_barrier(NULL), -ENOTSUP);
 		assert_int_equal(remus_netbuffer_plug_release_all(NULL), -ENOTSUP);
-		remus_netbuffer_plug_close(NULL);
+		remus_netbuffer_plug_free(NULL);
 		return;
 	}
 	assert_int_equal(remus_netbuffer_plug_ifb_name("vnet0", ifb, sizeof(ifb)), 0);
@@ -129,7 +129,7 @@ static void test_bad_args(void **state)
 			 -EINVAL);
 	assert_int_equal(remus_netbuffer_plug_open("", 10, &p), -EINVAL);
 	assert_null(p);
-	remus_netbuffer_plug_close(NULL);
+	remus_netbuffer_plug_free(NULL);
 }
 
 static void test_refusals_leave_host_unchanged(void **state)
