@@ -27,7 +27,7 @@ struct client {
 	int fd;
 	struct remus_buf in, out;
 	bool answered;
-	remus_timer_id timer;
+	struct remus_timer timer; /* drops a client that takes too long */
 	struct client *next;
 };
 
@@ -69,8 +69,7 @@ static void client_free(struct client *c)
 			break;
 		}
 	remus_loop_del_fd(c->ctl->loop, c->fd);
-	if (c->timer)
-		remus_loop_del_timer(c->ctl->loop, c->timer);
+	remus_timer_disarm(&c->timer);
 	close(c->fd);
 	remus_buf_release(&c->in);
 	remus_buf_release(&c->out);
@@ -81,7 +80,6 @@ static void on_client_timeout(struct remus_loop *loop, void *opaque)
 {
 	struct client *c = opaque;
 
-	c->timer = 0;
 	client_free(c);
 }
 
@@ -163,7 +161,8 @@ static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 		free(c);
 		return;
 	}
-	c->timer = remus_loop_add_timer(loop, CLIENT_TIMEOUT_MS, on_client_timeout, c);
+	remus_timer_init(&c->timer, loop, on_client_timeout, c);
+	remus_timer_arm(&c->timer, CLIENT_TIMEOUT_MS);
 	c->next = ctl->clients;
 	ctl->clients = c;
 }

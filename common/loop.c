@@ -7,14 +7,19 @@
  * leave a dangling pointer in that batch, so removal only marks the watch
  * dead and moves it to a graveyard that is freed after the batch.
  *
- * Timers live in a small array scanned linearly: a remus process has a
- * handful (epoch tick, heartbeat, QMP timeouts), so a heap would be
- * complexity without a payoff.  Deferred calls are a FIFO; calls deferred
- * while the FIFO runs wait for the next iteration, so a callback that
- * defers itself cannot starve the loop.
+ * Timers are owned by their users (struct remus_timer, embedded) and kept
+ * in one doubly linked list sorted by due time: arming inserts after the
+ * last timer due no later (a linear scan), disarming unlinks, and the
+ * nearest one is the head.  A remus process has a handful (epoch tick,
+ * heartbeat, one per QMP command in flight), so a heap would be
+ * complexity without a payoff.  `pprev` points at whatever points at the
+ * timer, so unlinking works the same in the loop's list and in the batch
+ * of due timers being fired, which lets a callback disarm or move any
+ * other due timer before it runs.
  */
 #include "common/loop.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,27 +38,11 @@ struct watch {
 	struct watch *next; /* live list or graveyard */
 };
 
-struct timer {
-	remus_timer_id id;
-	uint64_t due_ns;
-	remus_call_cb *cb;
-	void *opaque;
-};
-
-struct call {
-	remus_call_cb *cb;
-	void *opaque;
-	struct call *next;
-};
-
 struct remus_loop {
 	int epfd;
 	struct watch *watches;   /* live */
 	struct watch *graveyard; /* removed during dispatch */
-	struct timer *timers;
-	size_t ntimers, timers_cap;
-	remus_timer_id next_timer_id;
-	struct call *calls_head, *calls_tail;
+	struct remus_timer *timers; /* armed, by due time */
 	unsigned depth; /* nested run_once calls (synchronous helpers) */
 	bool stop;
 	int stop_rc;
@@ -86,7 +75,6 @@ int remus_loop_new(struct remus_loop **out)
 		free(loop);
 		return rc;
 	}
-	loop->next_timer_id = 1;
 	*out = loop;
 	return 0;
 }
@@ -103,19 +91,13 @@ static void free_watches(struct watch *w)
 
 void remus_loop_free(struct remus_loop *loop)
 {
-	struct call *c;
-
 	if (!loop)
 		return;
 	free_watches(loop->watches);
 	free_watches(loop->graveyard);
-	for (c = loop->calls_head; c;) {
-		struct call *next = c->next;
-
-		free(c);
-		c = next;
-	}
-	free(loop->timers);
+	/* Their owners may still disarm them: that must not touch @loop. */
+	while (loop->timers)
+		remus_timer_disarm(loop->timers);
 	close(loop->epfd);
 	free(loop);
 }
@@ -204,83 +186,74 @@ int remus_loop_del_fd(struct remus_loop *loop, int fd)
 	return 0;
 }
 
-remus_timer_id remus_loop_add_timer(struct remus_loop *loop, uint64_t delay_ms,
-				    remus_call_cb *cb, void *opaque)
+void remus_timer_init(struct remus_timer *t, struct remus_loop *loop,
+		      remus_timer_cb *cb, void *opaque)
 {
-	struct timer *t;
-
-	if (loop->ntimers == loop->timers_cap) {
-		size_t cap = loop->timers_cap ? loop->timers_cap * 2 : 16;
-		struct timer *n = realloc(loop->timers, cap * sizeof(*n));
-
-		if (!n)
-			return 0;
-		loop->timers = n;
-		loop->timers_cap = cap;
-	}
-	t = &loop->timers[loop->ntimers++];
-	t->id = loop->next_timer_id++;
-	t->due_ns = remus_now_ns() + delay_ms * 1000000ull;
+	/* @t may be uninitialised memory: nothing of it is read. */
+	t->loop = loop;
 	t->cb = cb;
 	t->opaque = opaque;
-	return t->id;
+	t->due_ns = 0;
+	t->next = NULL;
+	t->pprev = NULL;
 }
 
-bool remus_loop_del_timer(struct remus_loop *loop, remus_timer_id id)
+static void timer_unlink(struct remus_timer *t)
 {
-	size_t i;
-
-	for (i = 0; i < loop->ntimers; i++) {
-		if (loop->timers[i].id == id) {
-			loop->timers[i] = loop->timers[--loop->ntimers];
-			return true;
-		}
-	}
-	return false;
+	if (t->next)
+		t->next->pprev = t->pprev;
+	*t->pprev = t->next;
+	t->next = NULL;
+	t->pprev = NULL;
 }
 
-int remus_loop_defer(struct remus_loop *loop, remus_call_cb *cb, void *opaque)
+void remus_timer_disarm(struct remus_timer *t)
 {
-	struct call *c = calloc(1, sizeof(*c));
+	if (t->pprev)
+		timer_unlink(t);
+}
 
-	if (!c)
-		return -ENOMEM;
-	c->cb = cb;
-	c->opaque = opaque;
-	if (loop->calls_tail)
-		loop->calls_tail->next = c;
+bool remus_timer_armed(const struct remus_timer *t)
+{
+	return t->pprev != NULL;
+}
+
+void remus_timer_arm(struct remus_timer *t, uint64_t delay_ms)
+{
+	struct remus_loop *loop = t->loop;
+	struct remus_timer **pp, *prev = NULL, *p;
+	uint64_t now = remus_now_ns();
+
+	assert(loop && t->cb);
+	remus_timer_disarm(t);
+	/* Saturate instead of wrapping: a huge delay means "never soon". */
+	if (delay_ms > (UINT64_MAX - now) / 1000000ull)
+		t->due_ns = UINT64_MAX;
 	else
-		loop->calls_head = c;
-	loop->calls_tail = c;
-	return 0;
-}
-
-static void run_deferred(struct remus_loop *loop)
-{
-	struct call *c = loop->calls_head;
-
-	/* Detach the current FIFO: calls deferred from here run next time. */
-	loop->calls_head = loop->calls_tail = NULL;
-	while (c) {
-		struct call *next = c->next;
-
-		c->cb(loop, c->opaque);
-		free(c);
-		c = next;
-	}
+		t->due_ns = now + delay_ms * 1000000ull;
+	/* After the last timer due no later than us: equal due times keep
+	 * their arming order. */
+	for (p = loop->timers; p; p = p->next)
+		if (p->due_ns <= t->due_ns)
+			prev = p;
+		else
+			break;
+	pp = prev ? &prev->next : &loop->timers;
+	t->next = *pp;
+	if (t->next)
+		t->next->pprev = &t->next;
+	t->pprev = pp;
+	*pp = t;
 }
 
 /* Milliseconds until the nearest timer, rounded up; -1 if none. */
 static int next_timeout_ms(struct remus_loop *loop, uint64_t now)
 {
-	uint64_t best = UINT64_MAX;
-	size_t i;
+	uint64_t best;
 
-	for (i = 0; i < loop->ntimers; i++)
-		if (loop->timers[i].due_ns < best)
-			best = loop->timers[i].due_ns;
-	if (best == UINT64_MAX)
+	if (!loop->timers)
 		return -1;
+	best = loop->timers->due_ns;
 	if (best <= now)
 		return 0;
 	best = (best - now + 999999ull) / 1000000ull;
@@ -290,22 +263,26 @@ static int next_timeout_ms(struct remus_loop *loop, uint64_t now)
 static void fire_timers(struct remus_loop *loop)
 {
 	uint64_t now = remus_now_ns();
-	remus_timer_id limit = loop->next_timer_id;
-	size_t i = 0;
+	struct remus_timer *due = NULL, *t, **pp = &loop->timers;
 
-	/* Timers added by a callback (id >= limit) wait for the next round even
-	 * with delay 0, so a self-rearming timer cannot spin here.  The array
-	 * may change under us, so restart the scan after every call. */
-	while (i < loop->ntimers) {
-		struct timer t = loop->timers[i];
-
-		if (t.id >= limit || t.due_ns > now) {
-			i++;
-			continue;
-		}
-		loop->timers[i] = loop->timers[--loop->ntimers];
-		t.cb(loop, t.opaque);
-		i = 0;
+	/* Move the due prefix of the list into a batch of its own: timers
+	 * armed by a callback go to the loop's list and wait for the next
+	 * round even with delay 0, so a self-arming timer cannot spin here;
+	 * a timer of the batch that a callback disarms or moves leaves the
+	 * batch and does not fire now. */
+	while (*pp && (*pp)->due_ns <= now)
+		pp = &(*pp)->next;
+	if (pp == &loop->timers)
+		return;
+	due = loop->timers;
+	due->pprev = &due;
+	loop->timers = *pp;
+	if (loop->timers)
+		loop->timers->pprev = &loop->timers;
+	*pp = NULL;
+	while ((t = due)) {
+		timer_unlink(t);
+		t->cb(loop, t->opaque);
 	}
 }
 
@@ -314,10 +291,7 @@ int remus_loop_run_once(struct remus_loop *loop, int timeout_ms)
 	struct epoll_event evs[MAX_EVENTS];
 	int n, i, t;
 
-	run_deferred(loop);
 	t = next_timeout_ms(loop, remus_now_ns());
-	if (loop->calls_head)
-		t = 0;
 	if (timeout_ms >= 0 && (t < 0 || timeout_ms < t))
 		t = timeout_ms;
 	do

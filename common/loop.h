@@ -4,16 +4,18 @@
  *
  * Everything that waits (QMP, migration channel, replication link,
  * heartbeats, netbuffer sockets, NBD) registers here and never blocks:
- * fd watches (epoll, level-triggered), one-shot timers on the monotonic
- * clock, and deferred calls that run before the next wait.  One iteration:
+ * fd watches (epoll, level-triggered) and one-shot timers on the monotonic
+ * clock.  One iteration:
  *
- *     run deferred calls -> epoll_wait(until nearest timer) ->
- *     dispatch ready fds -> fire expired timers
+ *     epoll_wait(until nearest timer) -> dispatch ready fds -> fire due timers
  *
- * Callbacks may add or remove any watch, timer or deferred call, including
- * their own, at any time; a watch removed during an iteration is never
- * called again, even if it was already reported ready.  Not thread-safe:
- * a loop belongs to the thread that runs it.
+ * A timer is a struct remus_timer that its owner embeds in its own struct,
+ * so arming one allocates nothing and cannot fail: an epoch or heartbeat
+ * timer cannot silently stay unarmed.  Callbacks may add or remove any
+ * watch and arm or disarm any timer, including their own, at any time; a
+ * watch removed during an iteration is never called again, even if it was
+ * already reported ready, and a timer disarmed before its callback ran is
+ * never called.  Not thread-safe: a loop belongs to the thread that runs it.
  */
 #ifndef REMUS_COMMON_LOOP_H
 #define REMUS_COMMON_LOOP_H
@@ -32,16 +34,29 @@ enum {
 
 typedef void remus_fd_cb(struct remus_loop *loop, int fd, unsigned events,
 			 void *opaque);
-typedef void remus_call_cb(struct remus_loop *loop, void *opaque);
+typedef void remus_timer_cb(struct remus_loop *loop, void *opaque);
 
-/* Timer handle; 0 is never a valid id. */
-typedef uint64_t remus_timer_id;
+/*
+ * A one-shot timer, embedded by its owner (the fields are private).  A
+ * zeroed struct is a disarmed timer without a callback: disarming it and
+ * asking whether it is armed are fine, arming it is not (init first).
+ * The owner disarms it before freeing the memory it lives in.
+ */
+struct remus_timer {
+	struct remus_loop *loop;     /* borrowed */
+	remus_timer_cb *cb;
+	void *opaque;
+	uint64_t due_ns;
+	struct remus_timer *next;    /* in the loop's list, sorted by due_ns */
+	struct remus_timer **pprev;  /* NULL: disarmed */
+};
 
 /* Returns 0 and a new loop in *@out (owned by the caller, free with
  * remus_loop_free), or -errno with *@out untouched. */
 int remus_loop_new(struct remus_loop **out);
-/* Frees @loop and every watch, timer and deferred call still registered
- * (their callbacks are not called; fds are not closed).  NULL is fine. */
+/* Frees @loop and every watch still registered, and disarms every timer
+ * still armed (no callback is called; fds are not closed; the timers'
+ * memory is their owners').  NULL is fine. */
 void remus_loop_free(struct remus_loop *loop);
 
 /* Watches @fd (borrowed: the caller keeps it open until remus_loop_del_fd)
@@ -54,17 +69,23 @@ int remus_loop_mod_fd(struct remus_loop *loop, int fd, unsigned events);
 /* Stops watching @fd.  Returns 0, or -ENOENT if it was not watched. */
 int remus_loop_del_fd(struct remus_loop *loop, int fd);
 
-/* Calls @cb once, @delay_ms from now.  Returns the timer's id (never 0),
- * or 0 if out of memory. */
-remus_timer_id remus_loop_add_timer(struct remus_loop *loop, uint64_t delay_ms,
-				    remus_call_cb *cb, void *opaque);
-/* Cancels a pending timer.  Returns true if it was pending; an id that
- * already fired or was never issued is ignored (returns false). */
-bool remus_loop_del_timer(struct remus_loop *loop, remus_timer_id id);
-
-/* Calls @cb at the start of the next iteration, before any wait.
- * Returns 0 or -ENOMEM. */
-int remus_loop_defer(struct remus_loop *loop, remus_call_cb *cb, void *opaque);
+/* Makes @t (owned by the caller; uninitialised, zeroed or disarmed, never
+ * armed) a disarmed timer of @loop (borrowed: must outlive every arming)
+ * that calls @cb(@loop, @opaque).  Also changes the callback of a
+ * disarmed timer. */
+void remus_timer_init(struct remus_timer *t, struct remus_loop *loop,
+		      remus_timer_cb *cb, void *opaque);
+/* Calls the callback once, @delay_ms from now; the timer is disarmed when
+ * its callback runs.  Arming an armed timer moves it.  Timers due at the
+ * same time fire in arming order; a timer armed by a callback while due
+ * timers fire waits for the next iteration, even with delay 0, so a timer
+ * that re-arms itself cannot starve fds.  Cannot fail. */
+void remus_timer_arm(struct remus_timer *t, uint64_t delay_ms);
+/* Cancels @t if armed (its callback will not run); otherwise nothing.
+ * Idempotent. */
+void remus_timer_disarm(struct remus_timer *t);
+/* True from remus_timer_arm() until the callback runs or disarm. */
+bool remus_timer_armed(const struct remus_timer *t);
 
 /* Runs one iteration, waiting at most @timeout_ms for fds (-1: until a
  * timer or fd is due).  Returns 0 or -errno from epoll_wait (never

@@ -87,14 +87,14 @@ struct remus_engine {
 	bool hello_acked;
 	bool gated;       /* HELLO_ACK in, first epoch waits for session_ready */
 	bool closing;     /* CLOSE queued: draining, then closed */
-	remus_timer_id closing_timer;
+	struct remus_timer closing_timer;
 	unsigned link_events;
 	struct remus_buf link_out, link_in;
 	struct remus_repl_decoder dec;
 	struct remus_repl_tx tx;
 	uint64_t hb_seq;
 	uint64_t last_rx_ms;
-	remus_timer_id hb_timer, reconnect_timer;
+	struct remus_timer hb_timer, reconnect_timer;
 	uint64_t sessions;
 
 	/* the epoch being run */
@@ -111,7 +111,7 @@ struct remus_engine {
 	struct remus_migstream *ps;
 	struct remus_migstream_rewriter rw;
 	struct remus_dedup *dedup;
-	remus_timer_id epoch_timer, poll_timer;
+	struct remus_timer epoch_timer, poll_timer;
 	uint64_t t_stop_ns, poll_deadline_ms;
 	struct remus_epoch_metrics cur;
 
@@ -235,14 +235,8 @@ static void mig_close(struct remus_engine *e)
 	remus_migstream_free(e->ps);
 	e->ps = NULL;
 	remus_migstream_rewriter_release(&e->rw);
-	if (e->epoch_timer) {
-		remus_loop_del_timer(e->loop, e->epoch_timer);
-		e->epoch_timer = 0;
-	}
-	if (e->poll_timer) {
-		remus_loop_del_timer(e->loop, e->poll_timer);
-		e->poll_timer = 0;
-	}
+	remus_timer_disarm(&e->epoch_timer);
+	remus_timer_disarm(&e->poll_timer);
 }
 
 static void mig_set_reading(struct remus_engine *e, bool on)
@@ -276,14 +270,8 @@ static void link_close(struct remus_engine *e)
 		close(e->link_fd);
 		e->link_fd = -1;
 	}
-	if (e->hb_timer) {
-		remus_loop_del_timer(e->loop, e->hb_timer);
-		e->hb_timer = 0;
-	}
-	if (e->closing_timer) {
-		remus_loop_del_timer(e->loop, e->closing_timer);
-		e->closing_timer = 0;
-	}
+	remus_timer_disarm(&e->hb_timer);
+	remus_timer_disarm(&e->closing_timer);
 	e->link_up = e->hello_acked = e->closing = e->gated = false;
 	e->link_events = 0;
 	remus_buf_reset(&e->link_out);
@@ -315,11 +303,8 @@ static void link_goodbye(struct remus_engine *e, const char *reason)
 		return;
 	}
 	e->closing = true;
-	if (e->hb_timer) {
-		remus_loop_del_timer(e->loop, e->hb_timer);
-		e->hb_timer = 0;
-	}
-	e->closing_timer = remus_loop_add_timer(e->loop, 2000, on_closing_timeout, e);
+	remus_timer_disarm(&e->hb_timer);
+	remus_timer_arm(&e->closing_timer, 2000);
 	link_update_events(e);
 }
 
@@ -552,7 +537,6 @@ static void on_heartbeat(struct remus_loop *loop, void *opaque)
 	uint64_t now = remus_now_ms();
 	uint64_t limit = (uint64_t)e->cfg.heartbeat_ms * e->cfg.heartbeat_miss;
 
-	e->hb_timer = 0;
 	if (e->link_fd < 0)
 		return;
 	if (e->link_up && now - e->last_rx_ms > limit && remus_sock_pending(e->link_fd) > 0)
@@ -572,14 +556,13 @@ static void on_heartbeat(struct remus_loop *loop, void *opaque)
 			     e->cfg.standby_port);
 		return;
 	}
-	e->hb_timer = remus_loop_add_timer(e->loop, e->cfg.heartbeat_ms, on_heartbeat, e);
+	remus_timer_arm(&e->hb_timer, e->cfg.heartbeat_ms);
 }
 
 static void on_reconnect(struct remus_loop *loop, void *opaque)
 {
 	struct remus_engine *e = opaque;
 
-	e->reconnect_timer = 0;
 	if (e->link_fd >= 0)
 		return; /* still saying goodbye: reconnects when closed */
 	link_connect(e);
@@ -589,7 +572,6 @@ static void on_closing_timeout(struct remus_loop *loop, void *opaque)
 {
 	struct remus_engine *e = opaque;
 
-	e->closing_timer = 0;
 	remus_warn(LOG, "standby %s:%u did not take our CLOSE within 2 s; closing anyway",
 		   e->host, e->cfg.standby_port);
 	link_close(e);
@@ -598,10 +580,9 @@ static void on_closing_timeout(struct remus_loop *loop, void *opaque)
 
 static void schedule_reconnect(struct remus_engine *e)
 {
-	if (!e->reconnect_timer && !e->stopping && !e->dead &&
+	if (!remus_timer_armed(&e->reconnect_timer) && !e->stopping && !e->dead &&
 	    e->state != REMUS_ENGINE_FAILED && e->state != REMUS_ENGINE_STOPPED)
-		e->reconnect_timer = remus_loop_add_timer(e->loop, e->cfg.reconnect_ms,
-							  on_reconnect, e);
+		remus_timer_arm(&e->reconnect_timer, e->cfg.reconnect_ms);
 }
 
 static void link_connect(struct remus_engine *e)
@@ -627,7 +608,7 @@ static void link_connect(struct remus_engine *e)
 	}
 	e->link_events = REMUS_EV_READ | REMUS_EV_WRITE;
 	e->last_rx_ms = remus_now_ms();
-	e->hb_timer = remus_loop_add_timer(e->loop, e->cfg.heartbeat_ms, on_heartbeat, e);
+	remus_timer_arm(&e->hb_timer, e->cfg.heartbeat_ms);
 }
 
 /* ---- losing the standby ---------------------------------------------- */
@@ -786,7 +767,7 @@ static void on_migrate(struct remus_engine *e, int rc, struct json_object *ret,
 	}
 	if (e->state == REMUS_ENGINE_STARTING || e->state == REMUS_ENGINE_UNPROTECTED)
 		e->state = REMUS_ENGINE_RUNNING;
-	e->epoch_timer = remus_loop_add_timer(e->loop, e->cfg.interval_ms, on_epoch_timer, e);
+	remus_timer_arm(&e->epoch_timer, e->cfg.interval_ms);
 }
 
 static void on_getfd(struct remus_engine *e, int rc, struct json_object *ret,
@@ -866,7 +847,6 @@ static void on_epoch_timer(struct remus_loop *loop, void *opaque)
 {
 	struct remus_engine *e = opaque;
 
-	e->epoch_timer = 0;
 	if (e->state != REMUS_ENGINE_RUNNING)
 		return;
 	e->state = REMUS_ENGINE_CHECKPOINT;
@@ -897,7 +877,6 @@ static void poll_migration(struct remus_loop *loop, void *opaque)
 {
 	struct remus_engine *e = opaque;
 
-	e->poll_timer = 0;
 	submit_or_fail(e, "query-migrate", NULL, -1, on_query_migrate);
 }
 
@@ -989,7 +968,7 @@ static void on_query_migrate(struct remus_engine *e, int rc, struct json_object 
 		return;
 	}
 	if (!json_object_object_get_ex(ret, "status", &st)) {
-		e->poll_timer = remus_loop_add_timer(e->loop, 1, on_poll_again, e);
+		remus_timer_arm(&e->poll_timer, 1);
 		return;
 	}
 	status = json_object_get_string(st);
@@ -1013,7 +992,7 @@ static void on_query_migrate(struct remus_engine *e, int rc, struct json_object 
 		send_cont(e);
 		return;
 	}
-	e->poll_timer = remus_loop_add_timer(e->loop, 1, on_poll_again, e);
+	remus_timer_arm(&e->poll_timer, 1);
 }
 
 static void on_cont(struct remus_engine *e, int rc, struct json_object *ret, const char *err)
@@ -1199,6 +1178,11 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		return -ENOMEM;
 	e->loop = loop;
 	e->qmp = qmp;
+	remus_timer_init(&e->closing_timer, loop, on_closing_timeout, e);
+	remus_timer_init(&e->hb_timer, loop, on_heartbeat, e);
+	remus_timer_init(&e->reconnect_timer, loop, on_reconnect, e);
+	remus_timer_init(&e->epoch_timer, loop, on_epoch_timer, e);
+	remus_timer_init(&e->poll_timer, loop, on_poll_again, e);
 	e->cfg = *cfg;
 	if (!e->cfg.heartbeat_ms)
 		e->cfg.heartbeat_ms = 100;
@@ -1269,10 +1253,7 @@ static void teardown(struct remus_engine *e)
 {
 	link_close(e);
 	mig_close(e);
-	if (e->reconnect_timer) {
-		remus_loop_del_timer(e->loop, e->reconnect_timer);
-		e->reconnect_timer = 0;
-	}
+	remus_timer_disarm(&e->reconnect_timer);
 }
 
 static void really_free(struct remus_engine *e)

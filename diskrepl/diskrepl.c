@@ -76,7 +76,7 @@ struct remus_diskrepl {
 	size_t rs_disk;
 	uint64_t rs_extent;
 	uint64_t rs_t0_ms, rs_last_log_ms;
-	remus_timer_id rs_timer;
+	struct remus_timer rs_timer; /* next resync slice */
 	remus_diskrepl_done_cb *rs_done;
 	void *rs_opaque;
 	uint8_t *rs_buf; /* owned, extent bytes */
@@ -239,6 +239,8 @@ static int disk_serve(struct remus_diskrepl *dr, struct disk *d)
 	return rc;
 }
 
+static void resync_step(struct remus_loop *loop, void *opaque);
+
 int remus_diskrepl_new(struct remus_loop *loop, const struct remus_diskrepl_config *cfg,
 		       struct remus_diskrepl **out)
 {
@@ -253,6 +255,7 @@ int remus_diskrepl_new(struct remus_loop *loop, const struct remus_diskrepl_conf
 	if (!dr)
 		return -ENOMEM;
 	dr->loop = loop;
+	remus_timer_init(&dr->rs_timer, loop, resync_step, dr);
 	dr->standby = cfg->standby;
 	dr->extent = cfg->extent_size ? cfg->extent_size : EXTENT_DEFAULT;
 	dr->disks = calloc(cfg->ndisks, sizeof(*dr->disks));
@@ -447,19 +450,14 @@ static void resync_finish(struct remus_diskrepl *dr, int rc, const char *fmt, ..
 	va_end(ap);
 	dr->resyncing = false;
 	dr->rs_done = NULL;
-	if (dr->rs_timer) {
-		remus_loop_del_timer(dr->loop, dr->rs_timer);
-		dr->rs_timer = 0;
-	}
+	remus_timer_disarm(&dr->rs_timer);
 	if (done)
 		done(opaque, rc, dr->rs_why);
 }
 
-static void resync_step(struct remus_loop *loop, void *opaque);
-
 static void resync_schedule(struct remus_diskrepl *dr, unsigned ms)
 {
-	dr->rs_timer = remus_loop_add_timer(dr->loop, ms, resync_step, dr);
+	remus_timer_arm(&dr->rs_timer, ms);
 }
 
 /* One slice: compare extents until RESYNC_SLICE bytes were read or the
@@ -471,7 +469,6 @@ static void resync_step(struct remus_loop *loop, void *opaque)
 	int rc;
 
 	(void)loop;
-	dr->rs_timer = 0;
 	while (dr->rs_disk < dr->ndisks) {
 		struct disk *d = &dr->disks[dr->rs_disk];
 		uint64_t off;
@@ -569,10 +566,7 @@ int remus_diskrepl_resync_start(struct remus_diskrepl *dr, remus_diskrepl_done_c
 
 void remus_diskrepl_session_end(struct remus_diskrepl *dr)
 {
-	if (dr->rs_timer) {
-		remus_loop_del_timer(dr->loop, dr->rs_timer);
-		dr->rs_timer = 0;
-	}
+	remus_timer_disarm(&dr->rs_timer);
 	if (dr->resyncing)
 		remus_warn(LOG, "resync stopped: the session ended");
 	dr->resyncing = false;

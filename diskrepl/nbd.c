@@ -863,7 +863,7 @@ struct remus_nbd_server {
 	unsigned nclients;
 	unsigned next_id;
 	bool paused;
-	remus_timer_id kick;     /* resumes clients after an unpause */
+	struct remus_timer kick; /* resumes clients after an unpause */
 };
 
 static void client_close(struct client *c, enum remus_log_level level, const char *fmt, ...)
@@ -1077,6 +1077,8 @@ out:
 	close(cfd);
 }
 
+static void kick_cb(struct remus_loop *loop, void *opaque);
+
 int remus_nbd_server_new(struct remus_loop *loop, const char *sock_path,
 			 struct remus_nbd_server **out)
 {
@@ -1091,6 +1093,7 @@ int remus_nbd_server_new(struct remus_loop *loop, const char *sock_path,
 	}
 	s->lfd = -1;
 	s->loop = loop;
+	remus_timer_init(&s->kick, loop, kick_cb, s);
 	s->path = strdup(sock_path);
 	if (!s->path) {
 		rc = -ENOMEM;
@@ -1165,7 +1168,6 @@ static void kick_cb(struct remus_loop *loop, void *opaque)
 	struct remus_nbd_server *s = opaque;
 	struct client *c, *next;
 
-	s->kick = 0;
 	for (c = s->clients; c; c = next) {
 		next = c->next;
 		client_pump(c);
@@ -1185,11 +1187,8 @@ void remus_nbd_server_set_paused(struct remus_nbd_server *s, bool paused)
 	/* Pausing takes effect in the conns at once; the watches follow on
 	 * the next pump.  Resuming from a callback must not run ops under
 	 * our caller, hence the timer. */
-	if (!s->kick)
-		s->kick = remus_loop_add_timer(s->loop, 0, kick_cb, s);
-	if (!s->kick)
-		remus_err(LOG, "%s: out of memory scheduling the %s of clients", s->path,
-			  paused ? "pause" : "resumption");
+	if (!remus_timer_armed(&s->kick))
+		remus_timer_arm(&s->kick, 0);
 }
 
 void remus_nbd_server_free(struct remus_nbd_server *s)
@@ -1200,8 +1199,7 @@ void remus_nbd_server_free(struct remus_nbd_server *s)
 		return;
 	while (s->clients)
 		client_close(s->clients, REMUS_LOG_DEBUG, "server shutting down");
-	if (s->kick)
-		remus_loop_del_timer(s->loop, s->kick);
+	remus_timer_disarm(&s->kick);
 	if (s->lfd >= 0) {
 		remus_loop_del_fd(s->loop, s->lfd);
 		close(s->lfd);

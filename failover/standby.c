@@ -67,7 +67,7 @@ struct remus_standby {
 	bool hello_ok;
 	uint64_t last_rx_ms;
 	uint64_t late_beats; /* liveness found only in unread input */
-	remus_timer_id hb_timer;
+	struct remus_timer hb_timer;
 	uint64_t hb_seq;
 	uint64_t sessions;
 
@@ -77,7 +77,7 @@ struct remus_standby {
 	bool stream_used;         /* a session's bytes went to this QEMU */
 	struct remus_buf qemu_out;
 	uint64_t qemu_written;
-	remus_timer_id qemu_retry;
+	struct remus_timer qemu_retry;
 
 	/* what a takeover needs */
 	bool have_commit;
@@ -94,8 +94,9 @@ struct remus_standby {
 	bool tail_queued;
 	pid_t fence_pid;
 	pid_t hook_pid;           /* activation hook, reaped by hook_timer */
-	remus_timer_id hook_timer;
-	remus_timer_id step_timer;
+	struct remus_timer hook_timer;
+	struct remus_timer fence_timer; /* polls the fence command */
+	struct remus_timer step_timer;  /* polls the standby QEMU's load */
 	uint64_t deadline_ms;
 };
 
@@ -183,7 +184,6 @@ static void on_qemu_retry(struct remus_loop *loop, void *opaque)
 {
 	struct remus_standby *s = opaque;
 
-	s->qemu_retry = 0;
 	qemu_connect(s);
 }
 
@@ -219,8 +219,8 @@ static void on_qemu_event(struct remus_loop *loop, int fd, unsigned ev, void *op
 			remus_loop_del_fd(s->loop, fd);
 			close(fd);
 			s->qemu_fd = -1;
-			if (!s->qemu_retry)
-				s->qemu_retry = remus_loop_add_timer(s->loop, 50, on_qemu_retry, s);
+			if (!remus_timer_armed(&s->qemu_retry))
+				remus_timer_arm(&s->qemu_retry, 50);
 			return;
 		}
 		s->qemu_connected = true;
@@ -264,20 +264,25 @@ static void on_qemu_event(struct remus_loop *loop, int fd, unsigned ev, void *op
 
 static void qemu_connect(struct remus_standby *s)
 {
-	int fd = remus_unix_connect(s->incoming, true);
+	int fd = remus_unix_connect(s->incoming, true), rc;
 
 	if (fd < 0) {
 		if (fd != -ENOENT && fd != -ECONNREFUSED)
 			remus_warn(LOG, "standby QEMU incoming socket %s: %s; retrying",
 				   s->incoming, strerror(-fd));
-		s->qemu_retry = remus_loop_add_timer(s->loop, 50, on_qemu_retry, s);
+		remus_timer_arm(&s->qemu_retry, 50);
 		return;
 	}
 	s->qemu_fd = fd;
 	s->qemu_connected = false;
-	if (remus_loop_add_fd(s->loop, fd, REMUS_EV_READ | REMUS_EV_WRITE, on_qemu_event, s) < 0) {
+	rc = remus_loop_add_fd(s->loop, fd, REMUS_EV_READ | REMUS_EV_WRITE, on_qemu_event, s);
+	if (rc < 0) {
+		/* Like a refused connect: try again shortly. */
+		remus_warn(LOG, "cannot watch the standby QEMU's incoming socket %s: %s; "
+			   "retrying", s->incoming, strerror(-rc));
 		close(fd);
 		s->qemu_fd = -1;
+		remus_timer_arm(&s->qemu_retry, 50);
 	}
 }
 
@@ -310,10 +315,7 @@ static void link_end(struct remus_standby *s)
 		close(s->link_fd);
 		s->link_fd = -1;
 	}
-	if (s->hb_timer) {
-		remus_loop_del_timer(s->loop, s->hb_timer);
-		s->hb_timer = 0;
-	}
+	remus_timer_disarm(&s->hb_timer);
 	remus_buf_reset(&s->link_in);
 	remus_buf_reset(&s->link_out);
 	s->hello_ok = false;
@@ -567,7 +569,6 @@ static void on_heartbeat(struct remus_loop *loop, void *opaque)
 	uint64_t now = remus_now_ms();
 	uint64_t limit = (uint64_t)s->cfg.heartbeat_ms * s->cfg.heartbeat_miss;
 
-	s->hb_timer = 0;
 	if (s->link_fd < 0)
 		return;
 	if (now - s->last_rx_ms > limit && remus_sock_pending(s->link_fd) > 0) {
@@ -584,7 +585,7 @@ static void on_heartbeat(struct remus_loop *loop, void *opaque)
 	}
 	remus_repl_put_heartbeat(&s->link_out, ++s->hb_seq, now);
 	link_send_now(s);
-	s->hb_timer = remus_loop_add_timer(s->loop, s->cfg.heartbeat_ms, on_heartbeat, s);
+	remus_timer_arm(&s->hb_timer, s->cfg.heartbeat_ms);
 }
 
 static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
@@ -593,7 +594,7 @@ static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	char host[48] = "?", serv[8] = "?";
-	int c;
+	int c, rc;
 
 	c = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (c < 0)
@@ -622,8 +623,17 @@ static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 	s->link_fd = c;
 	remus_repl_decoder_init(&s->dec);
 	s->last_rx_ms = remus_now_ms();
-	remus_loop_add_fd(s->loop, c, REMUS_EV_READ, on_link_event, s);
-	s->hb_timer = remus_loop_add_timer(s->loop, s->cfg.heartbeat_ms, on_heartbeat, s);
+	rc = remus_loop_add_fd(s->loop, c, REMUS_EV_READ, on_link_event, s);
+	if (rc < 0) {
+		/* As if the primary had closed at once: nothing was committed
+		 * in this session, so it ends without a takeover. */
+		remus_err(LOG, "cannot watch the link to primary %s: %s; closing it", s->peer,
+			  strerror(-rc));
+		s->link_fd = -1;
+		close(c);
+		return;
+	}
+	remus_timer_arm(&s->hb_timer, s->cfg.heartbeat_ms);
 	remus_info(LOG, "primary connected from %s", s->peer);
 }
 
@@ -633,10 +643,8 @@ static void run_activate_hook(struct remus_standby *s);
 
 static void failover_done(struct remus_standby *s, int rc)
 {
-	if (s->step_timer) {
-		remus_loop_del_timer(s->loop, s->step_timer);
-		s->step_timer = 0;
-	}
+	remus_timer_disarm(&s->step_timer);
+	remus_timer_disarm(&s->fence_timer);
 	s->rep.rc = rc;
 	s->state = rc == 0 ? REMUS_STANDBY_ACTIVE : REMUS_STANDBY_FAILED;
 	if (rc == 0) {
@@ -730,14 +738,13 @@ static void on_load_status(struct remus_standby *s, int rc, struct json_object *
 		failover_done(s, -EIO);
 		return;
 	}
-	s->step_timer = remus_loop_add_timer(s->loop, 1, poll_load, s);
+	remus_timer_arm(&s->step_timer, 1);
 }
 
 static void poll_load(struct remus_loop *loop, void *opaque)
 {
 	struct remus_standby *s = opaque;
 
-	s->step_timer = 0;
 	if (standby_qmp(s, "query-migrate", NULL, on_load_status) < 0)
 		failover_done(s, -EIO);
 }
@@ -748,7 +755,6 @@ static void on_fence_poll(struct remus_loop *loop, void *opaque)
 	int status;
 	pid_t r;
 
-	s->step_timer = 0;
 	r = waitpid(s->fence_pid, &status, WNOHANG);
 	if (r == 0) {
 		if (remus_now_ms() > s->deadline_ms) {
@@ -759,7 +765,7 @@ static void on_fence_poll(struct remus_loop *loop, void *opaque)
 			failover_done(s, -ETIMEDOUT);
 			return;
 		}
-		s->step_timer = remus_loop_add_timer(s->loop, 2, on_fence_poll, s);
+		remus_timer_arm(&s->fence_timer, 2);
 		return;
 	}
 	s->fence_pid = 0;
@@ -804,10 +810,9 @@ static void on_hook_reap(struct remus_loop *loop, void *opaque)
 	int status;
 	pid_t r;
 
-	s->hook_timer = 0;
 	r = waitpid(s->hook_pid, &status, WNOHANG);
 	if (r == 0) {
-		s->hook_timer = remus_loop_add_timer(s->loop, 100, on_hook_reap, s);
+		remus_timer_arm(&s->hook_timer, 100);
 		return;
 	}
 	if (r > 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
@@ -830,7 +835,7 @@ static void run_activate_hook(struct remus_standby *s)
 		return;
 	}
 	remus_info(LOG, "activation hook '%s' started (pid %d)", s->activate, (int)s->hook_pid);
-	s->hook_timer = remus_loop_add_timer(s->loop, 100, on_hook_reap, s);
+	remus_timer_arm(&s->hook_timer, 100);
 }
 
 /* Runs the next step of the takeover that can run now. */
@@ -839,7 +844,8 @@ static void failover_step(struct remus_standby *s)
 	struct remus_buf tail;
 	int rc;
 
-	if (s->state != REMUS_STANDBY_FAILOVER || s->step_timer || s->fence_pid)
+	if (s->state != REMUS_STANDBY_FAILOVER || remus_timer_armed(&s->step_timer) ||
+	    s->fence_pid)
 		return;
 	if (s->rep.rc < 0) {
 		failover_done(s, s->rep.rc);
@@ -853,7 +859,7 @@ static void failover_step(struct remus_standby *s)
 			return;
 		}
 		s->deadline_ms = remus_now_ms() + FENCE_TIMEOUT_MS;
-		s->step_timer = remus_loop_add_timer(s->loop, 2, on_fence_poll, s);
+		remus_timer_arm(&s->fence_timer, 2);
 		return;
 	}
 	if (!s->tail_queued) {
@@ -963,6 +969,11 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		return -ENOMEM;
 	s->loop = loop;
 	s->qmp = qmp;
+	remus_timer_init(&s->hb_timer, loop, on_heartbeat, s);
+	remus_timer_init(&s->qemu_retry, loop, on_qemu_retry, s);
+	remus_timer_init(&s->hook_timer, loop, on_hook_reap, s);
+	remus_timer_init(&s->fence_timer, loop, on_fence_poll, s);
+	remus_timer_init(&s->step_timer, loop, poll_load, s);
 	s->cfg = *cfg;
 	if (!s->cfg.heartbeat_ms)
 		s->cfg.heartbeat_ms = 100;
@@ -1023,18 +1034,10 @@ static void teardown(struct remus_standby *s)
 		close(s->qemu_fd);
 		s->qemu_fd = -1;
 	}
-	if (s->qemu_retry) {
-		remus_loop_del_timer(s->loop, s->qemu_retry);
-		s->qemu_retry = 0;
-	}
-	if (s->step_timer) {
-		remus_loop_del_timer(s->loop, s->step_timer);
-		s->step_timer = 0;
-	}
-	if (s->hook_timer) {
-		remus_loop_del_timer(s->loop, s->hook_timer);
-		s->hook_timer = 0;
-	}
+	remus_timer_disarm(&s->qemu_retry);
+	remus_timer_disarm(&s->step_timer);
+	remus_timer_disarm(&s->fence_timer);
+	remus_timer_disarm(&s->hook_timer);
 	if (s->fence_pid > 0) {
 		kill(s->fence_pid, SIGKILL);
 		waitpid(s->fence_pid, NULL, 0);

@@ -46,8 +46,7 @@ struct done_slot {
 	void *opaque;
 	int rc;
 	char *msg;                  /* owned */
-	remus_timer_id timer;
-	struct remus_loop *loop;    /* borrowed */
+	struct remus_timer timer;   /* runs fn from the loop */
 };
 
 struct remus_netbuffer {
@@ -99,7 +98,6 @@ static void on_done_timer(struct remus_loop *loop, void *opaque)
 
 	s->fn = NULL;
 	s->msg = NULL;
-	s->timer = 0;
 	/* May free the netbuffer, and with it @s. */
 	fn(o, rc, msg);
 	free(msg);
@@ -112,20 +110,12 @@ static void slot_fire(struct done_slot *s, int rc, const char *msg)
 	s->msg = rc && msg ? strdup(msg) : NULL;
 	if (rc && !s->msg)
 		s->msg = strdup("netbuffer: out of memory");
-	s->timer = remus_loop_add_timer(s->loop, 0, on_done_timer, s);
-	if (!s->timer) {
-		/* Out of memory for a timer: late is worse than early here. */
-		remus_err(LOG, "cannot schedule a done callback (out of memory); "
-			  "calling it directly");
-		on_done_timer(s->loop, s);
-	}
+	remus_timer_arm(&s->timer, 0);
 }
 
 static void slot_cancel(struct done_slot *s)
 {
-	if (s->timer)
-		remus_loop_del_timer(s->loop, s->timer);
-	s->timer = 0;
+	remus_timer_disarm(&s->timer);
 	s->fn = NULL;
 	free(s->msg);
 	s->msg = NULL;
@@ -192,7 +182,8 @@ int remus_netbuffer_new(struct remus_loop *loop, struct remus_qmp *qmp,
 	nb->kind = cfg->kind;
 	nb->on_lost = cfg->on_lost;
 	nb->holding = true;
-	nb->setup_cb.loop = nb->td_cb.loop = loop;
+	remus_timer_init(&nb->setup_cb.timer, loop, on_done_timer, &nb->setup_cb);
+	remus_timer_init(&nb->td_cb.timer, loop, on_done_timer, &nb->td_cb);
 	remus_nbq_init(&nb->q, cfg->epoch_limit_bytes,
 		       cfg->kind == REMUS_NETBUFFER_QEMU ? on_release : NULL, nb);
 	nb->epoch_limit = nb->q.epoch_limit;

@@ -143,7 +143,7 @@ struct remus_nbqemu {
 	bool td_release;
 	bool td_flushing;        /* waiting for QEMU to read indev */
 	uint64_t td_flush_deadline_ms;
-	remus_timer_id td_timer;
+	struct remus_timer td_timer; /* next look at the flush */
 	int td_rc;
 	char td_msg[MSG_LEN];
 	/* Stats. */
@@ -176,6 +176,7 @@ struct qop {
 static void setup_next(struct remus_nbqemu *b);
 static void scan_begin(struct remus_nbqemu *b);
 static void teardown_next(struct remus_nbqemu *b);
+static void on_flush_timer(struct remus_loop *loop, void *opaque);
 static void setup_fail(struct remus_nbqemu *b, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -409,7 +410,12 @@ static void nic_flush(struct remus_nbqemu *b, struct nic *n)
 		return;
 	}
 	if (remus_buf_len(&n->wbuf) > 0 && !n->in_watched && !n->in_dead) {
-		if (remus_loop_add_fd(b->loop, n->in_fd, REMUS_EV_WRITE, on_in_ready, n) == 0)
+		/* Without the watch nothing would ever write the rest. */
+		int rc = remus_loop_add_fd(b->loop, n->in_fd, REMUS_EV_WRITE, on_in_ready, n);
+
+		if (rc < 0)
+			in_broken(b, n, rc);
+		else
 			n->in_watched = true;
 	} else if (remus_buf_len(&n->wbuf) == 0 && n->in_watched) {
 		remus_loop_del_fd(b->loop, n->in_fd);
@@ -517,6 +523,7 @@ int remus_nbqemu_new(struct remus_loop *loop, struct remus_qmp *qmp, struct remu
 	b->loop = loop;
 	b->qmp = qmp;
 	b->q = q;
+	remus_timer_init(&b->td_timer, loop, on_flush_timer, b);
 	b->discover = n == 0;
 	if (n) {
 		b->nics = calloc(n, sizeof(*b->nics));
@@ -546,8 +553,7 @@ void remus_nbqemu_free(struct remus_nbqemu *b)
 	/* Replies still to come find op->b NULL and only free the op. */
 	for (op = b->ops; op; op = op->next)
 		op->b = NULL;
-	if (b->td_timer)
-		remus_loop_del_timer(b->loop, b->td_timer);
+	remus_timer_disarm(&b->td_timer);
 	for (i = 0; i < b->nnics; i++)
 		nic_release(b, &b->nics[i]);
 	free(b->nics);
@@ -669,8 +675,6 @@ static void on_td_reply(struct remus_nbqemu *b, struct qop *op, int rc,
 	teardown_next(b);
 }
 
-static void on_flush_timer(struct remus_loop *loop, void *opaque);
-
 /* Drains outdev, pushes buffered bytes to indev and asks the kernel how
  * much of it QEMU has not read yet.  Returns the bytes still pending. */
 static size_t td_flush_pending(struct remus_nbqemu *b)
@@ -698,7 +702,6 @@ static void on_flush_timer(struct remus_loop *loop, void *opaque)
 {
 	struct remus_nbqemu *b = opaque;
 
-	b->td_timer = 0;
 	teardown_next(b);
 }
 
@@ -739,10 +742,8 @@ static void teardown_next(struct remus_nbqemu *b)
 		if (!cmd && b->td_flush_deadline_ms) {
 			pending = td_flush_pending(b);
 			if (pending > 0 && remus_now_ms() < b->td_flush_deadline_ms) {
-				b->td_timer = remus_loop_add_timer(b->loop, FLUSH_POLL_MS,
-								  on_flush_timer, b);
-				if (b->td_timer)
-					return;
+				remus_timer_arm(&b->td_timer, FLUSH_POLL_MS);
+				return;
 			}
 			if (pending > 0)
 				remus_warn(LOG, "%zu released bytes not taken by QEMU within "

@@ -55,7 +55,7 @@ struct cmd {
 	char *line;             /* owned, ends in '\n' */
 	size_t len, off;        /* bytes in line, bytes written */
 	int fd;                 /* owned dup to pass with the first byte, or -1 */
-	remus_timer_id timer;   /* 0: none pending */
+	struct remus_timer timer; /* the command's timeout */
 	unsigned timeout_ms;
 	remus_qmp_reply_cb *cb; /* NULL for fire-and-forget */
 	void *opaque;
@@ -80,8 +80,8 @@ struct remus_qmp {
 	struct remus_qmp_opts opts;
 	remus_qmp_state_cb *state_cb;
 	void *state_opaque;
-	remus_timer_id deadline_timer; /* until READY */
-	remus_timer_id retry_timer;    /* next connect attempt */
+	struct remus_timer deadline_timer; /* until READY */
+	struct remus_timer retry_timer;    /* next connect attempt */
 	int connect_err;               /* last connect error while retrying */
 	unsigned watched;              /* events registered with the loop, 0: none */
 	struct remus_buf in;
@@ -147,6 +147,7 @@ static void cmd_free(struct cmd *c)
 {
 	if (!c)
 		return;
+	remus_timer_disarm(&c->timer);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->name);
@@ -162,8 +163,6 @@ static void destroy(struct remus_qmp *q)
 	while (c) {
 		struct cmd *next = c->next;
 
-		if (c->timer)
-			remus_loop_del_timer(q->loop, c->timer);
 		cmd_free(c);
 		c = next;
 	}
@@ -172,6 +171,8 @@ static void destroy(struct remus_qmp *q)
 		free(s->event);
 		free(s);
 	}
+	remus_timer_disarm(&q->deadline_timer);
+	remus_timer_disarm(&q->retry_timer);
 	if (q->tok)
 		json_tokener_free(q->tok);
 	json_object_put(q->greeting);
@@ -287,11 +288,8 @@ static void conn_close(struct remus_qmp *q, int rc, const char *reason)
 	set_last_error(q, msg ? msg : oom_msg);
 	if (rc != -ECANCELED)
 		remus_warn(COMP, "%s", msg ? msg : oom_msg);
-	if (q->deadline_timer)
-		remus_loop_del_timer(q->loop, q->deadline_timer);
-	if (q->retry_timer)
-		remus_loop_del_timer(q->loop, q->retry_timer);
-	q->deadline_timer = q->retry_timer = 0;
+	remus_timer_disarm(&q->deadline_timer);
+	remus_timer_disarm(&q->retry_timer);
 	if (q->fd >= 0) {
 		if (q->watched)
 			remus_loop_del_fd(q->loop, q->fd);
@@ -306,9 +304,7 @@ static void conn_close(struct remus_qmp *q, int rc, const char *reason)
 	q->head = q->tail = NULL;
 	while ((c = list)) {
 		list = c->next;
-		if (c->timer)
-			remus_loop_del_timer(q->loop, c->timer);
-		c->timer = 0;
+		remus_timer_disarm(&c->timer);
 		fail_cmd(q, c, rc, reason);
 		cmd_free(c);
 	}
@@ -341,7 +337,6 @@ static void on_cmd_timeout(struct remus_loop *loop, void *opaque)
 	struct remus_qmp *q = c->q;
 	char *reason;
 
-	c->timer = 0;
 	enter(q);
 	reason = fmt("no reply within %u ms", c->timeout_ms);
 	remus_warn(COMP, "qmp %s: '%s': %s", q->path, c->name, reason ? reason : oom_msg);
@@ -427,11 +422,8 @@ static int submit(struct remus_qmp *q, const char *command, struct json_object *
 	c->line[n] = '\n';
 	c->len = n + 1;
 	if (!internal) {
-		c->timer = remus_loop_add_timer(q->loop, c->timeout_ms, on_cmd_timeout, c);
-		if (!c->timer) {
-			rc = -ENOMEM;
-			goto out;
-		}
+		remus_timer_init(&c->timer, q->loop, on_cmd_timeout, c);
+		remus_timer_arm(&c->timer, c->timeout_ms);
 	}
 	if (internal) {
 		c->next = q->head;
@@ -477,9 +469,7 @@ static void on_caps_reply(struct remus_qmp *q, int rc, struct json_object *ret,
 		return;
 	}
 	q->state = REMUS_QMP_READY;
-	if (q->deadline_timer)
-		remus_loop_del_timer(q->loop, q->deadline_timer);
-	q->deadline_timer = 0;
+	remus_timer_disarm(&q->deadline_timer);
 	remus_debug(COMP, "qmp %s: ready", q->path);
 	update_watch(q);
 	if (q->state_cb)
@@ -490,7 +480,6 @@ static void on_deadline(struct remus_loop *loop, void *opaque)
 {
 	struct remus_qmp *q = opaque;
 
-	q->deadline_timer = 0;
 	enter(q);
 	if (q->fd < 0)
 		conn_closef(q, -ETIMEDOUT, "cannot connect within %u ms: %s",
@@ -625,9 +614,7 @@ static void dispatch_reply(struct remus_qmp *q, struct json_object *msg,
 		return;
 	}
 	unlink_cmd(q, c);
-	if (c->timer)
-		remus_loop_del_timer(q->loop, c->timer);
-	c->timer = 0;
+	remus_timer_disarm(&c->timer);
 	if (c->spent) {
 		remus_debug(COMP, "qmp %s: dropped the late reply to '%s'", q->path, c->name);
 		cmd_free(c);
@@ -824,7 +811,6 @@ static void on_retry(struct remus_loop *loop, void *opaque)
 	struct remus_qmp *q = opaque;
 	int rc;
 
-	q->retry_timer = 0;
 	enter(q);
 	rc = try_connect(q);
 	if (rc < 0)
@@ -848,8 +834,8 @@ static int try_connect(struct remus_qmp *q)
 	if (!retryable(fd))
 		return fd;
 	q->connect_err = fd;
-	q->retry_timer = remus_loop_add_timer(q->loop, CONNECT_RETRY_MS, on_retry, q);
-	return q->retry_timer ? 0 : -ENOMEM;
+	remus_timer_arm(&q->retry_timer, CONNECT_RETRY_MS);
+	return 0;
 }
 
 static int client_new(struct remus_loop *loop, const char *name,
@@ -882,14 +868,13 @@ static int client_new(struct remus_loop *loop, const char *name,
 	remus_buf_init(&q->in, q->opts.max_line + 1);
 	q->path = strdup(name ? name : "?");
 	q->tok = json_tokener_new();
-	q->deadline_timer = remus_loop_add_timer(loop, q->opts.connect_timeout_ms,
-						 on_deadline, q);
-	if (!q->path || !q->tok || !q->deadline_timer) {
-		if (q->deadline_timer)
-			remus_loop_del_timer(loop, q->deadline_timer);
+	remus_timer_init(&q->deadline_timer, loop, on_deadline, q);
+	remus_timer_init(&q->retry_timer, loop, on_retry, q);
+	if (!q->path || !q->tok) {
 		destroy(q);
 		return -ENOMEM;
 	}
+	remus_timer_arm(&q->deadline_timer, q->opts.connect_timeout_ms);
 	*out = q;
 	return 0;
 }
@@ -916,10 +901,8 @@ int remus_qmp_connect(struct remus_loop *loop, const char *path,
 	q = NULL;
 	rc = 0;
 out:
-	if (q) {
-		remus_loop_del_timer(loop, q->deadline_timer);
+	if (q)
 		destroy(q);
-	}
 	return rc;
 }
 
@@ -948,10 +931,8 @@ int remus_qmp_open_fd(struct remus_loop *loop, int fd, const char *name,
 out:
 	if (fd >= 0)
 		close(fd);
-	if (q) {
-		remus_loop_del_timer(loop, q->deadline_timer);
+	if (q)
 		destroy(q);
-	}
 	return rc;
 }
 

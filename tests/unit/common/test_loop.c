@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Event loop: fd dispatch, timers in due order, deferred calls, stop, and
+ * Event loop: fd dispatch, timers in due order (re-arm moves, disarm from
+ * any callback, many timers, freeing the loop with timers armed), stop, and
  * the removal rules (a watch removed mid-batch is never called again).
  */
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -110,34 +112,175 @@ static void on_timer(struct remus_loop *loop, void *opaque)
 struct tagged {
 	struct rec *r;
 	char tag;
+	struct remus_timer t;
 };
 
 static void on_tagged(struct remus_loop *loop, void *opaque)
 {
 	struct tagged *t = opaque;
 
+	assert_false(remus_timer_armed(&t->t));
 	t->r->order[t->r->norder++] = t->tag;
+}
+
+static void tag_init(struct tagged *t, struct remus_loop *loop, struct rec *r, char tag)
+{
+	t->r = r;
+	t->tag = tag;
+	remus_timer_init(&t->t, loop, on_tagged, t);
+}
+
+static void run_until(struct remus_loop *loop, struct rec *r, size_t n)
+{
+	uint64_t t0 = remus_now_ms();
+
+	while (r->norder < n) {
+		assert_int_equal(remus_loop_run_once(loop, 100), 0);
+		assert_true(remus_now_ms() - t0 < 5000);
+	}
 }
 
 static void test_timers_order_and_cancel(void **state)
 {
 	struct remus_loop *loop;
 	struct rec r = { 0 };
-	struct tagged a = { &r, 'a' }, b = { &r, 'b' }, c = { &r, 'c' };
-	remus_timer_id ib;
+	struct tagged a, b, c, d, e;
 	uint64_t t0 = remus_now_ms();
 
 	assert_int_equal(remus_loop_new(&loop), 0);
-	assert_int_not_equal(remus_loop_add_timer(loop, 60, on_tagged, &c), 0);
-	ib = remus_loop_add_timer(loop, 20, on_tagged, &b);
-	assert_int_not_equal(remus_loop_add_timer(loop, 10, on_tagged, &a), 0);
-	assert_true(remus_loop_del_timer(loop, ib));
-	assert_false(remus_loop_del_timer(loop, ib));
-	while (r.norder < 2)
-		assert_int_equal(remus_loop_run_once(loop, -1), 0);
-	assert_memory_equal(r.order, "ac", 2);
+	tag_init(&a, loop, &r, 'a');
+	tag_init(&b, loop, &r, 'b');
+	tag_init(&c, loop, &r, 'c');
+	tag_init(&d, loop, &r, 'd');
+	tag_init(&e, loop, &r, 'e');
+	assert_false(remus_timer_armed(&a.t));
+	remus_timer_arm(&c.t, 60);
+	remus_timer_arm(&b.t, 20);
+	remus_timer_arm(&a.t, 10);
+	/* Same due time as each other: arming order. */
+	remus_timer_arm(&d.t, 0);
+	remus_timer_arm(&e.t, 0);
+	assert_true(remus_timer_armed(&b.t));
+	remus_timer_disarm(&b.t);
+	assert_false(remus_timer_armed(&b.t));
+	remus_timer_disarm(&b.t); /* idempotent */
+	run_until(loop, &r, 4);
+	assert_memory_equal(r.order, "deac", 4);
 	/* c was due at 60 ms: not early. */
 	assert_true(remus_now_ms() - t0 >= 60);
+	/* Fired timers are disarmed; disarming them again changes nothing. */
+	remus_timer_disarm(&a.t);
+	assert_int_equal(remus_loop_run_once(loop, 30), 0);
+	assert_int_equal(r.norder, 4);
+	remus_loop_free(loop);
+}
+
+static void test_timer_rearm_moves(void **state)
+{
+	struct remus_loop *loop;
+	struct rec r = { 0 };
+	struct tagged a, b;
+
+	assert_int_equal(remus_loop_new(&loop), 0);
+	tag_init(&a, loop, &r, 'a');
+	tag_init(&b, loop, &r, 'b');
+	remus_timer_arm(&a.t, 10);
+	remus_timer_arm(&b.t, 30);
+	/* Later, then earlier again: one firing each, at the last time. */
+	remus_timer_arm(&a.t, 60);
+	remus_timer_arm(&b.t, 5);
+	remus_timer_arm(&b.t, 20);
+	run_until(loop, &r, 2);
+	assert_memory_equal(r.order, "ba", 2);
+	assert_int_equal(remus_loop_run_once(loop, 30), 0);
+	assert_int_equal(r.norder, 2);
+	remus_loop_free(loop);
+}
+
+/* Callbacks that disarm, move or re-arm timers of the same batch. */
+struct juggler {
+	struct remus_timer self, other, third;
+	int self_calls, other_calls, third_calls;
+	int mode;
+};
+
+static void on_other(struct remus_loop *loop, void *opaque)
+{
+	struct juggler *j = opaque;
+
+	j->other_calls++;
+}
+
+static void on_third(struct remus_loop *loop, void *opaque)
+{
+	struct juggler *j = opaque;
+
+	j->third_calls++;
+}
+
+static void on_juggle(struct remus_loop *loop, void *opaque)
+{
+	struct juggler *j = opaque;
+
+	j->self_calls++;
+	switch (j->mode) {
+	case 0: /* disarm the other due timer of this batch */
+		assert_true(remus_timer_armed(&j->other));
+		remus_timer_disarm(&j->other);
+		break;
+	case 1: /* move the other due timer into the future */
+		remus_timer_arm(&j->other, 50);
+		break;
+	case 2: /* disarm ourselves: already disarmed, nothing happens */
+		remus_timer_disarm(&j->self);
+		/* and re-init a disarmed timer with another callback */
+		remus_timer_init(&j->third, loop, on_other, j);
+		remus_timer_arm(&j->third, 0);
+		break;
+	}
+}
+
+static void test_timer_disarm_inside_callbacks(void **state)
+{
+	struct remus_loop *loop;
+	struct juggler j;
+	int mode, i;
+
+	assert_int_equal(remus_loop_new(&loop), 0);
+	for (mode = 0; mode < 3; mode++) {
+		memset(&j, 0, sizeof(j));
+		j.mode = mode;
+		remus_timer_init(&j.self, loop, on_juggle, &j);
+		remus_timer_init(&j.other, loop, on_other, &j);
+		remus_timer_init(&j.third, loop, on_third, &j);
+		remus_timer_arm(&j.self, 0);
+		remus_timer_arm(&j.other, 0);
+		usleep(2000);
+		assert_int_equal(remus_loop_run_once(loop, 0), 0);
+		assert_int_equal(j.self_calls, 1);
+		/* other runs after self in the same batch unless self stopped it */
+		assert_int_equal(j.other_calls, mode == 2 ? 1 : 0);
+		switch (mode) {
+		case 0:
+			assert_false(remus_timer_armed(&j.other));
+			assert_int_equal(remus_loop_run_once(loop, 20), 0);
+			assert_int_equal(j.other_calls, 0);
+			break;
+		case 1:
+			assert_true(remus_timer_armed(&j.other));
+			for (i = 0; i < 100 && !j.other_calls; i++)
+				assert_int_equal(remus_loop_run_once(loop, 100), 0);
+			assert_int_equal(j.other_calls, 1);
+			break;
+		case 2:
+			/* third, re-initialised and armed by the callback,
+			 * waits for the next round, with its new callback. */
+			assert_int_equal(remus_loop_run_once(loop, 100), 0);
+			assert_int_equal(j.third_calls, 0);
+			assert_int_equal(j.other_calls, 2);
+			break;
+		}
+	}
 	remus_loop_free(loop);
 }
 
@@ -145,6 +288,7 @@ static void test_timers_order_and_cancel(void **state)
 struct rearm {
 	int fired;
 	struct rec fdrec;
+	struct remus_timer t;
 };
 
 static void on_rearm(struct remus_loop *loop, void *opaque)
@@ -152,7 +296,7 @@ static void on_rearm(struct remus_loop *loop, void *opaque)
 	struct rearm *r = opaque;
 
 	r->fired++;
-	remus_loop_add_timer(loop, 0, on_rearm, r);
+	remus_timer_arm(&r->t, 0);
 }
 
 static void test_timer_rearm_no_starvation(void **state)
@@ -165,46 +309,78 @@ static void test_timer_rearm_no_starvation(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	assert_int_equal(write(sv[1], "x", 1), 1);
 	assert_int_equal(remus_loop_add_fd(loop, sv[0], REMUS_EV_READ, on_fd, &r.fdrec), 0);
-	remus_loop_add_timer(loop, 0, on_rearm, &r);
+	remus_timer_init(&r.t, loop, on_rearm, &r);
+	remus_timer_arm(&r.t, 0);
 	for (i = 0; i < 3; i++)
 		assert_int_equal(remus_loop_run_once(loop, 100), 0);
 	assert_int_equal(r.fdrec.calls, 1);
 	/* One firing per iteration, not an endless loop inside one. */
 	assert_int_equal(r.fired, 3);
+	remus_timer_disarm(&r.t);
 	remus_loop_free(loop);
 	close(sv[0]);
 	close(sv[1]);
 }
 
-static void on_defer(struct remus_loop *loop, void *opaque)
+/* Many timers armed in a scrambled order fire in due order, each once. */
+#define MANY 500
+
+struct many {
+	struct remus_timer t[MANY];
+	unsigned delay[MANY];
+	unsigned fired[MANY];
+	unsigned order[MANY];
+	unsigned n;
+};
+
+struct many_ctx {
+	struct many *m;
+	unsigned i;
+};
+
+static void on_many_ctx(struct remus_loop *loop, void *opaque)
 {
-	struct tagged *t = opaque;
+	struct many_ctx *c = opaque;
 
-	t->r->order[t->r->norder++] = t->tag;
-	if (t->tag == 'x') {
-		static struct tagged y;
-
-		y.r = t->r;
-		y.tag = 'y';
-		remus_loop_defer(loop, on_defer, &y);
-	}
+	c->m->fired[c->i]++;
+	c->m->order[c->m->n++] = c->i;
 }
 
-static void test_defer_fifo(void **state)
+static void test_many_timers(void **state)
 {
+	static struct many m;
+	static struct many_ctx ctx[MANY];
 	struct remus_loop *loop;
-	struct rec r = { 0 };
-	struct tagged x = { &r, 'x' }, z = { &r, 'z' };
+	unsigned i, k;
 
+	memset(&m, 0, sizeof(m));
 	assert_int_equal(remus_loop_new(&loop), 0);
-	assert_int_equal(remus_loop_defer(loop, on_defer, &x), 0);
-	assert_int_equal(remus_loop_defer(loop, on_defer, &z), 0);
-	assert_int_equal(remus_loop_run_once(loop, 0), 0);
-	/* y was deferred by x while the FIFO ran: it waits one iteration. */
-	assert_int_equal(r.norder, 2);
-	assert_memory_equal(r.order, "xz", 2);
-	assert_int_equal(remus_loop_run_once(loop, 1000), 0);
-	assert_memory_equal(r.order, "xzy", 3);
+	for (i = 0; i < MANY; i++) {
+		/* 0..49 ms, a permutation-like spread with many equal times */
+		k = (i * 7919u) % MANY;
+		m.delay[i] = k / 10;
+		ctx[i] = (struct many_ctx){ &m, i };
+		remus_timer_init(&m.t[i], loop, on_many_ctx, &ctx[i]);
+		remus_timer_arm(&m.t[i], m.delay[i]);
+	}
+	/* Every fourth is disarmed, every seventh moved to 10 ms later. */
+	for (i = 0; i < MANY; i += 4)
+		remus_timer_disarm(&m.t[i]);
+	for (i = 3; i < MANY; i += 7) {
+		if (i % 4 == 0)
+			continue;
+		m.delay[i] += 10;
+		remus_timer_arm(&m.t[i], m.delay[i]);
+	}
+	while (m.n < MANY - (MANY + 3) / 4)
+		assert_int_equal(remus_loop_run_once(loop, 100), 0);
+	assert_int_equal(remus_loop_run_once(loop, 20), 0);
+	assert_int_equal(m.n, MANY - (MANY + 3) / 4);
+	for (i = 0; i < MANY; i++)
+		assert_int_equal(m.fired[i], i % 4 == 0 ? 0 : 1);
+	/* In due order: the list's invariant, read from the private field. */
+	for (i = 1; i < m.n; i++)
+		assert_true(m.t[m.order[i - 1]].due_ns <= m.t[m.order[i]].due_ns);
 	remus_loop_free(loop);
 }
 
@@ -217,10 +393,13 @@ static void test_run_stop(void **state)
 {
 	struct remus_loop *loop;
 	struct rec r = { 0 };
+	struct remus_timer t1, t2;
 
 	assert_int_equal(remus_loop_new(&loop), 0);
-	remus_loop_add_timer(loop, 5, on_timer, &r);
-	remus_loop_add_timer(loop, 15, on_stop, NULL);
+	remus_timer_init(&t1, loop, on_timer, &r);
+	remus_timer_init(&t2, loop, on_stop, NULL);
+	remus_timer_arm(&t1, 5);
+	remus_timer_arm(&t2, 15);
 	assert_int_equal(remus_loop_run(loop), -ECANCELED);
 	assert_int_equal(r.calls, 1);
 	remus_loop_free(loop);
@@ -230,18 +409,30 @@ static void test_free_with_pending(void **state)
 {
 	struct remus_loop *loop;
 	struct rec r = { 0 };
-	int sv[2];
+	struct remus_timer t[3], zero;
+	int sv[2], i;
 
-	/* Freeing with watches, timers and calls pending leaks nothing (ASan
-	 * checks) and calls nothing. */
+	/* Freeing with watches and armed timers leaks nothing (ASan checks)
+	 * and calls nothing; the timers are left disarmed, so their owners
+	 * may disarm them after the loop is gone. */
 	assert_int_equal(remus_loop_new(&loop), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	assert_int_equal(remus_loop_add_fd(loop, sv[0], REMUS_EV_READ, on_fd, &r), 0);
-	remus_loop_add_timer(loop, 1000, on_timer, &r);
-	remus_loop_defer(loop, on_timer, &r);
+	for (i = 0; i < 3; i++) {
+		remus_timer_init(&t[i], loop, on_timer, &r);
+		remus_timer_arm(&t[i], (uint64_t)i * 1000);
+	}
 	remus_loop_free(loop);
 	remus_loop_free(NULL);
 	assert_int_equal(r.calls, 0);
+	for (i = 0; i < 3; i++) {
+		assert_false(remus_timer_armed(&t[i]));
+		remus_timer_disarm(&t[i]);
+	}
+	/* A zeroed timer is a disarmed one. */
+	memset(&zero, 0, sizeof(zero));
+	assert_false(remus_timer_armed(&zero));
+	remus_timer_disarm(&zero);
 	close(sv[0]);
 	close(sv[1]);
 }
@@ -252,8 +443,10 @@ int main(void)
 		cmocka_unit_test(test_fd_readable),
 		cmocka_unit_test(test_del_other_mid_batch),
 		cmocka_unit_test(test_timers_order_and_cancel),
+		cmocka_unit_test(test_timer_rearm_moves),
+		cmocka_unit_test(test_timer_disarm_inside_callbacks),
 		cmocka_unit_test(test_timer_rearm_no_starvation),
-		cmocka_unit_test(test_defer_fifo),
+		cmocka_unit_test(test_many_timers),
 		cmocka_unit_test(test_run_stop),
 		cmocka_unit_test(test_free_with_pending),
 	};

@@ -1177,6 +1177,7 @@ static void test_connect_waits_for_socket(void **state)
 	struct state_rec st = { 0 };
 	struct acceptor a = { .lfd = -1 };
 	struct json_object *ret = NULL;
+	struct remus_timer listen_later;
 
 	(void)state;
 	a.f.last_fd = -1;
@@ -1186,7 +1187,8 @@ static void test_connect_waits_for_socket(void **state)
 	assert_int_equal(remus_loop_new(&loop), 0);
 	/* Nothing listens yet: the client retries until the socket appears. */
 	assert_int_equal(remus_qmp_connect(loop, a.path, NULL, on_state, &st, &q), 0);
-	assert_true(remus_loop_add_timer(loop, 120, on_caps_auto, &a) != 0);
+	remus_timer_init(&listen_later, loop, on_caps_auto, &a);
+	remus_timer_arm(&listen_later, 120);
 	assert_int_equal(remus_qmp_wait_ready(q, 2000), 0);
 	assert_int_equal(st.ready, 1);
 	assert_int_equal(remus_qmp_execute_sync(q, "query-status", NULL, -1, 1000, &ret, NULL), 0);
