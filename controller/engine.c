@@ -24,8 +24,9 @@
  * by the time it applies N+1, so the dedup set is updated as pages are
  * sent, not when N is acknowledged (controller/dedup.h).
  *
- * A QMP callback may run after remus_engine_free(): the engine only marks
- * itself dead and is freed when its last command has answered.
+ * Every QMP command is submitted with the engine as its owner;
+ * remus_engine_free() cancels the owner, so no reply reaches a freed
+ * engine.
  */
 #include "controller/engine.h"
 
@@ -69,8 +70,6 @@ struct remus_engine {
 	char *host;
 	struct remus_engine_hooks hooks;
 	enum remus_engine_state state;
-	unsigned qmp_pending;
-	bool dead;
 	bool stopping; /* remus_engine_stop() asked */
 	char reason[256];
 
@@ -152,52 +151,17 @@ static double ms_since(uint64_t t_ns)
 	return (double)(remus_now_ns() - t_ns) / 1e6;
 }
 
-/* ---- QMP with lifetime accounting ------------------------------------ */
+/* ---- QMP ------------------------------------------------------------- */
 
-struct call {
-	struct remus_engine *e;
-	void (*fn)(struct remus_engine *e, int rc, struct json_object *ret, const char *err);
-};
-
-static void really_free(struct remus_engine *e);
 static void teardown(struct remus_engine *e);
 
-static void on_qmp_reply(struct remus_qmp *q, int rc, struct json_object *ret,
-			 const char *err, void *opaque)
-{
-	struct call *c = opaque;
-	struct remus_engine *e = c->e;
-
-	e->qmp_pending--;
-	if (!e->dead)
-		c->fn(e, rc, ret, err);
-	free(c);
-	if (e->dead && e->qmp_pending == 0)
-		really_free(e);
-}
-
-/* Submits @cmd (takes @args); @fn runs with the reply unless the engine
- * was freed meanwhile.  Returns 0, or -errno with @fn never called. */
+/* Submits @cmd (takes @args); @fn runs with the reply (opaque: @e) unless
+ * the engine was freed meanwhile.  Returns 0, or -errno with @fn never
+ * called. */
 static int engine_qmp(struct remus_engine *e, const char *cmd, struct json_object *args,
-		      int fd, void (*fn)(struct remus_engine *, int, struct json_object *,
-					 const char *))
+		      int fd, remus_qmp_reply_cb *fn)
 {
-	struct call *c = malloc(sizeof(*c));
-	int rc;
-
-	if (!c) {
-		json_object_put(args);
-		return -ENOMEM;
-	}
-	c->e = e;
-	c->fn = fn;
-	rc = remus_qmp_execute(e->qmp, cmd, args, fd, 0, on_qmp_reply, c);
-	if (rc < 0) {
-		free(c);
-		return rc;
-	}
-	e->qmp_pending++;
-	return 0;
+	return remus_qmp_execute_owned(e->qmp, e, cmd, args, fd, 0, fn, e);
 }
 
 static void finish(struct remus_engine *e, enum remus_engine_state st, int rc,
@@ -213,8 +177,7 @@ static void qmp_failed(struct remus_engine *e, const char *step, int rc, const c
 }
 
 static void submit_or_fail(struct remus_engine *e, const char *cmd, struct json_object *args,
-			   int fd, void (*fn)(struct remus_engine *, int, struct json_object *,
-					      const char *))
+			   int fd, remus_qmp_reply_cb *fn)
 {
 	int rc = engine_qmp(e, cmd, args, fd, fn);
 
@@ -580,7 +543,7 @@ static void on_closing_timeout(struct remus_loop *loop, void *opaque)
 
 static void schedule_reconnect(struct remus_engine *e)
 {
-	if (!remus_timer_armed(&e->reconnect_timer) && !e->stopping && !e->dead &&
+	if (!remus_timer_armed(&e->reconnect_timer) && !e->stopping &&
 	    e->state != REMUS_ENGINE_FAILED && e->state != REMUS_ENGINE_STOPPED)
 		remus_timer_arm(&e->reconnect_timer, e->cfg.reconnect_ms);
 }
@@ -613,8 +576,8 @@ static void link_connect(struct remus_engine *e)
 
 /* ---- losing the standby ---------------------------------------------- */
 
-static void on_cancelled(struct remus_engine *e, int rc, struct json_object *ret,
-			 const char *err)
+static void on_cancelled(struct remus_qmp *q, int rc, struct json_object *ret,
+		          const char *err, void *opaque)
 {
 	if (rc < 0)
 		remus_warn(LOG, "migrate_cancel: %s", err);
@@ -754,9 +717,11 @@ fail:
 	epoch_abort(e, "migration stream failed", rc);
 }
 
-static void on_migrate(struct remus_engine *e, int rc, struct json_object *ret,
-		       const char *err)
+static void on_migrate(struct remus_qmp *q, int rc, struct json_object *ret,
+		        const char *err, void *opaque)
 {
+	struct remus_engine *e = opaque;
+
 	if (rc < 0) {
 		if (rc == -EREMOTEIO) {
 			epoch_abort(e, err, rc);
@@ -770,9 +735,10 @@ static void on_migrate(struct remus_engine *e, int rc, struct json_object *ret,
 	remus_timer_arm(&e->epoch_timer, e->cfg.interval_ms);
 }
 
-static void on_getfd(struct remus_engine *e, int rc, struct json_object *ret,
-		     const char *err)
+static void on_getfd(struct remus_qmp *q, int rc, struct json_object *ret,
+		      const char *err, void *opaque)
 {
+	struct remus_engine *e = opaque;
 	struct json_object *args;
 
 	if (rc < 0) {
@@ -837,11 +803,12 @@ fail:
 	qmp_failed(e, "starting an epoch", rc, NULL);
 }
 
-static void on_stopped(struct remus_engine *e, int rc, struct json_object *ret,
-		       const char *err);
-static void on_query_migrate(struct remus_engine *e, int rc, struct json_object *ret,
-			     const char *err);
-static void on_cont(struct remus_engine *e, int rc, struct json_object *ret, const char *err);
+static void on_stopped(struct remus_qmp *q, int rc, struct json_object *ret,
+		        const char *err, void *opaque);
+static void on_query_migrate(struct remus_qmp *q, int rc, struct json_object *ret,
+		              const char *err, void *opaque);
+static void on_cont(struct remus_qmp *q, int rc, struct json_object *ret,
+		     const char *err, void *opaque);
 
 static void on_epoch_timer(struct remus_loop *loop, void *opaque)
 {
@@ -854,9 +821,11 @@ static void on_epoch_timer(struct remus_loop *loop, void *opaque)
 	submit_or_fail(e, "stop", NULL, -1, on_stopped);
 }
 
-static void on_stopped(struct remus_engine *e, int rc, struct json_object *ret,
-		       const char *err)
+static void on_stopped(struct remus_qmp *q, int rc, struct json_object *ret,
+		        const char *err, void *opaque)
 {
+	struct remus_engine *e = opaque;
+
 	if (rc < 0) {
 		qmp_failed(e, "stop", rc, err);
 		return;
@@ -957,9 +926,10 @@ static void on_poll_again(struct remus_loop *loop, void *opaque)
 	poll_migration(loop, opaque);
 }
 
-static void on_query_migrate(struct remus_engine *e, int rc, struct json_object *ret,
-			     const char *err)
+static void on_query_migrate(struct remus_qmp *q, int rc, struct json_object *ret,
+		              const char *err, void *opaque)
 {
+	struct remus_engine *e = opaque;
 	struct json_object *st = NULL;
 	const char *status;
 
@@ -995,8 +965,11 @@ static void on_query_migrate(struct remus_engine *e, int rc, struct json_object 
 	remus_timer_arm(&e->poll_timer, 1);
 }
 
-static void on_cont(struct remus_engine *e, int rc, struct json_object *ret, const char *err)
+static void on_cont(struct remus_qmp *q, int rc, struct json_object *ret,
+		     const char *err, void *opaque)
 {
+	struct remus_engine *e = opaque;
+
 	if (rc < 0) {
 		qmp_failed(e, "cont", rc, err);
 		return;
@@ -1107,9 +1080,10 @@ static void finish(struct remus_engine *e, enum remus_engine_state st, int rc,
 		e->hooks.finished(e->hooks.opaque, st, rc, reason);
 }
 
-static void on_identity_uuid(struct remus_engine *e, int rc, struct json_object *ret,
-			     const char *err)
+static void on_identity_uuid(struct remus_qmp *q, int rc, struct json_object *ret,
+		              const char *err, void *opaque)
 {
+	struct remus_engine *e = opaque;
 	struct json_object *u;
 
 	if (rc == 0 && json_object_object_get_ex(ret, "UUID", &u)) {
@@ -1128,9 +1102,10 @@ static void on_identity_uuid(struct remus_engine *e, int rc, struct json_object 
 	link_connect(e);
 }
 
-static void on_identity_name(struct remus_engine *e, int rc, struct json_object *ret,
-			     const char *err)
+static void on_identity_name(struct remus_qmp *q, int rc, struct json_object *ret,
+		              const char *err, void *opaque)
 {
+	struct remus_engine *e = opaque;
 	struct json_object *n;
 
 	if (rc == 0 && json_object_object_get_ex(ret, "name", &n))
@@ -1138,9 +1113,11 @@ static void on_identity_name(struct remus_engine *e, int rc, struct json_object 
 	submit_or_fail(e, "query-uuid", NULL, -1, on_identity_uuid);
 }
 
-static void on_params(struct remus_engine *e, int rc, struct json_object *ret,
-		      const char *err)
+static void on_params(struct remus_qmp *q, int rc, struct json_object *ret,
+		       const char *err, void *opaque)
 {
+	struct remus_engine *e = opaque;
+
 	if (rc < 0) {
 		qmp_failed(e, "migrate-set-parameters", rc, err);
 		return;
@@ -1148,8 +1125,10 @@ static void on_params(struct remus_engine *e, int rc, struct json_object *ret,
 	submit_or_fail(e, "query-name", NULL, -1, on_identity_name);
 }
 
-static void on_caps(struct remus_engine *e, int rc, struct json_object *ret, const char *err)
+static void on_caps(struct remus_qmp *q, int rc, struct json_object *ret,
+		     const char *err, void *opaque)
 {
+	struct remus_engine *e = opaque;
 	struct json_object *args;
 
 	if (rc < 0) {
@@ -1216,7 +1195,7 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 	*out = e;
 	return 0;
 fail:
-	really_free(e);
+	remus_engine_free(e);
 	return rc;
 }
 
@@ -1256,8 +1235,12 @@ static void teardown(struct remus_engine *e)
 	remus_timer_disarm(&e->reconnect_timer);
 }
 
-static void really_free(struct remus_engine *e)
+/* Nothing of @e runs after this: replies still to come are dropped. */
+void remus_engine_free(struct remus_engine *e)
 {
+	if (!e)
+		return;
+	remus_qmp_cancel_owner(e->qmp, e);
 	teardown(e);
 	remus_buf_release(&e->link_out);
 	remus_buf_release(&e->link_in);
@@ -1265,18 +1248,6 @@ static void really_free(struct remus_engine *e)
 	remus_dedup_free(e->dedup);
 	free(e->host);
 	free(e);
-}
-
-/* Nothing of @e runs after this; the memory goes when the last QMP reply
- * (whose callback holds @e) has come in. */
-void remus_engine_free(struct remus_engine *e)
-{
-	if (!e || e->dead)
-		return;
-	e->dead = true;
-	teardown(e);
-	if (e->qmp_pending == 0)
-		really_free(e);
 }
 
 enum remus_engine_state remus_engine_get_state(const struct remus_engine *e)

@@ -52,8 +52,6 @@ struct remus_standby {
 	char *incoming, *vm_name, *fence, *activate, *listen_host;
 	struct remus_standby_hooks hooks;
 	enum remus_standby_state state;
-	unsigned qmp_pending;
-	bool dead;
 
 	int listen_fd;
 	uint16_t port;
@@ -121,48 +119,15 @@ static double since_lost_ms(const struct remus_standby *s)
 	return (double)(remus_now_ns() - s->t_lost_ns) / 1e6;
 }
 
-/* ---- QMP with lifetime accounting ------------------------------------ */
+/* ---- QMP ------------------------------------------------------------- */
 
-struct call {
-	struct remus_standby *s;
-	void (*fn)(struct remus_standby *s, int rc, struct json_object *ret, const char *err);
-};
-
-static void really_free(struct remus_standby *s);
-
-static void on_reply(struct remus_qmp *q, int rc, struct json_object *ret, const char *err,
-		     void *opaque)
-{
-	struct call *c = opaque;
-	struct remus_standby *s = c->s;
-
-	s->qmp_pending--;
-	if (!s->dead && c->fn)
-		c->fn(s, rc, ret, err);
-	free(c);
-	if (s->dead && s->qmp_pending == 0)
-		really_free(s);
-}
-
+/* Submits @cmd (takes @args); @fn runs with the reply (opaque: @s) unless
+ * the standby was freed meanwhile.  Returns 0, or -errno with @fn never
+ * called. */
 static int standby_qmp(struct remus_standby *s, const char *cmd, struct json_object *args,
-		       void (*fn)(struct remus_standby *, int, struct json_object *, const char *))
+		       remus_qmp_reply_cb *fn)
 {
-	struct call *c = malloc(sizeof(*c));
-	int rc;
-
-	if (!c) {
-		json_object_put(args);
-		return -ENOMEM;
-	}
-	c->s = s;
-	c->fn = fn;
-	rc = remus_qmp_execute(s->qmp, cmd, args, -1, 0, on_reply, c);
-	if (rc < 0) {
-		free(c);
-		return rc;
-	}
-	s->qmp_pending++;
-	return 0;
+	return remus_qmp_execute_owned(s->qmp, s, cmd, args, -1, 0, fn, s);
 }
 
 /* ---- the standby QEMU's incoming socket ------------------------------ */
@@ -661,16 +626,17 @@ static void failover_done(struct remus_standby *s, int rc)
 		s->hooks.failover_done(s->hooks.opaque, &s->rep);
 }
 
-static void on_announced(struct remus_standby *s, int rc, struct json_object *ret,
-			 const char *err)
+static void on_announced(struct remus_qmp *q, int rc, struct json_object *ret,
+		          const char *err, void *opaque)
 {
 	if (rc < 0)
 		remus_warn(LOG, "announce-self: %s", err);
 }
 
-static void on_running(struct remus_standby *s, int rc, struct json_object *ret,
-		       const char *err)
+static void on_running(struct remus_qmp *q, int rc, struct json_object *ret,
+		        const char *err, void *opaque)
 {
+	struct remus_standby *s = opaque;
 	struct json_object *a;
 
 	if (rc < 0) {
@@ -689,9 +655,10 @@ static void on_running(struct remus_standby *s, int rc, struct json_object *ret,
 	failover_done(s, 0);
 }
 
-static void on_status(struct remus_standby *s, int rc, struct json_object *ret,
-		      const char *err)
+static void on_status(struct remus_qmp *q, int rc, struct json_object *ret,
+		       const char *err, void *opaque)
 {
+	struct remus_standby *s = opaque;
 	struct json_object *st;
 
 	if (rc < 0) {
@@ -701,7 +668,7 @@ static void on_status(struct remus_standby *s, int rc, struct json_object *ret,
 	/* Device state from a completed migration records 'paused'. */
 	if (json_object_object_get_ex(ret, "status", &st) &&
 	    strcmp(json_object_get_string(st), "running") == 0) {
-		on_running(s, 0, NULL, NULL);
+		on_running(q, 0, NULL, NULL, s);
 		return;
 	}
 	if (standby_qmp(s, "cont", NULL, on_running) < 0)
@@ -710,9 +677,10 @@ static void on_status(struct remus_standby *s, int rc, struct json_object *ret,
 
 static void poll_load(struct remus_loop *loop, void *opaque);
 
-static void on_load_status(struct remus_standby *s, int rc, struct json_object *ret,
-			   const char *err)
+static void on_load_status(struct remus_qmp *q, int rc, struct json_object *ret,
+		            const char *err, void *opaque)
 {
+	struct remus_standby *s = opaque;
 	struct json_object *st;
 	const char *status = "";
 
@@ -930,8 +898,11 @@ int remus_standby_failover(struct remus_standby *s, const char *reason)
 
 /* ---- start, free, status --------------------------------------------- */
 
-static void on_caps(struct remus_standby *s, int rc, struct json_object *ret, const char *err)
+static void on_caps(struct remus_qmp *q, int rc, struct json_object *ret,
+		     const char *err, void *opaque)
 {
+	struct remus_standby *s = opaque;
+
 	if (rc < 0) {
 		remus_err(LOG, "standby QEMU: migrate-set-capabilities failed: %s (QEMU >= 8.1 "
 			  "started with -incoming is needed)", err);
@@ -1015,7 +986,7 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 	*out = s;
 	return 0;
 fail:
-	really_free(s);
+	remus_standby_free(s);
 	return rc;
 }
 
@@ -1045,8 +1016,12 @@ static void teardown(struct remus_standby *s)
 	}
 }
 
-static void really_free(struct remus_standby *s)
+/* Nothing of @s runs after this: replies still to come are dropped. */
+void remus_standby_free(struct remus_standby *s)
 {
+	if (!s)
+		return;
+	remus_qmp_cancel_owner(s->qmp, s);
 	teardown(s);
 	remus_repl_assembler_release(&s->asmb);
 	remus_buf_release(&s->link_in);
@@ -1059,18 +1034,6 @@ static void really_free(struct remus_standby *s)
 	free(s->activate);
 	free(s->listen_host);
 	free(s);
-}
-
-/* Nothing of @s runs after this; the memory goes when the last QMP reply
- * (whose callback holds @s) has come in. */
-void remus_standby_free(struct remus_standby *s)
-{
-	if (!s || s->dead)
-		return;
-	s->dead = true;
-	teardown(s);
-	if (s->qmp_pending == 0)
-		really_free(s);
 }
 
 enum remus_standby_state remus_standby_get_state(const struct remus_standby *s)

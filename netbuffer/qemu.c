@@ -162,8 +162,9 @@ struct leftover {
 typedef void qop_fn(struct remus_nbqemu *b, struct qop *op, int rc,
 		    struct json_object *ret, const char *err);
 
-/* One QMP command in flight.  Owned by the list of @b; when @b is freed
- * first, b becomes NULL and the reply only frees the op. */
+/* One QMP command in flight, submitted with @b as its QMP owner.  Owned
+ * by the list of @b: the reply unlinks and frees it; remus_nbqemu_free()
+ * cancels the owner (no reply reaches it afterwards) and frees the rest. */
 struct qop {
 	struct qop *next, *prev;
 	struct remus_nbqemu *b;
@@ -205,11 +206,9 @@ static void on_reply(struct remus_qmp *qmp, int rc, struct json_object *ret,
 	struct qop *op = opaque;
 	struct remus_nbqemu *b = op->b;
 
-	if (b) {
-		op_unlink(b, op);
-		/* May free b: nothing touches it after this call. */
-		op->fn(b, op, rc, ret, err ? err : "");
-	}
+	op_unlink(b, op);
+	/* May free b: nothing touches it after this call. */
+	op->fn(b, op, rc, ret, err ? err : "");
 	op_free(op);
 }
 
@@ -230,7 +229,7 @@ static int submit(struct remus_nbqemu *b, const char *cmd, struct json_object *a
 	op->fn = fn;
 	op->nic = nic;
 	snprintf(op->what, sizeof(op->what), "%s", what);
-	rc = remus_qmp_execute(b->qmp, cmd, args, fd, QMP_TIMEOUT_MS, on_reply, op);
+	rc = remus_qmp_execute_owned(b->qmp, b, cmd, args, fd, QMP_TIMEOUT_MS, on_reply, op);
 	if (rc < 0) {
 		free(op);
 		return rc;
@@ -550,9 +549,12 @@ void remus_nbqemu_free(struct remus_nbqemu *b)
 
 	if (!b)
 		return;
-	/* Replies still to come find op->b NULL and only free the op. */
-	for (op = b->ops; op; op = op->next)
-		op->b = NULL;
+	/* Replies still to come are dropped by the QMP client. */
+	remus_qmp_cancel_owner(b->qmp, b);
+	while ((op = b->ops)) {
+		op_unlink(b, op);
+		op_free(op);
+	}
 	remus_timer_disarm(&b->td_timer);
 	for (i = 0; i < b->nnics; i++)
 		nic_release(b, &b->nics[i]);

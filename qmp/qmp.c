@@ -11,7 +11,8 @@
  * never started - when it times out.  A command that timed out after it
  * was (partly) written stays in the list with its callback spent: its line
  * must still be finished, and its late reply must not look like an
- * unexpected id.
+ * unexpected id.  Cancelling an owner spends its commands the same way,
+ * so "no callback after cancel" needs no other mechanism.
  *
  * Re-entrancy: user callbacks run from the fd watch, the timers, and
  * remus_qmp_free().  Each of those entry points holds `depth`; free() only
@@ -59,6 +60,7 @@ struct cmd {
 	unsigned timeout_ms;
 	remus_qmp_reply_cb *cb; /* NULL for fire-and-forget */
 	void *opaque;
+	const void *owner;      /* remus_qmp_cancel_owner() token, or NULL */
 	bool spent;             /* callback already called (timed out) */
 	bool internal;          /* our qmp_capabilities */
 };
@@ -277,7 +279,7 @@ static void fail_cmd(struct remus_qmp *q, struct cmd *c, int rc, const char *rea
  */
 static void conn_close(struct remus_qmp *q, int rc, const char *reason)
 {
-	struct cmd *list, *c;
+	struct cmd *c;
 	char *msg;
 
 	if (q->state == REMUS_QMP_CLOSED)
@@ -299,11 +301,11 @@ static void conn_close(struct remus_qmp *q, int rc, const char *reason)
 	}
 	remus_buf_reset(&q->in);
 
-	/* Detach first: callbacks may submit (refused) or free (deferred). */
-	list = q->head;
-	q->head = q->tail = NULL;
-	while ((c = list)) {
-		list = c->next;
+	/* One at a time from the head: callbacks may submit (refused), free
+	 * (deferred) or cancel an owner, whose commands must still be found
+	 * in the list then. */
+	while ((c = q->head)) {
+		unlink_cmd(q, c);
 		remus_timer_disarm(&c->timer);
 		fail_cmd(q, c, rc, reason);
 		cmd_free(c);
@@ -356,7 +358,7 @@ static void on_cmd_timeout(struct remus_loop *loop, void *opaque)
 /* Creates a command and appends it (or puts it first if @first). */
 static int submit(struct remus_qmp *q, const char *command, struct json_object *args,
 		  int fd, unsigned timeout_ms, remus_qmp_reply_cb *cb, void *opaque,
-		  bool internal, struct cmd **out)
+		  const void *owner, bool internal, struct cmd **out)
 {
 	struct json_object *msg = NULL;
 	struct cmd *c = NULL;
@@ -382,6 +384,7 @@ static int submit(struct remus_qmp *q, const char *command, struct json_object *
 	c->id = q->next_id++;
 	c->cb = cb;
 	c->opaque = opaque;
+	c->owner = owner;
 	c->internal = internal;
 	c->timeout_ms = timeout_ms ? timeout_ms : q->opts.command_timeout_ms;
 	if (fd >= 0) {
@@ -454,7 +457,36 @@ int remus_qmp_execute(struct remus_qmp *q, const char *command,
 		      struct json_object *args, int fd, unsigned timeout_ms,
 		      remus_qmp_reply_cb *cb, void *opaque)
 {
-	return submit(q, command, args, fd, timeout_ms, cb, opaque, false, NULL);
+	return submit(q, command, args, fd, timeout_ms, cb, opaque, NULL, false, NULL);
+}
+
+int remus_qmp_execute_owned(struct remus_qmp *q, const void *owner, const char *command,
+			    struct json_object *args, int fd, unsigned timeout_ms,
+			    remus_qmp_reply_cb *cb, void *opaque)
+{
+	return submit(q, command, args, fd, timeout_ms, cb, opaque, owner, false, NULL);
+}
+
+size_t remus_qmp_cancel_owner(struct remus_qmp *q, const void *owner)
+{
+	struct cmd *c;
+	size_t n = 0;
+
+	if (!q || !owner)
+		return 0;
+	/* Spent commands stay in the list: the ones (partly) written must
+	 * be finished, and a late reply is then dropped like that of a
+	 * command that timed out.  Unsent ones still go out, since an owner
+	 * that goes away may have queued its last words to QEMU. */
+	for (c = q->head; c; c = c->next) {
+		if (c->owner != owner || c->spent || c->internal)
+			continue;
+		c->spent = true;
+		c->cb = NULL;
+		q->npending--;
+		n++;
+	}
+	return n;
 }
 
 /* ---- negotiation ------------------------------------------------------ */
@@ -659,7 +691,7 @@ static void dispatch(struct remus_qmp *q, struct json_object *msg)
 		}
 		q->greeting = json_object_get(v);
 		q->state = REMUS_QMP_NEGOTIATING;
-		if (submit(q, "qmp_capabilities", NULL, -1, 0, NULL, NULL, true, NULL) < 0)
+		if (submit(q, "qmp_capabilities", NULL, -1, 0, NULL, NULL, NULL, true, NULL) < 0)
 			conn_close(q, -ENOMEM, "cannot queue qmp_capabilities");
 		return;
 	}
@@ -979,7 +1011,7 @@ int remus_qmp_execute_sync(struct remus_qmp *q, const char *command,
 		*ret = NULL;
 	if (err)
 		*err = NULL;
-	rc = submit(q, command, args, fd, timeout_ms, on_sync_reply, &s, false, &c);
+	rc = submit(q, command, args, fd, timeout_ms, on_sync_reply, &s, NULL, false, &c);
 	if (rc < 0) {
 		if (err)
 			*err = fmt("qmp %s: '%s' failed: %s", q->path,

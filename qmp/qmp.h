@@ -17,14 +17,19 @@
  * Callbacks and their guarantees:
  *  - Every accepted command's reply callback is called exactly once: with
  *    the reply, a QMP error, a timeout, the error that closed the
- *    connection, or -ECANCELED from remus_qmp_free().  Never from inside
- *    remus_qmp_execute() itself.
+ *    connection, or -ECANCELED from remus_qmp_free(); or never, if its
+ *    owner was cancelled first.  Never from inside remus_qmp_execute()
+ *    itself.
  *  - Anything the client cannot trust (malformed JSON, a line over the limit,
  *    a reply with an id we did not send, a message that is not an object)
  *    closes the connection: every pending command fails with that error,
  *    then the state callback reports CLOSED.  Nothing is retried.
  *  - Any callback may call remus_qmp_free() on the client, or submit
  *    commands; the client stays valid until the outermost callback returns.
+ *  - A module that may go away while its commands are in flight submits
+ *    them with an owner token and cancels the owner when it goes (like
+ *    libxl__ev_qmp_dispose): from then on no callback of that owner runs,
+ *    whatever QEMU answers and whenever.
  *
  * Not thread-safe: a client belongs to the thread running its loop.
  *
@@ -165,6 +170,25 @@ void remus_qmp_free(struct remus_qmp *q);
 int remus_qmp_execute(struct remus_qmp *q, const char *command,
 		      struct json_object *args, int fd, unsigned timeout_ms,
 		      remus_qmp_reply_cb *cb, void *opaque);
+
+/*
+ * Like remus_qmp_execute(), with @owner (borrowed, any address the caller
+ * owns, usually itself; NULL: none) recorded for remus_qmp_cancel_owner().
+ */
+int remus_qmp_execute_owned(struct remus_qmp *q, const void *owner, const char *command,
+			    struct json_object *args, int fd, unsigned timeout_ms,
+			    remus_qmp_reply_cb *cb, void *opaque);
+
+/*
+ * After this returns, no reply callback of a command submitted with
+ * @owner runs, ever; also when called from inside one of them (the one
+ * running finishes normally).  The commands themselves stay: queued ones
+ * are still written (an owner going away may have queued its last words,
+ * e.g. migrate_cancel), and their replies are read and dropped.  Commands
+ * of other owners are not touched.  Returns how many callbacks were
+ * cancelled.  @q NULL or @owner NULL: nothing, returns 0.
+ */
+size_t remus_qmp_cancel_owner(struct remus_qmp *q, const void *owner);
 
 /*
  * Synchronous helper for simple callers (CLIs, tests): submits like

@@ -57,6 +57,8 @@ struct rec {
 	int order_tag;
 	int *order_log;
 	int *order_n;
+	const void *cancel_owner; /* cancel this owner from the callback */
+	size_t cancelled;         /* what that cancel returned */
 };
 
 struct state_rec {
@@ -226,6 +228,8 @@ static void on_reply(struct remus_qmp *q, int rc, struct json_object *ret,
 		 ret ? json_object_to_json_string_ext(ret, JSON_C_TO_STRING_PLAIN) : "");
 	if (r->order_log)
 		r->order_log[(*r->order_n)++] = r->order_tag;
+	if (r->cancel_owner)
+		r->cancelled = remus_qmp_cancel_owner(q, r->cancel_owner);
 	if (r->free_q && *r->free_q) {
 		struct remus_qmp *victim = *r->free_q;
 
@@ -1140,6 +1144,196 @@ static void test_sync_on_closed_connection(void **state)
 			 -ENOTCONN);
 }
 
+/* ---- owners ------------------------------------------------------------- */
+
+/* Two owners; any address they own serves as the token. */
+static int owner_a, owner_b;
+
+/* Cancelled before anything was written: the commands still go out (an
+ * owner's last words must reach QEMU), their replies are dropped, and the
+ * connection stays healthy. */
+static void test_cancel_owner_queued(void **state)
+{
+	struct env *e = *state;
+	struct rec r[3] = { { 0 } };
+	int64_t id[2];
+
+	assert_int_equal(remus_qmp_execute_owned(e->q, &owner_a, "migrate_cancel", NULL, -1, 0,
+						 on_reply, &r[0]), 0);
+	assert_int_equal(remus_qmp_execute_owned(e->q, &owner_a, "stop", NULL, -1, 0,
+						 on_reply, &r[1]), 0);
+	assert_int_equal(remus_qmp_pending(e->q), 2);
+	assert_int_equal(remus_qmp_cancel_owner(e->q, &owner_a), 2);
+	assert_int_equal(remus_qmp_pending(e->q), 0);
+	assert_int_equal(remus_qmp_cancel_owner(e->q, &owner_a), 0);
+	assert_int_equal(remus_qmp_cancel_owner(e->q, NULL), 0);
+	assert_int_equal(remus_qmp_cancel_owner(NULL, &owner_a), 0);
+	id[0] = fake_recv(&e->f, e->loop, "migrate_cancel", NULL);
+	id[1] = fake_recv(&e->f, e->loop, "stop", NULL);
+	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n{\"error\": {\"class\": \"GenericError\", "
+		   "\"desc\": \"x\"}, \"id\": %lld}\n", (long long)id[0], (long long)id[1]);
+	run_for(e->loop, 30);
+	assert_int_equal(r[0].calls + r[1].calls, 0);
+	assert_int_equal(remus_qmp_get_state(e->q), REMUS_QMP_READY);
+	/* The client goes on: a command of nobody's is answered. */
+	assert_int_equal(remus_qmp_execute(e->q, "query-status", NULL, -1, 0, on_reply, &r[2]), 0);
+	id[0] = fake_recv(&e->f, e->loop, "query-status", NULL);
+	fake_sendf(&e->f, "{\"return\": 7, \"id\": %lld}\n", (long long)id[0]);
+	run_until(e->loop, &r[2].calls, 1);
+	assert_int_equal(r[2].rc, 0);
+	assert_int_equal(e->st.closed, 0);
+}
+
+/* Queued before the negotiation finished: written after it, then dropped. */
+static void test_cancel_owner_before_ready(void **state)
+{
+	struct env e;
+	struct rec r = { 0 };
+	int64_t id;
+
+	(void)state;
+	env_open(&e, NULL);
+	assert_int_equal(remus_qmp_execute_owned(e.q, &owner_a, "cont", NULL, -1, 0, on_reply, &r),
+			 0);
+	assert_int_equal(remus_qmp_cancel_owner(e.q, &owner_a), 1);
+	env_negotiate(&e);
+	id = fake_recv(&e.f, e.loop, "cont", NULL);
+	fake_sendf(&e.f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
+	run_for(e.loop, 30);
+	assert_int_equal(r.calls, 0);
+	assert_int_equal(e.st.closed, 0);
+	remus_qmp_free(e.q);
+	close(e.f.fd);
+	remus_loop_free(e.loop);
+}
+
+/* Cancelled while written and waiting for the reply. */
+static void test_cancel_owner_in_flight(void **state)
+{
+	struct env *e = *state;
+	struct rec r = { 0 };
+	int64_t id;
+
+	assert_int_equal(remus_qmp_execute_owned(e->q, &owner_a, "query-migrate", NULL, -1, 0,
+						 on_reply, &r), 0);
+	id = fake_recv(&e->f, e->loop, "query-migrate", NULL);
+	assert_int_equal(remus_qmp_cancel_owner(e->q, &owner_a), 1);
+	fake_sendf(&e->f, "{\"return\": {\"status\": \"completed\"}, \"id\": %lld}\n",
+		   (long long)id);
+	run_for(e->loop, 30);
+	assert_int_equal(r.calls, 0);
+	assert_int_equal(remus_qmp_get_state(e->q), REMUS_QMP_READY);
+	/* Nor when the connection fails later. */
+	close(e->f.fd);
+	e->f.fd = -1;
+	run_until(e->loop, &e->st.closed, 1);
+	assert_int_equal(r.calls, 0);
+}
+
+/* The first reply's callback cancels its own owner: the owner's other
+ * replies, in the same read, are dropped; another owner's are not. */
+static void test_cancel_owner_from_own_callback(void **state)
+{
+	struct env *e = *state;
+	struct rec a[3] = { { 0 } }, b = { 0 };
+	int64_t id[4];
+	int i;
+
+	a[0].cancel_owner = &owner_a;
+	for (i = 0; i < 3; i++)
+		assert_int_equal(remus_qmp_execute_owned(e->q, &owner_a, "a", NULL, -1, 0,
+							 on_reply, &a[i]), 0);
+	assert_int_equal(remus_qmp_execute_owned(e->q, &owner_b, "b", NULL, -1, 0, on_reply, &b),
+			 0);
+	for (i = 0; i < 3; i++)
+		id[i] = fake_recv(&e->f, e->loop, "a", NULL);
+	id[3] = fake_recv(&e->f, e->loop, "b", NULL);
+	fake_sendf(&e->f, "{\"return\": 0, \"id\": %lld}\n{\"return\": 1, \"id\": %lld}\n"
+		   "{\"return\": 3, \"id\": %lld}\n{\"return\": 2, \"id\": %lld}\n",
+		   (long long)id[0], (long long)id[1], (long long)id[3], (long long)id[2]);
+	run_until(e->loop, &b.calls, 1);
+	run_for(e->loop, 20);
+	assert_int_equal(a[0].calls, 1);
+	assert_int_equal(a[0].cancelled, 2); /* not itself: it is running */
+	assert_int_equal(a[1].calls + a[2].calls, 0);
+	assert_int_equal(b.rc, 0);
+	assert_string_equal(b.ret, "3");
+	assert_int_equal(remus_qmp_pending(e->q), 0);
+}
+
+/* The connection fails with both owners' commands pending; the first
+ * failure callback cancels its owner: the owner's other commands, already
+ * being failed one by one, get no callback; the other owner's do. */
+static void test_cancel_owner_while_closing(void **state)
+{
+	struct env *e = *state;
+	struct rec a[2] = { { 0 } }, b[2] = { { 0 } };
+
+	a[0].cancel_owner = &owner_a;
+	assert_int_equal(remus_qmp_execute_owned(e->q, &owner_a, "a", NULL, -1, 0, on_reply,
+						 &a[0]), 0);
+	assert_int_equal(remus_qmp_execute_owned(e->q, &owner_b, "b", NULL, -1, 0, on_reply,
+						 &b[0]), 0);
+	assert_int_equal(remus_qmp_execute_owned(e->q, &owner_a, "a", NULL, -1, 0, on_reply,
+						 &a[1]), 0);
+	assert_int_equal(remus_qmp_execute_owned(e->q, &owner_b, "b", NULL, -1, 0, on_reply,
+						 &b[1]), 0);
+	fake_recv(&e->f, e->loop, "a", NULL);
+	close(e->f.fd);
+	e->f.fd = -1;
+	run_until(e->loop, &e->st.closed, 1);
+	assert_int_equal(a[0].calls, 1);
+	assert_int_equal(a[0].rc, -ECONNRESET);
+	assert_int_equal(a[0].cancelled, 1);
+	assert_int_equal(a[1].calls, 0);
+	assert_int_equal(b[0].calls, 1);
+	assert_int_equal(b[1].calls, 1);
+	assert_int_equal(b[1].rc, -ECONNRESET);
+	assert_int_equal(remus_qmp_pending(e->q), 0);
+}
+
+/* Two owners interleaved, one cancelled: only the other hears back, in
+ * order; a command that already timed out is not counted again. */
+static void test_cancel_one_of_two_owners(void **state)
+{
+	struct env *e = *state;
+	struct rec a[3] = { { 0 } }, b[3] = { { 0 } };
+	int64_t id[6];
+	int log[6], n = 0, i;
+
+	for (i = 0; i < 3; i++) {
+		b[i].order_tag = i;
+		b[i].order_log = log;
+		b[i].order_n = &n;
+		assert_int_equal(remus_qmp_execute_owned(e->q, &owner_a, "a", NULL, -1,
+							 i == 0 ? 20 : 0, on_reply, &a[i]), 0);
+		assert_int_equal(remus_qmp_execute_owned(e->q, &owner_b, "b", NULL, -1, 0,
+							 on_reply, &b[i]), 0);
+	}
+	for (i = 0; i < 6; i++)
+		id[i] = fake_recv(&e->f, e->loop, i % 2 ? "b" : "a", NULL);
+	run_until(e->loop, &a[0].calls, 1); /* timed out */
+	assert_int_equal(a[0].rc, -ETIMEDOUT);
+	assert_int_equal(remus_qmp_pending(e->q), 5);
+	assert_int_equal(remus_qmp_cancel_owner(e->q, &owner_a), 2);
+	assert_int_equal(remus_qmp_pending(e->q), 3);
+	for (i = 5; i >= 0; i--)
+		fake_sendf(&e->f, "{\"return\": %d, \"id\": %lld}\n", i, (long long)id[i]);
+	run_until(e->loop, &n, 3);
+	run_for(e->loop, 20);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(a[i].calls, i == 0 ? 1 : 0);
+		assert_int_equal(b[i].calls, 1);
+		assert_int_equal(b[i].rc, 0);
+	}
+	/* Answered last first. */
+	assert_int_equal(log[0], 2);
+	assert_int_equal(log[1], 1);
+	assert_int_equal(log[2], 0);
+	assert_int_equal(remus_qmp_pending(e->q), 0);
+	assert_int_equal(remus_qmp_get_state(e->q), REMUS_QMP_READY);
+}
+
 /* ---- connecting by path ------------------------------------------------- */
 
 struct acceptor {
@@ -1278,6 +1472,12 @@ int main(void)
 		cmocka_unit_test(test_capabilities_refused),
 		cmocka_unit_test(test_no_greeting_times_out),
 		cmocka_unit_test(test_message_before_greeting),
+		cmocka_unit_test_setup_teardown(test_cancel_owner_queued, setup, teardown),
+		cmocka_unit_test(test_cancel_owner_before_ready),
+		cmocka_unit_test_setup_teardown(test_cancel_owner_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_owner_from_own_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_owner_while_closing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_one_of_two_owners, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_helper, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_on_closed_connection, setup, teardown),
 		cmocka_unit_test(test_connect_waits_for_socket),
