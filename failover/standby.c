@@ -20,8 +20,6 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <netdb.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +29,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/child.h"
 #include "common/log.h"
 #include "common/loop.h"
 #include "repl/repl.h"
@@ -42,8 +41,6 @@
 #define QEMU_OUT_LIMIT ((size_t)2 << 30)
 #define LOAD_TIMEOUT_MS 30000u
 #define FENCE_TIMEOUT_MS 30000u
-
-extern char **environ;
 
 struct remus_standby {
 	struct remus_loop *loop;
@@ -90,11 +87,9 @@ struct remus_standby {
 	struct remus_failover_report rep;
 	uint64_t t_lost_ns;
 	bool tail_queued;
-	pid_t fence_pid;
-	pid_t hook_pid;           /* activation hook, reaped by hook_timer */
-	struct remus_timer hook_timer;
-	struct remus_timer fence_timer; /* polls the fence command */
-	struct remus_timer step_timer;  /* polls the standby QEMU's load */
+	struct remus_child *fence_child; /* the fence command while it runs */
+	struct remus_child *hook_child;  /* the activation hook while it runs */
+	struct remus_timer step_timer;   /* polls the standby QEMU's load */
 	uint64_t deadline_ms;
 };
 
@@ -609,7 +604,6 @@ static void run_activate_hook(struct remus_standby *s);
 static void failover_done(struct remus_standby *s, int rc)
 {
 	remus_timer_disarm(&s->step_timer);
-	remus_timer_disarm(&s->fence_timer);
 	s->rep.rc = rc;
 	s->state = rc == 0 ? REMUS_STANDBY_ACTIVE : REMUS_STANDBY_FAILED;
 	if (rc == 0) {
@@ -717,29 +711,35 @@ static void poll_load(struct remus_loop *loop, void *opaque)
 		failover_done(s, -EIO);
 }
 
-static void on_fence_poll(struct remus_loop *loop, void *opaque)
+/* Runs @cmd with /bin/sh -c, REMUS_EVENT=@event and REMUS_EPOCH set; its
+ * output goes where ours goes.  Returns 0 with *@out, or -errno. */
+static int spawn_hook(struct remus_standby *s, const char *cmd, const char *event,
+		      unsigned timeout_ms, remus_child_done_cb *done, struct remus_child **out)
+{
+	char ev[64], ep[64];
+	const char *env[] = { ev, ep, NULL };
+	struct remus_child_opts o = { .shell = cmd, .env = env, .timeout_ms = timeout_ms };
+
+	snprintf(ev, sizeof(ev), "REMUS_EVENT=%s", event);
+	snprintf(ep, sizeof(ep), "REMUS_EPOCH=%llu", (unsigned long long)s->committed_epoch);
+	return remus_child_spawn(s->loop, &o, done, s, out);
+}
+
+static void on_fence_done(void *opaque, int status)
 {
 	struct remus_standby *s = opaque;
-	int status;
-	pid_t r;
 
-	r = waitpid(s->fence_pid, &status, WNOHANG);
-	if (r == 0) {
-		if (remus_now_ms() > s->deadline_ms) {
-			kill(s->fence_pid, SIGKILL);
-			waitpid(s->fence_pid, &status, 0);
-			s->fence_pid = 0;
-			remus_err(LOG, "fence command '%s' timed out; NOT taking over", s->fence);
-			failover_done(s, -ETIMEDOUT);
-			return;
-		}
-		remus_timer_arm(&s->fence_timer, 2);
+	remus_child_free(s->fence_child);
+	s->fence_child = NULL;
+	if (status == -ETIMEDOUT) {
+		remus_err(LOG, "fence command '%s' timed out after %u ms; NOT taking over",
+			  s->fence, FENCE_TIMEOUT_MS);
+		failover_done(s, -ETIMEDOUT);
 		return;
 	}
-	s->fence_pid = 0;
-	if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		remus_err(LOG, "fence command '%s' failed (status %d); NOT taking over: the "
-			  "primary may still run", s->fence, r < 0 ? -1 : status);
+			  "primary may still run", s->fence, status < 0 ? -1 : status);
 		failover_done(s, -EPERM);
 		return;
 	}
@@ -747,63 +747,34 @@ static void on_fence_poll(struct remus_loop *loop, void *opaque)
 	failover_step(s);
 }
 
-static pid_t spawn_sh(struct remus_standby *s, const char *cmd, const char *event)
-{
-	char ev[64], ep[64];
-	char *argv[] = { "/bin/sh", "-c", (char *)cmd, NULL };
-	char **env;
-	size_t n = 0, i;
-	pid_t pid;
-
-	while (environ[n])
-		n++;
-	env = calloc(n + 3, sizeof(*env));
-	if (!env)
-		return -1;
-	for (i = 0; i < n; i++)
-		env[i] = environ[i];
-	snprintf(ev, sizeof(ev), "REMUS_EVENT=%s", event);
-	snprintf(ep, sizeof(ep), "REMUS_EPOCH=%llu", (unsigned long long)s->committed_epoch);
-	env[n] = ev;
-	env[n + 1] = ep;
-	if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, env) != 0)
-		pid = -1;
-	free(env);
-	return pid;
-}
-
-static void on_hook_reap(struct remus_loop *loop, void *opaque)
+static void on_hook_done(void *opaque, int status)
 {
 	struct remus_standby *s = opaque;
-	int status;
-	pid_t r;
 
-	r = waitpid(s->hook_pid, &status, WNOHANG);
-	if (r == 0) {
-		remus_timer_arm(&s->hook_timer, 100);
-		return;
-	}
-	if (r > 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+	remus_child_free(s->hook_child);
+	s->hook_child = NULL;
+	if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		remus_warn(LOG, "activation hook '%s' failed (status %d)", s->activate, status);
-	else if (r > 0)
+	else
 		remus_info(LOG, "activation hook '%s' done", s->activate);
-	s->hook_pid = 0;
 }
 
 /* The guest already runs: the hook (move a floating IP, ...) is not
- * waited for, only reaped. */
+ * waited for, and has no timeout. */
 static void run_activate_hook(struct remus_standby *s)
 {
+	int rc;
+
 	if (!s->activate)
 		return;
-	s->hook_pid = spawn_sh(s, s->activate, "activated");
-	if (s->hook_pid < 0) {
-		s->hook_pid = 0;
-		remus_err(LOG, "cannot run the activation hook '%s'", s->activate);
+	rc = spawn_hook(s, s->activate, "activated", 0, on_hook_done, &s->hook_child);
+	if (rc < 0) {
+		remus_err(LOG, "cannot run the activation hook '%s': %s", s->activate,
+			  strerror(-rc));
 		return;
 	}
-	remus_info(LOG, "activation hook '%s' started (pid %d)", s->activate, (int)s->hook_pid);
-	remus_timer_arm(&s->hook_timer, 100);
+	remus_info(LOG, "activation hook '%s' started (pid %d)", s->activate,
+		   (int)remus_child_pid(s->hook_child));
 }
 
 /* Runs the next step of the takeover that can run now. */
@@ -813,21 +784,20 @@ static void failover_step(struct remus_standby *s)
 	int rc;
 
 	if (s->state != REMUS_STANDBY_FAILOVER || remus_timer_armed(&s->step_timer) ||
-	    s->fence_pid)
+	    s->fence_child)
 		return;
 	if (s->rep.rc < 0) {
 		failover_done(s, s->rep.rc);
 		return;
 	}
 	if (s->fence && s->rep.fenced_ms == 0) {
-		s->fence_pid = spawn_sh(s, s->fence, "fence");
-		if (s->fence_pid < 0) {
-			s->fence_pid = 0;
+		rc = spawn_hook(s, s->fence, "fence", FENCE_TIMEOUT_MS, on_fence_done,
+				&s->fence_child);
+		if (rc < 0) {
+			remus_err(LOG, "cannot run the fence command '%s': %s; NOT taking over",
+				  s->fence, strerror(-rc));
 			failover_done(s, -ECHILD);
-			return;
 		}
-		s->deadline_ms = remus_now_ms() + FENCE_TIMEOUT_MS;
-		remus_timer_arm(&s->fence_timer, 2);
 		return;
 	}
 	if (!s->tail_queued) {
@@ -942,8 +912,6 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 	s->qmp = qmp;
 	remus_timer_init(&s->hb_timer, loop, on_heartbeat, s);
 	remus_timer_init(&s->qemu_retry, loop, on_qemu_retry, s);
-	remus_timer_init(&s->hook_timer, loop, on_hook_reap, s);
-	remus_timer_init(&s->fence_timer, loop, on_fence_poll, s);
 	remus_timer_init(&s->step_timer, loop, poll_load, s);
 	s->cfg = *cfg;
 	if (!s->cfg.heartbeat_ms)
@@ -991,7 +959,7 @@ fail:
 }
 
 /* Stops everything that could call back into @s: watches, timers, the
- * fence child.  Idempotent. */
+ * fence and hook children.  Idempotent. */
 static void teardown(struct remus_standby *s)
 {
 	link_end(s);
@@ -1007,13 +975,12 @@ static void teardown(struct remus_standby *s)
 	}
 	remus_timer_disarm(&s->qemu_retry);
 	remus_timer_disarm(&s->step_timer);
-	remus_timer_disarm(&s->fence_timer);
-	remus_timer_disarm(&s->hook_timer);
-	if (s->fence_pid > 0) {
-		kill(s->fence_pid, SIGKILL);
-		waitpid(s->fence_pid, NULL, 0);
-		s->fence_pid = 0;
-	}
+	/* A fence still running is killed; the activation hook finishes its
+	 * work (moving an address, ...) even if we go. */
+	remus_child_free(s->fence_child);
+	s->fence_child = NULL;
+	remus_child_disown(s->hook_child);
+	s->hook_child = NULL;
 }
 
 /* Nothing of @s runs after this: replies still to come are dropped. */
