@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <json-c/json.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,53 +208,4 @@ void remus_ctl_free(struct remus_ctl *ctl)
 	unlink(ctl->path);
 	free(ctl->path);
 	free(ctl);
-}
-
-int remus_ctl_request(const char *path, const char *request, unsigned timeout_ms,
-		      char **reply)
-{
-	char buf[65536];
-	size_t got = 0;
-	int fd, rc;
-
-	fd = remus_unix_connect(path, false);
-	if (fd < 0)
-		return fd;
-	rc = remus_write_all(fd, request, strlen(request));
-	if (rc == 0)
-		rc = remus_write_all(fd, "\n", 1);
-	while (rc == 0) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t r;
-		int n = poll(&p, 1, (int)timeout_ms);
-
-		if (n == 0) {
-			rc = -ETIMEDOUT;
-			break;
-		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			break;
-		}
-		r = read(fd, buf + got, sizeof(buf) - 1 - got);
-		if (r < 0) {
-			rc = -errno;
-			break;
-		}
-		got += (size_t)r;
-		if (r == 0 || memchr(buf, '\n', got) || got == sizeof(buf) - 1)
-			break;
-	}
-	close(fd);
-	if (rc < 0)
-		return rc;
-	if (got == 0)
-		return -ECONNRESET;
-	buf[got] = 0;
-	if (buf[got - 1] == '\n')
-		buf[got - 1] = 0;
-	*reply = strdup(buf);
-	return *reply ? 0 : -ENOMEM;
 }

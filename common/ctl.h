@@ -5,7 +5,7 @@
  * "unprotect") and answering one JSON line, then closing.  Requests are
  * read and answered on the loop; a client that sends more than
  * REMUS_CTL_MAX_LINE bytes without a newline, or nothing for 5 s, is
- * dropped.  remus_ctl_request() is the blocking client side, for CLIs.
+ * dropped.  The blocking client side, for CLIs, is remusctl/remusctl.h.
  */
 #ifndef REMUS_COMMON_CTL_H
 #define REMUS_COMMON_CTL_H
@@ -28,11 +28,6 @@ int remus_ctl_listen(struct remus_loop *loop, const char *path,
 		     remus_ctl_handler_cb *handler, void *opaque, struct remus_ctl **out);
 /* Stops listening, drops clients, removes the socket file.  NULL ok. */
 void remus_ctl_free(struct remus_ctl *c);
-
-/* Client: sends @request to @path, waits up to @timeout_ms for the answer
- * line.  Returns 0 with *@reply (owned: free) or -errno. */
-int remus_ctl_request(const char *path, const char *request, unsigned timeout_ms,
-		      char **reply);
 
 /* Builds {"ok":false,"error":MSG} (owned), or NULL on ENOMEM. */
 char *remus_ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

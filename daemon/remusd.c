@@ -40,6 +40,7 @@
 #include "failover/standby.h"
 #include "netbuffer/netbuffer.h"
 #include "qmp/qmp.h"
+#include "remusctl/remusctl.h"
 
 #define LOG "remusd"
 
@@ -655,35 +656,6 @@ bad:
 	return -EINVAL;
 }
 
-static int run_ctl(int argc, char **argv)
-{
-	char req[REMUS_CTL_MAX_LINE] = "";
-	char *reply = NULL;
-	int i, rc;
-
-	if (argc < 4) {
-		usage(stderr);
-		return 2;
-	}
-	for (i = 3; i < argc; i++) {
-		if (strlen(req) + strlen(argv[i]) + 2 > sizeof(req))
-			return 2;
-		if (i > 3)
-			strcat(req, " ");
-		strcat(req, argv[i]);
-	}
-	rc = remus_ctl_request(argv[2], req, 10000, &reply);
-	if (rc < 0) {
-		fprintf(stderr, "remusd ctl: cannot talk to %s: %s (is remusd running with "
-			"--ctl %s?)\n", argv[2], strerror(-rc), argv[2]);
-		return 1;
-	}
-	printf("%s\n", reply);
-	rc = strstr(reply, "\"ok\":false") ? 1 : 0;
-	free(reply);
-	return rc;
-}
-
 int main(int argc, char **argv)
 {
 	struct daemon d = { .sigfd = -1, .ecfg = { .interval_ms = 1000, .dedup = true } };
@@ -704,8 +676,13 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
-	if (strcmp(argv[1], "ctl") == 0)
-		return run_ctl(argc, argv);
+	if (strcmp(argv[1], "ctl") == 0) {
+		if (argc < 4) {
+			usage(stderr);
+			return 2;
+		}
+		return remus_cli_ctl("remusd ctl", argv[2], argc - 3, argv + 3, stdout, stderr);
+	}
 	if (strcmp(argv[1], "primary") && strcmp(argv[1], "standby")) {
 		fprintf(stderr, "remusd: unknown role '%s': primary, standby or ctl\n", argv[1]);
 		return 2;

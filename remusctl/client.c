@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Control-socket client (see remusctl.h).  One connection per request:
+ * write the line, poll for the answer up to the timeout, read until the
+ * newline or EOF.  Blocking by design; the daemon side never blocks.
+ */
+#include "remusctl/remusctl.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/ctl.h"
+#include "common/sock.h"
+
+int remus_cli_request(const char *path, const char *request, unsigned timeout_ms,
+		      char **reply)
+{
+	char buf[65536];
+	size_t got = 0;
+	int fd, rc;
+
+	fd = remus_unix_connect(path, false);
+	if (fd < 0)
+		return fd;
+	rc = remus_write_all(fd, request, strlen(request));
+	if (rc == 0)
+		rc = remus_write_all(fd, "\n", 1);
+	while (rc == 0) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+		int n = poll(&p, 1, (int)timeout_ms);
+
+		if (n == 0) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		r = read(fd, buf + got, sizeof(buf) - 1 - got);
+		if (r < 0) {
+			rc = -errno;
+			break;
+		}
+		got += (size_t)r;
+		if (r == 0 || memchr(buf, '\n', got) || got == sizeof(buf) - 1)
+			break;
+	}
+	close(fd);
+	if (rc < 0)
+		return rc;
+	if (got == 0)
+		return -ECONNRESET;
+	buf[got] = 0;
+	if (buf[got - 1] == '\n')
+		buf[got - 1] = 0;
+	*reply = strdup(buf);
+	return *reply ? 0 : -ENOMEM;
+}
+
+int remus_cli_ctl(const char *prog, const char *path, int nwords, char *const *words,
+		  FILE *out, FILE *err)
+{
+	char req[REMUS_CTL_MAX_LINE] = "";
+	size_t len = 0, wl;
+	char *reply = NULL;
+	int i, rc;
+
+	if (nwords < 1) {
+		fprintf(err, "%s: no request for %s: expected status, set-interval MS, "
+			"failover, protect HOST:PORT or unprotect\n", prog, path);
+		return 2;
+	}
+	for (i = 0; i < nwords; i++) {
+		wl = strlen(words[i]);
+		/* The line and its NUL (the newline on the wire) must fit. */
+		if (len + (i > 0) + wl + 1 > sizeof(req)) {
+			fprintf(err, "%s: the request '%s ...' is longer than one control line "
+				"(%d bytes)\n", prog, words[0], REMUS_CTL_MAX_LINE - 1);
+			return 2;
+		}
+		if (i > 0)
+			req[len++] = ' ';
+		memcpy(req + len, words[i], wl + 1);
+		len += wl;
+	}
+	rc = remus_cli_request(path, req, REMUS_CLI_TIMEOUT_MS, &reply);
+	if (rc == -ETIMEDOUT) {
+		fprintf(err, "%s: %s did not answer '%s' within %u ms (is its remusd stuck?)\n",
+			prog, path, req, REMUS_CLI_TIMEOUT_MS);
+		return 1;
+	}
+	if (rc < 0) {
+		fprintf(err, "%s: cannot talk to %s: %s (is remusd running with --ctl %s?)\n",
+			prog, path, strerror(-rc), path);
+		return 1;
+	}
+	fprintf(out, "%s\n", reply);
+	rc = strstr(reply, "\"ok\":false") ? 1 : 0;
+	free(reply);
+	return rc;
+}
