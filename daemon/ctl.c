@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * remusd's control requests, one line each (common/ctl.h carries them):
+ *
+ *   status             the role's status object, plus "netbuffer"/"disks"
+ *   set-interval MS    primary: the epoch length from the next epoch on
+ *   failover           standby: take over now
+ *   unprotect          primary: stop protecting, the guest runs on here
+ *   protect HOST:PORT  protect (again) from this host: after unprotect, or
+ *                      on a standby that took over (the role switch)
+ *
+ * Every answer is one JSON line; errors are {"ok":false,"error":...} and
+ * say what to send where instead.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/ctl.h"
+#include "common/log.h"
+#include "daemon/daemon.h"
+
+#define LOG "remusd"
+
+static char *ok_reply(void)
+{
+	return strdup("{\"ok\":true}");
+}
+
+/* The role's status object, with "netbuffer" and "disks" added; one
+ * JSON line (owned: free()), or NULL on ENOMEM. */
+static char *status_json(struct remusd *d)
+{
+	struct json_object *o = d->engine ? remus_engine_status_json(d->engine)
+			      : d->standby ? remus_standby_status_json(d->standby)
+			      : json_object_new_object();
+	struct json_object *part;
+	char *s = NULL;
+
+	if (!o)
+		return NULL;
+	if (d->engine || (!d->standby && !d->disks)) {
+		part = d->nb ? remus_netbuffer_status_json(d->nb) : json_object_new_string("off");
+		if (!part || json_object_object_add(o, "netbuffer", part) < 0) {
+			json_object_put(part);
+			goto out;
+		}
+	}
+	if (d->disks) {
+		part = remus_diskrepl_status_json(d->disks);
+		if (!part || json_object_object_add(o, "disks", part) < 0) {
+			json_object_put(part);
+			goto out;
+		}
+	}
+	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+out:
+	json_object_put(o);
+	return s;
+}
+
+/*
+ * "protect HOST:PORT": protection (again) from this host.  On a primary
+ * whose protection was stopped (unprotect), and on a standby that took
+ * over (the role switch: the guest runs here now and the old primary's
+ * host becomes the standby; its disk images are resynced by extent
+ * hashes, so an intact old image costs only what changed).
+ */
+static char *ctl_protect(struct remusd *d, const char *arg)
+{
+	char host[REMUSD_HOST_MAX], err[256];
+	uint16_t port;
+	int rc;
+
+	if (remusd_parse_hostport("protect", arg, false, host, sizeof(host), &port,
+				  err, sizeof(err)) < 0)
+		return remus_ctl_error("%s: give the HOST:PORT of a standby remusd's --listen",
+				       err);
+	if (d->engine && remus_engine_get_state(d->engine) != REMUS_ENGINE_STOPPED)
+		return remus_ctl_error("protect: already protecting (state %s); unprotect first",
+				       remus_engine_state_name(remus_engine_get_state(d->engine)));
+	if (d->standby && remus_standby_get_state(d->standby) != REMUS_STANDBY_ACTIVE)
+		return remus_ctl_error("protect: this is a standby whose guest does not run "
+				       "here (state %s); fail over first",
+				       remus_standby_state_name(remus_standby_get_state(d->standby)));
+	if (d->tearing_down && d->nb)
+		return remus_ctl_error("protect: still releasing the last session's output; "
+				       "try again");
+	remus_engine_free(d->engine);
+	d->engine = NULL;
+	remus_netbuffer_free(d->nb);
+	d->nb = NULL;
+	if (d->disks && remus_diskrepl_become_primary(d->disks) < 0)
+		return remus_ctl_error("protect: cannot switch the disks to the primary role");
+	snprintf(d->standby_host, sizeof(d->standby_host), "%s", host);
+	d->ecfg.standby_host = d->standby_host;
+	d->ecfg.standby_port = port;
+	d->exit_rc = 0;
+	rc = remusd_primary_start(d);
+	if (rc < 0)
+		return remus_ctl_error("protect: cannot start: %s", strerror(-rc));
+	remus_info(LOG, "protecting from this host now, standby %s:%u", host, port);
+	return ok_reply();
+}
+
+char *remusd_ctl_handle(void *opaque, const char *req)
+{
+	struct remusd *d = opaque;
+	char cmd[32] = "", arg[64] = "";
+	unsigned v;
+	int rc;
+
+	if (sscanf(req, "%31s %63s", cmd, arg) < 1)
+		return remus_ctl_error("empty request: try status, set-interval MS, failover, "
+				       "protect HOST:PORT or unprotect");
+	if (strcmp(cmd, "status") == 0)
+		return status_json(d);
+	if (strcmp(cmd, "set-interval") == 0) {
+		if (!d->engine)
+			return remus_ctl_error("set-interval: this remusd is the standby; "
+					       "send it to the primary");
+		if (sscanf(arg, "%u", &v) != 1 || remus_engine_set_interval(d->engine, v) < 0)
+			return remus_ctl_error("set-interval: '%s' is not an interval in "
+					       "10..3600000 ms", arg);
+		return ok_reply();
+	}
+	if (strcmp(cmd, "failover") == 0) {
+		if (!d->standby)
+			return remus_ctl_error("failover: this remusd is the primary; "
+					       "send it to the standby");
+		rc = remus_standby_failover(d->standby, "failover requested through the "
+					    "control socket");
+		if (rc == -ENODATA)
+			return remus_ctl_error("failover: no checkpoint was committed yet; "
+					       "nothing to take over from");
+		if (rc == -EALREADY)
+			return remus_ctl_error("failover: already %s",
+					       remus_standby_state_name(remus_standby_get_state(d->standby)));
+		return ok_reply();
+	}
+	if (strcmp(cmd, "protect") == 0)
+		return ctl_protect(d, arg);
+	if (strcmp(cmd, "unprotect") == 0) {
+		if (!d->engine)
+			return remus_ctl_error("unprotect: this remusd is the standby; "
+					       "send it to the primary");
+		remus_engine_stop(d->engine);
+		return ok_reply();
+	}
+	return remus_ctl_error("unknown request '%s': try status, set-interval MS, "
+			       "failover, protect HOST:PORT or unprotect", cmd);
+}

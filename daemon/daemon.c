@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * What both roles of remusd share: start-up, signals and shutdown.
+ *
+ * Start-up runs in this order, and each step that fails says what it
+ * was doing, on which option's object, and what to do about it:
+ *
+ *   1. the control socket's path is checked (before the wait for QEMU,
+ *      so a typo costs no timeout); SIGTERM/SIGINT are blocked and read
+ *      from a signalfd on the loop
+ *   2. the metrics file (--metrics) is opened
+ *   3. the disks (--disk) are served: QEMU opens its NBD sockets when it
+ *      starts, before its monitor answers, so remusd starts first
+ *   4. the QEMU monitor (--qmp) is connected (up to 10 s for the socket)
+ *   5. the role starts (primary.c / standby.c)
+ *   6. the control socket (--ctl) listens: a client that sees it can ask
+ *      for the role's status at once
+ *
+ * SIGTERM/SIGINT end the daemon: the primary first resumes the guest,
+ * releases held output and tells the standby it unprotects.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/ctl.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "daemon/daemon.h"
+#include "qmp/qmp.h"
+
+#define LOG "remusd"
+
+/* How long start-up waits for the QEMU monitor to answer. */
+#define QMP_READY_TIMEOUT_MS 30000
+
+static void on_qmp_state(struct remus_qmp *q, enum remus_qmp_state st, int rc,
+			 const char *err, void *opaque)
+{
+	struct remusd *d = opaque;
+
+	/* Before the role runs, start-up reports the failure itself. */
+	if (st != REMUS_QMP_CLOSED || !d->running)
+		return;
+	if (d->standby && remus_standby_get_state(d->standby) == REMUS_STANDBY_ACTIVE) {
+		remus_warn(LOG, "%s", err);
+		return;
+	}
+	remus_err(LOG, "lost the QEMU monitor: %s", err);
+	d->exit_rc = 1;
+	remus_loop_stop(d->loop, 1);
+}
+
+static void on_signal(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+{
+	struct remusd *d = opaque;
+	struct signalfd_siginfo si;
+
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	remus_info(LOG, "signal %u: shutting down", si.ssi_signo);
+	d->stopping = true;
+	if (d->disks)
+		remus_warn(LOG, "this remusd serves the VM's disks: the VM loses them now");
+	if (remusd_primary_stop(d))
+		return;
+	remus_loop_stop(loop, 0);
+}
+
+/* SIGPIPE ignored (a peer that goes away is an error return, not a
+ * death); SIGTERM/SIGINT blocked and delivered through d->sigfd. */
+static int watch_signals(struct remusd *d)
+{
+	sigset_t mask;
+	int rc;
+
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		rc = -errno;
+		remus_err(LOG, "cannot ignore SIGPIPE: %s", strerror(errno));
+		return rc;
+	}
+	if (sigemptyset(&mask) < 0 || sigaddset(&mask, SIGTERM) < 0 ||
+	    sigaddset(&mask, SIGINT) < 0 || sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+		rc = -errno;
+		remus_err(LOG, "cannot block SIGTERM and SIGINT: %s", strerror(errno));
+		return rc;
+	}
+	d->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (d->sigfd < 0) {
+		rc = -errno;
+		remus_err(LOG, "cannot create a signalfd for SIGTERM and SIGINT: %s%s",
+			  strerror(errno), errno == EMFILE || errno == ENFILE
+			  ? " (raise the open-file limit: ulimit -n)" : "");
+		return rc;
+	}
+	rc = remus_loop_add_fd(d->loop, d->sigfd, REMUS_EV_READ, on_signal, d);
+	if (rc < 0)
+		remus_err(LOG, "cannot watch the signalfd on the event loop: %s", strerror(-rc));
+	return rc;
+}
+
+/* The control socket is created only once the role runs (step 6); a path
+ * that can never be a socket is refused before the wait for QEMU. */
+static int check_ctl_path(const char *path)
+{
+	struct sockaddr_un sa;
+	char copy[PATH_MAX];
+	const char *dir;
+	struct stat st;
+	int rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		remus_err(LOG, "cannot use the control socket %s (--ctl): longer than %zu bytes, "
+			  "the limit of a unix socket path; give a shorter path", path,
+			  sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	snprintf(copy, sizeof(copy), "%s", path);
+	dir = dirname(copy);
+	if (stat(dir, &st) < 0)
+		rc = -errno;
+	else if (!S_ISDIR(st.st_mode))
+		rc = -ENOTDIR;
+	else if (access(dir, W_OK | X_OK) < 0)
+		rc = -errno;
+	else
+		return 0;
+	remus_err(LOG, "cannot use the control socket %s (--ctl): directory %s: %s; "
+		  "create it, or give a path in a writable directory", path, dir, strerror(-rc));
+	return rc;
+}
+
+static void release(struct remusd *d)
+{
+	remus_ctl_free(d->ctl);
+	remus_engine_free(d->engine);
+	remus_standby_free(d->standby);
+	remus_netbuffer_free(d->nb);
+	remus_diskrepl_free(d->disks);
+	remus_qmp_free(d->qmp);
+	if (d->metrics)
+		fclose(d->metrics);
+	if (d->sigfd >= 0)
+		close(d->sigfd);
+	remus_loop_free(d->loop);
+}
+
+int remusd_run(const struct remusd_options *o)
+{
+	struct remusd d = { .opt = o, .sigfd = -1, .ecfg = o->engine };
+	const char *role = o->mode == REMUSD_PRIMARY ? "primary" : "standby";
+	int rc;
+
+	if (o->log_level_given)
+		remus_log_set_level(o->log_level);
+	snprintf(d.standby_host, sizeof(d.standby_host), "%s", o->standby_host);
+	d.ecfg.standby_host = d.standby_host;
+	if (o->ctl_path && (rc = check_ctl_path(o->ctl_path)) < 0)
+		goto out;
+	rc = remus_loop_new(&d.loop);
+	if (rc < 0) {
+		remus_err(LOG, "cannot create the event loop: %s", strerror(-rc));
+		goto out;
+	}
+	rc = watch_signals(&d);
+	if (rc < 0)
+		goto out;
+	if (o->metrics_path) {
+		d.metrics = fopen(o->metrics_path, "a");
+		if (!d.metrics) {
+			rc = -errno;
+			remus_err(LOG, "cannot open the metrics file %s (--metrics): %s; give a "
+				  "writable file, or no --metrics", o->metrics_path, strerror(errno));
+			goto out;
+		}
+	}
+	if (o->disks.ndisks) {
+		rc = remus_diskrepl_new(d.loop, &o->disks, &d.disks);
+		if (rc < 0) {
+			/* diskrepl said which disk and file. */
+			remus_err(LOG, "cannot serve the disks (--disk): %s; see the message above",
+				  strerror(-rc));
+			goto out;
+		}
+	}
+	rc = remus_qmp_connect(d.loop, o->qmp_path, NULL, on_qmp_state, &d, &d.qmp);
+	if (rc == 0)
+		rc = remus_qmp_wait_ready(d.qmp, QMP_READY_TIMEOUT_MS);
+	if (rc < 0) {
+		remus_err(LOG, "cannot use the QEMU monitor at %s (--qmp): %s; start QEMU with "
+			  "-qmp unix:%s,server=on,wait=off (remusd waits %u s for it)", o->qmp_path,
+			  d.qmp ? remus_qmp_last_error(d.qmp) : strerror(-rc), o->qmp_path,
+			  REMUS_QMP_DEFAULT_CONNECT_TIMEOUT_MS / 1000);
+		goto out;
+	}
+	rc = o->mode == REMUSD_PRIMARY ? remusd_primary_start(&d) : remusd_standby_start(&d);
+	if (rc < 0) {
+		remus_err(LOG, "cannot start the %s role: %s", role, strerror(-rc));
+		goto out;
+	}
+	d.running = true;
+	if (o->ctl_path) {
+		rc = remus_ctl_listen(d.loop, o->ctl_path, remusd_ctl_handle, &d, &d.ctl);
+		if (rc < 0) {
+			remus_err(LOG, "cannot listen on the control socket %s (--ctl): %s; give a "
+				  "path in a writable directory where no other remusd listens",
+				  o->ctl_path, strerror(-rc));
+			goto out;
+		}
+	}
+	rc = remus_loop_run(d.loop);
+	if (rc < 0)
+		remus_err(LOG, "the event loop failed: %s", strerror(-rc));
+	rc = rc < 0 ? rc : d.exit_rc ? -EIO : 0;
+out:
+	release(&d);
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * remusd's private header: the composition root of the daemon.
+ *
+ *   main.c     parse argv (options.c), then run the role; nothing else
+ *   options.c  argv -> struct remusd_options, no side effects
+ *   daemon.c   what both roles share: loop, signals, metrics file, disks,
+ *              the QEMU monitor, the control socket, shutdown
+ *   primary.c  the primary role: the engine's hooks wired to the
+ *              netbuffer and the disks
+ *   standby.c  the standby role: the standby's hooks wired to the disks
+ *   ctl.c      the control requests (status, set-interval, ...)
+ *
+ * Nothing outside daemon/ includes this header (docs/ARCHITECTURE.md).
+ */
+#ifndef REMUS_DAEMON_DAEMON_H
+#define REMUS_DAEMON_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/log.h"
+#include "repl/repl.h"
+#include "controller/engine.h"
+#include "diskrepl/diskrepl.h"
+#include "failover/standby.h"
+#include "netbuffer/netbuffer.h"
+
+#define REMUSD_MAX_NB_DEVICES 16
+#define REMUSD_HOST_MAX 256
+
+enum remusd_mode {
+	REMUSD_PRIMARY,
+	REMUSD_STANDBY,
+	REMUSD_HELP,    /* --help: print remusd_usage() on stdout, exit 0 */
+	REMUSD_CTL,     /* remusd ctl SOCKET REQUEST... */
+};
+
+/*
+ * Everything argv says.  Strings are borrowed from argv unless noted, so
+ * argv must outlive the options.  The module configs are filled in
+ * directly and point into this struct (engine.standby_host, nb.devices,
+ * disks.disks): do not copy it after remusd_options_parse().
+ */
+struct remusd_options {
+	enum remusd_mode mode;
+	const char *qmp_path;       /* --qmp */
+	const char *ctl_path;       /* --ctl; NULL: no control socket */
+	const char *metrics_path;   /* --metrics; NULL: none */
+	const char *report_path;    /* --report (standby) */
+	bool exit_after_failover;   /* --exit-after-failover (standby) */
+	bool log_level_given;
+	enum remus_log_level log_level;  /* --log, if log_level_given */
+
+	struct remus_engine_config engine;   /* primary; standby_host -> standby_host */
+	char standby_host[REMUSD_HOST_MAX];  /* --standby's HOST */
+	struct remus_standby_config standby; /* standby; listen_host -> listen_host or NULL */
+	char listen_host[REMUSD_HOST_MAX];   /* --listen's HOST, "" when absent */
+
+	bool nb_off;                         /* --netbuffer off */
+	struct remus_netbuffer_config nb;    /* devices -> nb_devices, or NULL */
+	const char *nb_devices[REMUSD_MAX_NB_DEVICES];  /* --netdev / --tap */
+
+	struct remus_diskrepl_config disks;  /* disks -> disk; standby set by role */
+	struct remus_diskrepl_disk disk[REMUS_REPL_MAX_DISKS];
+	char *disk_spec[REMUS_REPL_MAX_DISKS]; /* owned copies of --disk values,
+						* split in place; disk[] points in */
+
+	/* REMUSD_CTL: remusd ctl SOCKET WORD... */
+	const char *ctl_socket;
+	int ctl_nwords;
+	char *const *ctl_words;
+
+	/* Why parsing failed: names the option, the value and what is
+	 * expected (no "remusd: " prefix). */
+	char error[512];
+};
+
+/* Parses @argv (borrowed; read, never modified) into @o (fully
+ * overwritten).  No side effects: prints nothing, sets no global state
+ * except getopt's.  Returns 0, or -EINVAL with @o->error set; call
+ * remusd_options_release() in both cases. */
+int remusd_options_parse(struct remusd_options *o, int argc, char *const *argv);
+/* Frees what parsing allocated.  Idempotent. */
+void remusd_options_release(struct remusd_options *o);
+/* The usage text (--help). */
+void remusd_usage(FILE *f);
+/* "HOST:PORT", "[V6]:PORT" or, if @host_optional, "PORT", as given to
+ * @what (e.g. "--standby").  Writes the host into @host (NUL-terminated;
+ * "" when absent).  Returns 0, or -EINVAL with a message naming @what, the
+ * value and the expected form in @err. */
+int remusd_parse_hostport(const char *what, const char *s, bool host_optional,
+			  char *host, size_t hostlen, uint16_t *port,
+			  char *err, size_t errlen);
+
+/* The running daemon of one protected VM. */
+struct remusd {
+	const struct remusd_options *opt;   /* borrowed */
+	struct remus_loop *loop;
+	struct remus_qmp *qmp;
+	struct remus_engine *engine;        /* primary role (or after protect) */
+	struct remus_standby *standby;      /* standby role */
+	struct remus_netbuffer *nb;         /* NULL: output commit off or not yet */
+	struct remus_diskrepl *disks;       /* NULL: no replicated disks */
+	struct remus_ctl *ctl;
+	FILE *metrics;                      /* JSON line per committed epoch, or NULL */
+	bool metrics_failed;                /* a write failed; said once */
+	bool tearing_down;                  /* the netbuffer's teardown runs */
+	bool stopping;                      /* SIGTERM/SIGINT */
+	bool running;                       /* the role started */
+	/* The engine's config: opt->engine, with the standby "protect" names. */
+	struct remus_engine_config ecfg;
+	char standby_host[REMUSD_HOST_MAX]; /* ecfg.standby_host points here */
+	struct remus_engine_hooks eh;
+	int sigfd;
+	int exit_rc;
+};
+
+/* Runs the role of @o (PRIMARY or STANDBY) until it ends.  Every start-up
+ * failure is logged with its object and the fix.  Returns the process
+ * exit status (0, or 1 on failure). */
+int remusd_run(const struct remusd_options *o);
+
+/* primary.c.  Starts protecting from this host on d->qmp with d->ecfg:
+ * the netbuffer first (its setup starts the engine), or the engine at
+ * once with --netbuffer off.  0 or -errno (logged). */
+int remusd_primary_start(struct remusd *d);
+/* SIGTERM/SIGINT on the primary: true when an asynchronous stop was
+ * started (the engine resumes the guest, or the netbuffer undoes its
+ * setup) and will stop the loop itself. */
+bool remusd_primary_stop(struct remusd *d);
+
+/* standby.c.  Starts the standby role on d->qmp.  0 or -errno (logged). */
+int remusd_standby_start(struct remusd *d);
+
+/* ctl.c.  The control-socket handler (common/ctl.h); @opaque is the
+ * struct remusd. */
+char *remusd_ctl_handle(void *opaque, const char *request);
+
+#endif

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * remusd: the remus-qemu daemon of one protected VM on one host.
+ *
+ *   remusd primary --qmp PATH --standby HOST:PORT [options]
+ *   remusd standby --qmp PATH --incoming PATH --listen [HOST:]PORT [options]
+ *   remusd ctl SOCKET REQUEST...
+ *
+ * main() parses the command line (options.c) and runs what it asks for:
+ * a role (daemon.c, primary.c, standby.c) or one control request
+ * (remusctl/remusctl.h).  Exit status: 0, 1 on failure, 2 for a command
+ * line that cannot be used.
+ */
+#include <stdio.h>
+
+#include "daemon/daemon.h"
+#include "remusctl/remusctl.h"
+
+int main(int argc, char **argv)
+{
+	struct remusd_options o;
+	int rc;
+
+	if (remusd_options_parse(&o, argc, argv) < 0) {
+		fprintf(stderr, "remusd: %s\n", o.error);
+		rc = 2;
+	} else if (o.mode == REMUSD_HELP) {
+		remusd_usage(stdout);
+		rc = 0;
+	} else if (o.mode == REMUSD_CTL) {
+		rc = remus_cli_ctl("remusd ctl", o.ctl_socket, o.ctl_nwords, o.ctl_words,
+				   stdout, stderr);
+	} else {
+		rc = remusd_run(&o);
+	}
+	remusd_options_release(&o);
+	return rc;
+}

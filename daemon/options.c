@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * remusd's command line -> struct remusd_options.
+ *
+ * Parsing has no side effects (it prints nothing and touches no global
+ * state but getopt's), so tests/unit/daemon drives it directly.  Each
+ * error says which option, what value, and what was expected, in
+ * o->error; main() prints it.  getopt runs with "+:" so that argv is
+ * never permuted, a missing value is told apart from an unknown option,
+ * and getopt prints nothing itself.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+
+void remusd_usage(FILE *f)
+{
+	fputs("usage:\n"
+	      "  remusd primary --qmp PATH --standby HOST:PORT [--interval MS]\n"
+	      "                 [--heartbeat MS] [--miss N] [--no-dedup] [--reconnect MS]\n"
+	      "                 [--ctl PATH]\n"
+	      "                 [--netbuffer qemu|plug|off] [--netdev ID]... [--tap IF]...\n"
+	      "                 [--nb-limit BYTES] [--nb-on-lost release|hold]\n"
+	      "                 [--disk NAME,image=PATH,socket=PATH]...\n"
+	      "                 [--metrics FILE] [--log LEVEL]\n"
+	      "  remusd standby --qmp PATH --incoming PATH --listen [HOST:]PORT\n"
+	      "                 [--heartbeat MS] [--miss N] [--vm-name NAME] [--manual]\n"
+	      "                 [--fence CMD] [--on-activate CMD] [--ctl PATH]\n"
+	      "                 [--report FILE] [--exit-after-failover] [--log LEVEL]\n"
+	      "                 [--disk NAME,image=PATH,socket=PATH]... [--journal PATH]\n"
+	      "  remusd ctl SOCKET status|set-interval MS|failover|unprotect|protect HOST:PORT\n"
+	      "\n"
+	      "The primary protects the QEMU whose QMP socket is --qmp: it checkpoints\n"
+	      "it every --interval ms (default 1000) to the standby remusd at --standby.\n"
+	      "The standby feeds the QEMU started with -incoming unix:PATH (--incoming)\n"
+	      "and runs it when --miss heartbeats of --heartbeat ms (default 5 x 100)\n"
+	      "are missed or the primary's link drops.  Without a standby the primary\n"
+	      "keeps the guest running unprotected and reconnects every --reconnect ms\n"
+	      "(default 1000); a reconnected standby gets a full epoch.\n"
+	      "\n"
+	      "Output commit (--netbuffer, default qemu): every frame the guest sends\n"
+	      "is held until the standby acknowledged its epoch.  qemu: a\n"
+	      "filter-redirector on each --netdev (default: every NIC's netdev);\n"
+	      "plug: a sch_plug qdisc fed by each --tap; off: nothing is held (clients\n"
+	      "may see output of state lost at failover).  --nb-limit bounds one\n"
+	      "epoch's held bytes (default 16 MiB; more is dropped and counted);\n"
+	      "--nb-on-lost says what happens to held output when the standby is\n"
+	      "lost (default release).\n"
+	      "\n"
+	      "Disks (--disk, both roles, same names): remusd serves the raw image\n"
+	      "PATH as NBD export NAME on the unix socket; give QEMU\n"
+	      "  -blockdev driver=nbd,node-name=NAME,server.type=unix,server.path=SOCK,export=NAME\n"
+	      "The primary replicates every write with its epoch; the standby applies\n"
+	      "an epoch's writes only when it commits (journal: --journal, default\n"
+	      "IMAGE.journal).  A new session first copies the extents that differ.\n"
+	      "\n"
+	      "After a failover the standby serves the guest; 'remusd ctl SOCK protect\n"
+	      "HOST:PORT' protects it from there (the role switch; the netbuffer options\n"
+	      "apply), with the old primary's host as the new standby.\n", f);
+}
+
+enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO_DEDUP,
+       OPT_CTL, OPT_METRICS, OPT_LOG, OPT_INCOMING, OPT_LISTEN, OPT_VM_NAME, OPT_MANUAL,
+       OPT_FENCE, OPT_ACTIVATE, OPT_REPORT, OPT_EXIT_AFTER, OPT_RECONNECT, OPT_NETBUFFER,
+       OPT_NETDEV, OPT_TAP, OPT_NB_LIMIT, OPT_NB_ON_LOST, OPT_DISK, OPT_JOURNAL, OPT_HELP };
+
+static const struct option long_opts[] = {
+	{ "qmp", required_argument, NULL, OPT_QMP },
+	{ "standby", required_argument, NULL, OPT_STANDBY },
+	{ "interval", required_argument, NULL, OPT_INTERVAL },
+	{ "heartbeat", required_argument, NULL, OPT_HEARTBEAT },
+	{ "miss", required_argument, NULL, OPT_MISS },
+	{ "no-dedup", no_argument, NULL, OPT_NO_DEDUP },
+	{ "ctl", required_argument, NULL, OPT_CTL },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "vm-name", required_argument, NULL, OPT_VM_NAME },
+	{ "manual", no_argument, NULL, OPT_MANUAL },
+	{ "fence", required_argument, NULL, OPT_FENCE },
+	{ "on-activate", required_argument, NULL, OPT_ACTIVATE },
+	{ "report", required_argument, NULL, OPT_REPORT },
+	{ "exit-after-failover", no_argument, NULL, OPT_EXIT_AFTER },
+	{ "reconnect", required_argument, NULL, OPT_RECONNECT },
+	{ "netbuffer", required_argument, NULL, OPT_NETBUFFER },
+	{ "netdev", required_argument, NULL, OPT_NETDEV },
+	{ "tap", required_argument, NULL, OPT_TAP },
+	{ "nb-limit", required_argument, NULL, OPT_NB_LIMIT },
+	{ "nb-on-lost", required_argument, NULL, OPT_NB_ON_LOST },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "journal", required_argument, NULL, OPT_JOURNAL },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ 0 },
+};
+
+/* What the value of each option with one looks like, for "needs a
+ * value" messages; same order as long_opts. */
+static const char *const metavars[] = {
+	"PATH", "HOST:PORT", "MS", "MS", "N", NULL, "PATH", "FILE", "error|warn|info|debug",
+	"PATH", "[HOST:]PORT", "NAME", NULL, "CMD", "CMD", "FILE", NULL, "MS",
+	"qemu|plug|off", "ID", "IF", "BYTES", "release|hold", "NAME,image=PATH,socket=PATH",
+	"PATH", NULL,
+};
+_Static_assert(sizeof(metavars) / sizeof(metavars[0]) + 1 ==
+	       sizeof(long_opts) / sizeof(long_opts[0]), "one metavar per option");
+
+static int fail(struct remusd_options *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int fail(struct remusd_options *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(o->error, sizeof(o->error), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* A decimal in @min..@max; @unit says what it counts ("ms", "bytes"). */
+static int parse_uint(struct remusd_options *o, const char *opt, const char *s,
+		      unsigned min, unsigned max, const char *unit, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || *s == '-' || *s == '+' || v < min || v > max)
+		return fail(o, "%s: '%s' is not a number of %s in %u..%u", opt, s, unit, min, max);
+	*out = (unsigned)v;
+	return 0;
+}
+
+int remusd_parse_hostport(const char *what, const char *s, bool host_optional,
+			  char *host, size_t hostlen, uint16_t *port,
+			  char *err, size_t errlen)
+{
+	const char *colon = strrchr(s, ':');
+	const char *h = s, *p;
+	size_t hl = 0;
+	char *end;
+	unsigned long v;
+
+	if (!colon) {
+		if (!host_optional)
+			goto bad;
+		p = s;
+	} else {
+		hl = (size_t)(colon - s);
+		p = colon + 1;
+		if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+			h = s + 1;
+			hl -= 2;
+		}
+	}
+	if (hl >= hostlen)
+		goto bad;
+	errno = 0;
+	v = strtoul(p, &end, 10);
+	if (errno || *end || end == p || *p == '-' || *p == '+' || v < 1 || v > 65535)
+		goto bad;
+	memcpy(host, h, hl);
+	host[hl] = 0;
+	*port = (uint16_t)v;
+	return 0;
+bad:
+	snprintf(err, errlen, "%s: '%s' is not %s (PORT in 1..65535%s)", what, s,
+		 host_optional ? "[HOST:]PORT" : "HOST:PORT",
+		 hl >= hostlen ? ", HOST shorter than 256" : "");
+	return -EINVAL;
+}
+
+/* "NAME,image=PATH,socket=PATH" (keys in any order) into o->disk[i]; the
+ * strings point into a copy of @arg owned by @o. */
+static int parse_disk(struct remusd_options *o, const char *arg, size_t i)
+{
+	struct remus_diskrepl_disk *d = &o->disk[i];
+	char *save = NULL, *tok;
+
+	o->disk_spec[i] = strdup(arg);
+	if (!o->disk_spec[i])
+		return fail(o, "--disk: out of memory");
+	d->name = strtok_r(o->disk_spec[i], ",", &save);
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		if (strncmp(tok, "image=", 6) == 0)
+			d->image = tok + 6;
+		else if (strncmp(tok, "socket=", 7) == 0)
+			d->socket = tok + 7;
+		else
+			return fail(o, "--disk: '%s': unknown key '%s'; expected "
+				    "NAME,image=PATH,socket=PATH (e.g. --disk vda,"
+				    "image=/var/lib/vm/vda.raw,socket=/run/remus/vda.sock)", arg, tok);
+	}
+	if (!d->name || !*d->name || arg[0] == ',' || strchr(d->name, '='))
+		return fail(o, "--disk: '%s': the first field must be the disk's NAME; "
+			    "expected NAME,image=PATH,socket=PATH", arg);
+	if (!d->image || !*d->image)
+		return fail(o, "--disk: '%s': no image=PATH (the raw image file); expected "
+			    "NAME,image=PATH,socket=PATH", arg);
+	if (!d->socket || !*d->socket)
+		return fail(o, "--disk: '%s': no socket=PATH (the NBD socket QEMU connects "
+			    "to); expected NAME,image=PATH,socket=PATH", arg);
+	return 0;
+}
+
+/* One option @c with value @v (NULL for flags).  @name is its long name. */
+static int parse_one(struct remusd_options *o, int c, const char *name, const char *v,
+		     bool *nb_kind_given)
+{
+	char opt[40];
+	unsigned n;
+	int rc;
+
+	snprintf(opt, sizeof(opt), "--%s", name);
+	switch (c) {
+	case OPT_QMP: o->qmp_path = v; return 0;
+	case OPT_STANDBY:
+		return remusd_parse_hostport(opt, v, false, o->standby_host,
+					     sizeof(o->standby_host), &o->engine.standby_port,
+					     o->error, sizeof(o->error));
+	case OPT_LISTEN:
+		return remusd_parse_hostport(opt, v, true, o->listen_host, sizeof(o->listen_host),
+					     &o->standby.listen_port, o->error, sizeof(o->error));
+	case OPT_INTERVAL:
+		return parse_uint(o, opt, v, 10, 3600000, "ms", &o->engine.interval_ms);
+	case OPT_HEARTBEAT:
+		if ((rc = parse_uint(o, opt, v, 10, 60000, "ms", &n)) == 0)
+			o->engine.heartbeat_ms = o->standby.heartbeat_ms = n;
+		return rc;
+	case OPT_MISS:
+		if ((rc = parse_uint(o, opt, v, 1, 1000, "heartbeats", &n)) == 0)
+			o->engine.heartbeat_miss = o->standby.heartbeat_miss = n;
+		return rc;
+	case OPT_NO_DEDUP: o->engine.dedup = false; return 0;
+	case OPT_RECONNECT:
+		return parse_uint(o, opt, v, 10, 600000, "ms", &o->engine.reconnect_ms);
+	case OPT_CTL: o->ctl_path = v; return 0;
+	case OPT_METRICS: o->metrics_path = v; return 0;
+	case OPT_LOG:
+		if (remus_log_parse_level(v, &o->log_level) < 0)
+			return fail(o, "%s: '%s' is not error, warn, info or debug", opt, v);
+		o->log_level_given = true;
+		return 0;
+	case OPT_INCOMING: o->standby.incoming_path = v; return 0;
+	case OPT_VM_NAME: o->standby.vm_name = v; return 0;
+	case OPT_MANUAL: o->standby.no_auto_failover = true; return 0;
+	case OPT_FENCE: o->standby.fence_cmd = v; return 0;
+	case OPT_ACTIVATE: o->standby.activate_cmd = v; return 0;
+	case OPT_REPORT: o->report_path = v; return 0;
+	case OPT_EXIT_AFTER: o->exit_after_failover = true; return 0;
+	case OPT_NETBUFFER:
+		if (strcmp(v, "off") == 0) {
+			o->nb_off = true;
+		} else if (remus_netbuffer_kind_parse(v, &o->nb.kind) < 0) {
+			return fail(o, "%s: '%s' is not qemu, plug or off", opt, v);
+		} else {
+			o->nb_off = false;
+		}
+		*nb_kind_given = true;
+		return 0;
+	case OPT_NETDEV:
+	case OPT_TAP:
+		if (o->nb.ndevices == REMUSD_MAX_NB_DEVICES)
+			return fail(o, "%s: '%s' is one too many: at most %d --netdev/--tap", opt, v,
+				    REMUSD_MAX_NB_DEVICES);
+		if (c == OPT_TAP && !*nb_kind_given)
+			o->nb.kind = REMUS_NETBUFFER_PLUG;
+		o->nb_devices[o->nb.ndevices++] = v;
+		return 0;
+	case OPT_NB_LIMIT:
+		if ((rc = parse_uint(o, opt, v, 65536, 1u << 30, "bytes", &n)) == 0)
+			o->nb.epoch_limit_bytes = n;
+		return rc;
+	case OPT_NB_ON_LOST:
+		if (strcmp(v, "release") == 0)
+			o->nb.on_lost = REMUS_NETBUFFER_LOST_RELEASE;
+		else if (strcmp(v, "hold") == 0)
+			o->nb.on_lost = REMUS_NETBUFFER_LOST_HOLD;
+		else
+			return fail(o, "%s: '%s' is not release or hold", opt, v);
+		return 0;
+	case OPT_DISK:
+		if (o->disks.ndisks == REMUS_REPL_MAX_DISKS)
+			return fail(o, "%s: '%s' is one too many: at most %u --disk", opt, v,
+				    REMUS_REPL_MAX_DISKS);
+		rc = parse_disk(o, v, o->disks.ndisks);
+		if (rc == 0)
+			o->disks.ndisks++;
+		return rc;
+	case OPT_JOURNAL: o->disks.journal = v; return 0;
+	case OPT_HELP: o->mode = REMUSD_HELP; return 0;
+	}
+	return fail(o, "%s: not handled (a bug)", opt);
+}
+
+/* The checks that need every option. */
+static int check_role(struct remusd_options *o, const char *role)
+{
+	bool primary = o->mode == REMUSD_PRIMARY;
+
+	if (!o->qmp_path)
+		return fail(o, "%s: missing --qmp PATH (the QEMU's QMP socket)", role);
+	if (primary && o->engine.standby_port == 0)
+		return fail(o, "primary: missing --standby HOST:PORT (the standby "
+			    "remusd's --listen)");
+	if (!primary && o->standby.listen_port == 0)
+		return fail(o, "standby: missing --listen [HOST:]PORT (where the "
+			    "primary connects)");
+	if (!primary && !o->standby.incoming_path)
+		return fail(o, "standby: missing --incoming PATH (the standby QEMU's "
+			    "-incoming unix:PATH)");
+	if (primary && o->disks.journal)
+		return fail(o, "--journal: '%s': an option of remusd standby, not of the "
+			    "primary", o->disks.journal);
+	if (o->nb.kind == REMUS_NETBUFFER_PLUG && !o->nb_off && o->nb.ndevices == 0)
+		return fail(o, "--netbuffer plug: needs the guest's tap: --tap IF");
+	return 0;
+}
+
+int remusd_options_parse(struct remusd_options *o, int argc, char *const *argv)
+{
+	bool nb_kind_given = false;
+	const char *role;
+	int c, idx, rc;
+
+	memset(o, 0, sizeof(*o));
+	o->engine = (struct remus_engine_config){ .interval_ms = 1000, .dedup = true };
+	o->engine.standby_host = o->standby_host;
+	o->disks.disks = o->disk;
+	if (argc < 2)
+		return fail(o, "missing the role: primary, standby or ctl (see remusd --help)");
+	role = argv[1];
+	if (strcmp(role, "--help") == 0 || strcmp(role, "-h") == 0) {
+		o->mode = REMUSD_HELP;
+		return 0;
+	}
+	if (strcmp(role, "ctl") == 0) {
+		if (argc < 4)
+			return fail(o, "ctl: expected SOCKET REQUEST... (e.g. remusd ctl "
+				    "/run/remus/pri.ctl status)");
+		o->mode = REMUSD_CTL;
+		o->ctl_socket = argv[2];
+		o->ctl_nwords = argc - 3;
+		o->ctl_words = argv + 3;
+		return 0;
+	}
+	if (strcmp(role, "primary") == 0)
+		o->mode = REMUSD_PRIMARY;
+	else if (strcmp(role, "standby") == 0)
+		o->mode = REMUSD_STANDBY;
+	else
+		return fail(o, "unknown role '%s': expected primary, standby or ctl", role);
+
+	/* getopt over argv[1..]: its argv[0] is the role.  optind 0 makes
+	 * glibc start afresh (tests parse many command lines). */
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc - 1, argv + 1, "+:", long_opts, &idx)) != -1) {
+		if (c == ':') {
+			for (idx = 0; long_opts[idx].name && long_opts[idx].val != optopt; idx++)
+				;
+			return fail(o, "--%s: needs a value: %s", long_opts[idx].name,
+				    metavars[idx]);
+		}
+		if (c == '?') {
+			/* glibc: optopt is the option's val for a value given to
+			 * a flag (--manual=yes), the letter of an unknown short
+			 * option, 0 for an unknown or ambiguous long one; the
+			 * long ones were consumed (argv + 1, index optind - 1). */
+			if (optopt >= OPT_QMP)
+				return fail(o, "'%s': this option takes no value", argv[optind]);
+			if (optopt)
+				return fail(o, "unknown option '-%c' for remusd %s (see remusd "
+					    "--help)", optopt, role);
+			return fail(o, "unknown or ambiguous option '%s' for remusd %s (see remusd --help)",
+				    argv[optind], role);
+		}
+		if (optarg && !*optarg)
+			return fail(o, "--%s: the value is empty; expected %s", long_opts[idx].name,
+				    metavars[idx]);
+		rc = parse_one(o, c, long_opts[idx].name, optarg, &nb_kind_given);
+		if (rc < 0)
+			return rc;
+		if (o->mode == REMUSD_HELP)
+			return 0;
+	}
+	if (optind != argc - 1)
+		return fail(o, "unexpected argument '%s' (every remusd %s option starts "
+			    "with --)", argv[optind + 1], role);
+	rc = check_role(o, role);
+	if (rc < 0)
+		return rc;
+	o->nb.devices = o->nb.ndevices ? o->nb_devices : NULL;
+	o->standby.listen_host = *o->listen_host ? o->listen_host : NULL;
+	o->disks.standby = o->mode == REMUSD_STANDBY;
+	return 0;
+}
+
+void remusd_options_release(struct remusd_options *o)
+{
+	for (size_t i = 0; i < REMUS_REPL_MAX_DISKS; i++) {
+		free(o->disk_spec[i]);
+		o->disk_spec[i] = NULL;
+	}
+}
