@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The public netbuffer API with the qemu backend, against a fake QEMU on
- * the same event loop.  The fake speaks QMP on a socketpair, keeps the fds
- * passed with getfd, and models what QEMU's filter-redirector does with
- * them: a "guest" frame sent on a netdev is written to the filter's outdev
- * while the filter exists and is on, and otherwise reaches the netdev at
- * once; frames read from the filter's indev reach the netdev.  The
- * netdev's "wire" log is the order in which frames reached it, which is
- * what output commit is about.
+ * the same event loop.  The fake QMP server of tests/support/fake_qmp.h
+ * keeps the fds passed with getfd; a handler here models what QEMU's
+ * chardevs and filter-redirector do with them: a "guest" frame sent on a
+ * netdev is written to the filter's outdev while the filter exists and is
+ * on, and otherwise reaches the netdev at once; frames read from the
+ * filter's indev reach the netdev.  The netdev's "wire" log is the order
+ * in which frames reached it, which is what output commit is about.
  *
  * Checked: the QMP commands and ids of setup and teardown and their order
  * (status=off before object-del, chardevs after the filter); holding until
@@ -37,9 +37,8 @@
 #include "netbuffer/frame.h"
 #include "netbuffer/netbuffer.h"
 #include "qmp/qmp.h"
+#include "support/fake_qmp.h"
 
-#define GREETING "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 2, \"minor\": 0, " \
-		 "\"major\": 10}, \"package\": \"\"}, \"capabilities\": []}}\n"
 #define MAXN 8
 
 struct fake_fd { char name[64]; int fd; };
@@ -53,19 +52,12 @@ struct fake_filter {
 
 struct fake {
 	struct remus_loop *loop;
-	int fd;                     /* QMP server end */
-	char buf[1 << 16];
-	size_t len;
-	int rx_fds[MAXN];           /* received with getfd, FIFO */
-	int nrx;
-	struct fake_fd fds[MAXN];   /* getfd table */
+	struct remus_fake_qmp *qmp; /* its transcript: "cmd arg;" per command */
 	struct fake_fd chr[MAXN];   /* chardevs: id and fd */
 	struct fake_filter flt[MAXN];
-	int nfds, nchr, nflt;
-	char log[8192];             /* "cmd arg;" per command */
+	int nchr, nflt;
 	const char *fail_cmd;       /* fail this command ... */
 	const char *fail_arg;       /* ... for this id/fdname (NULL: any) */
-	bool peripheral;            /* discovery: answer with NICs */
 	/* Per netdev n0, n1: what reached it, "payload " each. */
 	char wire[2][4096];
 };
@@ -118,30 +110,6 @@ static void on_indev_ready(struct remus_loop *loop, int fd, unsigned ev, void *o
 		remus_loop_del_fd(loop, fd);
 }
 
-static void reply(struct fake *f, struct json_object *id, struct json_object *ret,
-		  const char *error)
-{
-	struct json_object *m = json_object_new_object();
-	const char *s;
-
-	if (error) {
-		struct json_object *e = json_object_new_object();
-
-		json_object_object_add(e, "class", json_object_new_string("GenericError"));
-		json_object_object_add(e, "desc", json_object_new_string(error));
-		json_object_object_add(m, "error", e);
-		json_object_put(ret);
-	} else {
-		json_object_object_add(m, "return", ret ? ret : json_object_new_object());
-	}
-	if (id)
-		json_object_object_add(m, "id", json_object_get(id));
-	s = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
-	assert_int_equal(remus_write_all(f->fd, s, strlen(s)), 0);
-	assert_int_equal(remus_write_all(f->fd, "\n", 1), 0);
-	json_object_put(m);
-}
-
 static struct json_object *qom_list(const char *path)
 {
 	struct json_object *a = json_object_new_array();
@@ -165,15 +133,27 @@ static struct json_object *qom_list(const char *path)
 	return a;
 }
 
-static void handle(struct fake *f, struct json_object *msg)
+/* Answers @c with @ret (taken; NULL: {}) or, if @error, with an error. */
+static void reply(struct fake *f, struct remus_fake_qmp_cmd *c, struct json_object *ret,
+		  const char *error)
 {
-	struct json_object *id = NULL, *args = NULL, *v;
-	const char *cmd = sget(msg, "execute"), *arg = "";
+	if (error) {
+		json_object_put(ret);
+		remus_fake_qmp_reply_error(f->qmp, c, "GenericError", error);
+	} else {
+		remus_fake_qmp_reply_json(f->qmp, c, ret);
+	}
+}
+
+/* Every command: what QEMU does with the fds, chardevs and filters. */
+static void handle(struct remus_fake_qmp *q, struct remus_fake_qmp_cmd *c, void *opaque)
+{
+	struct fake *f = opaque;
+	struct json_object *args = c->args, *v;
+	const char *cmd = c->name, *arg = "";
 	char err[128] = "";
 	int i, fd;
 
-	json_object_object_get_ex(msg, "id", &id);
-	json_object_object_get_ex(msg, "arguments", &args);
 	if (strcmp(cmd, "getfd") == 0 || strcmp(cmd, "closefd") == 0)
 		arg = sget(args, "fdname");
 	else if (strcmp(cmd, "qom-set") == 0 || strcmp(cmd, "qom-list") == 0 ||
@@ -181,30 +161,18 @@ static void handle(struct fake *f, struct json_object *msg)
 		arg = sget(args, "path");
 	else if (args)
 		arg = sget(args, "id");
-	if (strcmp(cmd, "qmp_capabilities") != 0)
-		snprintf(f->log + strlen(f->log), sizeof(f->log) - strlen(f->log), "%s %s;",
-			 cmd, arg);
 	if (f->fail_cmd && strcmp(cmd, f->fail_cmd) == 0 &&
 	    (!f->fail_arg || strcmp(arg, f->fail_arg) == 0)) {
-		if (strcmp(cmd, "getfd") == 0 && f->nrx > 0) {
-			close(f->rx_fds[0]);
-			memmove(f->rx_fds, f->rx_fds + 1, sizeof(int) * (size_t)--f->nrx);
-		}
-		reply(f, id, NULL, "scripted failure");
+		fd = remus_fake_qmp_take_cmd_fd(c);
+		if (fd >= 0)
+			close(fd); /* QEMU does not keep what it refused */
+		reply(f, c, NULL, "scripted failure");
 		return;
 	}
-	if (strcmp(cmd, "getfd") == 0) {
-		assert_true(f->nrx > 0);
-		fd = f->rx_fds[0];
-		memmove(f->rx_fds, f->rx_fds + 1, sizeof(int) * (size_t)--f->nrx);
-		snprintf(f->fds[f->nfds].name, 64, "%s", arg);
-		f->fds[f->nfds++].fd = fd;
-	} else if (strcmp(cmd, "closefd") == 0) {
-		fd = take_fd(f->fds, &f->nfds, arg);
-		if (fd < 0)
-			snprintf(err, sizeof(err), "File descriptor named '%s' not found", arg);
-		else
-			close(fd);
+	if (strcmp(cmd, "getfd") == 0 || strcmp(cmd, "closefd") == 0) {
+		/* The fake keeps getfd's fds by name, as QEMU does. */
+		remus_fake_qmp_builtin(q, c);
+		return;
 	} else if (strcmp(cmd, "chardev-add") == 0) {
 		/* backend.data.addr.data.str names the fd; server must be false */
 		struct json_object *b, *d, *a, *ad;
@@ -217,7 +185,7 @@ static void handle(struct fake *f, struct json_object *msg)
 		assert_true(json_object_object_get_ex(d, "addr", &a));
 		assert_string_equal(sget(a, "type"), "fd");
 		assert_true(json_object_object_get_ex(a, "data", &ad));
-		fd = take_fd(f->fds, &f->nfds, sget(ad, "str"));
+		fd = remus_fake_qmp_take_fd(q, sget(ad, "str"));
 		if (fd < 0) {
 			snprintf(err, sizeof(err), "fd not found");
 		} else {
@@ -279,7 +247,7 @@ static void handle(struct fake *f, struct json_object *msg)
 					       json_object_new_string("child<filter-redirector>"));
 			json_object_array_add(a, o);
 		}
-		reply(f, id, a, NULL);
+		reply(f, c, a, NULL);
 		return;
 	} else if (strcmp(cmd, "query-chardev") == 0) {
 		struct json_object *a = json_object_new_array(), *o;
@@ -290,10 +258,10 @@ static void handle(struct fake *f, struct json_object *msg)
 			json_object_object_add(o, "filename", json_object_new_string("unix:"));
 			json_object_array_add(a, o);
 		}
-		reply(f, id, a, NULL);
+		reply(f, c, a, NULL);
 		return;
 	} else if (strcmp(cmd, "qom-list") == 0) {
-		reply(f, id, qom_list(arg), NULL);
+		reply(f, c, qom_list(arg), NULL);
 		return;
 	} else if (strcmp(cmd, "qom-get") == 0) {
 		const char *nd = strcmp(arg, "/machine/peripheral/nic0") == 0 ? "n0"
@@ -302,48 +270,10 @@ static void handle(struct fake *f, struct json_object *msg)
 
 		if (!nd)
 			snprintf(err, sizeof(err), "Property 'netdev' not found");
-		reply(f, id, nd ? json_object_new_string(nd) : NULL, nd ? NULL : err);
+		reply(f, c, nd ? json_object_new_string(nd) : NULL, nd ? NULL : err);
 		return;
 	}
-	reply(f, id, NULL, err[0] ? err : NULL);
-}
-
-static void on_fake_ready(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
-{
-	struct fake *f = opaque;
-	char cbuf[CMSG_SPACE(sizeof(int) * 4)];
-	struct iovec iov = { f->buf + f->len, sizeof(f->buf) - f->len - 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			     .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c;
-	ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	char *nl;
-
-	if (r <= 0) {
-		remus_loop_del_fd(loop, fd);
-		return;
-	}
-	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-			int k, n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-
-			for (k = 0; k < n; k++)
-				memcpy(&f->rx_fds[f->nrx++], CMSG_DATA(c) + k * sizeof(int),
-				       sizeof(int));
-		}
-	f->len += (size_t)r;
-	f->buf[f->len] = '\0';
-	while ((nl = strchr(f->buf, '\n'))) {
-		struct json_object *m;
-
-		*nl = '\0';
-		m = json_tokener_parse(f->buf);
-		assert_non_null(m);
-		handle(f, m);
-		json_object_put(m);
-		f->len -= (size_t)(nl + 1 - f->buf);
-		memmove(f->buf, nl + 1, f->len + 1);
-	}
+	reply(f, c, NULL, err[0] ? err : NULL);
 }
 
 /* The guest sends @payload on @netdev. */
@@ -417,17 +347,17 @@ static void run_until(struct env *e, const int *calls, unsigned ms)
 static int env_setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	int sv[2];
+	struct remus_fake_qmp_rule all;
+	int fd;
 
 	e->f = calloc(1, sizeof(*e->f));
 	g_fake = e->f;
 	assert_int_equal(remus_loop_new(&e->loop), 0);
 	e->f->loop = e->loop;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	e->f->fd = sv[1];
-	assert_int_equal(remus_write_all(e->f->fd, GREETING, strlen(GREETING)), 0);
-	assert_int_equal(remus_loop_add_fd(e->loop, e->f->fd, REMUS_EV_READ, on_fake_ready, e->f), 0);
-	assert_int_equal(remus_qmp_open_fd(e->loop, sv[0], "fake.qmp", NULL, NULL, NULL, &e->qmp), 0);
+	assert_int_equal(remus_fake_qmp_new(e->loop, NULL, &e->f->qmp, &fd), 0);
+	all = (struct remus_fake_qmp_rule){ .cb = handle, .opaque = e->f };
+	assert_int_equal(remus_fake_qmp_script(e->f->qmp, NULL, &all), 0);
+	assert_int_equal(remus_qmp_open_fd(e->loop, fd, "fake.qmp", NULL, NULL, NULL, &e->qmp), 0);
 	assert_int_equal(remus_qmp_wait_ready(e->qmp, 2000), 0);
 	*state = e;
 	return 0;
@@ -446,12 +376,7 @@ static int env_teardown(void **state)
 	}
 	for (i = 0; i < e->f->nchr; i++)
 		close(e->f->chr[i].fd);
-	for (i = 0; i < e->f->nfds; i++)
-		close(e->f->fds[i].fd);
-	for (i = 0; i < e->f->nrx; i++)
-		close(e->f->rx_fds[i]);
-	remus_loop_del_fd(e->loop, e->f->fd);
-	close(e->f->fd);
+	remus_fake_qmp_free(e->f->qmp);
 	remus_loop_free(e->loop);
 	free(e->f);
 	free(e);
@@ -498,7 +423,7 @@ static void assert_clean(struct fake *f)
 {
 	assert_int_equal(f->nflt, 0);
 	assert_int_equal(f->nchr, 0);
-	assert_int_equal(f->nfds, 0);
+	assert_int_equal(remus_fake_qmp_nfds(f->qmp), 0);
 }
 
 /* ---- tests ------------------------------------------------------------ */
@@ -513,8 +438,8 @@ static void test_hold_until_commit(void **state)
 
 	nb_new(e, false, REMUS_NETBUFFER_LOST_RELEASE, 0);
 	nb_setup_ok(e);
-	assert_string_equal(f->log,
-		"qom-list /objects;query-chardev ;"
+	assert_string_equal(remus_fake_qmp_log(f->qmp),
+		"qom-list /objects;query-chardev;"
 		"getfd remus-nb-n0-out;getfd remus-nb-n0-in;"
 		"chardev-add remus-nb-n0-out;chardev-add remus-nb-n0-in;"
 		"object-add remus-nb-n0;"
@@ -523,7 +448,7 @@ static void test_hold_until_commit(void **state)
 		"object-add remus-nb-n1;");
 	assert_int_equal(f->nflt, 2);
 	assert_int_equal(f->nchr, 4);
-	assert_int_equal(f->nfds, 0);
+	assert_int_equal(remus_fake_qmp_nfds(f->qmp), 0);
 
 	guest_send(f, "n0", "a1");
 	guest_send(f, "n1", "b1");
@@ -557,10 +482,10 @@ static void test_hold_until_commit(void **state)
 	assert_non_null(strstr(js, "\"held_frames\":1"));
 	json_object_put(st_obj);
 
-	f->log[0] = '\0';
+	remus_fake_qmp_log_clear(f->qmp);
 	nb_teardown(e, true, 0);
 	assert_string_equal(f->wire[0], "a1 a2 a3 ");
-	assert_string_equal(f->log,
+	assert_string_equal(remus_fake_qmp_log(f->qmp),
 		"qom-set /objects/remus-nb-n0;qom-set /objects/remus-nb-n1;"
 		"object-del remus-nb-n0;chardev-remove remus-nb-n0-out;"
 		"chardev-remove remus-nb-n0-in;"
@@ -608,9 +533,9 @@ static void test_discovery(void **state)
 
 	nb_new(e, true, REMUS_NETBUFFER_LOST_RELEASE, 0);
 	nb_setup_ok(e);
-	assert_non_null(strstr(f->log, "qom-get /machine/peripheral/serial0;"));
-	assert_non_null(strstr(f->log, "object-add remus-nb-n0;"));
-	assert_non_null(strstr(f->log, "object-add remus-nb-n1;"));
+	assert_non_null(strstr(remus_fake_qmp_log(f->qmp), "qom-get /machine/peripheral/serial0;"));
+	assert_non_null(strstr(remus_fake_qmp_log(f->qmp), "object-add remus-nb-n0;"));
+	assert_non_null(strstr(remus_fake_qmp_log(f->qmp), "object-add remus-nb-n1;"));
 	st_obj = remus_netbuffer_status_json(e->nb);
 	assert_non_null(st_obj);
 	js = json_object_to_json_string_ext(st_obj, JSON_C_TO_STRING_PLAIN);
@@ -641,7 +566,7 @@ static void test_setup_rollback(void **state)
 		struct done d = { 0 };
 		char want[256];
 
-		f->log[0] = '\0';
+		remus_fake_qmp_log_clear(f->qmp);
 		f->wire[0][0] = '\0';
 		f->fail_cmd = steps[i].cmd;
 		f->fail_arg = steps[i].arg;
@@ -773,7 +698,7 @@ static void test_teardown_during_setup(void **state)
 	nb_new(e, false, REMUS_NETBUFFER_LOST_RELEASE, 0);
 	remus_netbuffer_setup(e->nb, on_done, &ds);
 	/* Let a few commands through, then tear down mid-way. */
-	while (strstr(f->log, "chardev-add remus-nb-n0-in") == NULL)
+	while (strstr(remus_fake_qmp_log(f->qmp), "chardev-add remus-nb-n0-in") == NULL)
 		remus_loop_run_once(e->loop, 5);
 	remus_netbuffer_teardown(e->nb, false, on_done, &dt);
 	run_until(e, &dt.calls, 3000);
@@ -810,18 +735,18 @@ static void test_leftovers_removed(void **state)
 	e->nb = NULL;
 	assert_int_equal(f->nflt, 2);
 	assert_int_equal(f->nchr, 4);
-	f->log[0] = '\0';
+	remus_fake_qmp_log_clear(f->qmp);
 	nb_new(e, false, REMUS_NETBUFFER_LOST_RELEASE, 0);
 	nb_setup_ok(e);
 	{
 		static const char want[] =
-			"qom-list /objects;query-chardev ;"
+			"qom-list /objects;query-chardev;"
 			"object-del remus-nb-n0;object-del remus-nb-n1;"
 			"chardev-remove remus-nb-n0-out;chardev-remove remus-nb-n0-in;"
 			"chardev-remove remus-nb-n1-out;chardev-remove remus-nb-n1-in;"
 			"getfd remus-nb-n0-out;";
 
-		assert_int_equal(strncmp(f->log, want, strlen(want)), 0);
+		assert_int_equal(strncmp(remus_fake_qmp_log(f->qmp), want, strlen(want)), 0);
 	}
 	assert_int_equal(f->nflt, 2);
 	assert_int_equal(f->nchr, 4);

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * Unit tests for qmp/: the client talks to a scripted fake QMP server on
- * the other end of a socketpair.  The fake is driven from the test body:
- * fake_send() writes raw bytes (a blocking write of a small message),
- * fake_recv() runs the client's loop until one complete command line (and
- * any fd passed with it) has arrived.  For the synchronous helper, which
- * runs the loop itself, the fake answers from a watch on the same loop
- * (auto mode).  Every test counts callback invocations, because "called
- * exactly once" is the contract under test.
+ * Unit tests for qmp/: the client talks to the fake QMP server of
+ * tests/support/fake_qmp.h on the other end of a socketpair, on the same
+ * loop.  Most tests drive the fake from the test body (MANUAL policy: it
+ * answers nothing by itself): remus_fake_qmp_next() runs the loop until
+ * the client's next command (and any fd passed with it) has arrived, and
+ * the test answers it, or writes raw bytes when the bytes are the point.
+ * For the synchronous helper, which runs the loop itself, the fake
+ * answers from scripted rules.  Every test counts callback invocations,
+ * because "called exactly once" is the contract under test.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,23 +30,11 @@
 #include "common/loop.h"
 #include "common/sock.h"
 #include "qmp/qmp.h"
+#include "support/fake_qmp.h"
 
 #define NAME "fake.qmp"
-#define GREETING "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 2, \"minor\": 0, " \
-		 "\"major\": 10}, \"package\": \"\"}, \"capabilities\": [\"oob\"]}}\n"
-
-struct fake {
-	int fd;                 /* server end, owned */
-	char buf[1 << 16];
-	size_t len;
-	int last_fd;            /* fd received with the last command, or -1 */
-	size_t last_fd_at;      /* stream offset of the byte it came with */
-	size_t consumed;        /* stream offset of buf[0] */
-	bool bytewise;          /* recv one byte at a time (to locate fds) */
-	/* auto mode: answer every command from the loop */
-	bool autoreply;
-	int auto_served;
-};
+#define GREETING REMUS_FAKE_QMP_GREETING "\n"
+#define WAIT_MS 2000
 
 struct rec {
 	int calls;
@@ -71,147 +60,15 @@ struct state_rec {
 struct env {
 	struct remus_loop *loop;
 	struct remus_qmp *q;
-	struct fake f;
+	struct remus_fake_qmp *f;
 	struct state_rec st;
 };
 
-/* ---- fake server -------------------------------------------------------- */
-
-static void fake_send(struct fake *f, const char *s)
+/* The next command the client wrote, which must be @name: its id, for
+ * tests that answer with raw bytes. */
+static int64_t fake_recv(struct env *e, const char *name)
 {
-	assert_int_equal(remus_write_all(f->fd, s, strlen(s)), 0);
-}
-
-static void fake_sendf(struct fake *f, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void fake_sendf(struct fake *f, const char *fmt, ...)
-{
-	char line[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fake_send(f, line);
-}
-
-/* One non-blocking recvmsg into f->buf, keeping a passed fd.  Returns the
- * bytes read, 0 at EOF or -errno. */
-static ssize_t fake_pull(struct fake *f)
-{
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct iovec iov = { f->buf + f->len, f->bytewise ? 1 : sizeof(f->buf) - f->len - 1 };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-			    .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b) };
-	struct cmsghdr *c;
-	ssize_t r;
-
-	r = recvmsg(f->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	if (r < 0)
-		return -errno;
-	for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-			assert_int_equal(f->last_fd, -1);
-			memcpy(&f->last_fd, CMSG_DATA(c), sizeof(int));
-			f->last_fd_at = f->consumed + f->len;
-		}
-	}
-	f->len += (size_t)r;
-	return r;
-}
-
-/* Takes one complete line out of f->buf, parsed; NULL if none yet. */
-static struct json_object *fake_take_line(struct fake *f)
-{
-	char *nl = memchr(f->buf, '\n', f->len);
-	struct json_object *o;
-	size_t n;
-
-	if (!nl)
-		return NULL;
-	n = (size_t)(nl - f->buf);
-	*nl = '\0';
-	o = json_tokener_parse(f->buf);
-	assert_non_null(o);
-	memmove(f->buf, nl + 1, f->len - n - 1);
-	f->len -= n + 1;
-	f->consumed += n + 1;
-	return o;
-}
-
-/* Runs @loop until the client has written one command; checks its name and
- * returns its id. */
-static int64_t fake_recv(struct fake *f, struct remus_loop *loop, const char *expect,
-			 struct json_object **args_out)
-{
-	uint64_t deadline = remus_now_ms() + 2000;
-	struct json_object *o, *v;
-	int64_t id;
-
-	while (!(o = fake_take_line(f))) {
-		ssize_t r = fake_pull(f);
-
-		if (r == -EAGAIN)
-			assert_int_equal(remus_loop_run_once(loop, 10), 0);
-		else
-			assert_true(r > 0);
-		assert_true(remus_now_ms() < deadline);
-	}
-	assert_true(json_object_object_get_ex(o, "execute", &v));
-	assert_string_equal(json_object_get_string(v), expect);
-	assert_true(json_object_object_get_ex(o, "id", &v));
-	assert_true(json_object_is_type(v, json_type_int));
-	id = json_object_get_int64(v);
-	if (args_out) {
-		*args_out = json_object_object_get_ex(o, "arguments", &v) ?
-			json_object_get(v) : NULL;
-	}
-	json_object_put(o);
-	return id;
-}
-
-/* Auto mode: a loop watch that answers every command. */
-static void fake_on_fd(struct remus_loop *loop, int fd, unsigned events, void *opaque)
-{
-	struct fake *f = opaque;
-	struct json_object *o, *v, *id;
-	ssize_t r = fake_pull(f);
-
-	if (r == 0 || (r < 0 && r != -EAGAIN)) {
-		remus_loop_del_fd(loop, f->fd);
-		return;
-	}
-	while ((o = fake_take_line(f))) {
-		const char *cmd;
-		char idtxt[64];
-
-		assert_true(json_object_object_get_ex(o, "execute", &v));
-		assert_true(json_object_object_get_ex(o, "id", &id));
-		cmd = json_object_get_string(v);
-		snprintf(idtxt, sizeof(idtxt), "%s", json_object_to_json_string(id));
-		f->auto_served++;
-		if (!strcmp(cmd, "qmp_capabilities"))
-			fake_sendf(f, "{\"return\": {}, \"id\": %s}\n", idtxt);
-		else if (!strcmp(cmd, "query-status"))
-			fake_sendf(f, "{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": %s}\n",
-				   idtxt);
-		else if (!strcmp(cmd, "hang"))
-			; /* never answers */
-		else if (!strcmp(cmd, "getfd")) {
-			assert_true(f->last_fd >= 0);
-			assert_int_equal(write(f->last_fd, "fd!", 3), 3);
-			close(f->last_fd);
-			f->last_fd = -1;
-			fake_sendf(f, "{\"return\": {}, \"id\": %s}\n", idtxt);
-		} else
-			fake_sendf(f, "{\"error\": {\"class\": \"CommandNotFound\", "
-				   "\"desc\": \"The command %s has not been found\"}, \"id\": %s}\n",
-				   cmd, idtxt);
-		json_object_put(o);
-	}
+	return remus_fake_qmp_cmd_id(remus_fake_qmp_next(e->f, name, WAIT_MS));
 }
 
 /* ---- recorders ---------------------------------------------------------- */
@@ -281,27 +138,31 @@ static void run_for(struct remus_loop *loop, unsigned ms)
 
 /* ---- fixtures ----------------------------------------------------------- */
 
+/* The fake answers nothing by itself and sends no greeting: each test
+ * decides. */
 static int env_open(struct env *e, const struct remus_qmp_opts *opts)
 {
-	int sv[2];
+	struct remus_fake_qmp_opts fo = { .no_greeting = true, .policy = REMUS_FAKE_QMP_MANUAL };
+	int fd;
 
 	memset(e, 0, sizeof(*e));
-	e->f.last_fd = -1;
 	assert_int_equal(remus_loop_new(&e->loop), 0);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	e->f.fd = sv[1];
-	assert_int_equal(remus_qmp_open_fd(e->loop, sv[0], NAME, opts, on_state, &e->st,
-					   &e->q), 0);
+	assert_int_equal(remus_fake_qmp_new(e->loop, &fo, &e->f, &fd), 0);
+	assert_int_equal(remus_qmp_open_fd(e->loop, fd, NAME, opts, on_state, &e->st, &e->q), 0);
 	return 0;
+}
+
+static void env_close(struct env *e)
+{
+	remus_qmp_free(e->q);
+	remus_fake_qmp_free(e->f);
+	remus_loop_free(e->loop);
 }
 
 static void env_negotiate(struct env *e)
 {
-	int64_t id;
-
-	fake_send(&e->f, GREETING);
-	id = fake_recv(&e->f, e->loop, "qmp_capabilities", NULL);
-	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
+	remus_fake_qmp_send(e->f, GREETING);
+	remus_fake_qmp_reply(e->f, remus_fake_qmp_next(e->f, "qmp_capabilities", WAIT_MS), NULL);
 	run_until(e->loop, &e->st.ready, 1);
 	assert_int_equal(remus_qmp_get_state(e->q), REMUS_QMP_READY);
 }
@@ -331,12 +192,7 @@ static int teardown(void **state)
 {
 	struct env *e = *state;
 
-	remus_qmp_free(e->q);
-	if (e->f.fd >= 0)
-		close(e->f.fd);
-	if (e->f.last_fd >= 0)
-		close(e->f.last_fd);
-	remus_loop_free(e->loop);
+	env_close(e);
 	free(e);
 	return 0;
 }
@@ -359,20 +215,18 @@ static void test_greeting_and_capabilities(void **state)
 static void test_command_reply(void **state)
 {
 	struct env *e = *state;
-	struct json_object *args = json_object_new_object(), *got = NULL, *v;
+	struct json_object *args = json_object_new_object();
+	struct remus_fake_qmp_cmd *c;
 	struct rec r = { 0 };
-	int64_t id;
 
 	json_object_object_add(args, "uri", json_object_new_string("fd:mig/0"));
 	assert_int_equal(remus_qmp_execute(e->q, "migrate", args, -1, 0, on_reply, &r), 0);
 	assert_int_equal(r.calls, 0); /* never from inside execute */
 	assert_int_equal(remus_qmp_pending(e->q), 1);
-	id = fake_recv(&e->f, e->loop, "migrate", &got);
-	assert_non_null(got);
-	assert_true(json_object_object_get_ex(got, "uri", &v));
-	assert_string_equal(json_object_get_string(v), "fd:mig/0"); /* no \/ escaping */
-	json_object_put(got);
-	fake_sendf(&e->f, "{\"return\": {\"status\": \"running\"}, \"id\": %lld}\n", (long long)id);
+	c = remus_fake_qmp_next(e->f, "migrate", WAIT_MS);
+	remus_fake_qmp_cmd_id(c); /* an integer id */
+	assert_string_equal(remus_fake_qmp_arg(c, "uri"), "fd:mig/0"); /* no \/ escaping */
+	remus_fake_qmp_reply(e->f, c, "{\"status\": \"running\"}");
 	run_until(e->loop, &r.calls, 1);
 	assert_int_equal(r.rc, 0);
 	assert_string_equal(r.ret, "{\"status\":\"running\"}");
@@ -386,12 +240,10 @@ static void test_error_reply(void **state)
 {
 	struct env *e = *state;
 	struct rec r = { 0 };
-	int64_t id;
 
 	assert_int_equal(remus_qmp_execute(e->q, "migrate", NULL, -1, 0, on_reply, &r), 0);
-	id = fake_recv(&e->f, e->loop, "migrate", NULL);
-	fake_sendf(&e->f, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Migration is disabled\"}, "
-		   "\"id\": %lld}\n", (long long)id);
+	remus_fake_qmp_reply_error(e->f, remus_fake_qmp_next(e->f, "migrate", WAIT_MS),
+				   "GenericError", "Migration is disabled");
 	run_until(e->loop, &r.calls, 1);
 	assert_int_equal(r.rc, -EREMOTEIO);
 	assert_string_equal(r.err, "qmp " NAME ": 'migrate' failed: GenericError: Migration is disabled");
@@ -418,11 +270,11 @@ static void test_out_of_order_replies(void **state)
 	}
 	/* Written in submission order... */
 	for (i = 0; i < 3; i++)
-		id[i] = fake_recv(&e->f, e->loop, names[i], NULL);
+		id[i] = fake_recv(e, names[i]);
 	/* ...answered in another order, in one burst. */
-	fake_sendf(&e->f, "{\"return\": 2, \"id\": %lld}\n{\"return\": 0, \"id\": %lld}\n"
-		   "{\"return\": 1, \"id\": %lld}\n",
-		   (long long)id[2], (long long)id[0], (long long)id[1]);
+	remus_fake_qmp_sendf(e->f, "{\"return\": 2, \"id\": %lld}\n{\"return\": 0, \"id\": %lld}\n"
+			     "{\"return\": 1, \"id\": %lld}\n",
+			     (long long)id[2], (long long)id[0], (long long)id[1]);
 	run_until(e->loop, &n, 3);
 	assert_int_equal(log[0], 2);
 	assert_int_equal(log[1], 0);
@@ -495,15 +347,15 @@ static void test_events_interleaved(void **state)
 	assert_true(remus_qmp_subscribe(e->q, "STOP", on_event, &stop) > 0);
 	assert_true(remus_qmp_subscribe(e->q, NULL, on_event, &all) > 0);
 	assert_int_equal(remus_qmp_execute(e->q, "stop", NULL, -1, 0, on_reply_seq, &r), 0);
-	id = fake_recv(&e->f, e->loop, "stop", NULL);
-	fake_sendf(&e->f,
-		   "{\"timestamp\": {\"seconds\": 1700000000, \"microseconds\": 123456}, "
-		   "\"event\": \"STOP\"}\n"
-		   "{\"return\": {}, \"id\": %lld}\n"
-		   "{\"timestamp\": {\"seconds\": 1700000001, \"microseconds\": 5}, "
-		   "\"event\": \"RESUME\", \"data\": {\"x\": 1}}\n"
-		   "{\"event\": \"STOP\"}\n",
-		   (long long)id);
+	id = fake_recv(e, "stop");
+	remus_fake_qmp_sendf(e->f,
+			     "{\"timestamp\": {\"seconds\": 1700000000, \"microseconds\": 123456}, "
+			     "\"event\": \"STOP\"}\n"
+			     "{\"return\": {}, \"id\": %lld}\n"
+			     "{\"timestamp\": {\"seconds\": 1700000001, \"microseconds\": 5}, "
+			     "\"event\": \"RESUME\", \"data\": {\"x\": 1}}\n"
+			     "{\"event\": \"STOP\"}\n",
+			     (long long)id);
 	run_until(e->loop, &all.calls, 3);
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(stop.calls, 2);
@@ -532,7 +384,7 @@ static void test_unsubscribe_in_callback(void **state)
 	h = remus_qmp_subscribe(e->q, "SHUTDOWN", on_event, &a);
 	assert_true(h > 0);
 	a.unsub = h;
-	fake_send(&e->f, "{\"event\": \"SHUTDOWN\"}\n{\"event\": \"SHUTDOWN\"}\n");
+	remus_fake_qmp_send(e->f, "{\"event\": \"SHUTDOWN\"}\n{\"event\": \"SHUTDOWN\"}\n");
 	run_for(e->loop, 50);
 	assert_int_equal(a.calls, 1);
 	assert_int_equal(remus_qmp_unsubscribe(e->q, h), -ENOENT);
@@ -540,31 +392,33 @@ static void test_unsubscribe_in_callback(void **state)
 
 static void test_fd_passing(void **state)
 {
+	struct remus_fake_qmp_cmd *c;
+	int fd;
 	struct env *e = *state;
 	struct json_object *args = json_object_new_object();
 	struct rec r = { 0 };
 	char got[8] = { 0 };
 	int p[2];
-	int64_t id;
 
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	json_object_object_add(args, "fdname", json_object_new_string("mig"));
 	assert_int_equal(remus_qmp_execute(e->q, "getfd", args, p[1], 0, on_reply, &r), 0);
 	/* Borrowed: the client has its own dup, so closing ours is fine. */
 	close(p[1]);
-	id = fake_recv(&e->f, e->loop, "getfd", NULL);
-	assert_true(e->f.last_fd >= 0);
+	c = remus_fake_qmp_next(e->f, "getfd", WAIT_MS);
+	fd = remus_fake_qmp_take_cmd_fd(c);
+	assert_true(fd >= 0);
+	assert_false(c->fd_misplaced);
 	/* The received fd is the pipe's write end: prove it by writing. */
-	assert_int_equal(write(e->f.last_fd, "ping", 4), 4);
-	close(e->f.last_fd);
-	e->f.last_fd = -1;
+	assert_int_equal(write(fd, "ping", 4), 4);
+	close(fd);
 	assert_int_equal(read(p[0], got, sizeof(got) - 1), 4);
 	assert_string_equal(got, "ping");
 	/* Every reference to the write end is gone, so the pipe sees EOF:
 	 * the client did not leak its dup. */
 	assert_int_equal(read(p[0], got, sizeof(got)), 0);
 	close(p[0]);
-	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
+	remus_fake_qmp_reply(e->f, c, NULL);
 	run_until(e->loop, &r.calls, 1);
 	assert_int_equal(r.rc, 0);
 }
@@ -573,27 +427,24 @@ static void test_fd_only_with_its_command(void **state)
 {
 	struct env *e = *state;
 	struct rec r[3] = { { 0 } };
-	size_t getfd_at;
+	struct remus_fake_qmp_cmd *c;
 	int p[2];
 
 	/* The fd must arrive with the first byte of its own command, not
-	 * earlier (QEMU would attach it to the wrong command) and not later. */
+	 * earlier (QEMU would attach it to the wrong command) and not later
+	 * (the fake then marks it misplaced). */
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	e->f.bytewise = true;
 	assert_int_equal(remus_qmp_execute(e->q, "query-status", NULL, -1, 0, on_reply, &r[0]), 0);
 	assert_int_equal(remus_qmp_execute(e->q, "getfd", NULL, p[0], 0, on_reply, &r[1]), 0);
 	assert_int_equal(remus_qmp_execute(e->q, "query-status", NULL, -1, 0, on_reply, &r[2]), 0);
 	close(p[0]);
-	fake_recv(&e->f, e->loop, "query-status", NULL);
-	getfd_at = e->f.consumed;
-	assert_int_equal(e->f.last_fd, -1);
-	fake_recv(&e->f, e->loop, "getfd", NULL);
-	assert_true(e->f.last_fd >= 0);
-	assert_int_equal(e->f.last_fd_at, getfd_at);
-	close(e->f.last_fd);
-	e->f.last_fd = -1;
-	fake_recv(&e->f, e->loop, "query-status", NULL);
-	assert_int_equal(e->f.last_fd, -1);
+	c = remus_fake_qmp_next(e->f, "query-status", WAIT_MS);
+	assert_int_equal(c->fd, -1);
+	c = remus_fake_qmp_next(e->f, "getfd", WAIT_MS);
+	assert_true(c->fd >= 0);
+	assert_false(c->fd_misplaced);
+	c = remus_fake_qmp_next(e->f, "query-status", WAIT_MS);
+	assert_int_equal(c->fd, -1);
 	close(p[1]);
 	/* r[] lives on this stack: settle the callbacks before returning. */
 	remus_qmp_free(e->q);
@@ -610,23 +461,23 @@ static void test_timeout(void **state)
 	int64_t id, id2;
 
 	assert_int_equal(remus_qmp_execute(e->q, "hang", NULL, -1, 50, on_reply, &r), 0);
-	id = fake_recv(&e->f, e->loop, "hang", NULL);
+	id = fake_recv(e, "hang");
 	run_until(e->loop, &r.calls, 1);
 	assert_true(remus_now_ms() - t0 >= 50);
 	assert_int_equal(r.rc, -ETIMEDOUT);
 	assert_string_equal(r.err, "qmp " NAME ": 'hang' failed: no reply within 50 ms");
 	assert_int_equal(remus_qmp_pending(e->q), 0);
 	/* The late reply is dropped quietly, not an unexpected id. */
-	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
+	remus_fake_qmp_sendf(e->f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
 	assert_int_equal(remus_qmp_execute(e->q, "next", NULL, -1, 0, on_reply, &r2), 0);
-	id2 = fake_recv(&e->f, e->loop, "next", NULL);
-	fake_sendf(&e->f, "{\"return\": 7, \"id\": %lld}\n", (long long)id2);
+	id2 = fake_recv(e, "next");
+	remus_fake_qmp_sendf(e->f, "{\"return\": 7, \"id\": %lld}\n", (long long)id2);
 	run_until(e->loop, &r2.calls, 1);
 	assert_int_equal(r2.rc, 0);
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(e->st.closed, 0);
 	/* ...but a second reply to the same id is. */
-	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
+	remus_fake_qmp_sendf(e->f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
 	run_until(e->loop, &e->st.closed, 1);
 	assert_int_equal(e->st.rc, -EBADMSG);
 }
@@ -647,11 +498,9 @@ static void test_timeout_before_written(void **state)
 	 * the next command. */
 	env_negotiate(&e);
 	assert_int_equal(remus_qmp_execute(e.q, "after", NULL, -1, 0, NULL, NULL), 0);
-	fake_recv(&e.f, e.loop, "after", NULL);
+	fake_recv(&e, "after");
 	assert_int_equal(r.calls, 1);
-	remus_qmp_free(e.q);
-	close(e.f.fd);
-	remus_loop_free(e.loop);
+	env_close(&e);
 }
 
 /* Submits @n commands, lets the fake read them, then sends @bytes (and
@@ -667,13 +516,11 @@ static void check_fatal(struct env *e, int n, const char *bytes, bool eof, int w
 	for (i = 0; i < n; i++)
 		assert_int_equal(remus_qmp_execute(e->q, "cmd", NULL, -1, 0, on_reply, &r[i]), 0);
 	for (i = 0; i < n; i++)
-		fake_recv(&e->f, e->loop, "cmd", NULL);
+		fake_recv(e, "cmd");
 	if (bytes)
-		fake_send(&e->f, bytes);
-	if (eof) {
-		close(e->f.fd);
-		e->f.fd = -1;
-	}
+		remus_fake_qmp_send(e->f, bytes);
+	if (eof)
+		remus_fake_qmp_close(e->f);
 	run_until(e->loop, &e->st.closed, 1);
 	run_for(e->loop, 20);
 	for (i = 0; i < n; i++) {
@@ -705,7 +552,7 @@ static void test_write_error_fails_pending(void **state)
 	/* QEMU stops reading: the client's write gets EPIPE, which must be an
 	 * error for every pending command, never a SIGPIPE. */
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	assert_int_equal(shutdown(e->f.fd, SHUT_RD), 0);
+	assert_int_equal(shutdown(remus_fake_qmp_fd(e->f), SHUT_RD), 0);
 	assert_int_equal(remus_qmp_execute(e->q, "a", NULL, -1, 0, on_reply, &r[0]), 0);
 	assert_int_equal(remus_qmp_execute(e->q, "getfd", NULL, p[1], 0, on_reply, &r[1]), 0);
 	close(p[1]);
@@ -732,54 +579,25 @@ static struct json_object *big_args(size_t n)
 	return args;
 }
 
-/* Reads one command line of up to @n + 4 KiB bytes from the fake, running
- * the loop while the socket is empty; checks it carries a blob of @n bytes,
- * keeps what followed it in f->buf and returns the command's id. */
-static int64_t recv_big_line(struct env *e, const char *expect, size_t n)
+/* The next command, which must be @expect with a blob of @n bytes. */
+static struct remus_fake_qmp_cmd *recv_big(struct env *e, const char *expect, size_t n)
 {
-	size_t cap = n + 4096, len = 0;
-	char *line = malloc(cap), *nl;
-	uint64_t deadline = remus_now_ms() + 5000;
-	struct json_object *o, *v;
-	int64_t id;
+	struct remus_fake_qmp_cmd *c = remus_fake_qmp_next(e->f, expect, 5000);
+	struct json_object *v;
 
-	assert_int_equal(e->f.len, 0);
-	while (!(nl = memchr(line, '\n', len))) {
-		ssize_t rr = recv(e->f.fd, line + len, cap - len, MSG_DONTWAIT);
-
-		if (rr > 0)
-			len += (size_t)rr;
-		else
-			assert_int_equal(remus_loop_run_once(e->loop, 10), 0);
-		assert_true(remus_now_ms() < deadline);
-	}
-	*nl = '\0';
-	o = json_tokener_parse(line);
-	assert_non_null(o);
-	assert_true(json_object_object_get_ex(o, "execute", &v));
-	assert_string_equal(json_object_get_string(v), expect);
-	assert_true(json_object_object_get_ex(o, "id", &v));
-	id = json_object_get_int64(v);
-	assert_true(json_object_object_get_ex(o, "arguments", &v));
-	assert_true(json_object_object_get_ex(v, "blob", &v));
+	assert_non_null(c->args);
+	assert_true(json_object_object_get_ex(c->args, "blob", &v));
 	assert_int_equal(json_object_get_string_len(v), n);
-	json_object_put(o);
-	/* Whatever followed belongs to the next command. */
-	len -= (size_t)(nl + 1 - line);
-	assert_true(len < sizeof(e->f.buf));
-	memcpy(e->f.buf, nl + 1, len);
-	e->f.len = len;
-	free(line);
-	return id;
+	return c;
 }
 
 static void test_large_command_partial_writes(void **state)
 {
 	struct env *e = *state;
 	struct rec r[2] = { { 0 } };
+	struct remus_fake_qmp_cmd *big, *after;
 	size_t n = 4u << 20;
 	int p[2];
-	int64_t id;
 
 	/* 4 MiB is far more than the socket buffer: the client writes it in
 	 * pieces between EAGAINs, with the fd on the first piece only, and
@@ -788,10 +606,13 @@ static void test_large_command_partial_writes(void **state)
 	assert_int_equal(remus_qmp_execute(e->q, "big", big_args(n), p[1], 0, on_reply, &r[0]), 0);
 	assert_int_equal(remus_qmp_execute(e->q, "after", NULL, -1, 0, on_reply, &r[1]), 0);
 	close(p[1]);
-	id = recv_big_line(e, "big", n);
-	fake_recv(&e->f, e->loop, "after", NULL);
-	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n{\"return\": {}, \"id\": %lld}\n",
-		   (long long)id, (long long)id + 1);
+	big = recv_big(e, "big", n);
+	assert_true(big->fd >= 0);
+	assert_false(big->fd_misplaced);
+	after = remus_fake_qmp_next(e->f, "after", WAIT_MS);
+	assert_int_equal(after->fd, -1);
+	remus_fake_qmp_reply(e->f, big, NULL);
+	remus_fake_qmp_reply(e->f, after, NULL);
 	run_until(e->loop, &r[1].calls, 1);
 	assert_int_equal(r[0].calls, 1);
 	assert_int_equal(r[0].rc, 0);
@@ -803,21 +624,23 @@ static void test_timeout_mid_write_keeps_stream_intact(void **state)
 {
 	struct env *e = *state;
 	struct rec r[2] = { { 0 } };
+	struct remus_fake_qmp_cmd *big, *next;
 	size_t n = 2u << 20;
-	int64_t id;
 
 	/* The server does not read, so the big command is stuck half
 	 * written when its timeout fires. */
+	remus_fake_qmp_pause(e->f, true);
 	assert_int_equal(remus_qmp_execute(e->q, "big", big_args(n), -1, 30, on_reply, &r[0]), 0);
 	assert_int_equal(remus_qmp_execute(e->q, "next", NULL, -1, 0, on_reply, &r[1]), 0);
 	run_until(e->loop, &r[0].calls, 1);
 	assert_int_equal(r[0].rc, -ETIMEDOUT);
 	/* Reading now, the rest of "big" must still come, then "next", with
 	 * no torn line in between; big's late reply is dropped. */
-	id = recv_big_line(e, "big", n);
-	fake_recv(&e->f, e->loop, "next", NULL);
-	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n{\"return\": 2, \"id\": %lld}\n",
-		   (long long)id, (long long)id + 1);
+	remus_fake_qmp_pause(e->f, false);
+	big = recv_big(e, "big", n);
+	next = remus_fake_qmp_next(e->f, "next", WAIT_MS);
+	remus_fake_qmp_reply(e->f, big, NULL);
+	remus_fake_qmp_reply(e->f, next, "2");
 	run_until(e->loop, &r[1].calls, 1);
 	assert_int_equal(r[0].calls, 1);
 	assert_int_equal(r[1].rc, 0);
@@ -874,12 +697,12 @@ static void test_line_at_limit_is_fine(void **state)
 	int n;
 
 	assert_int_equal(remus_qmp_execute(e->q, "x", NULL, -1, 0, on_reply, &r), 0);
-	id = fake_recv(&e->f, e->loop, "x", NULL);
+	id = fake_recv(e, "x");
 	n = snprintf(line, sizeof(line), "{\"id\": %lld, \"return\": \"", (long long)id);
 	memset(line + n, 'a', 1024 - n - 2);
 	memcpy(line + 1022, "\"}\n", 4);
 	assert_int_equal(strlen(line), 1025);
-	fake_send(&e->f, line);
+	remus_fake_qmp_send(e->f, line);
 	run_until(e->loop, &r.calls, 1);
 	assert_int_equal(r.rc, 0);
 }
@@ -930,10 +753,9 @@ static void test_server_closes_after_reply(void **state)
 
 	/* Like `quit`: the reply and the EOF arrive together; the reply wins. */
 	assert_int_equal(remus_qmp_execute(e->q, "quit", NULL, -1, 0, on_reply, &r), 0);
-	id = fake_recv(&e->f, e->loop, "quit", NULL);
-	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
-	close(e->f.fd);
-	e->f.fd = -1;
+	id = fake_recv(e, "quit");
+	remus_fake_qmp_sendf(e->f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
+	remus_fake_qmp_close(e->f);
 	run_until(e->loop, &e->st.closed, 1);
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.rc, 0);
@@ -951,13 +773,13 @@ static void test_free_from_reply_callback(void **state)
 	r[0].free_q = &victim;
 	for (i = 0; i < 3; i++)
 		assert_int_equal(remus_qmp_execute(e->q, "c", NULL, -1, 0, on_reply, &r[i]), 0);
-	id = fake_recv(&e->f, e->loop, "c", NULL);
-	fake_recv(&e->f, e->loop, "c", NULL);
-	fake_recv(&e->f, e->loop, "c", NULL);
+	id = fake_recv(e, "c");
+	fake_recv(e, "c");
+	fake_recv(e, "c");
 	/* The first reply frees the client; the other replies are in the same
 	 * read and must not be touched afterwards. */
-	fake_sendf(&e->f, "{\"return\": 1, \"id\": %lld}\n{\"return\": 2, \"id\": %lld}\n"
-		   "{\"event\": \"STOP\"}\n", (long long)id, (long long)id + 1);
+	remus_fake_qmp_sendf(e->f, "{\"return\": 1, \"id\": %lld}\n{\"return\": 2, \"id\": %lld}\n"
+			     "{\"event\": \"STOP\"}\n", (long long)id, (long long)id + 1);
 	run_until(e->loop, &r[0].calls, 1);
 	e->q = NULL;
 	run_for(e->loop, 20);
@@ -1002,8 +824,9 @@ static void test_free_from_event_callback(void **state)
 	assert_true(remus_qmp_subscribe(e->q, NULL, on_event, &ev) > 0);
 	assert_true(remus_qmp_subscribe(e->q, NULL, on_event, &ev) > 0);
 	assert_int_equal(remus_qmp_execute(e->q, "c", NULL, -1, 0, on_reply, &r), 0);
-	id = fake_recv(&e->f, e->loop, "c", NULL);
-	fake_sendf(&e->f, "{\"event\": \"STOP\"}\n{\"return\": 1, \"id\": %lld}\n", (long long)id);
+	id = fake_recv(e, "c");
+	remus_fake_qmp_sendf(e->f, "{\"event\": \"STOP\"}\n{\"return\": 1, \"id\": %lld}\n",
+			     (long long)id);
 	run_until(e->loop, &ev.calls, 1);
 	e->q = NULL;
 	run_for(e->loop, 20);
@@ -1020,9 +843,8 @@ static void test_free_from_state_callback(void **state)
 
 	e->st.free_q = &victim;
 	assert_int_equal(remus_qmp_execute(e->q, "c", NULL, -1, 0, on_reply, &r), 0);
-	fake_recv(&e->f, e->loop, "c", NULL);
-	close(e->f.fd);
-	e->f.fd = -1;
+	fake_recv(e, "c");
+	remus_fake_qmp_close(e->f);
 	run_until(e->loop, &e->st.closed, 1);
 	e->q = NULL;
 	assert_null(victim);
@@ -1034,24 +856,20 @@ static void test_capabilities_refused(void **state)
 {
 	struct env e;
 	struct rec r = { 0 };
-	int64_t id;
 
 	(void)state;
 	env_open(&e, NULL);
 	assert_int_equal(remus_qmp_execute(e.q, "early", NULL, -1, 0, on_reply, &r), 0);
-	fake_send(&e.f, GREETING);
-	id = fake_recv(&e.f, e.loop, "qmp_capabilities", NULL);
-	fake_sendf(&e.f, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}, \"id\": %lld}\n",
-		   (long long)id);
+	remus_fake_qmp_send(e.f, GREETING);
+	remus_fake_qmp_reply_error(e.f, remus_fake_qmp_next(e.f, "qmp_capabilities", WAIT_MS),
+				   "GenericError", "no");
 	run_until(e.loop, &e.st.closed, 1);
 	assert_int_equal(e.st.ready, 0);
 	assert_int_equal(e.st.rc, -EREMOTEIO);
 	assert_non_null(strstr(e.st.err, "qmp_capabilities refused: GenericError: no"));
 	assert_int_equal(r.calls, 1);
 	assert_int_equal(r.rc, -EREMOTEIO);
-	remus_qmp_free(e.q);
-	close(e.f.fd);
-	remus_loop_free(e.loop);
+	env_close(&e);
 }
 
 static void test_no_greeting_times_out(void **state)
@@ -1064,9 +882,7 @@ static void test_no_greeting_times_out(void **state)
 	run_until(e.loop, &e.st.closed, 1);
 	assert_int_equal(e.st.rc, -ETIMEDOUT);
 	assert_non_null(strstr(e.st.err, "no QMP greeting within 60 ms"));
-	remus_qmp_free(e.q);
-	close(e.f.fd);
-	remus_loop_free(e.loop);
+	env_close(&e);
 }
 
 static void test_message_before_greeting(void **state)
@@ -1075,25 +891,46 @@ static void test_message_before_greeting(void **state)
 
 	(void)state;
 	env_open(&e, NULL);
-	fake_send(&e.f, "{\"event\": \"STOP\"}\n");
+	remus_fake_qmp_send(e.f, "{\"event\": \"STOP\"}\n");
 	run_until(e.loop, &e.st.closed, 1);
 	assert_int_equal(e.st.rc, -EBADMSG);
 	assert_non_null(strstr(e.st.err, "expected the QMP greeting"));
-	remus_qmp_free(e.q);
-	close(e.f.fd);
-	remus_loop_free(e.loop);
+	env_close(&e);
 }
+
+/* getfd as a test of fd passing: QEMU writes into the fd it got. */
+static void getfd_writes(struct remus_fake_qmp *f, struct remus_fake_qmp_cmd *cmd, void *opaque)
+{
+	int fd = remus_fake_qmp_take_cmd_fd(cmd);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "fd!", 3), 3);
+	close(fd);
+	remus_fake_qmp_reply(f, cmd, NULL);
+}
+
+static const struct remus_fake_qmp_rule status_running = {
+	.ret = "{\"status\": \"running\", \"running\": true}",
+};
 
 static void test_sync_helper(void **state)
 {
+	static const struct remus_fake_qmp_rule hang = { .silent = true };
+	static const struct remus_fake_qmp_rule nope = {
+		.err_class = "CommandNotFound", .err_desc = "The command nope has not been found",
+	};
+	static const struct remus_fake_qmp_rule getfd = { .cb = getfd_writes };
 	struct env *e = *state;
 	struct json_object *ret = NULL, *v;
 	char *err = NULL;
 	char got[8] = { 0 };
 	int p[2];
 
-	e->f.autoreply = true;
-	assert_int_equal(remus_loop_add_fd(e->loop, e->f.fd, REMUS_EV_READ, fake_on_fd, &e->f), 0);
+	/* The sync helper runs the loop itself: the fake answers by script. */
+	assert_int_equal(remus_fake_qmp_script(e->f, "query-status", &status_running), 0);
+	assert_int_equal(remus_fake_qmp_script(e->f, "hang", &hang), 0);
+	assert_int_equal(remus_fake_qmp_script(e->f, "nope", &nope), 0);
+	assert_int_equal(remus_fake_qmp_script(e->f, "getfd", &getfd), 0);
 
 	assert_int_equal(remus_qmp_execute_sync(e->q, "query-status", NULL, -1, 1000, &ret, &err), 0);
 	assert_null(err);
@@ -1119,14 +956,13 @@ static void test_sync_helper(void **state)
 	assert_int_equal(read(p[0], got, sizeof(got) - 1), 3);
 	assert_string_equal(got, "fd!");
 	close(p[0]);
-	assert_int_equal(e->f.auto_served, 4);
+	assert_string_equal(remus_fake_qmp_log(e->f), "query-status;nope;hang;getfd;");
 
 	/* Bad arguments fail at once, with a message. */
 	assert_int_equal(remus_qmp_execute_sync(e->q, "x", json_object_new_array(), -1, 10,
 						NULL, &err), -EINVAL);
 	assert_non_null(strstr(err, "'x' failed"));
 	free(err);
-	remus_loop_del_fd(e->loop, e->f.fd);
 }
 
 static void test_sync_on_closed_connection(void **state)
@@ -1134,8 +970,7 @@ static void test_sync_on_closed_connection(void **state)
 	struct env *e = *state;
 	char *err = NULL;
 
-	close(e->f.fd);
-	e->f.fd = -1;
+	remus_fake_qmp_close(e->f);
 	assert_int_equal(remus_qmp_execute_sync(e->q, "query-status", NULL, -1, 1000, NULL, &err),
 			 -ECONNRESET);
 	assert_non_null(strstr(err, "connection closed by QEMU"));
@@ -1168,17 +1003,17 @@ static void test_cancel_owner_queued(void **state)
 	assert_int_equal(remus_qmp_cancel_owner(e->q, &owner_a), 0);
 	assert_int_equal(remus_qmp_cancel_owner(e->q, NULL), 0);
 	assert_int_equal(remus_qmp_cancel_owner(NULL, &owner_a), 0);
-	id[0] = fake_recv(&e->f, e->loop, "migrate_cancel", NULL);
-	id[1] = fake_recv(&e->f, e->loop, "stop", NULL);
-	fake_sendf(&e->f, "{\"return\": {}, \"id\": %lld}\n{\"error\": {\"class\": \"GenericError\", "
-		   "\"desc\": \"x\"}, \"id\": %lld}\n", (long long)id[0], (long long)id[1]);
+	id[0] = fake_recv(e, "migrate_cancel");
+	id[1] = fake_recv(e, "stop");
+	remus_fake_qmp_sendf(e->f, "{\"return\": {}, \"id\": %lld}\n{\"error\": {\"class\": \"GenericError\", "
+			     "\"desc\": \"x\"}, \"id\": %lld}\n", (long long)id[0], (long long)id[1]);
 	run_for(e->loop, 30);
 	assert_int_equal(r[0].calls + r[1].calls, 0);
 	assert_int_equal(remus_qmp_get_state(e->q), REMUS_QMP_READY);
 	/* The client goes on: a command of nobody's is answered. */
 	assert_int_equal(remus_qmp_execute(e->q, "query-status", NULL, -1, 0, on_reply, &r[2]), 0);
-	id[0] = fake_recv(&e->f, e->loop, "query-status", NULL);
-	fake_sendf(&e->f, "{\"return\": 7, \"id\": %lld}\n", (long long)id[0]);
+	id[0] = fake_recv(e, "query-status");
+	remus_fake_qmp_sendf(e->f, "{\"return\": 7, \"id\": %lld}\n", (long long)id[0]);
 	run_until(e->loop, &r[2].calls, 1);
 	assert_int_equal(r[2].rc, 0);
 	assert_int_equal(e->st.closed, 0);
@@ -1197,14 +1032,12 @@ static void test_cancel_owner_before_ready(void **state)
 			 0);
 	assert_int_equal(remus_qmp_cancel_owner(e.q, &owner_a), 1);
 	env_negotiate(&e);
-	id = fake_recv(&e.f, e.loop, "cont", NULL);
-	fake_sendf(&e.f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
+	id = fake_recv(&e, "cont");
+	remus_fake_qmp_sendf(e.f, "{\"return\": {}, \"id\": %lld}\n", (long long)id);
 	run_for(e.loop, 30);
 	assert_int_equal(r.calls, 0);
 	assert_int_equal(e.st.closed, 0);
-	remus_qmp_free(e.q);
-	close(e.f.fd);
-	remus_loop_free(e.loop);
+	env_close(&e);
 }
 
 /* Cancelled while written and waiting for the reply. */
@@ -1216,16 +1049,15 @@ static void test_cancel_owner_in_flight(void **state)
 
 	assert_int_equal(remus_qmp_execute_owned(e->q, &owner_a, "query-migrate", NULL, -1, 0,
 						 on_reply, &r), 0);
-	id = fake_recv(&e->f, e->loop, "query-migrate", NULL);
+	id = fake_recv(e, "query-migrate");
 	assert_int_equal(remus_qmp_cancel_owner(e->q, &owner_a), 1);
-	fake_sendf(&e->f, "{\"return\": {\"status\": \"completed\"}, \"id\": %lld}\n",
-		   (long long)id);
+	remus_fake_qmp_sendf(e->f, "{\"return\": {\"status\": \"completed\"}, \"id\": %lld}\n",
+			     (long long)id);
 	run_for(e->loop, 30);
 	assert_int_equal(r.calls, 0);
 	assert_int_equal(remus_qmp_get_state(e->q), REMUS_QMP_READY);
 	/* Nor when the connection fails later. */
-	close(e->f.fd);
-	e->f.fd = -1;
+	remus_fake_qmp_close(e->f);
 	run_until(e->loop, &e->st.closed, 1);
 	assert_int_equal(r.calls, 0);
 }
@@ -1246,11 +1078,11 @@ static void test_cancel_owner_from_own_callback(void **state)
 	assert_int_equal(remus_qmp_execute_owned(e->q, &owner_b, "b", NULL, -1, 0, on_reply, &b),
 			 0);
 	for (i = 0; i < 3; i++)
-		id[i] = fake_recv(&e->f, e->loop, "a", NULL);
-	id[3] = fake_recv(&e->f, e->loop, "b", NULL);
-	fake_sendf(&e->f, "{\"return\": 0, \"id\": %lld}\n{\"return\": 1, \"id\": %lld}\n"
-		   "{\"return\": 3, \"id\": %lld}\n{\"return\": 2, \"id\": %lld}\n",
-		   (long long)id[0], (long long)id[1], (long long)id[3], (long long)id[2]);
+		id[i] = fake_recv(e, "a");
+	id[3] = fake_recv(e, "b");
+	remus_fake_qmp_sendf(e->f, "{\"return\": 0, \"id\": %lld}\n{\"return\": 1, \"id\": %lld}\n"
+			     "{\"return\": 3, \"id\": %lld}\n{\"return\": 2, \"id\": %lld}\n",
+			     (long long)id[0], (long long)id[1], (long long)id[3], (long long)id[2]);
 	run_until(e->loop, &b.calls, 1);
 	run_for(e->loop, 20);
 	assert_int_equal(a[0].calls, 1);
@@ -1278,9 +1110,8 @@ static void test_cancel_owner_while_closing(void **state)
 						 &a[1]), 0);
 	assert_int_equal(remus_qmp_execute_owned(e->q, &owner_b, "b", NULL, -1, 0, on_reply,
 						 &b[1]), 0);
-	fake_recv(&e->f, e->loop, "a", NULL);
-	close(e->f.fd);
-	e->f.fd = -1;
+	fake_recv(e, "a");
+	remus_fake_qmp_close(e->f);
 	run_until(e->loop, &e->st.closed, 1);
 	assert_int_equal(a[0].calls, 1);
 	assert_int_equal(a[0].rc, -ECONNRESET);
@@ -1311,14 +1142,14 @@ static void test_cancel_one_of_two_owners(void **state)
 							 on_reply, &b[i]), 0);
 	}
 	for (i = 0; i < 6; i++)
-		id[i] = fake_recv(&e->f, e->loop, i % 2 ? "b" : "a", NULL);
+		id[i] = fake_recv(e, i % 2 ? "b" : "a");
 	run_until(e->loop, &a[0].calls, 1); /* timed out */
 	assert_int_equal(a[0].rc, -ETIMEDOUT);
 	assert_int_equal(remus_qmp_pending(e->q), 5);
 	assert_int_equal(remus_qmp_cancel_owner(e->q, &owner_a), 2);
 	assert_int_equal(remus_qmp_pending(e->q), 3);
 	for (i = 5; i >= 0; i--)
-		fake_sendf(&e->f, "{\"return\": %d, \"id\": %lld}\n", i, (long long)id[i]);
+		remus_fake_qmp_sendf(e->f, "{\"return\": %d, \"id\": %lld}\n", i, (long long)id[i]);
 	run_until(e->loop, &n, 3);
 	run_for(e->loop, 20);
 	for (i = 0; i < 3; i++) {
@@ -1337,30 +1168,19 @@ static void test_cancel_one_of_two_owners(void **state)
 /* ---- connecting by path ------------------------------------------------- */
 
 struct acceptor {
-	int lfd;
+	struct remus_fake_qmp *f;
 	char path[128];
-	struct fake f;
 };
 
-static void on_accept(struct remus_loop *loop, int fd, unsigned events, void *opaque)
+/* QEMU creates its monitor socket late: a fake that answers what it
+ * knows and CommandNotFound otherwise. */
+static void on_qemu_up(struct remus_loop *loop, void *opaque)
 {
+	struct remus_fake_qmp_opts fo = { .policy = REMUS_FAKE_QMP_NOT_FOUND };
 	struct acceptor *a = opaque;
 
-	a->f.fd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-	assert_true(a->f.fd >= 0);
-	remus_loop_del_fd(loop, fd);
-	fake_send(&a->f, GREETING);
-	a->f.autoreply = true;
-	assert_int_equal(remus_loop_add_fd(loop, a->f.fd, REMUS_EV_READ, fake_on_fd, &a->f), 0);
-}
-
-static void on_caps_auto(struct remus_loop *loop, void *opaque)
-{
-	struct acceptor *a = opaque;
-
-	a->lfd = remus_unix_listen(a->path, 4);
-	assert_true(a->lfd >= 0);
-	assert_int_equal(remus_loop_add_fd(loop, a->lfd, REMUS_EV_READ, on_accept, a), 0);
+	assert_int_equal(remus_fake_qmp_listen(loop, a->path, &fo, &a->f), 0);
+	assert_int_equal(remus_fake_qmp_script(a->f, "query-status", &status_running), 0);
 }
 
 static void test_connect_waits_for_socket(void **state)
@@ -1369,30 +1189,28 @@ static void test_connect_waits_for_socket(void **state)
 	struct remus_loop *loop;
 	struct remus_qmp *q;
 	struct state_rec st = { 0 };
-	struct acceptor a = { .lfd = -1 };
+	struct acceptor a = { 0 };
 	struct json_object *ret = NULL;
 	struct remus_timer listen_later;
 
 	(void)state;
-	a.f.last_fd = -1;
-	a.f.fd = -1;
 	assert_non_null(mkdtemp(dir));
 	snprintf(a.path, sizeof(a.path), "%s/qmp.sock", dir);
 	assert_int_equal(remus_loop_new(&loop), 0);
 	/* Nothing listens yet: the client retries until the socket appears. */
 	assert_int_equal(remus_qmp_connect(loop, a.path, NULL, on_state, &st, &q), 0);
-	remus_timer_init(&listen_later, loop, on_caps_auto, &a);
+	remus_timer_init(&listen_later, loop, on_qemu_up, &a);
 	remus_timer_arm(&listen_later, 120);
 	assert_int_equal(remus_qmp_wait_ready(q, 2000), 0);
 	assert_int_equal(st.ready, 1);
 	assert_int_equal(remus_qmp_execute_sync(q, "query-status", NULL, -1, 1000, &ret, NULL), 0);
 	json_object_put(ret);
 	remus_qmp_free(q);
-	/* The acceptor answered qmp_capabilities and query-status. */
-	assert_int_equal(a.f.auto_served, 2);
-	close(a.f.fd);
-	close(a.lfd);
-	unlink(a.path);
+	/* The fake answered qmp_capabilities and query-status. */
+	assert_int_equal(remus_fake_qmp_ncmds(a.f), 2);
+	assert_int_equal(remus_fake_qmp_count(a.f, "qmp_capabilities"), 1);
+	assert_int_equal(remus_fake_qmp_count(a.f, "query-status"), 1);
+	remus_fake_qmp_free(a.f);
 	rmdir(dir);
 	remus_loop_free(loop);
 }
