@@ -1,0 +1,1016 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The engine's epoch chain (controller/engine.h), driven through its
+ * public API against fakes on the same loop:
+ *
+ *   fake QEMU     tests/support/fake_qmp.h plus a model of QEMU's
+ *                 migration source: at `migrate` it writes the epoch's
+ *                 running part (tests/support/migstream_build.h) into the
+ *                 fd it got with getfd; at `stop` the completion part; it
+ *                 closes the channel only once it has read the return
+ *                 path's SHUT, as QEMU's source waits for it; it answers
+ *                 query-migrate "active" twice after that, then
+ *                 "completed".  Without the SHUT an epoch never ends.
+ *   fake standby  a TCP listener the engine connects to (standby_host
+ *                 127.0.0.1): answers HELLO, assembles every epoch with
+ *                 repl/repl.h's assembler (sizes and hashes checked),
+ *                 acknowledges COMMIT_REQ unless told to hold the ack,
+ *                 and sends heartbeats unless told to be silent.
+ *   hooks         barrier, commit, standby_lost, epoch_done, finished.
+ *
+ * All of them write one timeline ("qmp:stop", "rp:SHUT", "hook:barrier 1",
+ * "link:COMMIT_REQ 1", ...) in the order things happened on the loop.
+ * QMP commands and link frames travel on two sockets, so across them the
+ * tests assert only orders that the engine causes (the barrier hook before
+ * the COMMIT_REQ it allows, the ack before the commit hook); within QMP
+ * they assert the exact transcript.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "common/sock.h"
+#include "controller/engine.h"
+#include "migstream/migstream.h"
+#include "qmp/qmp.h"
+#include "repl/repl.h"
+#include "support/fake_qmp.h"
+#include "support/migstream_build.h"
+
+#define WAIT_MS 5000
+#define RAM_SID 2
+#define ACTIVE_POLLS 2
+#define MIG_FD_NAME "remus-mig"
+#define VM_NAME "vm0"
+#define VM_UUID "00112233-4455-6677-8899-aabbccddeeff"
+#define MAX_MIG 64
+#define MAX_TL 2048
+
+/* MIG_RP_MSG_SHUT: be16 type 1, be16 length 4, be32 0. */
+static const uint8_t rp_shut[8] = { 0, 1, 0, 4, 0, 0, 0, 0 };
+
+/* An epoch as the fake standby assembled it. */
+struct sby_epoch {
+	unsigned session;
+	uint64_t epoch;
+	struct remus_buf data, device;
+};
+
+struct env {
+	struct remus_loop *loop;
+	struct remus_fake_qmp *fq;
+	struct remus_qmp *qmp;
+	struct remus_engine *e;
+	struct remus_engine_config cfg;
+
+	char tl[MAX_TL][96];
+	unsigned ntl;
+
+	/* Called with every QMP command before the fake QEMU answers it;
+	 * returns true if it took care of the command (answer or hold). */
+	bool (*on_cmd)(struct env *v, struct remus_fake_qmp_cmd *c);
+	struct remus_fake_qmp_cmd *held;
+
+	/* fake QEMU, the migration of the current epoch */
+	int mig_fd;              /* QEMU's end of the channel, or -1 */
+	bool mig_closed;         /* closed by QEMU after SHUT */
+	unsigned polls;          /* query-migrate answered since */
+	struct remus_buf rp;     /* return path bytes */
+	unsigned nmig;           /* migrations started */
+	struct remus_buf stream[MAX_MIG];  /* each migration's whole stream */
+	struct remus_buf completion;       /* the current one's second part */
+	uint64_t t_migrate[MAX_MIG], t_stop[MAX_MIG];
+	unsigned nstop;
+
+	/* fake standby */
+	int lfd, sfd;
+	uint16_t port;
+	struct remus_buf sin;
+	struct remus_repl_decoder dec;
+	struct remus_repl_assembler asmb;
+	bool hold_acks, silent;
+	unsigned sessions;
+	uint64_t hb_seq;
+	struct remus_timer hb_timer;
+	struct sby_epoch got[MAX_MIG];
+	unsigned ngot;
+	char hello_name[64];
+	uint8_t hello_uuid[16];
+	unsigned closes;
+	char close_reason[256];
+
+	/* hooks */
+	int barrier_rc;          /* what the barrier hook returns */
+	uint64_t barrier_fail_epoch;
+	unsigned barriers, commits, losts, finished;
+	uint64_t last_commit;
+	char lost_reason[256];
+	unsigned done_calls, done_acked;
+	enum remus_engine_state fin_state;
+	int fin_rc;
+	char fin_reason[256];
+};
+
+/* ---- the timeline ----------------------------------------------------- */
+
+static void tl_add(struct env *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tl_add(struct env *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (v->ntl == MAX_TL)
+		fail_msg("timeline full");
+	va_start(ap, fmt);
+	vsnprintf(v->tl[v->ntl++], sizeof(v->tl[0]), fmt, ap);
+	va_end(ap);
+}
+
+static void tl_dump(const struct env *v)
+{
+	unsigned i;
+
+	fprintf(stderr, "timeline:\n");
+	for (i = 0; i < v->ntl; i++)
+		fprintf(stderr, "  %3u %s\n", i, v->tl[i]);
+	if (v->fq)
+		fprintf(stderr, "QMP: %s\n", remus_fake_qmp_log(v->fq));
+}
+
+/* Index of the first @what at or after @from, or -1. */
+static int tl_find(const struct env *v, const char *what, int from)
+{
+	unsigned i;
+
+	for (i = from < 0 ? 0 : (unsigned)from; i < v->ntl; i++)
+		if (strcmp(v->tl[i], what) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Index of the first entry starting with @prefix after @from, or -1. */
+static int tl_next(const struct env *v, const char *prefix, int from)
+{
+	unsigned i;
+
+	for (i = (unsigned)from + 1; i < v->ntl; i++)
+		if (strncmp(v->tl[i], prefix, strlen(prefix)) == 0)
+			return (int)i;
+	return -1;
+}
+
+static unsigned tl_count(const struct env *v, const char *what)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < v->ntl; i++)
+		n += strcmp(v->tl[i], what) == 0;
+	return n;
+}
+
+/* Fails unless the NULL-terminated entries occur in this order, each
+ * after the previous one, the first at or after @from.  Returns the index
+ * of the last. */
+static int tl_order(const struct env *v, int from, ...)
+{
+	const char *what, *prev = "(start)";
+	va_list ap;
+	int at = from;
+
+	va_start(ap, from);
+	while ((what = va_arg(ap, const char *))) {
+		int i = tl_find(v, what, at);
+
+		if (i < 0) {
+			tl_dump(v);
+			va_end(ap);
+			fail_msg("'%s' does not follow '%s' (from entry %d)", what, prev, from);
+		}
+		at = i + 1;
+		prev = what;
+	}
+	va_end(ap);
+	return at - 1;
+}
+
+#define RUN_UNTIL(v, cond)                                                      \
+	do {                                                                    \
+		uint64_t dl_ = remus_now_ms() + WAIT_MS;                        \
+		while (!(cond)) {                                               \
+			if (remus_now_ms() > dl_) {                             \
+				tl_dump(v);                                     \
+				fail_msg("not within %u ms: %s", WAIT_MS, #cond); \
+			}                                                       \
+			assert_int_equal(remus_loop_run_once((v)->loop, 5), 0); \
+		}                                                               \
+	} while (0)
+
+static void run_for(struct env *v, unsigned ms)
+{
+	uint64_t end = remus_now_ms() + ms;
+
+	while (remus_now_ms() < end)
+		assert_int_equal(remus_loop_run_once(v->loop, 5), 0);
+}
+
+/* ---- fake QEMU: the migration source ---------------------------------- */
+
+static void mig_close(struct env *v)
+{
+	if (v->mig_fd < 0)
+		return;
+	remus_loop_del_fd(v->loop, v->mig_fd);
+	close(v->mig_fd);
+	v->mig_fd = -1;
+}
+
+/* Writes stream bytes into the channel, as QEMU does (small: they fit the
+ * socket buffer, so a blocking write cannot hang the loop).  An engine
+ * that closed its end makes QEMU's write fail, not the test. */
+static void mig_write(struct env *v, const struct remus_buf *b)
+{
+	int rc = remus_write_all(v->mig_fd, remus_buf_data(b), remus_buf_len(b));
+
+	if (rc == -EPIPE || rc == -ECONNRESET) {
+		tl_add(v, "mig:closed by the engine");
+		mig_close(v);
+		return;
+	}
+	assert_int_equal(rc, 0);
+}
+
+/* The return path: the engine's SHUT lets the source finish. */
+static void on_rp(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+{
+	struct env *v = opaque;
+	uint8_t b[64];
+	ssize_t r = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+
+	if (r < 0)
+		return;
+	if (r == 0) {
+		tl_add(v, "mig:closed by the engine");
+		mig_close(v);
+		return;
+	}
+	assert_int_equal(remus_buf_append(&v->rp, b, (size_t)r), 0);
+	if (remus_buf_len(&v->rp) < sizeof(rp_shut))
+		return;
+	assert_int_equal(remus_buf_len(&v->rp), sizeof(rp_shut));
+	assert_memory_equal(remus_buf_data(&v->rp), rp_shut, sizeof(rp_shut));
+	tl_add(v, "rp:SHUT");
+	remus_buf_reset(&v->rp);
+	/* QEMU's source closes the channel once the return path is shut. */
+	mig_close(v);
+	v->mig_closed = true;
+}
+
+static void qemu_migrate(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	struct remus_test_migstream_opts o = {
+		.ram_sid = RAM_SID, .part_pages = 3, .end_pages = 2, .seed = v->nmig,
+	};
+	struct remus_buf running;
+	int fd;
+
+	assert_string_equal(remus_fake_qmp_arg(c, "uri"), "fd:" MIG_FD_NAME);
+	/* The channel came with the getfd before. */
+	fd = remus_fake_qmp_take_fd(v->fq, MIG_FD_NAME);
+	assert_true(fd >= 0);
+	assert_true(v->nmig < MAX_MIG);
+	mig_close(v);
+	v->mig_fd = fd;
+	v->mig_closed = false;
+	v->polls = 0;
+	remus_buf_reset(&v->rp);
+	remus_buf_init(&running, 0);
+	remus_buf_reset(&v->completion);
+	remus_test_migstream_build(&o, &running, &v->completion);
+	remus_buf_init(&v->stream[v->nmig], 0);
+	assert_int_equal(remus_buf_append(&v->stream[v->nmig], remus_buf_data(&running),
+					  remus_buf_len(&running)), 0);
+	assert_int_equal(remus_buf_append(&v->stream[v->nmig], remus_buf_data(&v->completion),
+					  remus_buf_len(&v->completion)), 0);
+	v->t_migrate[v->nmig++] = remus_now_ms();
+	remus_fake_qmp_reply(v->fq, c, NULL);
+	assert_int_equal(remus_loop_add_fd(v->loop, fd, REMUS_EV_READ, on_rp, v), 0);
+	mig_write(v, &running);
+	remus_buf_release(&running);
+}
+
+static void qemu_stop(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	if (v->nstop < MAX_MIG)
+		v->t_stop[v->nstop++] = remus_now_ms();
+	remus_fake_qmp_reply(v->fq, c, NULL);
+	/* The guest is stopped: the source sends the rest and then waits
+	 * for the return path's SHUT before it closes the channel. */
+	if (v->mig_fd >= 0)
+		mig_write(v, &v->completion);
+}
+
+static void qemu_query_migrate(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	if (!v->mig_closed || v->polls++ < ACTIVE_POLLS) {
+		remus_fake_qmp_reply(v->fq, c, "{\"status\": \"active\"}");
+		return;
+	}
+	remus_fake_qmp_reply(v->fq, c, "{\"status\": \"completed\"}");
+}
+
+static void qemu_cmd(struct remus_fake_qmp *f, struct remus_fake_qmp_cmd *c, void *opaque)
+{
+	struct env *v = opaque;
+	const char *n = c->name;
+
+	if (strcmp(n, "qmp_capabilities") != 0)
+		tl_add(v, "qmp:%s", n);
+	if (v->on_cmd && v->on_cmd(v, c))
+		return;
+	if (strcmp(n, "migrate") == 0) {
+		qemu_migrate(v, c);
+	} else if (strcmp(n, "stop") == 0) {
+		qemu_stop(v, c);
+	} else if (strcmp(n, "query-migrate") == 0) {
+		qemu_query_migrate(v, c);
+	} else if (strcmp(n, "migrate_cancel") == 0) {
+		mig_close(v);
+		remus_fake_qmp_reply(f, c, NULL);
+	} else if (strcmp(n, "query-name") == 0) {
+		remus_fake_qmp_reply(f, c, "{\"name\": \"" VM_NAME "\"}");
+	} else if (strcmp(n, "query-uuid") == 0) {
+		remus_fake_qmp_reply(f, c, "{\"UUID\": \"" VM_UUID "\"}");
+	} else {
+		/* qmp_capabilities, capabilities, parameters, getfd, cont */
+		remus_fake_qmp_builtin(f, c);
+	}
+}
+
+/* ---- fake standby ----------------------------------------------------- */
+
+static void sby_drop(struct env *v);
+
+static void sby_send(struct env *v, const struct remus_buf *b)
+{
+	int rc;
+
+	if (v->sfd < 0)
+		return;
+	rc = remus_write_all(v->sfd, remus_buf_data(b), remus_buf_len(b));
+	if (rc == -EPIPE || rc == -ECONNRESET) {
+		tl_add(v, "link:EOF");
+		sby_drop(v);
+		return;
+	}
+	assert_int_equal(rc, 0);
+}
+
+static void sby_put_ack(struct env *v, uint64_t epoch)
+{
+	struct remus_buf b;
+
+	remus_buf_init(&b, 0);
+	assert_int_equal(remus_repl_put_commit_ack(&b, epoch), 0);
+	sby_send(v, &b);
+	remus_buf_release(&b);
+	tl_add(v, "sby:ACK %llu", (unsigned long long)epoch);
+}
+
+static void sby_drop(struct env *v)
+{
+	if (v->sfd < 0)
+		return;
+	remus_loop_del_fd(v->loop, v->sfd);
+	close(v->sfd);
+	v->sfd = -1;
+	remus_repl_assembler_release(&v->asmb);
+}
+
+static void sby_handle(struct env *v, const struct remus_repl_msg *m)
+{
+	struct remus_repl_epoch ep;
+	struct remus_buf b;
+	int rc;
+
+	switch (m->type) {
+	case REMUS_REPL_HELLO:
+		tl_add(v, "link:HELLO");
+		v->sessions++;
+		snprintf(v->hello_name, sizeof(v->hello_name), "%.*s",
+			 (int)m->u.hello.vm_name.len, m->u.hello.vm_name.p);
+		memcpy(v->hello_uuid, m->u.hello.vm_uuid, 16);
+		remus_repl_assembler_release(&v->asmb);
+		remus_repl_assembler_init(&v->asmb, 0, 0);
+		remus_buf_init(&b, 0);
+		assert_int_equal(remus_repl_encode(&b, &(struct remus_repl_msg){
+			.type = REMUS_REPL_HELLO_ACK,
+			.u.ack = { .version = REMUS_REPL_VERSION } }), 0);
+		sby_send(v, &b);
+		remus_buf_release(&b);
+		return;
+	case REMUS_REPL_EPOCH_DATA:
+	case REMUS_REPL_EPOCH_DEVICE:
+	case REMUS_REPL_COMMIT_REQ:
+		if (!v->asmb.open && m->type != REMUS_REPL_COMMIT_REQ)
+			tl_add(v, "link:DATA %llu", (unsigned long long)m->seq);
+		remus_repl_epoch_init(&ep);
+		rc = remus_repl_assembler_feed(&v->asmb, m, &ep);
+		if (rc < 0)
+			fail_msg("standby: %s", remus_repl_assembler_error(&v->asmb));
+		if (rc == 1) {
+			struct sby_epoch *g = &v->got[v->ngot];
+
+			assert_true(v->ngot < MAX_MIG);
+			v->ngot++;
+			g->session = v->sessions;
+			g->epoch = ep.epoch;
+			g->data = ep.data;
+			g->device = ep.device;
+			tl_add(v, "link:COMMIT_REQ %llu", (unsigned long long)ep.epoch);
+			if (!v->hold_acks)
+				sby_put_ack(v, ep.epoch);
+		} else {
+			remus_repl_epoch_release(&ep);
+		}
+		return;
+	case REMUS_REPL_HEARTBEAT:
+		return;
+	case REMUS_REPL_CLOSE:
+		v->closes++;
+		snprintf(v->close_reason, sizeof(v->close_reason), "%.*s",
+			 (int)m->u.reason.len, m->u.reason.p);
+		tl_add(v, "link:CLOSE");
+		return;
+	default:
+		fail_msg("standby: unexpected %s", remus_repl_type_name(m->type));
+	}
+}
+
+static void on_sby(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+{
+	struct env *v = opaque;
+	struct remus_repl_msg m;
+	ssize_t r = remus_buf_read_fd(&v->sin, fd, 1u << 20);
+	int rc;
+
+	if (r == -EAGAIN)
+		return;
+	if (r <= 0) {
+		tl_add(v, "link:EOF");
+		sby_drop(v);
+		return;
+	}
+	while (v->sfd == fd && (rc = remus_repl_decode(&v->dec, &v->sin, &m)) == 1)
+		sby_handle(v, &m);
+	if (v->sfd == fd && rc < 0)
+		fail_msg("standby: %s", remus_repl_decoder_error(&v->dec));
+}
+
+static void on_sby_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+{
+	struct env *v = opaque;
+	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (c < 0)
+		return;
+	if (v->sfd >= 0)
+		fail_msg("the engine opened a second link while the first was up");
+	v->sfd = c;
+	remus_buf_reset(&v->sin);
+	remus_repl_decoder_init(&v->dec);
+	assert_int_equal(remus_loop_add_fd(loop, c, REMUS_EV_READ, on_sby, v), 0);
+}
+
+static void on_sby_beat(struct remus_loop *loop, void *opaque)
+{
+	struct env *v = opaque;
+	struct remus_buf b;
+
+	if (v->sfd >= 0 && !v->silent) {
+		remus_buf_init(&b, 0);
+		assert_int_equal(remus_repl_put_heartbeat(&b, ++v->hb_seq, remus_now_ms()), 0);
+		sby_send(v, &b);
+		remus_buf_release(&b);
+	}
+	remus_timer_arm(&v->hb_timer, 20);
+}
+
+/* ---- hooks ------------------------------------------------------------ */
+
+static int h_barrier(void *opaque, uint64_t epoch)
+{
+	struct env *v = opaque;
+
+	tl_add(v, "hook:barrier %llu", (unsigned long long)epoch);
+	v->barriers++;
+	if (v->barrier_rc && epoch == v->barrier_fail_epoch)
+		return v->barrier_rc;
+	return 0;
+}
+
+static void h_commit(void *opaque, uint64_t epoch)
+{
+	struct env *v = opaque;
+
+	tl_add(v, "hook:commit %llu", (unsigned long long)epoch);
+	v->commits++;
+	v->last_commit = epoch;
+}
+
+static void h_lost(void *opaque, const char *reason)
+{
+	struct env *v = opaque;
+
+	tl_add(v, "hook:lost");
+	v->losts++;
+	snprintf(v->lost_reason, sizeof(v->lost_reason), "%s", reason);
+}
+
+static void h_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
+{
+	struct env *v = opaque;
+
+	v->done_calls++;
+	if (m->commit_ms >= 0)
+		v->done_acked++;
+}
+
+static void h_finished(void *opaque, enum remus_engine_state st, int rc, const char *reason)
+{
+	struct env *v = opaque;
+
+	tl_add(v, "hook:finished %s", st == REMUS_ENGINE_STOPPED ? "stopped" :
+	       st == REMUS_ENGINE_FAILED ? "failed" : "?");
+	v->finished++;
+	v->fin_state = st;
+	v->fin_rc = rc;
+	snprintf(v->fin_reason, sizeof(v->fin_reason), "%s", reason);
+}
+
+/* ---- fixture ---------------------------------------------------------- */
+
+static int setup(void **state)
+{
+	struct env *v = calloc(1, sizeof(*v));
+	struct remus_fake_qmp_rule all;
+	int fd;
+
+	assert_non_null(v);
+	v->mig_fd = v->sfd = -1;
+	assert_int_equal(remus_loop_new(&v->loop), 0);
+	assert_int_equal(remus_fake_qmp_new(v->loop, NULL, &v->fq, &fd), 0);
+	all = (struct remus_fake_qmp_rule){ .cb = qemu_cmd, .opaque = v };
+	assert_int_equal(remus_fake_qmp_script(v->fq, NULL, &all), 0);
+	assert_int_equal(remus_qmp_open_fd(v->loop, fd, "fake.qmp", NULL, NULL, NULL, &v->qmp), 0);
+	assert_int_equal(remus_qmp_wait_ready(v->qmp, WAIT_MS), 0);
+	remus_buf_init(&v->rp, 0);
+	remus_buf_init(&v->completion, 0);
+	remus_buf_init(&v->sin, REMUS_REPL_FRAME_MAX);
+	remus_repl_assembler_init(&v->asmb, 0, 0);
+	v->lfd = remus_tcp_listen("127.0.0.1", 0, 4, &v->port);
+	assert_true(v->lfd >= 0);
+	assert_int_equal(remus_loop_add_fd(v->loop, v->lfd, REMUS_EV_READ, on_sby_accept, v), 0);
+	remus_timer_init(&v->hb_timer, v->loop, on_sby_beat, v);
+	remus_timer_arm(&v->hb_timer, 20);
+	v->cfg = (struct remus_engine_config){
+		.standby_host = "127.0.0.1",
+		.standby_port = v->port,
+		.interval_ms = 30,
+		.heartbeat_ms = 20,
+		/* 500 ms: a loaded machine must not lose the standby by accident */
+		.heartbeat_miss = 25,
+		.reconnect_ms = 50,
+	};
+	*state = v;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *v = *state;
+	unsigned i;
+
+	remus_engine_free(v->e);
+	remus_qmp_free(v->qmp);
+	remus_fake_qmp_free(v->fq);
+	mig_close(v);
+	sby_drop(v);
+	remus_loop_del_fd(v->loop, v->lfd);
+	close(v->lfd);
+	remus_timer_disarm(&v->hb_timer);
+	for (i = 0; i < v->nmig; i++)
+		remus_buf_release(&v->stream[i]);
+	for (i = 0; i < v->ngot; i++) {
+		remus_buf_release(&v->got[i].data);
+		remus_buf_release(&v->got[i].device);
+	}
+	remus_buf_release(&v->rp);
+	remus_buf_release(&v->completion);
+	remus_buf_release(&v->sin);
+	remus_repl_assembler_release(&v->asmb);
+	remus_loop_free(v->loop);
+	free(v);
+	return 0;
+}
+
+static void start(struct env *v)
+{
+	struct remus_engine_hooks h = {
+		.barrier = h_barrier, .commit = h_commit, .standby_lost = h_lost,
+		.epoch_done = h_epoch_done, .finished = h_finished, .opaque = v,
+	};
+
+	assert_int_equal(remus_engine_start(v->loop, v->qmp, &v->cfg, &h, &v->e), 0);
+}
+
+/* The standby holds exactly what the engine's rewriter makes of
+ * migration @mig's stream, as epoch @epoch of its session. */
+static void assert_epoch_is(const struct env *v, unsigned got, unsigned mig, uint64_t epoch,
+			    bool first)
+{
+	struct remus_buf data, dev;
+
+	remus_buf_init(&data, 0);
+	remus_buf_init(&dev, 0);
+	assert_int_equal(remus_test_migstream_rewrite(remus_buf_data(&v->stream[mig]),
+						      remus_buf_len(&v->stream[mig]), first,
+						      RAM_SID, &data, &dev), 0);
+	assert_true(got < v->ngot);
+	assert_int_equal(v->got[got].epoch, epoch);
+	assert_int_equal(remus_buf_len(&v->got[got].data), remus_buf_len(&data));
+	assert_memory_equal(remus_buf_data(&v->got[got].data), remus_buf_data(&data),
+			    remus_buf_len(&data));
+	assert_int_equal(remus_buf_len(&v->got[got].device), remus_buf_len(&dev));
+	assert_memory_equal(remus_buf_data(&v->got[got].device), remus_buf_data(&dev),
+			    remus_buf_len(&dev));
+	remus_buf_release(&data);
+	remus_buf_release(&dev);
+}
+
+/* The entries of epoch @n's checkpoint, in the order they must come,
+ * starting at @from; returns where the epoch's cont is. */
+static int assert_checkpoint(struct env *v, int from, uint64_t n)
+{
+	char barrier[32], req[32], ack[32], commit[32];
+	int at_barrier, at_cont;
+
+	snprintf(barrier, sizeof(barrier), "hook:barrier %llu", (unsigned long long)n);
+	snprintf(req, sizeof(req), "link:COMMIT_REQ %llu", (unsigned long long)n);
+	snprintf(ack, sizeof(ack), "sby:ACK %llu", (unsigned long long)n);
+	snprintf(commit, sizeof(commit), "hook:commit %llu", (unsigned long long)n);
+	/* stop, then SHUT on the return path (QEMU waits for it), then
+	 * query-migrate until completed (ACTIVE_POLLS + 1 times), then the
+	 * barrier, then cont */
+	at_barrier = tl_order(v, from, "qmp:getfd", "qmp:migrate", "qmp:stop", "rp:SHUT",
+			      "qmp:query-migrate", "qmp:query-migrate", "qmp:query-migrate",
+			      barrier, NULL);
+	/* and the next QMP command after the barrier is cont */
+	at_cont = tl_next(v, "qmp:", at_barrier);
+	if (at_cont < 0 || strcmp(v->tl[at_cont], "qmp:cont") != 0) {
+		tl_dump(v);
+		fail_msg("epoch %llu: the command after the barrier is not cont",
+			 (unsigned long long)n);
+	}
+	/* the COMMIT_REQ the barrier allowed, its ack, then the commit hook */
+	tl_order(v, at_barrier, req, ack, commit, NULL);
+	return at_cont;
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void test_epoch_chain(void **state)
+{
+	struct env *v = *state;
+	struct json_object *caps;
+	const char *want;
+	struct remus_fake_qmp_cmd *c;
+	int at;
+	unsigned i;
+
+	start(v);
+	RUN_UNTIL(v, v->commits == 3 && v->nmig >= 4);
+	remus_engine_free(v->e);
+	v->e = NULL;
+
+	/* The QMP transcript, exactly: set-up, then per epoch the getfd that
+	 * passes the channel, migrate over it, stop at the interval,
+	 * query-migrate until completed, cont. */
+	want = "migrate-set-capabilities;migrate-set-parameters;query-name;query-uuid;"
+	       "getfd remus-mig;migrate fd:remus-mig;stop;"
+	       "query-migrate;query-migrate;query-migrate;cont;"
+	       "getfd remus-mig;migrate fd:remus-mig;stop;"
+	       "query-migrate;query-migrate;query-migrate;cont;"
+	       "getfd remus-mig;migrate fd:remus-mig;stop;"
+	       "query-migrate;query-migrate;query-migrate;cont;"
+	       "getfd remus-mig;migrate fd:remus-mig;";
+	if (strncmp(remus_fake_qmp_log(v->fq), want, strlen(want)) != 0)
+		fail_msg("QMP transcript:\n  %s\nexpected it to start with:\n  %s",
+			 remus_fake_qmp_log(v->fq), want);
+	/* The capabilities are migstream's list (return-path, switchover-ack). */
+	c = remus_fake_qmp_cmd(v->fq, 1);
+	assert_string_equal(c->name, "migrate-set-capabilities");
+	caps = remus_migstream_caps_args();
+	assert_string_equal(json_object_to_json_string_ext(c->args, JSON_C_TO_STRING_PLAIN),
+			    json_object_to_json_string_ext(caps, JSON_C_TO_STRING_PLAIN));
+	json_object_put(caps);
+	/* (Each getfd carried the channel: the fake QEMU's getfd fails
+	 * without an fd, and its migrate takes the fd by that name.) */
+
+	/* The chain of every epoch, in order; the next epoch's migrate only
+	 * after the previous cont. */
+	at = 0;
+	for (i = 0; i < 3; i++)
+		at = assert_checkpoint(v, at, i);
+	tl_order(v, at, "qmp:getfd", "qmp:migrate", NULL);
+
+	/* The interval: stop comes interval_ms after migrate at the earliest. */
+	for (i = 0; i < 3; i++)
+		assert_true(v->t_stop[i] - v->t_migrate[i] >= v->cfg.interval_ms);
+
+	/* What reached the standby: HELLO with the VM's identity, then each
+	 * epoch exactly as the rewriter makes it (the first a new stream,
+	 * the later ones continuing its RAM section), verified by the
+	 * assembler against its COMMIT_REQ. */
+	assert_int_equal(v->sessions, 1);
+	assert_string_equal(v->hello_name, VM_NAME);
+	assert_int_equal(v->hello_uuid[0], 0x00);
+	assert_int_equal(v->hello_uuid[1], 0x11);
+	assert_int_equal(v->hello_uuid[15], 0xff);
+	assert_epoch_is(v, 0, 0, 0, true);
+	assert_epoch_is(v, 1, 1, 1, false);
+	assert_epoch_is(v, 2, 2, 2, false);
+	/* Epoch metrics: once at cont, once more when acknowledged. */
+	assert_true(v->done_calls >= 6);
+	assert_true(v->done_acked >= 3);
+	assert_true(v->barriers >= 3);
+	assert_int_equal(v->losts, 0);
+	assert_int_equal(v->finished, 0);
+}
+
+/* Remus pipelining: the guest resumes without waiting for the ack, but
+ * the epoch's output is released (commit hook) only when it comes. */
+static void test_commit_waits_for_ack(void **state)
+{
+	struct env *v = *state;
+
+	v->hold_acks = true;
+	start(v);
+	RUN_UNTIL(v, v->ngot == 1 && v->nmig == 2);
+	run_for(v, 20);
+	tl_order(v, 0, "hook:barrier 0", "qmp:cont", "qmp:getfd", "qmp:migrate", NULL);
+	assert_int_equal(v->commits, 0);
+	assert_int_equal(tl_find(v, "hook:commit 0", 0), -1);
+	sby_put_ack(v, 0);
+	RUN_UNTIL(v, v->commits == 1);
+	assert_int_equal(v->last_commit, 0);
+	tl_order(v, 0, "link:COMMIT_REQ 0", "sby:ACK 0", "hook:commit 0", NULL);
+	assert_int_equal(v->losts, 0);
+}
+
+/* The standby goes away while the guest is stopped: the checkpoint is
+ * dropped (no barrier, no COMMIT_REQ), the guest is resumed, the engine
+ * runs unprotected and reconnects with a new stream. */
+static bool drop_standby_at_second_stop(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	if (strcmp(c->name, "stop") == 0 && v->nstop == 1) {
+		tl_add(v, "test:standby dropped");
+		sby_drop(v);
+	}
+	return false;
+}
+
+static void test_standby_lost_in_checkpoint_resumes_guest(void **state)
+{
+	struct env *v = *state;
+	int at;
+
+	v->on_cmd = drop_standby_at_second_stop;
+	/* Reconnecting within the checkpoint would be another test. */
+	v->cfg.reconnect_ms = 300;
+	start(v);
+	RUN_UNTIL(v, v->losts == 1);
+	RUN_UNTIL(v, v->sessions == 2 && v->ngot >= 2 && v->commits >= 2);
+	at = tl_find(v, "test:standby dropped", 0);
+	assert_true(at > 0);
+	/* The stopped guest is resumed: the chain runs to cont. */
+	at = tl_order(v, at, "rp:SHUT", "qmp:query-migrate", "qmp:cont", NULL);
+	/* Epoch 1 was not closed: no barrier, never committed. */
+	assert_int_equal(tl_find(v, "hook:barrier 1", 0), -1);
+	assert_int_equal(tl_find(v, "link:COMMIT_REQ 1", 0), -1);
+	assert_int_equal(tl_find(v, "hook:commit 1", 0), -1);
+	assert_non_null(strstr(v->lost_reason, "closed the connection"));
+	/* A new session: HELLO, a new stream from epoch 0. */
+	tl_order(v, at, "link:HELLO", "qmp:getfd", "qmp:migrate", "qmp:stop", "rp:SHUT",
+		 "hook:barrier 0", "qmp:cont", NULL);
+	assert_int_equal(v->got[1].session, 2);
+	assert_epoch_is(v, 1, 2, 0, true);
+}
+
+/* The standby falls silent while the guest runs: the engine gives the
+ * migration up (migrate_cancel) without ever stopping the guest, says
+ * goodbye (CLOSE), and runs unprotected. */
+static void test_standby_silent_while_running(void **state)
+{
+	struct env *v = *state;
+	int at;
+
+	v->cfg.interval_ms = 60000; /* never a checkpoint in this test */
+	v->cfg.heartbeat_miss = 5;  /* 100 ms */
+	v->cfg.reconnect_ms = 60000;
+	start(v);
+	RUN_UNTIL(v, v->nmig == 1 && v->sfd >= 0);
+	v->silent = true;
+	RUN_UNTIL(v, v->losts == 1 && v->closes == 1);
+	RUN_UNTIL(v, remus_engine_get_state(v->e) == REMUS_ENGINE_UNPROTECTED);
+	at = tl_order(v, 0, "qmp:migrate", "hook:lost", NULL);
+	tl_order(v, at, "qmp:migrate_cancel", NULL);
+	assert_int_equal(tl_count(v, "qmp:stop"), 0);
+	assert_int_equal(tl_count(v, "qmp:cont"), 0);
+	assert_non_null(strstr(v->lost_reason, "no word from standby"));
+	assert_non_null(strstr(v->close_reason, "no word from standby"));
+	assert_int_equal(v->ngot, 0);
+}
+
+/* A failing barrier (the netbuffer or disk could not close the epoch)
+ * drops the checkpoint and the session, and still resumes the guest. */
+static void test_barrier_failure_resumes_guest(void **state)
+{
+	struct env *v = *state;
+	int at;
+
+	v->barrier_rc = -EIO;
+	v->barrier_fail_epoch = 1;
+	v->cfg.reconnect_ms = 60000;
+	start(v);
+	RUN_UNTIL(v, v->losts == 1);
+	RUN_UNTIL(v, remus_engine_get_state(v->e) == REMUS_ENGINE_UNPROTECTED);
+	at = tl_order(v, 0, "hook:barrier 1", "hook:lost", "qmp:cont", NULL);
+	assert_int_equal(tl_find(v, "link:COMMIT_REQ 1", 0), -1);
+	assert_int_equal(tl_find(v, "qmp:migrate", at), -1);
+	RUN_UNTIL(v, v->closes == 1);
+	assert_non_null(strstr(v->close_reason, "barrier hook failed"));
+}
+
+/* set_interval: from the next epoch on. */
+static void test_set_interval(void **state)
+{
+	struct env *v = *state;
+
+	start(v);
+	assert_int_equal(remus_engine_set_interval(v->e, 5), -EINVAL);
+	assert_int_equal(remus_engine_set_interval(v->e, 3600001), -EINVAL);
+	RUN_UNTIL(v, v->nmig == 2);
+	/* Epoch 1's migrate has been answered: its timer runs. */
+	run_for(v, 5);
+	assert_int_equal(remus_engine_set_interval(v->e, 400), 0);
+	RUN_UNTIL(v, v->nstop == 3);
+	assert_true(v->t_stop[1] - v->t_migrate[1] < 400);
+	assert_true(v->t_stop[2] - v->t_migrate[2] >= 400);
+}
+
+/* unprotect while the guest is stopped: the chain still resumes it, then
+ * the engine stops and tells the standby (CLOSE: no takeover). */
+static bool unprotect_at_second_stop(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	if (strcmp(c->name, "stop") == 0 && v->nstop == 1) {
+		tl_add(v, "test:unprotect");
+		remus_engine_stop(v->e);
+	}
+	return false;
+}
+
+static void test_stop_in_checkpoint_resumes_guest(void **state)
+{
+	struct env *v = *state;
+	int at;
+
+	v->on_cmd = unprotect_at_second_stop;
+	start(v);
+	RUN_UNTIL(v, v->finished == 1);
+	RUN_UNTIL(v, v->closes == 1);
+	at = tl_order(v, 0, "qmp:stop", "test:unprotect", "rp:SHUT", "qmp:cont",
+		      "hook:finished stopped", NULL);
+	assert_int_equal(tl_find(v, "qmp:getfd", at), -1);
+	assert_int_equal(v->fin_state, REMUS_ENGINE_STOPPED);
+	assert_int_equal(v->fin_rc, 0);
+	assert_int_equal(remus_engine_get_state(v->e), REMUS_ENGINE_STOPPED);
+	assert_string_equal(v->close_reason, "unprotect");
+	run_for(v, 50);
+	assert_int_equal(tl_find(v, "qmp:migrate", at), -1);
+	assert_int_equal(tl_count(v, "qmp:stop"), 2);
+}
+
+/* unprotect while the guest runs: the migration is cancelled, the guest
+ * never stopped. */
+static void test_stop_while_running(void **state)
+{
+	struct env *v = *state;
+
+	v->cfg.interval_ms = 60000;
+	start(v);
+	RUN_UNTIL(v, v->nmig == 1);
+	run_for(v, 10);
+	remus_engine_stop(v->e);
+	RUN_UNTIL(v, v->finished == 1 && v->closes == 1);
+	RUN_UNTIL(v, tl_find(v, "qmp:migrate_cancel", 0) >= 0);
+	assert_int_equal(v->fin_state, REMUS_ENGINE_STOPPED);
+	assert_string_equal(v->close_reason, "unprotect");
+	assert_int_equal(tl_count(v, "qmp:stop"), 0);
+	assert_int_equal(tl_count(v, "qmp:cont"), 0);
+}
+
+/* An engine freed while QMP owes it an answer: when the answer comes no
+ * part of the engine runs (nothing is used after free: ASan). */
+static bool hold_first_stop(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	if (strcmp(c->name, "stop") == 0 && !v->held) {
+		v->held = c;
+		return true;
+	}
+	return false;
+}
+
+static void test_free_with_reply_pending(void **state)
+{
+	struct env *v = *state;
+	unsigned n;
+
+	v->on_cmd = hold_first_stop;
+	start(v);
+	RUN_UNTIL(v, v->held != NULL);
+	remus_engine_free(v->e);
+	v->e = NULL;
+	n = v->ntl;
+	remus_fake_qmp_reply(v->fq, v->held, NULL);
+	run_for(v, 50);
+	assert_int_equal(tl_find(v, "qmp:query-migrate", (int)n), -1);
+	assert_int_equal(tl_find(v, "qmp:cont", (int)n), -1);
+	assert_int_equal(v->barriers, 0);
+	assert_int_equal(v->finished, 0);
+}
+
+/* QEMU without switchover-ack: protection fails at once, named. */
+static bool refuse_caps(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	if (strcmp(c->name, "migrate-set-capabilities") != 0)
+		return false;
+	remus_fake_qmp_reply_error(v->fq, c, "GenericError", "Parameter "
+				   "'capabilities[1].capability' does not accept value "
+				   "'switchover-ack'");
+	return true;
+}
+
+static void test_capabilities_refused(void **state)
+{
+	struct env *v = *state;
+
+	v->on_cmd = refuse_caps;
+	start(v);
+	RUN_UNTIL(v, v->finished == 1);
+	assert_int_equal(v->fin_state, REMUS_ENGINE_FAILED);
+	assert_int_equal(remus_engine_get_state(v->e), REMUS_ENGINE_FAILED);
+	assert_non_null(strstr(v->fin_reason, "switchover-ack"));
+	run_for(v, 20);
+	assert_string_equal(remus_fake_qmp_log(v->fq), "migrate-set-capabilities;");
+	assert_int_equal(v->sessions, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_epoch_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_waits_for_ack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_standby_lost_in_checkpoint_resumes_guest,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_standby_silent_while_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_barrier_failure_resumes_guest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_interval, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_in_checkpoint_resumes_guest, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_stop_while_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_with_reply_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_capabilities_refused, setup, teardown),
+	};
+
+	/* The fakes write into sockets the engine may have closed: EPIPE,
+	 * as for QEMU, which ignores SIGPIPE too. */
+	signal(SIGPIPE, SIG_IGN);
+	/* Losing the standby and failing QEMU is the point of many tests:
+	 * errors only, unless REMUS_LOG asks for more. */
+	if (!getenv("REMUS_LOG"))
+		remus_log_set_level(REMUS_LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
