@@ -26,6 +26,7 @@
 #include "common/buf.h"
 #include "common/loop.h"
 #include "common/sock.h"
+#include "qmp/qmp.h"
 
 #define MAX_INPUT (64u << 20)
 #define READ_CHUNK (256u << 10)
@@ -673,6 +674,19 @@ int remus_fake_qmp_listen(struct remus_loop *loop, const char *path,
 	}
 	*out = f;
 	return 0;
+}
+
+void remus_fake_qmp_pair(struct remus_loop *loop, remus_fake_qmp_cmd_cb *cb, void *opaque,
+			 struct remus_fake_qmp **fake, struct remus_qmp **client)
+{
+	struct remus_fake_qmp_rule all = { .cb = cb, .opaque = opaque };
+	int fd;
+
+	assert_int_equal(remus_fake_qmp_new(loop, NULL, fake, &fd), 0);
+	if (cb)
+		assert_int_equal(remus_fake_qmp_script(*fake, NULL, &all), 0);
+	assert_int_equal(remus_qmp_open_fd(loop, fd, "fake.qmp", NULL, NULL, NULL, client), 0);
+	assert_int_equal(remus_qmp_wait_ready(*client, 5000), 0);
 }
 
 void remus_fake_qmp_close(struct remus_fake_qmp *f)

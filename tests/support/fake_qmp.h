@@ -44,6 +44,7 @@
 
 struct json_object;
 struct remus_loop;
+struct remus_qmp;
 struct remus_fake_qmp;
 
 /* The greeting of QEMU 10.0.2 (no newline). */
@@ -109,6 +110,15 @@ int remus_fake_qmp_new(struct remus_loop *loop, const struct remus_fake_qmp_opts
 int remus_fake_qmp_listen(struct remus_loop *loop, const char *path,
 			  const struct remus_fake_qmp_opts *opts,
 			  struct remus_fake_qmp **out);
+/*
+ * The usual set-up of a test of code that takes a struct remus_qmp: a
+ * fake (default options) whose every command goes to @cb with @opaque
+ * (borrowed; @cb NULL: the RETURN policy answers), and a client named
+ * "fake.qmp" connected to it and READY, in *@fake and *@client (owned:
+ * free the client, then the fake).  Fails the test on any error.
+ */
+void remus_fake_qmp_pair(struct remus_loop *loop, remus_fake_qmp_cmd_cb *cb, void *opaque,
+			 struct remus_fake_qmp **fake, struct remus_qmp **client);
 /* Closes every fd (the connection, fds received and not taken), cancels
  * delayed answers, frees every command.  NULL is fine. */
 void remus_fake_qmp_free(struct remus_fake_qmp *f);

@@ -3,7 +3,8 @@
  * Builder of small QEMU 10.0 streams (see migstream_build.h).  Layouts as
  * in tests/fuzz/migstream/gen_seeds.py and QEMU's migration/savevm.c and
  * migration/ram.c: a RAM record is be64 (page address | flags), the block
- * name unless CONTINUE, then the page.
+ * name unless CONTINUE, then the page.  Written with common/wire.h's
+ * sticky-error writer, checked once per part.
  */
 #include "support/migstream_build.h"
 
@@ -21,54 +22,28 @@
 #define PAGE 4096u
 #define BLOCK "pc.ram"
 
-static void put(struct remus_buf *b, const void *p, size_t n)
+static void put_str8(struct remus_wire_writer *w, const char *s)
 {
-	assert_int_equal(remus_buf_append(b, p, n), 0);
+	remus_wire_put_u8(w, (uint8_t)strlen(s));
+	remus_wire_put_bytes(w, s, strlen(s));
 }
 
-static void put8(struct remus_buf *b, uint8_t v)
+static void section(struct remus_wire_writer *w, uint8_t type, uint32_t sid)
 {
-	put(b, &v, 1);
+	remus_wire_put_u8(w, type);
+	remus_wire_put_be32(w, sid);
 }
 
-static void put16(struct remus_buf *b, uint16_t v)
+static void command(struct remus_wire_writer *w, uint16_t cmd, const void *data, uint16_t len)
 {
-	uint8_t x[2];
-
-	remus_put_be16(x, v);
-	put(b, x, 2);
-}
-
-static void put32(struct remus_buf *b, uint32_t v)
-{
-	uint8_t x[4];
-
-	remus_put_be32(x, v);
-	put(b, x, 4);
-}
-
-static void put64(struct remus_buf *b, uint64_t v)
-{
-	uint8_t x[8];
-
-	remus_put_be64(x, v);
-	put(b, x, 8);
-}
-
-static void putstr8(struct remus_buf *b, const char *s)
-{
-	put8(b, (uint8_t)strlen(s));
-	put(b, s, strlen(s));
-}
-
-static void section(struct remus_buf *b, uint8_t type, uint32_t sid)
-{
-	put8(b, type);
-	put32(b, sid);
+	remus_wire_put_u8(w, REMUS_MIG_COMMAND);
+	remus_wire_put_be16(w, cmd);
+	remus_wire_put_be16(w, len);
+	remus_wire_put_bytes(w, data, len);
 }
 
 /* @n data pages of pc.ram from page @first on, then EOS and the footer. */
-static void pages(struct remus_buf *b, uint32_t sid, unsigned first, unsigned n,
+static void pages(struct remus_wire_writer *w, uint32_t sid, unsigned first, unsigned n,
 		  unsigned ram_pages, unsigned seed)
 {
 	uint8_t page[PAGE];
@@ -77,24 +52,16 @@ static void pages(struct remus_buf *b, uint32_t sid, unsigned first, unsigned n,
 	for (i = 0; i < n; i++) {
 		unsigned idx = (first + i) % ram_pages;
 
-		put64(b, (uint64_t)idx * PAGE | REMUS_RAM_FLAG_PAGE |
-			 (i ? REMUS_RAM_FLAG_CONTINUE : 0));
+		remus_wire_put_be64(w, (uint64_t)idx * PAGE | REMUS_RAM_FLAG_PAGE |
+				       (i ? REMUS_RAM_FLAG_CONTINUE : 0));
 		if (!i)
-			putstr8(b, BLOCK);
+			put_str8(w, BLOCK);
 		for (k = 0; k < PAGE; k++)
 			page[k] = (uint8_t)(k * 31 + idx * 7 + seed * 13 + 1);
-		put(b, page, PAGE);
+		remus_wire_put_bytes(w, page, PAGE);
 	}
-	put64(b, REMUS_RAM_FLAG_EOS);
-	section(b, REMUS_MIG_SECTION_FOOTER, sid);
-}
-
-static void command(struct remus_buf *b, uint16_t cmd, const void *data, uint16_t len)
-{
-	put8(b, REMUS_MIG_COMMAND);
-	put16(b, cmd);
-	put16(b, len);
-	put(b, data, len);
+	remus_wire_put_be64(w, REMUS_RAM_FLAG_EOS);
+	section(w, REMUS_MIG_SECTION_FOOTER, sid);
 }
 
 void remus_test_migstream_build(const struct remus_test_migstream_opts *o,
@@ -105,49 +72,54 @@ void remus_test_migstream_build(const struct remus_test_migstream_opts *o,
 	unsigned ram_pages = o->ram_pages ? o->ram_pages : 64;
 	size_t dev_bytes = o->dev_bytes ? o->dev_bytes : 64, i;
 	uint8_t uuid[16], ping[4] = { 0, 0, 0, 7 };
+	struct remus_wire_writer r, c;
 
 	assert_true(o->part_pages < ram_pages && o->end_pages < ram_pages);
-	put32(running, REMUS_MIG_MAGIC);
-	put32(running, REMUS_MIG_VERSION);
-	put8(running, REMUS_MIG_CONFIGURATION);
-	put32(running, 14);
-	put(running, "pc-i440fx-10.0", 14);
-	put8(running, REMUS_MIG_SUBSECTION);
-	putstr8(running, "configuration/uuid");
-	put32(running, 1);
+	remus_wire_writer_init(&r, running);
+	remus_wire_put_be32(&r, REMUS_MIG_MAGIC);
+	remus_wire_put_be32(&r, REMUS_MIG_VERSION);
+	remus_wire_put_u8(&r, REMUS_MIG_CONFIGURATION);
+	remus_wire_put_be32(&r, 14);
+	remus_wire_put_bytes(&r, "pc-i440fx-10.0", 14);
+	remus_wire_put_u8(&r, REMUS_MIG_SUBSECTION);
+	put_str8(&r, "configuration/uuid");
+	remus_wire_put_be32(&r, 1);
 	for (i = 0; i < sizeof(uuid); i++)
 		uuid[i] = (uint8_t)i;
-	put(running, uuid, sizeof(uuid));
-	command(running, REMUS_MIG_CMD_OPEN_RETURN_PATH, NULL, 0);
-	command(running, REMUS_MIG_CMD_PING, ping, sizeof(ping));
+	remus_wire_put_bytes(&r, uuid, sizeof(uuid));
+	command(&r, REMUS_MIG_CMD_OPEN_RETURN_PATH, NULL, 0);
+	command(&r, REMUS_MIG_CMD_PING, ping, sizeof(ping));
 
-	section(running, REMUS_MIG_SECTION_START, sid);
-	putstr8(running, "ram");
-	put32(running, 0); /* instance */
-	put32(running, 4); /* version */
-	put64(running, (uint64_t)ram_pages * PAGE | REMUS_RAM_FLAG_MEM_SIZE);
-	putstr8(running, BLOCK);
-	put64(running, (uint64_t)ram_pages * PAGE);
-	put64(running, REMUS_RAM_FLAG_EOS);
-	section(running, REMUS_MIG_SECTION_FOOTER, sid);
+	section(&r, REMUS_MIG_SECTION_START, sid);
+	put_str8(&r, "ram");
+	remus_wire_put_be32(&r, 0); /* instance */
+	remus_wire_put_be32(&r, 4); /* version */
+	remus_wire_put_be64(&r, (uint64_t)ram_pages * PAGE | REMUS_RAM_FLAG_MEM_SIZE);
+	put_str8(&r, BLOCK);
+	remus_wire_put_be64(&r, (uint64_t)ram_pages * PAGE);
+	remus_wire_put_be64(&r, REMUS_RAM_FLAG_EOS);
+	section(&r, REMUS_MIG_SECTION_FOOTER, sid);
 
-	section(running, REMUS_MIG_SECTION_PART, sid);
-	pages(running, sid, o->seed, o->part_pages, ram_pages, o->seed);
+	section(&r, REMUS_MIG_SECTION_PART, sid);
+	pages(&r, sid, o->seed, o->part_pages, ram_pages, o->seed);
+	assert_int_equal(remus_wire_writer_error(&r), 0);
 
-	command(completion, REMUS_MIG_CMD_SWITCHOVER_START, NULL, 0);
-	section(completion, REMUS_MIG_SECTION_END, sid);
-	pages(completion, sid, o->seed + o->part_pages, o->end_pages, ram_pages, o->seed + 1);
-	section(completion, REMUS_MIG_SECTION_FULL, 3);
-	putstr8(completion, "timer");
-	put32(completion, 0);
-	put32(completion, 2);
+	remus_wire_writer_init(&c, completion);
+	command(&c, REMUS_MIG_CMD_SWITCHOVER_START, NULL, 0);
+	section(&c, REMUS_MIG_SECTION_END, sid);
+	pages(&c, sid, o->seed + o->part_pages, o->end_pages, ram_pages, o->seed + 1);
+	section(&c, REMUS_MIG_SECTION_FULL, 3);
+	put_str8(&c, "timer");
+	remus_wire_put_be32(&c, 0);
+	remus_wire_put_be32(&c, 2);
 	for (i = 0; i < dev_bytes; i++)
-		put8(completion, (uint8_t)(i * 5 + o->seed));
-	section(completion, REMUS_MIG_SECTION_FOOTER, 3);
-	put8(completion, REMUS_MIG_EOF);
-	put8(completion, REMUS_MIG_VMDESCRIPTION);
-	put32(completion, (uint32_t)strlen(vmdesc));
-	put(completion, vmdesc, strlen(vmdesc));
+		remus_wire_put_u8(&c, (uint8_t)(i * 5 + o->seed));
+	section(&c, REMUS_MIG_SECTION_FOOTER, 3);
+	remus_wire_put_u8(&c, REMUS_MIG_EOF);
+	remus_wire_put_u8(&c, REMUS_MIG_VMDESCRIPTION);
+	remus_wire_put_be32(&c, (uint32_t)strlen(vmdesc));
+	remus_wire_put_bytes(&c, vmdesc, strlen(vmdesc));
+	assert_int_equal(remus_wire_writer_error(&c), 0);
 }
 
 int remus_test_migstream_rewrite(const void *p, size_t n, bool first, uint32_t standby_sid,
@@ -176,9 +148,11 @@ int remus_test_migstream_rewrite(const void *p, size_t n, bool first, uint32_t s
 	if (rc < 0)
 		goto out;
 	if (out)
-		put(out, remus_buf_data(&rw.out), remus_buf_len(&rw.out));
+		assert_int_equal(remus_buf_append(out, remus_buf_data(&rw.out),
+						  remus_buf_len(&rw.out)), 0);
 	if (dev)
-		put(dev, remus_buf_data(&rw.dev), remus_buf_len(&rw.dev));
+		assert_int_equal(remus_buf_append(dev, remus_buf_data(&rw.dev),
+						  remus_buf_len(&rw.dev)), 0);
 out:
 	remus_migstream_free(ps);
 	remus_migstream_rewriter_release(&rw);

@@ -50,6 +50,7 @@
 #include "repl/repl.h"
 #include "support/fake_qmp.h"
 #include "support/migstream_build.h"
+#include "support/timeline.h"
 
 #define WAIT_MS 5000
 #define RAM_SID 2
@@ -58,7 +59,6 @@
 #define VM_NAME "vm0"
 #define VM_UUID "00112233-4455-6677-8899-aabbccddeeff"
 #define MAX_MIG 64
-#define MAX_TL 2048
 
 /* MIG_RP_MSG_SHUT: be16 type 1, be16 length 4, be32 0. */
 static const uint8_t rp_shut[8] = { 0, 1, 0, 4, 0, 0, 0, 0 };
@@ -77,8 +77,7 @@ struct env {
 	struct remus_engine *e;
 	struct remus_engine_config cfg;
 
-	char tl[MAX_TL][96];
-	unsigned ntl;
+	struct remus_tl tl;
 
 	/* Called with every QMP command before the fake QEMU answers it;
 	 * returns true if it took care of the command (answer or hold). */
@@ -125,106 +124,7 @@ struct env {
 	char fin_reason[256];
 };
 
-/* ---- the timeline ----------------------------------------------------- */
-
-static void tl_add(struct env *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tl_add(struct env *v, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (v->ntl == MAX_TL)
-		fail_msg("timeline full");
-	va_start(ap, fmt);
-	vsnprintf(v->tl[v->ntl++], sizeof(v->tl[0]), fmt, ap);
-	va_end(ap);
-}
-
-static void tl_dump(const struct env *v)
-{
-	unsigned i;
-
-	fprintf(stderr, "timeline:\n");
-	for (i = 0; i < v->ntl; i++)
-		fprintf(stderr, "  %3u %s\n", i, v->tl[i]);
-	if (v->fq)
-		fprintf(stderr, "QMP: %s\n", remus_fake_qmp_log(v->fq));
-}
-
-/* Index of the first @what at or after @from, or -1. */
-static int tl_find(const struct env *v, const char *what, int from)
-{
-	unsigned i;
-
-	for (i = from < 0 ? 0 : (unsigned)from; i < v->ntl; i++)
-		if (strcmp(v->tl[i], what) == 0)
-			return (int)i;
-	return -1;
-}
-
-/* Index of the first entry starting with @prefix after @from, or -1. */
-static int tl_next(const struct env *v, const char *prefix, int from)
-{
-	unsigned i;
-
-	for (i = (unsigned)from + 1; i < v->ntl; i++)
-		if (strncmp(v->tl[i], prefix, strlen(prefix)) == 0)
-			return (int)i;
-	return -1;
-}
-
-static unsigned tl_count(const struct env *v, const char *what)
-{
-	unsigned i, n = 0;
-
-	for (i = 0; i < v->ntl; i++)
-		n += strcmp(v->tl[i], what) == 0;
-	return n;
-}
-
-/* Fails unless the NULL-terminated entries occur in this order, each
- * after the previous one, the first at or after @from.  Returns the index
- * of the last. */
-static int tl_order(const struct env *v, int from, ...)
-{
-	const char *what, *prev = "(start)";
-	va_list ap;
-	int at = from;
-
-	va_start(ap, from);
-	while ((what = va_arg(ap, const char *))) {
-		int i = tl_find(v, what, at);
-
-		if (i < 0) {
-			tl_dump(v);
-			va_end(ap);
-			fail_msg("'%s' does not follow '%s' (from entry %d)", what, prev, from);
-		}
-		at = i + 1;
-		prev = what;
-	}
-	va_end(ap);
-	return at - 1;
-}
-
-#define RUN_UNTIL(v, cond)                                                      \
-	do {                                                                    \
-		uint64_t dl_ = remus_now_ms() + WAIT_MS;                        \
-		while (!(cond)) {                                               \
-			if (remus_now_ms() > dl_) {                             \
-				tl_dump(v);                                     \
-				fail_msg("not within %u ms: %s", WAIT_MS, #cond); \
-			}                                                       \
-			assert_int_equal(remus_loop_run_once((v)->loop, 5), 0); \
-		}                                                               \
-	} while (0)
-
-static void run_for(struct env *v, unsigned ms)
-{
-	uint64_t end = remus_now_ms() + ms;
-
-	while (remus_now_ms() < end)
-		assert_int_equal(remus_loop_run_once(v->loop, 5), 0);
-}
+#define RUN_UNTIL(v, cond) REMUS_TL_RUN_UNTIL(&(v)->tl, (v)->loop, cond, WAIT_MS)
 
 /* ---- fake QEMU: the migration source ---------------------------------- */
 
@@ -245,7 +145,7 @@ static void mig_write(struct env *v, const struct remus_buf *b)
 	int rc = remus_write_all(v->mig_fd, remus_buf_data(b), remus_buf_len(b));
 
 	if (rc == -EPIPE || rc == -ECONNRESET) {
-		tl_add(v, "mig:closed by the engine");
+		remus_tl_add(&v->tl, "mig:closed by the engine");
 		mig_close(v);
 		return;
 	}
@@ -262,7 +162,7 @@ static void on_rp(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
 	if (r < 0)
 		return;
 	if (r == 0) {
-		tl_add(v, "mig:closed by the engine");
+		remus_tl_add(&v->tl, "mig:closed by the engine");
 		mig_close(v);
 		return;
 	}
@@ -271,7 +171,7 @@ static void on_rp(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
 		return;
 	assert_int_equal(remus_buf_len(&v->rp), sizeof(rp_shut));
 	assert_memory_equal(remus_buf_data(&v->rp), rp_shut, sizeof(rp_shut));
-	tl_add(v, "rp:SHUT");
+	remus_tl_add(&v->tl, "rp:SHUT");
 	remus_buf_reset(&v->rp);
 	/* QEMU's source closes the channel once the return path is shut. */
 	mig_close(v);
@@ -337,7 +237,7 @@ static void qemu_cmd(struct remus_fake_qmp *f, struct remus_fake_qmp_cmd *c, voi
 	const char *n = c->name;
 
 	if (strcmp(n, "qmp_capabilities") != 0)
-		tl_add(v, "qmp:%s", n);
+		remus_tl_add(&v->tl, "qmp:%s", n);
 	if (v->on_cmd && v->on_cmd(v, c))
 		return;
 	if (strcmp(n, "migrate") == 0) {
@@ -371,7 +271,7 @@ static void sby_send(struct env *v, const struct remus_buf *b)
 		return;
 	rc = remus_write_all(v->sfd, remus_buf_data(b), remus_buf_len(b));
 	if (rc == -EPIPE || rc == -ECONNRESET) {
-		tl_add(v, "link:EOF");
+		remus_tl_add(&v->tl, "link:EOF");
 		sby_drop(v);
 		return;
 	}
@@ -386,7 +286,7 @@ static void sby_put_ack(struct env *v, uint64_t epoch)
 	assert_int_equal(remus_repl_put_commit_ack(&b, epoch), 0);
 	sby_send(v, &b);
 	remus_buf_release(&b);
-	tl_add(v, "sby:ACK %llu", (unsigned long long)epoch);
+	remus_tl_add(&v->tl, "sby:ACK %llu", (unsigned long long)epoch);
 }
 
 static void sby_drop(struct env *v)
@@ -407,7 +307,7 @@ static void sby_handle(struct env *v, const struct remus_repl_msg *m)
 
 	switch (m->type) {
 	case REMUS_REPL_HELLO:
-		tl_add(v, "link:HELLO");
+		remus_tl_add(&v->tl, "link:HELLO");
 		v->sessions++;
 		snprintf(v->hello_name, sizeof(v->hello_name), "%.*s",
 			 (int)m->u.hello.vm_name.len, m->u.hello.vm_name.p);
@@ -425,7 +325,7 @@ static void sby_handle(struct env *v, const struct remus_repl_msg *m)
 	case REMUS_REPL_EPOCH_DEVICE:
 	case REMUS_REPL_COMMIT_REQ:
 		if (!v->asmb.open && m->type != REMUS_REPL_COMMIT_REQ)
-			tl_add(v, "link:DATA %llu", (unsigned long long)m->seq);
+			remus_tl_add(&v->tl, "link:DATA %llu", (unsigned long long)m->seq);
 		remus_repl_epoch_init(&ep);
 		rc = remus_repl_assembler_feed(&v->asmb, m, &ep);
 		if (rc < 0)
@@ -439,7 +339,7 @@ static void sby_handle(struct env *v, const struct remus_repl_msg *m)
 			g->epoch = ep.epoch;
 			g->data = ep.data;
 			g->device = ep.device;
-			tl_add(v, "link:COMMIT_REQ %llu", (unsigned long long)ep.epoch);
+			remus_tl_add(&v->tl, "link:COMMIT_REQ %llu", (unsigned long long)ep.epoch);
 			if (!v->hold_acks)
 				sby_put_ack(v, ep.epoch);
 		} else {
@@ -452,7 +352,7 @@ static void sby_handle(struct env *v, const struct remus_repl_msg *m)
 		v->closes++;
 		snprintf(v->close_reason, sizeof(v->close_reason), "%.*s",
 			 (int)m->u.reason.len, m->u.reason.p);
-		tl_add(v, "link:CLOSE");
+		remus_tl_add(&v->tl, "link:CLOSE");
 		return;
 	default:
 		fail_msg("standby: unexpected %s", remus_repl_type_name(m->type));
@@ -469,7 +369,7 @@ static void on_sby(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
 	if (r == -EAGAIN)
 		return;
 	if (r <= 0) {
-		tl_add(v, "link:EOF");
+		remus_tl_add(&v->tl, "link:EOF");
 		sby_drop(v);
 		return;
 	}
@@ -514,7 +414,7 @@ static int h_barrier(void *opaque, uint64_t epoch)
 {
 	struct env *v = opaque;
 
-	tl_add(v, "hook:barrier %llu", (unsigned long long)epoch);
+	remus_tl_add(&v->tl, "hook:barrier %llu", (unsigned long long)epoch);
 	v->barriers++;
 	if (v->barrier_rc && epoch == v->barrier_fail_epoch)
 		return v->barrier_rc;
@@ -525,7 +425,7 @@ static void h_commit(void *opaque, uint64_t epoch)
 {
 	struct env *v = opaque;
 
-	tl_add(v, "hook:commit %llu", (unsigned long long)epoch);
+	remus_tl_add(&v->tl, "hook:commit %llu", (unsigned long long)epoch);
 	v->commits++;
 	v->last_commit = epoch;
 }
@@ -534,7 +434,7 @@ static void h_lost(void *opaque, const char *reason)
 {
 	struct env *v = opaque;
 
-	tl_add(v, "hook:lost");
+	remus_tl_add(&v->tl, "hook:lost");
 	v->losts++;
 	snprintf(v->lost_reason, sizeof(v->lost_reason), "%s", reason);
 }
@@ -552,7 +452,7 @@ static void h_finished(void *opaque, enum remus_engine_state st, int rc, const c
 {
 	struct env *v = opaque;
 
-	tl_add(v, "hook:finished %s", st == REMUS_ENGINE_STOPPED ? "stopped" :
+	remus_tl_add(&v->tl, "hook:finished %s", st == REMUS_ENGINE_STOPPED ? "stopped" :
 	       st == REMUS_ENGINE_FAILED ? "failed" : "?");
 	v->finished++;
 	v->fin_state = st;
@@ -565,17 +465,12 @@ static void h_finished(void *opaque, enum remus_engine_state st, int rc, const c
 static int setup(void **state)
 {
 	struct env *v = calloc(1, sizeof(*v));
-	struct remus_fake_qmp_rule all;
-	int fd;
 
 	assert_non_null(v);
 	v->mig_fd = v->sfd = -1;
 	assert_int_equal(remus_loop_new(&v->loop), 0);
-	assert_int_equal(remus_fake_qmp_new(v->loop, NULL, &v->fq, &fd), 0);
-	all = (struct remus_fake_qmp_rule){ .cb = qemu_cmd, .opaque = v };
-	assert_int_equal(remus_fake_qmp_script(v->fq, NULL, &all), 0);
-	assert_int_equal(remus_qmp_open_fd(v->loop, fd, "fake.qmp", NULL, NULL, NULL, &v->qmp), 0);
-	assert_int_equal(remus_qmp_wait_ready(v->qmp, WAIT_MS), 0);
+	remus_fake_qmp_pair(v->loop, qemu_cmd, v, &v->fq, &v->qmp);
+	v->tl.qmp = v->fq;
 	remus_buf_init(&v->rp, 0);
 	remus_buf_init(&v->completion, 0);
 	remus_buf_init(&v->sin, REMUS_REPL_FRAME_MAX);
@@ -674,18 +569,16 @@ static int assert_checkpoint(struct env *v, int from, uint64_t n)
 	/* stop, then SHUT on the return path (QEMU waits for it), then
 	 * query-migrate until completed (ACTIVE_POLLS + 1 times), then the
 	 * barrier, then cont */
-	at_barrier = tl_order(v, from, "qmp:getfd", "qmp:migrate", "qmp:stop", "rp:SHUT",
+	at_barrier = remus_tl_order(&v->tl, from, "qmp:getfd", "qmp:migrate", "qmp:stop", "rp:SHUT",
 			      "qmp:query-migrate", "qmp:query-migrate", "qmp:query-migrate",
 			      barrier, NULL);
 	/* and the next QMP command after the barrier is cont */
-	at_cont = tl_next(v, "qmp:", at_barrier);
-	if (at_cont < 0 || strcmp(v->tl[at_cont], "qmp:cont") != 0) {
-		tl_dump(v);
-		fail_msg("epoch %llu: the command after the barrier is not cont",
-			 (unsigned long long)n);
-	}
+	at_cont = remus_tl_next(&v->tl, "qmp:", at_barrier);
+	if (at_cont < 0 || strcmp(v->tl.entry[at_cont], "qmp:cont") != 0)
+		remus_tl_fail(&v->tl, "epoch %llu: the command after the barrier is not cont",
+			      (unsigned long long)n);
 	/* the COMMIT_REQ the barrier allowed, its ack, then the commit hook */
-	tl_order(v, at_barrier, req, ack, commit, NULL);
+	remus_tl_order(&v->tl, at_barrier, req, ack, commit, NULL);
 	return at_cont;
 }
 
@@ -734,7 +627,7 @@ static void test_epoch_chain(void **state)
 	at = 0;
 	for (i = 0; i < 3; i++)
 		at = assert_checkpoint(v, at, i);
-	tl_order(v, at, "qmp:getfd", "qmp:migrate", NULL);
+	remus_tl_order(&v->tl, at, "qmp:getfd", "qmp:migrate", NULL);
 
 	/* The interval: stop comes interval_ms after migrate at the earliest. */
 	for (i = 0; i < 3; i++)
@@ -769,14 +662,14 @@ static void test_commit_waits_for_ack(void **state)
 	v->hold_acks = true;
 	start(v);
 	RUN_UNTIL(v, v->ngot == 1 && v->nmig == 2);
-	run_for(v, 20);
-	tl_order(v, 0, "hook:barrier 0", "qmp:cont", "qmp:getfd", "qmp:migrate", NULL);
+	remus_test_run_for(v->loop, 20);
+	remus_tl_order(&v->tl, 0, "hook:barrier 0", "qmp:cont", "qmp:getfd", "qmp:migrate", NULL);
 	assert_int_equal(v->commits, 0);
-	assert_int_equal(tl_find(v, "hook:commit 0", 0), -1);
+	assert_int_equal(remus_tl_find(&v->tl, "hook:commit 0", 0), -1);
 	sby_put_ack(v, 0);
 	RUN_UNTIL(v, v->commits == 1);
 	assert_int_equal(v->last_commit, 0);
-	tl_order(v, 0, "link:COMMIT_REQ 0", "sby:ACK 0", "hook:commit 0", NULL);
+	remus_tl_order(&v->tl, 0, "link:COMMIT_REQ 0", "sby:ACK 0", "hook:commit 0", NULL);
 	assert_int_equal(v->losts, 0);
 }
 
@@ -786,7 +679,7 @@ static void test_commit_waits_for_ack(void **state)
 static bool drop_standby_at_second_stop(struct env *v, struct remus_fake_qmp_cmd *c)
 {
 	if (strcmp(c->name, "stop") == 0 && v->nstop == 1) {
-		tl_add(v, "test:standby dropped");
+		remus_tl_add(&v->tl, "test:standby dropped");
 		sby_drop(v);
 	}
 	return false;
@@ -803,17 +696,17 @@ static void test_standby_lost_in_checkpoint_resumes_guest(void **state)
 	start(v);
 	RUN_UNTIL(v, v->losts == 1);
 	RUN_UNTIL(v, v->sessions == 2 && v->ngot >= 2 && v->commits >= 2);
-	at = tl_find(v, "test:standby dropped", 0);
+	at = remus_tl_find(&v->tl, "test:standby dropped", 0);
 	assert_true(at > 0);
 	/* The stopped guest is resumed: the chain runs to cont. */
-	at = tl_order(v, at, "rp:SHUT", "qmp:query-migrate", "qmp:cont", NULL);
+	at = remus_tl_order(&v->tl, at, "rp:SHUT", "qmp:query-migrate", "qmp:cont", NULL);
 	/* Epoch 1 was not closed: no barrier, never committed. */
-	assert_int_equal(tl_find(v, "hook:barrier 1", 0), -1);
-	assert_int_equal(tl_find(v, "link:COMMIT_REQ 1", 0), -1);
-	assert_int_equal(tl_find(v, "hook:commit 1", 0), -1);
+	assert_int_equal(remus_tl_find(&v->tl, "hook:barrier 1", 0), -1);
+	assert_int_equal(remus_tl_find(&v->tl, "link:COMMIT_REQ 1", 0), -1);
+	assert_int_equal(remus_tl_find(&v->tl, "hook:commit 1", 0), -1);
 	assert_non_null(strstr(v->lost_reason, "closed the connection"));
 	/* A new session: HELLO, a new stream from epoch 0. */
-	tl_order(v, at, "link:HELLO", "qmp:getfd", "qmp:migrate", "qmp:stop", "rp:SHUT",
+	remus_tl_order(&v->tl, at, "link:HELLO", "qmp:getfd", "qmp:migrate", "qmp:stop", "rp:SHUT",
 		 "hook:barrier 0", "qmp:cont", NULL);
 	assert_int_equal(v->got[1].session, 2);
 	assert_epoch_is(v, 1, 2, 0, true);
@@ -835,10 +728,10 @@ static void test_standby_silent_while_running(void **state)
 	v->silent = true;
 	RUN_UNTIL(v, v->losts == 1 && v->closes == 1);
 	RUN_UNTIL(v, remus_engine_get_state(v->e) == REMUS_ENGINE_UNPROTECTED);
-	at = tl_order(v, 0, "qmp:migrate", "hook:lost", NULL);
-	tl_order(v, at, "qmp:migrate_cancel", NULL);
-	assert_int_equal(tl_count(v, "qmp:stop"), 0);
-	assert_int_equal(tl_count(v, "qmp:cont"), 0);
+	at = remus_tl_order(&v->tl, 0, "qmp:migrate", "hook:lost", NULL);
+	remus_tl_order(&v->tl, at, "qmp:migrate_cancel", NULL);
+	assert_int_equal(remus_tl_count(&v->tl, "qmp:stop"), 0);
+	assert_int_equal(remus_tl_count(&v->tl, "qmp:cont"), 0);
 	assert_non_null(strstr(v->lost_reason, "no word from standby"));
 	assert_non_null(strstr(v->close_reason, "no word from standby"));
 	assert_int_equal(v->ngot, 0);
@@ -857,9 +750,9 @@ static void test_barrier_failure_resumes_guest(void **state)
 	start(v);
 	RUN_UNTIL(v, v->losts == 1);
 	RUN_UNTIL(v, remus_engine_get_state(v->e) == REMUS_ENGINE_UNPROTECTED);
-	at = tl_order(v, 0, "hook:barrier 1", "hook:lost", "qmp:cont", NULL);
-	assert_int_equal(tl_find(v, "link:COMMIT_REQ 1", 0), -1);
-	assert_int_equal(tl_find(v, "qmp:migrate", at), -1);
+	at = remus_tl_order(&v->tl, 0, "hook:barrier 1", "hook:lost", "qmp:cont", NULL);
+	assert_int_equal(remus_tl_find(&v->tl, "link:COMMIT_REQ 1", 0), -1);
+	assert_int_equal(remus_tl_find(&v->tl, "qmp:migrate", at), -1);
 	RUN_UNTIL(v, v->closes == 1);
 	assert_non_null(strstr(v->close_reason, "barrier hook failed"));
 }
@@ -874,7 +767,7 @@ static void test_set_interval(void **state)
 	assert_int_equal(remus_engine_set_interval(v->e, 3600001), -EINVAL);
 	RUN_UNTIL(v, v->nmig == 2);
 	/* Epoch 1's migrate has been answered: its timer runs. */
-	run_for(v, 5);
+	remus_test_run_for(v->loop, 5);
 	assert_int_equal(remus_engine_set_interval(v->e, 400), 0);
 	RUN_UNTIL(v, v->nstop == 3);
 	assert_true(v->t_stop[1] - v->t_migrate[1] < 400);
@@ -886,7 +779,7 @@ static void test_set_interval(void **state)
 static bool unprotect_at_second_stop(struct env *v, struct remus_fake_qmp_cmd *c)
 {
 	if (strcmp(c->name, "stop") == 0 && v->nstop == 1) {
-		tl_add(v, "test:unprotect");
+		remus_tl_add(&v->tl, "test:unprotect");
 		remus_engine_stop(v->e);
 	}
 	return false;
@@ -901,16 +794,16 @@ static void test_stop_in_checkpoint_resumes_guest(void **state)
 	start(v);
 	RUN_UNTIL(v, v->finished == 1);
 	RUN_UNTIL(v, v->closes == 1);
-	at = tl_order(v, 0, "qmp:stop", "test:unprotect", "rp:SHUT", "qmp:cont",
+	at = remus_tl_order(&v->tl, 0, "qmp:stop", "test:unprotect", "rp:SHUT", "qmp:cont",
 		      "hook:finished stopped", NULL);
-	assert_int_equal(tl_find(v, "qmp:getfd", at), -1);
+	assert_int_equal(remus_tl_find(&v->tl, "qmp:getfd", at), -1);
 	assert_int_equal(v->fin_state, REMUS_ENGINE_STOPPED);
 	assert_int_equal(v->fin_rc, 0);
 	assert_int_equal(remus_engine_get_state(v->e), REMUS_ENGINE_STOPPED);
 	assert_string_equal(v->close_reason, "unprotect");
-	run_for(v, 50);
-	assert_int_equal(tl_find(v, "qmp:migrate", at), -1);
-	assert_int_equal(tl_count(v, "qmp:stop"), 2);
+	remus_test_run_for(v->loop, 50);
+	assert_int_equal(remus_tl_find(&v->tl, "qmp:migrate", at), -1);
+	assert_int_equal(remus_tl_count(&v->tl, "qmp:stop"), 2);
 }
 
 /* unprotect while the guest runs: the migration is cancelled, the guest
@@ -922,14 +815,14 @@ static void test_stop_while_running(void **state)
 	v->cfg.interval_ms = 60000;
 	start(v);
 	RUN_UNTIL(v, v->nmig == 1);
-	run_for(v, 10);
+	remus_test_run_for(v->loop, 10);
 	remus_engine_stop(v->e);
 	RUN_UNTIL(v, v->finished == 1 && v->closes == 1);
-	RUN_UNTIL(v, tl_find(v, "qmp:migrate_cancel", 0) >= 0);
+	RUN_UNTIL(v, remus_tl_find(&v->tl, "qmp:migrate_cancel", 0) >= 0);
 	assert_int_equal(v->fin_state, REMUS_ENGINE_STOPPED);
 	assert_string_equal(v->close_reason, "unprotect");
-	assert_int_equal(tl_count(v, "qmp:stop"), 0);
-	assert_int_equal(tl_count(v, "qmp:cont"), 0);
+	assert_int_equal(remus_tl_count(&v->tl, "qmp:stop"), 0);
+	assert_int_equal(remus_tl_count(&v->tl, "qmp:cont"), 0);
 }
 
 /* An engine freed while QMP owes it an answer: when the answer comes no
@@ -953,11 +846,11 @@ static void test_free_with_reply_pending(void **state)
 	RUN_UNTIL(v, v->held != NULL);
 	remus_engine_free(v->e);
 	v->e = NULL;
-	n = v->ntl;
+	n = v->tl.n;
 	remus_fake_qmp_reply(v->fq, v->held, NULL);
-	run_for(v, 50);
-	assert_int_equal(tl_find(v, "qmp:query-migrate", (int)n), -1);
-	assert_int_equal(tl_find(v, "qmp:cont", (int)n), -1);
+	remus_test_run_for(v->loop, 50);
+	assert_int_equal(remus_tl_find(&v->tl, "qmp:query-migrate", (int)n), -1);
+	assert_int_equal(remus_tl_find(&v->tl, "qmp:cont", (int)n), -1);
 	assert_int_equal(v->barriers, 0);
 	assert_int_equal(v->finished, 0);
 }
@@ -983,7 +876,7 @@ static void test_capabilities_refused(void **state)
 	assert_int_equal(v->fin_state, REMUS_ENGINE_FAILED);
 	assert_int_equal(remus_engine_get_state(v->e), REMUS_ENGINE_FAILED);
 	assert_non_null(strstr(v->fin_reason, "switchover-ack"));
-	run_for(v, 20);
+	remus_test_run_for(v->loop, 20);
 	assert_string_equal(remus_fake_qmp_log(v->fq), "migrate-set-capabilities;");
 	assert_int_equal(v->sessions, 0);
 }

@@ -50,12 +50,12 @@
 #include "repl/repl.h"
 #include "support/fake_qmp.h"
 #include "support/migstream_build.h"
+#include "support/timeline.h"
 
 #define WAIT_MS 5000
 #define RAM_SID 2
 #define ACTIVE_POLLS 2
 #define VM_NAME "vm0"
-#define MAX_TL 1024
 
 struct env {
 	struct remus_loop *loop;
@@ -65,8 +65,7 @@ struct env {
 	struct remus_standby_config cfg;
 	char dir[64], in_path[128], hook_log[128], fence_cmd[256], activate_cmd[256];
 
-	char tl[MAX_TL][96];
-	unsigned ntl;
+	struct remus_tl tl;
 
 	/* fake QEMU: its incoming socket */
 	int in_lfd, in_fd;
@@ -95,93 +94,7 @@ struct env {
 	struct remus_failover_report rep;
 };
 
-/* ---- the timeline ----------------------------------------------------- */
-
-static void tl_add(struct env *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tl_add(struct env *v, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (v->ntl == MAX_TL)
-		fail_msg("timeline full");
-	va_start(ap, fmt);
-	vsnprintf(v->tl[v->ntl++], sizeof(v->tl[0]), fmt, ap);
-	va_end(ap);
-}
-
-static void tl_dump(const struct env *v)
-{
-	unsigned i;
-
-	fprintf(stderr, "timeline:\n");
-	for (i = 0; i < v->ntl; i++)
-		fprintf(stderr, "  %3u %s\n", i, v->tl[i]);
-	if (v->fq)
-		fprintf(stderr, "QMP: %s\n", remus_fake_qmp_log(v->fq));
-}
-
-static int tl_find(const struct env *v, const char *what, int from)
-{
-	unsigned i;
-
-	for (i = from < 0 ? 0 : (unsigned)from; i < v->ntl; i++)
-		if (strcmp(v->tl[i], what) == 0)
-			return (int)i;
-	return -1;
-}
-
-static unsigned tl_count(const struct env *v, const char *what)
-{
-	unsigned i, n = 0;
-
-	for (i = 0; i < v->ntl; i++)
-		n += strcmp(v->tl[i], what) == 0;
-	return n;
-}
-
-/* Fails unless the NULL-terminated entries occur in this order, the first
- * at or after @from; returns the index of the last. */
-static int tl_order(const struct env *v, int from, ...)
-{
-	const char *what, *prev = "(start)";
-	va_list ap;
-	int at = from;
-
-	va_start(ap, from);
-	while ((what = va_arg(ap, const char *))) {
-		int i = tl_find(v, what, at);
-
-		if (i < 0) {
-			tl_dump(v);
-			va_end(ap);
-			fail_msg("'%s' does not follow '%s'", what, prev);
-		}
-		at = i + 1;
-		prev = what;
-	}
-	va_end(ap);
-	return at - 1;
-}
-
-#define RUN_UNTIL(v, cond)                                                      \
-	do {                                                                    \
-		uint64_t dl_ = remus_now_ms() + WAIT_MS;                        \
-		while (!(cond)) {                                               \
-			if (remus_now_ms() > dl_) {                             \
-				tl_dump(v);                                     \
-				fail_msg("not within %u ms: %s", WAIT_MS, #cond); \
-			}                                                       \
-			assert_int_equal(remus_loop_run_once((v)->loop, 5), 0); \
-		}                                                               \
-	} while (0)
-
-static void run_for(struct env *v, unsigned ms)
-{
-	uint64_t end = remus_now_ms() + ms;
-
-	while (remus_now_ms() < end)
-		assert_int_equal(remus_loop_run_once(v->loop, 5), 0);
-}
+#define RUN_UNTIL(v, cond) REMUS_TL_RUN_UNTIL(&(v)->tl, (v)->loop, cond, WAIT_MS)
 
 /* The hook log so far (static buffer). */
 static const char *hook_log(const struct env *v)
@@ -218,19 +131,19 @@ static void on_incoming(struct remus_loop *loop, int fd, unsigned ev, void *opaq
 	if (r == -EAGAIN)
 		return;
 	if (r <= 0) {
-		tl_add(v, "qemu:incoming closed by the standby");
+		remus_tl_add(&v->tl, "qemu:incoming closed by the standby");
 		in_close(v);
 		return;
 	}
 	if (v->committed_len && !v->tail_started && remus_buf_len(&v->qin) > v->committed_len) {
 		v->tail_started = true;
 		v->fenced_before_tail = strstr(hook_log(v), "fence") != NULL;
-		tl_add(v, "qemu:tail started");
+		remus_tl_add(&v->tl, "qemu:tail started");
 	}
 	if (remus_buf_len(&v->expect) && remus_buf_len(&v->qin) == remus_buf_len(&v->expect) &&
 	    memcmp(remus_buf_data(&v->qin), remus_buf_data(&v->expect),
 		   remus_buf_len(&v->expect)) == 0) {
-		tl_add(v, "qemu:tail loaded");
+		remus_tl_add(&v->tl, "qemu:tail loaded");
 		v->loaded = true;
 		/* QEMU closes the incoming socket after the load. */
 		in_close(v);
@@ -247,7 +160,7 @@ static void on_incoming_accept(struct remus_loop *loop, int fd, unsigned ev, voi
 	if (v->in_fd >= 0)
 		fail_msg("the standby connected twice to the incoming socket");
 	v->in_fd = c;
-	tl_add(v, "qemu:incoming connected");
+	remus_tl_add(&v->tl, "qemu:incoming connected");
 	assert_int_equal(remus_loop_add_fd(loop, c, REMUS_EV_READ, on_incoming, v), 0);
 }
 
@@ -257,13 +170,13 @@ static void qemu_cmd(struct remus_fake_qmp *f, struct remus_fake_qmp_cmd *c, voi
 	const char *n = c->name;
 
 	if (strcmp(n, "qmp_capabilities") != 0)
-		tl_add(v, "qmp:%s", n);
+		remus_tl_add(&v->tl, "qmp:%s", n);
 	if (strcmp(n, "query-migrate") == 0) {
 		if (!v->loaded || v->polls++ < ACTIVE_POLLS) {
 			remus_fake_qmp_reply(f, c, "{\"status\": \"active\"}");
 			return;
 		}
-		tl_add(v, "qemu:completed");
+		remus_tl_add(&v->tl, "qemu:completed");
 		remus_fake_qmp_reply(f, c, "{\"status\": \"completed\"}");
 	} else if (strcmp(n, "query-status") == 0) {
 		remus_fake_qmp_reply(f, c, "{\"status\": \"paused\", \"running\": false}");
@@ -297,7 +210,7 @@ static void pri_flush(struct env *v)
 		rc = remus_write_all(v->pfd, remus_buf_data(&v->pout), remus_buf_len(&v->pout));
 	remus_buf_reset(&v->pout);
 	if (rc == -EPIPE || rc == -ECONNRESET) {
-		tl_add(v, "pri:EOF");
+		remus_tl_add(&v->tl, "pri:EOF");
 		pri_close(v);
 		return;
 	}
@@ -314,7 +227,7 @@ static void on_primary(struct remus_loop *loop, int fd, unsigned ev, void *opaqu
 	if (r == -EAGAIN)
 		return;
 	if (r <= 0) {
-		tl_add(v, "pri:EOF");
+		remus_tl_add(&v->tl, "pri:EOF");
 		pri_close(v);
 		return;
 	}
@@ -323,12 +236,12 @@ static void on_primary(struct remus_loop *loop, int fd, unsigned ev, void *opaqu
 		case REMUS_REPL_HELLO_ACK:
 			assert_int_equal(m.u.ack.flags, 0); /* a fresh standby QEMU */
 			v->hello_acked = true;
-			tl_add(v, "pri:HELLO_ACK");
+			remus_tl_add(&v->tl, "pri:HELLO_ACK");
 			break;
 		case REMUS_REPL_COMMIT_ACK:
 			v->acks++;
 			v->last_ack = m.seq;
-			tl_add(v, "pri:ACK %llu", (unsigned long long)m.seq);
+			remus_tl_add(&v->tl, "pri:ACK %llu", (unsigned long long)m.seq);
 			break;
 		case REMUS_REPL_HEARTBEAT:
 			break;
@@ -397,7 +310,7 @@ static void pri_protect(struct env *v)
 	/* what the standby QEMU must get: the committed epochs... */
 	RUN_UNTIL(v, remus_buf_len(&v->qin) ==
 		     remus_buf_len(&v->data[0]) + remus_buf_len(&v->data[1]));
-	run_for(v, 20);
+	remus_test_run_for(v->loop, 20);
 }
 
 /* ---- hooks ------------------------------------------------------------ */
@@ -406,7 +319,7 @@ static void h_failover_done(void *opaque, const struct remus_failover_report *r)
 {
 	struct env *v = opaque;
 
-	tl_add(v, "hook:failover_done %d", r->rc);
+	remus_tl_add(&v->tl, "hook:failover_done %d", r->rc);
 	v->done_calls++;
 	v->rep = *r;
 }
@@ -415,7 +328,7 @@ static int h_commit(void *opaque, uint64_t epoch)
 {
 	struct env *v = opaque;
 
-	tl_add(v, "hook:commit %llu", (unsigned long long)epoch);
+	remus_tl_add(&v->tl, "hook:commit %llu", (unsigned long long)epoch);
 	v->commits++;
 	return 0;
 }
@@ -424,7 +337,7 @@ static void h_discard(void *opaque)
 {
 	struct env *v = opaque;
 
-	tl_add(v, "hook:discard");
+	remus_tl_add(&v->tl, "hook:discard");
 	v->discards++;
 }
 
@@ -435,9 +348,8 @@ static int setup(void **state)
 	struct remus_test_migstream_opts o = { .ram_sid = RAM_SID, .part_pages = 3,
 					       .end_pages = 2 };
 	struct env *v = calloc(1, sizeof(*v));
-	struct remus_fake_qmp_rule all;
 	struct remus_buf stream;
-	int fd, i;
+	int i;
 
 	assert_non_null(v);
 	v->in_fd = v->pfd = -1;
@@ -450,12 +362,8 @@ static int setup(void **state)
 	snprintf(v->activate_cmd, sizeof(v->activate_cmd),
 		 "echo \"activate $REMUS_EVENT $REMUS_EPOCH\" >> %s", v->hook_log);
 	assert_int_equal(remus_loop_new(&v->loop), 0);
-	assert_int_equal(remus_fake_qmp_new(v->loop, NULL, &v->fq, &fd), 0);
-	all = (struct remus_fake_qmp_rule){ .cb = qemu_cmd, .opaque = v };
-	assert_int_equal(remus_fake_qmp_script(v->fq, NULL, &all), 0);
-	assert_int_equal(remus_qmp_open_fd(v->loop, fd, "fake-sby.qmp", NULL, NULL, NULL,
-					   &v->qmp), 0);
-	assert_int_equal(remus_qmp_wait_ready(v->qmp, WAIT_MS), 0);
+	remus_fake_qmp_pair(v->loop, qemu_cmd, v, &v->fq, &v->qmp);
+	v->tl.qmp = v->fq;
 	v->in_lfd = remus_unix_listen(v->in_path, 4);
 	assert_true(v->in_lfd >= 0);
 	assert_int_equal(remus_loop_add_fd(v->loop, v->in_lfd, REMUS_EV_READ, on_incoming_accept,
@@ -555,18 +463,18 @@ static void assert_takeover(struct env *v, int from)
 {
 	int at;
 
-	at = tl_order(v, from, "hook:discard", "qemu:tail started", "qemu:tail loaded",
+	at = remus_tl_order(&v->tl, from, "hook:discard", "qemu:tail started", "qemu:tail loaded",
 		      "qemu:completed", "qmp:query-status", "qmp:cont", "hook:failover_done 0",
 		      NULL);
 	/* announce-self goes out with the report (QEMU reads it after) */
-	RUN_UNTIL(v, tl_count(v, "qmp:announce-self") == 1);
-	tl_order(v, at - 1, "qmp:announce-self", NULL);
+	RUN_UNTIL(v, remus_tl_count(&v->tl, "qmp:announce-self") == 1);
+	remus_tl_order(&v->tl, at - 1, "qmp:announce-self", NULL);
 	/* fenced before the tail went out */
 	assert_true(v->fenced_before_tail);
 	/* query-migrate polled until completed (twice "active" after the
 	 * load); resumed once */
-	assert_true(tl_count(v, "qmp:query-migrate") >= ACTIVE_POLLS + 1);
-	assert_int_equal(tl_count(v, "qmp:cont"), 1);
+	assert_true(remus_tl_count(&v->tl, "qmp:query-migrate") >= ACTIVE_POLLS + 1);
+	assert_int_equal(remus_tl_count(&v->tl, "qmp:cont"), 1);
 	/* the standby QEMU read exactly the committed epochs and the tail */
 	assert_int_equal(remus_buf_len(&v->qin), remus_buf_len(&v->expect));
 	assert_memory_equal(remus_buf_data(&v->qin), remus_buf_data(&v->expect),
@@ -608,12 +516,12 @@ static void test_takeover_when_heartbeats_stop(void **state)
 	pri_protect(v);
 	assert_int_equal(remus_standby_get_state(v->s), REMUS_STANDBY_RECEIVING);
 	/* Each epoch is made durable (commit hook) before it is acknowledged. */
-	tl_order(v, 0, "hook:commit 0", "pri:ACK 0", NULL);
-	tl_order(v, 0, "hook:commit 1", "pri:ACK 1", NULL);
+	remus_tl_order(&v->tl, 0, "hook:commit 0", "pri:ACK 0", NULL);
+	remus_tl_order(&v->tl, 0, "hook:commit 1", "pri:ACK 1", NULL);
 	assert_int_equal(v->done_calls, 0);
 	expect_takeover_stream(v);
-	at = (int)v->ntl;
-	tl_add(v, "test:primary silent");
+	at = (int)v->tl.n;
+	remus_tl_add(&v->tl, "test:primary silent");
 	v->beating = false;
 	RUN_UNTIL(v, v->done_calls == 1);
 	assert_takeover(v, at);
@@ -635,7 +543,7 @@ static void test_takeover_when_link_drops(void **state)
 	start(v);
 	pri_protect(v);
 	expect_takeover_stream(v);
-	at = (int)v->ntl;
+	at = (int)v->tl.n;
 	pri_close(v);
 	RUN_UNTIL(v, v->done_calls == 1);
 	assert_takeover(v, at);
@@ -653,7 +561,7 @@ static void test_fence_failure_stops_takeover(void **state)
 	pri_protect(v);
 	v->beating = false;
 	RUN_UNTIL(v, v->done_calls == 1);
-	run_for(v, 100);
+	remus_test_run_for(v->loop, 100);
 	assert_int_equal(v->rep.rc, -EPERM);
 	assert_int_equal(remus_standby_get_state(v->s), REMUS_STANDBY_FAILED);
 	assert_string_equal(hook_log(v), "fence fence 1\n");
@@ -676,7 +584,7 @@ static void test_goodbye_is_no_takeover(void **state)
 	pri_close(v);
 	RUN_UNTIL(v, remus_standby_get_state(v->s) == REMUS_STANDBY_WAITING);
 	/* Much longer than the heartbeat limit. */
-	run_for(v, 400);
+	remus_test_run_for(v->loop, 400);
 	assert_int_equal(remus_standby_get_state(v->s), REMUS_STANDBY_WAITING);
 	assert_int_equal(v->done_calls, 0);
 	assert_true(v->discards >= 1);
@@ -699,22 +607,22 @@ static void test_manual_failover(void **state)
 	pri_protect(v);
 	v->beating = false;
 	RUN_UNTIL(v, remus_standby_get_state(v->s) == REMUS_STANDBY_WAITING);
-	run_for(v, 100);
+	remus_test_run_for(v->loop, 100);
 	assert_int_equal(v->done_calls, 0);
 	assert_string_equal(remus_fake_qmp_log(v->fq), "migrate-set-capabilities;");
 	assert_string_equal(hook_log(v), "");
 	expect_takeover_stream(v);
-	at = (int)v->ntl;
-	tl_add(v, "test:failover requested");
+	at = (int)v->tl.n;
+	remus_tl_add(&v->tl, "test:failover requested");
 	assert_int_equal(remus_standby_failover(v->s, "operator"), 0);
 	RUN_UNTIL(v, v->done_calls == 1);
 	/* The uncommitted epoch went with the session: nothing left to
 	 * discard at the takeover, but the hook still runs. */
-	at = tl_order(v, at, "hook:discard", "qemu:tail started", "qemu:tail loaded",
+	at = remus_tl_order(&v->tl, at, "hook:discard", "qemu:tail started", "qemu:tail loaded",
 		      "qemu:completed", "qmp:query-status", "qmp:cont", NULL);
-	tl_order(v, at, "hook:failover_done 0", NULL);
-	RUN_UNTIL(v, tl_count(v, "qmp:announce-self") == 1);
-	tl_order(v, at, "qmp:announce-self", NULL);
+	remus_tl_order(&v->tl, at, "hook:failover_done 0", NULL);
+	RUN_UNTIL(v, remus_tl_count(&v->tl, "qmp:announce-self") == 1);
+	remus_tl_order(&v->tl, at, "qmp:announce-self", NULL);
 	assert_true(v->fenced_before_tail);
 	assert_string_equal(v->rep.reason, "operator");
 	assert_int_equal(v->rep.rc, 0);

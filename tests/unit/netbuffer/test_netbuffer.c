@@ -347,18 +347,12 @@ static void run_until(struct env *e, const int *calls, unsigned ms)
 static int env_setup(void **state)
 {
 	struct env *e = calloc(1, sizeof(*e));
-	struct remus_fake_qmp_rule all;
-	int fd;
 
 	e->f = calloc(1, sizeof(*e->f));
 	g_fake = e->f;
 	assert_int_equal(remus_loop_new(&e->loop), 0);
 	e->f->loop = e->loop;
-	assert_int_equal(remus_fake_qmp_new(e->loop, NULL, &e->f->qmp, &fd), 0);
-	all = (struct remus_fake_qmp_rule){ .cb = handle, .opaque = e->f };
-	assert_int_equal(remus_fake_qmp_script(e->f->qmp, NULL, &all), 0);
-	assert_int_equal(remus_qmp_open_fd(e->loop, fd, "fake.qmp", NULL, NULL, NULL, &e->qmp), 0);
-	assert_int_equal(remus_qmp_wait_ready(e->qmp, 2000), 0);
+	remus_fake_qmp_pair(e->loop, handle, e->f, &e->f->qmp, &e->qmp);
 	*state = e;
 	return 0;
 }
