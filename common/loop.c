@@ -16,6 +16,12 @@
  * timer, so unlinking works the same in the loop's list and in the batch
  * of due timers being fired, which lets a callback disarm or move any
  * other due timer before it runs.
+ *
+ * Stalls: an iteration's work is the time from epoll_wait's return to the
+ * end of its timers, minus the time nested iterations spent waiting in
+ * their own epoll_wait (a synchronous helper's wait is not work).  The
+ * longest one is kept for status: it is what a heartbeat timer due in that
+ * iteration was late by, at worst.
  */
 #include "common/loop.h"
 
@@ -46,6 +52,8 @@ struct remus_loop {
 	unsigned depth; /* nested run_once calls (synchronous helpers) */
 	bool stop;
 	int stop_rc;
+	uint64_t waited_ns;    /* in epoll_wait, all depths, since creation */
+	uint64_t max_stall_ns; /* longest iteration's work */
 };
 
 uint64_t remus_now_ns(void)
@@ -289,9 +297,11 @@ static void fire_timers(struct remus_loop *loop)
 int remus_loop_run_once(struct remus_loop *loop, int timeout_ms)
 {
 	struct epoll_event evs[MAX_EVENTS];
+	uint64_t t0, waited0, work;
 	int n, i, t;
 
-	t = next_timeout_ms(loop, remus_now_ns());
+	t0 = remus_now_ns();
+	t = next_timeout_ms(loop, t0);
 	if (timeout_ms >= 0 && (t < 0 || timeout_ms < t))
 		t = timeout_ms;
 	do
@@ -299,6 +309,10 @@ int remus_loop_run_once(struct remus_loop *loop, int timeout_ms)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
+	waited0 = remus_now_ns();
+	loop->waited_ns += waited0 - t0;
+	t0 = waited0;
+	waited0 = loop->waited_ns;
 	loop->depth++;
 	for (i = 0; i < n; i++) {
 		struct watch *w = evs[i].data.ptr;
@@ -321,7 +335,20 @@ int remus_loop_run_once(struct remus_loop *loop, int timeout_ms)
 		loop->graveyard = NULL;
 	}
 	fire_timers(loop);
+	work = remus_now_ns() - t0 - (loop->waited_ns - waited0);
+	if (work > loop->max_stall_ns)
+		loop->max_stall_ns = work;
 	return 0;
+}
+
+double remus_loop_max_stall_ms(const struct remus_loop *loop)
+{
+	return (double)loop->max_stall_ns / 1e6;
+}
+
+void remus_loop_reset_max_stall(struct remus_loop *loop)
+{
+	loop->max_stall_ns = 0;
 }
 
 int remus_loop_run(struct remus_loop *loop)

@@ -96,6 +96,15 @@ int remus_loop_run(struct remus_loop *loop);
 /* Makes remus_loop_run() return @rc after the current iteration. */
 void remus_loop_stop(struct remus_loop *loop, int rc);
 
+/* The longest work of one iteration so far, in ms: from epoll_wait's
+ * return through the fd callbacks and timers, minus what nested
+ * iterations waited.  Nothing else runs meanwhile, so a timer due then
+ * (a heartbeat) fires that much late at worst; status reports it as
+ * loop_max_stall_ms. */
+double remus_loop_max_stall_ms(const struct remus_loop *loop);
+/* Starts the measurement again (0 until the next iteration). */
+void remus_loop_reset_max_stall(struct remus_loop *loop);
+
 /* Monotonic clock. */
 uint64_t remus_now_ns(void);
 uint64_t remus_now_ms(void);

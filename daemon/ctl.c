@@ -3,6 +3,7 @@
  * remusd's control requests, one line each (common/ctl.h carries them):
  *
  *   status             the role's status object, plus "netbuffer"/"disks"
+ *                      and the loop's longest stall (loop_max_stall_ms)
  *   set-interval MS    primary: the epoch length from the next epoch on
  *   failover           standby: take over now
  *   unprotect          primary: stop protecting, the guest runs on here
@@ -20,6 +21,7 @@
 
 #include "common/ctl.h"
 #include "common/log.h"
+#include "common/loop.h"
 #include "daemon/daemon.h"
 
 #define LOG "remusd"
@@ -29,8 +31,9 @@ static char *ok_reply(void)
 	return strdup("{\"ok\":true}");
 }
 
-/* The role's status object, with "netbuffer" and "disks" added; one
- * JSON line (owned: free()), or NULL on ENOMEM. */
+/* The role's status object, with "netbuffer", "disks" and
+ * "loop_max_stall_ms" (common/loop.h) added; one JSON line (owned:
+ * free()), or NULL on ENOMEM. */
 static char *status_json(struct remusd *d)
 {
 	struct json_object *o = d->engine ? remus_engine_status_json(d->engine)
@@ -54,6 +57,11 @@ static char *status_json(struct remusd *d)
 			json_object_put(part);
 			goto out;
 		}
+	}
+	part = json_object_new_double(remus_loop_max_stall_ms(d->loop));
+	if (!part || json_object_object_add(o, "loop_max_stall_ms", part) < 0) {
+		json_object_put(part);
+		goto out;
 	}
 	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 out:

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Event loop: fd dispatch, timers in due order (re-arm moves, disarm from
- * any callback, many timers, freeing the loop with timers armed), stop, and
- * the removal rules (a watch removed mid-batch is never called again).
+ * any callback, many timers, freeing the loop with timers armed), stop, the
+ * removal rules (a watch removed mid-batch is never called again), and the
+ * longest stall (work counts, waiting does not, not even a nested wait).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -437,6 +439,60 @@ static void test_free_with_pending(void **state)
 	close(sv[1]);
 }
 
+static void busy_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)ms * 1000000L };
+
+	nanosleep(&ts, NULL); /* the loop cannot tell sleeping from working */
+}
+
+static void on_busy(struct remus_loop *loop, void *opaque)
+{
+	busy_ms(*(unsigned *)opaque);
+}
+
+static void on_nested_wait(struct remus_loop *loop, void *opaque)
+{
+	struct remus_timer *inner = opaque;
+
+	/* A synchronous helper: waits 60 ms in a nested iteration, whose
+	 * timer then works 5 ms.  Only the work is a stall. */
+	remus_timer_arm(inner, 60);
+	while (remus_timer_armed(inner))
+		assert_int_equal(remus_loop_run_once(loop, -1), 0);
+}
+
+static void test_max_stall(void **state)
+{
+	struct remus_loop *loop;
+	struct remus_timer t, inner;
+	unsigned work = 30, small = 5;
+
+	assert_int_equal(remus_loop_new(&loop), 0);
+	assert_true(remus_loop_max_stall_ms(loop) == 0);
+	/* Waiting 50 ms for a timer is no stall. */
+	remus_timer_init(&t, loop, on_busy, &small);
+	remus_timer_arm(&t, 50);
+	assert_int_equal(remus_loop_run_once(loop, -1), 0);
+	assert_true(remus_loop_max_stall_ms(loop) >= 4.5);
+	assert_true(remus_loop_max_stall_ms(loop) < 40);
+	/* 30 ms of work in a callback is. */
+	remus_timer_init(&t, loop, on_busy, &work);
+	remus_timer_arm(&t, 0);
+	assert_int_equal(remus_loop_run_once(loop, -1), 0);
+	assert_true(remus_loop_max_stall_ms(loop) >= 29.5);
+	remus_loop_reset_max_stall(loop);
+	assert_true(remus_loop_max_stall_ms(loop) == 0);
+	/* A nested iteration's wait is not the outer iteration's work. */
+	remus_timer_init(&inner, loop, on_busy, &small);
+	remus_timer_init(&t, loop, on_nested_wait, &inner);
+	remus_timer_arm(&t, 0);
+	assert_int_equal(remus_loop_run_once(loop, -1), 0);
+	assert_true(remus_loop_max_stall_ms(loop) >= 4.5);
+	assert_true(remus_loop_max_stall_ms(loop) < 40);
+	remus_loop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -449,6 +505,7 @@ int main(void)
 		cmocka_unit_test(test_many_timers),
 		cmocka_unit_test(test_run_stop),
 		cmocka_unit_test(test_free_with_pending),
+		cmocka_unit_test(test_max_stall),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
