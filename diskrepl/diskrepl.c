@@ -28,7 +28,7 @@
 #include "diskrepl/fileio.h"
 #include "diskrepl/image.h"
 #include "diskrepl/journal.h"
-#include "diskrepl/nbd.h"
+#include "diskrepl/nbd_server.h"
 
 #define LOG "diskrepl"
 #define EXTENT_DEFAULT (64u << 10)

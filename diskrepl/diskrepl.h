@@ -2,7 +2,7 @@
 /*
  * Disk replication with the same epochs as memory (docs: ARCHITECTURE.md,
  * "Disk replication").  remusd serves the protected VM's disks to its QEMU
- * over NBD on unix sockets (diskrepl/nbd.h), so it sees every write:
+ * over NBD on unix sockets (diskrepl/nbd_server.h), so it sees every write:
  *
  * Primary role.  A write goes to the local raw image and is forwarded
  * (the forward hook: remus_engine_disk_op()) as an EPOCH_DISK of the

@@ -15,7 +15,7 @@
 
 #include "common/buf.h"
 #include "common/wire.h"
-#include "diskrepl/nbd.h"
+#include "diskrepl/nbd_proto.h"
 
 static inline void nbdw_flags(struct remus_buf *b, uint32_t flags)
 {

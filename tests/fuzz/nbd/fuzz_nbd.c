@@ -26,7 +26,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
-#include "diskrepl/nbd.h"
+#include "diskrepl/nbd_proto.h"
 #include "support/nbd_wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

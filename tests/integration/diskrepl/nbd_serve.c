@@ -31,7 +31,7 @@
 
 #include "common/log.h"
 #include "common/loop.h"
-#include "diskrepl/nbd.h"
+#include "diskrepl/nbd_server.h"
 
 #define MAX_IMAGES 8
 

@@ -20,7 +20,7 @@
 
 #include "common/buf.h"
 #include "common/wire.h"
-#include "diskrepl/nbd.h"
+#include "diskrepl/nbd_proto.h"
 #include "support/nbd_wire.h"
 
 #define DISK_SIZE (1u << 20)

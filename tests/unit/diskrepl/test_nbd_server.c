@@ -27,7 +27,7 @@
 
 #include "common/loop.h"
 #include "common/sock.h"
-#include "diskrepl/nbd.h"
+#include "diskrepl/nbd_server.h"
 #include "support/nbd_wire.h"
 
 #define DISK_SIZE (16u << 20)

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * diskrepl's NBD server (private header): serves raw disk images to QEMU
- * over a unix socket, on the process's one event loop.
+ * diskrepl's NBD protocol layer (private header; nbd_proto.c): the
+ * server's side of one NBD session over byte buffers, with no socket and
+ * no loop.  nbd_server.h runs it for each client of a unix socket; the
+ * unit tests and the fuzz target (tests/fuzz/nbd) drive it directly.
  *
  * QEMU connects with
  *     -blockdev driver=nbd,node-name=d0,server.type=unix,server.path=SOCK,export=NAME
@@ -19,32 +21,25 @@
  *   commands   READ, WRITE (FUA), FLUSH, TRIM (FUA), WRITE_ZEROES (FUA,
  *              NO_HOLE), DISC; anything else is answered NBD_EINVAL
  *
- * Every request is executed synchronously when it is complete in the
- * input, and replied to in request order with a simple reply.  The ops
- * are local file I/O, short enough to run on the loop.
- *
- * Two layers:
- *  - struct remus_nbd_conn: one client's protocol state over byte
- *    buffers, no sockets, no loop.  Unit tests and the fuzz target drive
- *    it directly; it calls the export's ops.
- *  - struct remus_nbd_server: the listening socket, non-blocking clients
- *    with buffered input and output on a remus_loop, pause, stats.
+ * Every request is executed synchronously, through the export's ops,
+ * when it is complete in the input, and replied to in request order with
+ * a simple reply.  The ops are local file I/O, short enough to run on
+ * the loop.
  *
  * Untrusted input is bounded: option data <= REMUS_NBD_MAX_OPTION_DATA,
  * READ/WRITE payloads <= REMUS_NBD_MAX_PAYLOAD; a bad magic, an unknown
- * client flag, an oversized option or write closes that client with a
- * logged reason; out-of-range requests get an error reply.
+ * client flag, an oversized option or write fails the session with a
+ * reason (the server then closes that client and logs it); out-of-range
+ * requests get an error reply.
  */
-#ifndef REMUS_DISKREPL_NBD_H
-#define REMUS_DISKREPL_NBD_H
+#ifndef REMUS_DISKREPL_NBD_PROTO_H
+#define REMUS_DISKREPL_NBD_PROTO_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "common/buf.h"
-
-struct remus_loop;
 
 /* Command flags passed on to the ops: the wire values. */
 #define REMUS_NBD_CMD_FLAG_FUA 1u     /* persist before returning */
@@ -55,7 +50,6 @@ struct remus_loop;
 #define REMUS_NBD_MAX_PAYLOAD (32u << 20)
 #define REMUS_NBD_MAX_NAME 4096u         /* NBD strings are <= 4096 bytes */
 #define REMUS_NBD_MAX_OPTION_DATA 8192u  /* a GO with the longest name fits */
-#define REMUS_NBD_MAX_CLIENTS 16
 /* A connection stops consuming input while this many reply bytes wait. */
 #define REMUS_NBD_OUT_HIGH_WATER (2u << 20)
 
@@ -96,38 +90,7 @@ struct remus_nbd_stats {
 	uint64_t active_clients;  /* connections open now */
 };
 
-/* ---- The server on a loop ---- */
-
-struct remus_nbd_server;
-
-/* Listens on the unix socket @sock_path (borrowed, copied) on @loop
- * (borrowed; outlives the server).  An existing socket file is replaced
- * only if nobody accepts connections on it (-EADDRINUSE otherwise); any
- * other file there is left alone (-EEXIST).  Returns 0 and the server in
- * *@out (owned by the caller, free with remus_nbd_server_free), or -errno
- * after logging what failed on which path; *@out is untouched then. */
-int remus_nbd_server_new(struct remus_loop *loop, const char *sock_path,
-			 struct remus_nbd_server **out);
-/* Adds an export (@e borrowed; its strings are copied, its ops and opaque
- * are kept).  Clients that connect later, or are still negotiating, can
- * use it.  Returns 0, -EEXIST if the name is taken, -EINVAL if the export
- * is malformed (no ops->read, no ops->write on a writable export, a name
- * or description over 4096 bytes, a size over INT64_MAX), or -ENOMEM;
- * the server is unchanged on failure. */
-int remus_nbd_server_add_export(struct remus_nbd_server *s,
-				const struct remus_nbd_export *e);
-/* Paused: no client's input is read or executed, so no op is called
- * after this returns, until it is called with false; replies already
- * queued still go out.  Unpausing resumes every client on the next loop
- * iteration. */
-void remus_nbd_server_set_paused(struct remus_nbd_server *s, bool paused);
-/* Closes every client (without replies to requests not yet executed)
- * and the listener, and unlinks the socket.  NULL is fine. */
-void remus_nbd_server_free(struct remus_nbd_server *s);
-void remus_nbd_server_get_stats(const struct remus_nbd_server *s,
-				struct remus_nbd_stats *st);
-
-/* ---- The protocol layer, without sockets (for tests and fuzzing) ---- */
+/* ---- Exports and sessions ---- */
 
 /* A set of exports, looked up by name. */
 struct remus_nbd_table;
