@@ -1,41 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * The "qemu" netbuffer backend: QEMU's own filter-redirector diverts the
- * guest's output to us, we hold it per epoch and write it back.
+ * The qemu backend's QMP side (see qemu.h for the picture): it adds the
+ * filter-redirector and its chardevs to a running QEMU and removes them
+ * again, one command at a time, in the order below; the frames that then
+ * flow are qemu_nic.c's business.  Everything is added over QMP at run
+ * time, so a libvirt-managed running domain works, and nothing lives on
+ * the filesystem (a libvirt QEMU runs as another user).
  *
- *   guest NIC ──> [filter-redirector queue=rx] ─outdev─> out socketpair ─> us
- *                       │                                                  │
- *   netdev <────────────┘<─indev─ in socketpair <── released frames ───────┘
+ * Setup:
  *
- * queue=rx because a filter on a netdev sees on its receive queue what the
- * netdev receives, i.e. what its peer, the guest's NIC, sends (net/net.c:
- * qemu_send_packet_async_with_flags runs the sender's TX filters, then the
- * peer's RX filters).  Frames written to indev re-enter after the filter
- * (qemu_netfilter_pass_to_next(netdev->peer, ...)), so they go on to the
- * netdev and never loop.
- *
- * Everything is added over QMP at run time, so a libvirt-managed running
- * domain works, and nothing lives on the filesystem (a libvirt QEMU runs
- * as another user).  Setup first removes objects and chardevs with our
- * ids that a remusd which died without teardown left behind (qom-list
- * /objects, query-chardev), then adds per netdev N, in order,
+ *   1. discovery (no netdevs named): qom-list /machine/peripheral and
+ *      /machine/peripheral-anon, qom-get <device> netdev for each child
+ *   2. leftovers: qom-list /objects, query-chardev; object-del and
+ *      chardev-remove what a remusd that died without teardown left with
+ *      our ids (its filter would swallow the guest's output)
+ *   3. per netdev N, in order, after qemu_nic.c made its socketpairs:
  *
  *   getfd remus-nb-N-out, getfd remus-nb-N-in            (QEMU's socket ends)
  *   chardev-add remus-nb-N-out / -in   socket, addr {"type":"fd"}, client
  *   object-add filter-redirector id=remus-nb-N netdev=N queue=rx
  *              outdev=remus-nb-N-out indev=remus-nb-N-in vnet_hdr_support=on
- *
- * vnet_hdr_support=on for every netdev type: QEMU then sends the netdev's
- * vnet_hdr_len with each frame (0 for user, 10 or 12 for a tap with
- * vnet_hdr=on, whose frames start with the virtio-net header).  We store
- * frame and header length as they came and write them back unchanged,
- * which is exactly what QEMU's indev reader expects; nothing here parses
- * the header.
- *
- * QEMU writes to outdev with a blocking write_all in its main loop: if we
- * stop reading, the guest's network (and QMP) stalls.  So our end is read
- * on the loop whenever it is readable, and QEMU's end gets a large send
- * buffer before it is passed (socket options travel with the socket).
  *
  * Teardown (also the rollback of a failed setup), one step at a time in
  * this order, continuing past errors:
@@ -59,97 +43,22 @@
 #include "netbuffer/qemu.h"
 
 #include <errno.h>
-#include <linux/sockios.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 
-#include "common/buf.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "common/sock.h"
-#include "common/wire.h"
-#include "netbuffer/frame.h"
+#include "netbuffer/qemu_nic.h"
 #include "qmp/qmp.h"
 
 #define LOG "netbuffer"
-#define SOCK_BUF_BYTES (4u << 20)  /* per direction per NIC */
 #define QMP_TIMEOUT_MS 10000u
 #define FLUSH_POLL_MS 5u
 #define FLUSH_TIMEOUT_MS 2000u
-#define READ_BUDGET (1u << 20)     /* per readable event, then yield */
-#define MSG_LEN 768
-
-struct nic {
-	struct remus_nbqemu *b;  /* back pointer */
-	unsigned index;
-	char *netdev;            /* owned */
-	char *id_filter, *id_out, *id_in; /* owned: object/chardev/fd names */
-	int out_fd, in_fd;       /* our ends, owned, -1 */
-	int qemu_out_fd, qemu_in_fd; /* QEMU's ends until handed to getfd */
-	/* What exists in QEMU (what teardown must remove). */
-	bool fd_out_passed, fd_in_passed; /* getfd done, not consumed yet */
-	bool chr_out_added, chr_in_added, filter_added, filter_off;
-	bool out_watched, in_watched;
-	unsigned step;           /* setup progress, enum step */
-	bool out_dead, in_dead;  /* EOF or error: stop reading / writing */
-	struct remus_nbf_reader rd;
-	uint64_t malformed_logged;
-	int64_t vnet_hdr_len;    /* of the last frame read, -1 before any */
-	struct remus_buf wbuf;   /* released bytes not yet taken by the socket */
-};
-
-/* Setup of one NIC, in this order. */
-enum step { STEP_GETFD_OUT, STEP_GETFD_IN, STEP_CHARDEV_OUT, STEP_CHARDEV_IN, STEP_FILTER,
-	    STEP_DONE };
-
-enum qstate { Q_NEW, Q_DISCOVER, Q_SCAN, Q_SETUP, Q_READY, Q_TEARDOWN, Q_DONE };
-
-struct qop;
-
-struct remus_nbqemu {
-	struct remus_loop *loop; /* borrowed */
-	struct remus_qmp *qmp;   /* borrowed */
-	struct remus_nbq *q;     /* borrowed */
-	enum qstate state;
-	struct nic *nics;        /* owned array */
-	size_t nnics;
-	bool discover;
-	struct qop *ops;         /* owned list of commands in flight */
-	/* Discovery: device paths still to ask for their netdev. */
-	char **cand;             /* owned */
-	size_t ncand, cand_next;
-	unsigned lists_left;     /* qom-list replies outstanding */
-	/* Leftovers of an earlier run to remove before setup. */
-	struct leftover *left;   /* owned array */
-	size_t nleft, left_next;
-	/* Setup. */
-	remus_nbqemu_done_cb *setup_done;
-	void *setup_opaque;
-	size_t step_nic;
-	bool cancel;             /* teardown requested during setup */
-	int setup_rc;
-	char setup_msg[MSG_LEN];
-	/* Teardown. */
-	remus_nbqemu_done_cb *td_done;
-	void *td_opaque;
-	bool td_release;
-	bool td_flushing;        /* waiting for QEMU to read indev */
-	uint64_t td_flush_deadline_ms;
-	struct remus_timer td_timer; /* next look at the flush */
-	int td_rc;
-	char td_msg[MSG_LEN];
-	/* Stats. */
-	uint64_t dropped_io;
-	bool overflow_logged;
-};
 
 /* An object or chardev with one of our ids found at setup: a remusd that
  * died without teardown left it (its filter swallows the guest's output). */
@@ -159,7 +68,7 @@ struct leftover {
 	size_t nic;
 };
 
-typedef void qop_fn(struct remus_nbqemu *b, struct qop *op, int rc,
+typedef void qop_cb(struct remus_nbqemu *b, struct qop *op, int rc,
 		    struct json_object *ret, const char *err);
 
 /* One QMP command in flight, submitted with @b as its QMP owner.  Owned
@@ -168,18 +77,33 @@ typedef void qop_fn(struct remus_nbqemu *b, struct qop *op, int rc,
 struct qop {
 	struct qop *next, *prev;
 	struct remus_nbqemu *b;
-	qop_fn *fn;
+	qop_cb *fn;
 	size_t nic;
 	char what[192];          /* "chardev-add remus-nb-n0-out", for messages */
 	char *path;              /* owned, discovery: the device path asked */
 };
 
-static void setup_next(struct remus_nbqemu *b);
-static void scan_begin(struct remus_nbqemu *b);
-static void teardown_next(struct remus_nbqemu *b);
-static void on_flush_timer(struct remus_loop *loop, void *opaque);
+/* Setup and teardown, in the order they run: each step sends one
+ * command (or decides what comes next), and its reply handler moves on. */
+static qop_cb on_list_reply;                        /* setup 1: discovery */
+static void discover_next(struct remus_nbqemu *b);
+static qop_cb on_netdev_reply;
+static void scan_begin(struct remus_nbqemu *b);     /* setup 2: leftovers */
+static qop_cb on_scan_reply;
+static void left_next(struct remus_nbqemu *b);
+static qop_cb on_left_reply;
+static void setup_next(struct remus_nbqemu *b);     /* setup 3: per NIC */
+static qop_cb on_setup_reply;
+static void setup_ok(struct remus_nbqemu *b);
 static void setup_fail(struct remus_nbqemu *b, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+static void teardown_begin(struct remus_nbqemu *b); /* teardown */
+static void teardown_next(struct remus_nbqemu *b);
+static void on_flush_timer(struct remus_loop *loop, void *opaque);
+static qop_cb on_td_reply;
+static void td_error(struct remus_nbqemu *b, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void td_finish(struct remus_nbqemu *b);
 
 /* ---- QMP plumbing ------------------------------------------------------ */
 
@@ -216,7 +140,7 @@ static void on_reply(struct remus_qmp *qmp, int rc, struct json_object *ret,
  * if not NULL, receives the op (borrowed, to attach a path).  Returns 0,
  * after which @fn runs once from the loop; or -errno, nothing pending. */
 static int submit(struct remus_nbqemu *b, const char *cmd, struct json_object *args,
-		  int fd, qop_fn *fn, size_t nic, const char *what, struct qop **op_out)
+		  int fd, qop_cb *fn, size_t nic, const char *what, struct qop **op_out)
 {
 	struct qop *op = calloc(1, sizeof(*op));
 	int rc;
@@ -249,267 +173,7 @@ static struct json_object *obj_str(struct json_object *o, const char *key, const
 	return o;
 }
 
-/* ---- NICs ------------------------------------------------------------- */
-
-static void nic_init(struct nic *n, struct remus_nbqemu *b, unsigned index)
-{
-	memset(n, 0, sizeof(*n));
-	n->b = b;
-	n->index = index;
-	n->out_fd = n->in_fd = n->qemu_out_fd = n->qemu_in_fd = -1;
-	n->vnet_hdr_len = -1;
-	remus_buf_init(&n->wbuf, 0);
-}
-
-static int nic_names(struct nic *n, const char *netdev)
-{
-	n->netdev = strdup(netdev);
-	if (n->netdev && asprintf(&n->id_filter, "remus-nb-%s", netdev) >= 0 &&
-	    asprintf(&n->id_out, "remus-nb-%s-out", netdev) >= 0 &&
-	    asprintf(&n->id_in, "remus-nb-%s-in", netdev) >= 0)
-		return 0;
-	return -ENOMEM;
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
-/* Stops watching and closes our ends; QEMU's objects are not touched. */
-static void nic_close(struct remus_nbqemu *b, struct nic *n)
-{
-	if (n->out_watched)
-		remus_loop_del_fd(b->loop, n->out_fd);
-	if (n->in_watched)
-		remus_loop_del_fd(b->loop, n->in_fd);
-	n->out_watched = n->in_watched = false;
-	close_fd(&n->out_fd);
-	close_fd(&n->in_fd);
-	close_fd(&n->qemu_out_fd);
-	close_fd(&n->qemu_in_fd);
-	remus_buf_release(&n->wbuf);
-}
-
-static void nic_release(struct remus_nbqemu *b, struct nic *n)
-{
-	nic_close(b, n);
-	remus_nbf_reader_release(&n->rd);
-	free(n->netdev);
-	free(n->id_filter);
-	free(n->id_out);
-	free(n->id_in);
-}
-
-static void on_frame(void *opaque, const uint8_t *frame, uint32_t len, uint32_t vnet_hdr_len)
-{
-	struct nic *n = opaque;
-	struct remus_nbqemu *b = n->b;
-	int rc = remus_nbq_push(b->q, n->index, frame, len, vnet_hdr_len, remus_now_ns());
-
-	n->vnet_hdr_len = vnet_hdr_len;
-
-	if (rc < 0 && !b->overflow_logged) {
-		b->overflow_logged = true;
-		remus_warn(LOG, "netdev '%s': output of this epoch exceeds %zu bytes; "
-			   "dropping frames until the next barrier (raise the epoch "
-			   "byte limit or shorten the epoch)", n->netdev, b->q->epoch_limit);
-	}
-}
-
-static void stop_reading(struct remus_nbqemu *b, struct nic *n)
-{
-	if (n->out_watched)
-		remus_loop_del_fd(b->loop, n->out_fd);
-	n->out_watched = false;
-	n->out_dead = true;
-}
-
-/* Reads what QEMU wrote to outdev into the queue, at most @budget bytes
- * (0: until the socket is empty).  Returns 0 or -errno (the NIC stops
- * reading and it is logged; EOF is -ECONNRESET). */
-static int nic_read(struct remus_nbqemu *b, struct nic *n, size_t budget)
-{
-	uint8_t buf[65536];
-	size_t total = 0;
-	ssize_t r;
-
-	if (n->out_fd < 0 || n->out_dead)
-		return 0;
-	for (;;) {
-		r = read(n->out_fd, buf, sizeof(buf));
-		if (r > 0) {
-			remus_nbf_reader_feed(&n->rd, buf, (size_t)r, on_frame, n);
-			if (n->rd.malformed > n->malformed_logged) {
-				if (n->malformed_logged == 0)
-					remus_warn(LOG, "netdev '%s': malformed frame from QEMU's "
-						   "filter %s dropped (counted in "
-						   "dropped_malformed; further ones not logged)",
-						   n->netdev, n->id_filter);
-				n->malformed_logged = n->rd.malformed;
-			}
-			total += (size_t)r;
-			if (budget && total >= budget)
-				return 0;
-			continue;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		r = r == 0 ? -ECONNRESET : -errno;
-		remus_err(LOG, "netdev '%s': QEMU's chardev %s %s: %s; this NIC's output "
-			  "is no longer read (QEMU exited, or someone removed the chardev)", n->netdev,
-			  n->id_out, r == -ECONNRESET ? "closed" : "failed", strerror((int)-r));
-		stop_reading(b, n);
-		return (int)r;
-	}
-}
-
-static void on_out_ready(struct remus_loop *loop, int fd, unsigned events, void *opaque)
-{
-	struct nic *n = opaque;
-
-	nic_read(n->b, n, READ_BUDGET);
-}
-
-static void in_broken(struct remus_nbqemu *b, struct nic *n, int err)
-{
-	remus_err(LOG, "netdev '%s': writing released frames to QEMU's chardev %s "
-		  "failed: %s; %zu bytes lost, later frames dropped (counted in "
-		  "dropped_io)", n->netdev, n->id_in, strerror(-err), remus_buf_len(&n->wbuf));
-	n->in_dead = true;
-	if (n->in_watched)
-		remus_loop_del_fd(b->loop, n->in_fd);
-	n->in_watched = false;
-	remus_buf_reset(&n->wbuf);
-}
-
-static void on_in_ready(struct remus_loop *loop, int fd, unsigned events, void *opaque);
-
-/* Writes buffered bytes to indev until the socket is full. */
-static void nic_flush(struct remus_nbqemu *b, struct nic *n)
-{
-	ssize_t r;
-
-	while (remus_buf_len(&n->wbuf) > 0 && !n->in_dead) {
-		r = send(n->in_fd, remus_buf_data(&n->wbuf), remus_buf_len(&n->wbuf),
-			 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (r > 0) {
-			remus_buf_consume(&n->wbuf, (size_t)r);
-			continue;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		in_broken(b, n, r < 0 ? -errno : -EPIPE);
-		return;
-	}
-	if (remus_buf_len(&n->wbuf) > 0 && !n->in_watched && !n->in_dead) {
-		/* Without the watch nothing would ever write the rest. */
-		int rc = remus_loop_add_fd(b->loop, n->in_fd, REMUS_EV_WRITE, on_in_ready, n);
-
-		if (rc < 0)
-			in_broken(b, n, rc);
-		else
-			n->in_watched = true;
-	} else if (remus_buf_len(&n->wbuf) == 0 && n->in_watched) {
-		remus_loop_del_fd(b->loop, n->in_fd);
-		n->in_watched = false;
-	}
-}
-
-static void on_in_ready(struct remus_loop *loop, int fd, unsigned events, void *opaque)
-{
-	struct nic *n = opaque;
-
-	nic_flush(n->b, n);
-}
-
-void remus_nbqemu_output(struct remus_nbqemu *b, unsigned nic, const uint8_t *data,
-			 uint32_t len, uint32_t vnet_hdr_len)
-{
-	struct nic *n;
-	uint8_t hdr[8];
-	struct iovec iov[2];
-	size_t total, sent = 0;
-	ssize_t r;
-
-	if (nic >= b->nnics || b->nics[nic].in_fd < 0 || b->nics[nic].in_dead) {
-		b->dropped_io++;
-		return;
-	}
-	n = &b->nics[nic];
-	remus_put_be32(hdr, len);
-	remus_put_be32(hdr + 4, vnet_hdr_len);
-	total = sizeof(hdr) + len;
-	if (remus_buf_len(&n->wbuf) == 0) {
-		/* Common case: straight into the socket, no copy. */
-		iov[0] = (struct iovec){ hdr, sizeof(hdr) };
-		iov[1] = (struct iovec){ (void *)data, len };
-		do {
-			r = sendmsg(n->in_fd, &(struct msghdr){ .msg_iov = iov, .msg_iovlen = 2 },
-				    MSG_NOSIGNAL | MSG_DONTWAIT);
-		} while (r < 0 && errno == EINTR);
-		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			b->dropped_io++;
-			in_broken(b, n, -errno);
-			return;
-		}
-		sent = r > 0 ? (size_t)r : 0;
-		if (sent == total)
-			return;
-	}
-	/* Keep the rest; a frame must never be cut short in the stream. */
-	if ((sent < sizeof(hdr) &&
-	     remus_buf_append(&n->wbuf, hdr + sent, sizeof(hdr) - sent) < 0) ||
-	    remus_buf_append(&n->wbuf, data + (sent > sizeof(hdr) ? sent - sizeof(hdr) : 0),
-			     len - (sent > sizeof(hdr) ? sent - sizeof(hdr) : 0)) < 0) {
-		b->dropped_io++;
-		in_broken(b, n, -ENOMEM);
-		return;
-	}
-	nic_flush(b, n);
-}
-
-/* Creates both socketpairs of @n, sizes QEMU's send buffers, starts
- * reading.  Returns 0 or -errno. */
-static int nic_open(struct remus_nbqemu *b, struct nic *n)
-{
-	int sv[2], bufsz = SOCK_BUF_BYTES, rc;
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	n->out_fd = sv[0];
-	n->qemu_out_fd = sv[1];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	n->in_fd = sv[0];
-	n->qemu_in_fd = sv[1];
-	/* QEMU's writer blocks when its send buffer is full; ours would
-	 * only make us buffer.  FORCE (CAP_NET_ADMIN) exceeds wmem_max;
-	 * without it the kernel caps SO_SNDBUF, which still helps. */
-	if (setsockopt(n->qemu_out_fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
-		setsockopt(n->qemu_out_fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
-	if (setsockopt(n->in_fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
-		setsockopt(n->in_fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
-	if ((rc = remus_fd_set_nonblock(n->out_fd, true)) < 0 ||
-	    (rc = remus_fd_set_nonblock(n->in_fd, true)) < 0)
-		return rc;
-	rc = remus_nbf_reader_init(&n->rd, true, 0);
-	if (rc < 0)
-		return rc;
-	rc = remus_loop_add_fd(b->loop, n->out_fd, REMUS_EV_READ, on_out_ready, n);
-	if (rc < 0)
-		return rc;
-	n->out_watched = true;
-	return 0;
-}
-
-/* ---- lifecycle -------------------------------------------------------- */
+/* ---- lifecycle --------------------------------------------------------- */
 
 int remus_nbqemu_new(struct remus_loop *loop, struct remus_qmp *qmp, struct remus_nbq *q,
 		     const char *const *netdevs, size_t n, struct remus_nbqemu **out)
@@ -529,9 +193,8 @@ int remus_nbqemu_new(struct remus_loop *loop, struct remus_qmp *qmp, struct remu
 		if (!b->nics)
 			goto nomem;
 		for (i = 0; i < n; i++) {
-			nic_init(&b->nics[i], b, (unsigned)i);
-			b->nnics++;
-			if (nic_names(&b->nics[i], netdevs[i]) < 0)
+			b->nnics++; /* before it can fail: free() releases it */
+			if (remus_nbqemu_nic_init(&b->nics[i], b, (unsigned)i, netdevs[i]) < 0)
 				goto nomem;
 		}
 	}
@@ -557,7 +220,7 @@ void remus_nbqemu_free(struct remus_nbqemu *b)
 	}
 	remus_timer_disarm(&b->td_timer);
 	for (i = 0; i < b->nnics; i++)
-		nic_release(b, &b->nics[i]);
+		remus_nbqemu_nic_release(b, &b->nics[i]);
 	free(b->nics);
 	for (i = 0; i < b->ncand; i++)
 		free(b->cand[i]);
@@ -576,526 +239,6 @@ const char *remus_nbqemu_device(const struct remus_nbqemu *b, size_t i)
 	return i < b->nnics ? b->nics[i].netdev : NULL;
 }
 
-void remus_nbqemu_get_stats(const struct remus_nbqemu *b, struct remus_netbuffer_stats *st)
-{
-	size_t i;
-
-	st->dropped_malformed = 0;
-	for (i = 0; i < b->nnics; i++)
-		st->dropped_malformed += b->nics[i].rd.malformed;
-	st->dropped_io = b->dropped_io;
-}
-
-void remus_nbqemu_status_json(const struct remus_nbqemu *b, struct json_object *o)
-{
-	struct json_object *a = json_object_new_array(), *e;
-	size_t i;
-
-	for (i = 0; i < b->nnics; i++) {
-		const struct nic *n = &b->nics[i];
-
-		e = json_object_new_object();
-		json_object_object_add(e, "netdev", json_object_new_string(n->netdev));
-		json_object_object_add(e, "filter", json_object_new_string(n->id_filter));
-		json_object_object_add(e, "frames", json_object_new_int64((int64_t)n->rd.frames));
-		json_object_object_add(e, "malformed", json_object_new_int64((int64_t)n->rd.malformed));
-		json_object_object_add(e, "vnet_hdr_len", json_object_new_int64(n->vnet_hdr_len));
-		json_object_object_add(e, "unbuffered", json_object_new_boolean(n->out_dead));
-		json_object_array_add(a, e);
-	}
-	json_object_object_add(o, "nics", a);
-}
-
-int remus_nbqemu_drain(struct remus_nbqemu *b)
-{
-	int rc, first = 0;
-	size_t i;
-
-	b->overflow_logged = false;
-	for (i = 0; i < b->nnics; i++) {
-		rc = nic_read(b, &b->nics[i], 0);
-		if (rc < 0 && first == 0)
-			first = rc;
-	}
-	return first;
-}
-
-/* ---- teardown (also setup's rollback) -------------------------------- */
-
-static void td_error(struct remus_nbqemu *b, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Records the first teardown error; every one is logged. */
-static void td_error(struct remus_nbqemu *b, int rc, const char *fmt, ...)
-{
-	char msg[MSG_LEN];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	remus_err(LOG, "%s", msg);
-	if (b->td_rc == 0) {
-		b->td_rc = rc;
-		snprintf(b->td_msg, sizeof(b->td_msg), "%s", msg);
-	}
-}
-
-static void td_finish(struct remus_nbqemu *b)
-{
-	remus_nbqemu_done_cb *sd = b->setup_done, *td = b->td_done;
-	void *so = b->setup_opaque, *to = b->td_opaque;
-	char smsg[2 * MSG_LEN + 64], tmsg[MSG_LEN];
-	int src = b->setup_rc, trc = b->td_rc;
-	size_t i;
-
-	for (i = 0; i < b->nnics; i++)
-		nic_close(b, &b->nics[i]);
-	b->state = Q_DONE;
-	b->setup_done = NULL;
-	b->td_done = NULL;
-	if (b->td_rc)
-		snprintf(smsg, sizeof(smsg), "%s; removing what was added also failed: %s",
-			 b->setup_msg, b->td_msg);
-	else
-		snprintf(smsg, sizeof(smsg), "%s; everything added was removed", b->setup_msg);
-	snprintf(tmsg, sizeof(tmsg), "%s", b->td_msg);
-	/* Neither callback frees @b (qemu.h), so both can run. */
-	if (sd)
-		sd(so, src, smsg);
-	if (td)
-		td(to, trc, trc ? tmsg : NULL);
-}
-
-static void on_td_reply(struct remus_nbqemu *b, struct qop *op, int rc,
-			struct json_object *ret, const char *err)
-{
-	struct nic *n = &b->nics[op->nic];
-
-	if (rc < 0 && strncmp(op->what, "closefd", 7) != 0)
-		td_error(b, rc, "netdev '%s': %s failed: %s", n->netdev, op->what, err);
-	teardown_next(b);
-}
-
-/* Drains outdev, pushes buffered bytes to indev and asks the kernel how
- * much of it QEMU has not read yet.  Returns the bytes still pending. */
-static size_t td_flush_pending(struct remus_nbqemu *b)
-{
-	size_t i, pending = 0;
-	int outq;
-
-	for (i = 0; i < b->nnics; i++) {
-		struct nic *n = &b->nics[i];
-
-		nic_read(b, n, 0);
-		if (n->in_fd < 0 || n->in_dead)
-			continue;
-		nic_flush(b, n);
-		pending += remus_buf_len(&n->wbuf);
-		/* Unix stream sockets charge sent bytes to the sender until
-		 * the receiver has read them. */
-		if (ioctl(n->in_fd, SIOCOUTQ, &outq) == 0 && outq > 0)
-			pending += (size_t)outq;
-	}
-	return pending;
-}
-
-static void on_flush_timer(struct remus_loop *loop, void *opaque)
-{
-	struct remus_nbqemu *b = opaque;
-
-	teardown_next(b);
-}
-
-/* One step of teardown per call; replies and the flush timer call it
- * again.  Steps are derived from what still exists, so a failed step is
- * simply not retried. */
-static void teardown_next(struct remus_nbqemu *b)
-{
-	struct json_object *args;
-	char what[192];
-	size_t i, pending;
-	int rc;
-
-	for (;;) {
-		struct nic *n = NULL;
-		const char *cmd = NULL;
-
-		/* 1. Stop diverting, filter by filter. */
-		for (i = 0; i < b->nnics && !cmd; i++) {
-			n = &b->nics[i];
-			if (n->filter_added && !n->filter_off) {
-				n->filter_off = true;
-				cmd = "qom-set";
-				args = json_object_new_object();
-				obj_str(args, "property", "status");
-				obj_str(args, "value", "off");
-				snprintf(what, sizeof(what), "/objects/%s", n->id_filter);
-				obj_str(args, "path", what);
-				snprintf(what, sizeof(what), "qom-set %s status=off", n->id_filter);
-			}
-		}
-		/* 2. Every diverted frame is in our sockets: pass it on (or
-		 * drop it) and wait until QEMU has read what we wrote. */
-		if (!cmd && !b->td_flushing) {
-			b->td_flushing = true;
-			b->td_flush_deadline_ms = remus_now_ms() + FLUSH_TIMEOUT_MS;
-		}
-		if (!cmd && b->td_flush_deadline_ms) {
-			pending = td_flush_pending(b);
-			if (pending > 0 && remus_now_ms() < b->td_flush_deadline_ms) {
-				remus_timer_arm(&b->td_timer, FLUSH_POLL_MS);
-				return;
-			}
-			if (pending > 0)
-				remus_warn(LOG, "%zu released bytes not taken by QEMU within "
-					   "%u ms; they are lost", pending, FLUSH_TIMEOUT_MS);
-			b->td_flush_deadline_ms = 0;
-			/* QEMU closes its ends below; an EOF then is expected. */
-			for (i = 0; i < b->nnics; i++)
-				stop_reading(b, &b->nics[i]);
-		}
-		/* 3. Remove objects, then the chardevs they used, then fds
-		 * QEMU got but never consumed. */
-		for (i = 0; i < b->nnics && !cmd; i++) {
-			n = &b->nics[i];
-			args = json_object_new_object();
-			if (n->filter_added) {
-				n->filter_added = false;
-				cmd = "object-del";
-				obj_str(args, "id", n->id_filter);
-				snprintf(what, sizeof(what), "object-del %s", n->id_filter);
-			} else if (n->chr_out_added || n->chr_in_added) {
-				const char *id = n->chr_out_added ? n->id_out : n->id_in;
-
-				*(n->chr_out_added ? &n->chr_out_added : &n->chr_in_added) = false;
-				cmd = "chardev-remove";
-				obj_str(args, "id", id);
-				snprintf(what, sizeof(what), "chardev-remove %s", id);
-			} else if (n->fd_out_passed || n->fd_in_passed) {
-				const char *id = n->fd_out_passed ? n->id_out : n->id_in;
-
-				*(n->fd_out_passed ? &n->fd_out_passed : &n->fd_in_passed) = false;
-				cmd = "closefd";
-				obj_str(args, "fdname", id);
-				snprintf(what, sizeof(what), "closefd %s", id);
-			} else {
-				json_object_put(args);
-			}
-		}
-		if (!cmd) {
-			td_finish(b);
-			return;
-		}
-		rc = submit(b, cmd, args, -1, on_td_reply, (size_t)(n - b->nics), what, NULL);
-		if (rc == 0)
-			return;
-		if (strcmp(cmd, "closefd") != 0)
-			td_error(b, rc, "netdev '%s': %s could not be sent: %s (QEMU may still "
-				 "hold it; remove it by hand)", n->netdev, what, strerror(-rc));
-	}
-}
-
-static void teardown_begin(struct remus_nbqemu *b)
-{
-	b->state = Q_TEARDOWN;
-	remus_nbq_set_mode(b->q, b->td_release ? REMUS_NBQ_PASS : REMUS_NBQ_DROP,
-			   remus_now_ns());
-	teardown_next(b);
-}
-
-void remus_nbqemu_teardown(struct remus_nbqemu *b, bool release,
-			   remus_nbqemu_done_cb *done, void *opaque)
-{
-	b->td_done = done;
-	b->td_opaque = opaque;
-	switch (b->state) {
-	case Q_NEW:
-	case Q_DONE:
-		b->state = Q_DONE;
-		b->td_done = NULL;
-		done(opaque, 0, NULL);
-		return;
-	case Q_DISCOVER:
-	case Q_SCAN:
-	case Q_SETUP:
-		/* A command is in flight; its reply cancels setup and rolls
-		 * back with this @release. */
-		b->td_release = release;
-		b->cancel = true;
-		return;
-	case Q_TEARDOWN:
-		/* Rolling back a failed setup already; it ends with both
-		 * callbacks.  Honour a drop request for what is still held. */
-		if (!release) {
-			b->td_release = false;
-			remus_nbq_set_mode(b->q, REMUS_NBQ_DROP, remus_now_ns());
-		}
-		return;
-	case Q_READY:
-		b->td_release = release;
-		teardown_begin(b);
-		return;
-	}
-}
-
-/* ---- setup ------------------------------------------------------------ */
-
-static void setup_fail(struct remus_nbqemu *b, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(b->setup_msg, sizeof(b->setup_msg), fmt, ap);
-	va_end(ap);
-	b->setup_rc = rc;
-	if (rc != -ECANCELED)
-		remus_err(LOG, "%s; removing what was added", b->setup_msg);
-	if (!b->cancel)
-		b->td_release = true; /* a failed setup loses no output */
-	teardown_begin(b);
-}
-
-static void setup_ok(struct remus_nbqemu *b)
-{
-	remus_nbqemu_done_cb *sd = b->setup_done;
-
-	b->state = Q_READY;
-	b->setup_done = NULL;
-	remus_info(LOG, "holding the output of %zu netdev(s) (first: '%s')", b->nnics,
-		   b->nics[0].netdev);
-	sd(b->setup_opaque, 0, NULL);
-}
-
-static void on_setup_reply(struct remus_nbqemu *b, struct qop *op, int rc,
-			   struct json_object *ret, const char *err)
-{
-	struct nic *n = &b->nics[op->nic];
-
-	if (b->state != Q_SETUP)
-		return;
-	if (rc < 0) {
-		setup_fail(b, rc, "netdev '%s': %s failed: %s", n->netdev, op->what, err);
-		return;
-	}
-	/* Record what exists now in QEMU, for teardown. */
-	switch (n->step) {
-	case STEP_GETFD_OUT:
-		n->fd_out_passed = true;
-		break;
-	case STEP_GETFD_IN:
-		n->fd_in_passed = true;
-		break;
-	case STEP_CHARDEV_OUT:
-		n->chr_out_added = true;
-		n->fd_out_passed = false; /* the chardev took the fd */
-		break;
-	case STEP_CHARDEV_IN:
-		n->chr_in_added = true;
-		n->fd_in_passed = false;
-		break;
-	case STEP_FILTER:
-		n->filter_added = true;
-		break;
-	}
-	n->step++;
-	setup_next(b);
-}
-
-/* Issues the next setup command (n->step says which). */
-static void setup_next(struct remus_nbqemu *b)
-{
-	struct json_object *args, *backend, *data, *addr;
-	struct nic *n;
-	char what[192];
-	const char *cmd, *id;
-	int rc, fd = -1;
-
-	if (b->cancel) {
-		setup_fail(b, -ECANCELED, "netbuffer setup cancelled by teardown");
-		return;
-	}
-	while (b->step_nic < b->nnics && b->nics[b->step_nic].step == STEP_DONE)
-		b->step_nic++;
-	if (b->step_nic == b->nnics) {
-		setup_ok(b);
-		return;
-	}
-	n = &b->nics[b->step_nic];
-	if (n->out_fd < 0) {
-		rc = nic_open(b, n);
-		if (rc < 0) {
-			setup_fail(b, rc, "netdev '%s': cannot create its sockets: %s",
-				   n->netdev, strerror(-rc));
-			return;
-		}
-	}
-	args = json_object_new_object();
-	switch (n->step) {
-	case STEP_GETFD_OUT:
-	case STEP_GETFD_IN:
-		id = n->step == STEP_GETFD_OUT ? n->id_out : n->id_in;
-		fd = n->step == STEP_GETFD_OUT ? n->qemu_out_fd : n->qemu_in_fd;
-		cmd = "getfd";
-		obj_str(args, "fdname", id);
-		break;
-	case STEP_CHARDEV_OUT:
-	case STEP_CHARDEV_IN:
-		id = n->step == STEP_CHARDEV_OUT ? n->id_out : n->id_in;
-		cmd = "chardev-add";
-		/* {"id", "backend": {"type": "socket", "data": {"addr":
-		 *  {"type": "fd", "data": {"str": FDNAME}}, "server": false}}} */
-		addr = obj_str(json_object_new_object(), "type", "fd");
-		json_object_object_add(addr, "data",
-				       obj_str(json_object_new_object(), "str", id));
-		data = json_object_new_object();
-		json_object_object_add(data, "addr", addr);
-		json_object_object_add(data, "server", json_object_new_boolean(0));
-		backend = obj_str(json_object_new_object(), "type", "socket");
-		json_object_object_add(backend, "data", data);
-		obj_str(args, "id", id);
-		json_object_object_add(args, "backend", backend);
-		break;
-	default:
-		id = n->id_filter;
-		cmd = "object-add";
-		obj_str(args, "qom-type", "filter-redirector");
-		obj_str(args, "id", n->id_filter);
-		obj_str(args, "netdev", n->netdev);
-		obj_str(args, "queue", "rx");
-		obj_str(args, "outdev", n->id_out);
-		obj_str(args, "indev", n->id_in);
-		json_object_object_add(args, "vnet_hdr_support", json_object_new_boolean(1));
-		break;
-	}
-	snprintf(what, sizeof(what), "%s %s", cmd, id);
-	rc = submit(b, cmd, args, fd, on_setup_reply, b->step_nic, what, NULL);
-	/* The QMP client holds its own dup of QEMU's end until it is sent. */
-	if (n->step == STEP_GETFD_OUT)
-		close_fd(&n->qemu_out_fd);
-	else if (n->step == STEP_GETFD_IN)
-		close_fd(&n->qemu_in_fd);
-	if (rc < 0)
-		setup_fail(b, rc, "netdev '%s': %s could not be sent: %s", n->netdev, what,
-			   strerror(-rc));
-}
-
-/* ---- leftovers of an earlier run ------------------------------------- */
-
-/* True if the array @ret (qom-list or query-chardev) has an entry whose
- * @key is @id. */
-static bool listed(struct json_object *ret, const char *key, const char *id)
-{
-	struct json_object *v;
-	size_t i, n = json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
-
-	for (i = 0; i < n; i++)
-		if (json_object_object_get_ex(json_object_array_get_idx(ret, i), key, &v) &&
-		    json_object_get_string(v) && strcmp(json_object_get_string(v), id) == 0)
-			return true;
-	return false;
-}
-
-static void left_next(struct remus_nbqemu *b);
-
-static void on_left_reply(struct remus_nbqemu *b, struct qop *op, int rc,
-			  struct json_object *ret, const char *err)
-{
-	if (b->state != Q_SCAN)
-		return;
-	if (rc < 0) {
-		setup_fail(b, rc, "netdev '%s': %s, left by an earlier run, could not be "
-			   "removed: %s", b->nics[op->nic].netdev, op->what, err);
-		return;
-	}
-	left_next(b);
-}
-
-static void left_next(struct remus_nbqemu *b)
-{
-	struct leftover *l;
-	char what[192];
-	int rc;
-
-	if (b->cancel) {
-		setup_fail(b, -ECANCELED, "netbuffer setup cancelled by teardown");
-		return;
-	}
-	if (b->left_next == b->nleft) {
-		b->state = Q_SETUP;
-		setup_next(b);
-		return;
-	}
-	l = &b->left[b->left_next++];
-	snprintf(what, sizeof(what), "%s %s", l->cmd, l->id);
-	remus_warn(LOG, "netdev '%s': removing %s, left by an earlier run that did not "
-		   "tear down", b->nics[l->nic].netdev, l->id);
-	rc = submit(b, l->cmd, obj_str(json_object_new_object(), "id", l->id), -1,
-		    on_left_reply, l->nic, what, NULL);
-	if (rc < 0)
-		setup_fail(b, rc, "netdev '%s': %s could not be sent: %s",
-			   b->nics[l->nic].netdev, what, strerror(-rc));
-}
-
-static void on_scan_reply(struct remus_nbqemu *b, struct qop *op, int rc,
-			  struct json_object *ret, const char *err)
-{
-	bool objects = strncmp(op->what, "qom-list", 8) == 0;
-	struct json_object *args;
-	size_t i;
-
-	if (b->state != Q_SCAN)
-		return;
-	if (b->cancel) {
-		setup_fail(b, -ECANCELED, "netbuffer setup cancelled by teardown");
-		return;
-	}
-	if (rc < 0) {
-		setup_fail(b, rc, "%s failed: %s", op->what, err);
-		return;
-	}
-	/* Filters first (qom-list /objects), then chardevs they use. */
-	for (i = 0; i < b->nnics; i++) {
-		struct nic *n = &b->nics[i];
-
-		if (objects && listed(ret, "name", n->id_filter))
-			b->left[b->nleft++] = (struct leftover){ "object-del", n->id_filter, i };
-		if (!objects && listed(ret, "label", n->id_out))
-			b->left[b->nleft++] = (struct leftover){ "chardev-remove", n->id_out, i };
-		if (!objects && listed(ret, "label", n->id_in))
-			b->left[b->nleft++] = (struct leftover){ "chardev-remove", n->id_in, i };
-	}
-	if (!objects) {
-		left_next(b);
-		return;
-	}
-	args = NULL;
-	rc = submit(b, "query-chardev", args, -1, on_scan_reply, 0, "query-chardev", NULL);
-	if (rc < 0)
-		setup_fail(b, rc, "query-chardev could not be sent: %s", strerror(-rc));
-}
-
-/* Looks for objects and chardevs with our ids before adding any. */
-static void scan_begin(struct remus_nbqemu *b)
-{
-	int rc;
-
-	b->state = Q_SCAN;
-	b->left = calloc(3 * b->nnics, sizeof(*b->left));
-	if (!b->left) {
-		setup_fail(b, -ENOMEM, "out of memory");
-		return;
-	}
-	rc = submit(b, "qom-list", obj_str(json_object_new_object(), "path", "/objects"), -1,
-		    on_scan_reply, 0, "qom-list /objects", NULL);
-	if (rc < 0)
-		setup_fail(b, rc, "qom-list /objects could not be sent: %s", strerror(-rc));
-}
-
-/* ---- discovery -------------------------------------------------------- */
-
-static void discover_next(struct remus_nbqemu *b);
-
 bool remus_nbqemu_valid_id(const char *s)
 {
 	size_t i;
@@ -1110,73 +253,38 @@ bool remus_nbqemu_valid_id(const char *s)
 	return i <= 64;
 }
 
-static void on_netdev_reply(struct remus_nbqemu *b, struct qop *op, int rc,
-			    struct json_object *ret, const char *err)
-{
-	const char *netdev;
-	size_t i;
+/* ---- setup 1: discovery of the NICs ------------------------------------ */
 
-	if (b->state != Q_DISCOVER)
-		return;
-	if (b->cancel) {
-		setup_fail(b, -ECANCELED, "netbuffer setup cancelled by teardown");
-		return;
-	}
-	/* An error means "this device has no netdev property": not a NIC. */
-	netdev = rc == 0 && json_object_is_type(ret, json_type_string)
-			 ? json_object_get_string(ret) : NULL;
-	if (netdev && netdev[0]) {
-		for (i = 0; i < b->nnics; i++)
-			if (strcmp(b->nics[i].netdev, netdev) == 0)
-				break;
-		if (i < b->nnics) {
-			/* Two NICs cannot share a netdev; nothing to add. */
-		} else if (!remus_nbqemu_valid_id(netdev)) {
-			remus_warn(LOG, "NIC %s: netdev id '%s' is not a plain QEMU id; "
-				   "its output is not buffered", op->path, netdev);
-		} else {
-			nic_init(&b->nics[b->nnics], b, (unsigned)b->nnics);
-			b->nnics++;
-			if (nic_names(&b->nics[b->nnics - 1], netdev) < 0) {
-				setup_fail(b, -ENOMEM, "out of memory while discovering NICs");
-				return;
-			}
-			remus_info(LOG, "NIC %s uses netdev '%s'", op->path, netdev);
-		}
-	}
-	discover_next(b);
-}
-
-static void discover_next(struct remus_nbqemu *b)
+void remus_nbqemu_setup(struct remus_nbqemu *b, remus_nbqemu_done_cb *done, void *opaque)
 {
+	static const char *const roots[] = { "/machine/peripheral", "/machine/peripheral-anon" };
 	struct json_object *args;
-	struct qop *op = NULL;
+	struct qop *op;
 	char what[192];
+	size_t i;
 	int rc;
 
-	if (b->cand_next == b->ncand) {
-		if (b->nnics == 0) {
-			setup_fail(b, -ENODEV, "the VM has no NIC with a netdev under "
-				   "/machine/peripheral or /machine/peripheral-anon; name "
-				   "the netdevs to buffer explicitly");
-			return;
-		}
+	b->setup_done = done;
+	b->setup_opaque = opaque;
+	if (!b->discover) {
 		scan_begin(b);
 		return;
 	}
-	args = json_object_new_object();
-	obj_str(args, "path", b->cand[b->cand_next]);
-	obj_str(args, "property", "netdev");
-	snprintf(what, sizeof(what), "qom-get %s netdev", b->cand[b->cand_next]);
-	rc = submit(b, "qom-get", args, -1, on_netdev_reply, 0, what, &op);
-	if (rc < 0) {
-		setup_fail(b, rc, "cannot discover the VM's NICs: %s could not be sent: %s",
-			   what, strerror(-rc));
-		return;
+	b->state = Q_DISCOVER;
+	for (i = 0; i < 2; i++) {
+		args = obj_str(json_object_new_object(), "path", roots[i]);
+		snprintf(what, sizeof(what), "qom-list %s", roots[i]);
+		op = NULL;
+		rc = submit(b, "qom-list", args, -1, on_list_reply, 0, what, &op);
+		if (rc == 0)
+			op->path = strdup(roots[i]);
+		if (rc < 0 || !op->path) {
+			setup_fail(b, rc < 0 ? rc : -ENOMEM, "cannot discover the VM's NICs: "
+				   "%s could not be sent: %s", what, strerror(rc < 0 ? -rc : ENOMEM));
+			return;
+		}
+		b->lists_left++;
 	}
-	/* Moved to the op; nothing else needs it. */
-	op->path = b->cand[b->cand_next];
-	b->cand[b->cand_next++] = NULL;
 }
 
 static void on_list_reply(struct remus_nbqemu *b, struct qop *op, int rc,
@@ -1226,34 +334,514 @@ static void on_list_reply(struct remus_nbqemu *b, struct qop *op, int rc,
 	discover_next(b);
 }
 
-void remus_nbqemu_setup(struct remus_nbqemu *b, remus_nbqemu_done_cb *done, void *opaque)
+static void discover_next(struct remus_nbqemu *b)
 {
-	static const char *const roots[] = { "/machine/peripheral", "/machine/peripheral-anon" };
 	struct json_object *args;
-	struct qop *op;
+	struct qop *op = NULL;
 	char what[192];
-	size_t i;
 	int rc;
 
-	b->setup_done = done;
-	b->setup_opaque = opaque;
-	if (!b->discover) {
+	if (b->cand_next == b->ncand) {
+		if (b->nnics == 0) {
+			setup_fail(b, -ENODEV, "the VM has no NIC with a netdev under "
+				   "/machine/peripheral or /machine/peripheral-anon; name "
+				   "the netdevs to buffer explicitly");
+			return;
+		}
 		scan_begin(b);
 		return;
 	}
-	b->state = Q_DISCOVER;
-	for (i = 0; i < 2; i++) {
-		args = obj_str(json_object_new_object(), "path", roots[i]);
-		snprintf(what, sizeof(what), "qom-list %s", roots[i]);
-		op = NULL;
-		rc = submit(b, "qom-list", args, -1, on_list_reply, 0, what, &op);
-		if (rc == 0)
-			op->path = strdup(roots[i]);
-		if (rc < 0 || !op->path) {
-			setup_fail(b, rc < 0 ? rc : -ENOMEM, "cannot discover the VM's NICs: "
-				   "%s could not be sent: %s", what, strerror(rc < 0 ? -rc : ENOMEM));
+	args = json_object_new_object();
+	obj_str(args, "path", b->cand[b->cand_next]);
+	obj_str(args, "property", "netdev");
+	snprintf(what, sizeof(what), "qom-get %s netdev", b->cand[b->cand_next]);
+	rc = submit(b, "qom-get", args, -1, on_netdev_reply, 0, what, &op);
+	if (rc < 0) {
+		setup_fail(b, rc, "cannot discover the VM's NICs: %s could not be sent: %s",
+			   what, strerror(-rc));
+		return;
+	}
+	/* Moved to the op; nothing else needs it. */
+	op->path = b->cand[b->cand_next];
+	b->cand[b->cand_next++] = NULL;
+}
+
+static void on_netdev_reply(struct remus_nbqemu *b, struct qop *op, int rc,
+			    struct json_object *ret, const char *err)
+{
+	const char *netdev;
+	size_t i;
+
+	if (b->state != Q_DISCOVER)
+		return;
+	if (b->cancel) {
+		setup_fail(b, -ECANCELED, "netbuffer setup cancelled by teardown");
+		return;
+	}
+	/* An error means "this device has no netdev property": not a NIC. */
+	netdev = rc == 0 && json_object_is_type(ret, json_type_string)
+			 ? json_object_get_string(ret) : NULL;
+	if (netdev && netdev[0]) {
+		for (i = 0; i < b->nnics; i++)
+			if (strcmp(b->nics[i].netdev, netdev) == 0)
+				break;
+		if (i < b->nnics) {
+			/* Two NICs cannot share a netdev; nothing to add. */
+		} else if (!remus_nbqemu_valid_id(netdev)) {
+			remus_warn(LOG, "NIC %s: netdev id '%s' is not a plain QEMU id; "
+				   "its output is not buffered", op->path, netdev);
+		} else {
+			struct nic *n = &b->nics[b->nnics];
+
+			/* Counted before it can fail: free() releases it. */
+			if (remus_nbqemu_nic_init(n, b, (unsigned)b->nnics++, netdev) < 0) {
+				setup_fail(b, -ENOMEM, "out of memory while discovering NICs");
+				return;
+			}
+			remus_info(LOG, "NIC %s uses netdev '%s'", op->path, netdev);
+		}
+	}
+	discover_next(b);
+}
+
+/* ---- setup 2: leftovers of an earlier run ------------------------------ */
+
+/* Looks for objects and chardevs with our ids before adding any. */
+static void scan_begin(struct remus_nbqemu *b)
+{
+	int rc;
+
+	b->state = Q_SCAN;
+	b->left = calloc(3 * b->nnics, sizeof(*b->left));
+	if (!b->left) {
+		setup_fail(b, -ENOMEM, "out of memory");
+		return;
+	}
+	rc = submit(b, "qom-list", obj_str(json_object_new_object(), "path", "/objects"), -1,
+		    on_scan_reply, 0, "qom-list /objects", NULL);
+	if (rc < 0)
+		setup_fail(b, rc, "qom-list /objects could not be sent: %s", strerror(-rc));
+}
+
+/* True if the array @ret (qom-list or query-chardev) has an entry whose
+ * @key is @id. */
+static bool listed(struct json_object *ret, const char *key, const char *id)
+{
+	struct json_object *v;
+	size_t i, n = json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
+
+	for (i = 0; i < n; i++)
+		if (json_object_object_get_ex(json_object_array_get_idx(ret, i), key, &v) &&
+		    json_object_get_string(v) && strcmp(json_object_get_string(v), id) == 0)
+			return true;
+	return false;
+}
+
+static void on_scan_reply(struct remus_nbqemu *b, struct qop *op, int rc,
+			  struct json_object *ret, const char *err)
+{
+	bool objects = strncmp(op->what, "qom-list", 8) == 0;
+	struct json_object *args;
+	size_t i;
+
+	if (b->state != Q_SCAN)
+		return;
+	if (b->cancel) {
+		setup_fail(b, -ECANCELED, "netbuffer setup cancelled by teardown");
+		return;
+	}
+	if (rc < 0) {
+		setup_fail(b, rc, "%s failed: %s", op->what, err);
+		return;
+	}
+	/* Filters first (qom-list /objects), then chardevs they use. */
+	for (i = 0; i < b->nnics; i++) {
+		struct nic *n = &b->nics[i];
+
+		if (objects && listed(ret, "name", n->id_filter))
+			b->left[b->nleft++] = (struct leftover){ "object-del", n->id_filter, i };
+		if (!objects && listed(ret, "label", n->id_out))
+			b->left[b->nleft++] = (struct leftover){ "chardev-remove", n->id_out, i };
+		if (!objects && listed(ret, "label", n->id_in))
+			b->left[b->nleft++] = (struct leftover){ "chardev-remove", n->id_in, i };
+	}
+	if (!objects) {
+		left_next(b);
+		return;
+	}
+	args = NULL;
+	rc = submit(b, "query-chardev", args, -1, on_scan_reply, 0, "query-chardev", NULL);
+	if (rc < 0)
+		setup_fail(b, rc, "query-chardev could not be sent: %s", strerror(-rc));
+}
+
+static void left_next(struct remus_nbqemu *b)
+{
+	struct leftover *l;
+	char what[192];
+	int rc;
+
+	if (b->cancel) {
+		setup_fail(b, -ECANCELED, "netbuffer setup cancelled by teardown");
+		return;
+	}
+	if (b->left_next == b->nleft) {
+		b->state = Q_SETUP;
+		setup_next(b);
+		return;
+	}
+	l = &b->left[b->left_next++];
+	snprintf(what, sizeof(what), "%s %s", l->cmd, l->id);
+	remus_warn(LOG, "netdev '%s': removing %s, left by an earlier run that did not "
+		   "tear down", b->nics[l->nic].netdev, l->id);
+	rc = submit(b, l->cmd, obj_str(json_object_new_object(), "id", l->id), -1,
+		    on_left_reply, l->nic, what, NULL);
+	if (rc < 0)
+		setup_fail(b, rc, "netdev '%s': %s could not be sent: %s",
+			   b->nics[l->nic].netdev, what, strerror(-rc));
+}
+
+static void on_left_reply(struct remus_nbqemu *b, struct qop *op, int rc,
+			  struct json_object *ret, const char *err)
+{
+	if (b->state != Q_SCAN)
+		return;
+	if (rc < 0) {
+		setup_fail(b, rc, "netdev '%s': %s, left by an earlier run, could not be "
+			   "removed: %s", b->nics[op->nic].netdev, op->what, err);
+		return;
+	}
+	left_next(b);
+}
+
+/* ---- setup 3: each NIC's fds, chardevs and filter ---------------------- */
+
+/* Issues the next setup command (n->step says which). */
+static void setup_next(struct remus_nbqemu *b)
+{
+	struct json_object *args, *backend, *data, *addr;
+	struct nic *n;
+	char what[192];
+	const char *cmd, *id;
+	int rc, fd = -1;
+
+	if (b->cancel) {
+		setup_fail(b, -ECANCELED, "netbuffer setup cancelled by teardown");
+		return;
+	}
+	while (b->step_nic < b->nnics && b->nics[b->step_nic].step == STEP_DONE)
+		b->step_nic++;
+	if (b->step_nic == b->nnics) {
+		setup_ok(b);
+		return;
+	}
+	n = &b->nics[b->step_nic];
+	if (n->out_fd < 0) {
+		rc = remus_nbqemu_nic_open(b, n);
+		if (rc < 0) {
+			setup_fail(b, rc, "netdev '%s': cannot create its sockets: %s",
+				   n->netdev, strerror(-rc));
 			return;
 		}
-		b->lists_left++;
 	}
+	args = json_object_new_object();
+	switch (n->step) {
+	case STEP_GETFD_OUT:
+	case STEP_GETFD_IN:
+		id = n->step == STEP_GETFD_OUT ? n->id_out : n->id_in;
+		fd = n->step == STEP_GETFD_OUT ? n->qemu_out_fd : n->qemu_in_fd;
+		cmd = "getfd";
+		obj_str(args, "fdname", id);
+		break;
+	case STEP_CHARDEV_OUT:
+	case STEP_CHARDEV_IN:
+		id = n->step == STEP_CHARDEV_OUT ? n->id_out : n->id_in;
+		cmd = "chardev-add";
+		/* {"id", "backend": {"type": "socket", "data": {"addr":
+		 *  {"type": "fd", "data": {"str": FDNAME}}, "server": false}}} */
+		addr = obj_str(json_object_new_object(), "type", "fd");
+		json_object_object_add(addr, "data",
+				       obj_str(json_object_new_object(), "str", id));
+		data = json_object_new_object();
+		json_object_object_add(data, "addr", addr);
+		json_object_object_add(data, "server", json_object_new_boolean(0));
+		backend = obj_str(json_object_new_object(), "type", "socket");
+		json_object_object_add(backend, "data", data);
+		obj_str(args, "id", id);
+		json_object_object_add(args, "backend", backend);
+		break;
+	default:
+		id = n->id_filter;
+		cmd = "object-add";
+		obj_str(args, "qom-type", "filter-redirector");
+		obj_str(args, "id", n->id_filter);
+		obj_str(args, "netdev", n->netdev);
+		obj_str(args, "queue", "rx");
+		obj_str(args, "outdev", n->id_out);
+		obj_str(args, "indev", n->id_in);
+		json_object_object_add(args, "vnet_hdr_support", json_object_new_boolean(1));
+		break;
+	}
+	snprintf(what, sizeof(what), "%s %s", cmd, id);
+	rc = submit(b, cmd, args, fd, on_setup_reply, b->step_nic, what, NULL);
+	/* The QMP client holds its own dup of QEMU's end until it is sent. */
+	if (n->step == STEP_GETFD_OUT || n->step == STEP_GETFD_IN)
+		remus_nbqemu_nic_gave_fd(n, n->step == STEP_GETFD_OUT);
+	if (rc < 0)
+		setup_fail(b, rc, "netdev '%s': %s could not be sent: %s", n->netdev, what,
+			   strerror(-rc));
+}
+
+static void on_setup_reply(struct remus_nbqemu *b, struct qop *op, int rc,
+			   struct json_object *ret, const char *err)
+{
+	struct nic *n = &b->nics[op->nic];
+
+	if (b->state != Q_SETUP)
+		return;
+	if (rc < 0) {
+		setup_fail(b, rc, "netdev '%s': %s failed: %s", n->netdev, op->what, err);
+		return;
+	}
+	/* Record what exists now in QEMU, for teardown. */
+	switch (n->step) {
+	case STEP_GETFD_OUT:
+		n->fd_out_passed = true;
+		break;
+	case STEP_GETFD_IN:
+		n->fd_in_passed = true;
+		break;
+	case STEP_CHARDEV_OUT:
+		n->chr_out_added = true;
+		n->fd_out_passed = false; /* the chardev took the fd */
+		break;
+	case STEP_CHARDEV_IN:
+		n->chr_in_added = true;
+		n->fd_in_passed = false;
+		break;
+	case STEP_FILTER:
+		n->filter_added = true;
+		break;
+	}
+	n->step++;
+	setup_next(b);
+}
+
+static void setup_ok(struct remus_nbqemu *b)
+{
+	remus_nbqemu_done_cb *sd = b->setup_done;
+
+	b->state = Q_READY;
+	b->setup_done = NULL;
+	remus_info(LOG, "holding the output of %zu netdev(s) (first: '%s')", b->nnics,
+		   b->nics[0].netdev);
+	sd(b->setup_opaque, 0, NULL);
+}
+
+static void setup_fail(struct remus_nbqemu *b, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b->setup_msg, sizeof(b->setup_msg), fmt, ap);
+	va_end(ap);
+	b->setup_rc = rc;
+	if (rc != -ECANCELED)
+		remus_err(LOG, "%s; removing what was added", b->setup_msg);
+	if (!b->cancel)
+		b->td_release = true; /* a failed setup loses no output */
+	teardown_begin(b);
+}
+
+/* ---- teardown (also setup's rollback) ---------------------------------- */
+
+void remus_nbqemu_teardown(struct remus_nbqemu *b, bool release,
+			   remus_nbqemu_done_cb *done, void *opaque)
+{
+	b->td_done = done;
+	b->td_opaque = opaque;
+	switch (b->state) {
+	case Q_NEW:
+	case Q_DONE:
+		b->state = Q_DONE;
+		b->td_done = NULL;
+		done(opaque, 0, NULL);
+		return;
+	case Q_DISCOVER:
+	case Q_SCAN:
+	case Q_SETUP:
+		/* A command is in flight; its reply cancels setup and rolls
+		 * back with this @release. */
+		b->td_release = release;
+		b->cancel = true;
+		return;
+	case Q_TEARDOWN:
+		/* Rolling back a failed setup already; it ends with both
+		 * callbacks.  Honour a drop request for what is still held. */
+		if (!release) {
+			b->td_release = false;
+			remus_nbq_set_mode(b->q, REMUS_NBQ_DROP, remus_now_ns());
+		}
+		return;
+	case Q_READY:
+		b->td_release = release;
+		teardown_begin(b);
+		return;
+	}
+}
+
+static void teardown_begin(struct remus_nbqemu *b)
+{
+	b->state = Q_TEARDOWN;
+	remus_nbq_set_mode(b->q, b->td_release ? REMUS_NBQ_PASS : REMUS_NBQ_DROP,
+			   remus_now_ns());
+	teardown_next(b);
+}
+
+/* One step of teardown per call; replies and the flush timer call it
+ * again.  Steps are derived from what still exists, so a failed step is
+ * simply not retried. */
+static void teardown_next(struct remus_nbqemu *b)
+{
+	struct json_object *args;
+	char what[192];
+	size_t i, pending;
+	int rc;
+
+	for (;;) {
+		struct nic *n = NULL;
+		const char *cmd = NULL;
+
+		/* 1. Stop diverting, filter by filter. */
+		for (i = 0; i < b->nnics && !cmd; i++) {
+			n = &b->nics[i];
+			if (n->filter_added && !n->filter_off) {
+				n->filter_off = true;
+				cmd = "qom-set";
+				args = json_object_new_object();
+				obj_str(args, "property", "status");
+				obj_str(args, "value", "off");
+				snprintf(what, sizeof(what), "/objects/%s", n->id_filter);
+				obj_str(args, "path", what);
+				snprintf(what, sizeof(what), "qom-set %s status=off", n->id_filter);
+			}
+		}
+		/* 2. Every diverted frame is in our sockets: pass it on (or
+		 * drop it) and wait until QEMU has read what we wrote. */
+		if (!cmd && !b->td_flushing) {
+			b->td_flushing = true;
+			b->td_flush_deadline_ms = remus_now_ms() + FLUSH_TIMEOUT_MS;
+		}
+		if (!cmd && b->td_flush_deadline_ms) {
+			pending = remus_nbqemu_flush_pending(b);
+			if (pending > 0 && remus_now_ms() < b->td_flush_deadline_ms) {
+				remus_timer_arm(&b->td_timer, FLUSH_POLL_MS);
+				return;
+			}
+			if (pending > 0)
+				remus_warn(LOG, "%zu released bytes not taken by QEMU within "
+					   "%u ms; they are lost", pending, FLUSH_TIMEOUT_MS);
+			b->td_flush_deadline_ms = 0;
+			/* QEMU closes its ends below; an EOF then is expected. */
+			for (i = 0; i < b->nnics; i++)
+				remus_nbqemu_nic_stop_reading(b, &b->nics[i]);
+		}
+		/* 3. Remove objects, then the chardevs they used, then fds
+		 * QEMU got but never consumed. */
+		for (i = 0; i < b->nnics && !cmd; i++) {
+			n = &b->nics[i];
+			args = json_object_new_object();
+			if (n->filter_added) {
+				n->filter_added = false;
+				cmd = "object-del";
+				obj_str(args, "id", n->id_filter);
+				snprintf(what, sizeof(what), "object-del %s", n->id_filter);
+			} else if (n->chr_out_added || n->chr_in_added) {
+				const char *id = n->chr_out_added ? n->id_out : n->id_in;
+
+				*(n->chr_out_added ? &n->chr_out_added : &n->chr_in_added) = false;
+				cmd = "chardev-remove";
+				obj_str(args, "id", id);
+				snprintf(what, sizeof(what), "chardev-remove %s", id);
+			} else if (n->fd_out_passed || n->fd_in_passed) {
+				const char *id = n->fd_out_passed ? n->id_out : n->id_in;
+
+				*(n->fd_out_passed ? &n->fd_out_passed : &n->fd_in_passed) = false;
+				cmd = "closefd";
+				obj_str(args, "fdname", id);
+				snprintf(what, sizeof(what), "closefd %s", id);
+			} else {
+				json_object_put(args);
+			}
+		}
+		if (!cmd) {
+			td_finish(b);
+			return;
+		}
+		rc = submit(b, cmd, args, -1, on_td_reply, (size_t)(n - b->nics), what, NULL);
+		if (rc == 0)
+			return;
+		if (strcmp(cmd, "closefd") != 0)
+			td_error(b, rc, "netdev '%s': %s could not be sent: %s (QEMU may still "
+				 "hold it; remove it by hand)", n->netdev, what, strerror(-rc));
+	}
+}
+
+static void on_flush_timer(struct remus_loop *loop, void *opaque)
+{
+	struct remus_nbqemu *b = opaque;
+
+	teardown_next(b);
+}
+
+static void on_td_reply(struct remus_nbqemu *b, struct qop *op, int rc,
+			struct json_object *ret, const char *err)
+{
+	struct nic *n = &b->nics[op->nic];
+
+	if (rc < 0 && strncmp(op->what, "closefd", 7) != 0)
+		td_error(b, rc, "netdev '%s': %s failed: %s", n->netdev, op->what, err);
+	teardown_next(b);
+}
+
+/* Records the first teardown error; every one is logged. */
+static void td_error(struct remus_nbqemu *b, int rc, const char *fmt, ...)
+{
+	char msg[REMUS_NBQEMU_MSG_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	remus_err(LOG, "%s", msg);
+	if (b->td_rc == 0) {
+		b->td_rc = rc;
+		snprintf(b->td_msg, sizeof(b->td_msg), "%s", msg);
+	}
+}
+
+static void td_finish(struct remus_nbqemu *b)
+{
+	remus_nbqemu_done_cb *sd = b->setup_done, *td = b->td_done;
+	void *so = b->setup_opaque, *to = b->td_opaque;
+	char smsg[2 * REMUS_NBQEMU_MSG_LEN + 64], tmsg[REMUS_NBQEMU_MSG_LEN];
+	int src = b->setup_rc, trc = b->td_rc;
+	size_t i;
+
+	for (i = 0; i < b->nnics; i++)
+		remus_nbqemu_nic_close(b, &b->nics[i]);
+	b->state = Q_DONE;
+	b->setup_done = NULL;
+	b->td_done = NULL;
+	if (b->td_rc)
+		snprintf(smsg, sizeof(smsg), "%s; removing what was added also failed: %s",
+			 b->setup_msg, b->td_msg);
+	else
+		snprintf(smsg, sizeof(smsg), "%s; everything added was removed", b->setup_msg);
+	snprintf(tmsg, sizeof(tmsg), "%s", b->td_msg);
+	/* Neither callback frees @b (qemu.h), so both can run. */
+	if (sd)
+		sd(so, src, smsg);
+	if (td)
+		td(to, trc, trc ? tmsg : NULL);
 }

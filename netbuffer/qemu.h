@@ -1,9 +1,26 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Private to netbuffer/: the "qemu" backend (qemu.c).  It owns the QEMU
- * side (QMP objects, socketpairs, frame readers and writers) and feeds the
- * queue that netbuffer.c owns; released frames come back through
- * remus_nbqemu_output().
+ * Private to netbuffer/: the "qemu" backend.  QEMU's own filter-redirector
+ * diverts the guest's output to us, we hold it per epoch and write it
+ * back:
+ *
+ *   guest NIC ──> [filter-redirector queue=rx] ─outdev─> out socketpair ─> us
+ *                       │                                                  │
+ *   netdev <────────────┘<─indev─ in socketpair <── released frames ───────┘
+ *
+ * queue=rx because a filter on a netdev sees on its receive queue what the
+ * netdev receives, i.e. what its peer, the guest's NIC, sends (net/net.c:
+ * qemu_send_packet_async_with_flags runs the sender's TX filters, then the
+ * peer's RX filters).  Frames written to indev re-enter after the filter
+ * (qemu_netfilter_pass_to_next(netdev->peer, ...)), so they go on to the
+ * netdev and never loop.
+ *
+ * Two layers, two files:
+ *  - qemu_nic.c, the frame data path: the socketpairs, reading frames
+ *    from outdev into the queue that netbuffer.c owns, writing released
+ *    frames (remus_nbqemu_output()) to indev.
+ *  - qemu.c, the QMP side: discovery, setup and teardown of the QEMU
+ *    objects above, written in the order they run.
  */
 #ifndef REMUS_NETBUFFER_QEMU_H
 #define REMUS_NETBUFFER_QEMU_H
