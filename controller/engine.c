@@ -26,7 +26,11 @@
  *
  * Every QMP command is submitted with the engine as its owner;
  * remus_engine_free() cancels the owner, so no reply reaches a freed
- * engine.
+ * engine, and so does reaching FAILED or STOPPED: the chain the replies
+ * belonged to has been torn down.
+ *
+ * The state changes in set_state() only, checked against the table of
+ * engine.h (common/state.h).
  */
 #include "controller/engine.h"
 
@@ -45,6 +49,7 @@
 #include "common/loop.h"
 #include "repl/repl.h"
 #include "common/sock.h"
+#include "common/state.h"
 #include "controller/dedup.h"
 #include "migstream/migstream.h"
 #include "qmp/qmp.h"
@@ -133,17 +138,78 @@ static void standby_lost(struct remus_engine *e, bool goodbye, const char *fmt, 
 	__attribute__((format(printf, 3, 4)));
 static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque);
 
+/* ---- the state machine (engine.h draws it) -------------------------- */
+
+static const char *const state_names[REMUS_ENGINE_NSTATES] = {
+	[REMUS_ENGINE_STARTING] = "starting",
+	[REMUS_ENGINE_PROTECTED] = "protected",
+	[REMUS_ENGINE_CHECKPOINT] = "checkpoint",
+	[REMUS_ENGINE_UNPROTECTED] = "unprotected",
+	[REMUS_ENGINE_FAILED] = "failed",
+	[REMUS_ENGINE_STOPPED] = "stopped",
+};
+
+#define TO(s) REMUS_STATE_BIT(REMUS_ENGINE_##s)
+#define TO_END (TO(FAILED) | TO(STOPPED))
+static const uint32_t state_allowed[REMUS_ENGINE_NSTATES] = {
+	[REMUS_ENGINE_STARTING] = TO(PROTECTED) | TO(UNPROTECTED) | TO_END,
+	[REMUS_ENGINE_PROTECTED] = TO(CHECKPOINT) | TO(UNPROTECTED) | TO_END,
+	[REMUS_ENGINE_CHECKPOINT] = TO(PROTECTED) | TO(UNPROTECTED) | TO_END,
+	/* start_epoch() without a session: stays UNPROTECTED, reconnects */
+	[REMUS_ENGINE_UNPROTECTED] = TO(PROTECTED) | TO(UNPROTECTED) | TO_END,
+	[REMUS_ENGINE_FAILED] = 0,
+	[REMUS_ENGINE_STOPPED] = 0,
+};
+#undef TO
+#undef TO_END
+
+static const struct remus_state_machine machine = {
+	.component = LOG,
+	.names = state_names,
+	.allowed = state_allowed,
+	.nstates = REMUS_ENGINE_NSTATES,
+};
+
+/* calloc() starts an engine in STARTING. */
+_Static_assert(REMUS_ENGINE_STARTING == 0, "a zeroed engine must be STARTING");
+
 const char *remus_engine_state_name(enum remus_engine_state s)
 {
-	switch (s) {
-	case REMUS_ENGINE_STARTING: return "starting";
-	case REMUS_ENGINE_RUNNING: return "protected";
-	case REMUS_ENGINE_CHECKPOINT: return "checkpoint";
-	case REMUS_ENGINE_UNPROTECTED: return "unprotected";
-	case REMUS_ENGINE_FAILED: return "failed";
-	case REMUS_ENGINE_STOPPED: return "stopped";
+	return remus_state_name(&machine, s);
+}
+
+bool remus_engine_state_transition_ok(enum remus_engine_state from,
+				      enum remus_engine_state to)
+{
+	return remus_state_allowed(&machine, from, to);
+}
+
+static bool state_final(enum remus_engine_state s)
+{
+	return s == REMUS_ENGINE_FAILED || s == REMUS_ENGINE_STOPPED;
+}
+
+static void stop_on_internal_error(struct remus_engine *e, const char *msg);
+
+/* The one place the state changes.  Returns 0, or -EPROTO after an
+ * illegal change in a release build (a debug build aborts): protection
+ * has then been stopped, and the caller returns without going on with
+ * the step it was in. */
+static int set_state(struct remus_engine *e, enum remus_engine_state to, const char *why)
+{
+	enum remus_engine_state from = e->state;
+	char msg[256];
+
+	if (remus_state_change(&machine, from, to, why) == 0) {
+		e->state = to;
+		return 0;
 	}
-	return "?";
+	if (state_final(from))
+		return -EPROTO; /* protection has ended already */
+	snprintf(msg, sizeof(msg), "internal error: illegal state change %s -> %s (%s)",
+		 remus_engine_state_name(from), remus_engine_state_name(to), why);
+	stop_on_internal_error(e, msg);
+	return -EPROTO;
 }
 
 static double ms_since(uint64_t t_ns)
@@ -605,14 +671,14 @@ static void standby_lost(struct remus_engine *e, bool goodbye, const char *fmt, 
 		link_close(e);
 	if (e->hooks.standby_lost)
 		e->hooks.standby_lost(e->hooks.opaque, e->reason);
-	if (e->state == REMUS_ENGINE_RUNNING || e->state == REMUS_ENGINE_STARTING) {
+	if (e->state == REMUS_ENGINE_PROTECTED || e->state == REMUS_ENGINE_STARTING) {
 		/* The guest runs: drop this epoch's migration.  In CHECKPOINT the
 		 * chain finishes (it must cont the guest) and then sees the link
 		 * gone. */
 		if (e->mig_fd >= 0)
 			engine_qmp(e, "migrate_cancel", NULL, -1, on_cancelled);
 		mig_close(e);
-		e->state = REMUS_ENGINE_UNPROTECTED;
+		set_state(e, REMUS_ENGINE_UNPROTECTED, "standby lost");
 	}
 	schedule_reconnect(e);
 }
@@ -730,8 +796,9 @@ static void on_migrate(struct remus_qmp *q, int rc, struct json_object *ret,
 		qmp_failed(e, "migrate", rc, err);
 		return;
 	}
-	if (e->state == REMUS_ENGINE_STARTING || e->state == REMUS_ENGINE_UNPROTECTED)
-		e->state = REMUS_ENGINE_RUNNING;
+	if ((e->state == REMUS_ENGINE_STARTING || e->state == REMUS_ENGINE_UNPROTECTED) &&
+	    set_state(e, REMUS_ENGINE_PROTECTED, "first epoch of a session migrating") < 0)
+		return;
 	remus_timer_arm(&e->epoch_timer, e->cfg.interval_ms);
 }
 
@@ -759,8 +826,8 @@ static void start_epoch(struct remus_engine *e)
 	int sv[2] = { -1, -1 }, rc;
 
 	if (!session_up(e) || e->stopping) {
-		e->state = REMUS_ENGINE_UNPROTECTED;
-		schedule_reconnect(e);
+		if (set_state(e, REMUS_ENGINE_UNPROTECTED, "no session to start an epoch in") == 0)
+			schedule_reconnect(e);
 		return;
 	}
 	memset(&e->cur, 0, sizeof(e->cur));
@@ -814,9 +881,10 @@ static void on_epoch_timer(struct remus_loop *loop, void *opaque)
 {
 	struct remus_engine *e = opaque;
 
-	if (e->state != REMUS_ENGINE_RUNNING)
+	if (e->state != REMUS_ENGINE_PROTECTED)
 		return;
-	e->state = REMUS_ENGINE_CHECKPOINT;
+	if (set_state(e, REMUS_ENGINE_CHECKPOINT, "epoch timer") < 0)
+		return;
 	e->t_stop_ns = remus_now_ns();
 	submit_or_fail(e, "stop", NULL, -1, on_stopped);
 }
@@ -998,11 +1066,12 @@ static void on_cont(struct remus_qmp *q, int rc, struct json_object *ret,
 		return;
 	}
 	if (!session_up(e)) {
-		e->state = REMUS_ENGINE_UNPROTECTED;
-		schedule_reconnect(e);
+		if (set_state(e, REMUS_ENGINE_UNPROTECTED, "guest resumed, standby gone") == 0)
+			schedule_reconnect(e);
 		return;
 	}
-	e->state = REMUS_ENGINE_RUNNING;
+	if (set_state(e, REMUS_ENGINE_PROTECTED, "guest resumed") < 0)
+		return;
 	e->epoch++;
 	e->first = false;
 	start_epoch(e);
@@ -1054,9 +1123,9 @@ size_t remus_engine_link_backlog(const struct remus_engine *e)
 static void finish(struct remus_engine *e, enum remus_engine_state st, int rc,
 		   const char *reason)
 {
-	if (e->state == REMUS_ENGINE_FAILED || e->state == REMUS_ENGINE_STOPPED)
+	if (state_final(e->state))
 		return;
-	if (st == REMUS_ENGINE_FAILED)
+	if (st == REMUS_ENGINE_FAILED || rc < 0)
 		remus_err(LOG, "protection ended: %s", reason);
 	else
 		remus_info(LOG, "protection ended: %s", reason);
@@ -1075,7 +1144,11 @@ static void finish(struct remus_engine *e, enum remus_engine_state st, int rc,
 				   e->cfg.standby_port);
 	}
 	teardown(e);
-	e->state = st;
+	/* Commands already submitted still reach QEMU (a cont must); their
+	 * replies belong to a chain that has just ended. */
+	remus_qmp_cancel_owner(e->qmp, e);
+	if (set_state(e, st, reason) < 0)
+		return;
 	if (e->hooks.finished)
 		e->hooks.finished(e->hooks.opaque, st, rc, reason);
 }
@@ -1174,7 +1247,6 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 	if (hooks)
 		e->hooks = *hooks;
 	e->link_fd = e->mig_fd = -1;
-	e->state = REMUS_ENGINE_STARTING;
 	remus_buf_init(&e->link_out, 0);
 	remus_buf_init(&e->link_in, REMUS_REPL_FRAME_MAX);
 	remus_repl_tx_init(&e->tx);
@@ -1214,7 +1286,7 @@ void remus_engine_stop(struct remus_engine *e)
 	switch (e->state) {
 	case REMUS_ENGINE_CHECKPOINT:
 		return; /* on_cont finishes */
-	case REMUS_ENGINE_RUNNING:
+	case REMUS_ENGINE_PROTECTED:
 	case REMUS_ENGINE_STARTING:
 		if (e->mig_fd >= 0)
 			engine_qmp(e, "migrate_cancel", NULL, -1, on_cancelled);
@@ -1225,6 +1297,30 @@ void remus_engine_stop(struct remus_engine *e)
 	default:
 		return;
 	}
+}
+
+static void on_ignored(struct remus_qmp *q, int rc, struct json_object *ret,
+		       const char *err, void *opaque)
+{
+	/* not called: finish() cancels the engine's replies */
+}
+
+/*
+ * An illegal state change in a release build: the engine lost track of
+ * where it is, so it stops protecting, the way remus_engine_stop() does
+ * but without waiting for a chain that may never end.  The guest must
+ * not stay stopped: in CHECKPOINT we stopped it, so it is resumed here
+ * (after cancelling the migration, if it still runs).  finish() tells
+ * the standby CLOSE, so it does not take over.
+ */
+static void stop_on_internal_error(struct remus_engine *e, const char *msg)
+{
+	e->stopping = true;
+	if (e->mig_fd >= 0)
+		engine_qmp(e, "migrate_cancel", NULL, -1, on_ignored);
+	if (e->state == REMUS_ENGINE_CHECKPOINT)
+		engine_qmp(e, "cont", NULL, -1, on_ignored);
+	finish(e, REMUS_ENGINE_STOPPED, -EPROTO, msg);
 }
 
 /* Stops everything that could call back into @e.  Idempotent. */

@@ -7,9 +7,10 @@
  * on and the ack never sent, so QEMU streams pages while the guest runs.
  * At the interval:
  *
- *   RUNNING --timer--> stop --> send RP SHUT, read to EOF --> query-migrate
- *   until completed --> barrier hooks (netbuffer, disk) --> COMMIT_REQ to
- *   the standby --> cont --> next epoch's migration (RUNNING)
+ *   PROTECTED --timer--> stop (CHECKPOINT) --> send RP SHUT, read to EOF
+ *   --> query-migrate until completed --> barrier hooks (netbuffer, disk)
+ *   --> COMMIT_REQ to the standby --> cont --> next epoch's migration
+ *   (PROTECTED)
  *
  * The stream goes through migstream/migstream.h: framed, rewritten for
  * the standby's never-ending stream, pages the standby already holds
@@ -41,14 +42,31 @@ struct remus_loop;
 struct remus_qmp;
 struct remus_engine;
 
+/*
+ * The engine's states.  Every change goes through one checked setter
+ * (common/state.h): the allowed ones are
+ *
+ *   STARTING ---> PROTECTED <---> CHECKPOINT
+ *       \            |  ^            |
+ *        \           v  |            v
+ *         `------> UNPROTECTED <------'   (UNPROTECTED -> UNPROTECTED too)
+ *
+ * and every non-final state -> FAILED or STOPPED.  An illegal change
+ * aborts a debug build; a release build logs it and stops protection
+ * (cont the guest if we stopped it, CLOSE to the standby, STOPPED with
+ * rc -EPROTO through the finished hook).  remus_engine_state_name()
+ * returns the constant's suffix in lower case ("protected"), the name
+ * `status` prints.
+ */
 enum remus_engine_state {
 	REMUS_ENGINE_STARTING,    /* capabilities, first migration */
-	REMUS_ENGINE_RUNNING,     /* migration streaming, guest running */
+	REMUS_ENGINE_PROTECTED,   /* standby in session, migration streaming, guest running */
 	REMUS_ENGINE_CHECKPOINT,  /* guest stopped: completion, barrier, cont */
 	REMUS_ENGINE_UNPROTECTED, /* no standby: guest runs, reconnecting */
 	REMUS_ENGINE_FAILED,      /* the primary QEMU is gone; final */
 	REMUS_ENGINE_STOPPED,     /* remus_engine_stop() finished; final */
 };
+#define REMUS_ENGINE_NSTATES (REMUS_ENGINE_STOPPED + 1)
 
 /* What one checkpoint cost; reported through the epoch hook. */
 struct remus_epoch_metrics {
@@ -92,7 +110,9 @@ struct remus_engine_hooks {
 	 * DISK_HASHES, DISK_HASHES_END), @m borrowed for the call.  Returns 0,
 	 * or -errno to give the session up. */
 	int (*link_msg)(void *opaque, const struct remus_repl_msg *m);
-	/* The engine reached FAILED or STOPPED; @reason borrowed. */
+	/* The engine reached FAILED or STOPPED; @reason borrowed.  STOPPED
+	 * with @rc -EPROTO: an internal error (illegal state change) stopped
+	 * protection; the guest runs unprotected. */
 	void (*finished)(void *opaque, enum remus_engine_state state, int rc,
 			 const char *reason);
 	void *opaque;
@@ -141,7 +161,11 @@ void remus_engine_stop(struct remus_engine *e);
 void remus_engine_free(struct remus_engine *e);
 
 enum remus_engine_state remus_engine_get_state(const struct remus_engine *e);
+/* "starting", "protected", ... (static storage; "?" out of range). */
 const char *remus_engine_state_name(enum remus_engine_state s);
+/* Whether the engine may go from @from to @to (the table above).  Pure. */
+bool remus_engine_state_transition_ok(enum remus_engine_state from,
+				      enum remus_engine_state to);
 /* Status as a JSON object (owned: json_object_put()), or NULL on ENOMEM:
  *   {"role":"primary","state":...,"standby":HOST,"epoch":N,...} */
 struct json_object *remus_engine_status_json(const struct remus_engine *e);

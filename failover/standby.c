@@ -14,6 +14,9 @@
  *   lost --> fence cmd exits 0 --> qemu_out drained, tail queued -->
  *   tail written --> query-migrate "completed" --> cont --> running,
  *   announce-self, activation hook (not waited for)
+ *
+ * The state changes in set_state() only, checked against the table of
+ * standby.h (common/state.h).
  */
 #include "failover/standby.h"
 
@@ -34,6 +37,7 @@
 #include "common/loop.h"
 #include "repl/repl.h"
 #include "common/sock.h"
+#include "common/state.h"
 #include "migstream/migstream.h"
 #include "qmp/qmp.h"
 
@@ -97,16 +101,74 @@ static void failover_step(struct remus_standby *s);
 static void start_failover(struct remus_standby *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* ---- the state machine (standby.h draws it) ------------------------- */
+
+static const char *const state_names[REMUS_STANDBY_NSTATES] = {
+	[REMUS_STANDBY_WAITING] = "waiting",
+	[REMUS_STANDBY_RECEIVING] = "receiving",
+	[REMUS_STANDBY_FAILOVER] = "failover",
+	[REMUS_STANDBY_ACTIVE] = "active",
+	[REMUS_STANDBY_FAILED] = "failed",
+};
+
+#define TO(st) REMUS_STATE_BIT(REMUS_STANDBY_##st)
+static const uint32_t state_allowed[REMUS_STANDBY_NSTATES] = {
+	[REMUS_STANDBY_WAITING] = TO(RECEIVING) | TO(FAILOVER) | TO(FAILED),
+	[REMUS_STANDBY_RECEIVING] = TO(WAITING) | TO(FAILOVER) | TO(FAILED),
+	[REMUS_STANDBY_FAILOVER] = TO(ACTIVE) | TO(FAILED),
+	[REMUS_STANDBY_ACTIVE] = 0,
+	[REMUS_STANDBY_FAILED] = 0,
+};
+#undef TO
+
+static const struct remus_state_machine machine = {
+	.component = LOG,
+	.names = state_names,
+	.allowed = state_allowed,
+	.nstates = REMUS_STANDBY_NSTATES,
+};
+
+/* calloc() starts a standby in WAITING. */
+_Static_assert(REMUS_STANDBY_WAITING == 0, "a zeroed standby must be WAITING");
+
 const char *remus_standby_state_name(enum remus_standby_state st)
 {
-	switch (st) {
-	case REMUS_STANDBY_WAITING: return "waiting";
-	case REMUS_STANDBY_RECEIVING: return "receiving";
-	case REMUS_STANDBY_FAILOVER: return "failover";
-	case REMUS_STANDBY_ACTIVE: return "active";
-	case REMUS_STANDBY_FAILED: return "failed";
+	return remus_state_name(&machine, st);
+}
+
+bool remus_standby_state_transition_ok(enum remus_standby_state from,
+				       enum remus_standby_state to)
+{
+	return remus_state_allowed(&machine, from, to);
+}
+
+static void refuse_on_internal_error(struct remus_standby *s, const char *msg);
+
+/*
+ * The one place the state changes.  Returns 0, or -EPROTO after an
+ * illegal change in a release build (a debug build aborts).  What
+ * happens then depends on where we are: WAITING or RECEIVING, the standby
+ * refuses further epochs and goes FAILED (refuse_on_internal_error);
+ * FAILOVER, the takeover goes on, since the primary is gone and stopping
+ * now would leave the guest running nowhere; ACTIVE (the guest runs
+ * here) and FAILED stay as they are.  The caller returns without going
+ * on with the step it was in.
+ */
+static int set_state(struct remus_standby *s, enum remus_standby_state to, const char *why)
+{
+	enum remus_standby_state from = s->state;
+	char msg[256];
+
+	if (remus_state_change(&machine, from, to, why) == 0) {
+		s->state = to;
+		return 0;
 	}
-	return "?";
+	if (from == REMUS_STANDBY_WAITING || from == REMUS_STANDBY_RECEIVING) {
+		snprintf(msg, sizeof(msg), "internal error: illegal state change %s -> %s (%s)",
+			 remus_standby_state_name(from), remus_standby_state_name(to), why);
+		refuse_on_internal_error(s, msg);
+	}
+	return -EPROTO;
 }
 
 static double since_lost_ms(const struct remus_standby *s)
@@ -280,7 +342,7 @@ static void link_end(struct remus_standby *s)
 	remus_buf_reset(&s->link_out);
 	s->hello_ok = false;
 	if (s->state == REMUS_STANDBY_RECEIVING)
-		s->state = REMUS_STANDBY_WAITING;
+		set_state(s, REMUS_STANDBY_WAITING, "session ended");
 }
 
 /* The primary went away.  With a committed epoch that is a failover
@@ -390,6 +452,11 @@ static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m
 		want.vm_name.len = strlen(s->vm_name);
 	}
 	rc = remus_repl_hello_check(&want, &m->u.hello, reason, sizeof(reason));
+	if (rc == 0 && s->state != REMUS_STANDBY_WAITING) {
+		snprintf(reason, sizeof(reason), "standby is %s, not accepting a primary",
+			 remus_standby_state_name(s->state));
+		rc = -EBUSY;
+	}
 	if (rc == 0 && s->stream_used && !s->have_sid) {
 		snprintf(reason, sizeof(reason), "the standby QEMU took part of a stream it "
 			 "cannot continue; restart it with -incoming before protecting again");
@@ -424,8 +491,9 @@ static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m
 		link_end(s);
 		return;
 	}
+	if (set_state(s, REMUS_STANDBY_RECEIVING, "HELLO accepted") < 0)
+		return;
 	s->hello_ok = true;
-	s->state = REMUS_STANDBY_RECEIVING;
 	s->sessions++;
 	remus_repl_encode(&s->link_out, &(struct remus_repl_msg){
 		.type = REMUS_REPL_HELLO_ACK, .u.ack = ack });
@@ -605,7 +673,9 @@ static void failover_done(struct remus_standby *s, int rc)
 {
 	remus_timer_disarm(&s->step_timer);
 	s->rep.rc = rc;
-	s->state = rc == 0 ? REMUS_STANDBY_ACTIVE : REMUS_STANDBY_FAILED;
+	if (set_state(s, rc == 0 ? REMUS_STANDBY_ACTIVE : REMUS_STANDBY_FAILED,
+		      rc == 0 ? "guest running" : "takeover failed") < 0)
+		return;
 	if (rc == 0) {
 		remus_info(LOG, "FAILOVER done: guest running from epoch %llu; lost->fenced %.1f ms, "
 			   "->tail written %.1f ms, ->loaded %.1f ms, ->running %.1f ms "
@@ -842,7 +912,8 @@ static void start_failover(struct remus_standby *s, const char *fmt, ...)
 	if (s->hooks.discard)
 		s->hooks.discard(s->hooks.opaque);
 	s->rep.epoch = s->committed_epoch;
-	s->state = REMUS_STANDBY_FAILOVER;
+	if (set_state(s, REMUS_STANDBY_FAILOVER, s->rep.reason) < 0)
+		return;
 	link_end(s);
 	if (s->listen_fd >= 0) {
 		remus_loop_del_fd(s->loop, s->listen_fd);
@@ -866,6 +937,30 @@ int remus_standby_failover(struct remus_standby *s, const char *reason)
 	return 0;
 }
 
+/*
+ * An illegal state change while waiting or receiving (release build):
+ * this standby no longer knows what it holds, so it takes no further
+ * epoch and never takes over.  The uncommitted epoch is dropped, the
+ * primary is told CLOSE (it keeps its guest running, unprotected, and
+ * gets a refusal when it reconnects), and `status` reports FAILED with
+ * @msg (borrowed) as the reason.
+ */
+static void refuse_on_internal_error(struct remus_standby *s, const char *msg)
+{
+	remus_repl_assembler_discard(&s->asmb);
+	if (s->hooks.discard)
+		s->hooks.discard(s->hooks.opaque);
+	snprintf(s->rep.reason, sizeof(s->rep.reason), "%s", msg);
+	s->rep.rc = -EPROTO;
+	if (set_state(s, REMUS_STANDBY_FAILED, "refusing epochs after an internal error") < 0)
+		return;
+	if (s->link_fd >= 0 && remus_repl_put_close(&s->link_out, msg) == 0)
+		link_send_now(s);
+	link_end(s);
+	remus_err(LOG, "%s: this standby takes no further epoch and will not take over; "
+		  "restart it", msg);
+}
+
 /* ---- start, free, status --------------------------------------------- */
 
 static void on_caps(struct remus_qmp *q, int rc, struct json_object *ret,
@@ -876,7 +971,8 @@ static void on_caps(struct remus_qmp *q, int rc, struct json_object *ret,
 	if (rc < 0) {
 		remus_err(LOG, "standby QEMU: migrate-set-capabilities failed: %s (QEMU >= 8.1 "
 			  "started with -incoming is needed)", err);
-		s->state = REMUS_STANDBY_FAILED;
+		if (s->state == REMUS_STANDBY_WAITING || s->state == REMUS_STANDBY_RECEIVING)
+			set_state(s, REMUS_STANDBY_FAILED, "migration capabilities refused");
 		return;
 	}
 	qemu_connect(s);

@@ -41,13 +41,30 @@ struct remus_standby;
 struct remus_buf;
 struct remus_repl_msg;
 
+/*
+ * The standby's states.  Every change goes through one checked setter
+ * (common/state.h); the allowed ones are
+ *
+ *   WAITING <--> RECEIVING      (HELLO accepted / session ended)
+ *   WAITING, RECEIVING --> FAILOVER --> ACTIVE or FAILED
+ *   WAITING, RECEIVING --> FAILED   (QEMU refused the capabilities, or
+ *                                    an internal error)
+ *
+ * An illegal change aborts a debug build.  A release build logs it and,
+ * in WAITING or RECEIVING, refuses further epochs: FAILED, CLOSE to the
+ * primary, the reason in `status`.  During FAILOVER the takeover goes on
+ * (the guest must run somewhere); ACTIVE and FAILED are final.
+ * remus_standby_state_name() returns the constant's suffix in lower case
+ * ("receiving"), the name `status` prints.
+ */
 enum remus_standby_state {
 	REMUS_STANDBY_WAITING,   /* no primary connected */
 	REMUS_STANDBY_RECEIVING, /* a session is running */
 	REMUS_STANDBY_FAILOVER,  /* taking over */
 	REMUS_STANDBY_ACTIVE,    /* the guest runs here; final */
-	REMUS_STANDBY_FAILED,    /* could not take over; final */
+	REMUS_STANDBY_FAILED,    /* could not take over, or refuses epochs; final */
 };
+#define REMUS_STANDBY_NSTATES (REMUS_STANDBY_FAILED + 1)
 
 /* The timeline of a failover, in ms from the moment the primary was
  * declared lost (heartbeat_lost_ms ago). */
@@ -111,7 +128,11 @@ int remus_standby_failover(struct remus_standby *s, const char *reason);
 void remus_standby_free(struct remus_standby *s);
 
 enum remus_standby_state remus_standby_get_state(const struct remus_standby *s);
+/* "waiting", "receiving", ... (static storage; "?" out of range). */
 const char *remus_standby_state_name(enum remus_standby_state st);
+/* Whether the standby may go from @from to @to (the table above).  Pure. */
+bool remus_standby_state_transition_ok(enum remus_standby_state from,
+				       enum remus_standby_state to);
 /* The TCP port listened on (useful with listen_port 0). */
 uint16_t remus_standby_port(const struct remus_standby *s);
 /* Status as a JSON object (owned: json_object_put()), or NULL on ENOMEM:

@@ -4,8 +4,11 @@
  * labels, and dispatch to a backend.
  *
  *   NEW --setup--> SETTING_UP --ok--> READY --teardown--> TEARING_DOWN --> DOWN
- *                      |  \--failed (rolled back)--> FAILED --teardown--> DOWN
- *                      \--teardown (cancels setup)--> TEARING_DOWN
+ *    \                 |  \--failed (rolled back)--> FAILED --teardown--> DOWN
+ *     \                \--teardown (cancels setup)--> TEARING_DOWN
+ *      \--teardown--> TEARING_DOWN
+ *
+ * These are the only changes set_state() lets through (common/state.h).
  *
  * The queue (queue.c) is the single source of truth for epochs: the qemu
  * backend keeps its frames in it; for the plug backend it holds empty
@@ -27,18 +30,45 @@
 
 #include "common/log.h"
 #include "common/loop.h"
+#include "common/state.h"
 #include "netbuffer/plug.h"
 #include "netbuffer/qemu.h"
 #include "netbuffer/queue.h"
 
 #define LOG "netbuffer"
 
-enum nb_state { NB_NEW, NB_SETTING_UP, NB_READY, NB_FAILED, NB_TEARING_DOWN, NB_DOWN };
+#define NB_NEW REMUS_NETBUFFER_NEW
+#define NB_SETTING_UP REMUS_NETBUFFER_SETTING_UP
+#define NB_READY REMUS_NETBUFFER_READY
+#define NB_FAILED REMUS_NETBUFFER_FAILED
+#define NB_TEARING_DOWN REMUS_NETBUFFER_TEARING_DOWN
+#define NB_DOWN REMUS_NETBUFFER_DOWN
 
-static const char *const state_names[] = {
-	[NB_NEW] = "new", [NB_SETTING_UP] = "setting-up", [NB_READY] = "ready",
-	[NB_FAILED] = "failed", [NB_TEARING_DOWN] = "tearing-down", [NB_DOWN] = "down",
+static const char *const state_names[REMUS_NETBUFFER_NSTATES] = {
+	[NB_NEW] = "new", [NB_SETTING_UP] = "setting_up", [NB_READY] = "ready",
+	[NB_FAILED] = "failed", [NB_TEARING_DOWN] = "tearing_down", [NB_DOWN] = "down",
 };
+
+#define TO(s) REMUS_STATE_BIT(NB_##s)
+static const uint32_t state_allowed[REMUS_NETBUFFER_NSTATES] = {
+	[NB_NEW] = TO(SETTING_UP) | TO(TEARING_DOWN),
+	[NB_SETTING_UP] = TO(READY) | TO(FAILED) | TO(TEARING_DOWN),
+	[NB_READY] = TO(TEARING_DOWN),
+	[NB_FAILED] = TO(TEARING_DOWN),
+	[NB_TEARING_DOWN] = TO(DOWN),
+	[NB_DOWN] = 0,
+};
+#undef TO
+
+static const struct remus_state_machine machine = {
+	.component = LOG,
+	.names = state_names,
+	.allowed = state_allowed,
+	.nstates = REMUS_NETBUFFER_NSTATES,
+};
+
+/* calloc() starts a netbuffer in NEW. */
+_Static_assert(NB_NEW == 0, "a zeroed netbuffer must be NEW");
 
 /* A done callback waiting for its timer. */
 struct done_slot {
@@ -57,7 +87,7 @@ struct remus_netbuffer {
 	size_t epoch_limit;
 	char **devices;           /* owned copies (qemu: may be empty: discover) */
 	size_t ndevices;
-	enum nb_state state;
+	enum remus_netbuffer_state state;
 	bool holding;             /* false between standby_lost(RELEASE) and protect */
 	struct remus_nbq q;
 	struct remus_nbqemu *qemu;            /* owned, qemu backend */
@@ -65,6 +95,51 @@ struct remus_netbuffer {
 	bool plugs_open;
 	struct done_slot setup_cb, td_cb;
 };
+
+const char *remus_netbuffer_state_name(enum remus_netbuffer_state s)
+{
+	return remus_state_name(&machine, s);
+}
+
+bool remus_netbuffer_state_transition_ok(enum remus_netbuffer_state from,
+					 enum remus_netbuffer_state to)
+{
+	return remus_state_allowed(&machine, from, to);
+}
+
+enum remus_netbuffer_state remus_netbuffer_get_state(const struct remus_netbuffer *nb)
+{
+	return nb->state;
+}
+
+static void release_held(struct remus_netbuffer *nb);
+
+/*
+ * The one place the state changes.  Returns 0, or -EPROTO after an
+ * illegal change in a release build (a debug build aborts).  Before
+ * teardown the netbuffer then stops holding, so the guest is never cut
+ * off by a netbuffer that lost track of itself: everything held is
+ * released, output passes through, and the state becomes FAILED, so
+ * the engine's next barrier fails and protection stops loudly.  During
+ * and after teardown nothing is held any more and the state stays.
+ */
+static int set_state(struct remus_netbuffer *nb, enum remus_netbuffer_state to,
+		     const char *why)
+{
+	enum remus_netbuffer_state from = nb->state;
+
+	if (remus_state_change(&machine, from, to, why) == 0) {
+		nb->state = to;
+		return 0;
+	}
+	if (from != NB_TEARING_DOWN && from != NB_DOWN) {
+		remus_err(LOG, "internal error: releasing the guest's output and failing; "
+			  "protection stops at the next barrier");
+		release_held(nb);
+		nb->state = NB_FAILED; /* the fatal path, outside the table on purpose */
+	}
+	return -EPROTO;
+}
 
 const char *remus_netbuffer_kind_name(enum remus_netbuffer_kind k)
 {
@@ -305,7 +380,8 @@ static void on_qemu_setup(void *opaque, int rc, const char *msg)
 	struct remus_netbuffer *nb = opaque;
 
 	if (nb->state == NB_SETTING_UP)
-		nb->state = rc == 0 ? NB_READY : NB_FAILED;
+		set_state(nb, rc == 0 ? NB_READY : NB_FAILED,
+			  rc == 0 ? "qemu backend set up" : "qemu backend setup failed");
 	slot_fire(&nb->setup_cb, rc, msg);
 }
 
@@ -316,19 +392,22 @@ void remus_netbuffer_setup(struct remus_netbuffer *nb, remus_netbuffer_done_cb *
 	int rc;
 
 	if (nb->state != NB_NEW || nb->setup_cb.fn) {
-		remus_err(LOG, "setup called twice (state %s); ignored", state_names[nb->state]);
+		remus_err(LOG, "setup called twice (state %s); ignored",
+			  remus_netbuffer_state_name(nb->state));
 		return;
 	}
 	nb->setup_cb.fn = done;
 	nb->setup_cb.opaque = opaque;
-	nb->state = NB_SETTING_UP;
+	if (set_state(nb, NB_SETTING_UP, "setup") < 0)
+		return;
 	if (nb->kind == REMUS_NETBUFFER_QEMU) {
 		remus_nbqemu_setup(nb->qemu, on_qemu_setup, nb);
 		return;
 	}
 	/* plug: netlink calls are short and local; done still comes later. */
 	rc = plugs_open(nb, msg, sizeof(msg));
-	nb->state = rc == 0 ? NB_READY : NB_FAILED;
+	set_state(nb, rc == 0 ? NB_READY : NB_FAILED,
+		  rc == 0 ? "plugs installed" : "plugs not installed");
 	if (rc == 0)
 		remus_info(LOG, "holding the output of %zu tap(s) with sch_plug (first: '%s')",
 			   nb->ndevices, nb->devices[0]);
@@ -341,7 +420,7 @@ int remus_netbuffer_barrier(struct remus_netbuffer *nb, uint64_t epoch)
 
 	if (nb->state != NB_READY) {
 		remus_err(LOG, "barrier for epoch %llu while %s; setup must succeed first",
-			  (unsigned long long)epoch, state_names[nb->state]);
+			  (unsigned long long)epoch, remus_netbuffer_state_name(nb->state));
 		return -EINVAL;
 	}
 	if (nb->kind == REMUS_NETBUFFER_QEMU)
@@ -365,7 +444,7 @@ void remus_netbuffer_commit(struct remus_netbuffer *nb, uint64_t epoch)
 
 	if (nb->state != NB_READY) {
 		remus_debug(LOG, "commit of epoch %llu while %s ignored",
-			    (unsigned long long)epoch, state_names[nb->state]);
+			    (unsigned long long)epoch, remus_netbuffer_state_name(nb->state));
 		return;
 	}
 	n = remus_nbq_commit(&nb->q, epoch, remus_now_ns());
@@ -397,6 +476,12 @@ void remus_netbuffer_standby_lost(struct remus_netbuffer *nb)
 	remus_err(LOG, "standby lost: releasing %llu held frames (%llu bytes) and passing "
 		  "the guest's output through UNPROTECTED until a new protection session",
 		  (unsigned long long)st.held_frames, (unsigned long long)st.held_bytes);
+	release_held(nb);
+}
+
+/* Releases everything held and passes output through from now on. */
+static void release_held(struct remus_netbuffer *nb)
+{
 	nb->holding = false;
 	remus_nbq_set_mode(&nb->q, REMUS_NBQ_PASS, remus_now_ns());
 	if (nb->kind == REMUS_NETBUFFER_PLUG)
@@ -428,7 +513,7 @@ static void on_qemu_teardown(void *opaque, int rc, const char *msg)
 {
 	struct remus_netbuffer *nb = opaque;
 
-	nb->state = NB_DOWN;
+	set_state(nb, NB_DOWN, "teardown done");
 	nb->holding = false;
 	slot_fire(&nb->td_cb, rc, msg);
 }
@@ -436,7 +521,7 @@ static void on_qemu_teardown(void *opaque, int rc, const char *msg)
 void remus_netbuffer_teardown(struct remus_netbuffer *nb, bool release,
 			      remus_netbuffer_done_cb *done, void *opaque)
 {
-	enum nb_state was = nb->state;
+	enum remus_netbuffer_state was = nb->state;
 
 	if (was == NB_TEARING_DOWN || was == NB_DOWN || nb->td_cb.fn) {
 		remus_err(LOG, "teardown called twice; ignored");
@@ -444,7 +529,8 @@ void remus_netbuffer_teardown(struct remus_netbuffer *nb, bool release,
 	}
 	nb->td_cb.fn = done;
 	nb->td_cb.opaque = opaque;
-	nb->state = NB_TEARING_DOWN;
+	if (set_state(nb, NB_TEARING_DOWN, release ? "teardown, releasing" : "teardown, dropping") < 0)
+		return;
 	if (nb->kind == REMUS_NETBUFFER_QEMU) {
 		remus_nbqemu_teardown(nb->qemu, release, on_qemu_teardown, nb);
 		return;
@@ -520,7 +606,8 @@ struct json_object *remus_netbuffer_status_json(const struct remus_netbuffer *nb
 		json_object_array_add(devs, json_object_new_string(
 			nb->qemu ? remus_nbqemu_device(nb->qemu, i) : nb->devices[i]));
 	json_object_object_add(o, "devices", devs);
-	json_object_object_add(o, "state", json_object_new_string(state_names[nb->state]));
+	json_object_object_add(o, "state", json_object_new_string(
+		remus_netbuffer_state_name(nb->state)));
 	json_object_object_add(o, "holding", json_object_new_boolean(
 		nb->holding && (nb->state == NB_READY || nb->state == NB_SETTING_UP)));
 	json_object_object_add(o, "on_lost", json_object_new_string(

@@ -46,6 +46,24 @@ struct remus_netbuffer;
 
 enum remus_netbuffer_kind { REMUS_NETBUFFER_QEMU, REMUS_NETBUFFER_PLUG };
 
+/*
+ * The netbuffer's lifecycle (netbuffer.c draws it).  Every change goes
+ * through one checked setter (common/state.h).  An illegal change aborts
+ * a debug build; a release build logs it and, before teardown, releases
+ * everything held and goes FAILED (output passes through; the next
+ * barrier fails).  remus_netbuffer_state_name() returns the constant's
+ * suffix in lower case ("setting_up"), the name `status` prints.
+ */
+enum remus_netbuffer_state {
+	REMUS_NETBUFFER_NEW,          /* remus_netbuffer_new() done */
+	REMUS_NETBUFFER_SETTING_UP,   /* setup running */
+	REMUS_NETBUFFER_READY,        /* holding (or passing, after standby_lost) */
+	REMUS_NETBUFFER_FAILED,       /* setup failed (rolled back) */
+	REMUS_NETBUFFER_TEARING_DOWN, /* teardown running */
+	REMUS_NETBUFFER_DOWN,         /* teardown done; final */
+};
+#define REMUS_NETBUFFER_NSTATES (REMUS_NETBUFFER_DOWN + 1)
+
 /* What to do with held output when the standby is lost. */
 enum remus_netbuffer_on_lost {
 	REMUS_NETBUFFER_LOST_RELEASE, /* release all, pass through until protect */
@@ -164,6 +182,13 @@ void remus_netbuffer_get_stats(const struct remus_netbuffer *nb,
  * ("nics" only for qemu; vnet_hdr_len of the last frame, -1 before any;
  * "unbuffered": QEMU closed our outdev, that NIC's output is not held). */
 struct json_object *remus_netbuffer_status_json(const struct remus_netbuffer *nb);
+
+enum remus_netbuffer_state remus_netbuffer_get_state(const struct remus_netbuffer *nb);
+/* "new", "setting_up", ... (static storage; "?" out of range). */
+const char *remus_netbuffer_state_name(enum remus_netbuffer_state s);
+/* Whether the netbuffer may go from @from to @to.  Pure. */
+bool remus_netbuffer_state_transition_ok(enum remus_netbuffer_state from,
+					 enum remus_netbuffer_state to);
 
 /* "qemu" or "plug" (static storage; "?" for anything else). */
 const char *remus_netbuffer_kind_name(enum remus_netbuffer_kind k);

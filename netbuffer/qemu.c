@@ -39,6 +39,13 @@
  * are removed, by hand (object-del remus-nb-N, chardev-remove
  * remus-nb-N-out and -in) or by the next setup, which does it first.
  * Fail-closed, measured on QEMU 10.0.2: nothing uncommitted ever leaves.
+ *
+ * The backend's states (qemu.h) change in set_state() only, checked by
+ * common/state.h:
+ *
+ *   NEW -> [DISCOVER ->] SCAN -> SETUP -> READY -> TEARDOWN -> DONE
+ *   DISCOVER, SCAN, SETUP -> TEARDOWN (a failed or cancelled setup rolls
+ *   back), NEW -> DONE (teardown before setup)
  */
 #include "netbuffer/qemu.h"
 
@@ -52,6 +59,7 @@
 
 #include "common/log.h"
 #include "common/loop.h"
+#include "common/state.h"
 #include "netbuffer/qemu_nic.h"
 #include "qmp/qmp.h"
 
@@ -82,6 +90,62 @@ struct qop {
 	char what[192];          /* "chardev-add remus-nb-n0-out", for messages */
 	char *path;              /* owned, discovery: the device path asked */
 };
+
+/* ---- the state machine (drawn at the top) ------------------------------ */
+
+static const char *const state_names[REMUS_NBQEMU_NSTATES] = {
+	[Q_NEW] = "new", [Q_DISCOVER] = "discover", [Q_SCAN] = "scan", [Q_SETUP] = "setup",
+	[Q_READY] = "ready", [Q_TEARDOWN] = "teardown", [Q_DONE] = "done",
+};
+
+#define TO(s) REMUS_STATE_BIT(Q_##s)
+static const uint32_t state_allowed[REMUS_NBQEMU_NSTATES] = {
+	[Q_NEW] = TO(DISCOVER) | TO(SCAN) | TO(DONE),
+	[Q_DISCOVER] = TO(SCAN) | TO(TEARDOWN),
+	[Q_SCAN] = TO(SETUP) | TO(TEARDOWN),
+	[Q_SETUP] = TO(READY) | TO(TEARDOWN),
+	[Q_READY] = TO(TEARDOWN),
+	[Q_TEARDOWN] = TO(DONE),
+	[Q_DONE] = 0,
+};
+#undef TO
+
+static const struct remus_state_machine machine = {
+	.component = LOG,
+	.names = state_names,
+	.allowed = state_allowed,
+	.nstates = REMUS_NBQEMU_NSTATES,
+};
+
+/* calloc() starts a backend in NEW. */
+_Static_assert(Q_NEW == 0, "a zeroed backend must be NEW");
+
+const char *remus_nbqemu_state_name(enum remus_nbqemu_state s)
+{
+	return remus_state_name(&machine, s);
+}
+
+bool remus_nbqemu_state_transition_ok(enum remus_nbqemu_state from,
+				      enum remus_nbqemu_state to)
+{
+	return remus_state_allowed(&machine, from, to);
+}
+
+/* The one place the state changes.  Returns 0, or -EPROTO after an
+ * illegal change in a release build (a debug build aborts): everything
+ * held is released and passes through from then on, so a backend that
+ * lost track of itself never cuts the guest off; the state stays and
+ * the caller returns without going on with its step. */
+static int set_state(struct remus_nbqemu *b, enum remus_nbqemu_state to, const char *why)
+{
+	if (remus_state_change(&machine, b->state, to, why) == 0) {
+		b->state = to;
+		return 0;
+	}
+	remus_err(LOG, "internal error: releasing the guest's output");
+	remus_nbq_set_mode(b->q, REMUS_NBQ_PASS, remus_now_ns());
+	return -EPROTO;
+}
 
 /* Setup and teardown, in the order they run: each step sends one
  * command (or decides what comes next), and its reply handler moves on. */
@@ -270,7 +334,8 @@ void remus_nbqemu_setup(struct remus_nbqemu *b, remus_nbqemu_done_cb *done, void
 		scan_begin(b);
 		return;
 	}
-	b->state = Q_DISCOVER;
+	if (set_state(b, Q_DISCOVER, "discovering NICs") < 0)
+		return;
 	for (i = 0; i < 2; i++) {
 		args = obj_str(json_object_new_object(), "path", roots[i]);
 		snprintf(what, sizeof(what), "qom-list %s", roots[i]);
@@ -411,7 +476,8 @@ static void scan_begin(struct remus_nbqemu *b)
 {
 	int rc;
 
-	b->state = Q_SCAN;
+	if (set_state(b, Q_SCAN, "looking for leftovers") < 0)
+		return;
 	b->left = calloc(3 * b->nnics, sizeof(*b->left));
 	if (!b->left) {
 		setup_fail(b, -ENOMEM, "out of memory");
@@ -486,7 +552,8 @@ static void left_next(struct remus_nbqemu *b)
 		return;
 	}
 	if (b->left_next == b->nleft) {
-		b->state = Q_SETUP;
+		if (set_state(b, Q_SETUP, "no leftovers") < 0)
+			return;
 		setup_next(b);
 		return;
 	}
@@ -631,7 +698,8 @@ static void setup_ok(struct remus_nbqemu *b)
 {
 	remus_nbqemu_done_cb *sd = b->setup_done;
 
-	b->state = Q_READY;
+	if (set_state(b, Q_READY, "every filter added") < 0)
+		return;
 	b->setup_done = NULL;
 	remus_info(LOG, "holding the output of %zu netdev(s) (first: '%s')", b->nnics,
 		   b->nics[0].netdev);
@@ -663,7 +731,8 @@ void remus_nbqemu_teardown(struct remus_nbqemu *b, bool release,
 	switch (b->state) {
 	case Q_NEW:
 	case Q_DONE:
-		b->state = Q_DONE;
+		if (b->state == Q_NEW && set_state(b, Q_DONE, "teardown before setup") < 0)
+			return;
 		b->td_done = NULL;
 		done(opaque, 0, NULL);
 		return;
@@ -692,7 +761,8 @@ void remus_nbqemu_teardown(struct remus_nbqemu *b, bool release,
 
 static void teardown_begin(struct remus_nbqemu *b)
 {
-	b->state = Q_TEARDOWN;
+	if (set_state(b, Q_TEARDOWN, b->setup_rc ? "setup rolled back" : "teardown") < 0)
+		return;
 	remus_nbq_set_mode(b->q, b->td_release ? REMUS_NBQ_PASS : REMUS_NBQ_DROP,
 			   remus_now_ns());
 	teardown_next(b);
@@ -830,7 +900,8 @@ static void td_finish(struct remus_nbqemu *b)
 
 	for (i = 0; i < b->nnics; i++)
 		remus_nbqemu_nic_close(b, &b->nics[i]);
-	b->state = Q_DONE;
+	/* Even after an illegal change both callbacks run: nothing else would. */
+	set_state(b, Q_DONE, "teardown done");
 	b->setup_done = NULL;
 	b->td_done = NULL;
 	if (b->td_rc)

@@ -37,6 +37,24 @@ struct remus_loop;
 struct remus_qmp;
 struct remus_nbqemu;
 
+/* The backend's states (qemu.c draws the allowed changes). */
+enum remus_nbqemu_state {
+	REMUS_NBQEMU_NEW,
+	REMUS_NBQEMU_DISCOVER,  /* finding the VM's NICs */
+	REMUS_NBQEMU_SCAN,      /* removing what an earlier run left */
+	REMUS_NBQEMU_SETUP,     /* adding chardevs and filters */
+	REMUS_NBQEMU_READY,     /* holding */
+	REMUS_NBQEMU_TEARDOWN,  /* removing (also a failed setup's rollback) */
+	REMUS_NBQEMU_DONE,      /* final */
+};
+#define REMUS_NBQEMU_NSTATES (REMUS_NBQEMU_DONE + 1)
+
+/* "new", "discover", ... (static storage; "?" out of range). */
+const char *remus_nbqemu_state_name(enum remus_nbqemu_state s);
+/* Whether the backend may go from @from to @to.  Pure. */
+bool remus_nbqemu_state_transition_ok(enum remus_nbqemu_state from,
+				      enum remus_nbqemu_state to);
+
 /* Like remus_netbuffer_done_cb, but may be called from inside the backend
  * call that started the operation, and must not free the backend; @msg
  * borrowed. */

@@ -44,7 +44,14 @@ struct nic {
 enum step { STEP_GETFD_OUT, STEP_GETFD_IN, STEP_CHARDEV_OUT, STEP_CHARDEV_IN, STEP_FILTER,
 	    STEP_DONE };
 
-enum qstate { Q_NEW, Q_DISCOVER, Q_SCAN, Q_SETUP, Q_READY, Q_TEARDOWN, Q_DONE };
+/* Short names of enum remus_nbqemu_state (qemu.h) inside the backend. */
+#define Q_NEW REMUS_NBQEMU_NEW
+#define Q_DISCOVER REMUS_NBQEMU_DISCOVER
+#define Q_SCAN REMUS_NBQEMU_SCAN
+#define Q_SETUP REMUS_NBQEMU_SETUP
+#define Q_READY REMUS_NBQEMU_READY
+#define Q_TEARDOWN REMUS_NBQEMU_TEARDOWN
+#define Q_DONE REMUS_NBQEMU_DONE
 
 struct qop;
 
@@ -52,7 +59,7 @@ struct remus_nbqemu {
 	struct remus_loop *loop; /* borrowed */
 	struct remus_qmp *qmp;   /* borrowed */
 	struct remus_nbq *q;     /* borrowed */
-	enum qstate state;
+	enum remus_nbqemu_state state; /* qemu.c's set_state() changes it */
 	struct nic *nics;        /* owned array */
 	size_t nnics;
 	bool discover;
