@@ -2,7 +2,8 @@
 # shellcheck shell=bash
 #
 # Shell helpers to boot the test guest under QEMU, for vm-images/demo,
-# vm-images/accel-probe and the tests in tests/integration/.  Source it from
+# vm-images/accel-probe and the tests (tests/lib/remus.sh's start_guest
+# boots every test guest through guest_boot).  Source it from
 # a bash script running with `set -euo pipefail`:
 #
 #   . "$REMUS_SOURCE_DIR/vm-images/guest-lib.sh"
@@ -41,10 +42,13 @@ guest_accel() {
 # "console=ttyS0 APPEND", extra QEMU arguments after.  Sets GUEST_PID.
 # Memory is $GUEST_MEM MiB (default 256).  QEMU's stdin is $GUEST_STDIN
 # (default /dev/null): a FIFO there drives "-monitor stdio" (guest_hmp).
+# With $GUEST_NETNS set, QEMU runs in that network namespace (ip netns
+# exec execs it: GUEST_PID is still QEMU's).
 guest_boot() {
 	local p=$1 vm=$2 accel=$3 append=$4
 	shift 4
-	local f
+	local f run=("${REMUS_QEMU:-qemu-system-x86_64}")
+	[ -z "${GUEST_NETNS:-}" ] || run=(ip netns exec "$GUEST_NETNS" "${run[@]}")
 	for f in "$vm/vmlinuz" "$vm/initrd.gz"; do
 		if [ ! -r "$f" ]; then
 			echo "guest-lib: $f is missing; build it with: cmake --build <build> --target vm-images" >&2
@@ -53,7 +57,7 @@ guest_boot() {
 	done
 	local args=(-accel "$accel" -machine pc -m "${GUEST_MEM:-256}" -smp 1)
 	rm -f "$p.serial" "$p.qemu" "$p.pid"
-	"${REMUS_QEMU:-qemu-system-x86_64}" "${args[@]}" \
+	"${run[@]}" "${args[@]}" \
 		-nographic -nodefaults -no-reboot \
 		-kernel "$vm/vmlinuz" -initrd "$vm/initrd.gz" \
 		-append "console=ttyS0 $append" \

@@ -8,26 +8,22 @@
 #    stream: its first epoch is numbered after the last committed one and
 #    is full, and the standby QEMU is not restarted;
 #  - a failover after that resumes the guest from the newest checkpoint.
-source "$REMUS_SOURCE_DIR/tests/integration/engine/lib.sh"
+source "$(dirname "$0")/../../lib/remus.sh"
 interval=500
 
 port=$(free_port)
-start_qemu pri "remus.run=tick"
+start_guest pri "remus.run=tick"
 pri_qemu=$QEMU_PID
-start_qemu sby "remus.run=tick" -incoming "unix:$T/in.sock"
+start_guest sby "remus.run=tick" --incoming "unix:$T/in.sock"
 sby_qemu=$QEMU_PID
-"$REMUSD" standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
-	--ctl "$T/sby.ctl" --report "$T/report.json" >"$T/standby.log" 2>&1 &
-track $!
-watch_daemon $! "standby remusd" "$T/standby.log"
-wait_for 90 "the primary guest to boot" has_serial pri GUEST-UP
+start_remusd standby standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
+	--ctl "$T/sby.ctl" --report "$T/report.json"
+wait_serial pri GUEST-UP 90 "the primary guest to boot"
 
 protect() { # METRICS
-	"$REMUSD" primary --qmp "$T/pri.qmp" --standby "127.0.0.1:$port" --interval $interval \
-		--ctl "$T/pri.ctl" --metrics "$1" >>"$T/primary.log" 2>&1 &
-	prid=$!
-	track "$prid"
-	watch_daemon "$prid" "primary remusd" "$T/primary.log"
+	start_remusd primary primary --qmp "$T/pri.qmp" --standby "127.0.0.1:$port" \
+		--interval $interval --ctl "$T/pri.ctl" --metrics "$1"
+	prid=$REMUSD_PID
 }
 lines() { count_lines "$1"; }
 at_least() { [ "$(lines "$1")" -ge "$2" ]; }
@@ -36,16 +32,16 @@ protect "$T/m1.jsonl"
 wait_for 60 "4 committed epochs" at_least "$T/m1.jsonl" 4
 unwatch_daemon "$prid"
 ctl "$T/pri.ctl" unprotect >/dev/null
-wait_for 10 "the primary remusd to exit after unprotect" sh -c "! kill -0 $prid 2>/dev/null"
+wait_for 10 "the primary remusd to exit after unprotect" gone "$prid"
 wait "$prid" || fail "the primary remusd exited with status $? after unprotect"
 st=$(ctl "$T/sby.ctl" status)
 echo "standby after unprotect: $st"
-[ "$(json_get "$st" state)" = waiting ] || fail "the standby did not go back to waiting: $st"
+[ "$(json_get "$st" state)" = "$ST_WAITING" ] || fail "the standby did not go back to waiting: $st"
 [ ! -e "$T/report.json" ] || fail "the standby took over after a clean unprotect"
 last=$(json_get "$st" committed_epoch)
-t0=$(serial pri | grep -o 'tick [0-9]*' | tail -1 | cut -d' ' -f2)
+t0=$(ticks pri | tail -1)
 sleep 2
-t1=$(serial pri | grep -o 'tick [0-9]*' | tail -1 | cut -d' ' -f2)
+t1=$(ticks pri | tail -1)
 [ "$t1" -gt "$t0" ] || fail "the primary guest does not run after unprotect"
 
 protect "$T/m2.jsonl"
@@ -60,13 +56,9 @@ grep -q "resuming the stream" "$T/standby.log" || fail "the standby did not resu
 kill -0 "$sby_qemu" || fail "the standby QEMU is gone"
 
 sleep 0.2
-unwatch_daemon "$prid"
-kill -9 "$prid" "$pri_qemu"
-wait "$prid" "$pri_qemu" 2>/dev/null || true
-wait_for 30 "the standby's failover report" test -s "$T/report.json"
-[ "$(json_get "$(cat "$T/report.json")" state)" = active ] ||
-	fail "the standby did not take over: $(cat "$T/report.json")"
+kill_now "$prid" "$pri_qemu"
+wait_takeover "$T/report.json"
 sleep 3
-[ "$(serial sby | grep -c GUEST-UP)" -eq 0 ] || fail "the standby guest booted again"
+! has_serial sby GUEST-UP || fail "the standby guest booted again"
 check_ticks pri sby $interval
 echo "resume: clean unprotect without takeover, stream resumed at epoch $((last + 1)), failover ok"

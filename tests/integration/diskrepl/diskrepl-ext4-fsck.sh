@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-#   ext4_fsck.sh INTERVAL_MS FAILOVERS
+#   diskrepl-ext4-fsck.sh INTERVAL_MS FAILOVERS
 #
 # One guest, one ext4 file system, FAILOVERS failovers in a row, then fsck.
 #
@@ -19,16 +19,11 @@
 # new host), no second boot and its checks still running, then finish its
 # run, unmount and power off; `fsck.ext4 -n -f` must find the last
 # survivor's image clean.
-#
-# Exits 77 (skipped) while `remusd primary --help` has no --disk.
+source "$(dirname "$0")/../../lib/remus.sh"
 source "$(dirname "$0")/lib.sh"
 
 interval=${1:?interval ms}
 failovers=${2:?failovers}
-if ! remusd_has_disk; then
-	echo "SKIP: $REMUSD primary --help has no --disk yet (disk replication not wired into remusd)"
-	exit 77
-fi
 # fswork's run must outlast every round (a boot, then per round an initial
 # sync, two epochs and the kill: 5-10 s on a loaded machine); a run that
 # ends before the last kill fails and says so.
@@ -40,8 +35,8 @@ app="remus.run=fswork remus.modules=ext4 remus.args=dev=/dev/vda,secs=$secs,veri
 # test is not about detection time.
 hb=(--heartbeat 200 --miss 15)
 # Options a standby needs as well: it becomes a primary after the switch.
-role_opts=(--interval "$interval" "${hb[@]}")
-read -ra nb <<<"$(primary_nb_opts)"
+# The guest has no NIC: an output buffer would have nothing to hold.
+role_opts=(--interval "$interval" "${hb[@]}" --netbuffer off)
 
 img=("$T/host0.raw" "$T/host1.raw")
 truncate -s 64M "${img[0]}" "${img[1]}"
@@ -51,42 +46,34 @@ mkfs.ext4 -q -F "${img[0]}"
 # (files $T/NAME.*); sets SBY and SBY_QEMU.
 start_standby() {
 	local name=$1 image=$2 port=$3
-	"$REMUSD" standby --qmp "$T/$name.qmp" --incoming "$T/$name.in" \
+	start_remusd "$name" standby --qmp "$T/$name.qmp" --incoming "$T/$name.in" \
 		--listen "127.0.0.1:$port" --ctl "$T/$name.ctl" --report "$T/$name.report" \
-		--metrics "$T/$name.metrics" "${role_opts[@]}" "${nb[@]}" \
-		--disk "d0,image=$image,socket=$T/$name.nbd" >"$T/$name.log" 2>&1 &
-	SBY=$!
-	track "$SBY"
-	watch_daemon "$SBY" "$name remusd" "$T/$name.log"
+		--metrics "$T/$name.metrics" "${role_opts[@]}" \
+		--disk "d0,image=$image,socket=$T/$name.nbd"
+	SBY=$REMUSD_PID
 	wait_for 30 "$name's NBD socket" test -S "$T/$name.nbd"
-	# shellcheck disable=SC2046 # the drive options are words on purpose
-	start_qemu "$name" "$app" $(drive_nbd d0 "$T/$name.nbd") -incoming "unix:$T/$name.in"
+	start_guest "$name" "$app" --nbd "d0=$T/$name.nbd" --incoming "unix:$T/$name.in"
 	SBY_QEMU=$QEMU_PID
 }
 fs_lines() { serial "$1" | grep -c '^fswork op=.* ok$' || true; }
 last_verified() { serial "$1" | sed -n 's/^fswork op=.* verified=\([0-9]*\) ok$/\1/p' | tail -n1; }
 check_guest() {
-	if serial "$1" | grep -q VIOLATION; then
-		fail "$1: the disk does not match the guest's memory: $(serial "$1" | grep VIOLATION)"
-	fi
-	if serial "$1" | grep -q GUEST-UP && [ "$1" != h0 ]; then
+	no_violation "$1"
+	if [ "$1" != h0 ] && has_serial "$1" GUEST-UP; then
 		fail "$1: the guest booted again after a failover"
 	fi
 }
 
 port=$(free_port)
 start_standby h1 "${img[1]}" "$port"
-"$REMUSD" primary --qmp "$T/h0.qmp" --standby "127.0.0.1:$port" --ctl "$T/h0.ctl" \
-	--metrics "$T/h0.metrics" "${role_opts[@]}" "${nb[@]}" \
-	--disk "d0,image=${img[0]},socket=$T/h0.nbd" >"$T/h0.log" 2>&1 &
-cur=h0 cur_d=$! next=h1 next_d=$SBY next_qemu=$SBY_QEMU
-track "$cur_d"
-watch_daemon "$cur_d" "h0 remusd" "$T/h0.log"
+start_remusd h0 primary --qmp "$T/h0.qmp" --standby "127.0.0.1:$port" --ctl "$T/h0.ctl" \
+	--metrics "$T/h0.metrics" "${role_opts[@]}" \
+	--disk "d0,image=${img[0]},socket=$T/h0.nbd"
+cur=h0 cur_d=$REMUSD_PID next=h1 next_d=$SBY next_qemu=$SBY_QEMU
 wait_for 30 "h0's NBD socket" test -S "$T/h0.nbd"
-# shellcheck disable=SC2046
-start_qemu h0 "$app" $(drive_nbd d0 "$T/h0.nbd")
+start_guest h0 "$app" --nbd "d0=$T/h0.nbd"
 cur_qemu=$QEMU_PID
-wait_for 120 "the guest to boot on h0" has_serial h0 GUEST-UP
+wait_serial h0 GUEST-UP 120 "the guest to boot on h0"
 
 for r in $(seq "$failovers"); do
 	# $cur protects to $next; the guest runs on $cur's image.
@@ -101,21 +88,17 @@ for r in $(seq "$failovers"); do
 	n0=$(count_lines "$T/$cur.metrics")
 	committed() { no_early_failover; [ "$(count_lines "$T/$cur.metrics")" -ge $((n0 + 2)) ]; }
 	wait_for $((60 + interval / 100)) "round $r: 2 epochs from $cur to $next" committed
-	n1=$(count_lines "$T/$cur.metrics")
-	until [ "$(count_lines "$T/$cur.metrics")" -gt "$n1" ]; do check_daemons; sleep 0.02; done
-	sleep "$(python3 -c "import random; print(random.uniform(0.2, 0.8) * $interval / 1000)")"
+	next_epoch "$T/$cur.metrics"
+	sleep_into_epoch "$interval"
 	no_early_failover
-	unwatch_daemon "$cur_d"
-	kill -9 "$cur_d" "$cur_qemu"
-	wait "$cur_d" "$cur_qemu" 2>/dev/null || true
-	serial "$cur" | grep -q '^fswork done' &&
+	kill_now "$cur_d" "$cur_qemu"
+	! has_serial "$cur" '^fswork done' ||
 		fail "round $r: fswork finished on $cur before the kill; raise secs ($secs)"
 	check_guest "$cur"
 	cur_verified=$(last_verified "$cur")
 
-	wait_for 30 "round $r: $next's failover report" test -s "$T/$next.report"
-	report=$(cat "$T/$next.report")
-	[ "$(json_get "$report" state)" = active ] || fail "round $r: $next did not take over: $report"
+	wait_takeover "$T/$next.report" "round $r: $next"
+	report=$REPORT_JSON
 	# The guest goes on there, checking the new disk against its memory.
 	checked() { check_guest "$next"; v=$(last_verified "$next"); [ -n "$v" ] && [ "$v" -gt "${cur_verified:-0}" ]; }
 	wait_for 60 "round $r: fswork to verify its files on $next" checked
@@ -136,10 +119,8 @@ for r in $(seq "$failovers"); do
 		m0=$(count_lines "$T/$cur.metrics")
 		switched() { [ "$(count_lines "$T/$cur.metrics")" -gt "$m0" ]; }
 		wait_for 60 "round $r: $cur to commit an epoch to $next" switched
-		resync=$(python3 -c 'import json,sys
-d=json.loads(sys.argv[1]).get("disks") or [{}]
-print("resync %s of %s extents" % (d[0].get("resync_sent_extents", "?"), d[0].get("resync_compared", "?")))' \
-			"$(ctl "$T/$cur.ctl" status)")
+		st=$(ctl "$T/$cur.ctl" status)
+		resync="resync $(json_get "$st" disks.0.resync_sent_extents) of $(json_get "$st" disks.0.resync_compared) extents"
 		line+="; $cur protects to $next on $dead's old image ($resync)"
 	fi
 	echo "$line"
@@ -155,10 +136,9 @@ finished() {
 }
 wait_for $((secs + 90)) "fswork to finish on $cur" finished
 check_guest "$cur"
-serial "$cur" | grep -q 'GUEST-EXIT status=0' ||
+has_serial "$cur" 'GUEST-EXIT status=0' ||
 	fail "fswork failed on $cur: $(serial "$cur" | grep -E '^fswork|GUEST-EXIT' | tail -n 3)"
-gone() { ! kill -0 "$cur_qemu" 2>/dev/null; }
-wait_for 30 "$cur's QEMU to power off" gone
+wait_for 30 "$cur's QEMU to power off" gone "$cur_qemu"
 kill -TERM "$cur_d"
 wait "$cur_d" 2>/dev/null || true
 survivor=${img[$((failovers % 2))]}

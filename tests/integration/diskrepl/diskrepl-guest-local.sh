@@ -23,6 +23,7 @@
 #    under a running fswork must end in FSWORK-VIOLATION (or an ext4 error
 #    that stops fswork: never in "ok" lines only); and a clean run of 8 s
 #    unmounts an image that fsck.ext4 -n -f finds clean.
+source "$(dirname "$0")/../../lib/remus.sh"
 source "$(dirname "$0")/lib.sh"
 
 slots=64
@@ -31,28 +32,20 @@ truncate -s 16M "$img"
 writer() { append_diskrec ms=20 slots=$slots scan=20 every=10 "$@"; }
 # boot NAME APPEND IMAGE: a guest on IMAGE; waits for GUEST-UP.
 boot() {
-	# shellcheck disable=SC2046 # the drive options are words on purpose
-	start_qemu "$1" "$2" $(drive_plain "$3")
-	wait_for 120 "guest $1 to boot" has_serial "$1" GUEST-UP
+	start_guest "$1" "$2" --image "$3"
+	wait_serial "$1" GUEST-UP 120 "guest $1 to boot"
 }
 # wait_exit NAME STATUS: the guest's program exited with STATUS and QEMU
 # powered off.
 wait_exit() {
 	wait_for 60 "guest $1 to exit with status $2" has_serial "$1" "GUEST-EXIT status=$2"
-	wait_for 30 "QEMU of guest $1 to power off" qemu_gone
-}
-qemu_gone() { ! kill -0 "$QEMU_PID" 2>/dev/null; }
-no_violation() {
-	if serial "$1" | grep -q 'VIOLATION'; then
-		fail "guest $1 reported a violation on a correct disk: $(serial "$1" | grep VIOLATION)"
-	fi
+	wait_for 30 "QEMU of guest $1 to power off" gone "$QEMU_PID"
 }
 
 # --- 1. kill -------------------------------------------------------------------
 boot w1 "$(writer)" "$img"
 wait_for 90 "w1 to write 100 records" diskrec_reached w1 100
-kill -9 "$QEMU_PID"
-wait "$QEMU_PID" 2>/dev/null || true
+kill_now "$QEMU_PID"
 no_violation w1
 printed=$(diskrec_last w1)
 # shellcheck disable=SC2046 # one seq per word
@@ -68,7 +61,7 @@ echo "1. kill: guest printed seq $printed, image holds a consistent ring up to $
 
 # --- 2. restart + a record from the future -----------------------------------
 boot w2 "$(writer resume=1)" "$img"
-wait_for 30 "w2 to resume after record $last" has_serial w2 "diskrec start .* last=$last\$"
+wait_serial w2 "diskrec start .* last=$last\$" 30 "w2 to resume after record $last"
 wait_for 90 "w2 to write 60 records" diskrec_reached w2 $((last + 60))
 qmp "$T/w2.qmp" stop >/dev/null
 l2=$(host_last "$img" $slots)
@@ -76,7 +69,7 @@ for k in 1 2 3; do
 	"$DISKREC" mode=forge dev="$img" slots=$slots seq=$((l2 + k)) >/dev/null
 done
 qmp "$T/w2.qmp" cont >/dev/null
-wait_for 30 "w2 to notice the forged records" has_serial w2 "DISKREC-VIOLATION record past the checkpoint"
+wait_serial w2 "DISKREC-VIOLATION record past the checkpoint" 30 "w2 to notice the forged records"
 wait_exit w2 3
 echo "2. restart resumed after $last; forged records $((l2 + 1))..$((l2 + 3)) reported: $(serial w2 | grep VIOLATION)"
 
@@ -91,7 +84,7 @@ wait_for 60 "w3 to write 40 more records" diskrec_reached w3 $((l3 + 40))
 qmp "$T/w3.qmp" stop >/dev/null
 dd if="$T/old.img" of="$img" bs=1M conv=notrunc status=none
 qmp "$T/w3.qmp" cont >/dev/null
-wait_for 30 "w3 to notice the lost records" has_serial w3 "DISKREC-VIOLATION record missing before the checkpoint"
+wait_serial w3 "DISKREC-VIOLATION record missing before the checkpoint" 30 "w3 to notice the lost records"
 wait_exit w3 3
 echo "3. image rewound to record $l3 under the guest: $(serial w3 | grep VIOLATION)"
 
@@ -119,9 +112,8 @@ wait_for 60 "f5 to run 3 more seconds" fs_ops_at_least f5 $((n + 3))
 qmp "$T/f5.qmp" stop >/dev/null
 dd if="$T/fs-old.img" of="$fs" bs=1M conv=notrunc status=none
 qmp "$T/f5.qmp" cont >/dev/null
-exited() { serial f5 | grep -q 'GUEST-EXIT status=[1-9]'; }
-wait_for 60 "fswork to stop on the rewound file system" exited
-serial f5 | grep -q 'GUEST-EXIT status=0' && fail "fswork exited 0 on a rewound file system"
+wait_serial f5 'GUEST-EXIT status=[0-9]' 60 "fswork to stop on the rewound file system"
+! has_serial f5 'GUEST-EXIT status=0' || fail "fswork exited 0 on a rewound file system"
 why=$(serial f5 | grep -E 'FSWORK-VIOLATION|^fswork: ' | head -n1)
 [ -n "$why" ] || fail "fswork stopped on the rewound file system without saying why"
 echo "5. ext4 rewound under fswork: $why"
@@ -130,6 +122,6 @@ mkfs.ext4 -q -F "$fs" 64M
 boot f6 "$(fswork secs=8)" "$fs"
 wait_exit f6 0
 no_violation f6
-serial f6 | grep -q '^fswork done op=' || fail "fswork did not finish cleanly"
+has_serial f6 '^fswork done op=' || fail "fswork did not finish cleanly"
 fsck=$(fsck.ext4 -n -f "$fs" 2>&1) || fail "fsck.ext4 -n -f after a clean fswork run: $fsck"
 echo "5. clean fswork run: $(serial f6 | grep '^fswork done'), fsck.ext4 -n -f clean"

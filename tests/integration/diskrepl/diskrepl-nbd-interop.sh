@@ -15,37 +15,10 @@
 # error was logged.
 #
 # Every process started is tracked and killed by PID on exit.
-set -euo pipefail
-
-: "${REMUS_BUILD_DIR:?run through ctest (REMUS_BUILD_DIR unset)}"
-SERVE=$REMUS_BUILD_DIR/tests/integration/diskrepl/nbd_serve
-QEMU=${REMUS_QEMU:-qemu-system-x86_64}
-T=$(mktemp -d /tmp/remus-nbd-XXXXXX)
-PIDS=()
+source "$(dirname "$0")/../../lib/remus.sh"
+need NBD_SERVE REMUS_QEMU
 SERVER=
 
-cleanup() {
-	local rc=$? p
-	for p in "${PIDS[@]+"${PIDS[@]}"}"; do
-		kill -9 "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]+"${PIDS[@]}"}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	if [ "$rc" -ne 0 ]; then
-		echo "---- server log ($T/serve.log)"
-		tail -n 30 "$T/serve.log" 2>/dev/null || true
-	fi
-	[ -n "${REMUS_TEST_KEEP:-}" ] || rm -rf "$T"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
 step() { echo "== $*"; }
 
 SOCK=$T/nbd.sock
@@ -69,10 +42,10 @@ io() {
 }
 
 start_server() {
-	"$SERVE" -d "interop disk" "$SOCK" disk0="$T/served.raw" scratch="$T/scratch.raw" \
+	"$NBD_SERVE" -d "interop disk" "$SOCK" disk0="$T/served.raw" scratch="$T/scratch.raw" \
 		>"$T/serve.out" 2>>"$T/serve.log" &
 	SERVER=$!
-	PIDS+=("$SERVER")
+	track "$SERVER"
 	local i
 	for i in $(seq 100); do
 		[ -S "$SOCK" ] && return 0
@@ -161,7 +134,7 @@ step "two clients at once"
 qemu-io -t writeback -f raw -c "write -P 0x41 8M 1M" -c "sleep 3000" -c "read -P 0x41 8M 1M" \
 	"$URI" >"$T/a.out" 2>&1 &
 A=$!
-PIDS+=("$A")
+track "$A"
 sleep 0.5
 io -f raw -c "write -P 0x42 9M 1M" -c "read -P 0x42 9M 1M" -c "read -P 0x41 8M 1M" "$URI"
 kill -0 "$A" 2>/dev/null || fail "the first client finished before the second one ran; raise its sleep"
@@ -178,7 +151,7 @@ cmp "$T/converted.raw" "$T/expected.raw" || fail "qemu-img convert from the serv
 qemu-img convert -n -f raw -O raw "$T/src.raw" "nbd+unix:///scratch?socket=$SOCK"
 
 step "QEMU itself opens the export with -blockdev"
-out=$(echo quit | timeout 30 "$QEMU" -M none -nodefaults -display none -monitor stdio \
+out=$(echo quit | timeout 30 "$REMUS_QEMU" -M none -nodefaults -display none -monitor stdio \
 	-blockdev "driver=nbd,node-name=d0,server.type=unix,server.path=$SOCK,export=disk0" 2>&1) ||
 	fail "QEMU with -blockdev nbd: $out"
 

@@ -16,7 +16,7 @@
 #    receives only the 8 extents that changed (not the 64 MiB disk), and
 #    the images are equal again.
 # 4. A zero write while protected is replicated as such.
-source "$REMUS_SOURCE_DIR/tests/integration/engine/lib.sh"
+source "$(dirname "$0")/../../lib/remus.sh"
 
 command -v qemu-io >/dev/null || fail "qemu-io is missing (apt-get install qemu-utils)"
 size=$((64 << 20))
@@ -27,43 +27,28 @@ for at in 1 17 40; do # MiB offsets: 1 MiB of random data each
 done
 
 port=$(free_port)
-blk() { # blk NAME SOCKET: the QEMU options for a disk served by remusd
-	echo "-blockdev driver=nbd,node-name=$1,server.type=unix,server.path=$2,export=$1"
-	echo "-device virtio-blk-pci,drive=$1"
-}
 
 start_standby() {
-	"$REMUSD" standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
-		--ctl "$T/sby.ctl" --heartbeat 200 --miss 10 --disk "vda,image=$S,socket=$T/sby.nbd" \
-		>>"$T/standby.log" 2>&1 &
-	SBY_PID=$!
-	track "$SBY_PID"
-	watch_daemon "$SBY_PID" "standby remusd" "$T/standby.log"
+	start_remusd standby standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
+		--ctl "$T/sby.ctl" --heartbeat 200 --miss 10 --disk "vda,image=$S,socket=$T/sby.nbd"
+	SBY_PID=$REMUSD_PID
 	wait_for 10 "the standby's NBD socket" test -S "$T/sby.nbd"
-	# shellcheck disable=SC2046
-	start_qemu sby "remus.run=tick" $(blk vda "$T/sby.nbd") -incoming "unix:$T/in.sock"
+	start_guest sby "remus.run=tick" --nbd "vda=$T/sby.nbd" --incoming "unix:$T/in.sock"
 	SBY_QEMU=$QEMU_PID
 }
 
-"$REMUSD" primary --qmp "$T/pri.qmp" --standby "127.0.0.1:$port" --interval 500 \
+start_remusd primary primary --qmp "$T/pri.qmp" --standby "127.0.0.1:$port" --interval 500 \
 	--ctl "$T/pri.ctl" --metrics "$T/metrics.jsonl" --netbuffer off --reconnect 300 --heartbeat 200 --miss 10 \
-	--disk "vda,image=$P,socket=$T/pri.nbd" >"$T/primary.log" 2>&1 &
-prid=$!
-track "$prid"
-watch_daemon "$prid" "primary remusd" "$T/primary.log"
+	--disk "vda,image=$P,socket=$T/pri.nbd"
 wait_for 10 "the primary's NBD socket" test -S "$T/pri.nbd"
-# shellcheck disable=SC2046
-start_qemu pri "remus.run=tick" $(blk vda "$T/pri.nbd")
-wait_for 90 "the primary guest to boot" has_serial pri GUEST-UP
+start_guest pri "remus.run=tick" --nbd "vda=$T/pri.nbd"
+wait_serial pri GUEST-UP 90 "the primary guest to boot"
 start_standby
 
-status() { ctl "$T/pri.ctl" status; }
-disk() { json_get "$(status)" "$1"; }
-# JSON path into the first disk of the primary's status
-disk0() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])["disks"][0][sys.argv[2]])' "$(status)" "$1"; }
+# A value of the first disk in the primary's status.
+disk0() { json_get "$(ctl "$T/pri.ctl" status)" "disks.0.$1"; }
 epochs() { count_lines "$T/metrics.jsonl"; }
 epochs_past() { [ "$(epochs)" -ge "$1" ]; }
-protected() { [ "$(disk state)" = protected ]; }
 
 wait_for 120 "protection after the initial sync" epochs_past 2
 sent=$(disk0 last_resync_bytes)
@@ -93,16 +78,14 @@ cmp "$P" "$S" || fail "a zero write made while protected did not reach the stand
 echo "replication: zero write committed to the standby"
 
 # Standby host lost: its remusd and QEMU die.
-unwatch_daemon "$SBY_PID"
-kill -9 "$SBY_PID" "$SBY_QEMU"
-unprotected() { [ "$(disk state)" = unprotected ]; }
-wait_for 20 "the primary to notice the standby is gone" unprotected
+kill_now "$SBY_PID" "$SBY_QEMU"
+wait_for 20 "the primary to notice the standby is gone" in_state "$T/pri.ctl" "$ST_UNPROTECTED"
 io "write -P 0x3c $((50 << 20)) 512k"
 [ "$(disk0 local_only_ops)" -ge 1 ] || fail "the unprotected write was not counted as local only"
 cmp -s "$P" "$S" && fail "the images should differ while the standby is down"
 
 # the dead standby's sockets: waiting for them must see the new ones
-rm -f "$T/in.sock" "$T/sby.qmp" "$T/sby.nbd" "$T/sby.serial.log"
+rm -f "$T/in.sock" "$T/sby.qmp" "$T/sby.nbd"
 start_standby
 n=$(epochs)
 wait_for 120 "protection again" epochs_past $((n + 2))

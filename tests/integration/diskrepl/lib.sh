@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # shellcheck shell=bash
 #
-# Helpers of the disk replication tests (sourced after engine/lib.sh, whose
-# private dir $T, PID tracking, EXIT trap, start_qemu, wait_for, serial and
-# free_port they use).
+# What the disk replication tests share beyond tests/lib/remus.sh (sourced
+# after it): the guest programs that check a disk and the host's view of
+# what they wrote.
 #
 # The guest side is vm-images/guest/diskrec.c (a ring of checksummed
 # records checked against the program's memory) and fswork.c (ext4 with
@@ -11,11 +11,8 @@
 # runs the very same static diskrec binary on raw images ($DISKREC) to
 # read, forge and erase records, so what the host checks and what the guest
 # checks is one piece of code.
-# shellcheck source=../engine/lib.sh
-source "$REMUS_SOURCE_DIR/tests/integration/engine/lib.sh"
 
-DISKREC=$REMUS_BUILD_DIR/vm-images/guest/diskrec
-[ -x "$DISKREC" ] || fail "$DISKREC is missing; build the guest: cmake --build $REMUS_BUILD_DIR --target vm-images"
+need DISKREC
 
 # The kernel command line of a diskrec writer on /dev/vda: append_diskrec
 # KEY=VAL... (added to the defaults below, later keys cannot repeat one).
@@ -23,60 +20,6 @@ append_diskrec() {
 	local args="dev=/dev/vda" a
 	for a in "$@"; do args+=",$a"; done
 	echo "remus.run=diskrec remus.args=$args"
-}
-
-# The QEMU options of a raw image attached as /dev/vda without replication.
-drive_plain() {
-	echo "-drive file=$1,format=raw,if=none,id=d0,cache=none"
-	echo "-device virtio-blk-pci,drive=d0"
-}
-
-# The QEMU options of disk NAME served by remusd on unix socket SOCK.  The
-# same on the primary and the standby QEMU.
-drive_nbd() {
-	echo "-blockdev driver=nbd,node-name=$1,server.type=unix,server.path=$2,export=$1"
-	echo "-device virtio-blk-pci,drive=$1"
-}
-
-# remusd_has_disk: the remusd under test takes --disk.  The failover tests
-# skip (exit 77, ctest's SKIP_RETURN_CODE) only while it does not.
-remusd_has_disk() {
-	"$REMUSD" primary --help 2>&1 | grep -q -- '--disk NAME'
-}
-
-# Extra remusd primary options: the test guests have no NIC, so an output
-# buffer has nothing to hold; say so where remusd has one.
-primary_nb_opts() {
-	if "$REMUSD" primary --help 2>&1 | grep -q -- '--netbuffer'; then
-		echo "--netbuffer off"
-	fi
-}
-
-# qmp SOCK COMMAND [ARGUMENTS_JSON]: one QMP command on a QEMU that no one
-# else is connected to; prints the "return" value as JSON, fails on "error".
-qmp() {
-	python3 - "$@" <<'EOF'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(30)
-s.connect(sys.argv[1])
-f = s.makefile("rw")
-json.loads(f.readline())  # greeting
-def cmd(name, args=None):
-    m = {"execute": name}
-    if args is not None:
-        m["arguments"] = args
-    f.write(json.dumps(m) + "\n")
-    f.flush()
-    while True:
-        r = json.loads(f.readline())
-        if "return" in r:
-            return r["return"]
-        if "error" in r:
-            sys.exit("qmp %s on %s: %s" % (name, sys.argv[1], r["error"]["desc"]))
-cmd("qmp_capabilities")
-print(json.dumps(cmd(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)))
-EOF
 }
 
 # diskrec_seqs NAME: the seqs of the "diskrec seq=N ok" lines of guest NAME.
@@ -96,6 +39,13 @@ diskrec_reached() {
 	[ -n "$last" ] && [ "$last" -ge "$2" ]
 }
 
+# no_violation NAME: guest NAME's checker found nothing wrong.
+no_violation() {
+	if has_serial "$1" VIOLATION; then
+		fail "guest $1: the disk does not match the guest's memory: $(serial "$1" | grep VIOLATION | head -3)"
+	fi
+}
+
 # host_last IMAGE SLOTS: the newest record on IMAGE, after checking that the
 # whole ring is consistent with it (diskrec mode=verify seq=0).
 host_last() {
@@ -111,4 +61,13 @@ check_consecutive() {
 	shift 2
 	printf '%s\n' "$@" | awk -v s="$step" 'NR > 1 && $1 != prev + s { bad = 1 } { prev = $1 } END { exit bad }' ||
 		fail "$what: progress lines not consecutive (step $step): $*"
+}
+
+# next_epoch METRICS_FILE: returns right after the next line is appended
+# (an epoch committed): a kill timed from there falls inside the epoch
+# that follows.
+next_epoch() {
+	local n
+	n=$(count_lines "$1")
+	until [ "$(count_lines "$1")" -gt "$n" ]; do check_daemons; sleep 0.02; done
 }

@@ -7,32 +7,31 @@
 # end in a clear error and a consistent state: nothing committed, nothing
 # written to the standby QEMU, no failover (nothing to take over from),
 # and the standby still accepting the next primary.
-source "$REMUS_SOURCE_DIR/tests/integration/engine/lib.sh"
-PROBE=$REMUS_BUILD_DIR/tests/integration/failover/link_probe
+source "$(dirname "$0")/../../lib/remus.sh"
+need LINK_PROBE
 
 port=$(free_port)
-start_qemu sby "remus.run=tick" -incoming "unix:$T/in.sock"
-"$REMUSD" standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
-	--ctl "$T/sby.ctl" >"$T/standby.log" 2>&1 &
-track $!
-watch_daemon $! "standby remusd" "$T/standby.log"
+start_guest sby "remus.run=tick" --incoming "unix:$T/in.sock"
+start_remusd standby standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
+	--ctl "$T/sby.ctl"
+sby_d=$REMUSD_PID
 wait_for 30 "the standby's control socket" test -S "$T/sby.ctl"
 
 consistent() {
 	local st
 	st=$(ctl "$T/sby.ctl" status)
-	[ "$(json_get "$st" state)" = waiting ] || fail "$1: standby state is not 'waiting': $st"
+	[ "$(json_get "$st" state)" = "$ST_WAITING" ] || fail "$1: standby state is not '$ST_WAITING': $st"
 	[ -z "$(json_get "$st" committed_epoch)" ] || fail "$1: an epoch was committed: $st"
 	[ "$(json_get "$st" qemu_bytes_written)" = 0 ] || fail "$1: bytes reached the standby QEMU: $st"
 	[ "$(json_get "$st" qemu_bytes_queued)" = 0 ] || fail "$1: bytes queued for the standby QEMU: $st"
 }
 
+no_primary() { [ -z "$(json_get "$(ctl "$T/sby.ctl" status)" primary)" ]; }
 for mode in version corrupt hash truncated; do
-	out=$("$PROBE" 127.0.0.1 "$port" "$mode") || fail "$mode: $out"
+	out=$("$LINK_PROBE" 127.0.0.1 "$port" "$mode") || fail "$mode: $out"
 	echo "$out" | tail -1
 	# The standby notices a cut-off frame when the connection closes.
-	wait_for 5 "the standby to end the $mode session" \
-		sh -c "\"$REMUSD\" ctl \"$T/sby.ctl\" status | grep -q '\"primary\":null'"
+	wait_for 5 "the standby to end the $mode session" no_primary
 	consistent "$mode"
 done
 
@@ -40,5 +39,5 @@ done
 grep -q "version 1 expected, got 2" "$T/standby.log" || fail "no log line for the version"
 grep -q "bad frame from primary" "$T/standby.log" || fail "no log line for the corrupt frame"
 grep -qi "hash" "$T/standby.log" || fail "no log line for the hash mismatch"
-kill -0 "${PIDS[1]}" || fail "the standby remusd died"
+kill -0 "$sby_d" || fail "the standby remusd died"
 echo "bad input: 4 scenarios rejected, nothing committed, standby still waiting"

@@ -2,40 +2,36 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # Operator controls and hooks:
-#   manual.sh ok     set-interval at run time changes the epoch length;
-#                    with --manual the standby does not take over when the
-#                    primary dies, "remusd ctl failover" does; the fence
-#                    command runs before, the activation hook after, both
-#                    with REMUS_EVENT and REMUS_EPOCH; the guest resumes
-#                    from the last checkpoint
-#   manual.sh fence  the fence command fails: the standby must NOT run the
-#                    guest (it could still run on the primary) and says so
-source "$REMUS_SOURCE_DIR/tests/integration/engine/lib.sh"
+#   failover-manual.sh ok
+#     set-interval at run time changes the epoch length; with --manual the
+#     standby does not take over when the primary dies, "remusd ctl
+#     failover" does; the fence command runs before, the activation hook
+#     after, both with REMUS_EVENT and REMUS_EPOCH; the guest resumes from
+#     the last checkpoint
+#   failover-manual.sh fence
+#     the fence command fails: the standby must NOT run the guest (it could
+#     still run on the primary) and says so
+source "$(dirname "$0")/../../lib/remus.sh"
 mode=${1:?ok or fence}
 interval=1000
 
 port=$(free_port)
-start_qemu pri "remus.run=tick"
+start_guest pri "remus.run=tick"
 pri_qemu=$QEMU_PID
-start_qemu sby "remus.run=tick" -incoming "unix:$T/in.sock"
+start_guest sby "remus.run=tick" --incoming "unix:$T/in.sock"
 if [ "$mode" = ok ]; then
 	fence="echo \$REMUS_EVENT \$REMUS_EPOCH > $T/fenced"
 else
 	fence="echo refusing >&2; exit 3"
 fi
-"$REMUSD" standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
+start_remusd standby standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
 	--ctl "$T/sby.ctl" --report "$T/report.json" --manual --fence "$fence" \
-	--on-activate "echo \$REMUS_EVENT \$REMUS_EPOCH > $T/activated" \
-	>"$T/standby.log" 2>&1 &
-sby_d=$!
-track "$sby_d"
-watch_daemon "$sby_d" "standby remusd" "$T/standby.log"
-wait_for 90 "the primary guest to boot" has_serial pri GUEST-UP
-"$REMUSD" primary --qmp "$T/pri.qmp" --standby "127.0.0.1:$port" --interval $interval \
-	--ctl "$T/pri.ctl" --metrics "$T/metrics.jsonl" >"$T/primary.log" 2>&1 &
-prid=$!
-track "$prid"
-watch_daemon "$prid" "primary remusd" "$T/primary.log"
+	--on-activate "echo \$REMUS_EVENT \$REMUS_EPOCH > $T/activated"
+sby_d=$REMUSD_PID
+wait_serial pri GUEST-UP 90 "the primary guest to boot"
+start_remusd primary primary --qmp "$T/pri.qmp" --standby "127.0.0.1:$port" --interval $interval \
+	--ctl "$T/pri.ctl" --metrics "$T/metrics.jsonl"
+prid=$REMUSD_PID
 lines() { count_lines "$T/metrics.jsonl"; }
 at_least() { [ "$(lines)" -ge "$1" ]; }
 wait_for 60 "3 committed epochs" at_least 3
@@ -46,7 +42,7 @@ if [ "$mode" = ok ]; then
 	[ "$(json_get "$(ctl "$T/pri.ctl" status)" interval_ms)" = 300 ] ||
 		fail "set-interval did not change the interval"
 	out=$(ctl "$T/pri.ctl" set-interval 5 || true)
-	echo "$out" | grep -q '"ok":false' || fail "set-interval accepted 5 ms: $out"
+	[ "$(json_get "$out" ok)" = false ] || fail "set-interval accepted 5 ms: $out"
 	n0=$(lines); t0=$(now_ms)
 	wait_for 30 "10 more epochs" at_least $((n0 + 10))
 	dt=$(($(now_ms) - t0))
@@ -54,12 +50,10 @@ if [ "$mode" = ok ]; then
 	echo "set-interval 300: 10 epochs in $dt ms"
 fi
 
-unwatch_daemon "$prid"
-kill -9 "$prid" "$pri_qemu"
-wait "$prid" "$pri_qemu" 2>/dev/null || true
+kill_now "$prid" "$pri_qemu"
 sleep 2
 st=$(ctl "$T/sby.ctl" status)
-[ "$(json_get "$st" state)" = waiting ] || fail "--manual standby took over by itself: $st"
+[ "$(json_get "$st" state)" = "$ST_WAITING" ] || fail "--manual standby took over by itself: $st"
 [ ! -e "$T/report.json" ] || fail "--manual standby wrote a failover report by itself"
 
 # A standby whose takeover failed exits non-zero (by design).
@@ -69,14 +63,14 @@ echo "failover request: $out"
 wait_for 30 "the failover report" test -s "$T/report.json"
 report=$(cat "$T/report.json")
 if [ "$mode" = fence ]; then
-	[ "$(json_get "$report" state)" = failed ] || fail "took over although fencing failed: $report"
+	[ "$(json_get "$report" state)" = "$ST_FAILED" ] || fail "took over although fencing failed: $report"
 	grep -q "NOT taking over" "$T/standby.log" || fail "no log line says the takeover was refused"
 	sleep 2
-	[ -z "$(serial sby | grep -o 'tick [0-9]*')" ] || fail "the standby guest runs without fencing"
+	[ -z "$(ticks sby)" ] || fail "the standby guest runs without fencing"
 	echo "fence failed: standby refused to take over, guest not started"
 	exit 0
 fi
-[ "$(json_get "$report" state)" = active ] || fail "manual failover failed: $report"
+[ "$(json_get "$report" state)" = "$ST_ACTIVE" ] || fail "manual failover failed: $report"
 epoch=$(json_get "$report" failover.epoch)
 [ "$(cat "$T/fenced")" = "fence $epoch" ] || fail "fence hook saw '$(cat "$T/fenced")'"
 wait_for 5 "the activation hook" test -s "$T/activated"

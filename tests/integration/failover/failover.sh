@@ -19,7 +19,7 @@
 #     of seq), and the guest's own full-memory check finds no MISMATCH
 #
 # Prints the failover time reported by the standby.
-source "$REMUS_SOURCE_DIR/tests/integration/engine/lib.sh"
+source "$(dirname "$0")/../../lib/remus.sh"
 
 guest=${1:?guest: tick or dirty}
 interval=${2:?interval ms}
@@ -32,40 +32,27 @@ dirty) append="remus.run=dirty remus.args=mb=32,mbps=4,seed=7" ;;
 esac
 
 port=$(free_port)
-start_qemu pri "$append"
+start_guest pri "$append"
 pri_qemu=$QEMU_PID
-start_qemu sby "$append" -incoming "unix:$T/in.sock"
+start_guest sby "$append" --incoming "unix:$T/in.sock"
 
-"$REMUSD" standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
-	--ctl "$T/sby.ctl" --report "$T/report.json" --heartbeat 100 --miss 5 \
-	>"$T/standby.log" 2>&1 &
-track $!
-watch_daemon $! "standby remusd" "$T/standby.log"
-wait_for 90 "the primary guest to boot" has_serial pri GUEST-UP
+start_remusd standby standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
+	--ctl "$T/sby.ctl" --report "$T/report.json" --heartbeat 100 --miss 5
+wait_serial pri GUEST-UP 90 "the primary guest to boot"
 
-"$REMUSD" primary --qmp "$T/pri.qmp" --standby "127.0.0.1:$port" --interval "$interval" \
-	--ctl "$T/pri.ctl" --metrics "$T/metrics.jsonl" --heartbeat 100 --miss 5 \
-	>"$T/primary.log" 2>&1 &
-prid=$!
-track "$prid"
-watch_daemon "$prid" "primary remusd" "$T/primary.log"
+start_remusd primary primary --qmp "$T/pri.qmp" --standby "127.0.0.1:$port" --interval "$interval" \
+	--ctl "$T/pri.ctl" --metrics "$T/metrics.jsonl" --heartbeat 100 --miss 5
+prid=$REMUSD_PID
 
 committed() { [ "$(count_lines "$T/metrics.jsonl")" -ge "$epochs" ]; }
 wait_for $((60 + epochs * interval / 250)) "$epochs committed epochs" committed
 
 # Kill somewhere inside the next epoch, not at its boundary.
-sleep "$(python3 -c "import random; print(random.uniform(0.2, 0.8) * $interval / 1000)")"
-unwatch_daemon "$prid"
-if [ "$how" = freeze ]; then
-	kill -STOP "$prid" "$pri_qemu"
-else
-	kill -9 "$prid" "$pri_qemu"
-	wait "$prid" "$pri_qemu" 2>/dev/null || true
-fi
+sleep_into_epoch "$interval"
+host_dies "$how" "$prid" "$pri_qemu"
 
-wait_for 30 "the standby's failover report" test -s "$T/report.json"
-report=$(cat "$T/report.json")
-[ "$(json_get "$report" state)" = active ] || fail "standby did not take over: $report"
+wait_takeover "$T/report.json"
+report=$REPORT_JSON
 fo_ms=$(json_get "$report" failover.failover_ms)
 reason=$(json_get "$report" failover.reason)
 echo "failover reason: $reason"
@@ -80,28 +67,12 @@ epoch=$(json_get "$report" failover.epoch)
 
 # Let the standby guest run a few seconds.
 sleep 4
-[ "$(serial sby | grep -c GUEST-UP)" -eq 0 ] || fail "the standby guest booted again"
+! has_serial sby GUEST-UP || fail "the standby guest booted again"
 
 if [ "$guest" = tick ]; then
 	check_ticks pri sby "$interval"
 else
-	serial sby | grep -q MISMATCH && fail "the standby guest found torn memory: $(serial sby | grep MISMATCH)"
-	pri_seqs=$(serial pri | grep -o 'dirty seq=[0-9]* sum=[0-9a-f]*' || true)
-	sby_seqs=$(serial sby | grep -o 'dirty seq=[0-9]* sum=[0-9a-f]*' || true)
-	[ -n "$sby_seqs" ] || fail "the standby guest printed no checksum"
-	pri_last=$(echo "$pri_seqs" | tail -1 | sed 's/.*seq=\([0-9]*\).*/\1/')
-	sby_first=$(echo "$sby_seqs" | head -1 | sed 's/.*seq=\([0-9]*\).*/\1/')
-	[ "$sby_first" -le $((pri_last + 1)) ] ||
-		fail "standby resumed at seq $sby_first, after the primary's last seq $pri_last"
-	# Same seq, same sum: the standby's memory is the primary's at that point.
-	while read -r line; do
-		s=$(echo "$line" | sed 's/.*seq=\([0-9]*\).*/\1/')
-		p=$(echo "$pri_seqs" | grep "seq=$s " || true)
-		[ -z "$p" ] || [ "$p" = "$line" ] || fail "seq $s: primary '$p' vs standby '$line'"
-	done <<<"$sby_seqs"
-	echo "memory continuity: primary last seq $pri_last, standby first seq $sby_first, no MISMATCH"
+	check_dirty_continuity pri sby
 fi
-pauses=$(python3 -c "import json,statistics
-p=[json.loads(l)['pause_ms'] for l in open('$T/metrics.jsonl')]
-print('pause ms p50 %.1f max %.1f over %d epochs' % (statistics.median(p), max(p), len(p)))")
+pauses=$(pause_summary "$T/metrics.jsonl")
 echo "$guest $interval ms: $pauses; failover ${fo_ms} ms (heartbeat lost -> guest running) from epoch $epoch"

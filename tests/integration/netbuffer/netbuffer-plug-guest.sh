@@ -9,37 +9,12 @@
 # printed PASS, none printed FAIL and the guest reported "GUEST-EXIT
 # status=0".  The list of checks is fixed here, so a check that silently
 # stops running fails the test.
-# QEMU is stopped by PID on every path (guest-lib.sh, EXIT trap).
-set -euo pipefail
-name=netbuffer-plug-guest
-[ $# -eq 1 ] || { echo "usage: $0 OVERLAY.cpio.gz" >&2; exit 2; }
+# QEMU is stopped by PID on every path (tests/lib/remus.sh).
+source "$(dirname "$0")/../../lib/remus.sh"
+[ $# -eq 1 ] || fail "usage: $0 OVERLAY.cpio.gz"
 overlay=$1
-for v in REMUS_GUEST_KERNEL REMUS_GUEST_INITRD REMUS_SOURCE_DIR; do
-	if [ -z "${!v:-}" ]; then
-		echo "$name: $v is not set; run this through ctest (ctest -L netbuffer) or export it" >&2
-		exit 2
-	fi
-done
-for f in "$overlay" "$REMUS_GUEST_KERNEL" "$REMUS_GUEST_INITRD"; do
-	if [ ! -r "$f" ]; then
-		echo "$name: $f is missing; build the targets netbuffer_plug_overlay and vm-images" >&2
-		exit 2
-	fi
-done
-# shellcheck source=../../../vm-images/guest-lib.sh
-. "$REMUS_SOURCE_DIR/vm-images/guest-lib.sh"
-accel=$(guest_accel "$(dirname "$REMUS_GUEST_KERNEL")")
-dir=$(mktemp -d "${TMPDIR:-/tmp}/remus-$name.XXXXXX")
-trap 'guest_stop_all; rm -rf "$dir"' EXIT
-
-fail() {
-	echo "$name: FAIL: $*" >&2
-	if [ -s "$dir/g.serial" ]; then
-		echo "$name: the guest's serial console:" >&2
-		guest_serial "$dir/g" | tail -n 60 | sed 's/^/    | /' >&2
-	fi
-	exit 1
-}
+need REMUS_GUEST_KERNEL REMUS_GUEST_INITRD
+[ -r "$overlay" ] || fail "$overlay is missing; build the target netbuffer_plug_overlay"
 
 checks_for() {
 	local kind=$1 c
@@ -95,24 +70,24 @@ check_log() {
 # The checker must be able to fail: a good log passes, logs with one PASS
 # missing, one FAIL, or a non-zero exit do not.
 good=$(printf 'GUEST-UP\n'; for c in $expected; do echo "PASS $c: ok"; done; echo 'GUEST-EXIT status=0')
-check_log <<<"$good" >/dev/null || { echo "$name: self-test: checker rejects a good log" >&2; exit 1; }
+check_log <<<"$good" >/dev/null || fail "self-test: the checker rejects a good log"
 if sed '/^PASS veth\/limit-drops:/d' <<<"$good" | check_log >/dev/null ||
 	sed '/^PASS api\/protect-first-commit-exact:/d' <<<"$good" | check_log >/dev/null ||
 	sed 's/^PASS tun\/installed:/FAIL tun\/installed:/' <<<"$good" | check_log >/dev/null ||
 	{ echo "$good"; echo 'FAIL tun/extra: x'; } | check_log >/dev/null ||
 	check_log <<<"${good//status=0/status=1}" >/dev/null; then
-	echo "$name: self-test: checker accepts a bad log" >&2
-	exit 1
+	fail "self-test: the checker accepts a bad log"
 fi
 
-mkdir "$dir/vm"
-ln -s "$(realpath "$REMUS_GUEST_KERNEL")" "$dir/vm/vmlinuz"
-cat "$REMUS_GUEST_INITRD" "$overlay" >"$dir/vm/initrd.gz"
-guest_boot "$dir/g" "$dir/vm" "$accel" "quiet remus.run=plugtest remus.modules=tc,tun,veth"
-echo "$name: QEMU pid $GUEST_PID, accel $accel, serial $dir/g.serial"
-guest_wait "$dir/g" '^GUEST-UP$' 180 || fail "no GUEST-UP line"
+mkdir "$T/vm"
+ln -s "$(realpath "$REMUS_GUEST_KERNEL")" "$T/vm/vmlinuz"
+cat "$REMUS_GUEST_INITRD" "$overlay" >"$T/vm/initrd.gz"
+ACCEL=$(guest_accel "$(dirname "$REMUS_GUEST_KERNEL")")
+start_guest g "quiet remus.run=plugtest remus.modules=tc,tun,veth" --vm "$T/vm"
+echo "$TEST_NAME: QEMU pid $QEMU_PID, accel $ACCEL, serial $T/g.serial"
+wait_serial g '^GUEST-UP$' 180 "the GUEST-UP line"
 start=$SECONDS
-guest_wait "$dir/g" '^GUEST-(EXIT status=[0-9]+|ERROR.*)$' 300 || fail "plugtest did not finish"
-guest_serial "$dir/g" | grep -E '^(PASS|FAIL) ' || true
-why=$(guest_serial "$dir/g" | check_log) || fail "$why"
-echo "$name: PASS: $(wc -w <<<"$expected") checks passed in the guest in $((SECONDS - start)) s"
+wait_serial g '^GUEST-(EXIT status=[0-9]+|ERROR.*)$' 300 "plugtest to finish"
+serial g | grep -E '^(PASS|FAIL) ' || true
+why=$(serial g | check_log) || fail "$why"
+echo "$TEST_NAME: PASS: $(wc -w <<<"$expected") checks passed in the guest in $((SECONDS - start)) s"

@@ -33,7 +33,8 @@
  *      nothing.
  * The status JSON shows the vnet_hdr_len QEMU sent: 0 for user, 12 (or
  * 10) for the tap with vnet_hdr=on, whose frames go back unchanged.
- * QEMU is started and killed by PID (tests/support/qemu_vm.h).
+ * QEMU is started and killed by PID (tests/support/qemu_vm.h).  Needs root
+ * (the namespace, the tap); skipped otherwise.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -260,6 +261,13 @@ int main(int argc, char **argv)
 	const char *js;
 
 	mode = tap ? "tap" : "user";
+	/* 77: ctest's SKIP_RETURN_CODE for integration tests. */
+	if (geteuid() != 0) {
+		printf("netbuffer-qemu[%s]: SKIP: needs root (a network namespace of its own%s); "
+		       "run it as root, e.g. sudo -E ctest -R '^test_netbuffer_qemu'\n", mode,
+		       tap ? " with a tap" : "");
+		return 77;
+	}
 	if (!remus_test_guest_available()) {
 		fprintf(stderr, "netbuffer-qemu: REMUS_GUEST_KERNEL/INITRD not set or missing; "
 			"build the guest: cmake --build <build> --target vm-images\n");

@@ -5,13 +5,10 @@
 # and then ticks: at least 3 lines "tick N" numbered 1, 2, 3, ... with no
 # gap or repeat.  The checker is first run on a good and a bad log so it
 # provably can fail.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=common.sh
-. "$here/common.sh"
+source "$(dirname "$0")/../../lib/remus.sh"
 
-# check_ticks < serial: GUEST-UP, then >= 3 ticks numbered 1..n.
-check_ticks() {
+# check_boot_ticks < serial: GUEST-UP, then >= 3 ticks numbered 1..n.
+check_boot_ticks() {
 	awk '
 		$0 == "GUEST-UP" { up = 1; next }
 		/^tick [0-9]+$/ {
@@ -21,12 +18,12 @@ check_ticks() {
 		}
 		END { if (!up || n < 3) { print "GUEST-UP=" up " ticks=" n; exit 1 } }'
 }
-self_test check_ticks 'GUEST-UP\ntick 1\ntick 2\ntick 3\n' 'GUEST-UP\ntick 1\ntick 3\ntick 4\n'
-self_test check_ticks 'x\nGUEST-UP\ntick 1\ntick 2\ntick 3\ntick 4\n' 'GUEST-UP\ntick 1\ntick 2\n'
+self_test check_boot_ticks 'GUEST-UP\ntick 1\ntick 2\ntick 3\n' 'GUEST-UP\ntick 1\ntick 3\ntick 4\n'
+self_test check_boot_ticks 'x\nGUEST-UP\ntick 1\ntick 2\ntick 3\ntick 4\n' 'GUEST-UP\ntick 1\ntick 2\n'
 
-guest_boot "$dir/g" "$vm" "$accel" "quiet remus.run=tick"
-echo "$name: QEMU pid $GUEST_PID, accel $accel, serial $dir/g.serial"
-guest_wait "$dir/g" '^GUEST-UP$' 120 || fail "no GUEST-UP line"
-guest_wait "$dir/g" '^tick 4$' 30 || fail "GUEST-UP but no 4th tick within 30 s"
-why=$(guest_serial "$dir/g" | check_ticks) || fail "ticks are wrong: $why"
-echo "$name: PASS: GUEST-UP and ticks $(guest_serial "$dir/g" | sed -n 's/^tick //p' | tr '\n' ' ')"
+start_guest g "quiet remus.run=tick"
+echo "$TEST_NAME: QEMU pid $QEMU_PID, accel $ACCEL, serial $T/g.serial"
+wait_serial g '^GUEST-UP$' 120 "the GUEST-UP line"
+wait_serial g '^tick 4$' 30 "a 4th tick after GUEST-UP"
+why=$(serial g | check_boot_ticks) || fail "ticks are wrong: $why"
+echo "$TEST_NAME: PASS: GUEST-UP and ticks $(serial g | sed -n 's/^tick //p' | tr '\n' ' ')"

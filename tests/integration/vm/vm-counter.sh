@@ -7,10 +7,7 @@
 # forwards a free host port on 127.0.0.1 to the guest's port 7777; two reads
 # a second apart must each get one line "counter N" and the second N must be
 # larger (the counter runs every 100 ms).
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=common.sh
-. "$here/common.sh"
+source "$(dirname "$0")/../../lib/remus.sh"
 
 # check_line < reply: exactly "counter N".
 check_line() {
@@ -46,13 +43,11 @@ read_counter() {
 	return 1
 }
 
-guest_boot "$dir/g" "$vm" "$accel" \
-	"quiet remus.ip=10.0.2.15/24 remus.gw=10.0.2.2 remus.run=counter remus.args=ms=100,tcp=7777" \
-	-netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:7777" \
-	-device virtio-net-pci,netdev=n0
-echo "$name: QEMU pid $GUEST_PID, accel $accel, host port $port, serial $dir/g.serial"
-guest_wait "$dir/g" '^GUEST-UP$' 120 || fail "no GUEST-UP line"
-guest_wait "$dir/g" '^counter start ' 30 || fail "counter did not start"
+start_guest g "quiet remus.ip=10.0.2.15/24 remus.gw=10.0.2.2 remus.run=counter remus.args=ms=100,tcp=7777" \
+	--user-net "tcp:127.0.0.1:$port-:7777"
+echo "$TEST_NAME: QEMU pid $QEMU_PID, accel $ACCEL, host port $port, serial $T/g.serial"
+wait_serial g '^GUEST-UP$' 120 "the GUEST-UP line"
+wait_serial g '^counter start ' 30 "the counter to start"
 first=$(read_counter) || fail "no reply from the counter on 127.0.0.1:$port"
 printf '%s\n' "$first" | check_line || fail "malformed reply '$first'"
 sleep 1
@@ -60,6 +55,6 @@ second=$(read_counter) || fail "no second reply from the counter"
 printf '%s\n' "$second" | check_line || fail "malformed reply '$second'"
 [ "${second#counter }" -gt "${first#counter }" ] ||
 	fail "the counter did not advance in a second: '$first' then '$second'"
-guest_wait "$dir/g" '^counter value=[0-9]+ udp_sent=0 udp_errors=0 tcp_served=[2-9]' 10 ||
-	fail "the guest's status line does not show the TCP connections served"
-echo "$name: PASS: '$first' then '$second' over virtio-net"
+wait_serial g '^counter value=[0-9]+ udp_sent=0 udp_errors=0 tcp_served=[2-9]' 10 \
+	"the guest's status line to show the TCP connections served"
+echo "$TEST_NAME: PASS: '$first' then '$second' over virtio-net"
