@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-#   diskrepl-ext4-fsck.sh INTERVAL_MS FAILOVERS
+#   diskrepl-ext4-fsck.sh INTERVAL_MS FAILOVERS [SECONDS_PER_ROUND]
 #
 # One guest, one ext4 file system, FAILOVERS failovers in a row, then fsck.
 #
@@ -25,9 +25,9 @@ source "$(dirname "$0")/lib.sh"
 interval=${1:?interval ms}
 failovers=${2:?failovers}
 # fswork's run must outlast every round (a boot, then per round an initial
-# sync, two epochs and the kill: 5-10 s on a loaded machine); a run that
-# ends before the last kill fails and says so.
-secs=$((30 + failovers * 15))
+# sync, two epochs and the kill: 5-10 s on a loaded machine, default 15 s
+# each); a run that ends before the last kill fails and says so.
+secs=$((30 + failovers * ${3:-15}))
 app="remus.run=fswork remus.modules=ext4 remus.args=dev=/dev/vda,secs=$secs,verify=20"
 # The kill closes the replication link, which the standby notices at once;
 # heartbeats only guard against a stall, and on a loaded two-core machine
