@@ -20,6 +20,7 @@
 #include "common/wire.h"
 #include "diskrepl/journal.h"
 #include "harness.h"
+#include "support/corpus.h"
 
 static const char *outdir;
 static char tmp[64], jpath[128];
@@ -27,19 +28,7 @@ static struct remus_image *images[FJ_NIMAGES];
 
 static int save(const char *name, uint8_t ctl, const uint8_t *p, size_t n)
 {
-	char path[4096];
-	FILE *f;
-	int rc = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", outdir, name);
-	f = fopen(path, "wb");
-	if (!f)
-		return -errno;
-	if (fwrite(&ctl, 1, 1, f) != 1 || (n > 0 && fwrite(p, 1, n, f) != n))
-		rc = -EIO;
-	if (fclose(f) != 0 && rc == 0)
-		rc = -errno;
-	return rc;
+	return remus_test_corpus_write(outdir, name, ctl, p, n);
 }
 
 /* Reads the journal file into *@p (malloc'd) and *@n. */

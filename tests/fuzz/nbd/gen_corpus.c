@@ -13,27 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/corpus.h"
 #include "support/nbd_wire.h"
 
 static const char *dir;
 
 static int save(const char *name, uint8_t ctrl, struct remus_buf *b)
 {
-	char path[4096];
-	FILE *f;
-	int rc = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	if (!f)
-		return -errno;
-	if (fwrite(&ctrl, 1, 1, f) != 1 ||
-	    fwrite(remus_buf_data(b), 1, remus_buf_len(b), f) != remus_buf_len(b))
-		rc = -EIO;
-	if (fclose(f) != 0 && rc == 0)
-		rc = -errno;
-	remus_buf_reset(b);
-	return rc;
+	return remus_test_corpus_write_buf(dir, name, ctrl, b);
 }
 
 static void commands(struct remus_buf *b)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "repl/repl.h"
+#include "support/corpus.h"
 
 #define TXT(s) ((struct remus_repl_text){ .p = (s), .len = sizeof(s) - 1 })
 
@@ -20,21 +21,7 @@ static const char *dir;
 
 static int save(const char *name, uint8_t split, struct remus_buf *b)
 {
-	char path[4096];
-	FILE *f;
-	int rc = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	if (!f)
-		return -errno;
-	if (fwrite(&split, 1, 1, f) != 1 ||
-	    fwrite(remus_buf_data(b), 1, remus_buf_len(b), f) != remus_buf_len(b))
-		rc = -EIO;
-	if (fclose(f) != 0 && rc == 0)
-		rc = -errno;
-	remus_buf_reset(b);
-	return rc;
+	return remus_test_corpus_write_buf(dir, name, split, b);
 }
 
 static int put_hello(struct remus_buf *b)
