@@ -5,20 +5,12 @@
 # (not from the build tree) and the documentation in P/share/doc.
 #
 #   daemon-install.sh CMAKE BUILD-DIR
-set -euo pipefail
-
+source "$(dirname "$0")/../../lib/remus.sh"
 CMAKE=${1:?usage: daemon-install.sh CMAKE BUILD-DIR}
 BUILD=${2:?usage: daemon-install.sh CMAKE BUILD-DIR}
-P=$(mktemp -d /tmp/remus-install-XXXXXX)
-trap 'rm -rf "$P"' EXIT
+P=$T/prefix
 
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
-"$CMAKE" --install "$BUILD" --prefix "$P" >"$P.log" 2>&1 || { cat "$P.log"; rm -f "$P.log"; fail "cmake --install failed"; }
-rm -f "$P.log"
+"$CMAKE" --install "$BUILD" --prefix "$P" >"$T/install.log" 2>&1 || fail "cmake --install failed"
 [ -x "$P/bin/remusd" ] || fail "no executable $P/bin/remusd; installed: $(cd "$P" && find . -type f)"
 out=$("$P/bin/remusd" --help) || fail "$P/bin/remusd --help exited $?"
 grep -q "remusd primary --qmp PATH" <<<"$out" || fail "$P/bin/remusd --help printed no usage: $out"

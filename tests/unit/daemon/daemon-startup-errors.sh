@@ -7,23 +7,8 @@
 # except the missing QMP socket, which waits its 10 s in the background.
 #
 #   daemon-startup-errors.sh REMUSD
-set -euo pipefail
-
+source "$(dirname "$0")/../../lib/remus.sh"
 REMUSD=${1:?usage: daemon-startup-errors.sh PATH-TO-REMUSD}
-T=$(mktemp -d /tmp/remus-startup-XXXXXX)
-BG=
-cleanup() {
-	local rc=$?
-	[ -z "$BG" ] || kill -9 "$BG" 2>/dev/null || true
-	rm -rf "$T"
-	exit "$rc"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
 
 # expect NAME WANT_RC|nonzero OUT -- ARGS...: runs remusd ARGS with its
 # stderr in OUT and checks the exit status.
@@ -55,6 +40,7 @@ STANDBY=(--standby 127.0.0.1:9)
 # the background while the other cases run.
 "$REMUSD" primary --qmp "$T/no-such.qmp" "${STANDBY[@]}" >/dev/null 2>"$T/qmp.err" &
 BG=$!
+track "$BG"
 
 # A metrics file in a directory that does not exist.
 expect metrics nonzero "$T/metrics.err" -- primary --qmp "$T/q" "${STANDBY[@]}" \
@@ -96,7 +82,6 @@ says ctl-client "$T/cli.err" "$T/nobody.ctl" "No such file or directory"
 
 rc=0
 wait "$BG" || rc=$?
-BG=
 [ "$rc" -ne 0 ] || fail "qmp: remusd exited 0 without a QEMU monitor: $(cat "$T/qmp.err")"
 says qmp "$T/qmp.err" --qmp "$T/no-such.qmp" "No such file or directory" "-qmp unix:"
 echo "startup errors: every broken input named, nonzero exit status"
