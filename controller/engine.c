@@ -11,6 +11,9 @@
  *             the link as they arrive;
  *   link      TCP to the standby remusd (repl/repl.h frames): HELLO, epoch
  *             chunks, COMMIT_REQ out; HELLO_ACK, COMMIT_ACK, HEARTBEAT in.
+ *             repl/link.h runs the session (heartbeats, liveness, reading,
+ *             the output backlog, goodbye); this file is what the frames
+ *             mean to the primary.
  *
  * Backpressure: when the link's output buffer passes link_high_water we
  * stop reading the channel, QEMU's socket send buffer fills and its
@@ -41,18 +44,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "repl/repl.h"
 #include "common/sock.h"
 #include "common/state.h"
 #include "controller/dedup.h"
 #include "migstream/migstream.h"
 #include "qmp/qmp.h"
+#include "repl/link.h"
+#include "repl/repl.h"
 
 #define LOG "engine"
 #define MIG_FD_NAME "remus-mig"
@@ -86,19 +89,11 @@ struct remus_engine {
 	uint32_t page_size;
 
 	/* link */
-	int link_fd;
-	bool link_up;     /* TCP connected */
+	struct remus_link link;
 	bool hello_acked;
 	bool gated;       /* HELLO_ACK in, first epoch waits for session_ready */
-	bool closing;     /* CLOSE queued: draining, then closed */
-	struct remus_timer closing_timer;
-	unsigned link_events;
-	struct remus_buf link_out, link_in;
-	struct remus_repl_decoder dec;
 	struct remus_repl_tx tx;
-	uint64_t hb_seq;
-	uint64_t last_rx_ms;
-	struct remus_timer hb_timer, reconnect_timer;
+	struct remus_timer reconnect_timer;
 	uint64_t sessions;
 
 	/* the epoch being run */
@@ -278,63 +273,32 @@ static void mig_set_reading(struct remus_engine *e, bool on)
 
 /* ---- the link -------------------------------------------------------- */
 
-static void link_update_events(struct remus_engine *e)
-{
-	unsigned ev = REMUS_EV_READ;
-
-	if (e->link_fd < 0)
-		return;
-	if (!e->link_up || remus_buf_len(&e->link_out))
-		ev |= REMUS_EV_WRITE;
-	if (ev != e->link_events) {
-		remus_loop_mod_fd(e->loop, e->link_fd, ev);
-		e->link_events = ev;
-	}
-}
-
 static void link_close(struct remus_engine *e)
 {
-	if (e->link_fd >= 0) {
-		remus_loop_del_fd(e->loop, e->link_fd);
-		close(e->link_fd);
-		e->link_fd = -1;
-	}
-	remus_timer_disarm(&e->hb_timer);
-	remus_timer_disarm(&e->closing_timer);
-	e->link_up = e->hello_acked = e->closing = e->gated = false;
-	e->link_events = 0;
-	remus_buf_reset(&e->link_out);
-	remus_buf_reset(&e->link_in);
+	remus_link_close(&e->link);
+	e->hello_acked = e->gated = false;
 	e->ninflight = 0;
 }
 
 /* A session runs: the standby accepted us and we are not saying goodbye. */
 static bool session_up(const struct remus_engine *e)
 {
-	return e->link_fd >= 0 && e->hello_acked && !e->closing;
+	return remus_link_is_open(&e->link) && e->hello_acked &&
+	       !remus_link_is_closing(&e->link);
 }
-
-static void on_closing_timeout(struct remus_loop *loop, void *opaque);
 
 /*
  * Ends the session from our side: CLOSE(@reason) goes after the frames
  * already queued (the queue holds whole frames only) and the link closes
- * once that has drained, or after 2 s.  A standby that reads CLOSE ends the
- * session without taking over; one that only sees the connection drop
- * must assume we died, and takes over.
+ * once that has drained, or after 2 s (on_link_closed).  A standby that
+ * reads CLOSE ends the session without taking over; one that only sees
+ * the connection drop must assume we died, and takes over.
  */
 static void link_goodbye(struct remus_engine *e, const char *reason)
 {
-	if (e->link_fd < 0 || e->closing)
-		return;
-	if (!e->link_up || remus_repl_put_close(&e->link_out, reason) < 0) {
-		link_close(e);
-		return;
-	}
-	e->closing = true;
-	remus_timer_disarm(&e->hb_timer);
-	remus_timer_arm(&e->closing_timer, 2000);
-	link_update_events(e);
+	remus_link_goodbye(&e->link, reason);
+	if (!remus_link_is_open(&e->link))
+		link_close(e); /* not connected: closed at once */
 }
 
 /* Moves what the rewriter produced onto the link (once accepted). */
@@ -345,13 +309,13 @@ static int drain_rewriter(struct remus_engine *e)
 
 	if (!n || !session_up(e))
 		return 0;
-	rc = remus_repl_tx_data(&e->tx, &e->link_out, remus_buf_data(&e->rw.out), n);
+	rc = remus_repl_tx_data(&e->tx, remus_link_out(&e->link), remus_buf_data(&e->rw.out), n);
 	if (rc < 0)
 		return rc;
 	e->cur.sent_bytes += n;
 	remus_buf_reset(&e->rw.out);
-	link_update_events(e);
-	if (remus_buf_len(&e->link_out) > e->cfg.link_high_water)
+	remus_link_send(&e->link);
+	if (remus_link_backlog(&e->link) > e->cfg.link_high_water)
 		mig_set_reading(e, false);
 	return 0;
 }
@@ -377,12 +341,12 @@ static int send_hello(struct remus_engine *e)
 		h->blocks[i].id.len = strlen(e->blocks[i].name);
 		h->blocks[i].length = e->blocks[i].length;
 	}
-	rc = remus_repl_encode(&e->link_out, &m);
+	rc = remus_repl_encode(remus_link_out(&e->link), &m);
 	if (rc < 0)
 		return rc;
 	remus_info(LOG, "standby %s:%u: HELLO sent (vm '%s', %u RAM blocks known)",
 		   e->host, e->cfg.standby_port, e->vm_name, h->nblocks);
-	link_update_events(e);
+	remus_link_send(&e->link);
 	return 0;
 }
 
@@ -489,122 +453,66 @@ static void link_handle(struct remus_engine *e, const struct remus_repl_msg *m)
 	}
 }
 
-static void on_link_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+/* ---- the link's callbacks (repl/link.h) ------------------------------ */
+
+static void on_link_msg(void *opaque, const struct remus_repl_msg *m)
 {
-	struct remus_engine *e = opaque;
-	struct remus_repl_msg m;
-	ssize_t r;
-	int rc;
-
-	if (!e->link_up) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-			err = errno;
-		if (err) {
-			standby_lost(e, false, "cannot connect to standby %s:%u: %s", e->host,
-				     e->cfg.standby_port, strerror(err));
-			return;
-		}
-		if (!(ev & (REMUS_EV_WRITE | REMUS_EV_ERROR)))
-			return;
-		e->link_up = true;
-		e->last_rx_ms = remus_now_ms();
-		remus_info(LOG, "connected to standby %s:%u", e->host, e->cfg.standby_port);
-		if (send_hello(e) < 0)
-			standby_lost(e, false, "cannot encode HELLO for standby %s:%u", e->host,
-				     e->cfg.standby_port);
-		return;
-	}
-	if (ev & REMUS_EV_WRITE) {
-		r = remus_buf_write_fd(&e->link_out, fd);
-		if (r < 0 && r != -EAGAIN) {
-			standby_lost(e, false, "write to standby %s:%u failed: %s", e->host,
-				     e->cfg.standby_port, strerror((int)-r));
-			return;
-		}
-		if (e->closing && !remus_buf_len(&e->link_out)) {
-			link_close(e);
-			schedule_reconnect(e);
-			return;
-		}
-		if (!e->mig_reading && remus_buf_len(&e->link_out) < e->cfg.link_high_water / 2 &&
-		    e->mig_fd >= 0 && !e->mig_eof)
-			mig_set_reading(e, true);
-		link_update_events(e);
-	}
-	if (ev & (REMUS_EV_READ | REMUS_EV_ERROR)) {
-		r = remus_buf_read_fd(&e->link_in, fd, 64 * 1024);
-		if (e->closing && (r == 0 || (r < 0 && r != -EAGAIN))) {
-			link_close(e);
-			schedule_reconnect(e);
-			return;
-		}
-		if (e->closing) {
-			remus_buf_reset(&e->link_in);
-			return;
-		}
-		if (r == 0 || (r < 0 && r != -EAGAIN)) {
-			standby_lost(e, false, "standby %s:%u %s", e->host, e->cfg.standby_port,
-				     r == 0 ? "closed the connection" : strerror((int)-r));
-			return;
-		}
-		if (r > 0)
-			e->last_rx_ms = remus_now_ms();
-		while (e->link_fd >= 0 && (rc = remus_repl_decode(&e->dec, &e->link_in, &m)) == 1)
-			link_handle(e, &m);
-		if (e->link_fd >= 0 && rc < 0)
-			standby_lost(e, true, "bad frame from standby %s:%u: %s", e->host,
-				     e->cfg.standby_port, remus_repl_decoder_error(&e->dec));
-	}
+	link_handle(opaque, m);
 }
 
-static void on_heartbeat(struct remus_loop *loop, void *opaque)
+static void on_link_connected(void *opaque)
 {
 	struct remus_engine *e = opaque;
-	uint64_t now = remus_now_ms();
-	uint64_t limit = (uint64_t)e->cfg.heartbeat_ms * e->cfg.heartbeat_miss;
 
-	if (e->link_fd < 0)
-		return;
-	if (e->link_up && now - e->last_rx_ms > limit && remus_sock_pending(e->link_fd) > 0)
-		e->last_rx_ms = now; /* we were busy; the standby's words wait unread */
-	if (e->link_up && now - e->last_rx_ms > limit) {
-		standby_lost(e, true, "no word from standby %s:%u for %llu ms (%u heartbeats of "
-			     "%u ms missed)", e->host, e->cfg.standby_port,
-			     (unsigned long long)(now - e->last_rx_ms), e->cfg.heartbeat_miss,
-			     e->cfg.heartbeat_ms);
-		return;
-	}
-	if (e->link_up) {
-		remus_repl_put_heartbeat(&e->link_out, ++e->hb_seq, now);
-		link_update_events(e);
-	} else if (now - e->last_rx_ms > limit) {
-		standby_lost(e, false, "connecting to standby %s:%u timed out", e->host,
+	remus_info(LOG, "connected to standby %s:%u", e->host, e->cfg.standby_port);
+	if (send_hello(e) < 0)
+		standby_lost(e, false, "cannot encode HELLO for standby %s:%u", e->host,
 			     e->cfg.standby_port);
-		return;
-	}
-	remus_timer_arm(&e->hb_timer, e->cfg.heartbeat_ms);
 }
+
+/* The link took output: below half the high-water mark QEMU may stream
+ * again. */
+static void on_link_writable(void *opaque)
+{
+	struct remus_engine *e = opaque;
+
+	if (!e->mig_reading && remus_link_backlog(&e->link) < e->cfg.link_high_water / 2 &&
+	    e->mig_fd >= 0 && !e->mig_eof)
+		mig_set_reading(e, true);
+}
+
+/* A bad frame or silence: the standby may still listen, so tell it we go
+ * (it must not take over); the connection itself failed: just close. */
+static void on_link_lost(void *opaque, enum remus_link_loss why, const char *reason)
+{
+	standby_lost(opaque, why == REMUS_LINK_BAD_FRAME || why == REMUS_LINK_SILENT, "%s",
+		     reason);
+}
+
+/* Our goodbye is over: the next session may start. */
+static void on_link_closed(void *opaque)
+{
+	struct remus_engine *e = opaque;
+
+	link_close(e);
+	schedule_reconnect(e);
+}
+
+static const struct remus_link_cbs link_cbs = {
+	.msg = on_link_msg,
+	.lost = on_link_lost,
+	.connected = on_link_connected,
+	.writable = on_link_writable,
+	.closed = on_link_closed,
+};
 
 static void on_reconnect(struct remus_loop *loop, void *opaque)
 {
 	struct remus_engine *e = opaque;
 
-	if (e->link_fd >= 0)
+	if (remus_link_is_open(&e->link))
 		return; /* still saying goodbye: reconnects when closed */
 	link_connect(e);
-}
-
-static void on_closing_timeout(struct remus_loop *loop, void *opaque)
-{
-	struct remus_engine *e = opaque;
-
-	remus_warn(LOG, "standby %s:%u did not take our CLOSE within 2 s; closing anyway",
-		   e->host, e->cfg.standby_port);
-	link_close(e);
-	schedule_reconnect(e);
 }
 
 static void schedule_reconnect(struct remus_engine *e)
@@ -616,28 +524,20 @@ static void schedule_reconnect(struct remus_engine *e)
 
 static void link_connect(struct remus_engine *e)
 {
+	char peer[300];
+	int rc;
+
 	/* getaddrinfo may block on DNS for a host name; remusctl resolves
 	 * names before starting the engine, tests use addresses. */
-	int fd = remus_tcp_connect(e->host, e->cfg.standby_port, true);
-
-	if (fd < 0) {
+	snprintf(peer, sizeof(peer), "standby %s:%u", e->host, e->cfg.standby_port);
+	rc = remus_link_connect(&e->link, e->host, e->cfg.standby_port, peer);
+	if (rc < 0) {
 		remus_warn(LOG, "cannot connect to standby %s:%u: %s; retrying in %u ms",
-			   e->host, e->cfg.standby_port, strerror(-fd), e->cfg.reconnect_ms);
+			   e->host, e->cfg.standby_port, strerror(-rc), e->cfg.reconnect_ms);
 		schedule_reconnect(e);
 		return;
 	}
-	e->link_fd = fd;
 	e->sessions++;
-	remus_repl_decoder_init(&e->dec);
-	if (remus_loop_add_fd(e->loop, fd, REMUS_EV_READ | REMUS_EV_WRITE, on_link_event, e) < 0) {
-		close(fd);
-		e->link_fd = -1;
-		schedule_reconnect(e);
-		return;
-	}
-	e->link_events = REMUS_EV_READ | REMUS_EV_WRITE;
-	e->last_rx_ms = remus_now_ms();
-	remus_timer_arm(&e->hb_timer, e->cfg.heartbeat_ms);
 }
 
 /* ---- losing the standby ---------------------------------------------- */
@@ -659,7 +559,7 @@ static void standby_lost(struct remus_engine *e, bool goodbye, const char *fmt, 
 {
 	va_list ap;
 
-	if (e->closing)
+	if (remus_link_is_closing(&e->link))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(e->reason, sizeof(e->reason), fmt, ap);
@@ -962,12 +862,13 @@ static void commit_epoch(struct remus_engine *e)
 		if (rc == 0 && !e->have_sid)
 			rc = e->rw.have_sid ? 0 : -EBADMSG;
 		if (rc == 0)
-			rc = remus_repl_tx_device(&e->tx, &e->link_out, remus_buf_data(&e->rw.dev), dev);
+			rc = remus_repl_tx_device(&e->tx, remus_link_out(&e->link),
+						  remus_buf_data(&e->rw.dev), dev);
 		e->cur.disk_ops = e->tx.disk_ops;
 		e->cur.disk_bytes = e->tx.disk_bytes;
-		e->cur.link_backlog = remus_buf_len(&e->link_out);
+		e->cur.link_backlog = remus_link_backlog(&e->link);
 		if (rc == 0)
-			rc = remus_repl_tx_commit(&e->tx, &e->link_out);
+			rc = remus_repl_tx_commit(&e->tx, remus_link_out(&e->link));
 		if (rc < 0) {
 			standby_lost(e, true, "epoch %llu: cannot queue the commit: %s",
 				     (unsigned long long)e->epoch, strerror(-rc));
@@ -982,7 +883,7 @@ static void commit_epoch(struct remus_engine *e)
 			e->inflight[e->ninflight].t_req_ns = remus_now_ns();
 			e->inflight[e->ninflight].m = e->cur;
 			e->ninflight++;
-			link_update_events(e);
+			remus_link_send(&e->link);
 		}
 	}
 	mig_close(e);
@@ -1102,20 +1003,20 @@ int remus_engine_disk_op(struct remus_engine *e, uint16_t disk, enum remus_repl_
 
 	if (!session_up(e))
 		return -ENOTCONN;
-	rc = remus_repl_tx_disk(&e->tx, &e->link_out, disk, op, offset, len, data);
+	rc = remus_repl_tx_disk(&e->tx, remus_link_out(&e->link), disk, op, offset, len, data);
 	if (rc < 0) {
 		standby_lost(e, true, "cannot queue a disk write of %u bytes for the standby "
-			     "(%zu bytes queued): %s", len, remus_buf_len(&e->link_out),
+			     "(%zu bytes queued): %s", len, remus_link_backlog(&e->link),
 			     strerror(-rc));
 		return rc;
 	}
-	link_update_events(e);
+	remus_link_send(&e->link);
 	return 0;
 }
 
 size_t remus_engine_link_backlog(const struct remus_engine *e)
 {
-	return remus_buf_len(&e->link_out);
+	return remus_link_backlog(&e->link);
 }
 
 /* ---- start, stop, status --------------------------------------------- */
@@ -1130,19 +1031,12 @@ static void finish(struct remus_engine *e, enum remus_engine_state st, int rc,
 	else
 		remus_info(LOG, "protection ended: %s", reason);
 	snprintf(e->reason, sizeof(e->reason), "%s", reason);
-	if (e->link_fd >= 0 && e->link_up && st == REMUS_ENGINE_STOPPED &&
-	    remus_repl_put_close(&e->link_out, "unprotect") == 0) {
-		/* Shutting down: the one place the loop may wait (at most 2 s)
-		 * so the standby reads CLOSE and does not take over. */
-		struct timeval tv = { .tv_sec = 2 };
-
-		remus_fd_set_nonblock(e->link_fd, false);
-		setsockopt(e->link_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (remus_write_all(e->link_fd, remus_buf_data(&e->link_out),
-				    remus_buf_len(&e->link_out)) < 0)
-			remus_warn(LOG, "standby %s:%u may not have read our CLOSE", e->host,
-				   e->cfg.standby_port);
-	}
+	/* Shutting down: the one place the loop may wait (at most 2 s) so the
+	 * standby reads CLOSE and does not take over. */
+	if (remus_link_is_connected(&e->link) && st == REMUS_ENGINE_STOPPED &&
+	    remus_link_goodbye_blocking(&e->link, "unprotect", 2000) < 0)
+		remus_warn(LOG, "standby %s:%u may not have read our CLOSE", e->host,
+			   e->cfg.standby_port);
 	teardown(e);
 	/* Commands already submitted still reach QEMU (a cont must); their
 	 * replies belong to a chain that has just ended. */
@@ -1230,8 +1124,6 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		return -ENOMEM;
 	e->loop = loop;
 	e->qmp = qmp;
-	remus_timer_init(&e->closing_timer, loop, on_closing_timeout, e);
-	remus_timer_init(&e->hb_timer, loop, on_heartbeat, e);
 	remus_timer_init(&e->reconnect_timer, loop, on_reconnect, e);
 	remus_timer_init(&e->epoch_timer, loop, on_epoch_timer, e);
 	remus_timer_init(&e->poll_timer, loop, on_poll_again, e);
@@ -1246,9 +1138,11 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		e->cfg.link_high_water = 64u << 20;
 	if (hooks)
 		e->hooks = *hooks;
-	e->link_fd = e->mig_fd = -1;
-	remus_buf_init(&e->link_out, 0);
-	remus_buf_init(&e->link_in, REMUS_REPL_FRAME_MAX);
+	e->mig_fd = -1;
+	remus_link_init(&e->link, loop, &(struct remus_link_config){
+				.heartbeat_ms = e->cfg.heartbeat_ms,
+				.heartbeat_miss = e->cfg.heartbeat_miss,
+				.read_chunk = 64 * 1024 }, &link_cbs, e);
 	remus_repl_tx_init(&e->tx);
 	remus_migstream_rewriter_init(&e->rw, true, 0, NULL, NULL);
 	e->host = strdup(cfg->standby_host);
@@ -1338,8 +1232,7 @@ void remus_engine_free(struct remus_engine *e)
 		return;
 	remus_qmp_cancel_owner(e->qmp, e);
 	teardown(e);
-	remus_buf_release(&e->link_out);
-	remus_buf_release(&e->link_in);
+	remus_link_release(&e->link);
 	remus_repl_tx_release(&e->tx);
 	remus_dedup_free(e->dedup);
 	free(e->host);
@@ -1372,7 +1265,7 @@ struct json_object *remus_engine_status_json(const struct remus_engine *e)
 	json_object_object_add(o, "last_pause_ms", json_object_new_double(e->last_pause_ms));
 	json_object_object_add(o, "last_commit_ms", json_object_new_double(e->last_commit_ms));
 	json_object_object_add(o, "link_queued_bytes",
-			       json_object_new_int64((int64_t)remus_buf_len(&e->link_out)));
+			       json_object_new_int64((int64_t)remus_link_backlog(&e->link)));
 	if (*e->reason)
 		json_object_object_add(o, "last_error", json_object_new_string(e->reason));
 	return o;

@@ -35,11 +35,12 @@
 #include "common/child.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "repl/repl.h"
 #include "common/sock.h"
 #include "common/state.h"
 #include "migstream/migstream.h"
 #include "qmp/qmp.h"
+#include "repl/link.h"
+#include "repl/repl.h"
 
 #define LOG "standby"
 #define QEMU_OUT_LIMIT ((size_t)2 << 30)
@@ -57,17 +58,11 @@ struct remus_standby {
 	int listen_fd;
 	uint16_t port;
 
-	/* session with the primary */
-	int link_fd;
+	/* session with the primary (repl/link.h runs it) */
+	struct remus_link link;
 	char peer[64];
-	struct remus_buf link_in, link_out;
-	struct remus_repl_decoder dec;
 	struct remus_repl_assembler asmb;
 	bool hello_ok;
-	uint64_t last_rx_ms;
-	uint64_t late_beats; /* liveness found only in unread input */
-	struct remus_timer hb_timer;
-	uint64_t hb_seq;
 	uint64_t sessions;
 
 	/* the standby QEMU's incoming stream */
@@ -319,27 +314,17 @@ static int qemu_queue(struct remus_standby *s, const void *p, size_t n)
 
 /* ---- the link to the primary ----------------------------------------- */
 
+/* An ack or a refusal goes out at once: the primary's output commit waits
+ * for the ack.  A write error is reported by the link once the primary's
+ * last words are read (repl/link.h). */
 static void link_send_now(struct remus_standby *s)
 {
-	if (s->link_fd >= 0 && remus_buf_len(&s->link_out)) {
-		ssize_t r = remus_buf_write_fd(&s->link_out, s->link_fd);
-
-		(void)r; /* errors surface as a read error or EOF */
-		remus_loop_mod_fd(s->loop, s->link_fd, REMUS_EV_READ |
-				  (remus_buf_len(&s->link_out) ? REMUS_EV_WRITE : 0));
-	}
+	remus_link_send(&s->link);
 }
 
 static void link_end(struct remus_standby *s)
 {
-	if (s->link_fd >= 0) {
-		remus_loop_del_fd(s->loop, s->link_fd);
-		close(s->link_fd);
-		s->link_fd = -1;
-	}
-	remus_timer_disarm(&s->hb_timer);
-	remus_buf_reset(&s->link_in);
-	remus_buf_reset(&s->link_out);
+	remus_link_close(&s->link);
 	s->hello_ok = false;
 	if (s->state == REMUS_STANDBY_RECEIVING)
 		set_state(s, REMUS_STANDBY_WAITING, "session ended");
@@ -428,7 +413,7 @@ static void on_epoch(struct remus_standby *s, struct remus_repl_epoch *ep)
 	s->committed_epoch = ep->epoch;
 	s->epochs_committed++;
 	s->bytes_committed += remus_buf_len(&ep->data) + remus_buf_len(&s->last_dev);
-	remus_repl_put_commit_ack(&s->link_out, ep->epoch);
+	remus_repl_put_commit_ack(remus_link_out(&s->link), ep->epoch);
 	link_send_now(s);
 	remus_debug(LOG, "epoch %llu committed: %zu data + %zu device bytes",
 		    (unsigned long long)ep->epoch, remus_buf_len(&ep->data),
@@ -464,7 +449,7 @@ static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m
 	}
 	if (rc < 0) {
 		remus_err(LOG, "refusing primary %s: %s", s->peer, reason);
-		remus_repl_put_reject(&s->link_out, reason);
+		remus_repl_put_reject(remus_link_out(&s->link), reason);
 		link_send_now(s);
 		link_end(s);
 		return;
@@ -482,11 +467,11 @@ static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m
 	if (s->hooks.discard)
 		s->hooks.discard(s->hooks.opaque);
 	if (s->hooks.session_open && (rc = s->hooks.session_open(s->hooks.opaque,
-								 &s->link_out)) < 0) {
+								 remus_link_out(&s->link))) < 0) {
 		snprintf(reason, sizeof(reason), "the standby cannot describe its disks: %s",
 			 strerror(-rc));
 		remus_err(LOG, "refusing primary %s: %s", s->peer, reason);
-		remus_repl_put_reject(&s->link_out, reason);
+		remus_repl_put_reject(remus_link_out(&s->link), reason);
 		link_send_now(s);
 		link_end(s);
 		return;
@@ -495,7 +480,7 @@ static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m
 		return;
 	s->hello_ok = true;
 	s->sessions++;
-	remus_repl_encode(&s->link_out, &(struct remus_repl_msg){
+	remus_repl_encode(remus_link_out(&s->link), &(struct remus_repl_msg){
 		.type = REMUS_REPL_HELLO_ACK, .u.ack = ack });
 	link_send_now(s);
 	remus_info(LOG, "primary %s protects VM '%.*s'; session %llu, %s", s->peer,
@@ -565,63 +550,33 @@ static void handle_msg(struct remus_standby *s, const struct remus_repl_msg *m)
 	}
 }
 
-static void on_link_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
-{
-	struct remus_standby *s = opaque;
-	struct remus_repl_msg m;
-	ssize_t r;
-	int rc = 0;
+/* ---- the link's callbacks (repl/link.h) ------------------------------ */
 
-	if (ev & REMUS_EV_WRITE)
-		link_send_now(s);
-	if (!(ev & (REMUS_EV_READ | REMUS_EV_ERROR)))
-		return;
-	r = remus_buf_read_fd(&s->link_in, fd, 1u << 20);
-	if (r == 0 || (r < 0 && r != -EAGAIN)) {
-		primary_lost(s, false, "link to primary %s %s", s->peer,
-			     r == 0 ? "closed without CLOSE" : strerror((int)-r));
-		return;
-	}
-	if (r > 0)
-		s->last_rx_ms = remus_now_ms();
-	while (s->link_fd == fd && (rc = remus_repl_decode(&s->dec, &s->link_in, &m)) == 1)
-		handle_msg(s, &m);
-	if (s->link_fd == fd && rc < 0)
-		primary_lost(s, false, "bad frame from primary %s: %s", s->peer,
-			     remus_repl_decoder_error(&s->dec));
+static void on_link_msg(void *opaque, const struct remus_repl_msg *m)
+{
+	handle_msg(opaque, m);
 }
 
-static void on_heartbeat(struct remus_loop *loop, void *opaque)
+/* Whatever ended the link without CLOSE (EOF, an error, a bad frame,
+ * silence) may be the primary's death: a failover if anything was
+ * committed.  Silence found only unread is not silence (the link counts
+ * it in late_beats instead). */
+static void on_link_lost(void *opaque, enum remus_link_loss why, const char *reason)
 {
-	struct remus_standby *s = opaque;
-	uint64_t now = remus_now_ms();
-	uint64_t limit = (uint64_t)s->cfg.heartbeat_ms * s->cfg.heartbeat_miss;
-
-	if (s->link_fd < 0)
-		return;
-	if (now - s->last_rx_ms > limit && remus_sock_pending(s->link_fd) > 0) {
-		/* We were busy (a big epoch, a loaded host), not the primary
-		 * silent: its words wait unread.  Never take over for that. */
-		s->last_rx_ms = now;
-		s->late_beats++;
-	}
-	if (now - s->last_rx_ms > limit) {
-		primary_lost(s, false, "no word from primary %s for %llu ms (%u heartbeats of "
-			     "%u ms missed)", s->peer, (unsigned long long)(now - s->last_rx_ms),
-			     s->cfg.heartbeat_miss, s->cfg.heartbeat_ms);
-		return;
-	}
-	remus_repl_put_heartbeat(&s->link_out, ++s->hb_seq, now);
-	link_send_now(s);
-	remus_timer_arm(&s->hb_timer, s->cfg.heartbeat_ms);
+	primary_lost(opaque, false, "%s", reason);
 }
+
+static const struct remus_link_cbs link_cbs = {
+	.msg = on_link_msg,
+	.lost = on_link_lost,
+};
 
 static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
 {
 	struct remus_standby *s = opaque;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	char host[48] = "?", serv[8] = "?";
+	char host[48] = "?", serv[8] = "?", label[96];
 	int c, rc;
 
 	c = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -629,12 +584,12 @@ static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 		return;
 	getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), serv, sizeof(serv),
 		    NI_NUMERICHOST | NI_NUMERICSERV);
-	if (s->link_fd >= 0 || s->state == REMUS_STANDBY_FAILOVER ||
+	if (remus_link_is_open(&s->link) || s->state == REMUS_STANDBY_FAILOVER ||
 	    s->state == REMUS_STANDBY_ACTIVE || s->state == REMUS_STANDBY_FAILED) {
 		struct remus_buf b;
 		char reason[160];
 
-		if (s->link_fd >= 0)
+		if (remus_link_is_open(&s->link))
 			snprintf(reason, sizeof(reason), "standby is busy with primary %s", s->peer);
 		else
 			snprintf(reason, sizeof(reason), "standby is %s, not accepting a primary",
@@ -648,20 +603,15 @@ static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 		return;
 	}
 	snprintf(s->peer, sizeof(s->peer), "%s:%s", host, serv);
-	s->link_fd = c;
-	remus_repl_decoder_init(&s->dec);
-	s->last_rx_ms = remus_now_ms();
-	rc = remus_loop_add_fd(s->loop, c, REMUS_EV_READ, on_link_event, s);
+	snprintf(label, sizeof(label), "primary %s", s->peer);
+	rc = remus_link_attach(&s->link, c, label);
 	if (rc < 0) {
 		/* As if the primary had closed at once: nothing was committed
 		 * in this session, so it ends without a takeover. */
 		remus_err(LOG, "cannot watch the link to primary %s: %s; closing it", s->peer,
 			  strerror(-rc));
-		s->link_fd = -1;
-		close(c);
 		return;
 	}
-	remus_timer_arm(&s->hb_timer, s->cfg.heartbeat_ms);
 	remus_info(LOG, "primary connected from %s", s->peer);
 }
 
@@ -907,7 +857,7 @@ static void start_failover(struct remus_standby *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->rep.reason, sizeof(s->rep.reason), fmt, ap);
 	va_end(ap);
-	s->rep.since_last_rx_ms = s->link_fd >= 0 ? (double)(remus_now_ms() - s->last_rx_ms) : 0;
+	s->rep.since_last_rx_ms = (double)remus_link_silence_ms(&s->link);
 	s->rep.discarded_bytes = remus_repl_assembler_discard(&s->asmb);
 	if (s->hooks.discard)
 		s->hooks.discard(s->hooks.opaque);
@@ -954,7 +904,7 @@ static void refuse_on_internal_error(struct remus_standby *s, const char *msg)
 	s->rep.rc = -EPROTO;
 	if (set_state(s, REMUS_STANDBY_FAILED, "refusing epochs after an internal error") < 0)
 		return;
-	if (s->link_fd >= 0 && remus_repl_put_close(&s->link_out, msg) == 0)
+	if (remus_link_is_open(&s->link) && remus_repl_put_close(remus_link_out(&s->link), msg) == 0)
 		link_send_now(s);
 	link_end(s);
 	remus_err(LOG, "%s: this standby takes no further epoch and will not take over; "
@@ -1006,7 +956,6 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		return -ENOMEM;
 	s->loop = loop;
 	s->qmp = qmp;
-	remus_timer_init(&s->hb_timer, loop, on_heartbeat, s);
 	remus_timer_init(&s->qemu_retry, loop, on_qemu_retry, s);
 	remus_timer_init(&s->step_timer, loop, poll_load, s);
 	s->cfg = *cfg;
@@ -1016,9 +965,11 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		s->cfg.heartbeat_miss = 5;
 	if (hooks)
 		s->hooks = *hooks;
-	s->listen_fd = s->link_fd = s->qemu_fd = -1;
-	remus_buf_init(&s->link_in, REMUS_REPL_FRAME_MAX);
-	remus_buf_init(&s->link_out, 0);
+	s->listen_fd = s->qemu_fd = -1;
+	remus_link_init(&s->link, loop, &(struct remus_link_config){
+				.heartbeat_ms = s->cfg.heartbeat_ms,
+				.heartbeat_miss = s->cfg.heartbeat_miss,
+				.read_chunk = 1u << 20 }, &link_cbs, s);
 	remus_buf_init(&s->qemu_out, QEMU_OUT_LIMIT);
 	remus_buf_init(&s->last_dev, 0);
 	remus_repl_assembler_init(&s->asmb, 0, 0);
@@ -1087,8 +1038,7 @@ void remus_standby_free(struct remus_standby *s)
 	remus_qmp_cancel_owner(s->qmp, s);
 	teardown(s);
 	remus_repl_assembler_release(&s->asmb);
-	remus_buf_release(&s->link_in);
-	remus_buf_release(&s->link_out);
+	remus_link_release(&s->link);
 	remus_buf_release(&s->qemu_out);
 	remus_buf_release(&s->last_dev);
 	free(s->incoming);
@@ -1118,9 +1068,11 @@ struct json_object *remus_standby_status_json(const struct remus_standby *s)
 	json_object_object_add(o, "role", json_object_new_string("standby"));
 	json_object_object_add(o, "state", json_object_new_string(remus_standby_state_name(s->state)));
 	json_object_object_add(o, "listen_port", json_object_new_int(s->port));
-	json_object_object_add(o, "primary", s->link_fd >= 0 ? json_object_new_string(s->peer) : NULL);
+	json_object_object_add(o, "primary", remus_link_is_open(&s->link) ?
+			       json_object_new_string(s->peer) : NULL);
 	json_object_object_add(o, "sessions", json_object_new_int64((int64_t)s->sessions));
-	json_object_object_add(o, "late_beats", json_object_new_int64((int64_t)s->late_beats));
+	json_object_object_add(o, "late_beats",
+			       json_object_new_int64((int64_t)remus_link_late_beats(&s->link)));
 	json_object_object_add(o, "committed_epoch",
 			       s->have_commit ? json_object_new_int64((int64_t)s->committed_epoch) : NULL);
 	json_object_object_add(o, "epochs_committed", json_object_new_int64((int64_t)s->epochs_committed));

@@ -547,7 +547,7 @@ static void test_takeover_when_link_drops(void **state)
 	pri_close(v);
 	RUN_UNTIL(v, v->done_calls == 1);
 	assert_takeover(v, at);
-	assert_non_null(strstr(v->rep.reason, "closed without CLOSE"));
+	assert_non_null(strstr(v->rep.reason, "closed the connection without CLOSE"));
 }
 
 /* Fencing fails: the primary may still run, so no takeover at all. */
