@@ -407,6 +407,7 @@ check_ticks() {
 	pri_last=$(ticks "$pri" | tail -1)
 	sby_ticks=$(ticks "$sby")
 	first=$(echo "$sby_ticks" | head -1)
+	[ -n "$pri_last" ] || fail "the primary guest printed no tick: nothing to compare with"
 	[ -n "$first" ] || fail "the standby guest printed no tick"
 	per_epoch=$(((interval + 999) / 1000))
 	[ "$first" -le $((pri_last + 1)) ] ||
@@ -428,6 +429,7 @@ check_dirty_continuity() {
 	pri_seqs=$(serial "$pri" | grep -o 'dirty seq=[0-9]* sum=[0-9a-f]*' || true)
 	sby_seqs=$(serial "$sby" | grep -o 'dirty seq=[0-9]* sum=[0-9a-f]*' || true)
 	[ -n "$sby_seqs" ] || fail "the standby guest printed no checksum"
+	[ -n "$pri_seqs" ] || fail "the primary guest printed no checksum: nothing to compare with"
 	pri_last=$(echo "$pri_seqs" | tail -1 | sed 's/.*seq=\([0-9]*\).*/\1/')
 	sby_first=$(echo "$sby_seqs" | head -1 | sed 's/.*seq=\([0-9]*\).*/\1/')
 	[ "$sby_first" -le $((pri_last + 1)) ] ||

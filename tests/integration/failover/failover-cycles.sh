@@ -20,9 +20,11 @@ source "$(dirname "$0")/../../lib/remus.sh"
 guest=${1:?guest: tick or dirty}
 interval=${2:?interval ms}
 cycles=${3:?cycles}
+# progress: a line the guest prints as it runs; every cycle waits for one
+# on the current host, so a continuity check never has nothing to compare.
 case "$guest" in
-tick) append="remus.run=tick" ;;
-dirty) append="remus.run=dirty remus.args=mb=32,mbps=4,seed=7" ;;
+tick) append="remus.run=tick" progress='tick [0-9]+' ;;
+dirty) append="remus.run=dirty remus.args=mb=32,mbps=4,seed=7" progress='dirty seq=[0-9]+' ;;
 *) fail "unknown guest '$guest'" ;;
 esac
 seed=${REMUS_TEST_SEED:-$((RANDOM * 32768 + RANDOM))}
@@ -64,8 +66,9 @@ for r in $(seq "$cycles"); do
 	}
 	epochs=$((1 + RANDOM % 4))
 	frac=$((RANDOM % 100))
-	how="kill"
-	[ $((RANDOM % 4)) -ne 0 ] || how=freeze
+	how="kill" done=killed
+	[ $((RANDOM % 4)) -ne 0 ] || how=freeze done=frozen
+	wait_serial "$cur" "$progress" 60 "cycle $r: the guest to run on $cur"
 	n0=$(count_lines "$T/$cur.metrics")
 	committed() { no_early_failover; [ "$(count_lines "$T/$cur.metrics")" -ge $((n0 + epochs)) ]; }
 	wait_for $((90 + epochs * interval / 250)) "cycle $r: $epochs epochs from $cur to $next" committed
@@ -85,7 +88,7 @@ for r in $(seq "$cycles"); do
 		check=$(check_dirty_continuity "$cur" "$next")
 	fi
 	fo_ms+=("$(json_get "$report" failover.failover_ms)")
-	echo "cycle $r: $cur ${how}ed $frac % into an epoch after $epochs more; $next took over in" \
+	echo "cycle $r: $cur $done $frac % into an epoch after $epochs more; $next took over in" \
 		"${fo_ms[-1]} ms from epoch $(json_get "$report" failover.epoch) ($(json_get "$report" failover.reason)); $check"
 
 	cur=$next cur_d=$next_d cur_qemu=$next_qemu
