@@ -271,7 +271,7 @@ int remus_migstream_build_tail(struct remus_buf *out, uint32_t ram_sid,
  * The arguments of QMP migrate-set-capabilities for engine v1, the same on
  * the primary and on the standby QEMU: return-path (the primary waits for
  * our RP SHUT) and switchover-ack (never sent, so precopy never ends by
- * itself).  The destination checks the capabilities listed in the
+ * itself) on, events off (nothing listens; query-migrate is polled).  The destination checks the capabilities listed in the
  * stream's configuration section against its own, so both sides must use
  * this one list.  Returns an owned json_object, or NULL on ENOMEM.
  */
