@@ -58,6 +58,11 @@ bool remus_converge_ready(uint64_t dirty_syncs, double predicted_ms, unsigned bu
 	return dirty_syncs >= 2 && predicted_ms <= (double)budget_ms * REMUS_CONVERGE_SAFETY;
 }
 
+unsigned remus_converge_downtime_limit_ms(unsigned budget_ms)
+{
+	return budget_ms >= 20 ? budget_ms / 10 : 1;
+}
+
 unsigned remus_converge_cancel_at_ms(unsigned budget_ms)
 {
 	unsigned reserve = budget_ms / 5;

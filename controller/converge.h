@@ -74,6 +74,15 @@ double remus_converge_predict_ms(uint64_t remaining, double rate_bps);
 /* True when the guest may be stopped: the first pass is done
  * (@dirty_syncs >= 2) and @predicted_ms <= @budget_ms * SAFETY. */
 bool remus_converge_ready(uint64_t dirty_syncs, double predicted_ms, unsigned budget_ms);
+/*
+ * QEMU's own downtime-limit parameter for a pause budget.  After `stop`
+ * QEMU iterates (without its big lock) until what is left is below
+ * downtime-limit x its bandwidth estimate, then completes the migration
+ * holding the lock, and a migrate_cancel can only be served between the
+ * two: a small limit keeps the part that cannot be cancelled small.  A
+ * tenth of the budget, at least 1 ms.
+ */
+unsigned remus_converge_downtime_limit_ms(unsigned budget_ms);
 /* When, after `stop`, the engine gives a checkpoint up and cancels the
  * migration, in ms: the budget minus a reserve of a fifth of it (at
  * least 2 ms, at most 50 ms) for migrate_cancel, its polling and cont.

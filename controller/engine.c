@@ -4,8 +4,11 @@
  *
  * Three things run at once on the loop and meet here:
  *
- *   QMP       stop / query-migrate / cont / getfd / migrate, one chain per
- *             epoch, written below in the order the steps run;
+ *   QMP       query-migrate (is QEMU's last migration over?) / getfd /
+ *             migrate / query-migrate (converged?) / stop / query-migrate
+ *             (completed?) / cont, one chain per epoch, written below in
+ *             the order the steps run; migrate_cancel when the pause
+ *             budget runs out or the standby is lost;
  *   channel   our end of the migration socketpair: bytes are framed by the
  *             migstream parser, rewritten for the standby and queued on
  *             the link as they arrive;
@@ -44,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -51,6 +55,8 @@
 #include "common/loop.h"
 #include "common/sock.h"
 #include "common/state.h"
+#include "controller/backoff.h"
+#include "controller/converge.h"
 #include "controller/dedup.h"
 #include "migstream/migstream.h"
 #include "qmp/qmp.h"
@@ -60,8 +66,24 @@
 #define LOG "engine"
 #define MIG_FD_NAME "remus-mig"
 #define READ_CHUNK (1u << 20)
-#define COMPLETE_TIMEOUT_MS 30000u
 #define MAX_INFLIGHT 64
+/* query-migrate while waiting for convergence: often enough that the stop
+ * comes soon after the gate opens, rarely enough to cost nothing. */
+#define GATE_POLL_MS 25u
+/* Once the first pass is done, how long the gate waits for the rest to
+ * fit the budget before it tries anyway (the budget then bounds the
+ * pause): a guest that dirties memory faster than the channel carries
+ * it would otherwise never be checkpointed, and its output never
+ * released. */
+#define GATE_MAX_WAIT_MS 10000u
+/* query-migrate while a previous migration is ending. */
+#define IDLE_POLL_MS 20u
+/* Progress of an initial sync, in the log and status. */
+#define PROGRESS_MS 1000u
+/* After migrate_cancel, how long the guest may stay stopped waiting for
+ * QEMU to show the migration ended (measured: 6 ms); past it the guest
+ * is resumed anyway. */
+#define CANCEL_GRACE_MS 1000u
 
 /* MIG_RP_MSG_SHUT: be16 type 1, be16 length 4, be32 0 (no error). */
 static const uint8_t rp_shut[8] = { 0, 1, 0, 4, 0, 0, 0, 0 };
@@ -69,6 +91,15 @@ static const uint8_t rp_shut[8] = { 0, 1, 0, 4, 0, 0, 0, 0 };
 struct inflight {
 	uint64_t t_req_ns;
 	struct remus_epoch_metrics m;
+};
+
+/* The numbers of one query-migrate answer the engine uses. */
+struct mig_info {
+	bool has_ram;           /* "ram" present (not before the first pass starts) */
+	uint64_t dirty_syncs;   /* ram.dirty-sync-count: 1 in the first pass */
+	uint64_t remaining;     /* ram.remaining, bytes */
+	uint64_t total;         /* ram.total, bytes */
+	uint64_t transferred;   /* ram.transferred, bytes */
 };
 
 struct remus_engine {
@@ -106,13 +137,59 @@ struct remus_engine {
 	bool mig_reading;       /* READ interest set on mig_fd */
 	bool mig_eof;
 	bool stop_acked;        /* QEMU answered our stop */
-	bool polling;           /* query-migrate chain running */
+	bool polling;           /* query-migrate chain of the checkpoint running */
 	struct remus_migstream *ps;
 	struct remus_migstream_rewriter rw;
 	struct remus_dedup *dedup;
 	struct remus_timer epoch_timer, poll_timer;
-	uint64_t t_stop_ns, poll_deadline_ms;
+	uint64_t t_stop_ns;
 	struct remus_epoch_metrics cur;
+
+	/* QEMU's migration as the last query-migrate showed it */
+	char mig_status[24];    /* "" before any answer */
+	struct mig_info mi;
+	uint64_t mig_gen;       /* +1 per migrate we start */
+	/* The last migration has ended (a terminal status was seen after our
+	 * last migrate or migrate_cancel): the next may start. */
+	bool qemu_idle;
+	bool idle_query;        /* a query-migrate of the wait for that in flight */
+	bool idle_cancelled;    /* we sent migrate_cancel during that wait */
+	uint64_t t_idle_ns, t_idle_warn_ns;
+	struct remus_timer idle_timer;
+
+	/* the convergence gate of the running epoch */
+	struct remus_converge conv;
+	uint64_t t_epoch_ns;    /* the epoch's migrate answered */
+	uint64_t t_interval_ns; /* its interval ended; 0 before */
+	uint64_t t_pass_ns;     /* the gate first saw the first pass done; 0 */
+	bool gate_query;        /* a gate or progress query-migrate in flight */
+	uint64_t gate_gen;      /* mig_gen when it was sent */
+	unsigned gate_polls;    /* gate polls of this epoch */
+	double predicted_ms;    /* at the last gate poll */
+	struct remus_timer gate_timer, progress_timer;
+	uint64_t progress_bytes, progress_done, t_progress_ns;
+	double chan_bps, eta_s;  /* at the last progress report */
+
+	/* the pause budget of the checkpoint */
+	struct remus_timer budget_timer;
+	bool abandoning;        /* budget over: migrate_cancel sent */
+	bool abandon_seen;      /* QEMU's status then was logged */
+	bool qemu_done;         /* the checkpoint's migration reached a terminal status */
+	uint64_t t_cancel_ns;
+	uint64_t stop_bytes;    /* local_bytes when the stop was sent */
+	char drop_reason[320];
+
+	/* sessions and retries */
+	struct remus_backoff backoff;
+	bool session_committed; /* a COMMIT_ACK came in this session */
+	uint64_t session_first_epoch;
+	uint64_t t_sync_ns;     /* this session's first migrate answered; 0 */
+	double last_sync_ms;    /* how long the last initial sync took; -1 */
+	char last_failure[256];
+	char last_failure_at[40];
+	uint64_t retry_at_ms;   /* when reconnect_timer fires */
+	uint64_t stretched, abandoned;
+	double last_epoch_ms, max_pause_ms;
 
 	/* COMMIT_REQs waiting for their ack, oldest first */
 	struct inflight inflight[MAX_INFLIGHT];
@@ -137,6 +214,7 @@ static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opa
 
 static const char *const state_names[REMUS_ENGINE_NSTATES] = {
 	[REMUS_ENGINE_STARTING] = "starting",
+	[REMUS_ENGINE_SYNCING] = "syncing",
 	[REMUS_ENGINE_PROTECTED] = "protected",
 	[REMUS_ENGINE_CHECKPOINT] = "checkpoint",
 	[REMUS_ENGINE_UNPROTECTED] = "unprotected",
@@ -147,11 +225,13 @@ static const char *const state_names[REMUS_ENGINE_NSTATES] = {
 #define TO(s) REMUS_STATE_BIT(REMUS_ENGINE_##s)
 #define TO_END (TO(FAILED) | TO(STOPPED))
 static const uint32_t state_allowed[REMUS_ENGINE_NSTATES] = {
-	[REMUS_ENGINE_STARTING] = TO(PROTECTED) | TO(UNPROTECTED) | TO_END,
+	[REMUS_ENGINE_STARTING] = TO(SYNCING) | TO(UNPROTECTED) | TO_END,
+	/* a session is PROTECTED from its first acknowledged commit on */
+	[REMUS_ENGINE_SYNCING] = TO(CHECKPOINT) | TO(PROTECTED) | TO(UNPROTECTED) | TO_END,
 	[REMUS_ENGINE_PROTECTED] = TO(CHECKPOINT) | TO(UNPROTECTED) | TO_END,
-	[REMUS_ENGINE_CHECKPOINT] = TO(PROTECTED) | TO(UNPROTECTED) | TO_END,
+	[REMUS_ENGINE_CHECKPOINT] = TO(PROTECTED) | TO(SYNCING) | TO(UNPROTECTED) | TO_END,
 	/* start_epoch() without a session: stays UNPROTECTED, reconnects */
-	[REMUS_ENGINE_UNPROTECTED] = TO(PROTECTED) | TO(UNPROTECTED) | TO_END,
+	[REMUS_ENGINE_UNPROTECTED] = TO(SYNCING) | TO(UNPROTECTED) | TO_END,
 	[REMUS_ENGINE_FAILED] = 0,
 	[REMUS_ENGINE_STOPPED] = 0,
 };
@@ -212,6 +292,58 @@ static double ms_since(uint64_t t_ns)
 	return (double)(remus_now_ns() - t_ns) / 1e6;
 }
 
+/* An epoch's migration streams with the guest running. */
+static bool epoch_running(const struct remus_engine *e)
+{
+	return e->state == REMUS_ENGINE_PROTECTED || e->state == REMUS_ENGINE_SYNCING;
+}
+
+/* ---- QEMU's migration status ------------------------------------------ */
+
+static uint64_t json_u64(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0;
+	return (uint64_t)json_object_get_int64(v);
+}
+
+/* Reads a query-migrate answer into @mi; returns its status ("none" when
+ * QEMU has not migrated yet: the answer is then {}), borrowed from @ret. */
+static const char *parse_migration(struct json_object *ret, struct mig_info *mi)
+{
+	struct json_object *st, *ram;
+
+	memset(mi, 0, sizeof(*mi));
+	if (json_object_object_get_ex(ret, "ram", &ram)) {
+		mi->has_ram = true;
+		mi->dirty_syncs = json_u64(ram, "dirty-sync-count");
+		mi->remaining = json_u64(ram, "remaining");
+		mi->total = json_u64(ram, "total");
+		mi->transferred = json_u64(ram, "transferred");
+	}
+	if (!json_object_object_get_ex(ret, "status", &st))
+		return "none";
+	return json_object_get_string(st);
+}
+
+/* A status after which QEMU starts a new migration: anything else
+ * (setup, active, device, cancelling, ...) makes `migrate` fail, which
+ * is where the "Invalid argument" sessions of issue 14 came from. */
+static bool status_terminal(const char *s)
+{
+	return strcmp(s, "none") == 0 || strcmp(s, "completed") == 0 ||
+	       strcmp(s, "cancelled") == 0 || strcmp(s, "failed") == 0;
+}
+
+static void note_status(struct remus_engine *e, const char *status)
+{
+	snprintf(e->mig_status, sizeof(e->mig_status), "%s", status);
+	if (status_terminal(status))
+		e->qemu_idle = true;
+}
+
 /* ---- QMP ------------------------------------------------------------- */
 
 static void teardown(struct remus_engine *e);
@@ -261,6 +393,9 @@ static void mig_close(struct remus_engine *e)
 	remus_migstream_rewriter_release(&e->rw);
 	remus_timer_disarm(&e->epoch_timer);
 	remus_timer_disarm(&e->poll_timer);
+	remus_timer_disarm(&e->gate_timer);
+	remus_timer_disarm(&e->progress_timer);
+	remus_timer_disarm(&e->budget_timer);
 }
 
 static void mig_set_reading(struct remus_engine *e, bool on)
@@ -315,7 +450,11 @@ static int drain_rewriter(struct remus_engine *e)
 	e->cur.sent_bytes += n;
 	remus_buf_reset(&e->rw.out);
 	remus_link_send(&e->link);
-	if (remus_link_backlog(&e->link) > e->cfg.link_high_water)
+	/* In a checkpoint the guest is stopped: the tail of the epoch (what
+	 * the gate let fit half the budget) is buffered rather than made to
+	 * wait for the link. */
+	if (remus_link_backlog(&e->link) > e->cfg.link_high_water &&
+	    e->state != REMUS_ENGINE_CHECKPOINT)
 		mig_set_reading(e, false);
 	return 0;
 }
@@ -368,6 +507,20 @@ static void on_commit_ack(struct remus_engine *e, uint64_t epoch)
 	remus_dedup_commit(e->dedup, epoch);
 	remus_debug(LOG, "epoch %llu committed by the standby after %.1f ms",
 		    (unsigned long long)epoch, f.m.commit_ms);
+	if (!e->session_committed) {
+		/* The first commit of the session: the standby can take over
+		 * from here on, and the standby works, so retries start again
+		 * from the base delay. */
+		e->session_committed = true;
+		remus_backoff_success(&e->backoff);
+		e->last_sync_ms = e->t_sync_ns ? ms_since(e->t_sync_ns) : -1;
+		remus_info(LOG, "epoch %llu committed by standby %s:%u: the VM is PROTECTED "
+			   "(initial sync and first commit took %.1f s)", (unsigned long long)epoch,
+			   e->host, e->cfg.standby_port, e->last_sync_ms / 1000.0);
+		if (e->state == REMUS_ENGINE_SYNCING &&
+		    set_state(e, REMUS_ENGINE_PROTECTED, "first commit of the session") < 0)
+			return;
+	}
 	if (e->hooks.commit)
 		e->hooks.commit(e->hooks.opaque, epoch);
 	if (e->state == REMUS_ENGINE_CHECKPOINT && epoch == e->epoch) {
@@ -389,10 +542,13 @@ static void link_handle(struct remus_engine *e, const struct remus_repl_msg *m)
 			break;
 		}
 		e->hello_acked = true;
+		e->session_committed = false;
+		e->t_sync_ns = 0;
 		/* A new session knows nothing of what the standby holds. */
 		remus_dedup_reset(e->dedup);
 		e->first = !(m->u.ack.flags & REMUS_REPL_ACK_RESUME);
 		e->epoch = e->first ? 0 : m->u.ack.next_epoch;
+		e->session_first_epoch = e->epoch;
 		e->standby_sid = m->u.ack.ram_sid;
 		e->have_sid = !e->first;
 		remus_info(LOG, "standby %s:%u accepted the handshake (protocol %u): %s",
@@ -515,11 +671,34 @@ static void on_reconnect(struct remus_loop *loop, void *opaque)
 	link_connect(e);
 }
 
+/* The next try waits the back-off's delay: --reconnect after one failure,
+ * doubled per further failed session in a row (controller/backoff.h). */
 static void schedule_reconnect(struct remus_engine *e)
 {
-	if (!remus_timer_armed(&e->reconnect_timer) && !e->stopping &&
-	    e->state != REMUS_ENGINE_FAILED && e->state != REMUS_ENGINE_STOPPED)
-		remus_timer_arm(&e->reconnect_timer, e->cfg.reconnect_ms);
+	unsigned delay = remus_backoff_delay(&e->backoff);
+
+	if (remus_timer_armed(&e->reconnect_timer) || e->stopping ||
+	    e->state == REMUS_ENGINE_FAILED || e->state == REMUS_ENGINE_STOPPED)
+		return;
+	if (e->backoff.failures > 1)
+		remus_info(LOG, "standby %s:%u: next try in %u ms (%u failed sessions in a row)",
+			   e->host, e->cfg.standby_port, delay, e->backoff.failures);
+	e->retry_at_ms = remus_now_ms() + delay;
+	remus_timer_arm(&e->reconnect_timer, delay);
+}
+
+/* One more failed session (or connection attempt): @reason (borrowed) is
+ * kept for status with the time it happened. */
+static void count_failure(struct remus_engine *e, const char *reason)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	remus_backoff_fail(&e->backoff);
+	snprintf(e->last_failure, sizeof(e->last_failure), "%s", reason);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (gmtime_r(&ts.tv_sec, &tm))
+		strftime(e->last_failure_at, sizeof(e->last_failure_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static void link_connect(struct remus_engine *e)
@@ -532,8 +711,12 @@ static void link_connect(struct remus_engine *e)
 	snprintf(peer, sizeof(peer), "standby %s:%u", e->host, e->cfg.standby_port);
 	rc = remus_link_connect(&e->link, e->host, e->cfg.standby_port, peer);
 	if (rc < 0) {
-		remus_warn(LOG, "cannot connect to standby %s:%u: %s; retrying in %u ms",
-			   e->host, e->cfg.standby_port, strerror(-rc), e->cfg.reconnect_ms);
+		char why[320];
+
+		snprintf(why, sizeof(why), "cannot connect to standby %s:%u: %s", e->host,
+			 e->cfg.standby_port, strerror(-rc));
+		count_failure(e, why);
+		remus_warn(LOG, "%s; retrying in %u ms", why, remus_backoff_delay(&e->backoff));
 		schedule_reconnect(e);
 		return;
 	}
@@ -547,6 +730,14 @@ static void on_cancelled(struct remus_qmp *q, int rc, struct json_object *ret,
 {
 	if (rc < 0)
 		remus_warn(LOG, "migrate_cancel: %s", err);
+}
+
+/* Cancels QEMU's migration; the next one starts only once QEMU shows it
+ * ended (start_epoch waits for that). */
+static void cancel_migration(struct remus_engine *e)
+{
+	e->qemu_idle = false;
+	engine_qmp(e, "migrate_cancel", NULL, -1, on_cancelled);
 }
 
 /*
@@ -565,18 +756,20 @@ static void standby_lost(struct remus_engine *e, bool goodbye, const char *fmt, 
 	vsnprintf(e->reason, sizeof(e->reason), fmt, ap);
 	va_end(ap);
 	remus_err(LOG, "%s; the VM keeps running UNPROTECTED", e->reason);
+	if (remus_link_is_open(&e->link))
+		count_failure(e, e->reason);
 	if (goodbye)
 		link_goodbye(e, e->reason);
 	else
 		link_close(e);
 	if (e->hooks.standby_lost)
 		e->hooks.standby_lost(e->hooks.opaque, e->reason);
-	if (e->state == REMUS_ENGINE_PROTECTED || e->state == REMUS_ENGINE_STARTING) {
+	if (epoch_running(e) || e->state == REMUS_ENGINE_STARTING) {
 		/* The guest runs: drop this epoch's migration.  In CHECKPOINT the
 		 * chain finishes (it must cont the guest) and then sees the link
 		 * gone. */
 		if (e->mig_fd >= 0)
-			engine_qmp(e, "migrate_cancel", NULL, -1, on_cancelled);
+			cancel_migration(e);
 		mig_close(e);
 		set_state(e, REMUS_ENGINE_UNPROTECTED, "standby lost");
 	}
@@ -586,7 +779,8 @@ static void standby_lost(struct remus_engine *e, bool goodbye, const char *fmt, 
 /* ---- one epoch, in the order it runs --------------------------------- */
 
 static void on_epoch_timer(struct remus_loop *loop, void *opaque);
-static void checkpoint_read_done(struct remus_engine *e);
+static void checkpoint_step(struct remus_engine *e);
+static void begin_migration(struct remus_engine *e);
 
 /* Feeds channel bytes through parser and rewriter.  0 or -errno. */
 static int process_tokens(struct remus_engine *e)
@@ -635,6 +829,11 @@ static void epoch_abort(struct remus_engine *e, const char *what, int rc)
 		     strerror(-rc), *detail ? ": " : "", detail);
 }
 
+/*
+ * The channel.  At most 8 reads of READ_CHUNK per event, so one event
+ * costs a bounded amount of parsing, hashing and framing and the link,
+ * QMP and the heartbeats get their turn in between.
+ */
 static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
 {
 	struct remus_engine *e = opaque;
@@ -660,10 +859,11 @@ static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opa
 				rc = -EPIPE;
 				goto fail;
 			}
-			checkpoint_read_done(e);
+			checkpoint_step(e);
 			return;
 		}
 		e->cur.local_bytes += (uint64_t)r;
+		remus_converge_sample(&e->conv, remus_now_ns(), e->cur.local_bytes);
 		rc = process_tokens(e);
 		if (rc < 0)
 			goto fail;
@@ -671,34 +871,60 @@ static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opa
 	return;
 fail:
 	if (e->state == REMUS_ENGINE_CHECKPOINT) {
-		/* The guest is stopped: drop the checkpoint, let the chain cont it. */
+		/* The guest is stopped: drop the checkpoint, let the chain cont
+		 * it.  After our migrate_cancel a cut stream is expected. */
 		e->mig_eof = true;
 		mig_set_reading(e, false);
-		standby_lost(e, true, "epoch %llu: migration stream failed: %s %s",
-			     (unsigned long long)e->epoch, strerror(-rc),
-			     e->ps ? remus_migstream_error(e->ps) : "");
-		checkpoint_read_done(e);
+		if (!e->abandoning)
+			standby_lost(e, true, "epoch %llu: migration stream failed: %s %s",
+				     (unsigned long long)e->epoch, strerror(-rc),
+				     e->ps ? remus_migstream_error(e->ps) : "");
+		checkpoint_step(e);
 		return;
 	}
 	epoch_abort(e, "migration stream failed", rc);
 }
 
+static void on_progress_timer(struct remus_loop *loop, void *opaque);
+
 static void on_migrate(struct remus_qmp *q, int rc, struct json_object *ret,
 		        const char *err, void *opaque)
 {
 	struct remus_engine *e = opaque;
+	uint64_t now = remus_now_ns();
 
 	if (rc < 0) {
 		if (rc == -EREMOTEIO) {
+			/* QEMU refused it: whatever it is doing, the next
+			 * migration waits until it shows it ended. */
+			e->qemu_idle = false;
 			epoch_abort(e, err, rc);
 			return;
 		}
 		qmp_failed(e, "migrate", rc, err);
 		return;
 	}
+	/* Every query-migrate sent before it has been answered by now. */
+	e->qemu_idle = false;
 	if ((e->state == REMUS_ENGINE_STARTING || e->state == REMUS_ENGINE_UNPROTECTED) &&
-	    set_state(e, REMUS_ENGINE_PROTECTED, "first epoch of a session migrating") < 0)
+	    set_state(e, REMUS_ENGINE_SYNCING, "a session's first epoch migrating") < 0)
 		return;
+	e->t_epoch_ns = now;
+	e->t_interval_ns = e->t_pass_ns = 0;
+	e->gate_polls = 0;
+	e->predicted_ms = 0;
+	remus_converge_start(&e->conv, now, e->cur.local_bytes);
+	e->t_progress_ns = now;
+	e->progress_bytes = e->cur.local_bytes;
+	e->progress_done = 0;
+	if (!e->t_sync_ns) {
+		e->t_sync_ns = now;
+		remus_info(LOG, "epoch %llu: %s to standby %s:%u started; the VM runs UNPROTECTED "
+			   "until the standby commits it", (unsigned long long)e->epoch,
+			   e->first ? "initial sync (a new stream)" : "full epoch (resuming its stream)",
+			   e->host, e->cfg.standby_port);
+	}
+	remus_timer_arm(&e->progress_timer, PROGRESS_MS);
 	remus_timer_arm(&e->epoch_timer, e->cfg.interval_ms);
 }
 
@@ -716,24 +942,22 @@ static void on_getfd(struct remus_qmp *q, int rc, struct json_object *ret,
 		return; /* the standby went away meanwhile */
 	args = json_object_new_object();
 	json_object_object_add(args, "uri", json_object_new_string("fd:" MIG_FD_NAME));
+	e->qemu_idle = false;
 	submit_or_fail(e, "migrate", args, -1, on_migrate);
 }
 
-static void start_epoch(struct remus_engine *e)
+/* Starts the epoch's migration: a new channel, passed with getfd. */
+static void begin_migration(struct remus_engine *e)
 {
 	struct remus_migstream_opts opts = { 0 };
 	struct json_object *args;
 	int sv[2] = { -1, -1 }, rc;
 
-	if (!session_up(e) || e->stopping) {
-		if (set_state(e, REMUS_ENGINE_UNPROTECTED, "no session to start an epoch in") == 0)
-			schedule_reconnect(e);
-		return;
-	}
 	memset(&e->cur, 0, sizeof(e->cur));
 	e->cur.epoch = e->epoch;
 	e->cur.commit_ms = -1;
 	e->mig_eof = e->stop_acked = e->polling = false;
+	e->mig_gen++;
 	rc = remus_migstream_new(&opts, &e->ps);
 	if (rc < 0)
 		goto fail;
@@ -770,6 +994,88 @@ fail:
 	qmp_failed(e, "starting an epoch", rc, NULL);
 }
 
+/*
+ * Clean start: QEMU refuses `migrate` while an earlier migration has not
+ * ended (an epoch we abandoned, a session lost mid-epoch, a remusd that
+ * died), so before every migration we make sure the last one has:
+ * query-migrate, migrate_cancel if it still runs, query-migrate every
+ * IDLE_POLL_MS until the status is terminal.  The guest runs meanwhile.
+ */
+static void on_idle_query(struct remus_qmp *q, int rc, struct json_object *ret,
+		           const char *err, void *opaque)
+{
+	struct remus_engine *e = opaque;
+	struct mig_info mi;
+	const char *status;
+	uint64_t now = remus_now_ns();
+
+	e->idle_query = false;
+	if (rc < 0) {
+		qmp_failed(e, "query-migrate", rc, err);
+		return;
+	}
+	if (e->state == REMUS_ENGINE_FAILED || e->state == REMUS_ENGINE_STOPPED)
+		return;
+	status = parse_migration(ret, &mi);
+	note_status(e, status);
+	if (status_terminal(status)) {
+		if (e->idle_cancelled)
+			remus_info(LOG, "QEMU's previous migration ended (%s) %.0f ms after "
+				   "migrate_cancel; the next one can start", status,
+				   (double)(now - e->t_idle_ns) / 1e6);
+		e->t_idle_ns = 0;
+		start_epoch(e);
+		return;
+	}
+	if (!e->idle_cancelled) {
+		remus_warn(LOG, "QEMU still runs a migration (status %s: an epoch given up, or "
+			   "an earlier remusd); cancelling it before the next one", status);
+		e->idle_cancelled = true;
+		cancel_migration(e);
+	} else if (now - e->t_idle_warn_ns >= 5000000000ull) {
+		remus_warn(LOG, "QEMU's migration is still %s %.0f s after migrate_cancel; the "
+			   "next epoch waits for it to end", status,
+			   (double)(now - e->t_idle_ns) / 1e9);
+		e->t_idle_warn_ns = now;
+	}
+	remus_timer_arm(&e->idle_timer, IDLE_POLL_MS);
+}
+
+static void wait_idle(struct remus_engine *e)
+{
+	if (e->idle_query)
+		return; /* its answer goes on */
+	if (!e->t_idle_ns) {
+		e->t_idle_ns = e->t_idle_warn_ns = remus_now_ns();
+		e->idle_cancelled = false;
+	}
+	e->idle_query = true;
+	submit_or_fail(e, "query-migrate", NULL, -1, on_idle_query);
+}
+
+static void on_idle_timer(struct remus_loop *loop, void *opaque)
+{
+	wait_idle(opaque);
+}
+
+static void start_epoch(struct remus_engine *e)
+{
+	if (!session_up(e) || e->stopping) {
+		if (set_state(e, REMUS_ENGINE_UNPROTECTED, "no session to start an epoch in") == 0)
+			schedule_reconnect(e);
+		return;
+	}
+	if (e->gated)
+		return; /* remus_engine_session_ready() starts it */
+	if (!e->qemu_idle) {
+		wait_idle(e);
+		return;
+	}
+	begin_migration(e);
+}
+
+/* ---- the convergence gate --------------------------------------------- */
+
 static void on_stopped(struct remus_qmp *q, int rc, struct json_object *ret,
 		        const char *err, void *opaque);
 static void on_query_migrate(struct remus_qmp *q, int rc, struct json_object *ret,
@@ -777,15 +1083,172 @@ static void on_query_migrate(struct remus_qmp *q, int rc, struct json_object *re
 static void on_cont(struct remus_qmp *q, int rc, struct json_object *ret,
 		     const char *err, void *opaque);
 
+/* Logs how far the copy is, once per PROGRESS_MS: at info level while the
+ * session has nothing committed (the guest is unprotected), at debug level
+ * for a later epoch that the gate holds past its interval. */
+static void report_progress(struct remus_engine *e, uint64_t now)
+{
+	const struct mig_info *mi = &e->mi;
+	uint64_t done = mi->total > mi->remaining ? mi->total - mi->remaining : 0;
+	double dt = (double)(now - e->t_progress_ns) / 1e9;
+	double scan;
+
+	if (dt < PROGRESS_MS * 0.9 / 1000.0 || !mi->has_ram)
+		return;
+	e->chan_bps = (double)(e->cur.local_bytes - e->progress_bytes) / dt;
+	scan = done > e->progress_done ? (double)(done - e->progress_done) / dt : 0;
+	e->eta_s = mi->dirty_syncs < 2 && scan > 0 ? (double)mi->remaining / scan : 0;
+	e->t_progress_ns = now;
+	e->progress_bytes = e->cur.local_bytes;
+	e->progress_done = done;
+	if (e->state == REMUS_ENGINE_SYNCING)
+		remus_info(LOG, "initial sync, epoch %llu: %.0f of %.0f MiB copied, %.0f MiB "
+			   "remaining (%s), %.0f MB/s, ETA %.1f s; the VM runs UNPROTECTED until "
+			   "the first commit", (unsigned long long)e->epoch,
+			   (double)done / 1048576.0, (double)mi->total / 1048576.0,
+			   (double)mi->remaining / 1048576.0,
+			   mi->dirty_syncs < 2 ? "first pass" : "first pass done, converging",
+			   e->chan_bps / 1e6, e->eta_s);
+	else if (e->t_interval_ns)
+		remus_debug(LOG, "epoch %llu: %.1f s past its interval, waiting for the migration "
+			    "to converge: dirty sync %llu, %.1f MiB remaining, pause predicted "
+			    "%.0f ms, budget %u ms", (unsigned long long)e->epoch,
+			    (double)(now - e->t_interval_ns) / 1e9,
+			    (unsigned long long)mi->dirty_syncs, (double)mi->remaining / 1048576.0,
+			    e->predicted_ms, e->cfg.pause_budget_ms);
+}
+
+static void checkpoint_begin(struct remus_engine *e, const char *why);
+
+/*
+ * A gate (or progress) answer.  While the interval runs it only feeds the
+ * progress report; once the interval is over it decides: stop now, or
+ * ask again in GATE_POLL_MS.
+ */
+static void on_gate_query(struct remus_qmp *q, int rc, struct json_object *ret,
+			  const char *err, void *opaque)
+{
+	struct remus_engine *e = opaque;
+	struct json_object *d = NULL;
+	const char *status;
+	uint64_t now = remus_now_ns();
+	double rate;
+
+	e->gate_query = false;
+	if (rc < 0) {
+		qmp_failed(e, "query-migrate", rc, err);
+		return;
+	}
+	if (!epoch_running(e) || e->gate_gen != e->mig_gen || e->mig_fd < 0)
+		return; /* about an epoch that is over */
+	status = parse_migration(ret, &e->mi);
+	note_status(e, status);
+	if (status_terminal(status)) {
+		json_object_object_get_ex(ret, "error-desc", &d);
+		standby_lost(e, true, "epoch %llu: QEMU's migration is %s while the guest runs%s%s",
+			     (unsigned long long)e->epoch, status, d ? ": " : "",
+			     d ? json_object_get_string(d) : "");
+		return;
+	}
+	rate = remus_converge_rate(&e->conv, now, e->cur.local_bytes);
+	e->predicted_ms = e->mi.has_ram ? remus_converge_predict_ms(e->mi.remaining, rate) : 1e12;
+	if (e->mi.dirty_syncs >= 2 && !e->t_pass_ns)
+		e->t_pass_ns = now;
+	report_progress(e, now);
+	if (!e->t_interval_ns)
+		return;
+	e->gate_polls++;
+	if (remus_converge_ready(e->mi.dirty_syncs, e->predicted_ms, e->cfg.pause_budget_ms)) {
+		checkpoint_begin(e, "migration converged");
+		return;
+	}
+	if (e->t_pass_ns && now - e->t_pass_ns >= GATE_MAX_WAIT_MS * 1000000ull &&
+	    now - e->t_interval_ns >= GATE_MAX_WAIT_MS * 1000000ull) {
+		remus_warn(LOG, "epoch %llu: the migration has not converged %u s after its first "
+			   "pass (%.1f MiB remaining, pause predicted %.0f ms, budget %u ms): the "
+			   "guest dirties memory faster than it is copied; stopping anyway, the "
+			   "pause budget bounds the pause", (unsigned long long)e->epoch,
+			   GATE_MAX_WAIT_MS / 1000, (double)e->mi.remaining / 1048576.0,
+			   e->predicted_ms, e->cfg.pause_budget_ms);
+		checkpoint_begin(e, "migration did not converge in time");
+		return;
+	}
+	remus_timer_arm(&e->gate_timer, GATE_POLL_MS);
+}
+
+static void gate_poll(struct remus_engine *e)
+{
+	if (e->gate_query)
+		return; /* its answer decides */
+	e->gate_query = true;
+	e->gate_gen = e->mig_gen;
+	submit_or_fail(e, "query-migrate", NULL, -1, on_gate_query);
+}
+
+static void on_gate_timer(struct remus_loop *loop, void *opaque)
+{
+	struct remus_engine *e = opaque;
+
+	if (epoch_running(e) && e->t_interval_ns)
+		gate_poll(e);
+}
+
+static void on_progress_timer(struct remus_loop *loop, void *opaque)
+{
+	struct remus_engine *e = opaque;
+
+	if (!epoch_running(e))
+		return;
+	remus_timer_arm(&e->progress_timer, PROGRESS_MS);
+	/* Past the interval the gate asks often enough. */
+	if (!e->t_interval_ns && e->state == REMUS_ENGINE_SYNCING)
+		gate_poll(e);
+}
+
+/* The interval is over: the checkpoint waits for the gate. */
 static void on_epoch_timer(struct remus_loop *loop, void *opaque)
 {
 	struct remus_engine *e = opaque;
 
-	if (e->state != REMUS_ENGINE_PROTECTED)
+	if (!epoch_running(e))
 		return;
-	if (set_state(e, REMUS_ENGINE_CHECKPOINT, "epoch timer") < 0)
+	e->t_interval_ns = remus_now_ns();
+	gate_poll(e);
+}
+
+/* ---- the checkpoint --------------------------------------------------- */
+
+static void on_budget(struct remus_loop *loop, void *opaque);
+
+/* Stops the guest; from here the pause budget runs. */
+static void checkpoint_begin(struct remus_engine *e, const char *why)
+{
+	uint64_t now = remus_now_ns();
+
+	if (set_state(e, REMUS_ENGINE_CHECKPOINT, why) < 0)
 		return;
-	e->t_stop_ns = remus_now_ns();
+	remus_timer_disarm(&e->gate_timer);
+	remus_timer_disarm(&e->progress_timer);
+	e->cur.epoch_ms = (double)(now - e->t_epoch_ns) / 1e6;
+	e->cur.converge_wait_ms = (double)(now - e->t_interval_ns) / 1e6;
+	e->cur.predicted_pause_ms = e->predicted_ms;
+	e->cur.pause_budget_ms = e->cfg.pause_budget_ms;
+	e->last_epoch_ms = e->cur.epoch_ms;
+	if (e->gate_polls > 1 && e->epoch != e->session_first_epoch) {
+		e->stretched++;
+		remus_debug(LOG, "epoch %llu stretched to %.0f ms (interval %u ms) until the "
+			    "migration converged", (unsigned long long)e->epoch, e->cur.epoch_ms,
+			    e->cfg.interval_ms);
+	}
+	e->t_stop_ns = now;
+	e->stop_bytes = e->cur.local_bytes;
+	e->stop_acked = e->abandoning = e->abandon_seen = e->qemu_done = e->polling = false;
+	e->drop_reason[0] = '\0';
+	/* The guest is stopped: read the tail at once, whatever the link's
+	 * backlog (drain_rewriter). */
+	if (e->mig_fd >= 0 && !e->mig_eof)
+		mig_set_reading(e, true);
+	remus_timer_arm(&e->budget_timer, remus_converge_cancel_at_ms(e->cfg.pause_budget_ms));
 	submit_or_fail(e, "stop", NULL, -1, on_stopped);
 }
 
@@ -799,15 +1262,16 @@ static void on_stopped(struct remus_qmp *q, int rc, struct json_object *ret,
 		return;
 	}
 	/* QEMU now completes the migration by itself; its return-path thread
-	 * waits for our SHUT before the source can finish. */
-	if (e->mig_fd >= 0 && send(e->mig_fd, rp_shut, sizeof(rp_shut), MSG_NOSIGNAL) < 0)
+	 * waits for our SHUT before the source can finish.  After our
+	 * migrate_cancel QEMU may have closed its end already. */
+	if (e->mig_fd >= 0 && send(e->mig_fd, rp_shut, sizeof(rp_shut), MSG_NOSIGNAL) < 0 &&
+	    !e->abandoning)
 		remus_warn(LOG, "epoch %llu: return path SHUT: %s",
 			   (unsigned long long)e->epoch, strerror(errno));
 	e->stop_acked = true;
-	e->poll_deadline_ms = remus_now_ms() + COMPLETE_TIMEOUT_MS;
 	if (e->mig_fd < 0)
 		e->mig_eof = true;
-	checkpoint_read_done(e);
+	checkpoint_step(e);
 }
 
 static void poll_migration(struct remus_loop *loop, void *opaque)
@@ -817,16 +1281,85 @@ static void poll_migration(struct remus_loop *loop, void *opaque)
 	submit_or_fail(e, "query-migrate", NULL, -1, on_query_migrate);
 }
 
-/* Called when the stop is answered and when the channel reaches EOF (or
- * fails); proceeds once both happened, in either order.  EOF can also come
- * before QEMU reports 'completed', so ask until it does. */
-static void checkpoint_read_done(struct remus_engine *e)
+static void on_poll_again(struct remus_loop *loop, void *opaque)
 {
-	if (e->state != REMUS_ENGINE_CHECKPOINT || !e->stop_acked || !e->mig_eof ||
-	    e->polling)
+	poll_migration(loop, opaque);
+}
+
+static void commit_epoch(struct remus_engine *e);
+static void drop_checkpoint(struct remus_engine *e);
+
+/*
+ * Called whenever something the checkpoint waits for happened: the stop
+ * answered, the channel at EOF (or failed), QEMU's status terminal, the
+ * budget over.  QEMU's `completed` can come before our EOF (the tail is
+ * still in the socket) and EOF before `completed`; after migrate_cancel
+ * the status is polled whether or not the channel ended.
+ */
+static void checkpoint_step(struct remus_engine *e)
+{
+	if (e->state != REMUS_ENGINE_CHECKPOINT)
+		return;
+	if (e->qemu_done) {
+		if (strcmp(e->mig_status, "completed") == 0 && !e->mig_eof)
+			return; /* EOF comes next, or the budget ends the wait */
+		remus_timer_disarm(&e->budget_timer);
+		remus_timer_disarm(&e->poll_timer);
+		if (strcmp(e->mig_status, "completed") == 0) {
+			if (e->abandoning)
+				remus_info(LOG, "epoch %llu: the migration completed before our "
+					   "cancel took effect; committing it", (unsigned long long)e->epoch);
+			commit_epoch(e);
+		} else {
+			drop_checkpoint(e);
+		}
+		return;
+	}
+	if (e->polling || !(e->abandoning || (e->stop_acked && e->mig_eof)))
 		return;
 	e->polling = true;
 	submit_or_fail(e, "query-migrate", NULL, -1, on_query_migrate);
+}
+
+/*
+ * The pause budget is over.  First time: cancel the migration (QEMU
+ * shows `cancelled` within milliseconds, measured 6 ms) and let the chain
+ * resume the guest as soon as it does.  Second time, CANCEL_GRACE_MS
+ * later: QEMU has still not ended it; resume the guest anyway.
+ */
+static void on_budget(struct remus_loop *loop, void *opaque)
+{
+	struct remus_engine *e = opaque;
+
+	if (e->state != REMUS_ENGINE_CHECKPOINT)
+		return;
+	if (!e->abandoning) {
+		e->abandoning = true;
+		e->t_cancel_ns = remus_now_ns();
+		snprintf(e->drop_reason, sizeof(e->drop_reason), "the checkpoint did not complete "
+			 "within the pause budget of %u ms (stop %s, %llu B read since, channel %s)",
+			 e->cfg.pause_budget_ms, e->stop_acked ? "answered" : "not answered yet",
+			 (unsigned long long)(e->cur.local_bytes - e->stop_bytes),
+			 e->mig_eof ? "at EOF" : "open");
+		remus_warn(LOG, "epoch %llu: %s; cancelling the migration to resume the guest",
+			   (unsigned long long)e->epoch, e->drop_reason);
+		if (e->qemu_done) {
+			/* Completed, but the stream's tail never came. */
+			drop_checkpoint(e);
+			return;
+		}
+		/* A query first: its answer says where QEMU was stuck. */
+		checkpoint_step(e);
+		cancel_migration(e);
+		remus_timer_arm(&e->budget_timer, CANCEL_GRACE_MS);
+		return;
+	}
+	remus_err(LOG, "epoch %llu: QEMU's migration is still %s %u ms after migrate_cancel; "
+		  "resuming the guest anyway (the next migration waits until it ends)",
+		  (unsigned long long)e->epoch, *e->mig_status ? e->mig_status : "?",
+		  CANCEL_GRACE_MS);
+	remus_timer_disarm(&e->poll_timer);
+	drop_checkpoint(e);
 }
 
 static void send_cont(struct remus_engine *e)
@@ -841,6 +1374,7 @@ static void commit_epoch(struct remus_engine *e)
 	bool ok = session_up(e) && e->ps && remus_migstream_complete(e->ps);
 	int rc;
 
+	e->polling = false;
 	e->cur.complete_ms = ms_since(e->t_stop_ns);
 	if (ok && e->hooks.barrier) {
 		rc = e->hooks.barrier(e->hooks.opaque, e->epoch);
@@ -886,51 +1420,69 @@ static void commit_epoch(struct remus_engine *e)
 			remus_link_send(&e->link);
 		}
 	}
+	e->cur.abandoned = !ok;
 	mig_close(e);
 	send_cont(e);
 }
 
-static void on_poll_again(struct remus_loop *loop, void *opaque)
+/* The checkpoint cannot be committed: the standby must drop what it got of
+ * this epoch and must not take over from it, so the session ends with a
+ * CLOSE that says why (the next session starts with a full epoch); the
+ * guest is resumed at once. */
+static void drop_checkpoint(struct remus_engine *e)
 {
-	poll_migration(loop, opaque);
+	e->polling = false;
+	e->cur.complete_ms = ms_since(e->t_stop_ns);
+	e->cur.abandoned = true;
+	if (e->abandoning)
+		e->abandoned++;
+	if (!*e->drop_reason)
+		snprintf(e->drop_reason, sizeof(e->drop_reason), "QEMU's migration %s",
+			 *e->mig_status ? e->mig_status : "did not complete");
+	if (session_up(e))
+		standby_lost(e, true, "epoch %llu abandoned: %s", (unsigned long long)e->epoch,
+			     e->drop_reason);
+	mig_close(e);
+	send_cont(e);
 }
 
 static void on_query_migrate(struct remus_qmp *q, int rc, struct json_object *ret,
 		              const char *err, void *opaque)
 {
 	struct remus_engine *e = opaque;
-	struct json_object *st = NULL;
+	struct json_object *d = NULL;
+	struct mig_info mi;
 	const char *status;
 
+	e->polling = false;
 	if (rc < 0) {
 		qmp_failed(e, "query-migrate", rc, err);
 		return;
 	}
-	if (!json_object_object_get_ex(ret, "status", &st)) {
-		remus_timer_arm(&e->poll_timer, 1);
+	if (e->state != REMUS_ENGINE_CHECKPOINT || e->qemu_done)
+		return;
+	status = parse_migration(ret, &mi);
+	note_status(e, status);
+	if (status_terminal(status)) {
+		e->qemu_done = true;
+		if (strcmp(status, "completed") != 0 && !*e->drop_reason) {
+			json_object_object_get_ex(ret, "error-desc", &d);
+			snprintf(e->drop_reason, sizeof(e->drop_reason), "QEMU's migration %s%s%s",
+				 status, d ? ": " : "", d ? json_object_get_string(d) : "");
+		}
+		checkpoint_step(e);
 		return;
 	}
-	status = json_object_get_string(st);
-	if (strcmp(status, "completed") == 0) {
-		e->polling = false;
-		commit_epoch(e);
-		return;
-	}
-	if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0 ||
-	    remus_now_ms() > e->poll_deadline_ms) {
-		struct json_object *d = NULL;
+	if (e->abandoning && !e->abandon_seen) {
+		size_t n = strlen(e->drop_reason);
 
-		json_object_object_get_ex(ret, "error-desc", &d);
-		e->polling = false;
-		if (session_up(e))
-			standby_lost(e, true, "epoch %llu: migration %s%s%s; checkpoint dropped",
-				     (unsigned long long)e->epoch,
-				     remus_now_ms() > e->poll_deadline_ms ? "did not complete, status " : "",
-				     status, d ? json_object_get_string(d) : "");
-		mig_close(e);
-		send_cont(e);
-		return;
+		e->abandon_seen = true;
+		remus_warn(LOG, "epoch %llu: QEMU's migration was %s when the pause budget ran out",
+			   (unsigned long long)e->epoch, status);
+		snprintf(e->drop_reason + n, sizeof(e->drop_reason) - n, "; QEMU's migration was %s",
+			 status);
 	}
+	e->polling = true;
 	remus_timer_arm(&e->poll_timer, 1);
 }
 
@@ -945,12 +1497,17 @@ static void on_cont(struct remus_qmp *q, int rc, struct json_object *ret,
 	}
 	e->cur.pause_ms = ms_since(e->t_stop_ns);
 	e->last_pause_ms = e->cur.pause_ms;
+	if (e->cur.pause_ms > e->max_pause_ms)
+		e->max_pause_ms = e->cur.pause_ms;
 	e->checkpoints++;
 	if (e->ninflight && e->inflight[e->ninflight - 1].m.epoch == e->epoch)
 		e->inflight[e->ninflight - 1].m.pause_ms = e->cur.pause_ms;
-	remus_info(LOG, "epoch %llu: pause %.1f ms (complete %.1f), local %llu B, sent %llu B, "
+	remus_info(LOG, "epoch %llu: pause %.1f ms (complete %.1f, budget %u)%s, epoch %.0f ms "
+		   "(interval %u, gate waited %.0f), local %llu B, sent %llu B, "
 		   "pages %llu/%llu changed, device %llu B",
 		   (unsigned long long)e->epoch, e->cur.pause_ms, e->cur.complete_ms,
+		   e->cur.pause_budget_ms, e->cur.abandoned ? ", NOT COMMITTED" : "",
+		   e->cur.epoch_ms, e->cfg.interval_ms, e->cur.converge_wait_ms,
 		   (unsigned long long)e->cur.local_bytes, (unsigned long long)e->cur.sent_bytes,
 		   (unsigned long long)e->cur.pages_changed, (unsigned long long)e->cur.pages_seen,
 		   (unsigned long long)e->cur.device_bytes);
@@ -971,7 +1528,8 @@ static void on_cont(struct remus_qmp *q, int rc, struct json_object *ret,
 			schedule_reconnect(e);
 		return;
 	}
-	if (set_state(e, REMUS_ENGINE_PROTECTED, "guest resumed") < 0)
+	if (set_state(e, e->session_committed ? REMUS_ENGINE_PROTECTED : REMUS_ENGINE_SYNCING,
+		      "guest resumed") < 0)
 		return;
 	e->epoch++;
 	e->first = false;
@@ -1106,6 +1664,10 @@ static void on_caps(struct remus_qmp *q, int rc, struct json_object *ret,
 	args = json_object_new_object();
 	/* The copy into this process must never be throttled. */
 	json_object_object_add(args, "max-bandwidth", json_object_new_int64(INT64_C(1) << 40));
+	/* After stop, QEMU's part that migrate_cancel cannot interrupt stays
+	 * small against the pause budget (controller/converge.h). */
+	json_object_object_add(args, "downtime-limit", json_object_new_int64(
+		remus_converge_downtime_limit_ms(e->cfg.pause_budget_ms)));
 	submit_or_fail(e, "migrate-set-parameters", args, -1, on_params);
 }
 
@@ -1127,6 +1689,10 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 	remus_timer_init(&e->reconnect_timer, loop, on_reconnect, e);
 	remus_timer_init(&e->epoch_timer, loop, on_epoch_timer, e);
 	remus_timer_init(&e->poll_timer, loop, on_poll_again, e);
+	remus_timer_init(&e->gate_timer, loop, on_gate_timer, e);
+	remus_timer_init(&e->progress_timer, loop, on_progress_timer, e);
+	remus_timer_init(&e->budget_timer, loop, on_budget, e);
+	remus_timer_init(&e->idle_timer, loop, on_idle_timer, e);
 	e->cfg = *cfg;
 	if (!e->cfg.heartbeat_ms)
 		e->cfg.heartbeat_ms = 100;
@@ -1134,6 +1700,10 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		e->cfg.heartbeat_miss = 5;
 	if (!e->cfg.reconnect_ms)
 		e->cfg.reconnect_ms = 1000;
+	if (!e->cfg.pause_budget_ms)
+		e->cfg.pause_budget_ms = REMUS_CONVERGE_BUDGET_DEFAULT_MS;
+	remus_backoff_init(&e->backoff, e->cfg.reconnect_ms, REMUS_BACKOFF_CAP_MS);
+	e->last_sync_ms = -1;
 	if (!e->cfg.link_high_water)
 		e->cfg.link_high_water = 64u << 20;
 	if (hooks)
@@ -1155,9 +1725,10 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 	rc = engine_qmp(e, "migrate-set-capabilities", remus_migstream_caps_args(), -1, on_caps);
 	if (rc < 0)
 		goto fail;
-	remus_info(LOG, "protecting the VM behind %s: standby %s:%u, epoch %u ms, "
-		   "heartbeat %u ms x %u", remus_qmp_path(qmp), e->host, cfg->standby_port,
-		   e->cfg.interval_ms, e->cfg.heartbeat_ms, e->cfg.heartbeat_miss);
+	remus_info(LOG, "protecting the VM behind %s: standby %s:%u, epoch %u ms, pause "
+		   "budget %u ms, heartbeat %u ms x %u", remus_qmp_path(qmp), e->host,
+		   cfg->standby_port, e->cfg.interval_ms, e->cfg.pause_budget_ms,
+		   e->cfg.heartbeat_ms, e->cfg.heartbeat_miss);
 	*out = e;
 	return 0;
 fail:
@@ -1174,6 +1745,29 @@ int remus_engine_set_interval(struct remus_engine *e, unsigned interval_ms)
 	return 0;
 }
 
+static void on_param_set(struct remus_qmp *q, int rc, struct json_object *ret,
+			 const char *err, void *opaque)
+{
+	if (rc < 0)
+		remus_warn(LOG, "migrate-set-parameters downtime-limit: %s", err);
+}
+
+int remus_engine_set_pause_budget(struct remus_engine *e, unsigned budget_ms)
+{
+	struct json_object *args;
+
+	if (budget_ms < 1 || budget_ms > 60000)
+		return -EINVAL;
+	remus_info(LOG, "pause budget %u ms -> %u ms", e->cfg.pause_budget_ms, budget_ms);
+	e->cfg.pause_budget_ms = budget_ms;
+	args = json_object_new_object();
+	json_object_object_add(args, "downtime-limit",
+			       json_object_new_int64(remus_converge_downtime_limit_ms(budget_ms)));
+	if (engine_qmp(e, "migrate-set-parameters", args, -1, on_param_set) < 0)
+		remus_warn(LOG, "cannot pass the pause budget on to QEMU (downtime-limit)");
+	return 0;
+}
+
 void remus_engine_stop(struct remus_engine *e)
 {
 	e->stopping = true;
@@ -1181,9 +1775,10 @@ void remus_engine_stop(struct remus_engine *e)
 	case REMUS_ENGINE_CHECKPOINT:
 		return; /* on_cont finishes */
 	case REMUS_ENGINE_PROTECTED:
+	case REMUS_ENGINE_SYNCING:
 	case REMUS_ENGINE_STARTING:
 		if (e->mig_fd >= 0)
-			engine_qmp(e, "migrate_cancel", NULL, -1, on_cancelled);
+			cancel_migration(e);
 		/* fall through */
 	case REMUS_ENGINE_UNPROTECTED:
 		finish(e, REMUS_ENGINE_STOPPED, 0, "unprotected on request");
@@ -1223,6 +1818,7 @@ static void teardown(struct remus_engine *e)
 	link_close(e);
 	mig_close(e);
 	remus_timer_disarm(&e->reconnect_timer);
+	remus_timer_disarm(&e->idle_timer);
 }
 
 /* Nothing of @e runs after this: replies still to come are dropped. */
@@ -1244,6 +1840,81 @@ enum remus_engine_state remus_engine_get_state(const struct remus_engine *e)
 	return e->state;
 }
 
+static void add_double(struct json_object *o, const char *key, double v)
+{
+	json_object_object_add(o, key, json_object_new_double(v));
+}
+
+static void add_u64(struct json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
+}
+
+/* Protection, the initial sync's progress, the gate and the budget. */
+static void add_pace_status(const struct remus_engine *e, struct json_object *o)
+{
+	bool syncing = e->state == REMUS_ENGINE_SYNCING ||
+		       (e->state == REMUS_ENGINE_CHECKPOINT && !e->session_committed);
+	uint64_t now = remus_now_ns();
+	struct json_object *p;
+
+	json_object_object_add(o, "protected", json_object_new_boolean(
+		e->state == REMUS_ENGINE_PROTECTED ||
+		(e->state == REMUS_ENGINE_CHECKPOINT && e->session_committed)));
+	add_u64(o, "pause_budget_ms", e->cfg.pause_budget_ms);
+	add_double(o, "max_pause_ms", e->max_pause_ms);
+	add_double(o, "last_epoch_ms", e->last_epoch_ms);
+	add_u64(o, "epochs_stretched", e->stretched);
+	add_u64(o, "epochs_abandoned", e->abandoned);
+	json_object_object_add(o, "qemu_migration",
+			       json_object_new_string(*e->mig_status ? e->mig_status : "unknown"));
+	json_object_object_add(o, "last_initial_sync_ms",
+			       e->last_sync_ms >= 0 ? json_object_new_double(e->last_sync_ms) : NULL);
+	p = NULL;
+	if (syncing && e->t_sync_ns) {
+		uint64_t done = e->mi.total > e->mi.remaining ? e->mi.total - e->mi.remaining : 0;
+
+		p = json_object_new_object();
+		add_u64(p, "epoch", e->epoch);
+		add_double(p, "elapsed_ms", (double)(now - e->t_sync_ns) / 1e6);
+		add_u64(p, "ram_bytes", e->mi.total);
+		add_u64(p, "copied_bytes", done);
+		add_u64(p, "remaining_bytes", e->mi.remaining);
+		add_u64(p, "dirty_syncs", e->mi.dirty_syncs);
+		add_u64(p, "local_bytes", e->cur.local_bytes);
+		add_double(p, "rate_bps", e->chan_bps);
+		add_double(p, "eta_s", e->eta_s);
+	}
+	json_object_object_add(o, "initial_sync", p);
+	p = NULL;
+	if (epoch_running(e) && e->t_interval_ns) {
+		p = json_object_new_object();
+		add_double(p, "waited_ms", (double)(now - e->t_interval_ns) / 1e6);
+		add_u64(p, "dirty_syncs", e->mi.dirty_syncs);
+		add_u64(p, "remaining_bytes", e->mi.remaining);
+		add_double(p, "predicted_pause_ms", e->predicted_ms);
+	}
+	json_object_object_add(o, "converging", p);
+}
+
+/* Why the last session failed, and when the next one is tried. */
+static void add_retry_status(const struct remus_engine *e, struct json_object *o)
+{
+	struct json_object *f = NULL;
+	uint64_t now = remus_now_ms();
+
+	add_u64(o, "failures", e->backoff.failures);
+	if (*e->last_failure) {
+		f = json_object_new_object();
+		json_object_object_add(f, "reason", json_object_new_string(e->last_failure));
+		json_object_object_add(f, "time", json_object_new_string(e->last_failure_at));
+	}
+	json_object_object_add(o, "last_failure", f);
+	json_object_object_add(o, "next_retry_ms", remus_timer_armed(&e->reconnect_timer) ?
+			       json_object_new_int64(e->retry_at_ms > now ?
+						     (int64_t)(e->retry_at_ms - now) : 0) : NULL);
+}
+
 struct json_object *remus_engine_status_json(const struct remus_engine *e)
 {
 	struct json_object *o = json_object_new_object();
@@ -1253,7 +1924,7 @@ struct json_object *remus_engine_status_json(const struct remus_engine *e)
 	json_object_object_add(o, "role", json_object_new_string("primary"));
 	json_object_object_add(o, "state", json_object_new_string(remus_engine_state_name(e->state)));
 	json_object_object_add(o, "standby", json_object_new_string(e->host));
-	json_object_object_add(o, "syncing", json_object_new_boolean(e->gated));
+	json_object_object_add(o, "disks_resyncing", json_object_new_boolean(e->gated));
 	json_object_object_add(o, "standby_port", json_object_new_int(e->cfg.standby_port));
 	json_object_object_add(o, "interval_ms", json_object_new_int((int)e->cfg.interval_ms));
 	json_object_object_add(o, "epoch", json_object_new_int64((int64_t)e->epoch));
@@ -1268,5 +1939,7 @@ struct json_object *remus_engine_status_json(const struct remus_engine *e)
 			       json_object_new_int64((int64_t)remus_link_backlog(&e->link)));
 	if (*e->reason)
 		json_object_object_add(o, "last_error", json_object_new_string(e->reason));
+	add_pace_status(e, o);
+	add_retry_status(e, o);
 	return o;
 }

@@ -7,10 +7,28 @@
  * on and the ack never sent, so QEMU streams pages while the guest runs.
  * At the interval:
  *
- *   PROTECTED --timer--> stop (CHECKPOINT) --> send RP SHUT, read to EOF
- *   --> query-migrate until completed --> barrier hooks (netbuffer, disk)
- *   --> COMMIT_REQ to the standby --> cont --> next epoch's migration
- *   (PROTECTED)
+ *   PROTECTED --timer--> query-migrate every 25 ms until the migration has
+ *   converged (controller/converge.h) --> stop --> send RP SHUT, read to
+ *   EOF --> query-migrate until completed --> barrier hooks (netbuffer,
+ *   disk) --> COMMIT_REQ to the standby --> cont --> next epoch's
+ *   migration (PROTECTED)
+ *
+ * Converged: QEMU's first pass over the guest's RAM is done and what
+ * remains fits half the pause budget at the channel's measured rate, so
+ * a big guest is never stopped in the middle of a pass; an epoch lasts
+ * at least its interval and as long as the copy needs (stretched epochs
+ * are counted).  A session's first epochs run in SYNCING: the standby
+ * holds nothing yet, the guest runs UNPROTECTED, progress (bytes, rate,
+ * ETA) is logged every second; the first COMMIT_ACK makes it PROTECTED.
+ *
+ * The pause budget bounds every stop: if the checkpoint has not completed
+ * remus_converge_cancel_at_ms(budget) after `stop`, the migration is
+ * cancelled, the guest is resumed as soon as QEMU shows the migration
+ * ended, and the epoch is abandoned: the session ends with a CLOSE that
+ * says so (the standby drops the partial epoch and does not take over)
+ * and the next session starts with a full epoch.  No migration is started
+ * before QEMU shows the previous one ended (none, completed, cancelled,
+ * failed), cancelling it first if needed.
  *
  * The stream goes through migstream/migstream.h: framed, rewritten for
  * the standby's never-ending stream, pages the standby already holds
@@ -20,11 +38,13 @@
  * the epoch's packets) called and the epoch's page hashes made the
  * standby's.  The guest does not wait for the ack (Remus pipelining).
  *
- * Losing the standby (link error, CLOSE, heartbeats missed) puts the
- * engine in UNPROTECTED: the running migration is cancelled, the guest
- * keeps running, the lost hook says what to do with held output, and the
- * engine reconnects every reconnect_ms; a reconnected standby gets a full
- * epoch (nothing is assumed about what it holds).
+ * Losing the standby (link error, CLOSE, heartbeats missed, an abandoned
+ * epoch) puts the engine in UNPROTECTED: the running migration is
+ * cancelled, the guest keeps running, the lost hook says what to do with
+ * held output, and the engine reconnects after --reconnect ms, doubled
+ * for each further session in a row that ends without a commit, up to
+ * 30 s (controller/backoff.h); a reconnected standby gets a full epoch
+ * (nothing is assumed about what it holds).
  *
  * Everything runs on the caller's event loop; nothing blocks.
  */
@@ -46,10 +66,14 @@ struct remus_engine;
  * The engine's states.  Every change goes through one checked setter
  * (common/state.h): the allowed ones are
  *
- *   STARTING ---> PROTECTED <---> CHECKPOINT
- *       \            |  ^            |
- *        \           v  |            v
- *         `------> UNPROTECTED <------'   (UNPROTECTED -> UNPROTECTED too)
+ *   STARTING    -> SYNCING (a session's first migrate answered), UNPROTECTED
+ *   SYNCING     -> CHECKPOINT (the migration converged), PROTECTED (the
+ *                  session's first commit acknowledged), UNPROTECTED
+ *   PROTECTED   -> CHECKPOINT, UNPROTECTED
+ *   CHECKPOINT  -> PROTECTED (guest resumed, the session has a commit),
+ *                  SYNCING (resumed, no commit yet), UNPROTECTED (resumed,
+ *                  the standby gone)
+ *   UNPROTECTED -> SYNCING (a new session's first migrate), UNPROTECTED
  *
  * and every non-final state -> FAILED or STOPPED.  An illegal change
  * aborts a debug build; a release build logs it and stops protection
@@ -60,6 +84,8 @@ struct remus_engine;
  */
 enum remus_engine_state {
 	REMUS_ENGINE_STARTING,    /* capabilities, first migration */
+	REMUS_ENGINE_SYNCING,     /* a session's epochs before its first commit:
+				   * migration streaming, guest running UNPROTECTED */
 	REMUS_ENGINE_PROTECTED,   /* standby in session, migration streaming, guest running */
 	REMUS_ENGINE_CHECKPOINT,  /* guest stopped: completion, barrier, cont */
 	REMUS_ENGINE_UNPROTECTED, /* no standby: guest runs, reconnecting */
@@ -84,6 +110,15 @@ struct remus_epoch_metrics {
 	uint64_t disk_bytes;      /* bytes written by them */
 	uint64_t link_backlog;    /* bytes still queued for the standby when the
 				   * COMMIT_REQ was queued: the replication lag */
+	double epoch_ms;          /* migration started .. stop sent: the real
+				   * length of the epoch */
+	double converge_wait_ms;  /* interval over .. stop sent: how long the
+				   * convergence gate held the stop back */
+	double predicted_pause_ms;/* what the gate expected the pause to be */
+	unsigned pause_budget_ms; /* the budget this checkpoint ran under */
+	bool abandoned;           /* the checkpoint was not committed (pause
+				   * budget, migration failed, standby lost):
+				   * reported once, at cont, commit_ms -1 */
 };
 
 struct remus_repl_msg;
@@ -98,7 +133,8 @@ struct remus_engine_hooks {
 	/* The standby is gone; @reason borrowed.  Held output: per policy. */
 	void (*standby_lost)(void *opaque, const char *reason);
 	/* Metrics of each checkpoint, once at cont and again when acked
-	 * (m->commit_ms >= 0).  @m borrowed. */
+	 * (m->commit_ms >= 0); an abandoned one only at cont (m->abandoned).
+	 * @m borrowed. */
 	void (*epoch_done)(void *opaque, const struct remus_epoch_metrics *m);
 	/* The standby accepted a session (HELLO_ACK); its first epoch is
 	 * @first_epoch.  Output is to be held from now on.  Return 0 to start
@@ -124,7 +160,10 @@ struct remus_engine_config {
 	unsigned interval_ms;     /* epoch length; changeable at runtime */
 	unsigned heartbeat_ms;    /* 0: 100 */
 	unsigned heartbeat_miss;  /* beats missed before the standby is lost; 0: 5 */
-	unsigned reconnect_ms;    /* 0: 1000 */
+	unsigned reconnect_ms;    /* first retry delay, doubled per failed
+				   * session up to 30 s; 0: 1000 */
+	unsigned pause_budget_ms; /* longest pause of the guest; changeable at
+				   * runtime; 0: 300 */
 	bool dedup;               /* forward only pages whose content changed */
 	size_t link_high_water;   /* pause reading QEMU above this; 0: 64 MiB */
 };
@@ -153,6 +192,9 @@ int remus_engine_disk_op(struct remus_engine *e, uint16_t disk, enum remus_repl_
 size_t remus_engine_link_backlog(const struct remus_engine *e);
 /* Changes the epoch interval from the next epoch on.  0 or -EINVAL. */
 int remus_engine_set_interval(struct remus_engine *e, unsigned interval_ms);
+/* Changes the pause budget (1..60000 ms) from the next checkpoint on.  0
+ * or -EINVAL. */
+int remus_engine_set_pause_budget(struct remus_engine *e, unsigned budget_ms);
 /* Stops protecting: cancels the migration, resumes the guest if we had
  * stopped it, closes the link (CLOSE "unprotect").  Asynchronous; the
  * finished hook reports STOPPED. */
@@ -167,7 +209,10 @@ const char *remus_engine_state_name(enum remus_engine_state s);
 bool remus_engine_state_transition_ok(enum remus_engine_state from,
 				      enum remus_engine_state to);
 /* Status as a JSON object (owned: json_object_put()), or NULL on ENOMEM:
- *   {"role":"primary","state":...,"standby":HOST,"epoch":N,...} */
+ *   {"role":"primary","state":...,"standby":HOST,"epoch":N,
+ *    "protected":BOOL,"pause_budget_ms":N,"initial_sync":{...}|null,
+ *    "failures":N,"last_failure":{"reason":...,"time":ISO}|null,
+ *    "next_retry_ms":N|null,...} */
 struct json_object *remus_engine_status_json(const struct remus_engine *e);
 
 #endif

@@ -5,6 +5,7 @@
  *   status             the role's status object, plus "netbuffer"/"disks"
  *                      and the loop's longest stall (loop_max_stall_ms)
  *   set-interval MS    primary: the epoch length from the next epoch on
+ *   set-pause-budget MS  primary: the longest pause from the next checkpoint on
  *   failover           standby: take over now
  *   unprotect          primary: stop protecting, the guest runs on here
  *   protect HOST:PORT  protect (again) from this host: after unprotect, or
@@ -121,8 +122,9 @@ char *remusd_ctl_handle(void *opaque, const char *req)
 	int rc;
 
 	if (sscanf(req, "%31s %63s", cmd, arg) < 1)
-		return remus_ctl_error("empty request: try status, set-interval MS, failover, "
-				       "protect HOST:PORT or unprotect");
+		return remus_ctl_error("empty request: try status, set-interval MS, "
+				       "set-pause-budget MS, failover, protect HOST:PORT or "
+				       "unprotect");
 	if (strcmp(cmd, "status") == 0)
 		return status_json(d);
 	if (strcmp(cmd, "set-interval") == 0) {
@@ -132,6 +134,17 @@ char *remusd_ctl_handle(void *opaque, const char *req)
 		if (sscanf(arg, "%u", &v) != 1 || remus_engine_set_interval(d->engine, v) < 0)
 			return remus_ctl_error("set-interval: '%s' is not an interval in "
 					       "10..3600000 ms", arg);
+		return ok_reply();
+	}
+	if (strcmp(cmd, "set-pause-budget") == 0) {
+		if (!d->engine)
+			return remus_ctl_error("set-pause-budget: this remusd is the standby; "
+					       "send it to the primary");
+		if (sscanf(arg, "%u", &v) != 1 || remus_engine_set_pause_budget(d->engine, v) < 0)
+			return remus_ctl_error("set-pause-budget: '%s' is not a pause budget in "
+					       "1..60000 ms", arg);
+		/* --pause-budget of a later "protect" too */
+		d->ecfg.pause_budget_ms = v;
 		return ok_reply();
 	}
 	if (strcmp(cmd, "failover") == 0) {
@@ -158,5 +171,6 @@ char *remusd_ctl_handle(void *opaque, const char *req)
 		return ok_reply();
 	}
 	return remus_ctl_error("unknown request '%s': try status, set-interval MS, "
-			       "failover, protect HOST:PORT or unprotect", cmd);
+			       "set-pause-budget MS, failover, protect HOST:PORT or unprotect",
+			       cmd);
 }

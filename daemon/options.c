@@ -22,7 +22,7 @@ void remusd_usage(FILE *f)
 	fputs("usage:\n"
 	      "  remusd primary --qmp PATH --standby HOST:PORT [--interval MS]\n"
 	      "                 [--heartbeat MS] [--miss N] [--no-dedup] [--reconnect MS]\n"
-	      "                 [--ctl PATH]\n"
+	      "                 [--pause-budget MS] [--ctl PATH]\n"
 	      "                 [--netbuffer qemu|plug|off] [--netdev ID]... [--tap IF]...\n"
 	      "                 [--nb-limit BYTES] [--nb-on-lost release|hold]\n"
 	      "                 [--disk NAME,image=PATH,socket=PATH]...\n"
@@ -32,15 +32,22 @@ void remusd_usage(FILE *f)
 	      "                 [--fence CMD] [--on-activate CMD] [--ctl PATH]\n"
 	      "                 [--report FILE] [--exit-after-failover] [--log LEVEL]\n"
 	      "                 [--disk NAME,image=PATH,socket=PATH]... [--journal PATH]\n"
-	      "  remusd ctl SOCKET status|set-interval MS|failover|unprotect|protect HOST:PORT\n"
+	      "  remusd ctl SOCKET status|set-interval MS|set-pause-budget MS|failover|\n"
+	      "                   unprotect|protect HOST:PORT\n"
 	      "\n"
 	      "The primary protects the QEMU whose QMP socket is --qmp: it checkpoints\n"
 	      "it every --interval ms (default 1000) to the standby remusd at --standby.\n"
+	      "An epoch ends only once QEMU's copy of the guest's RAM has converged, so\n"
+	      "the first one (the initial sync, the guest still UNPROTECTED) and those of\n"
+	      "a big guest last longer.  --pause-budget (default 300 ms) bounds how long\n"
+	      "a checkpoint keeps the guest stopped: past it the checkpoint is abandoned,\n"
+	      "the guest resumed, and the standby resynced with a full epoch.\n"
 	      "The standby feeds the QEMU started with -incoming unix:PATH (--incoming)\n"
 	      "and runs it when --miss heartbeats of --heartbeat ms (default 5 x 100)\n"
 	      "are missed or the primary's link drops.  Without a standby the primary\n"
-	      "keeps the guest running unprotected and reconnects every --reconnect ms\n"
-	      "(default 1000); a reconnected standby gets a full epoch.\n"
+	      "keeps the guest running unprotected and reconnects after --reconnect ms\n"
+	      "(default 1000), doubled for each further failed session up to 30 s; a\n"
+	      "reconnected standby gets a full epoch.\n"
 	      "\n"
 	      "Output commit (--netbuffer, default qemu): every frame the guest sends\n"
 	      "is held until the standby acknowledged its epoch.  qemu: a\n"
@@ -66,7 +73,8 @@ void remusd_usage(FILE *f)
 enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO_DEDUP,
        OPT_CTL, OPT_METRICS, OPT_LOG, OPT_INCOMING, OPT_LISTEN, OPT_VM_NAME, OPT_MANUAL,
        OPT_FENCE, OPT_ACTIVATE, OPT_REPORT, OPT_EXIT_AFTER, OPT_RECONNECT, OPT_NETBUFFER,
-       OPT_NETDEV, OPT_TAP, OPT_NB_LIMIT, OPT_NB_ON_LOST, OPT_DISK, OPT_JOURNAL, OPT_HELP };
+       OPT_NETDEV, OPT_TAP, OPT_NB_LIMIT, OPT_NB_ON_LOST, OPT_DISK, OPT_JOURNAL, OPT_HELP,
+       OPT_PAUSE_BUDGET };
 
 static const struct option long_opts[] = {
 	{ "qmp", required_argument, NULL, OPT_QMP },
@@ -95,6 +103,7 @@ static const struct option long_opts[] = {
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "journal", required_argument, NULL, OPT_JOURNAL },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "pause-budget", required_argument, NULL, OPT_PAUSE_BUDGET },
 	{ 0 },
 };
 
@@ -104,7 +113,7 @@ static const char *const metavars[] = {
 	"PATH", "HOST:PORT", "MS", "MS", "N", NULL, "PATH", "FILE", "error|warn|info|debug",
 	"PATH", "[HOST:]PORT", "NAME", NULL, "CMD", "CMD", "FILE", NULL, "MS",
 	"qemu|plug|off", "ID", "IF", "BYTES", "release|hold", "NAME,image=PATH,socket=PATH",
-	"PATH", NULL,
+	"PATH", NULL, "MS",
 };
 _Static_assert(sizeof(metavars) / sizeof(metavars[0]) + 1 ==
 	       sizeof(long_opts) / sizeof(long_opts[0]), "one metavar per option");
@@ -240,6 +249,8 @@ static int parse_one(struct remusd_options *o, int c, const char *name, const ch
 	case OPT_NO_DEDUP: o->engine.dedup = false; return 0;
 	case OPT_RECONNECT:
 		return parse_uint(o, opt, v, 10, 600000, "ms", &o->engine.reconnect_ms);
+	case OPT_PAUSE_BUDGET:
+		return parse_uint(o, opt, v, 1, 60000, "ms", &o->engine.pause_budget_ms);
 	case OPT_CTL: o->ctl_path = v; return 0;
 	case OPT_METRICS: o->metrics_path = v; return 0;
 	case OPT_LOG:

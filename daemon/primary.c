@@ -9,7 +9,9 @@
  *
  * Per epoch the engine calls barrier (output of epoch N is closed),
  * commit (the standby acknowledged N: release it) and epoch_done
- * (metrics line).  A session starts with session_start (hold output
+ * (metrics line: one per committed epoch, when acknowledged, and one per
+ * checkpoint that stopped the guest and was not committed, "committed"
+ * false, so that every pause is in the file).  A session starts with session_start (hold output
  * again; resync the disks, then remus_engine_session_ready) and ends with
  * standby_lost.  When protection ends (unprotect, QEMU gone) the held
  * output is released first (netbuffer teardown), then finish_role decides
@@ -30,7 +32,7 @@ static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 	struct remusd *d = opaque;
 	char nb[256] = "";
 
-	if (!d->metrics || m->commit_ms < 0)
+	if (!d->metrics || (m->commit_ms < 0 && !m->abandoned))
 		return;
 	if (d->nb) {
 		struct remus_netbuffer_stats st;
@@ -47,14 +49,18 @@ static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 		"\"local_bytes\":%llu,\"sent_bytes\":%llu,\"device_bytes\":%llu,"
 		"\"pages_seen\":%llu,\"pages_changed\":%llu,\"zero_seen\":%llu,"
 		"\"zero_changed\":%llu,\"disk_ops\":%llu,\"disk_bytes\":%llu,"
-		"\"link_backlog\":%llu%s}\n",
+		"\"link_backlog\":%llu,\"committed\":%s,\"pause_budget_ms\":%u,"
+		"\"epoch_ms\":%.3f,\"converge_wait_ms\":%.3f,\"predicted_pause_ms\":%.3f,"
+		"\"loop_max_stall_ms\":%.3f%s}\n",
 		(unsigned long long)m->epoch, m->pause_ms, m->complete_ms, m->commit_ms,
 		(unsigned long long)m->local_bytes, (unsigned long long)m->sent_bytes,
 		(unsigned long long)m->device_bytes, (unsigned long long)m->pages_seen,
 		(unsigned long long)m->pages_changed, (unsigned long long)m->zero_seen,
 		(unsigned long long)m->zero_changed, (unsigned long long)m->disk_ops,
 		(unsigned long long)m->disk_bytes, (unsigned long long)m->link_backlog,
-		nb);
+		m->abandoned ? "false" : "true", m->pause_budget_ms, m->epoch_ms,
+		m->converge_wait_ms, m->predicted_pause_ms > 1e9 ? -1.0 : m->predicted_pause_ms,
+		remus_loop_max_stall_ms(d->loop), nb);
 	/* A full disk must not stop checkpoints; say it once. */
 	if ((fflush(d->metrics) != 0 || ferror(d->metrics)) && !d->metrics_failed) {
 		d->metrics_failed = true;

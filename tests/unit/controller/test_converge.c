@@ -88,6 +88,15 @@ static void gate(void **state)
 	assert_false(remus_converge_ready(3, 1e12, 300));
 }
 
+static void downtime_limit(void **state)
+{
+	(void)state;
+	assert_int_equal(remus_converge_downtime_limit_ms(300), 30);
+	assert_int_equal(remus_converge_downtime_limit_ms(25), 2);
+	assert_int_equal(remus_converge_downtime_limit_ms(19), 1);
+	assert_int_equal(remus_converge_downtime_limit_ms(1), 1);
+}
+
 static void cancel_point(void **state)
 {
 	(void)state;
@@ -107,6 +116,7 @@ int main(void)
 		cmocka_unit_test(average_when_no_window_closed),
 		cmocka_unit_test(predict),
 		cmocka_unit_test(gate),
+		cmocka_unit_test(downtime_limit),
 		cmocka_unit_test(cancel_point),
 	};
 

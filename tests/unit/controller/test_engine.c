@@ -11,6 +11,11 @@
  *                 path's SHUT, as QEMU's source waits for it; it answers
  *                 query-migrate "active" twice after that, then
  *                 "completed".  Without the SHUT an epoch never ends.
+ *                 While the guest runs, query-migrate says "active" with
+ *                 the ram numbers the test sets (default: first pass
+ *                 done, nothing remaining: converged); migrate_cancel
+ *                 makes it "cancelling" for cancel_polls answers, then
+ *                 "cancelled", as QEMU does.
  *   fake standby  a TCP listener the engine connects to (standby_host
  *                 127.0.0.1): answers HELLO, assembles every epoch with
  *                 repl/repl.h's assembler (sizes and hashes checked),
@@ -85,6 +90,14 @@ struct env {
 	struct remus_fake_qmp_cmd *held;
 
 	/* fake QEMU, the migration of the current epoch */
+	enum { MIG_NONE, MIG_ACTIVE, MIG_COMPLETED, MIG_CANCELLING, MIG_CANCELLED } mig_state;
+	unsigned syncs;          /* ram.dirty-sync-count while active */
+	uint64_t remaining;      /* ram.remaining while active */
+	unsigned cancel_polls;   /* "cancelling" answers after migrate_cancel */
+	unsigned cancel_left;
+	bool stop_stuck;         /* at stop: send nothing more, never finish */
+	bool complete_at_cancel; /* ...but finish when migrate_cancel arrives */
+	unsigned migrates_while_busy; /* migrate while not NONE/COMPLETED/CANCELLED */
 	int mig_fd;              /* QEMU's end of the channel, or -1 */
 	bool mig_closed;         /* closed by QEMU after SHUT */
 	unsigned polls;          /* query-migrate answered since */
@@ -92,8 +105,8 @@ struct env {
 	unsigned nmig;           /* migrations started */
 	struct remus_buf stream[MAX_MIG];  /* each migration's whole stream */
 	struct remus_buf completion;       /* the current one's second part */
-	uint64_t t_migrate[MAX_MIG], t_stop[MAX_MIG];
-	unsigned nstop;
+	uint64_t t_migrate[MAX_MIG], t_stop[MAX_MIG], t_cont[MAX_MIG], t_cancel[MAX_MIG];
+	unsigned nstop, ncont, ncancel;
 
 	/* fake standby */
 	int lfd, sfd;
@@ -118,7 +131,8 @@ struct env {
 	unsigned barriers, commits, losts, finished;
 	uint64_t last_commit;
 	char lost_reason[256];
-	unsigned done_calls, done_acked;
+	unsigned done_calls, done_acked, done_abandoned;
+	struct remus_epoch_metrics abandoned;
 	enum remus_engine_state fin_state;
 	int fin_rc;
 	char fin_reason[256];
@@ -173,6 +187,8 @@ static void on_rp(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
 	assert_memory_equal(remus_buf_data(&v->rp), rp_shut, sizeof(rp_shut));
 	remus_tl_add(&v->tl, "rp:SHUT");
 	remus_buf_reset(&v->rp);
+	if (v->stop_stuck)
+		return; /* still busy with its tail */
 	/* QEMU's source closes the channel once the return path is shut. */
 	mig_close(v);
 	v->mig_closed = true;
@@ -187,6 +203,13 @@ static void qemu_migrate(struct env *v, struct remus_fake_qmp_cmd *c)
 	int fd;
 
 	assert_string_equal(remus_fake_qmp_arg(c, "uri"), "fd:" MIG_FD_NAME);
+	/* QEMU refuses a migration while one runs ("Invalid argument"
+	 * sessions, issue 14); the engine must never ask. */
+	if (v->mig_state == MIG_ACTIVE || v->mig_state == MIG_CANCELLING) {
+		v->migrates_while_busy++;
+		remus_tl_add(&v->tl, "qemu:migrate while busy");
+	}
+	v->mig_state = MIG_ACTIVE;
 	/* The channel came with the getfd before. */
 	fd = remus_fake_qmp_take_fd(v->fq, MIG_FD_NAME);
 	assert_true(fd >= 0);
@@ -217,18 +240,66 @@ static void qemu_stop(struct env *v, struct remus_fake_qmp_cmd *c)
 		v->t_stop[v->nstop++] = remus_now_ms();
 	remus_fake_qmp_reply(v->fq, c, NULL);
 	/* The guest is stopped: the source sends the rest and then waits
-	 * for the return path's SHUT before it closes the channel. */
-	if (v->mig_fd >= 0)
+	 * for the return path's SHUT before it closes the channel.  A stuck
+	 * source (a tail too big for the budget) sends nothing more. */
+	if (v->mig_fd >= 0 && !v->stop_stuck)
 		mig_write(v, &v->completion);
 }
 
 static void qemu_query_migrate(struct env *v, struct remus_fake_qmp_cmd *c)
 {
+	char ram[160];
+
+	switch (v->mig_state) {
+	case MIG_NONE:
+		remus_fake_qmp_reply(v->fq, c, "{}");
+		return;
+	case MIG_COMPLETED:
+		remus_fake_qmp_reply(v->fq, c, "{\"status\": \"completed\"}");
+		return;
+	case MIG_CANCELLING:
+		if (v->cancel_left) {
+			v->cancel_left--;
+			remus_tl_add(&v->tl, "qemu:cancelling");
+			remus_fake_qmp_reply(v->fq, c, "{\"status\": \"cancelling\"}");
+			return;
+		}
+		v->mig_state = MIG_CANCELLED;
+		remus_tl_add(&v->tl, "qemu:cancelled");
+		/* fall through */
+	case MIG_CANCELLED:
+		remus_fake_qmp_reply(v->fq, c, "{\"status\": \"cancelled\"}");
+		return;
+	case MIG_ACTIVE:
+		break;
+	}
 	if (!v->mig_closed || v->polls++ < ACTIVE_POLLS) {
-		remus_fake_qmp_reply(v->fq, c, "{\"status\": \"active\"}");
+		snprintf(ram, sizeof(ram), "{\"status\": \"active\", \"ram\": {"
+			 "\"dirty-sync-count\": %u, \"remaining\": %llu, \"total\": 268435456, "
+			 "\"transferred\": 1000}}", v->syncs, (unsigned long long)v->remaining);
+		remus_fake_qmp_reply(v->fq, c, ram);
 		return;
 	}
+	v->mig_state = MIG_COMPLETED;
 	remus_fake_qmp_reply(v->fq, c, "{\"status\": \"completed\"}");
+}
+
+static void qemu_migrate_cancel(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	if (v->mig_state == MIG_ACTIVE && v->complete_at_cancel && v->mig_fd >= 0) {
+		/* The source finished just before the cancel arrived: the
+		 * cancel finds a completed migration and does nothing. */
+		remus_tl_add(&v->tl, "qemu:completed before the cancel");
+		mig_write(v, &v->completion);
+		mig_close(v);
+		v->mig_closed = true;
+		v->polls = ACTIVE_POLLS;
+	} else if (v->mig_state == MIG_ACTIVE) {
+		mig_close(v);
+		v->mig_state = MIG_CANCELLING;
+		v->cancel_left = v->cancel_polls;
+	}
+	remus_fake_qmp_reply(v->fq, c, NULL);
 }
 
 static void qemu_cmd(struct remus_fake_qmp *f, struct remus_fake_qmp_cmd *c, void *opaque)
@@ -238,6 +309,10 @@ static void qemu_cmd(struct remus_fake_qmp *f, struct remus_fake_qmp_cmd *c, voi
 
 	if (strcmp(n, "qmp_capabilities") != 0)
 		remus_tl_add(&v->tl, "qmp:%s", n);
+	if (strcmp(n, "cont") == 0 && v->ncont < MAX_MIG)
+		v->t_cont[v->ncont++] = remus_now_ms();
+	if (strcmp(n, "migrate_cancel") == 0 && v->ncancel < MAX_MIG)
+		v->t_cancel[v->ncancel++] = remus_now_ms();
 	if (v->on_cmd && v->on_cmd(v, c))
 		return;
 	if (strcmp(n, "migrate") == 0) {
@@ -247,8 +322,7 @@ static void qemu_cmd(struct remus_fake_qmp *f, struct remus_fake_qmp_cmd *c, voi
 	} else if (strcmp(n, "query-migrate") == 0) {
 		qemu_query_migrate(v, c);
 	} else if (strcmp(n, "migrate_cancel") == 0) {
-		mig_close(v);
-		remus_fake_qmp_reply(f, c, NULL);
+		qemu_migrate_cancel(v, c);
 	} else if (strcmp(n, "query-name") == 0) {
 		remus_fake_qmp_reply(f, c, "{\"name\": \"" VM_NAME "\"}");
 	} else if (strcmp(n, "query-uuid") == 0) {
@@ -446,6 +520,11 @@ static void h_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 	v->done_calls++;
 	if (m->commit_ms >= 0)
 		v->done_acked++;
+	if (m->abandoned) {
+		remus_tl_add(&v->tl, "hook:abandoned %llu", (unsigned long long)m->epoch);
+		v->done_abandoned++;
+		v->abandoned = *m;
+	}
 }
 
 static void h_finished(void *opaque, enum remus_engine_state st, int rc, const char *reason)
@@ -468,6 +547,8 @@ static int setup(void **state)
 
 	assert_non_null(v);
 	v->mig_fd = v->sfd = -1;
+	v->syncs = 2;
+	v->cancel_polls = 1;
 	assert_int_equal(remus_loop_new(&v->loop), 0);
 	remus_fake_qmp_pair(v->loop, qemu_cmd, v, &v->fq, &v->qmp);
 	v->tl.qmp = v->fq;
@@ -598,21 +679,24 @@ static void test_epoch_chain(void **state)
 	remus_engine_free(v->e);
 	v->e = NULL;
 
-	/* The QMP transcript, exactly: set-up, then per epoch the getfd that
-	 * passes the channel, migrate over it, stop at the interval,
-	 * query-migrate until completed, cont. */
+	/* The QMP transcript, exactly: set-up, then is a migration running
+	 * (QEMU is new: no), then per epoch the getfd that passes the
+	 * channel, migrate over it, at the interval query-migrate (converged:
+	 * yes) and stop, query-migrate until completed, cont; a completed
+	 * migration needs no check before the next. */
 	want = "migrate-set-capabilities;migrate-set-parameters;query-name;query-uuid;"
-	       "getfd remus-mig;migrate fd:remus-mig;stop;"
+	       "query-migrate;getfd remus-mig;migrate fd:remus-mig;query-migrate;stop;"
 	       "query-migrate;query-migrate;query-migrate;cont;"
-	       "getfd remus-mig;migrate fd:remus-mig;stop;"
+	       "getfd remus-mig;migrate fd:remus-mig;query-migrate;stop;"
 	       "query-migrate;query-migrate;query-migrate;cont;"
-	       "getfd remus-mig;migrate fd:remus-mig;stop;"
+	       "getfd remus-mig;migrate fd:remus-mig;query-migrate;stop;"
 	       "query-migrate;query-migrate;query-migrate;cont;"
 	       "getfd remus-mig;migrate fd:remus-mig;";
 	if (strncmp(remus_fake_qmp_log(v->fq), want, strlen(want)) != 0)
 		fail_msg("QMP transcript:\n  %s\nexpected it to start with:\n  %s",
 			 remus_fake_qmp_log(v->fq), want);
-	/* The capabilities are migstream's list (return-path, switchover-ack). */
+	/* The capabilities are migstream's list (return-path, switchover-ack,
+	 * events off). */
 	c = remus_fake_qmp_cmd(v->fq, 1);
 	assert_string_equal(c->name, "migrate-set-capabilities");
 	caps = remus_migstream_caps_args();
@@ -881,6 +965,183 @@ static void test_capabilities_refused(void **state)
 	assert_int_equal(v->sessions, 0);
 }
 
+
+/* ---- issue 14: convergence gate, pause budget, clean start ------------ */
+
+static struct json_object *status_of(struct env *v, const char *key)
+{
+	static struct json_object *last;
+	struct json_object *val = NULL;
+
+	json_object_put(last);
+	last = remus_engine_status_json(v->e);
+	assert_non_null(last);
+	json_object_object_get_ex(last, key, &val);
+	return val;
+}
+
+/* The stop waits for the migration to converge: not during the first
+ * pass (dirty-sync-count 1), not while what remains would not fit half
+ * the pause budget at the channel's rate; then at the next poll.  The
+ * session's first epoch runs SYNCING (unprotected) until its commit. */
+static void test_gate_waits_for_convergence(void **state)
+{
+	struct env *v = *state;
+	struct json_object *o, *x;
+	uint64_t t;
+
+	v->syncs = 1;
+	v->remaining = 200u << 20;
+	v->cfg.pause_budget_ms = 100;
+	start(v);
+	RUN_UNTIL(v, v->nmig == 1);
+	remus_test_run_for(v->loop, 200); /* the 30 ms interval is long over */
+	assert_int_equal(remus_tl_count(&v->tl, "qmp:stop"), 0);
+	/* the clean-start check, then the gate every 25 ms */
+	assert_true(remus_fake_qmp_count(v->fq, "query-migrate") >= 1 + 4);
+	assert_string_equal(json_object_get_string(status_of(v, "state")), "syncing");
+	assert_false(json_object_get_boolean(status_of(v, "protected")));
+	assert_int_equal(json_object_get_int(status_of(v, "pause_budget_ms")), 100);
+	o = status_of(v, "converging");
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "dirty_syncs", &x));
+	assert_int_equal(json_object_get_int(x), 1);
+	assert_non_null(status_of(v, "initial_sync"));
+
+	/* First pass done, but 200 MiB at the fake stream's few KB/s: no. */
+	v->syncs = 2;
+	remus_test_run_for(v->loop, 100);
+	assert_int_equal(remus_tl_count(&v->tl, "qmp:stop"), 0);
+
+	/* Converged: the stop follows within a poll or two. */
+	t = remus_now_ms();
+	v->remaining = 0;
+	RUN_UNTIL(v, v->nstop == 1);
+	assert_true(v->t_stop[0] >= t);
+	assert_true(v->t_stop[0] - t < 500);
+	RUN_UNTIL(v, v->commits == 1 && v->nmig == 2);
+	remus_test_run_for(v->loop, 5);
+	assert_true(json_object_get_boolean(status_of(v, "protected")));
+	assert_null(status_of(v, "initial_sync"));
+	assert_true(json_object_get_double(status_of(v, "last_initial_sync_ms")) >= 300);
+	/* Epoch 0 was held back ~300 ms past its 30 ms interval. */
+	assert_true(json_object_get_double(status_of(v, "last_epoch_ms")) >= 300);
+	assert_int_equal(v->losts, 0);
+}
+
+/* A QEMU that cannot finish the checkpoint (its tail never comes): the
+ * migration is cancelled at the budget's cancel point, the guest resumed
+ * as soon as QEMU shows `cancelled`, within the budget; the epoch is
+ * abandoned (nothing committed, the standby told why), and the next
+ * session starts once QEMU's migration has ended. */
+static bool stick_second_stop(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	if (strcmp(c->name, "stop") == 0 && v->nstop == 1) {
+		remus_tl_add(&v->tl, "test:stuck");
+		v->stop_stuck = true;
+	}
+	if (strcmp(c->name, "migrate") == 0)
+		v->stop_stuck = false;
+	return false;
+}
+
+static void test_budget_abandons_checkpoint(void **state)
+{
+	struct env *v = *state;
+	unsigned cancel_at = 48; /* 60 ms budget - 12 ms reserve */
+	int at;
+
+	v->cfg.pause_budget_ms = 60;
+	v->cancel_polls = 2;
+	v->on_cmd = stick_second_stop;
+	start(v);
+	RUN_UNTIL(v, v->losts == 1 && v->closes == 1);
+	RUN_UNTIL(v, v->sessions == 2 && v->commits >= 2);
+	at = remus_tl_find(&v->tl, "test:stuck", 0);
+	assert_true(at > 0);
+	at = remus_tl_order(&v->tl, at, "rp:SHUT", "qmp:migrate_cancel", "qemu:cancelling",
+			    "qemu:cancelling", "qemu:cancelled", "qmp:cont", NULL);
+	/* cont follows the budget timer, and comes within the budget */
+	assert_int_equal(v->ncancel, 1);
+	assert_true(v->t_cancel[0] - v->t_stop[1] >= cancel_at - 1);
+	assert_true(v->t_cont[1] - v->t_stop[1] >= cancel_at - 1);
+	if (v->t_cont[1] - v->t_stop[1] > 60 + 40)
+		remus_tl_fail(&v->tl, "cont %llu ms after stop, budget 60 ms",
+			      (unsigned long long)(v->t_cont[1] - v->t_stop[1]));
+	/* nothing of epoch 1 was committed; the metrics say abandoned */
+	assert_int_equal(remus_tl_find(&v->tl, "hook:barrier 1", 0), -1);
+	assert_int_equal(remus_tl_find(&v->tl, "link:COMMIT_REQ 1", 0), -1);
+	assert_int_equal(v->done_abandoned, 1);
+	assert_int_equal(v->abandoned.epoch, 1);
+	assert_int_equal(v->abandoned.pause_budget_ms, 60);
+	assert_true(v->abandoned.pause_ms >= cancel_at - 1);
+	assert_true(v->abandoned.commit_ms < 0);
+	assert_non_null(strstr(v->close_reason, "abandoned"));
+	assert_non_null(strstr(v->close_reason, "pause budget of 60 ms"));
+	/* the next migration only after QEMU's ended; the new session's
+	 * first epoch is a new stream, committed */
+	remus_tl_order(&v->tl, at, "link:HELLO", "qmp:getfd", "qmp:migrate", "qmp:stop",
+		       "hook:barrier 0", "qmp:cont", NULL);
+	assert_int_equal(v->migrates_while_busy, 0);
+	assert_epoch_is(v, 1, 2, 0, true);
+	assert_int_equal(json_object_get_int(status_of(v, "epochs_abandoned")), 1);
+	assert_non_null(status_of(v, "last_failure"));
+}
+
+/* The budget runs out, but QEMU completed the migration just before our
+ * migrate_cancel reached it: the checkpoint is whole, so it is committed
+ * as usual and the session goes on. */
+static bool complete_second_stop_at_cancel(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	if (strcmp(c->name, "stop") == 0 && v->nstop == 1)
+		v->stop_stuck = v->complete_at_cancel = true;
+	if (strcmp(c->name, "migrate") == 0)
+		v->stop_stuck = v->complete_at_cancel = false;
+	return false;
+}
+
+static void test_completed_wins_over_cancel(void **state)
+{
+	struct env *v = *state;
+	int at;
+
+	v->cfg.pause_budget_ms = 60;
+	v->on_cmd = complete_second_stop_at_cancel;
+	start(v);
+	RUN_UNTIL(v, v->commits >= 3);
+	at = remus_tl_order(&v->tl, 0, "hook:barrier 0", "qmp:stop", "qmp:migrate_cancel",
+			    "qemu:completed before the cancel", "hook:barrier 1", NULL);
+	remus_tl_order(&v->tl, at, "qmp:cont", NULL);
+	remus_tl_order(&v->tl, at, "link:COMMIT_REQ 1", "sby:ACK 1", "hook:commit 1", NULL);
+	assert_int_equal(v->losts, 0);
+	assert_int_equal(v->closes, 0);
+	assert_int_equal(v->done_abandoned, 0);
+	assert_int_equal(v->sessions, 1);
+	assert_epoch_is(v, 1, 1, 1, false);
+}
+
+/* QEMU still runs a migration when the engine starts (left by a remusd
+ * that died): cancelled once, then polled, and the engine's migrate comes
+ * only after QEMU shows `cancelled`. */
+static void test_no_migrate_while_busy(void **state)
+{
+	struct env *v = *state;
+
+	v->mig_state = MIG_ACTIVE;
+	v->cancel_polls = 3;
+	start(v);
+	RUN_UNTIL(v, v->commits >= 1);
+	remus_tl_order(&v->tl, 0, "qmp:query-migrate", "qmp:migrate_cancel", "qemu:cancelling",
+		       "qemu:cancelling", "qemu:cancelling", "qemu:cancelled", "qmp:getfd",
+		       "qmp:migrate", NULL);
+	assert_int_equal(remus_tl_find(&v->tl, "qmp:migrate",
+				       remus_tl_find(&v->tl, "qmp:migrate_cancel", 0)) >
+			 remus_tl_find(&v->tl, "qemu:cancelled", 0), 1);
+	assert_int_equal(remus_tl_count(&v->tl, "qmp:migrate_cancel"), 1);
+	assert_int_equal(v->migrates_while_busy, 0);
+	assert_int_equal(v->losts, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -896,6 +1157,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stop_while_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_with_reply_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capabilities_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gate_waits_for_convergence, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_abandons_checkpoint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_completed_wins_over_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_migrate_while_busy, setup, teardown),
 	};
 
 	/* The fakes write into sockets the engine may have closed: EPIPE,

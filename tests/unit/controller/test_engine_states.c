@@ -18,13 +18,17 @@
 #define S(x) REMUS_ENGINE_##x
 
 static const struct state_pair allowed[] = {
-	{ S(STARTING), S(PROTECTED) }, { S(STARTING), S(UNPROTECTED) },
+	{ S(STARTING), S(SYNCING) }, { S(STARTING), S(UNPROTECTED) },
 	{ S(STARTING), S(FAILED) }, { S(STARTING), S(STOPPED) },
+	{ S(SYNCING), S(CHECKPOINT) }, { S(SYNCING), S(PROTECTED) },
+	{ S(SYNCING), S(UNPROTECTED) },
+	{ S(SYNCING), S(FAILED) }, { S(SYNCING), S(STOPPED) },
 	{ S(PROTECTED), S(CHECKPOINT) }, { S(PROTECTED), S(UNPROTECTED) },
 	{ S(PROTECTED), S(FAILED) }, { S(PROTECTED), S(STOPPED) },
-	{ S(CHECKPOINT), S(PROTECTED) }, { S(CHECKPOINT), S(UNPROTECTED) },
+	{ S(CHECKPOINT), S(PROTECTED) }, { S(CHECKPOINT), S(SYNCING) },
+	{ S(CHECKPOINT), S(UNPROTECTED) },
 	{ S(CHECKPOINT), S(FAILED) }, { S(CHECKPOINT), S(STOPPED) },
-	{ S(UNPROTECTED), S(PROTECTED) }, { S(UNPROTECTED), S(UNPROTECTED) },
+	{ S(UNPROTECTED), S(SYNCING) }, { S(UNPROTECTED), S(UNPROTECTED) },
 	{ S(UNPROTECTED), S(FAILED) }, { S(UNPROTECTED), S(STOPPED) },
 };
 
@@ -41,6 +45,10 @@ static void test_table(void **state)
 	assert_false(ok(S(STARTING), S(CHECKPOINT)));
 	assert_false(ok(S(UNPROTECTED), S(CHECKPOINT)));
 	assert_false(ok(S(PROTECTED), S(PROTECTED)));
+	/* protection is reached by a commit, never by a session's start */
+	assert_false(ok(S(STARTING), S(PROTECTED)));
+	assert_false(ok(S(UNPROTECTED), S(PROTECTED)));
+	assert_false(ok(S(PROTECTED), S(SYNCING)));
 	assert_false(ok(S(PROTECTED), S(STARTING)));
 	assert_false(ok(S(STOPPED), S(PROTECTED)));
 	assert_false(ok(S(FAILED), S(STOPPED)));
@@ -49,6 +57,7 @@ static void test_table(void **state)
 static void test_names(void **state)
 {
 	assert_string_equal(remus_engine_state_name(S(STARTING)), "starting");
+	assert_string_equal(remus_engine_state_name(S(SYNCING)), "syncing");
 	assert_string_equal(remus_engine_state_name(S(PROTECTED)), "protected");
 	assert_string_equal(remus_engine_state_name(S(CHECKPOINT)), "checkpoint");
 	assert_string_equal(remus_engine_state_name(S(UNPROTECTED)), "unprotected");

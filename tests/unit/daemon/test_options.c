@@ -86,6 +86,7 @@ static void test_primary_defaults(void **state)
 	assert_int_equal(o->engine.heartbeat_ms, 0);    /* engine default */
 	assert_int_equal(o->engine.heartbeat_miss, 0);
 	assert_int_equal(o->engine.reconnect_ms, 0);
+	assert_int_equal(o->engine.pause_budget_ms, 0);  /* engine default, 300 */
 	assert_true(o->engine.dedup);
 	assert_null(o->ctl_path);
 	assert_null(o->metrics_path);
@@ -106,7 +107,7 @@ static void test_primary_every_option(void **state)
 
 	assert_int_equal(PARSE(o, PRIMARY, "--interval", "300", "--heartbeat", "50",
 			       "--miss", "7", "--no-dedup", "--reconnect", "250",
-			       "--ctl", "/run/p.ctl", "--metrics", "/tmp/m.jsonl",
+			       "--pause-budget", "120", "--ctl", "/run/p.ctl", "--metrics", "/tmp/m.jsonl",
 			       "--log", "debug", "--netdev", "hostnet0", "--netdev", "hostnet1",
 			       "--nb-limit", "65536", "--nb-on-lost", "hold",
 			       "--disk", "vda,image=/v/vda.raw,socket=/run/vda.sock",
@@ -116,6 +117,7 @@ static void test_primary_every_option(void **state)
 	assert_int_equal(o->engine.heartbeat_miss, 7);
 	assert_false(o->engine.dedup);
 	assert_int_equal(o->engine.reconnect_ms, 250);
+	assert_int_equal(o->engine.pause_budget_ms, 120);
 	assert_string_equal(o->ctl_path, "/run/p.ctl");
 	assert_string_equal(o->metrics_path, "/tmp/m.jsonl");
 	assert_true(o->log_level_given);
@@ -249,14 +251,16 @@ static void test_numeric_bounds_accepted(void **state)
 
 	assert_int_equal(PARSE(o, PRIMARY, "--interval", "10", "--heartbeat", "60000",
 			       "--miss", "1000", "--reconnect", "600000",
-			       "--nb-limit", "1073741824"), 0);
+			       "--pause-budget", "60000", "--nb-limit", "1073741824"), 0);
 	assert_int_equal(o->engine.interval_ms, 10);
 	assert_int_equal(o->engine.heartbeat_ms, 60000);
 	assert_int_equal(o->engine.heartbeat_miss, 1000);
 	assert_int_equal(o->engine.reconnect_ms, 600000);
+	assert_int_equal(o->engine.pause_budget_ms, 60000);
 	assert_int_equal(o->nb.epoch_limit_bytes, 1u << 30);
 	assert_int_equal(PARSE(o, PRIMARY, "--interval", "3600000", "--heartbeat", "10",
-			       "--miss", "1", "--reconnect", "10"), 0);
+			       "--miss", "1", "--reconnect", "10", "--pause-budget", "1"), 0);
+	assert_int_equal(o->engine.pause_budget_ms, 1);
 	assert_int_equal(o->engine.interval_ms, 3600000);
 }
 
@@ -320,6 +324,10 @@ static void test_bad_numbers(void **state)
 	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--miss", "0"), "--miss", "'0'", "1..1000");
 	EXPECT_ERROR(o, PARSE(o, STANDBY, "--miss", "1001"), "--miss", "'1001'", "1..1000");
 	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--reconnect", "9"), "--reconnect", "'9'", "10..600000");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--pause-budget", "0"), "--pause-budget", "'0'",
+		     "1..60000");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--pause-budget", "60001"), "--pause-budget",
+		     "'60001'", "1..60000");
 	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--nb-limit", "65535"), "--nb-limit", "'65535'",
 		     "65536..1073741824", "bytes");
 	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--nb-limit", "2G"), "--nb-limit", "'2G'");
