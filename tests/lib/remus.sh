@@ -39,7 +39,7 @@ TEST_NAME=${TEST_NAME:-$(basename "$0" .sh)}
 # these, so a renamed state is changed here only.
 # shellcheck disable=SC2034
 ST_WAITING=waiting ST_ACTIVE=active ST_FAILED=failed \
-	ST_PROTECTED=protected ST_UNPROTECTED=unprotected
+	ST_SYNCING=syncing ST_PROTECTED=protected ST_UNPROTECTED=unprotected
 
 # Runs by hand and benches: the variables CMake wrote for the build in
 # REMUS_BUILD_DIR (each only where the environment has none).
