@@ -185,6 +185,14 @@ int remus_migstream_new(const struct remus_migstream_opts *opts,
 		goto out;
 	}
 	p->st = ST_HEADER;
+	if (p->opts.continued) {
+		p->st = ST_TOP;
+		p->seen_config = true;
+		p->ram_started = true;
+		p->ram_sid = p->opts.ram_sid;
+		p->ignore_shared = p->opts.ignore_shared;
+		p->body_of = REMUS_MS_PART;
+	}
 	*out = p;
 	p = NULL;
 	rc = 0;
@@ -1032,11 +1040,32 @@ int remus_migstream_rewrite(struct remus_migstream_rewriter *rw,
 	return remus_wire_writer_error(&w);
 }
 
+static const uint8_t empty_vmdesc[] = { REMUS_MIG_VMDESCRIPTION, 0, 0, 0, 2, '{', '}' };
+
+int remus_migstream_build_tail_open(struct remus_buf *out, uint32_t ram_sid)
+{
+	struct remus_wire_writer w;
+	int rc;
+
+	/* Reserve everything first so a failure leaves @out unchanged. */
+	rc = remus_buf_reserve(out, SECTION_TAIL + 8 + SECTION_TAIL);
+	if (rc < 0)
+		return rc;
+	remus_wire_writer_init(&w, out);
+	put_section(&w, REMUS_MIG_SECTION_END, ram_sid);
+	remus_wire_put_be64(&w, REMUS_RAM_FLAG_EOS);
+	put_section(&w, REMUS_MIG_SECTION_FOOTER, ram_sid);
+	return remus_wire_writer_error(&w);
+}
+
+int remus_migstream_build_tail_close(struct remus_buf *out)
+{
+	return remus_buf_append(out, empty_vmdesc, sizeof(empty_vmdesc));
+}
+
 int remus_migstream_build_tail(struct remus_buf *out, uint32_t ram_sid, const uint8_t *dev,
 			       size_t dev_len)
 {
-	static const uint8_t empty_vmdesc[] = { REMUS_MIG_VMDESCRIPTION, 0, 0, 0, 2, '{', '}' };
-	struct remus_wire_writer w;
 	int rc;
 
 	if (!dev || !dev_len || dev[dev_len - 1] != REMUS_MIG_EOF)
@@ -1047,12 +1076,25 @@ int remus_migstream_build_tail(struct remus_buf *out, uint32_t ram_sid, const ui
 	rc = remus_buf_reserve(out, SECTION_TAIL + 8 + SECTION_TAIL + dev_len + sizeof(empty_vmdesc));
 	if (rc < 0)
 		return rc;
+	/* With the room reserved, none of these can fail. */
+	if ((rc = remus_migstream_build_tail_open(out, ram_sid)) == 0 &&
+	    (rc = remus_buf_append(out, dev, dev_len)) == 0)
+		rc = remus_migstream_build_tail_close(out);
+	return rc;
+}
+
+int remus_migstream_build_cut(struct remus_buf *out, uint32_t ram_sid, bool eos_sent)
+{
+	struct remus_wire_writer w;
+	int rc;
+
+	rc = remus_buf_reserve(out, 8 + SECTION_TAIL);
+	if (rc < 0)
+		return rc;
 	remus_wire_writer_init(&w, out);
-	put_section(&w, REMUS_MIG_SECTION_END, ram_sid);
-	remus_wire_put_be64(&w, REMUS_RAM_FLAG_EOS);
+	if (!eos_sent)
+		remus_wire_put_be64(&w, REMUS_RAM_FLAG_EOS);
 	put_section(&w, REMUS_MIG_SECTION_FOOTER, ram_sid);
-	remus_wire_put_bytes(&w, dev, dev_len);
-	remus_wire_put_bytes(&w, empty_vmdesc, sizeof(empty_vmdesc));
 	return remus_wire_writer_error(&w);
 }
 

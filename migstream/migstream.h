@@ -167,6 +167,14 @@ struct remus_migstream_opts {
 				 * 0: 256 MiB */
 	bool no_vmdesc;         /* the device part ends at channel EOF with
 				 * EOF and no vmdescription (suppress_vmdesc) */
+	/* The input continues a stream between two sections: no header or
+	 * configuration comes, RAM section @ram_sid was started before (its
+	 * blocks are unknown until the next MEM_SIZE), and @ignore_shared is
+	 * what that stream's configuration said.  The standby parses the
+	 * later epochs of its own stream this way (failover/feed.h). */
+	bool continued;
+	uint32_t ram_sid;
+	bool ignore_shared;
 };
 
 struct remus_migstream;
@@ -266,6 +274,22 @@ int remus_migstream_rewrite(struct remus_migstream_rewriter *rw,
  */
 int remus_migstream_build_tail(struct remus_buf *out, uint32_t ram_sid,
 			       const uint8_t *dev, size_t dev_len);
+/* The same tail in three parts, for a device part that is not in one
+ * piece: _tail_open appends END(@ram_sid){EOS} + footer, the caller then
+ * writes the device part, _tail_close appends the empty vmdescription.
+ * Return 0, -ENOMEM or -EMSGSIZE; on failure @out is unchanged. */
+int remus_migstream_build_tail_open(struct remus_buf *out, uint32_t ram_sid);
+int remus_migstream_build_tail_close(struct remus_buf *out);
+
+/*
+ * Appends what closes RAM section @ram_sid when the stream is cut
+ * between two of its records: EOS unless it was the last record sent
+ * (@eos_sent), then the footer.  QEMU loads a section cut like that as it
+ * loads one it ended itself, so the stream can go on with the next
+ * section.  Returns 0, -ENOMEM or -EMSGSIZE; on failure @out is
+ * unchanged.
+ */
+int remus_migstream_build_cut(struct remus_buf *out, uint32_t ram_sid, bool eos_sent);
 
 /*
  * The arguments of QMP migrate-set-capabilities for engine v1, the same on

@@ -696,6 +696,89 @@ static void start_ram(struct remus_buf *b, uint64_t total)
 	put64(b, total | 0x4);
 }
 
+/* The standby's own stream, parsed from its middle: a later epoch's bytes
+ * with `continued` (no header, the RAM section known) give the same
+ * records as in one whole stream; a continued parser refuses what only a
+ * stream's beginning may carry.  A cut section is closed with EOS and the
+ * footer, or the footer alone after its EOS. */
+static void test_continued_stream_and_cut(void **state)
+{
+	struct remus_migstream_opts o = { .continued = true, .ram_sid = LATER_SID };
+	struct remus_migstream *p = NULL;
+	struct remus_migstream_token t;
+	struct run *r = calloc(1, sizeof(*r));
+	struct remus_buf b, e;
+	struct sb s;
+	int rc, n = 0, parts = 0;
+	static const uint8_t cut_eos[] = { 0, 0, 0, 0, 0, 0, 0, 0x10, 0x7e, 0, 0, 0, LATER_SID };
+
+	(void)state;
+	build_stream(&s);
+	r->rewrite = true;
+	remus_migstream_rewriter_init(&r->rw, false, LATER_SID, NULL, NULL);
+	assert_int_equal(parse(remus_buf_data(&s.in), remus_buf_len(&s.in), 0, 0, r, NULL), 0);
+	assert_int_equal(remus_migstream_new(&o, &p), 0);
+	assert_int_equal(remus_migstream_feed(p, remus_buf_data(&r->rw.out),
+					      remus_buf_len(&r->rw.out)), 0);
+	while ((rc = remus_migstream_next(p, &t)) == 1) {
+		if (!n++)
+			assert_int_equal(t.kind, REMUS_MS_PART);
+		parts += t.kind == REMUS_MS_PART;
+		assert_true(t.kind != REMUS_MS_HEADER && t.kind != REMUS_MS_START);
+	}
+	assert_int_equal(rc, 0);
+	assert_true(parts >= 2);
+	assert_int_equal(remus_migstream_offset(p), remus_buf_len(&r->rw.out));
+	remus_migstream_free(p);
+
+	/* what only the start of a stream may carry */
+	b = header_buf();
+	expect_error(&b, -EBADMSG, "unknown section type 0x51", &o);
+	remus_buf_init(&b, 0);
+	start_ram(&b, 4096);
+	expect_error(&b, -EBADMSG, "second START(ram)", &o);
+	remus_buf_init(&b, 0);
+	put8(&b, 0x02);
+	put32(&b, LATER_SID + 1);
+	expect_error(&b, -EBADMSG, "unknown section id", &o);
+
+	/* closing a cut section */
+	remus_buf_init(&e, 0);
+	put(&e, "x", 1);
+	assert_int_equal(remus_migstream_build_cut(&e, LATER_SID, false), 0);
+	assert_int_equal(remus_buf_len(&e), 1 + sizeof(cut_eos));
+	assert_memory_equal(remus_buf_data(&e) + 1, cut_eos, sizeof(cut_eos));
+	remus_buf_reset(&e);
+	assert_int_equal(remus_migstream_build_cut(&e, LATER_SID, true), 0);
+	assert_int_equal(remus_buf_len(&e), 5);
+	assert_memory_equal(remus_buf_data(&e), cut_eos + 8, 5);
+	remus_buf_release(&e);
+	remus_migstream_rewriter_release(&r->rw);
+	free(r);
+	sb_release(&s);
+}
+
+/* The tail in three parts is the tail in one. */
+static void test_failover_tail_in_parts(void **state)
+{
+	static const uint8_t dev[] = { 0x04, 0, 0, 0, 3, 1, 'x', 0, 0, 0, 0, 0, 0, 0, 1,
+				       0x7e, 0, 0, 0, 3, 0x00 };
+	struct remus_buf one, three;
+
+	(void)state;
+	remus_buf_init(&one, 0);
+	remus_buf_init(&three, 0);
+	assert_int_equal(remus_migstream_build_tail(&one, 9, dev, sizeof(dev)), 0);
+	assert_int_equal(remus_migstream_build_tail_open(&three, 9), 0);
+	put(&three, dev, sizeof(dev));
+	assert_int_equal(remus_migstream_build_tail_close(&three), 0);
+	assert_int_equal(remus_buf_len(&one), remus_buf_len(&three));
+	assert_memory_equal(remus_buf_data(&one), remus_buf_data(&three), remus_buf_len(&one));
+	remus_buf_release(&one);
+	remus_buf_release(&three);
+}
+
+
 static void test_error_bad_magic(void **state)
 {
 	struct remus_buf b;
@@ -1000,6 +1083,8 @@ int main(void)
 		cmocka_unit_test(test_rewrite_later_epoch),
 		cmocka_unit_test(test_rewrite_filter_renames_block),
 		cmocka_unit_test(test_failover_tail),
+		cmocka_unit_test(test_failover_tail_in_parts),
+		cmocka_unit_test(test_continued_stream_and_cut),
 		cmocka_unit_test(test_standby_stream_with_tail_parses),
 		cmocka_unit_test(test_error_bad_magic),
 		cmocka_unit_test(test_error_unknown_section_type),
