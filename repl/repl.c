@@ -894,14 +894,14 @@ int remus_repl_tx_commit(struct remus_repl_tx *tx, struct remus_buf *out)
 void remus_repl_epoch_init(struct remus_repl_epoch *e)
 {
 	e->epoch = 0;
-	remus_buf_init(&e->data, 0);
-	remus_buf_init(&e->device, 0);
+	remus_spill_init(&e->data, NULL, NULL);
+	remus_spill_init(&e->device, NULL, NULL);
 }
 
 void remus_repl_epoch_release(struct remus_repl_epoch *e)
 {
-	remus_buf_release(&e->data);
-	remus_buf_release(&e->device);
+	remus_spill_release(&e->data);
+	remus_spill_release(&e->device);
 }
 
 void remus_repl_assembler_init(struct remus_repl_assembler *a,
@@ -910,16 +910,29 @@ void remus_repl_assembler_init(struct remus_repl_assembler *a,
 	memset(a, 0, sizeof(*a));
 	a->next_epoch = first_epoch;
 	a->max_bytes = max_bytes ? max_bytes : REMUS_REPL_EPOCH_MAX_DEFAULT;
-	remus_buf_init(&a->data, a->max_bytes);
-	remus_buf_init(&a->device, a->max_bytes);
+	remus_spill_init(&a->data, NULL, NULL);
+	remus_spill_init(&a->device, NULL, NULL);
+}
+
+void remus_repl_assembler_store(struct remus_repl_assembler *a,
+				struct remus_spill_budget *budget, const char *dir)
+{
+	a->budget = budget;
+	a->dir = dir;
+}
+
+void remus_repl_assembler_pass_data(struct remus_repl_assembler *a, bool on)
+{
+	a->pass_data = on;
 }
 
 size_t remus_repl_assembler_discard(struct remus_repl_assembler *a)
 {
-	size_t dropped = remus_buf_len(&a->data) + remus_buf_len(&a->device);
+	size_t dropped = (size_t)(a->data_len + a->device_len);
 
-	remus_buf_release(&a->data);
-	remus_buf_release(&a->device);
+	remus_spill_release(&a->data);
+	remus_spill_release(&a->device);
+	a->data_len = a->device_len = 0;
 	a->open = false;
 	a->in_device = false;
 	return dropped;
@@ -934,6 +947,11 @@ void remus_repl_assembler_release(struct remus_repl_assembler *a)
 	if (a->disk_hash)
 		XXH3_freeState(a->disk_hash);
 	a->disk_hash = NULL;
+}
+
+bool remus_repl_assembler_local_error(const struct remus_repl_assembler *a)
+{
+	return a->err && a->err != -EPROTO && a->err != -EBADMSG && a->err != -EMSGSIZE;
 }
 
 const char *remus_repl_assembler_error(const struct remus_repl_assembler *a)
@@ -956,28 +974,31 @@ static int assembler_fail(struct remus_repl_assembler *a, int err, const char *f
 	return err;
 }
 
-static int add_chunk(struct remus_repl_assembler *a, struct remus_buf *b,
-		     const struct remus_repl_msg *m)
+/* One EPOCH_DATA or EPOCH_DEVICE chunk: offset, bound, hash, then into
+ * @store unless it passes through (@store NULL); @len counts the bytes. */
+static int add_chunk(struct remus_repl_assembler *a, struct remus_spill *store,
+		     uint64_t *len, const struct remus_repl_msg *m)
 {
 	const char *what = remus_repl_type_name(m->type);
-	size_t have = remus_buf_len(&a->data) + remus_buf_len(&a->device);
+	uint64_t have = a->data_len + a->device_len;
 	int rc;
 
-	if (m->u.chunk.offset != remus_buf_len(b))
+	if (m->u.chunk.offset != *len)
 		return assembler_fail(a, -EBADMSG,
 				      "epoch %" PRIu64 ": %s at offset %" PRIu64 ", expected "
-				      "%zu: a frame is missing or repeated",
-				      m->seq, what, m->u.chunk.offset, remus_buf_len(b));
+				      "%" PRIu64 ": a frame is missing or repeated",
+				      m->seq, what, m->u.chunk.offset, *len);
 	if (m->u.chunk.len > a->max_bytes - have)
 		return assembler_fail(a, -EMSGSIZE,
-				      "epoch %" PRIu64 ": %zu + %zu bytes exceed the epoch "
+				      "epoch %" PRIu64 ": %" PRIu64 " + %zu bytes exceed the epoch "
 				      "bound of %zu bytes (raise it or shorten the interval)",
 				      m->seq, have, m->u.chunk.len, a->max_bytes);
-	rc = remus_buf_append(b, m->u.chunk.p, m->u.chunk.len);
-	if (rc < 0)
-		return assembler_fail(a, rc, "epoch %" PRIu64 ": cannot buffer %zu more bytes "
-				      "after %zu: %s", m->seq, m->u.chunk.len, have,
-				      strerror(-rc));
+	if (store && (rc = remus_spill_append(store, m->u.chunk.p, m->u.chunk.len)) < 0)
+		return assembler_fail(a, rc, "epoch %" PRIu64 ": cannot keep %zu more bytes "
+				      "after %" PRIu64 ": %s%s%s", m->seq, m->u.chunk.len, have,
+				      strerror(-rc), rc == -ENOMEM ? "" : " (spill file in ",
+				      rc == -ENOMEM ? "" : store->dir ? store->dir : "/var/tmp)");
+	*len += m->u.chunk.len;
 	XXH3_64bits_update(a->hash, m->u.chunk.p, m->u.chunk.len);
 	return 0;
 }
@@ -1011,8 +1032,12 @@ int remus_repl_assembler_feed(struct remus_repl_assembler *a,
 		XXH3_64bits_reset(a->hash);
 		XXH3_64bits_reset(a->disk_hash);
 		a->disk_ops = a->disk_bytes = 0;
-		remus_buf_init(&a->data, a->max_bytes);
-		remus_buf_init(&a->device, a->max_bytes);
+		remus_spill_release(&a->data);
+		remus_spill_release(&a->device);
+		remus_spill_init(&a->data, a->budget, a->dir);
+		remus_spill_init(&a->device, a->budget, a->dir);
+		a->data_len = a->device_len = 0;
+		a->passing = a->pass_data;
 		a->in_device = false;
 		a->open = true;
 	}
@@ -1022,10 +1047,10 @@ int remus_repl_assembler_feed(struct remus_repl_assembler *a,
 		if (a->in_device)
 			return assembler_fail(a, -EPROTO, "epoch %" PRIu64 ": EPOCH_DATA after "
 					      "EPOCH_DEVICE", m->seq);
-		return add_chunk(a, &a->data, m);
+		return add_chunk(a, a->passing ? NULL : &a->data, &a->data_len, m);
 	case REMUS_REPL_EPOCH_DEVICE:
 		a->in_device = true;
-		return add_chunk(a, &a->device, m);
+		return add_chunk(a, &a->device, &a->device_len, m);
 	case REMUS_REPL_EPOCH_DISK:
 		disk_hash_update(a->disk_hash, m);
 		a->disk_ops++;
@@ -1036,14 +1061,13 @@ int remus_repl_assembler_feed(struct remus_repl_assembler *a,
 		break;
 	}
 
-	if (m->u.commit.data_len != remus_buf_len(&a->data) ||
-	    m->u.commit.device_len != remus_buf_len(&a->device))
+	if (m->u.commit.data_len != a->data_len || m->u.commit.device_len != a->device_len)
 		return assembler_fail(a, -EBADMSG,
 				      "epoch %" PRIu64 " incomplete: COMMIT_REQ announces "
 				      "%" PRIu64 " + %" PRIu64 " bytes (data + device), "
-				      "received %zu + %zu",
+				      "received %" PRIu64 " + %" PRIu64,
 				      m->seq, m->u.commit.data_len, m->u.commit.device_len,
-				      remus_buf_len(&a->data), remus_buf_len(&a->device));
+				      a->data_len, a->device_len);
 	hash = XXH3_64bits_digest(a->hash);
 	if (hash != m->u.commit.hash)
 		return assembler_fail(a, -EBADMSG,
@@ -1064,12 +1088,13 @@ int remus_repl_assembler_feed(struct remus_repl_assembler *a,
 				      "0x%016" PRIx64 ", primary says 0x%016" PRIx64,
 				      m->seq, hash, m->u.commit.disk_hash);
 
-	/* Hand the buffers over whole; the next epoch starts empty. */
+	/* Hand the stores over whole; the next epoch starts empty. */
 	out->epoch = m->seq;
 	out->data = a->data;
 	out->device = a->device;
-	remus_buf_init(&a->data, a->max_bytes);
-	remus_buf_init(&a->device, a->max_bytes);
+	remus_spill_init(&a->data, a->budget, a->dir);
+	remus_spill_init(&a->device, a->budget, a->dir);
+	a->data_len = a->device_len = 0;
 	a->open = false;
 	a->in_device = false;
 	a->next_epoch++;

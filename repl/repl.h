@@ -114,6 +114,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/spill.h"
 
 struct XXH3_state_s; /* <xxhash.h>, kept out of this header */
 
@@ -378,12 +379,14 @@ int remus_repl_tx_commit(struct remus_repl_tx *tx, struct remus_buf *out);
 /* A committed epoch, as released by the assembler. */
 struct remus_repl_epoch {
 	uint64_t epoch;
-	struct remus_buf data;   /* owned: the epoch's standby-stream bytes */
-	struct remus_buf device; /* owned: the epoch's device-state bytes */
+	struct remus_spill data;   /* owned: the epoch's standby-stream bytes
+				    * (none if they were passed through) */
+	struct remus_spill device; /* owned: the epoch's device-state bytes */
 };
 
+/* Both stores empty, memory only (the assembler's feed replaces them). */
 void remus_repl_epoch_init(struct remus_repl_epoch *e);
-/* Frees both buffers.  Idempotent. */
+/* Frees both stores.  Idempotent. */
 void remus_repl_epoch_release(struct remus_repl_epoch *e);
 
 /*
@@ -393,14 +396,32 @@ void remus_repl_epoch_release(struct remus_repl_epoch *e);
  *     waiting for N --DATA/DEVICE(N)--> assembling N --COMMIT_REQ(N) ok-->
  *     released N, waiting for N+1;   any violation --> failed (sticky,
  *     the partial epoch freed)
+ *
+ * Where the bytes go: into two common/spill.h stores, data and device,
+ * which keep them in memory up to a budget shared with the caller's
+ * other stores and put the rest in a file (remus_repl_assembler_store();
+ * without it, memory only).  Or, for the data, nowhere: in pass-through
+ * mode (remus_repl_assembler_pass_data()) the caller takes every
+ * EPOCH_DATA chunk the assembler accepts and the released epoch carries
+ * no data.  The standby does that with the first epoch of a stream, which
+ * its QEMU may load as it arrives (failover/standby.h).  Offsets, sizes,
+ * the epoch bound and the end-to-end hash are checked the same way in
+ * both modes, chunk by chunk as they arrive, so a verified epoch costs no
+ * second pass over its bytes.
  */
 struct remus_repl_assembler {
 	uint64_t next_epoch;       /* the epoch assembled or expected next */
 	size_t max_bytes;          /* bound on data + device of one epoch */
 	bool open;                 /* a chunk of next_epoch has arrived */
 	bool in_device;            /* EPOCH_DEVICE seen: no more EPOCH_DATA */
-	struct remus_buf data;     /* owned */
-	struct remus_buf device;   /* owned */
+	bool pass_data;            /* epochs opened from now on pass their data */
+	bool passing;              /* the open epoch's data chunks are the
+				    * caller's, not kept */
+	struct remus_spill_budget *budget; /* borrowed; NULL: memory only */
+	const char *dir;           /* borrowed: spill files */
+	uint64_t data_len, device_len; /* bytes of the open epoch so far */
+	struct remus_spill data;   /* owned */
+	struct remus_spill device; /* owned */
 	struct XXH3_state_s *hash; /* owned: XXH3 of data || device so far */
 	uint64_t disk_ops, disk_bytes;
 	struct XXH3_state_s *disk_hash; /* owned: XXH3 of EPOCH_DISK payloads */
@@ -409,11 +430,22 @@ struct remus_repl_assembler {
 };
 
 /* @first_epoch: the epoch expected first; @max_bytes: bound on one epoch
- * (0: REMUS_REPL_EPOCH_MAX_DEFAULT).  Allocates nothing. */
+ * (0: REMUS_REPL_EPOCH_MAX_DEFAULT).  Memory only, data kept.  Allocates
+ * nothing. */
 void remus_repl_assembler_init(struct remus_repl_assembler *a,
 			       uint64_t first_epoch, size_t max_bytes);
 /* Frees the uncommitted epoch and all storage.  Idempotent. */
 void remus_repl_assembler_release(struct remus_repl_assembler *a);
+/* Epochs opened from now on are kept in memory up to @budget (shared,
+ * borrowed) and in files in @dir (borrowed; NULL: /var/tmp) beyond it.
+ * Both must outlive the assembler and the epochs it releases. */
+void remus_repl_assembler_store(struct remus_repl_assembler *a,
+				struct remus_spill_budget *budget, const char *dir);
+/* @on: in epochs opened from now on, accepted EPOCH_DATA chunks are the
+ * caller's (the feed returned 0 for them: take @m's bytes before the
+ * next decode) and the released epochs carry no data; @on false: the
+ * data is kept again.  An epoch already open keeps its mode. */
+void remus_repl_assembler_pass_data(struct remus_repl_assembler *a, bool on);
 /*
  * Feeds one decoded EPOCH_DATA, EPOCH_DEVICE, EPOCH_DISK or COMMIT_REQ
  * (@m borrowed; chunk bytes are copied; EPOCH_DISK is only counted and
@@ -430,13 +462,18 @@ void remus_repl_assembler_release(struct remus_repl_assembler *a);
  *  -EBADMSG chunk at a wrong offset (missing or repeated frame), sizes,
  *           disk counts or end-to-end hashes differ from the COMMIT_REQ;
  *  -EMSGSIZE the epoch would exceed max_bytes;
- *  -ENOMEM.
+ *  -ENOMEM, or the store's file error (-ENOSPC, -EIO, ...): not the
+ *           primary's fault (remus_repl_assembler_local_error()).
  */
 int remus_repl_assembler_feed(struct remus_repl_assembler *a,
 			      const struct remus_repl_msg *m,
 			      struct remus_repl_epoch *out);
-/* Failover: frees the uncommitted epoch, if any.  Returns the bytes
- * dropped (for the log).  next_epoch and a sticky error stay. */
+/* True if the sticky error is ours (memory, the spill file), not a
+ * violation of the protocol by the primary. */
+bool remus_repl_assembler_local_error(const struct remus_repl_assembler *a);
+/* Failover: frees the uncommitted epoch, if any.  Returns its bytes
+ * received so far, passed-through data included (for the log).
+ * next_epoch and a sticky error stay. */
 size_t remus_repl_assembler_discard(struct remus_repl_assembler *a);
 /* Borrowed; "" while there is no error. */
 const char *remus_repl_assembler_error(const struct remus_repl_assembler *a);

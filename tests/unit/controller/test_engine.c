@@ -373,6 +373,18 @@ static void sby_drop(struct env *v)
 	remus_repl_assembler_release(&v->asmb);
 }
 
+/* What the assembler released, as one buffer (@out initialised here). */
+static void store_to_buf(struct remus_spill *st, struct remus_buf *out)
+{
+	uint8_t buf[65536];
+	ssize_t r;
+
+	remus_buf_init(out, 0);
+	while ((r = remus_spill_read(st, buf, sizeof(buf))) > 0)
+		assert_int_equal(remus_buf_append(out, buf, (size_t)r), 0);
+	assert_int_equal(r, 0);
+}
+
 static void sby_handle(struct env *v, const struct remus_repl_msg *m)
 {
 	struct remus_repl_epoch ep;
@@ -411,8 +423,9 @@ static void sby_handle(struct env *v, const struct remus_repl_msg *m)
 			v->ngot++;
 			g->session = v->sessions;
 			g->epoch = ep.epoch;
-			g->data = ep.data;
-			g->device = ep.device;
+			store_to_buf(&ep.data, &g->data);
+			store_to_buf(&ep.device, &g->device);
+			remus_repl_epoch_release(&ep);
 			remus_tl_add(&v->tl, "link:COMMIT_REQ %llu", (unsigned long long)ep.epoch);
 			if (!v->hold_acks)
 				sby_put_ack(v, ep.epoch);

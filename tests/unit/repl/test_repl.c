@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <xxhash.h>
@@ -699,9 +700,26 @@ static struct remus_repl_msg feed_chunks(struct remus_repl_assembler *a, uint64_
 		assert_int_equal(remus_repl_assembler_feed(a, &m, &out), 0);
 	}
 	/* Nothing was released before the commit. */
-	assert_null(out.data.mem);
-	assert_null(out.device.mem);
+	assert_int_equal(remus_spill_total(&out.data), 0);
+	assert_int_equal(remus_spill_total(&out.device), 0);
 	return commit(epoch, sizeof(ram), sizeof(dev));
+}
+
+/* @s holds exactly @n bytes of @p, read back in odd-sized pieces. */
+static void assert_store(struct remus_spill *s, const uint8_t *p, size_t n)
+{
+	uint8_t buf[4097];
+	size_t off = 0;
+	ssize_t r;
+
+	assert_int_equal(remus_spill_unread(s), n);
+	while ((r = remus_spill_read(s, buf, sizeof(buf))) > 0) {
+		assert_true(off + (size_t)r <= n);
+		assert_memory_equal(buf, p + off, (size_t)r);
+		off += (size_t)r;
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(off, n);
 }
 
 static void test_epoch_released_only_on_valid_commit(void **state)
@@ -716,10 +734,8 @@ static void test_epoch_released_only_on_valid_commit(void **state)
 		remus_repl_epoch_init(&out);
 		assert_int_equal(remus_repl_assembler_feed(&a, &c, &out), 1);
 		assert_int_equal(out.epoch, epoch);
-		assert_int_equal(remus_buf_len(&out.data), sizeof(ram));
-		assert_memory_equal(remus_buf_data(&out.data), ram, sizeof(ram));
-		assert_int_equal(remus_buf_len(&out.device), sizeof(dev));
-		assert_memory_equal(remus_buf_data(&out.device), dev, sizeof(dev));
+		assert_store(&out.data, ram, sizeof(ram));
+		assert_store(&out.device, dev, sizeof(dev));
 		remus_repl_epoch_release(&out);
 		assert_int_equal(a.next_epoch, epoch + 1);
 	}
@@ -727,7 +743,7 @@ static void test_epoch_released_only_on_valid_commit(void **state)
 	c = commit(8, 0, 0);
 	remus_repl_epoch_init(&out);
 	assert_int_equal(remus_repl_assembler_feed(&a, &c, &out), 1);
-	assert_int_equal(remus_buf_len(&out.data) + remus_buf_len(&out.device), 0);
+	assert_int_equal(remus_spill_total(&out.data) + remus_spill_total(&out.device), 0);
 	remus_repl_epoch_release(&out);
 	remus_repl_assembler_release(&a);
 	remus_repl_assembler_release(&a); /* idempotent */
@@ -743,14 +759,18 @@ static void expect_reject(struct remus_repl_assembler *a, const struct remus_rep
 
 	remus_repl_epoch_init(&out);
 	assert_int_equal(remus_repl_assembler_feed(a, m, &out), err);
-	assert_null(out.data.mem);
-	assert_null(out.device.mem);
+	assert_int_equal(remus_spill_total(&out.data), 0);
+	assert_int_equal(remus_spill_total(&out.device), 0);
 	assert_non_null(strstr(remus_repl_assembler_error(a), needle));
-	/* The partial epoch is gone, and a valid commit cannot revive it. */
-	assert_int_equal(remus_buf_len(&a->data) + remus_buf_len(&a->device), 0);
+	/* The partial epoch is gone (its memory and file with it), and a
+	 * valid commit cannot revive it. */
+	assert_int_equal(remus_spill_total(&a->data) + remus_spill_total(&a->device), 0);
+	assert_int_equal(a->data.fd, -1);
+	if (a->budget)
+		assert_int_equal(a->budget->used, 0);
 	again = commit(a->next_epoch, sizeof(ram), sizeof(dev));
 	assert_int_equal(remus_repl_assembler_feed(a, &again, &out), err);
-	assert_null(out.data.mem);
+	assert_int_equal(remus_spill_total(&out.data), 0);
 }
 
 static void test_missing_frame_rejected(void **state)
@@ -924,6 +944,174 @@ static void test_non_epoch_message_not_sticky(void **state)
 	remus_repl_assembler_release(&a);
 }
 
+/* ---- the assembler's stores: spill files and pass-through ------------- */
+
+#define BIG ((size_t)1 << 20)
+static uint8_t big_data[BIG];
+
+static struct remus_repl_msg commit_of(uint64_t epoch, const uint8_t *d, size_t nd,
+				       const uint8_t *v, size_t nv)
+{
+	struct remus_repl_msg m = { .type = REMUS_REPL_COMMIT_REQ, .seq = epoch };
+	XXH3_state_t *s = XXH3_createState();
+
+	XXH3_64bits_reset(s);
+	XXH3_64bits_update(s, d, nd);
+	XXH3_64bits_update(s, v, nv);
+	m.u.commit.data_len = nd;
+	m.u.commit.device_len = nv;
+	m.u.commit.hash = XXH3_64bits_digest(s);
+	m.u.commit.disk_hash = XXH3_64bits(NULL, 0);
+	XXH3_freeState(s);
+	return m;
+}
+
+/* Feeds @nd bytes of @d as data and @nv of @v as device, @step at a time;
+ * every feed must return 0. */
+static void feed_epoch(struct remus_repl_assembler *a, uint64_t epoch, const uint8_t *d,
+		       size_t nd, const uint8_t *v, size_t nv, size_t step)
+{
+	struct remus_repl_epoch out;
+	struct remus_repl_msg m;
+	size_t off, k;
+
+	remus_repl_epoch_init(&out);
+	for (off = 0; off < nd; off += k) {
+		k = nd - off < step ? nd - off : step;
+		m = chunk(REMUS_REPL_EPOCH_DATA, epoch, off, d, k);
+		assert_int_equal(remus_repl_assembler_feed(a, &m, &out), 0);
+	}
+	for (off = 0; off < nv; off += k) {
+		k = nv - off < step ? nv - off : step;
+		m = chunk(REMUS_REPL_EPOCH_DEVICE, epoch, off, v, k);
+		assert_int_equal(remus_repl_assembler_feed(a, &m, &out), 0);
+	}
+}
+
+static void fill_big(void)
+{
+	for (size_t i = 0; i < BIG; i++)
+		big_data[i] = (uint8_t)(i * 2654435761u >> 11);
+}
+
+/* An epoch bigger than the budget: memory up to it, the rest in a file,
+ * verified at commit as a memory-only one, released whole. */
+static void test_epoch_spills_to_file(void **state)
+{
+	char dir[] = "/tmp/remus-asm-test-XXXXXX";
+	struct remus_spill_budget b = { .limit = 256 << 10 };
+	struct remus_repl_assembler a;
+	struct remus_repl_epoch out;
+	struct remus_repl_msg c;
+
+	fill_big();
+	assert_non_null(mkdtemp(dir));
+	remus_repl_assembler_init(&a, 0, 0);
+	remus_repl_assembler_store(&a, &b, dir);
+	feed_epoch(&a, 0, big_data, BIG, dev, sizeof(dev), 65536 + 7);
+	assert_true(b.peak <= b.limit);
+	assert_true(remus_spill_spilled(&a.data) >= BIG - b.limit);
+	/* the device part (after the data) spills too: the budget is spent */
+	assert_int_equal(remus_spill_spilled(&a.device), sizeof(dev));
+	c = commit_of(0, big_data, BIG, dev, sizeof(dev));
+	remus_repl_epoch_init(&out);
+	assert_int_equal(remus_repl_assembler_feed(&a, &c, &out), 1);
+	assert_int_equal(out.epoch, 0);
+	assert_true(remus_spill_spilled(&out.data) > 0);
+	assert_store(&out.data, big_data, BIG);
+	assert_store(&out.device, dev, sizeof(dev));
+	remus_repl_epoch_release(&out);
+	assert_int_equal(b.used, 0);
+
+	/* One byte altered in the spilled part: the hash (taken as chunks
+	 * arrive, before they are stored) catches it; memory and file go. */
+	big_data[BIG - 100] ^= 1;
+	feed_epoch(&a, 1, big_data, BIG, dev, sizeof(dev), 65536);
+	big_data[BIG - 100] ^= 1;
+	assert_true(b.used > 0);
+	c = commit_of(1, big_data, BIG, dev, sizeof(dev));
+	expect_reject(&a, &c, -EBADMSG, "end-to-end hash mismatch");
+	assert_false(remus_repl_assembler_local_error(&a));
+	remus_repl_assembler_release(&a);
+	assert_int_equal(b.used, 0);
+	assert_true(b.peak <= b.limit);
+	assert_int_equal(rmdir(dir), 0); /* no file left behind */
+}
+
+/* A spill file that cannot be created is our failure, not the primary's. */
+static void test_epoch_spill_error_is_local(void **state)
+{
+	struct remus_spill_budget b = { .limit = 128 << 10 };
+	struct remus_repl_assembler a;
+	struct remus_repl_epoch out;
+	struct remus_repl_msg m;
+	int rc = 0;
+	size_t off;
+
+	fill_big();
+	remus_repl_assembler_init(&a, 0, 0);
+	remus_repl_assembler_store(&a, &b, "/nonexistent-remus-dir");
+	remus_repl_epoch_init(&out);
+	for (off = 0; off < BIG && rc == 0; off += 65536) {
+		m = chunk(REMUS_REPL_EPOCH_DATA, 0, off, big_data, 65536);
+		rc = remus_repl_assembler_feed(&a, &m, &out);
+	}
+	assert_int_equal(rc, -ENOENT);
+	assert_true(remus_repl_assembler_local_error(&a));
+	assert_non_null(strstr(remus_repl_assembler_error(&a), "spill file in /nonexistent"));
+	assert_int_equal(b.used, 0);
+	remus_repl_assembler_release(&a);
+}
+
+/* Pass-through: the data is the caller's as it is accepted, yet sizes and
+ * the hash are checked at commit exactly as for a kept epoch. */
+static void test_pass_through_data(void **state)
+{
+	struct remus_repl_assembler a;
+	struct remus_repl_epoch out;
+	struct remus_repl_msg c, m;
+
+	remus_repl_assembler_init(&a, 0, 0);
+	remus_repl_assembler_pass_data(&a, true);
+	feed_epoch(&a, 0, ram, sizeof(ram), dev, sizeof(dev), 999);
+	assert_int_equal(remus_spill_total(&a.data), 0);
+	assert_int_equal(a.data_len, sizeof(ram));
+	c = commit(0, sizeof(ram), sizeof(dev));
+	remus_repl_epoch_init(&out);
+	assert_int_equal(remus_repl_assembler_feed(&a, &c, &out), 1);
+	assert_int_equal(remus_spill_total(&out.data), 0);
+	assert_store(&out.device, dev, sizeof(dev));
+	remus_repl_epoch_release(&out);
+
+	/* What passed through is still covered by the hash. */
+	ram[7] ^= 0x10;
+	feed_epoch(&a, 1, ram, sizeof(ram), dev, sizeof(dev), 999);
+	ram[7] ^= 0x10;
+	c = commit(1, sizeof(ram), sizeof(dev));
+	expect_reject(&a, &c, -EBADMSG, "end-to-end hash mismatch");
+	remus_repl_assembler_release(&a);
+
+	/* The mode changes with the next epoch, never inside an open one. */
+	remus_repl_assembler_init(&a, 0, 0);
+	remus_repl_assembler_pass_data(&a, true);
+	remus_repl_epoch_init(&out);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 0, 0, ram, 100);
+	assert_int_equal(remus_repl_assembler_feed(&a, &m, &out), 0);
+	remus_repl_assembler_pass_data(&a, false);
+	m = chunk(REMUS_REPL_EPOCH_DATA, 0, 100, ram, sizeof(ram) - 100);
+	assert_int_equal(remus_repl_assembler_feed(&a, &m, &out), 0);
+	c = commit(0, sizeof(ram), 0);
+	assert_int_equal(remus_repl_assembler_feed(&a, &c, &out), 1);
+	assert_int_equal(remus_spill_total(&out.data), 0);
+	remus_repl_epoch_release(&out);
+	feed_epoch(&a, 1, ram, sizeof(ram), dev, sizeof(dev), 4096);
+	c = commit(1, sizeof(ram), sizeof(dev));
+	assert_int_equal(remus_repl_assembler_feed(&a, &c, &out), 1);
+	assert_store(&out.data, ram, sizeof(ram));
+	remus_repl_epoch_release(&out);
+	remus_repl_assembler_release(&a);
+}
+
 /* The primary's sender, the codec and the assembler together: what the
  * standby releases is byte for byte what the primary framed. */
 static void test_tx_through_codec_to_assembler(void **state)
@@ -959,8 +1147,8 @@ static void test_tx_through_codec_to_assembler(void **state)
 		if (rc == 1) {
 			released++;
 			assert_int_equal(out.epoch, released);
-			assert_memory_equal(remus_buf_data(&out.data), ram, sizeof(ram));
-			assert_memory_equal(remus_buf_data(&out.device), dev, sizeof(dev));
+			assert_store(&out.data, ram, sizeof(ram));
+			assert_store(&out.device, dev, sizeof(dev));
 			remus_repl_epoch_release(&out);
 		}
 	}
@@ -1101,6 +1289,9 @@ int main(void)
 		cmocka_unit_test(test_discard_at_failover),
 		cmocka_unit_test(test_epoch_size_bound),
 		cmocka_unit_test(test_non_epoch_message_not_sticky),
+		cmocka_unit_test(test_epoch_spills_to_file),
+		cmocka_unit_test(test_epoch_spill_error_is_local),
+		cmocka_unit_test(test_pass_through_data),
 		cmocka_unit_test(test_tx_through_codec_to_assembler),
 		cmocka_unit_test(test_tx_all_or_nothing),
 		cmocka_unit_test(test_disk_writes_commit_with_epoch),
