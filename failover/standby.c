@@ -4,10 +4,24 @@
  *
  * Three fds meet here: the listening socket, the link to the primary (one
  * session at a time; a second primary is refused), and the standby QEMU's
- * incoming socket, to which committed epochs are written as fast as QEMU
- * reads them (qemu_out).  An epoch's COMMIT_ACK goes out as soon as the
- * epoch is complete and verified in our memory: from then on it survives
- * the primary, which is what the primary's output commit needs.
+ * incoming socket, which failover/feed.h writes in bounded steps.  An
+ * epoch's COMMIT_ACK goes out as soon as the epoch is complete and
+ * verified in our store (memory, then a spill file): from then on it
+ * survives the primary, which is what the primary's output commit needs.
+ *
+ * Where an epoch's data goes:
+ *
+ *   nothing committed yet      (direct) to the feed as each EPOCH_DATA is
+ *                              accepted; the assembler only checks it
+ *   a committed epoch exists   (spilled) to the assembler's store, within
+ *                              the epoch budget (--epoch-mem), the rest in
+ *                              a spill file; at commit the store is queued
+ *                              on the feed, which streams it to QEMU
+ *
+ * Reading the link stops while the feed has enough to do
+ * (remus_feed_wants_input()), so QEMU's speed bounds what we hold; the
+ * primary's words then wait in the socket, which the liveness check
+ * counts as heard (late_beats), never as silence.
  *
  * Takeover timeline (each step waits for the previous one):
  *
@@ -33,6 +47,8 @@
 
 #include "common/buf.h"
 #include "common/child.h"
+#include "common/spill.h"
+#include "failover/feed.h"
 #include "common/log.h"
 #include "common/loop.h"
 #include "common/sock.h"
@@ -43,7 +59,6 @@
 #include "repl/repl.h"
 
 #define LOG "standby"
-#define QEMU_OUT_LIMIT ((size_t)2 << 30)
 #define LOAD_TIMEOUT_MS 30000u
 #define FENCE_TIMEOUT_MS 30000u
 
@@ -63,29 +78,31 @@ struct remus_standby {
 	char peer[64];
 	struct remus_repl_assembler asmb;
 	bool hello_ok;
+	bool link_paused;         /* not reading: the feed has enough to do */
+	uint32_t page_size;       /* the guest's, from HELLO */
 	uint64_t sessions;
 
-	/* the standby QEMU's incoming stream */
-	int qemu_fd;
-	bool qemu_connected;
-	bool stream_used;         /* a session's bytes went to this QEMU */
-	struct remus_buf qemu_out;
-	uint64_t qemu_written;
-	struct remus_timer qemu_retry;
+	/* the standby QEMU's incoming stream, and the epochs' memory */
+	struct remus_feed *feed;
+	struct remus_spill_budget budget; /* every epoch store's memory */
+	char *spill_dir;
+	uint64_t stream_end;      /* epoch number after the last one in the stream */
 
 	/* what a takeover needs */
 	bool have_commit;
 	uint64_t committed_epoch;
-	struct remus_buf last_dev;
-	bool have_sid;
-	uint32_t ram_sid;
+	struct remus_spill last_dev; /* the last committed epoch's device part */
 	uint64_t epochs_committed;
 	uint64_t bytes_committed;
+	uint64_t epochs_direct;   /* committed while passed on as they came */
+	uint64_t epochs_spilled;  /* committed with a part in a spill file */
+	uint64_t bytes_spilled;   /* written to spill files, all epochs */
 
 	/* takeover */
 	struct remus_failover_report rep;
 	uint64_t t_lost_ns;
 	bool tail_queued;
+	bool qemu_gone;           /* the feed failed: QEMU's incoming stream is over */
 	struct remus_child *fence_child; /* the fence command while it runs */
 	struct remus_child *hook_child;  /* the activation hook while it runs */
 	struct remus_timer step_timer;   /* polls the standby QEMU's load */
@@ -182,136 +199,6 @@ static int standby_qmp(struct remus_standby *s, const char *cmd, struct json_obj
 	return remus_qmp_execute_owned(s->qmp, s, cmd, args, -1, 0, fn, s);
 }
 
-/* ---- the standby QEMU's incoming socket ------------------------------ */
-
-static void qemu_update_events(struct remus_standby *s)
-{
-	unsigned ev = REMUS_EV_READ;
-
-	if (s->qemu_fd < 0)
-		return;
-	if (!s->qemu_connected || remus_buf_len(&s->qemu_out))
-		ev |= REMUS_EV_WRITE;
-	remus_loop_mod_fd(s->loop, s->qemu_fd, ev);
-}
-
-static void qemu_connect(struct remus_standby *s);
-
-static void on_qemu_retry(struct remus_loop *loop, void *opaque)
-{
-	struct remus_standby *s = opaque;
-
-	qemu_connect(s);
-}
-
-static void qemu_fail(struct remus_standby *s, const char *what, int err)
-{
-	remus_err(LOG, "standby QEMU incoming socket %s: %s: %s", s->incoming, what,
-		  strerror(err));
-	if (s->qemu_fd >= 0) {
-		remus_loop_del_fd(s->loop, s->qemu_fd);
-		close(s->qemu_fd);
-		s->qemu_fd = -1;
-	}
-	s->qemu_connected = false;
-	if (s->state == REMUS_STANDBY_FAILOVER) {
-		s->rep.rc = -err;
-		failover_step(s);
-	}
-}
-
-static void on_qemu_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
-{
-	struct remus_standby *s = opaque;
-	char drop[4096];
-	ssize_t r;
-
-	if (!s->qemu_connected) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-
-		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-		if (err) {
-			/* QEMU may not be listening yet: try again shortly. */
-			remus_loop_del_fd(s->loop, fd);
-			close(fd);
-			s->qemu_fd = -1;
-			if (!remus_timer_armed(&s->qemu_retry))
-				remus_timer_arm(&s->qemu_retry, 50);
-			return;
-		}
-		s->qemu_connected = true;
-		remus_info(LOG, "connected to the standby QEMU's incoming socket %s", s->incoming);
-	}
-	if (ev & (REMUS_EV_READ | REMUS_EV_ERROR)) {
-		/* The destination's return path: nothing in it matters to us. */
-		r = read(fd, drop, sizeof(drop));
-		if (r == 0 && s->state != REMUS_STANDBY_ACTIVE) {
-			if (s->state == REMUS_STANDBY_FAILOVER && s->tail_queued &&
-			    !remus_buf_len(&s->qemu_out)) {
-				/* QEMU closes after loading the tail: expected. */
-				remus_loop_del_fd(s->loop, fd);
-				close(fd);
-				s->qemu_fd = -1;
-				return;
-			}
-			qemu_fail(s, "closed by QEMU", EPIPE);
-			return;
-		}
-		if (r < 0 && errno != EAGAIN && errno != EINTR) {
-			qemu_fail(s, "read", errno);
-			return;
-		}
-	}
-	if (ev & REMUS_EV_WRITE && remus_buf_len(&s->qemu_out)) {
-		size_t before = remus_buf_len(&s->qemu_out);
-
-		r = remus_buf_write_fd(&s->qemu_out, fd);
-		if (r < 0 && r != -EAGAIN) {
-			qemu_fail(s, "write", (int)-r);
-			return;
-		}
-		s->qemu_written += before - remus_buf_len(&s->qemu_out);
-		if (!remus_buf_len(&s->qemu_out) && s->state == REMUS_STANDBY_FAILOVER)
-			failover_step(s);
-	}
-	if (s->qemu_fd >= 0)
-		qemu_update_events(s);
-}
-
-static void qemu_connect(struct remus_standby *s)
-{
-	int fd = remus_unix_connect(s->incoming, true), rc;
-
-	if (fd < 0) {
-		if (fd != -ENOENT && fd != -ECONNREFUSED)
-			remus_warn(LOG, "standby QEMU incoming socket %s: %s; retrying",
-				   s->incoming, strerror(-fd));
-		remus_timer_arm(&s->qemu_retry, 50);
-		return;
-	}
-	s->qemu_fd = fd;
-	s->qemu_connected = false;
-	rc = remus_loop_add_fd(s->loop, fd, REMUS_EV_READ | REMUS_EV_WRITE, on_qemu_event, s);
-	if (rc < 0) {
-		/* Like a refused connect: try again shortly. */
-		remus_warn(LOG, "cannot watch the standby QEMU's incoming socket %s: %s; "
-			   "retrying", s->incoming, strerror(-rc));
-		close(fd);
-		s->qemu_fd = -1;
-		remus_timer_arm(&s->qemu_retry, 50);
-	}
-}
-
-static int qemu_queue(struct remus_standby *s, const void *p, size_t n)
-{
-	int rc = remus_buf_append(&s->qemu_out, p, n);
-
-	if (rc == 0)
-		qemu_update_events(s);
-	return rc;
-}
-
 /* ---- the link to the primary ----------------------------------------- */
 
 /* An ack or a refusal goes out at once: the primary's output commit waits
@@ -322,8 +209,25 @@ static void link_send_now(struct remus_standby *s)
 	remus_link_send(&s->link);
 }
 
+/* Reading the link waits while the feed has enough to write (see the top
+ * of this file); the feed's progress resumes it. */
+static void link_throttle(struct remus_standby *s)
+{
+	bool pause = !remus_feed_wants_input(s->feed);
+
+	if (pause != s->link_paused) {
+		s->link_paused = pause;
+		remus_link_pause_input(&s->link, pause);
+	}
+}
+
+/* Ends the session.  A direct epoch in progress is cut cleanly: its whole
+ * records stay in the standby QEMU's stream, which goes on after it. */
 static void link_end(struct remus_standby *s)
 {
+	if (s->feed && remus_feed_direct_cut(s->feed))
+		s->stream_end = s->asmb.next_epoch + 1;
+	s->link_paused = false;
 	remus_link_close(&s->link);
 	s->hello_ok = false;
 	if (s->state == REMUS_STANDBY_RECEIVING)
@@ -344,52 +248,50 @@ static void primary_lost(struct remus_standby *s, bool said_close, const char *f
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	if (said_close || !s->have_commit || s->cfg.no_auto_failover) {
+		bool direct = remus_feed_direct_open(s->feed);
 		size_t dropped = remus_repl_assembler_discard(&s->asmb);
 
 		if (s->hooks.discard)
 			s->hooks.discard(s->hooks.opaque);
-		remus_warn(LOG, "%s; session ended%s (%zu uncommitted bytes dropped)", why,
+		remus_warn(LOG, "%s; session ended%s (%zu uncommitted bytes %s)", why,
 			   said_close ? "" : !s->have_commit ? ", nothing committed to take over from"
 							     : ", automatic failover is off",
-			   dropped);
+			   dropped, direct ? "received, their whole records kept in the standby "
+					     "QEMU's stream" : "dropped");
 		link_end(s);
 		return;
 	}
 	start_failover(s, "%s", why);
 }
 
-static int find_ram_sid(struct remus_standby *s, const struct remus_buf *data)
-{
-	struct remus_migstream_opts opts = { .max_buffered = remus_buf_len(data) + 1 };
-	struct remus_migstream *p = NULL;
-	struct remus_migstream_token tok;
-	int rc;
-
-	rc = remus_migstream_new(&opts, &p);
-	if (rc < 0)
-		return rc;
-	rc = remus_migstream_feed(p, remus_buf_data(data), remus_buf_len(data));
-	while (rc == 0 && (rc = remus_migstream_next(p, &tok)) == 1) {
-		if (tok.kind == REMUS_MS_START) {
-			s->ram_sid = tok.section_id;
-			s->have_sid = true;
-			break;
-		}
-		rc = 0;
-		if (remus_migstream_offset(p) >= remus_buf_len(data))
-			break;
-	}
-	remus_migstream_free(p);
-	return s->have_sid ? 0 : -EBADMSG;
-}
-
+/* Epoch @ep is complete and verified: make it durable (disk, our store),
+ * hand its data to the feed, keep its device part, acknowledge it. */
 static void on_epoch(struct remus_standby *s, struct remus_repl_epoch *ep)
 {
+	bool direct = remus_feed_direct_open(s->feed);
+	uint64_t data_len = direct ? s->asmb.data_len : remus_spill_total(&ep->data);
+	uint64_t dev_len = remus_spill_total(&ep->device);
+	uint64_t spilled = remus_spill_spilled(&ep->data) + remus_spill_spilled(&ep->device);
+	uint8_t last = 0xff;
 	int rc;
 
-	if (!s->have_sid && find_ram_sid(s, &ep->data) < 0) {
-		primary_lost(s, true, "epoch 0 from %s carries no START(ram) section", s->peer);
+	/* A device part that does not end in EOF would fail the takeover
+	 * that needs it: refuse it now, while the last one still works. */
+	if (!remus_spill_last_byte(&ep->device, &last) || last != REMUS_MIG_EOF) {
+		primary_lost(s, false, "epoch %llu from %s: its device part %s",
+			     (unsigned long long)ep->epoch, s->peer,
+			     dev_len ? "does not end in EOF" : "is empty");
 		return;
+	}
+	if (direct) {
+		if (remus_feed_direct_end(s->feed) < 0) {
+			primary_lost(s, false, "epoch %llu from %s: %s",
+				     (unsigned long long)ep->epoch, s->peer,
+				     remus_feed_error(s->feed));
+			return;
+		}
+		/* All of it is in the stream now, committed or not. */
+		s->stream_end = ep->epoch + 1;
 	}
 	/* Disk first: if its epoch cannot be made durable, memory must not
 	 * move on either. */
@@ -398,26 +300,32 @@ static void on_epoch(struct remus_standby *s, struct remus_repl_epoch *ep)
 			     (unsigned long long)ep->epoch, strerror(-rc));
 		return;
 	}
-	rc = qemu_queue(s, remus_buf_data(&ep->data), remus_buf_len(&ep->data));
-	if (rc < 0) {
-		primary_lost(s, true, "standby QEMU does not keep up (%zu bytes queued): %s",
-			     remus_buf_len(&s->qemu_out), strerror(-rc));
+	if (!direct && (rc = remus_feed_push(s->feed, &ep->data)) < 0) {
+		primary_lost(s, true, "epoch %llu: cannot queue it for the standby QEMU: %s",
+			     (unsigned long long)ep->epoch, strerror(-rc));
 		return;
 	}
-	s->stream_used = true;
-	/* Keep the device part of the newest committed epoch: swap buffers. */
-	remus_buf_release(&s->last_dev);
-	s->last_dev = ep->device;
-	remus_buf_init(&ep->device, 0);
+	/* Keep the device part of the newest committed epoch. */
+	remus_spill_move(&s->last_dev, &ep->device);
 	s->have_commit = true;
 	s->committed_epoch = ep->epoch;
+	s->stream_end = ep->epoch + 1;
 	s->epochs_committed++;
-	s->bytes_committed += remus_buf_len(&ep->data) + remus_buf_len(&s->last_dev);
+	s->bytes_committed += data_len + dev_len;
+	if (direct)
+		s->epochs_direct++;
+	if (spilled) {
+		s->epochs_spilled++;
+		s->bytes_spilled += spilled;
+	}
+	/* Later epochs must not touch the stream before their commit. */
+	remus_repl_assembler_pass_data(&s->asmb, false);
 	remus_repl_put_commit_ack(remus_link_out(&s->link), ep->epoch);
 	link_send_now(s);
-	remus_debug(LOG, "epoch %llu committed: %zu data + %zu device bytes",
-		    (unsigned long long)ep->epoch, remus_buf_len(&ep->data),
-		    remus_buf_len(&s->last_dev));
+	remus_debug(LOG, "epoch %llu committed: %llu data + %llu device bytes, %s%llu spilled",
+		    (unsigned long long)ep->epoch, (unsigned long long)data_len,
+		    (unsigned long long)dev_len, direct ? "passed on as they came, " : "",
+		    (unsigned long long)spilled);
 }
 
 static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m)
@@ -425,6 +333,8 @@ static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m
 	struct remus_repl_hello want = { .version = REMUS_REPL_VERSION };
 	struct remus_repl_hello_ack ack = { 0 };
 	char reason[REMUS_REPL_REASON_MAX];
+	enum remus_feed_stream stream;
+	uint32_t sid = 0;
 	int rc;
 
 	/* Compare with ourselves: same version, and the VM name if we were
@@ -442,10 +352,12 @@ static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m
 			 remus_standby_state_name(s->state));
 		rc = -EBUSY;
 	}
-	if (rc == 0 && s->stream_used && !s->have_sid) {
-		snprintf(reason, sizeof(reason), "the standby QEMU took part of a stream it "
-			 "cannot continue; restart it with -incoming before protecting again");
-		rc = -EBUSY;
+	stream = remus_feed_stream(s->feed, &sid);
+	if (rc == 0 && stream == REMUS_FEED_BROKEN) {
+		snprintf(reason, sizeof(reason), "the standby QEMU's incoming migration is over "
+			 "(it closed its socket or could not be written to): restart the standby "
+			 "QEMU with -incoming and then remusd standby");
+		rc = -EPIPE;
 	}
 	if (rc < 0) {
 		remus_err(LOG, "refusing primary %s: %s", s->peer, reason);
@@ -454,16 +366,22 @@ static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m
 		link_end(s);
 		return;
 	}
-	/* A QEMU that holds committed epochs continues its stream: the
-	 * primary sends a full later epoch numbered after the last commit. */
+	/* A QEMU that holds a stream continues it: the primary sends a full
+	 * later epoch numbered after the last one in it.  That holds for a
+	 * stream cut before its first commit too (failover/feed.h). */
 	ack.version = REMUS_REPL_VERSION;
-	if (s->stream_used) {
+	if (stream == REMUS_FEED_RESUMABLE) {
 		ack.flags = REMUS_REPL_ACK_RESUME;
-		ack.ram_sid = s->ram_sid;
-		ack.next_epoch = s->committed_epoch + 1;
+		ack.ram_sid = sid;
+		ack.next_epoch = s->stream_end;
 	}
 	remus_repl_assembler_release(&s->asmb);
 	remus_repl_assembler_init(&s->asmb, ack.next_epoch, 0);
+	remus_repl_assembler_store(&s->asmb, &s->budget, s->spill_dir);
+	s->page_size = m->u.hello.page_size;
+	/* Nothing committed, nothing to protect: the standby QEMU may load
+	 * the epochs as they come until one commits. */
+	remus_repl_assembler_pass_data(&s->asmb, !s->have_commit);
 	if (s->hooks.discard)
 		s->hooks.discard(s->hooks.opaque);
 	if (s->hooks.session_open && (rc = s->hooks.session_open(s->hooks.opaque,
@@ -483,17 +401,39 @@ static void handle_hello(struct remus_standby *s, const struct remus_repl_msg *m
 	remus_repl_encode(remus_link_out(&s->link), &(struct remus_repl_msg){
 		.type = REMUS_REPL_HELLO_ACK, .u.ack = ack });
 	link_send_now(s);
-	remus_info(LOG, "primary %s protects VM '%.*s'; session %llu, %s", s->peer,
-		   (int)m->u.hello.vm_name.len, m->u.hello.vm_name.p,
-		   (unsigned long long)s->sessions,
-		   s->stream_used ? "resuming the stream after the last committed epoch"
-				  : "new stream");
+	if (stream == REMUS_FEED_RESUMABLE)
+		remus_info(LOG, "primary %s protects VM '%.*s'; session %llu, resuming the stream "
+			   "at epoch %llu%s", s->peer, (int)m->u.hello.vm_name.len,
+			   m->u.hello.vm_name.p, (unsigned long long)s->sessions,
+			   (unsigned long long)ack.next_epoch,
+			   s->have_commit ? "" : " (nothing committed yet: loaded as it comes)");
+	else
+		remus_info(LOG, "primary %s protects VM '%.*s'; session %llu, new stream "
+			   "(its first epoch is loaded as it comes)", s->peer,
+			   (int)m->u.hello.vm_name.len, m->u.hello.vm_name.p,
+			   (unsigned long long)s->sessions);
+}
+
+/* An epoch could not be kept here (memory, the spill file, ...): that is
+ * no reason to take over from a primary that is fine.  It is told why
+ * (CLOSE) and the session ends; it will connect again.  @err: -errno to
+ * add to @what, or 0. */
+static void epoch_failed_here(struct remus_standby *s, uint64_t epoch, const char *what,
+			      int err)
+{
+	char reason[REMUS_REPL_REASON_MAX];
+
+	snprintf(reason, sizeof(reason), "standby cannot keep epoch %llu: %s%s%s",
+		 (unsigned long long)epoch, what, err ? ": " : "", err ? strerror(-err) : "");
+	if (remus_repl_put_close(remus_link_out(&s->link), reason) == 0)
+		link_send_now(s);
+	primary_lost(s, true, "%s", reason);
 }
 
 static void handle_msg(struct remus_standby *s, const struct remus_repl_msg *m)
 {
 	struct remus_repl_epoch ep;
-	int rc;
+	int rc, rc2;
 
 	if (!s->hello_ok && m->type != REMUS_REPL_HELLO) {
 		primary_lost(s, true, "primary %s sent %s before HELLO", s->peer,
@@ -530,12 +470,32 @@ static void handle_msg(struct remus_standby *s, const struct remus_repl_msg *m)
 	case REMUS_REPL_COMMIT_REQ:
 		remus_repl_epoch_init(&ep);
 		rc = remus_repl_assembler_feed(&s->asmb, m, &ep);
+		/* A passing epoch's data goes to the standby QEMU as it comes
+		 * (an epoch without data still opens and ends its stream part). */
+		if (rc >= 0 && s->asmb.passing && !remus_feed_direct_open(s->feed) &&
+		    (rc2 = remus_feed_direct_begin(s->feed, s->page_size)) < 0) {
+			remus_repl_epoch_release(&ep);
+			epoch_failed_here(s, m->seq, "cannot pass it to the standby QEMU", rc2);
+			return;
+		}
+		if (rc == 0 && m->type == REMUS_REPL_EPOCH_DATA && s->asmb.passing &&
+		    remus_feed_direct_data(s->feed, m->u.chunk.p, m->u.chunk.len) < 0) {
+			remus_repl_epoch_release(&ep);
+			primary_lost(s, false, "epoch %llu from primary %s is not a stream the "
+				     "standby QEMU can take: %s", (unsigned long long)m->seq,
+				     s->peer, remus_feed_error(s->feed));
+			return;
+		}
 		if (rc == 1)
 			on_epoch(s, &ep);
 		remus_repl_epoch_release(&ep);
-		if (rc < 0)
+		if (rc < 0 && remus_repl_assembler_local_error(&s->asmb))
+			epoch_failed_here(s, m->seq, remus_repl_assembler_error(&s->asmb), 0);
+		else if (rc < 0)
 			primary_lost(s, false, "epoch from primary %s rejected: %s", s->peer,
 				     remus_repl_assembler_error(&s->asmb));
+		else if (remus_link_is_open(&s->link))
+			link_throttle(s);
 		return;
 	case REMUS_REPL_HEARTBEAT:
 		return;
@@ -587,10 +547,12 @@ static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 	if (remus_link_is_open(&s->link) || s->state == REMUS_STANDBY_FAILOVER ||
 	    s->state == REMUS_STANDBY_ACTIVE || s->state == REMUS_STANDBY_FAILED) {
 		struct remus_buf b;
-		char reason[160];
+		char reason[REMUS_REPL_REASON_MAX];
 
 		if (remus_link_is_open(&s->link))
 			snprintf(reason, sizeof(reason), "standby is busy with primary %s", s->peer);
+		else if (s->qemu_gone && s->state == REMUS_STANDBY_FAILED)
+			snprintf(reason, sizeof(reason), "%s", s->rep.reason);
 		else
 			snprintf(reason, sizeof(reason), "standby is %s, not accepting a primary",
 				 remus_standby_state_name(s->state));
@@ -801,6 +763,7 @@ static void run_activate_hook(struct remus_standby *s)
 static void failover_step(struct remus_standby *s)
 {
 	struct remus_buf tail;
+	uint32_t ram_sid = 0;
 	int rc;
 
 	if (s->state != REMUS_STANDBY_FAILOVER || remus_timer_armed(&s->step_timer) ||
@@ -808,6 +771,13 @@ static void failover_step(struct remus_standby *s)
 		return;
 	if (s->rep.rc < 0) {
 		failover_done(s, s->rep.rc);
+		return;
+	}
+	/* A commit means a stream with a RAM section, and its device part
+	 * was checked to end in EOF. */
+	if (remus_feed_stream(s->feed, &ram_sid) != REMUS_FEED_RESUMABLE) {
+		remus_err(LOG, "the standby QEMU's stream cannot take the failover tail");
+		failover_done(s, -EPIPE);
 		return;
 	}
 	if (s->fence && s->rep.fenced_ms == 0) {
@@ -821,22 +791,30 @@ static void failover_step(struct remus_standby *s)
 		return;
 	}
 	if (!s->tail_queued) {
-		if (!s->qemu_connected || remus_buf_len(&s->qemu_out))
-			return; /* on_qemu_event calls back when drained */
+		/* Every committed epoch reaches QEMU before the tail. */
+		if (!remus_feed_connected(s->feed) || !remus_feed_idle(s->feed))
+			return; /* the feed's progress calls back */
 		remus_buf_init(&tail, 0);
-		rc = remus_migstream_build_tail(&tail, s->ram_sid, remus_buf_data(&s->last_dev),
-						remus_buf_len(&s->last_dev));
+		rc = remus_migstream_build_tail_open(&tail, ram_sid);
 		if (rc == 0)
-			rc = qemu_queue(s, remus_buf_data(&tail), remus_buf_len(&tail));
+			rc = remus_feed_push_bytes(s->feed, remus_buf_data(&tail), remus_buf_len(&tail));
+		if (rc == 0)
+			rc = remus_feed_push(s->feed, &s->last_dev);
+		remus_buf_reset(&tail);
+		if (rc == 0)
+			rc = remus_migstream_build_tail_close(&tail);
+		if (rc == 0)
+			rc = remus_feed_push_bytes(s->feed, remus_buf_data(&tail), remus_buf_len(&tail));
 		remus_buf_release(&tail);
 		if (rc < 0) {
 			failover_done(s, rc);
 			return;
 		}
+		remus_feed_expect_close(s->feed);
 		s->tail_queued = true;
 		return;
 	}
-	if (remus_buf_len(&s->qemu_out))
+	if (!remus_feed_idle(s->feed))
 		return;
 	if (s->rep.tail_written_ms == 0) {
 		s->rep.tail_written_ms = since_lost_ms(s);
@@ -925,7 +903,49 @@ static void on_caps(struct remus_qmp *q, int rc, struct json_object *ret,
 			set_state(s, REMUS_STANDBY_FAILED, "migration capabilities refused");
 		return;
 	}
-	qemu_connect(s);
+	remus_feed_connect(s->feed);
+}
+
+static void on_feed_progress(void *opaque)
+{
+	struct remus_standby *s = opaque;
+
+	if (s->link_paused && remus_link_is_open(&s->link))
+		link_throttle(s);
+	if (s->state == REMUS_STANDBY_FAILOVER)
+		failover_step(s);
+}
+
+/* The standby QEMU's incoming migration is over: it can neither take
+ * another epoch nor be taken over, so this standby stops (FAILED) and
+ * says what to do, to the log, to status and to every primary. */
+static void on_feed_failed(void *opaque, const char *what, int err)
+{
+	struct remus_standby *s = opaque;
+
+	remus_err(LOG, "standby QEMU incoming socket %s: %s: %s", s->incoming, what,
+		  strerror(err));
+	s->qemu_gone = true;
+	if (s->state == REMUS_STANDBY_FAILOVER) {
+		s->rep.rc = -err;
+		failover_step(s);
+		return;
+	}
+	if (s->state == REMUS_STANDBY_ACTIVE || s->state == REMUS_STANDBY_FAILED)
+		return;
+	snprintf(s->rep.reason, sizeof(s->rep.reason), "the standby QEMU's incoming migration "
+		 "is over (%s: %s): restart the standby QEMU with -incoming, then remusd standby",
+		 what, strerror(err));
+	s->rep.rc = -EPIPE;
+	remus_repl_assembler_discard(&s->asmb);
+	if (s->hooks.discard)
+		s->hooks.discard(s->hooks.opaque);
+	if (remus_link_is_open(&s->link) && remus_repl_put_close(remus_link_out(&s->link), s->rep.reason) == 0)
+		link_send_now(s);
+	link_end(s);
+	if (set_state(s, REMUS_STANDBY_FAILED, "the standby QEMU's incoming migration is over") < 0)
+		return;
+	remus_err(LOG, "%s; this standby takes no epoch and cannot take over", s->rep.reason);
 }
 
 static char *dup_opt(const char *s, bool *oom)
@@ -956,7 +976,6 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		return -ENOMEM;
 	s->loop = loop;
 	s->qmp = qmp;
-	remus_timer_init(&s->qemu_retry, loop, on_qemu_retry, s);
 	remus_timer_init(&s->step_timer, loop, poll_load, s);
 	s->cfg = *cfg;
 	if (!s->cfg.heartbeat_ms)
@@ -965,14 +984,18 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		s->cfg.heartbeat_miss = 5;
 	if (hooks)
 		s->hooks = *hooks;
-	s->listen_fd = s->qemu_fd = -1;
+	s->listen_fd = -1;
+	s->budget.limit = cfg->epoch_mem ? cfg->epoch_mem : REMUS_STANDBY_EPOCH_MEM_DEFAULT;
+	s->cfg.epoch_mem = s->budget.limit;
 	remus_link_init(&s->link, loop, &(struct remus_link_config){
 				.heartbeat_ms = s->cfg.heartbeat_ms,
 				.heartbeat_miss = s->cfg.heartbeat_miss,
 				.read_chunk = 1u << 20 }, &link_cbs, s);
-	remus_buf_init(&s->qemu_out, QEMU_OUT_LIMIT);
-	remus_buf_init(&s->last_dev, 0);
+	s->spill_dir = dup_opt(cfg->spill_dir ? cfg->spill_dir : "/var/tmp", &oom);
+	s->cfg.spill_dir = s->spill_dir;
+	remus_spill_init(&s->last_dev, &s->budget, s->spill_dir);
 	remus_repl_assembler_init(&s->asmb, 0, 0);
+	remus_repl_assembler_store(&s->asmb, &s->budget, s->spill_dir);
 	s->incoming = dup_opt(cfg->incoming_path, &oom);
 	s->vm_name = dup_opt(cfg->vm_name, &oom);
 	s->fence = dup_opt(cfg->fence_cmd, &oom);
@@ -982,6 +1005,10 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		rc = -ENOMEM;
 		goto fail;
 	}
+	rc = remus_feed_new(loop, s->incoming, &(struct remus_feed_hooks){
+		.progress = on_feed_progress, .failed = on_feed_failed, .opaque = s }, &s->feed);
+	if (rc < 0)
+		goto fail;
 	rc = remus_tcp_listen(s->listen_host, cfg->listen_port, 4, &s->port);
 	if (rc < 0) {
 		remus_err(LOG, "cannot listen on %s:%u for the primary: %s",
@@ -1015,12 +1042,8 @@ static void teardown(struct remus_standby *s)
 		close(s->listen_fd);
 		s->listen_fd = -1;
 	}
-	if (s->qemu_fd >= 0) {
-		remus_loop_del_fd(s->loop, s->qemu_fd);
-		close(s->qemu_fd);
-		s->qemu_fd = -1;
-	}
-	remus_timer_disarm(&s->qemu_retry);
+	remus_feed_free(s->feed);
+	s->feed = NULL;
 	remus_timer_disarm(&s->step_timer);
 	/* A fence still running is killed; the activation hook finishes its
 	 * work (moving an address, ...) even if we go. */
@@ -1039,8 +1062,8 @@ void remus_standby_free(struct remus_standby *s)
 	teardown(s);
 	remus_repl_assembler_release(&s->asmb);
 	remus_link_release(&s->link);
-	remus_buf_release(&s->qemu_out);
-	remus_buf_release(&s->last_dev);
+	remus_spill_release(&s->last_dev);
+	free(s->spill_dir);
 	free(s->incoming);
 	free(s->vm_name);
 	free(s->fence);
@@ -1059,9 +1082,35 @@ uint16_t remus_standby_port(const struct remus_standby *s)
 	return s->port;
 }
 
+/* A "Key:   N kB" line of /proc/self/status, in kB; -1 if missing. */
+static long long proc_status_kb(const char *key)
+{
+	char line[256];
+	size_t n = strlen(key);
+	long long v = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, key, n) == 0 && line[n] == ':') {
+			v = strtoll(line + n + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+uint64_t remus_standby_memory_bound(const struct remus_standby *s)
+{
+	return s->budget.limit + REMUS_STANDBY_MEM_OVERHEAD;
+}
+
 struct json_object *remus_standby_status_json(const struct remus_standby *s)
 {
 	struct json_object *o = json_object_new_object();
+	struct remus_feed_stats fs;
+	uint64_t spilled;
 
 	if (!o)
 		return NULL;
@@ -1077,9 +1126,27 @@ struct json_object *remus_standby_status_json(const struct remus_standby *s)
 			       s->have_commit ? json_object_new_int64((int64_t)s->committed_epoch) : NULL);
 	json_object_object_add(o, "epochs_committed", json_object_new_int64((int64_t)s->epochs_committed));
 	json_object_object_add(o, "bytes_committed", json_object_new_int64((int64_t)s->bytes_committed));
-	json_object_object_add(o, "qemu_bytes_written", json_object_new_int64((int64_t)s->qemu_written));
-	json_object_object_add(o, "qemu_bytes_queued",
-			       json_object_new_int64((int64_t)remus_buf_len(&s->qemu_out)));
+	remus_feed_stats(s->feed, &fs);
+	json_object_object_add(o, "qemu_bytes_written", json_object_new_int64((int64_t)fs.written));
+	json_object_object_add(o, "qemu_bytes_queued", json_object_new_int64((int64_t)fs.queued));
+	json_object_object_add(o, "qemu_epochs_queued", json_object_new_int64(fs.epochs_queued));
+	/* Memory (standby.h states the bound). */
+	spilled = remus_spill_file_unread(&s->asmb.data) + remus_spill_file_unread(&s->asmb.device) +
+		  remus_spill_file_unread(&s->last_dev) + fs.queued_in_files;
+	json_object_object_add(o, "epoch_mem_limit", json_object_new_int64((int64_t)s->budget.limit));
+	json_object_object_add(o, "epoch_bytes_in_memory", json_object_new_int64((int64_t)s->budget.used));
+	json_object_object_add(o, "epoch_bytes_spilled", json_object_new_int64((int64_t)spilled));
+	json_object_object_add(o, "epoch_bytes_in_memory_peak",
+			       json_object_new_int64((int64_t)s->budget.peak));
+	json_object_object_add(o, "epochs_direct", json_object_new_int64((int64_t)s->epochs_direct));
+	json_object_object_add(o, "epochs_spilled", json_object_new_int64((int64_t)s->epochs_spilled));
+	json_object_object_add(o, "bytes_spilled_total", json_object_new_int64((int64_t)s->bytes_spilled));
+	json_object_object_add(o, "stream_cuts", json_object_new_int64((int64_t)fs.cuts));
+	json_object_object_add(o, "link_paused", json_object_new_boolean(s->link_paused));
+	json_object_object_add(o, "memory_bound_kb",
+			       json_object_new_int64((int64_t)(remus_standby_memory_bound(s) >> 10)));
+	json_object_object_add(o, "rss_kb", json_object_new_int64(proc_status_kb("VmRSS")));
+	json_object_object_add(o, "peak_rss_kb", json_object_new_int64(proc_status_kb("VmHWM")));
 	if (s->state == REMUS_STANDBY_ACTIVE || s->state == REMUS_STANDBY_FAILED) {
 		struct json_object *f = json_object_new_object();
 

@@ -32,6 +32,7 @@
 #define REMUS_FAILOVER_STANDBY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct json_object;
@@ -90,7 +91,16 @@ struct remus_standby_config {
 	bool no_auto_failover;      /* only remus_standby_failover() takes over */
 	const char *fence_cmd;      /* borrowed, /bin/sh -c; must exit 0 to go on */
 	const char *activate_cmd;   /* borrowed, /bin/sh -c; run after takeover */
+	size_t epoch_mem;           /* bytes of epochs kept in memory; 0: default */
+	const char *spill_dir;      /* borrowed: spill files; NULL: /var/tmp */
 };
+
+/* The default of epoch_mem (remusd standby --epoch-mem). */
+#define REMUS_STANDBY_EPOCH_MEM_DEFAULT ((size_t)256 << 20)
+/* What the standby's resident memory may exceed epoch_mem by (see the
+ * bound above): the link's frame buffer, the feed's output buffer and
+ * parser, and the process itself. */
+#define REMUS_STANDBY_MEM_OVERHEAD ((size_t)64 << 20)
 
 struct remus_standby_hooks {
 	/* Takeover finished (state ACTIVE) or failed (FAILED); @r borrowed. */
@@ -135,8 +145,15 @@ bool remus_standby_state_transition_ok(enum remus_standby_state from,
 				       enum remus_standby_state to);
 /* The TCP port listened on (useful with listen_port 0). */
 uint16_t remus_standby_port(const struct remus_standby *s);
+/* The bound on the standby's resident memory in bytes: epoch_mem +
+ * REMUS_STANDBY_MEM_OVERHEAD (without disks; see above). */
+uint64_t remus_standby_memory_bound(const struct remus_standby *s);
 /* Status as a JSON object (owned: json_object_put()), or NULL on ENOMEM:
- *   {"role":"standby","state":...,"listen_port":N,...,"failover":{...}} */
+ *   {"role":"standby","state":...,"listen_port":N,...,"failover":{...}}
+ * with the memory figures: epoch_mem_limit, epoch_bytes_in_memory (and
+ * _peak), epoch_bytes_spilled (in spill files now), epochs_direct,
+ * epochs_spilled, bytes_spilled_total, memory_bound_kb, rss_kb and
+ * peak_rss_kb (VmRSS and VmHWM of /proc/self/status). */
 struct json_object *remus_standby_status_json(const struct remus_standby *s);
 
 #endif

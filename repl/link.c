@@ -68,7 +68,7 @@ void remus_link_close(struct remus_link *l)
 	}
 	remus_timer_disarm(&l->hb_timer);
 	remus_timer_disarm(&l->close_timer);
-	l->connected = l->closing = false;
+	l->connected = l->closing = l->input_paused = false;
 	l->write_err = 0;
 	l->events = 0;
 	remus_buf_reset(&l->in);
@@ -84,7 +84,7 @@ void remus_link_release(struct remus_link *l)
 
 static void update_events(struct remus_link *l)
 {
-	unsigned ev = REMUS_EV_READ;
+	unsigned ev = l->input_paused ? 0 : REMUS_EV_READ;
 
 	if (l->fd < 0)
 		return;
@@ -112,7 +112,7 @@ static int open_session(struct remus_link *l, int fd, bool connected, const char
 	l->fd = fd;
 	l->gen++;
 	l->connected = connected;
-	l->closing = false;
+	l->closing = l->input_paused = false;
 	l->write_err = 0;
 	remus_buf_reset(&l->in);
 	remus_buf_reset(&l->out);
@@ -366,6 +366,12 @@ static void on_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
 	}
 	if (ev & (REMUS_EV_READ | REMUS_EV_ERROR) || l->write_err)
 		read_in(l);
+}
+
+void remus_link_pause_input(struct remus_link *l, bool paused)
+{
+	l->input_paused = paused;
+	update_events(l);
 }
 
 bool remus_link_is_open(const struct remus_link *l)

@@ -16,6 +16,11 @@
  *              in the socket (FIONREAD) when the interval ends: if this
  *              process was busy (a big epoch, a loaded host), the peer was
  *              not silent, and a standby must never take over for that;
+ *   pause      the owner may stop reading for a while
+ *              (remus_link_pause_input()) when it has enough to do with
+ *              what it read; heartbeats still go out, and the peer's
+ *              words waiting unread count as heard, so a pause is never
+ *              taken for silence;
  *   the end    the peer's EOF, a read or write error, a frame the decoder
  *              refuses, silence, or a failed connect is reported once to
  *              the lost callback with a reason; the owner decides whether
@@ -95,6 +100,7 @@ struct remus_link {
 	bool connected;                 /* TCP established */
 	bool closing;                   /* goodbye queued: draining, then closed */
 	int write_err;                  /* errno of a failed write, 0 */
+	bool input_paused;              /* remus_link_pause_input() */
 	unsigned events;                /* loop interest now */
 	struct remus_buf in, out;
 	struct remus_repl_decoder dec;
@@ -133,6 +139,12 @@ struct remus_buf *remus_link_out(struct remus_link *l);
  * callback: a write error is reported by the loop (see above). */
 void remus_link_send(struct remus_link *l);
 
+/* @paused: reading the peer's input stops (for the standby: its QEMU has
+ * enough to load); false: it goes on.  Frames already read are delivered
+ * as before; an error or hang-up the loop reports is still read and
+ * delivered.  Heartbeats go on and the peer is not lost meanwhile while
+ * its words wait unread (FIONREAD).  A new session starts unpaused. */
+void remus_link_pause_input(struct remus_link *l, bool paused);
 /* Ends the session from our side: CLOSE(@reason, borrowed) goes after
  * what is queued, the link closes once that is written (or the peer
  * hangs up, or after 2 s) and then calls closed.  Input is ignored and

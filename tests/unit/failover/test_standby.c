@@ -24,6 +24,13 @@
  * remus_migstream_build_tail() of the last committed epoch), poll
  * query-migrate until completed, cont, announce-self, run the activation
  * hook, report.
+ *
+ * Where epochs go (issue 14): the first epoch of a new stream reaches the
+ * standby QEMU before its COMMIT_REQ, later ones only after theirs; with a
+ * small --epoch-mem they go through spill files and still arrive byte for
+ * byte; a first epoch cut by a lost session leaves a stream that ends
+ * cleanly (whole records, the section closed) and is resumed; a standby
+ * QEMU that closes its incoming socket stops the standby, which says so.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -81,6 +88,8 @@ struct env {
 	struct remus_repl_decoder dec;
 	struct remus_repl_tx tx;
 	bool beating, hello_acked;
+	struct remus_repl_hello_ack ack; /* the last HELLO_ACK */
+	char refused[REMUS_REPL_REASON_MAX]; /* the last HELLO_REJECT or CLOSE */
 	uint64_t hb_seq;
 	struct remus_timer hb_timer;
 	unsigned acks;
@@ -234,9 +243,15 @@ static void on_primary(struct remus_loop *loop, int fd, unsigned ev, void *opaqu
 	while (v->pfd == fd && (rc = remus_repl_decode(&v->dec, &v->pin, &m)) == 1) {
 		switch (m.type) {
 		case REMUS_REPL_HELLO_ACK:
-			assert_int_equal(m.u.ack.flags, 0); /* a fresh standby QEMU */
+			v->ack = m.u.ack;
 			v->hello_acked = true;
 			remus_tl_add(&v->tl, "pri:HELLO_ACK");
+			break;
+		case REMUS_REPL_HELLO_REJECT:
+		case REMUS_REPL_CLOSE:
+			snprintf(v->refused, sizeof(v->refused), "%.*s", (int)m.u.reason.len,
+				 m.u.reason.p);
+			remus_tl_add(&v->tl, "pri:%s", remus_repl_type_name(m.type));
 			break;
 		case REMUS_REPL_COMMIT_ACK:
 			v->acks++;
@@ -264,7 +279,8 @@ static void on_primary_beat(struct remus_loop *loop, void *opaque)
 	remus_timer_arm(&v->hb_timer, 10);
 }
 
-static void pri_connect(struct env *v)
+/* Says HELLO; the standby answers HELLO_ACK (in v->ack). */
+static void pri_hello(struct env *v)
 {
 	struct remus_repl_msg m = { .type = REMUS_REPL_HELLO };
 
@@ -277,10 +293,29 @@ static void pri_connect(struct env *v)
 	m.u.hello.vm_name.len = strlen(VM_NAME);
 	m.u.hello.page_size = 4096;
 	assert_int_equal(remus_repl_encode(&v->pout, &m), 0);
+	v->hello_acked = false;
 	pri_flush(v);
 	v->beating = true;
 	RUN_UNTIL(v, v->hello_acked);
-	assert_int_equal(remus_repl_tx_session(&v->tx, 0), 0);
+	assert_int_equal(remus_repl_tx_session(&v->tx, v->ack.next_epoch), 0);
+}
+
+/* A session with a fresh standby QEMU: a new stream from epoch 0. */
+static void pri_connect(struct env *v)
+{
+	pri_hello(v);
+	assert_int_equal(v->ack.flags, 0);
+	assert_int_equal(v->ack.next_epoch, 0);
+}
+
+/* Ends epoch @n begun by pri_send_epoch(@n, false): device part and
+ * COMMIT_REQ. */
+static void pri_commit_epoch(struct env *v, uint64_t n)
+{
+	assert_int_equal(remus_repl_tx_device(&v->tx, &v->pout, remus_buf_data(&v->dev[n]),
+					      remus_buf_len(&v->dev[n])), 0);
+	assert_int_equal(remus_repl_tx_commit(&v->tx, &v->pout), 0);
+	pri_flush(v);
 }
 
 /* Sends epoch @n (data and device), with its COMMIT_REQ if @commit. */
@@ -343,10 +378,13 @@ static void h_discard(void *opaque)
 
 /* ---- fixture ---------------------------------------------------------- */
 
-static int setup(void **state)
+/* Epochs of @part + @end pages of a @ram-page guest; @epoch_mem: the
+ * standby's memory for epochs (0: its default), spill files in v->dir. */
+static int setup_with(void **state, unsigned ram, unsigned part, unsigned end,
+		      size_t epoch_mem)
 {
-	struct remus_test_migstream_opts o = { .ram_sid = RAM_SID, .part_pages = 3,
-					       .end_pages = 2 };
+	struct remus_test_migstream_opts o = { .ram_sid = RAM_SID, .ram_pages = ram,
+					       .part_pages = part, .end_pages = end };
 	struct env *v = calloc(1, sizeof(*v));
 	struct remus_buf stream;
 	int i;
@@ -396,9 +434,24 @@ static int setup(void **state)
 		.heartbeat_miss = 10,
 		.fence_cmd = v->fence_cmd,
 		.activate_cmd = v->activate_cmd,
+		.epoch_mem = epoch_mem,
+		.spill_dir = v->dir,
 	};
 	*state = v;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, 64, 3, 2, 0);
+}
+
+/* Epochs of about 740 KiB and 128 KiB for them in memory: every epoch
+ * but the first (which goes to QEMU as it comes) spills. */
+#define SMALL_EPOCH_MEM ((size_t)128 << 10)
+static int setup_spill(void **state)
+{
+	return setup_with(state, 256, 120, 60, SMALL_EPOCH_MEM);
 }
 
 static int teardown(void **state)
@@ -635,6 +688,228 @@ static void test_manual_failover(void **state)
 	assert_int_equal(remus_standby_failover(v->s, "again"), -EALREADY);
 }
 
+/* ---- where epochs go: direct, spilled, cut (issue 14) ---------------- */
+
+/* A number from the standby's status. */
+static int64_t status_int(struct env *v, const char *key)
+{
+	struct json_object *o = remus_standby_status_json(v->s), *x;
+	int64_t n;
+
+	assert_non_null(o);
+	if (!json_object_object_get_ex(o, key, &x))
+		fail_msg("status has no %s", key);
+	n = json_object_get_int64(x);
+	json_object_put(o);
+	return n;
+}
+
+/* @n bytes of @p are a stream a new standby QEMU can load (from the
+ * file header) that ends between two sections. */
+static void assert_clean_stream(const uint8_t *p, size_t n)
+{
+	struct remus_migstream *ps = NULL;
+	struct remus_migstream_token t;
+	enum remus_migstream_kind last = REMUS_MS_HEADER;
+	int rc;
+
+	assert_int_equal(remus_migstream_new(NULL, &ps), 0);
+	assert_int_equal(remus_migstream_feed(ps, p, n), 0);
+	while ((rc = remus_migstream_next(ps, &t)) == 1)
+		last = t.kind;
+	if (rc < 0)
+		fail_msg("not a stream: %s", remus_migstream_error(ps));
+	assert_int_equal(remus_migstream_offset(ps), n);
+	assert_int_equal(last, REMUS_MS_FOOTER);
+	remus_migstream_free(ps);
+}
+
+/* The first epoch of a new stream has nothing committed behind it: the
+ * standby QEMU gets it as it arrives, before its COMMIT_REQ.  A later
+ * epoch gets there only once it committed. */
+static void test_first_epoch_goes_to_qemu_before_commit(void **state)
+{
+	struct env *v = *state;
+
+	start(v);
+	pri_connect(v);
+	pri_send_epoch(v, 0, false);
+	RUN_UNTIL(v, remus_buf_len(&v->qin) == remus_buf_len(&v->data[0]));
+	assert_memory_equal(remus_buf_data(&v->qin), remus_buf_data(&v->data[0]),
+			    remus_buf_len(&v->data[0]));
+	assert_int_equal(v->acks, 0);
+	pri_commit_epoch(v, 0);
+	RUN_UNTIL(v, v->acks == 1);
+	assert_int_equal(status_int(v, "epochs_direct"), 1);
+
+	pri_send_epoch(v, 1, false);
+	remus_test_run_for(v->loop, 100);
+	assert_int_equal(remus_buf_len(&v->qin), remus_buf_len(&v->data[0]));
+	pri_commit_epoch(v, 1);
+	RUN_UNTIL(v, v->acks == 2);
+	RUN_UNTIL(v, remus_buf_len(&v->qin) ==
+		     remus_buf_len(&v->data[0]) + remus_buf_len(&v->data[1]));
+	assert_memory_equal(remus_buf_data(&v->qin) + remus_buf_len(&v->data[0]),
+			    remus_buf_data(&v->data[1]), remus_buf_len(&v->data[1]));
+	assert_int_equal(status_int(v, "epochs_direct"), 1);
+	assert_int_equal(status_int(v, "epochs_committed"), 2);
+}
+
+/* Epochs larger than --epoch-mem: memory up to it, the rest in spill
+ * files, and the standby QEMU still gets every byte, tail included. */
+static void test_spilled_epochs_take_over(void **state)
+{
+	struct env *v = *state;
+	int at;
+
+	start(v);
+	pri_protect(v);
+	/* epoch 1 committed through a spill file, epoch 2 waits in one */
+	assert_true(remus_buf_len(&v->data[1]) > 4 * SMALL_EPOCH_MEM);
+	assert_int_equal(status_int(v, "epochs_direct"), 1);
+	assert_int_equal(status_int(v, "epochs_spilled"), 1);
+	assert_true(status_int(v, "bytes_spilled_total") >=
+		    (int64_t)(remus_buf_len(&v->data[1]) - SMALL_EPOCH_MEM));
+	assert_true(status_int(v, "epoch_bytes_spilled") >=
+		    (int64_t)(remus_buf_len(&v->data[2]) - SMALL_EPOCH_MEM));
+	assert_true(status_int(v, "epoch_bytes_in_memory_peak") <= (int64_t)SMALL_EPOCH_MEM);
+	assert_int_equal(status_int(v, "epoch_mem_limit"), SMALL_EPOCH_MEM);
+	assert_int_equal(status_int(v, "memory_bound_kb"),
+			 (SMALL_EPOCH_MEM + REMUS_STANDBY_MEM_OVERHEAD) >> 10);
+	assert_true(status_int(v, "peak_rss_kb") > 0);
+	expect_takeover_stream(v);
+	at = (int)v->tl.n;
+	pri_close(v);
+	RUN_UNTIL(v, v->done_calls == 1);
+	assert_takeover(v, at);
+	/* the spilled epochs are gone from memory and disk */
+	assert_int_equal(status_int(v, "epoch_bytes_in_memory"), 0);
+	assert_int_equal(status_int(v, "epoch_bytes_spilled"), 0);
+	assert_true(status_int(v, "epoch_bytes_in_memory_peak") <= (int64_t)SMALL_EPOCH_MEM);
+}
+
+/* The session dies in the middle of the first epoch: the standby QEMU
+ * keeps the whole records it got, the open section is closed for it, and
+ * the next session continues that stream, which can then be taken over. */
+static void test_cut_first_epoch_is_resumed(void **state)
+{
+	struct env *v = *state;
+	static const uint8_t close_sec[] = { 0, 0, 0, 0, 0, 0, 0, REMUS_RAM_FLAG_EOS,
+					     REMUS_MIG_SECTION_FOOTER, 0, 0, 0, RAM_SID };
+	size_t cut = remus_buf_len(&v->data[0]) - 3000, n, prefix;
+
+	start(v);
+	pri_connect(v);
+	/* 3000 bytes before its end: inside the last page record */
+	assert_int_equal(remus_repl_tx_begin(&v->tx, 0), 0);
+	assert_int_equal(remus_repl_tx_data(&v->tx, &v->pout, remus_buf_data(&v->data[0]), cut),
+			 0);
+	pri_flush(v);
+	RUN_UNTIL(v, remus_buf_len(&v->qin) > 0);
+	remus_test_run_for(v->loop, 50);
+	pri_close(v);
+	RUN_UNTIL(v, remus_standby_get_state(v->s) == REMUS_STANDBY_WAITING);
+	remus_test_run_for(v->loop, 50);
+	assert_int_equal(v->done_calls, 0);
+	assert_int_equal(status_int(v, "stream_cuts"), 1);
+
+	/* data[0] up to its last whole record, then EOS and the footer */
+	n = remus_buf_len(&v->qin);
+	assert_true(n > sizeof(close_sec));
+	prefix = n - sizeof(close_sec);
+	assert_true(prefix < cut);
+	assert_true(prefix > cut - 4096 - 64);
+	assert_memory_equal(remus_buf_data(&v->qin), remus_buf_data(&v->data[0]), prefix);
+	assert_memory_equal(remus_buf_data(&v->qin) + prefix, close_sec, sizeof(close_sec));
+	assert_clean_stream(remus_buf_data(&v->qin), n);
+
+	/* the next primary continues it with a full later epoch */
+	pri_hello(v);
+	assert_int_equal(v->ack.flags, REMUS_REPL_ACK_RESUME);
+	assert_int_equal(v->ack.ram_sid, RAM_SID);
+	assert_int_equal(v->ack.next_epoch, 1);
+	/* still nothing committed: it goes to QEMU as it comes */
+	pri_send_epoch(v, 1, false);
+	RUN_UNTIL(v, remus_buf_len(&v->qin) == n + remus_buf_len(&v->data[1]));
+	assert_int_equal(v->acks, 0);
+	pri_commit_epoch(v, 1);
+	RUN_UNTIL(v, v->acks == 1);
+	assert_int_equal(v->last_ack, 1);
+	assert_memory_equal(remus_buf_data(&v->qin) + n, remus_buf_data(&v->data[1]),
+			    remus_buf_len(&v->data[1]));
+	assert_int_equal(status_int(v, "committed_epoch"), 1);
+
+	/* a takeover from it: the stream so far, then epoch 1's tail */
+	remus_buf_reset(&v->expect);
+	assert_int_equal(remus_buf_append(&v->expect, remus_buf_data(&v->qin),
+					  remus_buf_len(&v->qin)), 0);
+	v->committed_len = remus_buf_len(&v->expect);
+	assert_int_equal(remus_migstream_build_tail(&v->expect, RAM_SID,
+						    remus_buf_data(&v->dev[1]),
+						    remus_buf_len(&v->dev[1])), 0);
+	pri_close(v);
+	RUN_UNTIL(v, v->done_calls == 1);
+	assert_int_equal(v->rep.rc, 0);
+	assert_int_equal(v->rep.epoch, 1);
+	RUN_UNTIL(v, v->loaded);
+	assert_int_equal(remus_buf_len(&v->qin), remus_buf_len(&v->expect));
+	assert_memory_equal(remus_buf_data(&v->qin), remus_buf_data(&v->expect),
+			    remus_buf_len(&v->expect));
+	RUN_UNTIL(v, strstr(hook_log(v), "activate activated 1\n") != NULL);
+}
+
+/* Cut before the new stream's block list was complete: nothing reached
+ * QEMU, so the next session starts a new stream. */
+static void test_cut_before_block_list_starts_over(void **state)
+{
+	struct env *v = *state;
+
+	start(v);
+	pri_connect(v);
+	assert_int_equal(remus_repl_tx_begin(&v->tx, 0), 0);
+	assert_int_equal(remus_repl_tx_data(&v->tx, &v->pout, remus_buf_data(&v->data[0]), 30),
+			 0);
+	pri_flush(v);
+	remus_test_run_for(v->loop, 50);
+	pri_close(v);
+	RUN_UNTIL(v, remus_standby_get_state(v->s) == REMUS_STANDBY_WAITING);
+	remus_test_run_for(v->loop, 50);
+	assert_int_equal(remus_buf_len(&v->qin), 0);
+	pri_connect(v); /* flags 0, epoch 0 */
+	pri_send_epoch(v, 0, true);
+	RUN_UNTIL(v, v->acks == 1);
+	RUN_UNTIL(v, remus_buf_len(&v->qin) == remus_buf_len(&v->data[0]));
+	assert_memory_equal(remus_buf_data(&v->qin), remus_buf_data(&v->data[0]),
+			    remus_buf_len(&v->data[0]));
+}
+
+/* The standby QEMU closes its incoming socket: it can take neither epochs
+ * nor the takeover.  The standby stops and says what to do, to the
+ * primary it has and to the next one. */
+static void test_qemu_gone_stops_standby(void **state)
+{
+	struct env *v = *state;
+
+	start(v);
+	pri_connect(v);
+	pri_send_epoch(v, 0, true);
+	RUN_UNTIL(v, v->acks == 1);
+	RUN_UNTIL(v, remus_buf_len(&v->qin) == remus_buf_len(&v->data[0]));
+	in_close(v);
+	RUN_UNTIL(v, remus_standby_get_state(v->s) == REMUS_STANDBY_FAILED);
+	RUN_UNTIL(v, strstr(v->refused, "restart the standby QEMU") != NULL);
+	assert_int_equal(v->done_calls, 0);
+	assert_int_equal(remus_standby_failover(v->s, "operator"), -EALREADY);
+	pri_close(v);
+
+	v->refused[0] = '\0';
+	v->pfd = remus_tcp_connect("127.0.0.1", remus_standby_port(v->s), false);
+	assert_true(v->pfd >= 0);
+	remus_repl_decoder_init(&v->dec);
+	assert_int_equal(remus_loop_add_fd(v->loop, v->pfd, REMUS_EV_READ, on_primary, v), 0);
+	RUN_UNTIL(v, strstr(v->refused, "restart the standby QEMU") != NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -644,6 +919,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fence_failure_stops_takeover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_goodbye_is_no_takeover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manual_failover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_epoch_goes_to_qemu_before_commit, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_spilled_epochs_take_over, setup_spill,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cut_first_epoch_is_resumed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cut_before_block_list_starts_over, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_qemu_gone_stops_standby, setup, teardown),
 	};
 
 	/* The fakes write into sockets the standby may have closed: EPIPE,
