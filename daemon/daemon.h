@@ -55,8 +55,11 @@ struct remusd_options {
 
 	struct remus_engine_config engine;   /* primary; standby_host -> standby_host */
 	char standby_host[REMUSD_HOST_MAX];  /* --standby's HOST */
-	struct remus_standby_config standby; /* standby; listen_host -> listen_host or NULL */
+	struct remus_standby_config standby; /* standby; listen_host -> listen_host or NULL,
+					      * spill_dir -> --spill-dir or spill_dir */
 	char listen_host[REMUSD_HOST_MAX];   /* --listen's HOST, "" when absent */
+	bool epoch_mem_given;                /* --epoch-mem */
+	char spill_dir[4096];                /* the journal's directory, by default */
 
 	bool nb_off;                         /* --netbuffer off */
 	struct remus_netbuffer_config nb;    /* devices -> nb_devices, or NULL */

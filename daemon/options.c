@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,7 @@ void remusd_usage(FILE *f)
 	      "                 [--fence CMD] [--on-activate CMD] [--ctl PATH]\n"
 	      "                 [--report FILE] [--exit-after-failover] [--log LEVEL]\n"
 	      "                 [--disk NAME,image=PATH,socket=PATH]... [--journal PATH]\n"
+	      "                 [--epoch-mem MB] [--spill-dir DIR]\n"
 	      "  remusd ctl SOCKET status|set-interval MS|set-pause-budget MS|failover|\n"
 	      "                   unprotect|protect HOST:PORT\n"
 	      "\n"
@@ -48,6 +50,12 @@ void remusd_usage(FILE *f)
 	      "keeps the guest running unprotected and reconnects after --reconnect ms\n"
 	      "(default 1000), doubled for each further failed session up to 30 s; a\n"
 	      "reconnected standby gets a full epoch.\n"
+	      "\n"
+	      "Standby memory: an uncommitted epoch is kept in memory up to --epoch-mem\n"
+	      "MiB (default 256), the rest in an unlinked file in --spill-dir (default:\n"
+	      "the journal's directory, or /var/tmp); the first epoch of a new stream\n"
+	      "goes to the standby QEMU as it arrives.  Resident memory stays below\n"
+	      "--epoch-mem + 64 MiB (status: peak_rss_kb, memory_bound_kb).\n"
 	      "\n"
 	      "Output commit (--netbuffer, default qemu): every frame the guest sends\n"
 	      "is held until the standby acknowledged its epoch.  qemu: a\n"
@@ -73,8 +81,8 @@ void remusd_usage(FILE *f)
 enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO_DEDUP,
        OPT_CTL, OPT_METRICS, OPT_LOG, OPT_INCOMING, OPT_LISTEN, OPT_VM_NAME, OPT_MANUAL,
        OPT_FENCE, OPT_ACTIVATE, OPT_REPORT, OPT_EXIT_AFTER, OPT_RECONNECT, OPT_NETBUFFER,
-       OPT_NETDEV, OPT_TAP, OPT_NB_LIMIT, OPT_NB_ON_LOST, OPT_DISK, OPT_JOURNAL, OPT_HELP,
-       OPT_PAUSE_BUDGET };
+       OPT_NETDEV, OPT_TAP, OPT_NB_LIMIT, OPT_NB_ON_LOST, OPT_DISK, OPT_JOURNAL,
+       OPT_EPOCH_MEM, OPT_SPILL_DIR, OPT_HELP, OPT_PAUSE_BUDGET };
 
 static const struct option long_opts[] = {
 	{ "qmp", required_argument, NULL, OPT_QMP },
@@ -102,6 +110,8 @@ static const struct option long_opts[] = {
 	{ "nb-on-lost", required_argument, NULL, OPT_NB_ON_LOST },
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "journal", required_argument, NULL, OPT_JOURNAL },
+	{ "epoch-mem", required_argument, NULL, OPT_EPOCH_MEM },
+	{ "spill-dir", required_argument, NULL, OPT_SPILL_DIR },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "pause-budget", required_argument, NULL, OPT_PAUSE_BUDGET },
 	{ 0 },
@@ -113,7 +123,7 @@ static const char *const metavars[] = {
 	"PATH", "HOST:PORT", "MS", "MS", "N", NULL, "PATH", "FILE", "error|warn|info|debug",
 	"PATH", "[HOST:]PORT", "NAME", NULL, "CMD", "CMD", "FILE", NULL, "MS",
 	"qemu|plug|off", "ID", "IF", "BYTES", "release|hold", "NAME,image=PATH,socket=PATH",
-	"PATH", NULL, "MS",
+	"PATH", "MB", "DIR", NULL, "MS",
 };
 _Static_assert(sizeof(metavars) / sizeof(metavars[0]) + 1 ==
 	       sizeof(long_opts) / sizeof(long_opts[0]), "one metavar per option");
@@ -305,9 +315,39 @@ static int parse_one(struct remusd_options *o, int c, const char *name, const ch
 			o->disks.ndisks++;
 		return rc;
 	case OPT_JOURNAL: o->disks.journal = v; return 0;
+	case OPT_EPOCH_MEM:
+		if ((rc = parse_uint(o, opt, v, 1, 1u << 20, "MiB", &n)) == 0)
+			o->standby.epoch_mem = (size_t)n << 20;
+		o->epoch_mem_given = true;
+		return rc;
+	case OPT_SPILL_DIR: o->standby.spill_dir = v; return 0;
 	case OPT_HELP: o->mode = REMUSD_HELP; return 0;
 	}
 	return fail(o, "%s: not handled (a bug)", opt);
+}
+
+/* Spill files go next to the journal (its directory is the standby's
+ * own working space, on a file system sized for epochs), or to /var/tmp
+ * without disks (NULL: failover/standby.h's default). */
+static void default_spill_dir(struct remusd_options *o)
+{
+	const char *j = o->disks.journal ? o->disks.journal
+			: o->disks.ndisks ? o->disk[0].image : NULL;
+	const char *slash = j ? strrchr(j, '/') : NULL;
+	size_t n;
+
+	if (!j)
+		return;
+	if (!slash) {
+		snprintf(o->spill_dir, sizeof(o->spill_dir), ".");
+	} else {
+		n = slash == j ? 1 : (size_t)(slash - j);
+		if (n >= sizeof(o->spill_dir))
+			return;
+		memcpy(o->spill_dir, j, n);
+		o->spill_dir[n] = '\0';
+	}
+	o->standby.spill_dir = o->spill_dir;
 }
 
 /* The checks that need every option. */
@@ -329,6 +369,11 @@ static int check_role(struct remusd_options *o, const char *role)
 	if (primary && o->disks.journal)
 		return fail(o, "--journal: '%s': an option of remusd standby, not of the "
 			    "primary", o->disks.journal);
+	if (primary && o->epoch_mem_given)
+		return fail(o, "--epoch-mem: an option of remusd standby, not of the primary");
+	if (primary && o->standby.spill_dir)
+		return fail(o, "--spill-dir: '%s': an option of remusd standby, not of the "
+			    "primary", o->standby.spill_dir);
 	if (o->nb.kind == REMUS_NETBUFFER_PLUG && !o->nb_off && o->nb.ndevices == 0)
 		return fail(o, "--netbuffer plug: needs the guest's tap: --tap IF");
 	return 0;
@@ -410,6 +455,8 @@ int remusd_options_parse(struct remusd_options *o, int argc, char *const *argv)
 	o->nb.devices = o->nb.ndevices ? o->nb_devices : NULL;
 	o->standby.listen_host = *o->listen_host ? o->listen_host : NULL;
 	o->disks.standby = o->mode == REMUSD_STANDBY;
+	if (o->disks.standby && !o->standby.spill_dir)
+		default_spill_dir(o);
 	return 0;
 }
 

@@ -150,7 +150,7 @@ static void test_standby_every_option(void **state)
 			       "--on-activate", "ip.sh", "--ctl", "/run/s.ctl",
 			       "--report", "/tmp/r.json", "--exit-after-failover",
 			       "--log", "warn", "--disk", "vda,image=/v/vda.raw,socket=/run/vda.sock",
-			       "--journal", "/v/j"), 0);
+			       "--journal", "/v/j", "--epoch-mem", "8", "--spill-dir", "/big"), 0);
 	assert_int_equal(o->mode, REMUSD_STANDBY);
 	assert_string_equal(o->qmp_path, "/run/s.qmp");
 	assert_string_equal(o->standby.incoming_path, "/run/in.sock");
@@ -169,6 +169,28 @@ static void test_standby_every_option(void **state)
 	assert_int_equal(o->disks.ndisks, 1);
 	assert_true(o->disks.standby);
 	assert_string_equal(o->disks.journal, "/v/j");
+	assert_int_equal(o->standby.epoch_mem, 8u << 20);
+	assert_string_equal(o->standby.spill_dir, "/big");
+}
+
+/* Spill files go to the journal's directory unless told otherwise. */
+static void test_standby_spill_dir_default(void **state)
+{
+	struct remusd_options *o = *state;
+
+	assert_int_equal(PARSE(o, STANDBY, "--disk", "vda,image=/v/vda.raw,socket=/run/vda.sock",
+			       "--journal", "/j/ournal/vda.journal"), 0);
+	assert_string_equal(o->standby.spill_dir, "/j/ournal");
+	/* the journal's default is next to the first image */
+	assert_int_equal(PARSE(o, STANDBY, "--disk", "vda,image=/v/vda.raw,socket=/run/vda.sock"),
+			 0);
+	assert_string_equal(o->standby.spill_dir, "/v");
+	assert_int_equal(PARSE(o, STANDBY, "--disk", "vda,image=/vda.raw,socket=/run/vda.sock"),
+			 0);
+	assert_string_equal(o->standby.spill_dir, "/");
+	assert_int_equal(PARSE(o, STANDBY, "--disk", "vda,image=vda.raw,socket=/run/vda.sock"),
+			 0);
+	assert_string_equal(o->standby.spill_dir, ".");
 }
 
 static void test_standby_defaults(void **state)
@@ -291,7 +313,7 @@ static void test_usage_lists_every_option(void **state)
 		"--reconnect", "--ctl", "--netbuffer", "--netdev", "--tap", "--nb-limit",
 		"--nb-on-lost", "--disk", "--metrics", "--log", "--incoming", "--listen",
 		"--vm-name", "--manual", "--fence", "--on-activate", "--report",
-		"--exit-after-failover", "--journal", "remusd ctl",
+		"--exit-after-failover", "--journal", "--epoch-mem", "--spill-dir", "remusd ctl",
 	};
 	char buf[8192] = "";
 	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
@@ -331,6 +353,9 @@ static void test_bad_numbers(void **state)
 	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--nb-limit", "65535"), "--nb-limit", "'65535'",
 		     "65536..1073741824", "bytes");
 	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--nb-limit", "2G"), "--nb-limit", "'2G'");
+	EXPECT_ERROR(o, PARSE(o, STANDBY, "--epoch-mem", "0"), "--epoch-mem", "'0'",
+		     "1..1048576", "MiB");
+	EXPECT_ERROR(o, PARSE(o, STANDBY, "--epoch-mem", "256M"), "--epoch-mem", "'256M'");
 }
 
 static void test_bad_hostports(void **state)
@@ -453,6 +478,9 @@ static void test_role_requirements(void **state)
 		     "--incoming PATH");
 	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--journal", "/v/j"), "--journal", "'/v/j'",
 		     "remusd standby");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--epoch-mem", "64"), "--epoch-mem", "remusd standby");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--spill-dir", "/s"), "--spill-dir", "'/s'",
+		     "remusd standby");
 	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--netbuffer", "plug"), "--netbuffer plug", "--tap IF");
 }
 
@@ -463,6 +491,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_primary_every_option, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_standby_every_option, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_standby_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_standby_spill_dir_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_netbuffer_kinds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_levels, setup, teardown),
