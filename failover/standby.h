@@ -24,9 +24,46 @@
  * A link that ends with CLOSE (the primary unprotects, or gave up on this
  * session) ends the session without failover.  The standby QEMU keeps the
  * stream: a primary that connects again is told (HELLO_ACK with RESUME)
- * to continue it with a full epoch after the last committed one, so
+ * to continue it with a full epoch after the last one in it, so
  * protection resumes without restarting the standby QEMU.  Everything
  * runs on the caller's loop.
+ *
+ * The first epoch.  While nothing is committed there is nothing to
+ * protect (a takeover needs a committed epoch), so the data of the first
+ * epoch of a new stream goes to the standby QEMU as it arrives instead of
+ * being held whole (2.2 GB for a 3 GiB guest): chunk by chunk, as the
+ * assembler accepts it, and only as whole records of the stream.  If the
+ * session dies before the commit, the standby QEMU holds a partial
+ * epoch, which is only safe to continue if it stops at a clean boundary
+ * of the stream.  Whole records make every cut one: an open RAM section
+ * gets its EOS and footer from the standby (QEMU loads it like a section
+ * it ended itself), and before the new stream's START(ram) block list is
+ * complete nothing is passed at all.  So the answer to the next HELLO is
+ * always a good one: RESUME after the cut epoch (a full epoch rewrites
+ * every page, the guest's device state comes with the first commit), or
+ * a new stream if nothing reached QEMU.  What cannot be continued is a
+ * standby QEMU whose incoming migration is over (it closed the socket, a
+ * write failed): the standby then goes FAILED, refuses every HELLO with
+ * the reason, and logs what the operator must do: restart the standby
+ * QEMU with -incoming, then remusd standby (it does not start QEMU
+ * itself, so it cannot restart it).
+ *
+ * Memory.  Once an epoch committed, later epochs are kept until their
+ * commit in common/spill.h stores: epoch_mem bytes in memory for all of
+ * them together (the epoch being assembled, committed ones still going to
+ * QEMU, the device part kept for a takeover), the rest in unlinked files
+ * in spill_dir, streamed to QEMU from there 1 MiB per loop iteration
+ * (failover/feed.h).  The resident memory of the standby is bounded by
+ *
+ *     epoch_mem + REMUS_STANDBY_MEM_OVERHEAD (64 MiB):
+ *       16 MiB  the link's receive buffer (one frame)
+ *       32 MiB  output to the standby QEMU (REMUS_FEED_OUT_LIMIT; the
+ *               link is not read above 8 MiB of it)
+ *        1 MiB  the parser of a first epoch, plus the process itself
+ *
+ * without disks; with --disk add the disk replication's buffers and the
+ * extent hashes sent at session start (16 B per 64 KiB of disk).  Status
+ * reports peak_rss_kb (VmHWM) against memory_bound_kb.
  */
 #ifndef REMUS_FAILOVER_STANDBY_H
 #define REMUS_FAILOVER_STANDBY_H

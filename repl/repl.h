@@ -60,13 +60,15 @@
  *     HELLO_ACK     be32 version | be32 flags | be32 RAM section id |
  *                   be64 next epoch
  *                   flags bit 0 RESUME: the standby's QEMU already holds a
- *                   stream of committed epochs up to next epoch - 1 (an
- *                   earlier session).  The primary continues that stream:
- *                   its first epoch is numbered next epoch, written as a
- *                   later epoch (START(ram) -> PART(RAM section id)) and
- *                   full (the primary knows nothing of what the standby
- *                   holds).  Without RESUME: a new stream from epoch 0,
- *                   the other fields 0.
+ *                   stream it can continue, made of the epochs before
+ *                   next epoch: committed ones, or the cleanly cut start
+ *                   of one that never committed (failover/feed.h).  The
+ *                   primary continues that stream: its first epoch is
+ *                   numbered next epoch, written as a later epoch
+ *                   (START(ram) -> PART(RAM section id)) and full (the
+ *                   primary knows nothing of what the standby holds).
+ *                   Without RESUME: a new stream from epoch 0, the
+ *                   other fields 0.
  *     HELLO_REJECT  be16 n | n B reason (printable text)
  *     EPOCH_DATA    be64 offset in the epoch's data | bytes (rest)
  *     EPOCH_DEVICE  be64 offset in the epoch's device state | bytes (rest)
