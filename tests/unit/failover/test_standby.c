@@ -430,8 +430,9 @@ static int setup_with(void **state, unsigned ram, unsigned part, unsigned end,
 		.incoming_path = v->in_path,
 		.vm_name = VM_NAME,
 		.heartbeat_ms = 20,
-		/* 200 ms: a loaded machine must not lose the primary by accident */
-		.heartbeat_miss = 10,
+		/* 500 ms: a loaded machine (two cores, TCG guests of other
+		 * tests) must not lose the primary by accident */
+		.heartbeat_miss = 25,
 		.fence_cmd = v->fence_cmd,
 		.activate_cmd = v->activate_cmd,
 		.epoch_mem = epoch_mem,
@@ -579,7 +580,7 @@ static void test_takeover_when_heartbeats_stop(void **state)
 	RUN_UNTIL(v, v->done_calls == 1);
 	assert_takeover(v, at);
 	assert_non_null(strstr(v->rep.reason, "no word from primary"));
-	assert_true(v->rep.since_last_rx_ms >= 200);
+	assert_true(v->rep.since_last_rx_ms >= 500);
 	assert_string_equal(remus_fake_qmp_log(v->fq),
 			    "migrate-set-capabilities;query-migrate;query-migrate;query-migrate;"
 			    "query-status;cont;announce-self;");
@@ -600,7 +601,11 @@ static void test_takeover_when_link_drops(void **state)
 	pri_close(v);
 	RUN_UNTIL(v, v->done_calls == 1);
 	assert_takeover(v, at);
-	assert_non_null(strstr(v->rep.reason, "closed the connection without CLOSE"));
+	/* A FIN, or a RST when our heartbeats were still unread in the fake
+	 * primary's socket as it closed it: either way no CLOSE came. */
+	if (!strstr(v->rep.reason, "closed the connection without CLOSE") &&
+	    !strstr(v->rep.reason, "Connection reset by peer"))
+		fail_msg("takeover for another reason: %s", v->rep.reason);
 }
 
 /* Fencing fails: the primary may still run, so no takeover at all. */
