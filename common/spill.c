@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #define SEG_MIN ((size_t)64 << 10)
+#define PUNCH_STEP ((uint64_t)1 << 20)
 #define DEFAULT_DIR "/var/tmp"
 
 struct remus_spill_seg {
@@ -57,19 +60,77 @@ static void seg_free(struct remus_spill *s, struct remus_spill_seg *g)
 	munmap(g, g->map);
 }
 
+/* What a release leaves to a thread: segments to unmap, a file to close. */
+struct trash {
+	struct remus_spill_seg *segs;
+	int fd;
+};
+
+static void trash_empty(struct trash *t)
+{
+	while (t->segs) {
+		struct remus_spill_seg *g = t->segs;
+
+		t->segs = g->next;
+		munmap(g, g->map);
+	}
+	if (t->fd >= 0)
+		close(t->fd);
+}
+
+static void *trash_thread(void *arg)
+{
+	trash_empty(arg);
+	free(arg);
+	return NULL;
+}
+
+/* munmap(2) of resident memory and close(2) of an unlinked file free
+ * their pages on the spot: for a big store, a stall of the caller's
+ * loop (tens of ms per 256 MiB mapped, about 100 ms per GiB of file), so
+ * a detached thread does it.  Nothing else uses those pages or that fd
+ * any more, and the fd's number is reused only once the close returned.
+ * Without a thread, here and now. */
+static void trash_later(struct remus_spill_seg *segs, int fd)
+{
+	struct trash *t = malloc(sizeof(*t));
+	pthread_attr_t a;
+	pthread_t th;
+	int rc = -1;
+
+	if (t) {
+		t->segs = segs;
+		t->fd = fd;
+		if (pthread_attr_init(&a) == 0) {
+			pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+			rc = pthread_create(&th, &a, trash_thread, t);
+			pthread_attr_destroy(&a);
+		}
+		if (rc == 0)
+			return;
+		free(t);
+	}
+	trash_empty(&(struct trash){ .segs = segs, .fd = fd });
+}
+
 void remus_spill_release(struct remus_spill *s)
 {
 	struct remus_spill_budget *b = s->budget;
 	const char *dir = s->dir;
+	struct remus_spill_seg *g;
+	uint64_t mapped = 0;
 
-	while (s->head) {
-		struct remus_spill_seg *g = s->head;
-
-		s->head = g->next;
-		seg_free(s, g);
+	/* The budget gets the memory back now: it is as good as gone. */
+	for (g = s->head; g; g = g->next) {
+		mapped += g->map;
+		if (b)
+			b->used -= g->map;
 	}
-	if (s->fd >= 0)
-		close(s->fd);
+	if (mapped + (s->fd >= 0 ? s->file_wr - s->file_punched : 0) > REMUS_SPILL_FREE_INLINE) {
+		trash_later(s->head, s->fd);
+	} else {
+		trash_empty(&(struct trash){ .segs = s->head, .fd = s->fd });
+	}
 	remus_spill_init(s, b, dir);
 }
 
@@ -220,6 +281,22 @@ int remus_spill_append(struct remus_spill *s, const void *p, size_t n)
 	return 0;
 }
 
+/* Gives back what was read of the file, in whole steps: its page cache
+ * is freed a bit at a time instead of all at once at close. */
+static void punch_read(struct remus_spill *s)
+{
+	uint64_t end = s->file_rd / PUNCH_STEP * PUNCH_STEP;
+
+	if (s->no_punch || s->fd < 0 || end <= s->file_punched)
+		return;
+	if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)s->file_punched,
+		      (off_t)(end - s->file_punched)) < 0) {
+		s->no_punch = true; /* not here: the close frees it all */
+		return;
+	}
+	s->file_punched = end;
+}
+
 ssize_t remus_spill_read(struct remus_spill *s, void *buf, size_t n)
 {
 	uint8_t *out = buf;
@@ -258,5 +335,6 @@ ssize_t remus_spill_read(struct remus_spill *s, void *buf, size_t n)
 		got += (size_t)r;
 		s->file_rd += (uint64_t)r;
 	}
+	punch_read(s);
 	return (ssize_t)got;
 }

@@ -4,8 +4,10 @@
  * the budget and spill to an unnamed file after it, read back in any
  * chunking they come out in order and hash alike; the budget is never
  * exceeded, is shared by stores and returns as bytes are read or a store
- * is released; once spilled a store stays in its file; a file that
- * cannot be written or read back makes the store fail stickily.
+ * is released; once spilled a store stays in its file, and what is read
+ * of it is given back to the file system; a big store is freed without
+ * its caller waiting; a file that cannot be written or read back makes
+ * the store fail stickily.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -143,6 +147,7 @@ static void test_spills_beyond_budget(void **state)
 	struct env *v = *state;
 	struct remus_spill_budget b = { .limit = 256 * KiB };
 	struct remus_spill s;
+	struct stat st;
 	size_t mem;
 
 	remus_spill_init(&s, &b, v->dir);
@@ -160,8 +165,12 @@ static void test_spills_beyond_budget(void **state)
 	assert_int_equal(dir_entries(v->dir), 0);
 	/* back in chunks that straddle memory and file: same bytes, same hash */
 	assert_true(read_back(&s, v->data, DATA_LEN, 77777) == XXH3_64bits(v->data, DATA_LEN));
-	/* read segments went back to the budget */
+	/* read segments went back to the budget, the read file to the disk
+	 * (but for the last, partial step) */
 	assert_int_equal(b.used, 0);
+	assert_int_equal(fstat(s.fd, &st), 0);
+	if (!s.no_punch)
+		assert_true((uint64_t)st.st_blocks * 512 <= MiB);
 	assert_true(b.peak <= b.limit);
 	remus_spill_release(&s);
 	assert_int_equal(s.fd, -1);
@@ -292,6 +301,38 @@ static void test_io_errors(void **state)
 	assert_int_equal(b.used, 0);
 }
 
+/* A store bigger than REMUS_SPILL_FREE_INLINE is freed by a thread: the
+ * release returns at once, the budget is free at once, the file is
+ * closed soon after. */
+static void test_big_release_in_background(void **state)
+{
+	struct env *v = *state;
+	struct remus_spill_budget b = { .limit = 8 * MiB };
+	struct remus_spill s;
+	uint64_t waited = 0;
+	size_t i;
+	int fd;
+
+	remus_spill_init(&s, &b, v->dir);
+	for (i = 0; i < 16; i++) /* 8 MiB in memory, 40 in the file */
+		append_in(&s, v->data, 3 * MiB, MiB);
+	assert_true(remus_spill_spilled(&s) > REMUS_SPILL_FREE_INLINE);
+	fd = s.fd;
+	remus_spill_release(&s);
+	assert_int_equal(b.used, 0);
+	assert_int_equal(s.fd, -1);
+	/* the thread closes it (nothing here opens a file meanwhile) */
+	while (fcntl(fd, F_GETFD) != -1 && waited < 5000) {
+		usleep(1000);
+		waited++;
+	}
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
+	/* the store is as good as new */
+	append_in(&s, v->data, 1000, 1000);
+	read_back(&s, v->data, 1000, 1000);
+	remus_spill_release(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +342,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_discard_and_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tiny_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_io_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_release_in_background, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
