@@ -7,7 +7,8 @@
  * input counts as a word, frames sent before a hang-up are delivered
  * before it is reported, a bad frame ends the session with the decoder's
  * reason, a full socket keeps the output queued until the peer reads, a
- * goodbye drains then closes, and a TCP connect completes or fails.
+ * goodbye drains then closes, a TCP connect completes or fails, and a
+ * paused input is not read yet not taken for silence.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -267,6 +268,33 @@ static void test_unread_input_counts_as_a_word(void **state)
 	assert_int_equal(f->why, REMUS_LINK_SILENT);
 }
 
+/* The owner pauses its input (it has enough to do with what it read):
+ * nothing is read or delivered, heartbeats still go out, the peer's
+ * words waiting unread keep it alive; resumed, they are delivered. */
+static void test_paused_input(void **state)
+{
+	struct fx *f = *state;
+	struct seen s;
+	uint64_t i;
+
+	seen_init(&s);
+	remus_link_pause_input(&f->link, true);
+	for (i = 1; i <= 10; i++) {
+		peer_heartbeat(f, i);
+		run_for(f, HB_MS);
+		peer_read(f, &s);
+	}
+	assert_int_equal(f->msgs, 0);
+	assert_int_equal(f->lost, 0);
+	assert_true(remus_link_late_beats(&f->link) >= 1);
+	assert_true(s.heartbeats >= 3); /* ours went out all along */
+	remus_link_pause_input(&f->link, false);
+	run_until(f, &f->msgs, 10, 500);
+	assert_int_equal(f->heartbeats, 10);
+	assert_int_equal(f->lost, 0);
+	remus_buf_release(&s.in);
+}
+
 static void test_peer_close_after_its_last_words(void **state)
 {
 	struct fx *f = *state;
@@ -457,6 +485,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_heartbeats_at_the_interval, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_silence_is_loss_after_n_misses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unread_input_counts_as_a_word, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_paused_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_close_after_its_last_words, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frame_closes_with_the_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frame_goodbye, setup, teardown),
