@@ -3,7 +3,8 @@
 #
 # A standby remusd (with its -incoming QEMU) faces a misbehaving primary:
 # a wrong protocol version, a corrupted frame, an epoch whose end-to-end
-# hash does not match, a frame cut off by a closed connection.  Each must
+# hash does not match, first-epoch data that is no migration stream, a
+# frame cut off by a closed connection.  Each must
 # end in a clear error and a consistent state: nothing committed, nothing
 # written to the standby QEMU, no failover (nothing to take over from),
 # and the standby still accepting the next primary.
@@ -27,7 +28,7 @@ consistent() {
 }
 
 no_primary() { [ -z "$(json_get "$(ctl "$T/sby.ctl" status)" primary)" ]; }
-for mode in version corrupt hash truncated; do
+for mode in version corrupt hash garbage truncated; do
 	out=$("$LINK_PROBE" 127.0.0.1 "$port" "$mode") || fail "$mode: $out"
 	echo "$out" | tail -1
 	# The standby notices a cut-off frame when the connection closes.
@@ -38,6 +39,8 @@ done
 # Each error was logged with what was wrong.
 grep -q "version 1 expected, got 2" "$T/standby.log" || fail "no log line for the version"
 grep -q "bad frame from primary" "$T/standby.log" || fail "no log line for the corrupt frame"
-grep -qi "hash" "$T/standby.log" || fail "no log line for the hash mismatch"
+grep -qi "hash mismatch" "$T/standby.log" || fail "no log line for the hash mismatch"
+grep -q "not a stream the standby QEMU can take" "$T/standby.log" ||
+	fail "no log line for the data that is no migration stream"
 kill -0 "$sby_d" || fail "the standby remusd died"
-echo "bad input: 4 scenarios rejected, nothing committed, standby still waiting"
+echo "bad input: 5 scenarios rejected, nothing committed, standby still waiting"

@@ -12,6 +12,12 @@
  *              standby to close the link
  *   hash       HELLO, a whole epoch whose COMMIT_REQ announces a wrong
  *              end-to-end hash: expects the link closed and no COMMIT_ACK
+ *              (the epoch has a device part only: the data of a first
+ *              epoch goes through the standby's stream parser, which
+ *              would refuse this probe's filler before the hash)
+ *   garbage    HELLO, then epoch data that is no migration stream: the
+ *              standby, which passes a first epoch to its QEMU as it
+ *              comes, must refuse it on arrival, before any byte passes
  *   truncated  HELLO, then half of an EPOCH_DATA frame, then close
  *
  * Exit 0 when the standby behaved as expected, 1 otherwise; what it saw
@@ -111,7 +117,7 @@ int main(int argc, char **argv)
 	int fd, r, ok = 0;
 
 	if (argc != 4) {
-		fprintf(stderr, "usage: link_probe HOST PORT version|corrupt|hash|truncated\n");
+		fprintf(stderr, "usage: link_probe HOST PORT version|corrupt|hash|garbage|truncated\n");
 		return 2;
 	}
 	mode = argv[3];
@@ -147,7 +153,6 @@ int main(int argc, char **argv)
 	} else if (strcmp(mode, "hash") == 0) {
 		size_t n;
 
-		remus_repl_tx_data(&tx, &out, data, sizeof(data));
 		remus_repl_tx_device(&tx, &out, data, 100);
 		n = remus_buf_len(&out);
 		remus_repl_tx_commit(&tx, &out);
@@ -155,8 +160,13 @@ int main(int argc, char **argv)
 		out.len = n;
 		remus_repl_encode(&out, &(struct remus_repl_msg){
 			.type = REMUS_REPL_COMMIT_REQ, .seq = 0,
-			.u.commit = { .data_len = sizeof(data), .device_len = 100, .hash = 42,
+			.u.commit = { .data_len = 0, .device_len = 100, .hash = 42,
 				       .disk_hash = XXH3_64bits(NULL, 0) } });
+		send_buf(fd, &out, remus_buf_len(&out));
+		r = expect(fd, REMUS_REPL_COMMIT_ACK, NULL, 0);
+		ok = r == 0;
+	} else if (strcmp(mode, "garbage") == 0) {
+		remus_repl_tx_data(&tx, &out, data, sizeof(data));
 		send_buf(fd, &out, remus_buf_len(&out));
 		r = expect(fd, REMUS_REPL_COMMIT_ACK, NULL, 0);
 		ok = r == 0;
