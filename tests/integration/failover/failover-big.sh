@@ -89,6 +89,10 @@ python3 - "$T/m1.jsonl" "$T/m2.jsonl" <<PY
 import json, sys
 s = [[json.loads(l) for l in open(f)] for f in sys.argv[1:]]
 steady = [x["pause_ms"] for m in s for x in m[1:]]
+budget = 300  # remusd's default --pause-budget
+over = [(x["epoch"], x["pause_ms"]) for m in s for x in m if x["pause_ms"] > budget]
+if over:
+    sys.exit("pauses over the %d ms budget (epoch, ms): %s" % (budget, over))
 print(json.dumps({
     "guest_mib": $mem, "dirty_mib": $dirty_mb, "epoch_mem_mib": $epoch_mem,
     "first_interval_ms": $first_interval,
