@@ -1097,18 +1097,25 @@ static void report_progress(struct remus_engine *e, uint64_t now)
 		return;
 	e->chan_bps = (double)(e->cur.local_bytes - e->progress_bytes) / dt;
 	scan = done > e->progress_done ? (double)(done - e->progress_done) / dt : 0;
-	e->eta_s = mi->dirty_syncs < 2 && scan > 0 ? (double)mi->remaining / scan : 0;
+	/* ETA of the first pass; -1: unknown (nothing moved, or converging) */
+	e->eta_s = mi->dirty_syncs < 2 && scan > 0 ? (double)mi->remaining / scan : -1;
 	e->t_progress_ns = now;
 	e->progress_bytes = e->cur.local_bytes;
 	e->progress_done = done;
-	if (e->state == REMUS_ENGINE_SYNCING)
+	if (e->state == REMUS_ENGINE_SYNCING && e->eta_s >= 0)
 		remus_info(LOG, "initial sync, epoch %llu: %.0f of %.0f MiB copied, %.0f MiB "
-			   "remaining (%s), %.0f MB/s, ETA %.1f s; the VM runs UNPROTECTED until "
-			   "the first commit", (unsigned long long)e->epoch,
+			   "remaining (first pass), %.0f MB/s, ETA %.1f s; the VM runs "
+			   "UNPROTECTED until the first commit", (unsigned long long)e->epoch,
 			   (double)done / 1048576.0, (double)mi->total / 1048576.0,
-			   (double)mi->remaining / 1048576.0,
-			   mi->dirty_syncs < 2 ? "first pass" : "first pass done, converging",
-			   e->chan_bps / 1e6, e->eta_s);
+			   (double)mi->remaining / 1048576.0, e->chan_bps / 1e6, e->eta_s);
+	else if (e->state == REMUS_ENGINE_SYNCING)
+		remus_info(LOG, "initial sync, epoch %llu: %.0f of %.0f MiB copied, %.0f MiB "
+			   "remaining (%s), %.0f MB/s; the VM runs UNPROTECTED until the first "
+			   "commit", (unsigned long long)e->epoch, (double)done / 1048576.0,
+			   (double)mi->total / 1048576.0, (double)mi->remaining / 1048576.0,
+			   mi->dirty_syncs >= 2 ? "first pass done, converging" :
+			   "first pass, no progress: the link or the standby takes nothing",
+			   e->chan_bps / 1e6);
 	else if (e->t_interval_ns)
 		remus_debug(LOG, "epoch %llu: %.1f s past its interval, waiting for the migration "
 			    "to converge: dirty sync %llu, %.1f MiB remaining, pause predicted "
@@ -1883,7 +1890,8 @@ static void add_pace_status(const struct remus_engine *e, struct json_object *o)
 		add_u64(p, "dirty_syncs", e->mi.dirty_syncs);
 		add_u64(p, "local_bytes", e->cur.local_bytes);
 		add_double(p, "rate_bps", e->chan_bps);
-		add_double(p, "eta_s", e->eta_s);
+		json_object_object_add(p, "eta_s", e->eta_s >= 0 ?
+				       json_object_new_double(e->eta_s) : NULL);
 	}
 	json_object_object_add(o, "initial_sync", p);
 	p = NULL;
