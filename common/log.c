@@ -18,6 +18,7 @@
 static enum remus_log_level log_level = REMUS_LOG_INFO;
 static bool log_level_set;
 static FILE *log_stream;
+static char log_name[64];
 
 static const char *const level_names[] = {
 	[REMUS_LOG_ERROR] = "error",
@@ -57,6 +58,11 @@ enum remus_log_level remus_log_get_level(void)
 	return log_level;
 }
 
+void remus_log_set_name(const char *name)
+{
+	snprintf(log_name, sizeof(log_name), "%s", name ? name : "");
+}
+
 void remus_log_set_stream(FILE *stream)
 {
 	log_stream = stream;
@@ -78,8 +84,9 @@ void remus_log(enum remus_log_level level, const char *component,
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s [%s] ",
-		     ts.tv_nsec / 1000000, tags[level], component ? component : "-");
+	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s [%s] %s%s",
+		     ts.tv_nsec / 1000000, tags[level], component ? component : "-",
+		     log_name, *log_name ? ": " : "");
 	if (r > 0)
 		n += (size_t)r < sizeof(line) - n ? (size_t)r : sizeof(line) - n - 1;
 	va_start(ap, fmt);

@@ -162,6 +162,8 @@ int remusd_run(const struct remusd_options *o)
 
 	if (o->log_level_given)
 		remus_log_set_level(o->log_level);
+	if (o->name)
+		remus_log_set_name(o->name);
 	snprintf(d.standby_host, sizeof(d.standby_host), "%s", o->standby_host);
 	d.ecfg.standby_host = d.standby_host;
 	if (o->ctl_path && (rc = check_ctl_path(o->ctl_path)) < 0)

@@ -29,6 +29,7 @@
 
 #define REMUSD_MAX_NB_DEVICES 16
 #define REMUSD_HOST_MAX 256
+#define REMUSD_NAME_MAX 64          /* --name, with its NUL */
 
 enum remusd_mode {
 	REMUSD_PRIMARY,
@@ -50,6 +51,7 @@ struct remusd_options {
 	const char *metrics_path;   /* --metrics; NULL: none */
 	const char *report_path;    /* --report (standby) */
 	bool exit_after_failover;   /* --exit-after-failover (standby) */
+	const char *name;           /* --name: the domain, in every log line; or NULL */
 	bool log_level_given;
 	enum remus_log_level log_level;  /* --log, if log_level_given */
 

@@ -27,13 +27,13 @@ void remusd_usage(FILE *f)
 	      "                 [--netbuffer qemu|plug|off] [--netdev ID]... [--tap IF]...\n"
 	      "                 [--nb-limit BYTES] [--nb-on-lost release|hold]\n"
 	      "                 [--disk NAME,image=PATH,socket=PATH]...\n"
-	      "                 [--metrics FILE] [--log LEVEL]\n"
+	      "                 [--metrics FILE] [--log LEVEL] [--name DOMAIN]\n"
 	      "  remusd standby --qmp PATH --incoming PATH --listen [HOST:]PORT\n"
 	      "                 [--heartbeat MS] [--miss N] [--vm-name NAME] [--manual]\n"
 	      "                 [--fence CMD] [--on-activate CMD] [--ctl PATH]\n"
 	      "                 [--report FILE] [--exit-after-failover] [--log LEVEL]\n"
 	      "                 [--disk NAME,image=PATH,socket=PATH]... [--journal PATH]\n"
-	      "                 [--epoch-mem MB] [--spill-dir DIR]\n"
+	      "                 [--epoch-mem MB] [--spill-dir DIR] [--name DOMAIN]\n"
 	      "  remusd ctl SOCKET status|set-interval MS|set-pause-budget MS|failover|\n"
 	      "                   unprotect|protect HOST:PORT\n"
 	      "\n"
@@ -56,6 +56,9 @@ void remusd_usage(FILE *f)
 	      "the journal's directory, or /var/tmp); the first epoch of a new stream\n"
 	      "goes to the standby QEMU as it arrives.  Resident memory stays below\n"
 	      "--epoch-mem + 64 MiB (status: peak_rss_kb, memory_bound_kb).\n"
+	      "\n"
+	      "--name DOMAIN (both roles) puts the protected domain's name in every log\n"
+	      "line ('INFO  [engine] web1: ...'); remusd serve starts its children so.\n"
 	      "\n"
 	      "Output commit (--netbuffer, default qemu): every frame the guest sends\n"
 	      "is held until the standby acknowledged its epoch.  qemu: a\n"
@@ -82,7 +85,7 @@ enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO
        OPT_CTL, OPT_METRICS, OPT_LOG, OPT_INCOMING, OPT_LISTEN, OPT_VM_NAME, OPT_MANUAL,
        OPT_FENCE, OPT_ACTIVATE, OPT_REPORT, OPT_EXIT_AFTER, OPT_RECONNECT, OPT_NETBUFFER,
        OPT_NETDEV, OPT_TAP, OPT_NB_LIMIT, OPT_NB_ON_LOST, OPT_DISK, OPT_JOURNAL,
-       OPT_EPOCH_MEM, OPT_SPILL_DIR, OPT_HELP, OPT_PAUSE_BUDGET };
+       OPT_EPOCH_MEM, OPT_SPILL_DIR, OPT_HELP, OPT_PAUSE_BUDGET, OPT_NAME };
 
 static const struct option long_opts[] = {
 	{ "qmp", required_argument, NULL, OPT_QMP },
@@ -114,6 +117,7 @@ static const struct option long_opts[] = {
 	{ "spill-dir", required_argument, NULL, OPT_SPILL_DIR },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "pause-budget", required_argument, NULL, OPT_PAUSE_BUDGET },
+	{ "name", required_argument, NULL, OPT_NAME },
 	{ 0 },
 };
 
@@ -123,7 +127,7 @@ static const char *const metavars[] = {
 	"PATH", "HOST:PORT", "MS", "MS", "N", NULL, "PATH", "FILE", "error|warn|info|debug",
 	"PATH", "[HOST:]PORT", "NAME", NULL, "CMD", "CMD", "FILE", NULL, "MS",
 	"qemu|plug|off", "ID", "IF", "BYTES", "release|hold", "NAME,image=PATH,socket=PATH",
-	"PATH", "MB", "DIR", NULL, "MS",
+	"PATH", "MB", "DIR", NULL, "MS", "DOMAIN",
 };
 _Static_assert(sizeof(metavars) / sizeof(metavars[0]) + 1 ==
 	       sizeof(long_opts) / sizeof(long_opts[0]), "one metavar per option");
@@ -322,6 +326,16 @@ static int parse_one(struct remusd_options *o, int c, const char *name, const ch
 		return rc;
 	case OPT_SPILL_DIR: o->standby.spill_dir = v; return 0;
 	case OPT_HELP: o->mode = REMUSD_HELP; return 0;
+	case OPT_NAME:
+		if (strlen(v) >= REMUSD_NAME_MAX)
+			return fail(o, "%s: '%.20s...' is longer than %d bytes; give the "
+				    "domain's name", opt, v, REMUSD_NAME_MAX - 1);
+		for (const char *p = v; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return fail(o, "%s: the name has a control character; give the "
+					    "domain's name as libvirt shows it", opt);
+		o->name = v;
+		return 0;
 	}
 	return fail(o, "%s: not handled (a bug)", opt);
 }

@@ -74,6 +74,30 @@ static void test_truncation_one_line(void **state)
 	free(out);
 }
 
+static void emit_named(void)
+{
+	remus_log_set_level(REMUS_LOG_INFO);
+	remus_log_set_name("web1");
+	remus_info("qmp", "connected");
+	remus_log_set_name("");
+	remus_info("qmp", "unnamed");
+}
+
+/* --name DOMAIN: the domain is in the line, after the tag; "" takes it
+ * away again. */
+static void test_domain_name(void **state)
+{
+	char *out = capture(emit_named);
+	regex_t re;
+
+	assert_int_equal(regcomp(&re,
+		"^[0-9T:.Z-]+ INFO  \\[qmp\\] web1: connected\n"
+		"[0-9T:.Z-]+ INFO  \\[qmp\\] unnamed\n$", REG_EXTENDED), 0);
+	assert_int_equal(regexec(&re, out, 0, NULL, 0), 0);
+	regfree(&re);
+	free(out);
+}
+
 static void test_parse_level(void **state)
 {
 	enum remus_log_level l;
@@ -91,6 +115,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_and_filter),
 		cmocka_unit_test(test_truncation_one_line),
+		cmocka_unit_test(test_domain_name),
 		cmocka_unit_test(test_parse_level),
 	};
 

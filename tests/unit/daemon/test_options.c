@@ -305,6 +305,25 @@ static void test_help_and_ctl(void **state)
 	assert_string_equal(o->ctl_words[1], "300");
 }
 
+/* --name DOMAIN, both roles: kept for the log; absent is NULL; too long
+ * or with a control character refused. */
+static void test_name(void **state)
+{
+	struct remusd_options *o = *state;
+
+	assert_int_equal(PARSE(o, PRIMARY), 0);
+	assert_null(o->name);
+	assert_int_equal(PARSE(o, PRIMARY, "--name", "web1"), 0);
+	assert_string_equal(o->name, "web1");
+	assert_int_equal(PARSE(o, STANDBY, "--name", "db.example-2"), 0);
+	assert_string_equal(o->name, "db.example-2");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--name",
+			      "a234567890123456789012345678901234567890123456789012345678901234"),
+		     "--name", "longer than 63");
+	EXPECT_ERROR(o, PARSE(o, STANDBY, "--name", "we\nb1"), "--name", "control character");
+	EXPECT_ERROR(o, PARSE(o, STANDBY, "--name"), "--name", "DOMAIN");
+}
+
 /* The usage text lists every option (a new one must be documented). */
 static void test_usage_lists_every_option(void **state)
 {
@@ -314,6 +333,7 @@ static void test_usage_lists_every_option(void **state)
 		"--nb-on-lost", "--disk", "--metrics", "--log", "--incoming", "--listen",
 		"--vm-name", "--manual", "--fence", "--on-activate", "--report",
 		"--exit-after-failover", "--journal", "--epoch-mem", "--spill-dir", "remusd ctl",
+		"--name",
 	};
 	char buf[8192] = "";
 	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
@@ -503,6 +523,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_words, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_disks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_command_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_role_requirements, setup, teardown),
 	};
