@@ -36,6 +36,7 @@ enum remusd_mode {
 	REMUSD_STANDBY,
 	REMUSD_HELP,    /* --help: print remusd_usage() on stdout, exit 0 */
 	REMUSD_CTL,     /* remusd ctl SOCKET REQUEST... */
+	REMUSD_KEYGEN,  /* remusd keygen FILE: a new pre-shared key (tls/tls.h) */
 };
 
 /*
@@ -71,6 +72,9 @@ struct remusd_options {
 	struct remus_diskrepl_disk disk[REMUS_REPL_MAX_DISKS];
 	char *disk_spec[REMUS_REPL_MAX_DISKS]; /* owned copies of --disk values,
 						* split in place; disk[] points in */
+
+	/* REMUSD_KEYGEN: the key file to write. */
+	const char *keygen_path;
 
 	/* REMUSD_CTL: remusd ctl SOCKET WORD... */
 	const char *ctl_socket;

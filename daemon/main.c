@@ -5,6 +5,7 @@
  *   remusd primary --qmp PATH --standby HOST:PORT [options]
  *   remusd standby --qmp PATH --incoming PATH --listen [HOST:]PORT [options]
  *   remusd ctl SOCKET REQUEST...
+ *   remusd keygen FILE
  *
  * main() parses the command line (options.c) and runs what it asks for:
  * a role (daemon.c, primary.c, standby.c) or one control request
@@ -15,6 +16,21 @@
 
 #include "daemon/daemon.h"
 #include "remusctl/remusctl.h"
+#include "tls/tls.h"
+
+/* remusd keygen FILE: the key of one pair of hosts (tls/tls.h). */
+static int keygen(const char *path)
+{
+	char err[512];
+
+	if (remus_tls_keygen(path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "remusd keygen: %s\n", err);
+		return 1;
+	}
+	printf("wrote a new pre-shared key to %s (mode 0600); copy it to the other host over "
+	       "a channel you trust and give both remusd --tls-psk %s\n", path, path);
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -27,6 +43,8 @@ int main(int argc, char **argv)
 	} else if (o.mode == REMUSD_HELP) {
 		remusd_usage(stdout);
 		rc = 0;
+	} else if (o.mode == REMUSD_KEYGEN) {
+		rc = keygen(o.keygen_path);
 	} else if (o.mode == REMUSD_CTL) {
 		rc = remus_cli_ctl("remusd ctl", o.ctl_socket, o.ctl_nwords, o.ctl_words,
 				   stdout, stderr);

@@ -36,6 +36,7 @@ void remusd_usage(FILE *f)
 	      "                 [--epoch-mem MB] [--spill-dir DIR] [--name DOMAIN]\n"
 	      "  remusd ctl SOCKET status|set-interval MS|set-pause-budget MS|failover|\n"
 	      "                   unprotect|protect HOST:PORT\n"
+	      "  remusd keygen FILE\n"
 	      "\n"
 	      "The primary protects the QEMU whose QMP socket is --qmp: it checkpoints\n"
 	      "it every --interval ms (default 1000) to the standby remusd at --standby.\n"
@@ -418,6 +419,14 @@ int remusd_options_parse(struct remusd_options *o, int argc, char *const *argv)
 		o->ctl_socket = argv[2];
 		o->ctl_nwords = argc - 3;
 		o->ctl_words = argv + 3;
+		return 0;
+	}
+	if (strcmp(role, "keygen") == 0) {
+		if (argc != 3 || argv[2][0] == '-')
+			return fail(o, "keygen: expected FILE, where the new pre-shared key goes "
+				    "(e.g. remusd keygen /etc/remus/hostA-hostB.psk)");
+		o->mode = REMUSD_KEYGEN;
+		o->keygen_path = argv[2];
 		return 0;
 	}
 	if (strcmp(role, "primary") == 0)
