@@ -2,7 +2,11 @@
 /*
  * Control socket (see ctl.h).  Each client is a small struct with a bounded
  * input buffer and the pending answer; everything is non-blocking on the
- * loop, so a stuck client cannot stall checkpoints.
+ * loop, so a stuck client cannot stall checkpoints.  The asynchronous
+ * kind hands the client itself out as the request: while the owner holds
+ * it the fd is not watched (a client cannot make the loop spin or free
+ * what the owner holds) and no timer runs; remus_ctl_reply() writes the
+ * answer, or frees a client whose connection broke meanwhile.
  */
 #include "common/ctl.h"
 
@@ -13,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -21,11 +26,15 @@
 
 #define CLIENT_TIMEOUT_MS 5000
 
+/* A client; for the asynchronous kind also the request (struct
+ * remus_ctl_request is this struct). */
 struct client {
 	struct remus_ctl *ctl;
 	int fd;
 	struct remus_buf in, out;
 	bool answered;
+	bool pending;             /* handed to the owner, not answered yet */
+	struct ucred cred;
 	struct remus_timer timer; /* drops a client that takes too long */
 	struct client *next;
 };
@@ -34,8 +43,10 @@ struct remus_ctl {
 	struct remus_loop *loop;
 	int fd;
 	char *path;
-	remus_ctl_handler_cb *handler;
+	remus_ctl_handler_cb *handler;     /* synchronous kind, or NULL */
+	remus_ctl_request_cb *request_cb;  /* asynchronous kind */
 	void *opaque;
+	struct remus_ctl_opts opts;
 	struct client *clients;
 };
 
@@ -67,8 +78,9 @@ static void client_free(struct client *c)
 			*p = c->next;
 			break;
 		}
-	remus_loop_del_fd(c->ctl->loop, c->fd);
 	remus_timer_disarm(&c->timer);
+	if (!c->pending)    /* a pending client's fd is not watched */
+		remus_loop_del_fd(c->ctl->loop, c->fd);
 	close(c->fd);
 	remus_buf_release(&c->in);
 	remus_buf_release(&c->out);
@@ -82,9 +94,11 @@ static void on_client_timeout(struct remus_loop *loop, void *opaque)
 	client_free(c);
 }
 
-static void answer(struct client *c, const char *line)
+static void on_client(struct remus_loop *loop, int fd, unsigned ev, void *opaque);
+
+/* Writes @reply (taken) to @c, which is not watched by the loop. */
+static void deliver(struct client *c, char *reply)
 {
-	char *reply = c->ctl->handler(c->ctl->opaque, line);
 	ssize_t r;
 
 	if (!reply)
@@ -104,7 +118,46 @@ static void answer(struct client *c, const char *line)
 		client_free(c);
 		return;
 	}
-	remus_loop_mod_fd(c->ctl->loop, c->fd, REMUS_EV_WRITE);
+	/* The rest when the socket takes it, within the client's time. */
+	if (remus_loop_add_fd(c->ctl->loop, c->fd, REMUS_EV_WRITE, on_client, c) < 0) {
+		client_free(c);
+		return;
+	}
+	remus_timer_arm(&c->timer, c->ctl->opts.timeout_ms);
+}
+
+static void answer(struct client *c, const char *line)
+{
+	struct remus_ctl *ctl = c->ctl;
+
+	remus_loop_del_fd(ctl->loop, c->fd);
+	remus_timer_disarm(&c->timer);
+	if (ctl->handler) {
+		deliver(c, ctl->handler(ctl->opaque, line));
+		return;
+	}
+	/* From here the owner holds @c; it may answer inside the callback. */
+	c->pending = true;
+	ctl->request_cb(ctl->opaque, (struct remus_ctl_request *)c, line);
+}
+
+void remus_ctl_reply(struct remus_ctl_request *req, char *answer_text)
+{
+	struct client *c = (struct client *)req;
+
+	/* A client that went away meanwhile fails the write: freed there. */
+	c->pending = false;
+	deliver(c, answer_text);
+}
+
+uid_t remus_ctl_request_uid(const struct remus_ctl_request *req)
+{
+	return ((const struct client *)req)->cred.uid;
+}
+
+pid_t remus_ctl_request_pid(const struct remus_ctl_request *req)
+{
+	return ((const struct client *)req)->cred.pid;
 }
 
 static void on_client(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
@@ -119,7 +172,7 @@ static void on_client(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 			client_free(c);
 		return;
 	}
-	r = remus_buf_read_fd(&c->in, fd, REMUS_CTL_MAX_LINE);
+	r = remus_buf_read_fd(&c->in, fd, c->ctl->opts.max_line);
 	if (r == -EAGAIN)
 		return;
 	if (r <= 0) {
@@ -128,7 +181,7 @@ static void on_client(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 	}
 	nl = memchr(remus_buf_data(&c->in), '\n', remus_buf_len(&c->in));
 	if (!nl) {
-		if (remus_buf_len(&c->in) >= REMUS_CTL_MAX_LINE)
+		if (remus_buf_len(&c->in) >= c->ctl->opts.max_line)
 			client_free(c);
 		return;
 	}
@@ -138,14 +191,40 @@ static void on_client(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 	answer(c, (const char *)remus_buf_data(&c->in));
 }
 
+/* SO_PEERCRED: root, this process's user, or the configured group. */
+static bool peer_allowed(const struct remus_ctl *ctl, const struct ucred *cr)
+{
+	if (!ctl->opts.peer_check)
+		return true;
+	return cr->uid == 0 || cr->uid == geteuid() ||
+	       (ctl->opts.use_gid && cr->gid == ctl->opts.gid);
+}
+
 static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
 {
+	static const char refused[] = "{\"ok\":false,\"error\":\"permission denied: the "
+		"control socket takes requests from root or the configured ctl_group only; "
+		"run as root\",\"code\":\"bad-request\"}\n";
 	struct remus_ctl *ctl = opaque;
+	struct ucred cr = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	socklen_t crlen = sizeof(cr);
 	struct client *c;
 	int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	ssize_t w;
 
 	if (cfd < 0)
 		return;
+	if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0 && ctl->opts.peer_check) {
+		close(cfd);
+		return;
+	}
+	if (!peer_allowed(ctl, &cr)) {
+		/* A new socket's buffer takes this line at once; no wait. */
+		w = send(cfd, refused, sizeof(refused) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)w;
+		close(cfd);
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(cfd);
@@ -153,7 +232,8 @@ static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 	}
 	c->ctl = ctl;
 	c->fd = cfd;
-	remus_buf_init(&c->in, REMUS_CTL_MAX_LINE);
+	c->cred = cr;
+	remus_buf_init(&c->in, ctl->opts.max_line);
 	remus_buf_init(&c->out, 0);
 	if (remus_loop_add_fd(loop, cfd, REMUS_EV_READ, on_client, c) < 0) {
 		close(cfd);
@@ -161,26 +241,43 @@ static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 		return;
 	}
 	remus_timer_init(&c->timer, loop, on_client_timeout, c);
-	remus_timer_arm(&c->timer, CLIENT_TIMEOUT_MS);
+	remus_timer_arm(&c->timer, ctl->opts.timeout_ms);
 	c->next = ctl->clients;
 	ctl->clients = c;
 }
 
-int remus_ctl_listen(struct remus_loop *loop, const char *path,
-		     remus_ctl_handler_cb *handler, void *opaque, struct remus_ctl **out)
+static int listen_common(struct remus_loop *loop, const char *path,
+			 const struct remus_ctl_opts *opts, remus_ctl_handler_cb *handler,
+			 remus_ctl_request_cb *request_cb, void *opaque, struct remus_ctl **out)
 {
 	struct remus_ctl *ctl = calloc(1, sizeof(*ctl));
+	bool made = false;
 	int rc;
 
 	if (!ctl)
 		return -ENOMEM;
 	ctl->loop = loop;
 	ctl->handler = handler;
+	ctl->request_cb = request_cb;
 	ctl->opaque = opaque;
+	if (opts)
+		ctl->opts = *opts;
+	if (!ctl->opts.max_line)
+		ctl->opts.max_line = REMUS_CTL_MAX_LINE;
+	if (!ctl->opts.timeout_ms)
+		ctl->opts.timeout_ms = CLIENT_TIMEOUT_MS;
 	ctl->path = strdup(path);
 	ctl->fd = remus_unix_listen(path, 8);
 	if (!ctl->path || ctl->fd < 0) {
 		rc = ctl->fd < 0 ? ctl->fd : -ENOMEM;
+		goto fail;
+	}
+	made = true;
+	/* Set after bind: a client that connects in between is still
+	 * checked by SO_PEERCRED (peer_check). */
+	if ((ctl->opts.use_gid && chown(path, (uid_t)-1, ctl->opts.gid) < 0) ||
+	    (ctl->opts.mode && chmod(path, ctl->opts.mode) < 0)) {
+		rc = -errno;
 		goto fail;
 	}
 	remus_fd_set_nonblock(ctl->fd, true);
@@ -192,9 +289,24 @@ int remus_ctl_listen(struct remus_loop *loop, const char *path,
 fail:
 	if (ctl->fd >= 0)
 		close(ctl->fd);
+	if (made)
+		unlink(path);
 	free(ctl->path);
 	free(ctl);
 	return rc;
+}
+
+int remus_ctl_listen(struct remus_loop *loop, const char *path,
+		     remus_ctl_handler_cb *handler, void *opaque, struct remus_ctl **out)
+{
+	return listen_common(loop, path, NULL, handler, NULL, opaque, out);
+}
+
+int remus_ctl_listen_async(struct remus_loop *loop, const char *path,
+			   const struct remus_ctl_opts *opts, remus_ctl_request_cb *cb,
+			   void *opaque, struct remus_ctl **out)
+{
+	return listen_common(loop, path, opts, NULL, cb, opaque, out);
 }
 
 void remus_ctl_free(struct remus_ctl *ctl)
