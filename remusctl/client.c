@@ -2,7 +2,7 @@
 /*
  * Control-socket client (see remusctl.h).  One connection per request:
  * write the line, poll for the answer up to the timeout, read until the
- * newline or EOF.  Blocking by design; the daemon side never blocks.
+ * newline or EOF, into a buffer that grows up to REMUS_CLI_MAX_REPLY.  Blocking by design; the daemon side never blocks.
  */
 #include "remusctl/remusctl.h"
 
@@ -18,8 +18,8 @@
 int remus_cli_request(const char *path, const char *request, unsigned timeout_ms,
 		      char **reply)
 {
-	char buf[65536];
-	size_t got = 0;
+	char *buf = NULL;
+	size_t got = 0, cap = 0;
 	int fd, rc;
 
 	fd = remus_unix_connect(path, false);
@@ -31,8 +31,24 @@ int remus_cli_request(const char *path, const char *request, unsigned timeout_ms
 	while (rc == 0) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t r;
-		int n = poll(&p, 1, (int)timeout_ms);
+		int n;
 
+		if (got + 1 >= cap) {
+			char *t;
+
+			if (cap >= REMUS_CLI_MAX_REPLY) {
+				rc = -EMSGSIZE;
+				break;
+			}
+			cap = cap ? cap * 2 : 65536;
+			t = realloc(buf, cap);
+			if (!t) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = t;
+		}
+		n = poll(&p, 1, (int)timeout_ms);
 		if (n == 0) {
 			rc = -ETIMEDOUT;
 			break;
@@ -43,25 +59,29 @@ int remus_cli_request(const char *path, const char *request, unsigned timeout_ms
 			rc = -errno;
 			break;
 		}
-		r = read(fd, buf + got, sizeof(buf) - 1 - got);
+		r = read(fd, buf + got, cap - 1 - got);
 		if (r < 0) {
 			rc = -errno;
 			break;
 		}
-		got += (size_t)r;
-		if (r == 0 || memchr(buf, '\n', got) || got == sizeof(buf) - 1)
+		if (r == 0 || memchr(buf + got, '\n', (size_t)r)) {
+			got += (size_t)r;
 			break;
+		}
+		got += (size_t)r;
 	}
 	close(fd);
-	if (rc < 0)
+	if (rc == 0 && got == 0)
+		rc = -ECONNRESET;
+	if (rc < 0) {
+		free(buf);
 		return rc;
-	if (got == 0)
-		return -ECONNRESET;
+	}
 	buf[got] = 0;
-	if (buf[got - 1] == '\n')
-		buf[got - 1] = 0;
-	*reply = strdup(buf);
-	return *reply ? 0 : -ENOMEM;
+	/* One line: whatever follows the first newline is not the answer. */
+	*strchrnul(buf, '\n') = 0;
+	*reply = buf;
+	return 0;
 }
 
 int remus_cli_ctl(const char *prog, const char *path, int nwords, char *const *words,

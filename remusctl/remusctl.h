@@ -13,13 +13,17 @@
 
 /* How long a CLI waits for the daemon's answer. */
 #define REMUS_CLI_TIMEOUT_MS 10000u
+/* The longest answer line a CLI accepts (a status of many domains). */
+#define REMUS_CLI_MAX_REPLY (1u << 20)
 
 /*
  * Sends @request (borrowed, one line without the newline) to the control
  * socket at @path (borrowed) and waits up to @timeout_ms for the answer
  * line.  Returns 0 with *@reply (owned: free(); the JSON line without its
  * newline) or -errno (-ENOENT/-ECONNREFUSED: no daemon there, -ETIMEDOUT,
- * -ECONNRESET: closed without an answer); *@reply is untouched then.
+ * -ECONNRESET: closed without an answer, -EMSGSIZE: an answer longer than
+ * REMUS_CLI_MAX_REPLY); *@reply is untouched then.  @timeout_ms bounds
+ * each wait for more of the answer.
  */
 int remus_cli_request(const char *path, const char *request, unsigned timeout_ms,
 		      char **reply);

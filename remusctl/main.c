@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * remusctl: the command-line client of `remusd serve` (remusctl(8)).
+ * Everything is in remusctl_main (run.c); main() only hands it the
+ * process: stdout/stderr, whether stdout is a terminal (progress bar),
+ * $REMUS_CTL, and a SIGINT flag (Ctrl-C while `protect` waits stops the
+ * waiting, not the protection).
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "remusctl/cli.h"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct remusctl_io io = {
+		.out = stdout,
+		.err = stderr,
+		.tty = isatty(STDOUT_FILENO) == 1,
+		.env_ctl = getenv("REMUS_CTL"),
+		.interrupted = &interrupted,
+	};
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	return remusctl_main(argc, argv, &io);
+}

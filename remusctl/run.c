@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * remusctl_main: one command line against remusd's control socket.
+ *
+ *   parse argv -> find the socket (--socket, $REMUS_CTL, the config's
+ *   ctl key, the default) -> one request -> one answer -> exit code
+ *
+ * `protect` then polls `status` of its domain every io->poll_ms and
+ * draws the initial sync (a bar on a terminal, a plain line at most
+ * every io->plain_every_ms otherwise) until the domain is `protected`
+ * (0) or `failed`/gone (1).  A SIGINT (io->interrupted) ends the wait
+ * only: remusd goes on protecting, and we say so.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/loop.h"
+#include "remusctl/cli.h"
+#include "remusctl/remusctl.h"
+
+#define BAR_WIDTH 30
+
+static unsigned timeout_ms_of(const struct remusctl_args *a)
+{
+	if (a->timeout_s)
+		return a->timeout_s * 1000u;
+	switch (a->cmd) {
+	case REMUSCTL_PROTECT:
+	case REMUSCTL_FAILOVER:
+		return 120000; /* remusd talks to the peer, creates the standby */
+	case REMUSCTL_UNPROTECT:
+		return 600000; /* --release-disks copies the disks back */
+	default:
+		return REMUS_CLI_TIMEOUT_MS;
+	}
+}
+
+/* Fills @path with the control socket; returns 0 or an exit code. */
+static int find_socket(const struct remusctl_args *a, const struct remusctl_io *io,
+		       char *path, size_t len)
+{
+	const char *conf = a->config ? a->config : REMUSCTL_DEFAULT_CONFIG;
+	char err[128], *text = NULL;
+	size_t n = 0, cap = 0;
+	FILE *f;
+	int rc;
+
+	if (a->socket || (io->env_ctl && *io->env_ctl)) {
+		snprintf(path, len, "%s", a->socket ? a->socket : io->env_ctl);
+		return 0;
+	}
+	snprintf(path, len, "%s", REMUSCTL_DEFAULT_SOCKET);
+	f = fopen(conf, "re");
+	if (!f) {
+		if (!a->config && errno == ENOENT)
+			return 0;
+		fprintf(io->err, "remusctl: cannot read the config file %s: %s (give "
+			"--socket PATH, or fix --config)\n", conf, strerror(errno));
+		return a->config ? REMUSCTL_EXIT_USAGE : REMUSCTL_EXIT_FAILED;
+	}
+	for (;;) {
+		size_t r;
+
+		if (n == cap) {
+			char *t = cap < (1u << 20) ? realloc(text, cap ? cap * 2 : 4096) : NULL;
+
+			if (!t) {
+				fprintf(io->err, "remusctl: the config file %s is too big (over "
+					"1 MiB) or memory ran out\n", conf);
+				free(text);
+				fclose(f);
+				return REMUSCTL_EXIT_FAILED;
+			}
+			text = t;
+			cap = cap ? cap * 2 : 4096;
+		}
+		r = fread(text + n, 1, cap - n, f);
+		n += r;
+		if (r == 0)
+			break;
+	}
+	fclose(f);
+	rc = remusctl_config_ctl(text, n, path, len, err, sizeof(err));
+	free(text);
+	if (rc < 0) {
+		fprintf(io->err, "remusctl: %s: %s (fix the file, or give --socket PATH)\n",
+			conf, err);
+		return REMUSCTL_EXIT_FAILED;
+	}
+	return 0;
+}
+
+/* Sends @req; 0 with *@answer (owned) parsed, or an exit code with the
+ * reason printed. */
+static int ask(const char *sock, const char *req, unsigned timeout_ms,
+	       const struct remusctl_io *io, char **line, struct json_object **answer)
+{
+	struct json_object *ok;
+	int rc;
+
+	*line = NULL;
+	*answer = NULL;
+	rc = remus_cli_request(sock, req, timeout_ms, line);
+	if (rc == -ETIMEDOUT) {
+		fprintf(io->err, "remusctl: remusd at %s did not answer within %u s (it may "
+			"still carry the request out; see remusctl status, and remusd's log: "
+			"journalctl -u remusd)\n", sock, timeout_ms / 1000);
+		return REMUSCTL_EXIT_UNREACHABLE;
+	}
+	if (rc == -EACCES || rc == -EPERM) {
+		fprintf(io->err, "remusctl: cannot connect to %s: %s (run remusctl as root, "
+			"or as a member of the socket's group)\n", sock, strerror(-rc));
+		return REMUSCTL_EXIT_UNREACHABLE;
+	}
+	if (rc < 0) {
+		fprintf(io->err, "remusctl: cannot talk to remusd at %s: %s (is it running? "
+			"systemctl start remusd; or give --socket PATH)\n", sock, strerror(-rc));
+		return REMUSCTL_EXIT_UNREACHABLE;
+	}
+	*answer = json_tokener_parse(*line);
+	if (!*answer || !json_object_is_type(*answer, json_type_object) ||
+	    !json_object_object_get_ex(*answer, "ok", &ok) ||
+	    !json_object_is_type(ok, json_type_boolean)) {
+		fprintf(io->err, "remusctl: remusd at %s answered something that is not a "
+			"control answer (another version of remusd?): %.200s\n", sock, *line);
+		json_object_put(*answer);
+		*answer = NULL;
+		return REMUSCTL_EXIT_FAILED;
+	}
+	return 0;
+}
+
+static bool answer_ok(struct json_object *answer)
+{
+	struct json_object *ok = NULL;
+
+	json_object_object_get_ex(answer, "ok", &ok);
+	return json_object_get_boolean(ok);
+}
+
+static const char *answer_str(struct json_object *answer, const char *key)
+{
+	struct json_object *v = NULL;
+
+	if (!json_object_object_get_ex(answer, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Prints remusd's refusal: "remusctl: MESSAGE (code)". */
+static void print_refusal(const struct remusctl_io *io, struct json_object *answer)
+{
+	const char *e = answer_str(answer, "error"), *code = answer_str(answer, "code");
+
+	fprintf(io->err, "remusctl: %.1000s%s%s%s\n", e ? e : "remusd refused without a reason",
+		code ? " (" : "", code ? code : "", code ? ")" : "");
+}
+
+/* The object of domain @d in a status answer. */
+static struct json_object *domain_of(struct json_object *answer, const char *d)
+{
+	struct json_object *arr = NULL, *v = NULL;
+
+	if (json_object_object_get_ex(answer, "status", &v) &&
+	    json_object_is_type(v, json_type_object))
+		return v;
+	if (json_object_object_get_ex(answer, "domains", &arr) &&
+	    json_object_is_type(arr, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			struct json_object *x = json_object_array_get_idx(arr, i);
+			const char *n = json_object_is_type(x, json_type_object)
+					? answer_str(x, "domain") : NULL;
+
+			if (n && strcmp(n, d) == 0)
+				return x;
+		}
+		return NULL;
+	}
+	return answer;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	/* poll() returns early on a signal: Ctrl-C is seen at once. */
+	poll(NULL, 0, (int)ms);
+}
+
+/* Polls status of @a->domain until protected (0) or failed (1). */
+static int wait_protected(const struct remusctl_args *a, const char *sock,
+			  const struct remusctl_io *io)
+{
+	unsigned poll_ms = io->poll_ms ? io->poll_ms : 500;
+	unsigned every = io->plain_every_ms ? io->plain_every_ms : 5000;
+	char *req = NULL, *line = NULL, last_state[64] = "", text[512];
+	uint64_t last_print = 0;
+	bool drawn = false;
+	struct remusctl_args st = *a;
+	int rc;
+
+	st.cmd = REMUSCTL_STATUS;
+	req = remusctl_request(&st);
+	if (!req) {
+		fprintf(io->err, "remusctl: out of memory\n");
+		return REMUSCTL_EXIT_FAILED;
+	}
+	for (;;) {
+		struct json_object *answer = NULL, *dom;
+		struct remusctl_progress p;
+		const char *state;
+		uint64_t now;
+
+		if (io->interrupted && *io->interrupted) {
+			fprintf(io->out, "%sstopped waiting: remusd goes on protecting %s "
+				"(remusctl status %s)\n", drawn ? "\n" : "", a->domain, a->domain);
+			rc = REMUSCTL_EXIT_OK;
+			break;
+		}
+		rc = ask(sock, req, REMUS_CLI_TIMEOUT_MS, io, &line, &answer);
+		if (rc) {
+			if (drawn)
+				fputc('\n', io->out);
+			fprintf(io->err, "remusctl: lost track of %s while waiting for its "
+				"protection (remusctl status %s)\n", a->domain, a->domain);
+			break;
+		}
+		free(line);
+		line = NULL;
+		if (!answer_ok(answer)) {
+			if (drawn)
+				fputc('\n', io->out);
+			print_refusal(io, answer);
+			json_object_put(answer);
+			rc = REMUSCTL_EXIT_FAILED;
+			break;
+		}
+		dom = domain_of(answer, a->domain);
+		state = dom ? answer_str(dom, "state") : NULL;
+		if (!state)
+			state = "unknown";
+		if (strcmp(state, "protected") == 0) {
+			const char *peer = answer_str(dom, "peer");
+
+			if (drawn && io->tty)
+				fputc('\n', io->out);
+			fprintf(io->out, "%s: protected (standby %s)\n", a->domain,
+				peer ? peer : a->standby);
+			json_object_put(answer);
+			rc = REMUSCTL_EXIT_OK;
+			break;
+		}
+		if (strcmp(state, "failed") == 0 || strcmp(state, "stopped") == 0 || !dom) {
+			const char *why = dom ? answer_str(dom, "last_failure") : NULL;
+
+			if (drawn && io->tty)
+				fputc('\n', io->out);
+			fprintf(io->err, "remusctl: %s: protection %s: %.1000s\n", a->domain,
+				dom ? state : "lost", why ? why : dom ? "no reason given (see "
+				"remusd's log: journalctl -u remusd)" : "remusd no longer lists it");
+			json_object_put(answer);
+			rc = REMUSCTL_EXIT_FAILED;
+			break;
+		}
+		remusctl_progress_of(dom, &p);
+		now = remus_now_ms();
+		if (io->tty) {
+			remusctl_progress_format(text, sizeof(text), state, &p, true, BAR_WIDTH);
+			fprintf(io->out, "\r\033[K%s", text);
+			drawn = true;
+		} else if (strcmp(state, last_state) != 0 || now - last_print >= every) {
+			char label[128];
+
+			snprintf(label, sizeof(label), "%s %s", a->domain, state);
+			remusctl_progress_format(text, sizeof(text), label, &p, false, 0);
+			fprintf(io->out, "%s\n", text);
+			last_print = now;
+		}
+		snprintf(last_state, sizeof(last_state), "%s", state);
+		fflush(io->out);
+		json_object_put(answer);
+		sleep_ms(poll_ms);
+	}
+	free(req);
+	return rc;
+}
+
+/* What an accepted command prints (not status/list). */
+static void print_done(const struct remusctl_args *a, const struct remusctl_io *io,
+		       struct json_object *answer)
+{
+	const char *msg = answer_str(answer, "message");
+
+	switch (a->cmd) {
+	case REMUSCTL_PROTECT:
+		fprintf(io->out, "%s: protection accepted, standby on %s\n", a->domain,
+			a->standby);
+		break;
+	case REMUSCTL_SET_INTERVAL:
+		fprintf(io->out, "%s: checkpoint interval %u ms\n", a->domain, a->interval_ms);
+		break;
+	case REMUSCTL_FAILOVER:
+		fprintf(io->out, "%s: failover accepted (remusctl status %s)\n", a->domain,
+			a->domain);
+		break;
+	case REMUSCTL_UNPROTECT:
+		fprintf(io->out, "%s: unprotected%s\n", a->domain,
+			a->release_disks ? ", disks released" : "");
+		break;
+	default:
+		break;
+	}
+	if (msg)
+		fprintf(io->out, "%s: %.1000s\n", a->domain, msg);
+}
+
+int remusctl_main(int argc, char *const *argv, const struct remusctl_io *io)
+{
+	struct remusctl_args a;
+	struct json_object *answer = NULL;
+	char sock[4096], *req = NULL, *line = NULL;
+	int rc;
+
+	if (remusctl_args_parse(&a, argc, argv) < 0) {
+		fprintf(io->err, "remusctl: %s\n", a.error);
+		remusctl_usage(io->err, a.cmd, true);
+		return REMUSCTL_EXIT_USAGE;
+	}
+	if (a.cmd == REMUSCTL_HELP) {
+		remusctl_usage(io->out, a.help_cmd, false);
+		return REMUSCTL_EXIT_OK;
+	}
+	if (a.cmd == REMUSCTL_VERSION) {
+		fprintf(io->out, "remusctl %s\n", REMUS_VERSION);
+		return REMUSCTL_EXIT_OK;
+	}
+	rc = find_socket(&a, io, sock, sizeof(sock));
+	if (rc)
+		return rc;
+	req = remusctl_request(&a);
+	if (!req) {
+		fprintf(io->err, "remusctl: out of memory\n");
+		return REMUSCTL_EXIT_FAILED;
+	}
+	rc = ask(sock, req, timeout_ms_of(&a), io, &line, &answer);
+	if (rc)
+		goto out;
+	if (a.json)
+		fprintf(io->out, "%s\n", line);
+	if (!answer_ok(answer)) {
+		print_refusal(io, answer);
+		rc = REMUSCTL_EXIT_FAILED;
+		goto out;
+	}
+	switch (a.cmd) {
+	case REMUSCTL_STATUS:
+		if (!a.json)
+			remusctl_render_status(io->out, answer, time(NULL));
+		break;
+	case REMUSCTL_LIST:
+		if (!a.json)
+			remusctl_render_list(io->out, answer, time(NULL));
+		break;
+	case REMUSCTL_PROTECT:
+		print_done(&a, io, answer);
+		fflush(io->out);
+		if (!a.no_wait)
+			rc = wait_protected(&a, sock, io);
+		break;
+	default:
+		print_done(&a, io, answer);
+		break;
+	}
+out:
+	json_object_put(answer);
+	free(line);
+	free(req);
+	return rc;
+}
