@@ -474,47 +474,84 @@ char *remusctl_request(const struct remusctl_args *a)
 	return s;
 }
 
-static const char *trim(const char *s, const char *end, const char **tend)
-{
-	while (s < end && (*s == ' ' || *s == '\t'))
-		s++;
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-		end--;
-	*tend = end;
-	return s;
-}
-
+/* Follows hostd/config.c's syntax (remusd(8), FILES): `key = value`,
+ * `#` comments at the start of a line or after a blank outside quotes,
+ * a value in double quotes; only "ctl" is taken, the rest is remusd's
+ * business (it checks the keys when it starts). */
 int remusctl_config_ctl(const char *conf, size_t len, char *out, size_t outlen,
 			char *err, size_t errlen)
 {
-	const char *p = conf, *end = conf + len;
-	int line = 0, found = 0;
+	size_t pos = 0;
+	int lineno = 0, found = 0;
+	char line[4096];
 
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *le = nl ? nl : end, *k, *ke, *v, *ve, *eq;
+	while (pos < len) {
+		const char *nl = memchr(conf + pos, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - (conf + pos)) : len - pos;
+		bool quoted = false;
+		char *k, *v, *eq, *e, *p;
 
-		line++;
-		k = trim(p, le, &ke);
-		p = nl ? nl + 1 : end;
-		if (k == ke || *k == '#')
-			continue;
-		eq = memchr(k, '=', (size_t)(ke - k));
-		if (!eq || memchr(k, 0, (size_t)(ke - k))) {
-			snprintf(err, errlen, "line %d is not 'key = value'", line);
+		lineno++;
+		if (n >= sizeof(line)) {
+			snprintf(err, errlen, "line %d is longer than %zu bytes", lineno,
+				 sizeof(line) - 1);
 			return -EINVAL;
 		}
-		v = trim(eq + 1, ke, &ve);
-		trim(k, eq, &ke);
-		if (ke - k != 3 || memcmp(k, "ctl", 3) != 0)
-			continue;
-		if (v == ve || (size_t)(ve - v) >= outlen) {
-			snprintf(err, errlen, "line %d: ctl is %s", line,
-				 v == ve ? "empty" : "too long");
+		memcpy(line, conf + pos, n);
+		line[n] = 0;
+		pos += n + (nl ? 1 : 0);
+		if (strlen(line) != n) {
+			snprintf(err, errlen, "line %d has a NUL byte", lineno);
 			return -EINVAL;
 		}
-		memcpy(out, v, (size_t)(ve - v));
-		out[ve - v] = 0;
+		if (n && line[n - 1] == '\r')
+			line[--n] = 0;
+		for (p = line; *p; p++) {
+			if (*p == '"')
+				quoted = !quoted;
+			else if (*p == '#' && !quoted && (p == line || p[-1] == ' ' ||
+							  p[-1] == '\t'))
+				break;
+		}
+		*p = 0;
+		for (k = line; *k == ' ' || *k == '\t'; k++)
+			;
+		if (!*k)
+			continue;
+		eq = strchr(k, '=');
+		if (!eq) {
+			snprintf(err, errlen, "line %d is not 'key = value'", lineno);
+			return -EINVAL;
+		}
+		for (e = eq; e > k && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			;
+		*e = 0;
+		if (strcmp(k, "ctl") != 0)
+			continue;
+		for (v = eq + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		for (e = v + strlen(v); e > v && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			;
+		*e = 0;
+		if (*v == '"') {
+			if (e - v < 2 || e[-1] != '"' || memchr(v + 1, '"', (size_t)(e - v - 2))) {
+				snprintf(err, errlen, "line %d: ctl: the value's quotes do not "
+					 "match", lineno);
+				return -EINVAL;
+			}
+			e[-1] = 0;
+			v++;
+		}
+		if (found) {
+			snprintf(err, errlen, "line %d: ctl: given a second time", lineno);
+			return -EINVAL;
+		}
+		if (!*v || strlen(v) >= outlen) {
+			snprintf(err, errlen, "line %d: ctl is %s", lineno,
+				 *v ? "too long" : "empty");
+			return -EINVAL;
+		}
+		memcpy(out, v, strlen(v) + 1);
 		found = 1;
 	}
 	return found;

@@ -90,11 +90,11 @@ char *remusctl_request(const struct remusctl_args *a);
 
 /*
  * The value of key "ctl" in a remusd.conf text @conf (borrowed, @len
- * bytes, need not be NUL-terminated): `key = value` lines, `#` comments,
- * blank lines; the last "ctl" wins.  Copies it into @out (@outlen bytes)
- * and returns 1, returns 0 when there is none, or -EINVAL when it does
- * not fit or the file has a line that is not `key = value` (@err says
- * which line).  remusd's own config reader is stricter (unknown keys).
+ * bytes, need not be NUL-terminated), read with remusd's syntax
+ * (hostd/config.h: `key = value`, `#` comments, "quoted" values).
+ * Copies it into @out (@outlen bytes) and returns 1, returns 0 when there
+ * is none, or -EINVAL with @err saying which line is wrong (not a pair,
+ * ctl empty, too long, given twice).  Other keys are not checked.
  */
 int remusctl_config_ctl(const char *conf, size_t len, char *out, size_t outlen,
 			char *err, size_t errlen);

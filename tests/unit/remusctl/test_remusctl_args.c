@@ -257,32 +257,41 @@ static void test_config(void **state)
 {
 	char out[64], err[128];
 	const char *c1 = "# remusd.conf\n\nlisten = 0.0.0.0:7790\n  ctl = /run/x.sock  \n";
-	const char *c2 = "ctl=/a\nctl\t=\t/b\r\n";
+	const char *c2 = "ctl\t=\t/b # the socket\r\n";
 	const char *c3 = "listen = 1\nthis is not a pair\nctl = /a\n";
 	const char *c4 = "ctl =\n";
 	const char *c5 = "control = /no\n#ctl = /commented\n";
+	const char *c6 = "ctl = \"/with #hash \"\n";
+	const char *c7 = "ctl = /a\nctl = /b\n";
+	const char *c8 = "ctl = \"/a\n";
 
-	assert_int_equal(remusctl_config_ctl(c1, strlen(c1), out, sizeof(out), err,
-					     sizeof(err)), 1);
+#define CONF(c) remusctl_config_ctl(c, strlen(c), out, sizeof(out), err, sizeof(err))
+	assert_int_equal(CONF(c1), 1);
 	assert_string_equal(out, "/run/x.sock");
-	assert_int_equal(remusctl_config_ctl(c2, strlen(c2), out, sizeof(out), err,
-					     sizeof(err)), 1);
+	assert_int_equal(CONF(c2), 1);
 	assert_string_equal(out, "/b");
 	/* Not NUL-terminated: only @len bytes are read. */
-	assert_int_equal(remusctl_config_ctl(c2, 6, out, sizeof(out), err, sizeof(err)), 1);
-	assert_string_equal(out, "/a");
-	assert_int_equal(remusctl_config_ctl(c3, strlen(c3), out, sizeof(out), err,
-					     sizeof(err)), -EINVAL);
+	assert_int_equal(remusctl_config_ctl(c2, 8, out, sizeof(out), err, sizeof(err)), 1);
+	assert_string_equal(out, "/b");
+	assert_int_equal(CONF(c3), -EINVAL);
 	assert_string_equal(err, "line 2 is not 'key = value'");
-	assert_int_equal(remusctl_config_ctl(c4, strlen(c4), out, sizeof(out), err,
-					     sizeof(err)), -EINVAL);
+	assert_int_equal(CONF(c4), -EINVAL);
 	assert_string_equal(err, "line 1: ctl is empty");
-	assert_int_equal(remusctl_config_ctl(c5, strlen(c5), out, sizeof(out), err,
-					     sizeof(err)), 0);
+	assert_int_equal(CONF(c5), 0);
+	assert_int_equal(CONF(c6), 1);
+	assert_string_equal(out, "/with #hash ");
+	assert_int_equal(CONF(c7), -EINVAL);
+	assert_string_equal(err, "line 2: ctl: given a second time");
+	assert_int_equal(CONF(c8), -EINVAL);
+	assert_string_equal(err, "line 1: ctl: the value's quotes do not match");
 	assert_int_equal(remusctl_config_ctl("ctl = /0123456789", 17, out, 8, err,
 					     sizeof(err)), -EINVAL);
 	assert_string_equal(err, "line 1: ctl is too long");
 	assert_int_equal(remusctl_config_ctl("", 0, out, sizeof(out), err, sizeof(err)), 0);
+	assert_int_equal(remusctl_config_ctl("ctl = /a\0b\n", 11, out, sizeof(out), err,
+					     sizeof(err)), -EINVAL);
+	assert_string_equal(err, "line 1 has a NUL byte");
+#undef CONF
 }
 
 int main(void)
