@@ -1,0 +1,455 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# shellcheck shell=bash
+#
+# Hypervisor hosts of one test: the lab of the libvirt tests (label
+# libvirt) and of the chaos suite (sourced after remus.sh; it sources
+# netns.sh, so it needs root and skips without it).
+#
+# A host NAME is two namespaces the test owns:
+#   - the network namespace $NS-NAME (netns.sh), with a bridge br0 that
+#     holds the host's uplink up0 and the host's address, so guests with
+#     <interface type='bridge'><source bridge='br0'/> sit on the lab's LAN;
+#   - a persistent mount namespace and UTS namespace (`unshare
+#     --mount=FILE --uts=FILE`, files $LAB/ns/NAME.mnt and .uts on a private
+#     mount of the test; hostname NAME), in which
+#     the host's own directories are bind-mounted over /run,
+#     /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt, /etc/libvirt,
+#     /var/lib/remus and /etc/remus, and the lab's hosts file over
+#     /etc/hosts (every host resolves every other by name), with /sys
+#     remounted so that it shows the host's network devices.  `ip netns
+#     exec` would make a fresh mount namespace each time, losing these
+#     mounts: host_exec enters both namespaces with nsenter instead.
+# The outside view of a host's file PATH is `host_path NAME PATH`
+# ($LAB/NAME/PATH for the private directories): the harness reads guests'
+# consoles and daemons' state there.
+#
+#     $NS-sw: br0 --- veth NAME <-> up0 --- br0 (ADDR/24) in $NS-NAME
+#                                             \-- vnetN of the host's guests
+#
+# Each hypervisor runs its own real libvirtd (host_libvirtd; the monolithic
+# daemon over /run/libvirt/libvirt-sock, what users run), so
+# `host_exec pri virsh list` talks to pri's daemon only.  Its qemu.conf is
+# the one measured in /work/shared/LIBVIRT.md (root, no cgroups, no
+# namespaces, no security driver); it logs to $T/NAME-libvirtd.log.
+#
+# Faults: host_kill NAME (the chaos default for "host NAME dies": SIGKILL
+# every process in its network namespace, then its links down), and
+# host_boot NAME after it (links up, /run emptied as a reboot does,
+# libvirtd started again; /var and /etc survive like a disk).
+#
+# Teardown: every process of a host lives in its network namespace (libvirtd
+# and the QEMUs it forks, daemons started with host_exec), so a host is
+# stopped by killing the processes `ip netns pids` lists (by PID), then its
+# mount namespace file is unmounted and netns.sh deletes the namespace.
+# This runs on every way out of the test (a remus.sh cleanup hook).  A run
+# killed by SIGKILL leaves namespaces named after its dead shell's pid and
+# mounts below its dead private directory: the next run reaps both
+# (hosts_reap_stale, then netns.sh's netns_reap_stale), never looking
+# anything up by process name.
+#
+# Outside the test's directory the lab only creates the mount points it
+# needs if the machine lacks them: empty directories /etc/remus,
+# /var/lib/remus, /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt,
+# /etc/libvirt (an installed remus-qemu and libvirt have them anyway).
+#
+#   source "$(dirname "$0")/../../lib/remus.sh"
+#   source "$REMUS_SOURCE_DIR/tests/lib/hosts.sh"
+#   host_up pri 10.9.0.11; host_libvirtd pri
+#   host_up cli 10.9.0.2
+#   host_exec pri virsh list --all
+
+# shellcheck source=netns.sh
+. "$REMUS_SOURCE_DIR/tests/lib/netns.sh"
+
+LIBVIRTD=${LIBVIRTD:-/usr/sbin/libvirtd}
+LAB=$T/lab
+# Hosts up, in order, and their addresses (for /etc/hosts).
+HOSTS=()
+declare -A HOST_ADDR=()
+# The private directories of a host, bind-mounted in its mount namespace.
+HOST_DIRS=(/run /var/lib/libvirt /var/cache/libvirt /var/log/libvirt /etc/libvirt
+	/var/lib/remus /etc/remus)
+
+# --- reaping what a killed run left ---------------------------------------------
+
+# hosts_reap_stale: unmount what runs killed by SIGKILL left mounted below
+# their private directories (mount namespace files, the private mount that
+# holds them), then netns.sh reaps their namespaces and directories.  A
+# directory is a dead run's when the pid in its name (remus-TEST-PID.XXXXXX)
+# is gone.
+hosts_reap_stale() {
+	local mp owner dir tmp=${TMPDIR:-/tmp}
+	# Deepest first: the namespace files before the mount that holds them.
+	for mp in $(awk '{print $5}' /proc/self/mountinfo | grep -E "^$tmp/remus-[^/]*-[0-9]+\.[A-Za-z0-9]{6}/" | sort -r || true); do
+		dir=${mp#"$tmp"/}
+		dir=${dir%%/*}
+		owner=${dir%.*}
+		owner=${owner##*-}
+		alive "$owner" && continue
+		echo "unmounting $mp of a dead run (pid $owner)" >&2
+		umount -l "$mp" 2>/dev/null || true
+	done
+	netns_reap_stale
+}
+
+# --- the lab: switch, hosts file, namespace files -------------------------------
+
+_lab_init() {
+	[ ! -d "$LAB" ] || return 0
+	hosts_reap_stale
+	netns_add sw
+	at_cleanup _lab_cleanup
+	mkdir -p "$LAB/ns"
+	# unshare --mount=FILE needs FILE on a mount that does not propagate
+	# (or the new namespace would see its own file): a private bind of
+	# the directory onto itself.
+	mount --bind "$LAB/ns" "$LAB/ns"
+	mount --make-private "$LAB/ns"
+	printf '127.0.0.1\tlocalhost\n' >"$LAB/hosts"
+	ip -n "$NS-sw" link add br0 type bridge
+	ip -n "$NS-sw" link set br0 up
+}
+
+# Rewrites the lab's hosts file in place (every host has it bind-mounted:
+# a new inode would not be seen).
+_lab_hosts_file() {
+	local h
+	{
+		printf '127.0.0.1\tlocalhost\n'
+		for h in "${HOSTS[@]}"; do
+			printf '%s\t%s\n' "${HOST_ADDR[$h]}" "$h"
+		done
+	} >"$LAB/hosts.new"
+	cat "$LAB/hosts.new" >"$LAB/hosts"
+	rm -f "$LAB/hosts.new"
+}
+
+# Kills every process of host NAME (SIGKILL, by the pids in its network
+# namespace; repeated while new ones appear: libvirtd may be forking).
+_host_kill_procs() {
+	local n=$NS-$1 p pids _
+	for _ in 1 2 3 4 5; do
+		pids=$(ip netns pids "$n" 2>/dev/null || true)
+		[ -n "$pids" ] || return 0
+		for p in $pids; do
+			unwatch_daemon "$p"
+			kill -9 "$p" 2>/dev/null || true
+		done
+		# Reap those that are this shell's children (the others are
+		# reparented: libvirt daemonizes QEMU).
+		for p in $pids; do
+			! _ours "$p" || wait "$p" 2>/dev/null || true
+		done
+		sleep 0.05
+	done
+}
+
+_lab_cleanup() {
+	local h
+	for h in "${HOSTS[@]+"${HOSTS[@]}"}"; do
+		_host_kill_procs "$h"
+		umount -l "$LAB/ns/$h.mnt" "$LAB/ns/$h.uts" 2>/dev/null || true
+	done
+	umount -l "$LAB/ns" 2>/dev/null || true
+}
+
+# --- hosts ------------------------------------------------------------------------
+
+# host_path NAME PATH: where file PATH of host NAME is seen from the test
+# (PATH itself outside the host's private directories).
+host_path() {
+	local d
+	for d in "${HOST_DIRS[@]}"; do
+		case "$2" in
+		"$d" | "$d"/*) echo "$LAB/$1$2"; return 0 ;;
+		esac
+	done
+	echo "$2"
+}
+
+# host_up NAME ADDR: host NAME with address ADDR (/24) on the lab's LAN,
+# its namespaces and private directories, a minimal libvirt configuration,
+# and every host's name in /etc/hosts.  No daemon yet (host_libvirtd).
+host_up() {
+	local name=$1 addr=$2 h=$LAB/$1 d
+	_lab_init
+	[ -z "${HOST_ADDR[$name]+x}" ] || fail "host_up: host $name is up already"
+	netns_add "$name"
+	HOSTS+=("$name")
+	HOST_ADDR[$name]=$addr
+	for d in "${HOST_DIRS[@]}"; do
+		mkdir -p "$h$d"
+		[ -d "$d" ] || mkdir -p "$d"
+	done
+	mkdir -p "$h/etc/libvirt/qemu/networks" "$h/var/lib/libvirt/images" \
+		"$h/var/log/libvirt/qemu" "$h/run/lock"
+	_host_libvirt_conf "$h/etc/libvirt"
+	_lab_hosts_file
+
+	ip -n "$NS-sw" link add "$name" type veth peer name up0 netns "$NS-$name"
+	ip -n "$NS-sw" link set "$name" master br0 up
+	ip -n "$NS-$name" link add br0 type bridge
+	ip -n "$NS-$name" link set up0 master br0 up
+	ip -n "$NS-$name" link set br0 up
+	ip -n "$NS-$name" addr add "$addr/24" dev br0
+
+	# The mount namespace, made from inside the network namespace so that
+	# its /sys shows this host's devices.
+	touch "$LAB/ns/$name.mnt" "$LAB/ns/$name.uts"
+	# shellcheck disable=SC2016 # the script expands its own arguments
+	nsenter --net="/run/netns/$NS-$name" -- \
+		unshare --mount="$LAB/ns/$name.mnt" --uts="$LAB/ns/$name.uts" --propagation private \
+		bash -euc '
+			h=$1 hosts=$2 name=$3
+			shift 3
+			hostname "$name"
+			for d in "$@"; do mount --bind "$h$d" "$d"; done
+			mount --bind "$hosts" /etc/hosts
+			umount -l /sys
+			mount -t sysfs sysfs /sys' \
+		host-setup "$h" "$LAB/hosts" "$name" "${HOST_DIRS[@]}" ||
+		fail "host_up: cannot make the mount namespace of host $name"
+}
+
+# The configuration of a host's libvirtd: its sockets open to root only
+# (the tests run as root), no authentication, and the qemu.conf of
+# LIBVIRT.md.
+_host_libvirt_conf() {
+	cat >"$1/libvirtd.conf" <<'EOF'
+# remus-qemu test lab (tests/lib/hosts.sh): this host's own libvirtd.
+unix_sock_group = "root"
+unix_sock_ro_perms = "0777"
+unix_sock_rw_perms = "0700"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+EOF
+	cat >"$1/qemu.conf" <<'EOF'
+# remus-qemu test lab (tests/lib/hosts.sh): what works in namespaces
+# without cgroups or a security driver (/work/shared/LIBVIRT.md).
+user = "root"
+group = "root"
+cgroup_controllers = [ ]
+namespaces = [ ]
+stdio_handler = "file"
+security_driver = "none"
+remember_owner = 0
+EOF
+}
+
+# host_exec NAME CMD...: runs CMD in host NAME (its namespaces), in the
+# current directory, in the foreground.  Not for background processes:
+# `host_exec ... &` forks a subshell whose pid is not CMD's; use host_spawn.
+host_exec() {
+	local name=$1
+	shift
+	_host_known "$name"
+	nsenter --net="/run/netns/$NS-$name" --mount="$LAB/ns/$name.mnt" \
+		--uts="$LAB/ns/$name.uts" --wd="$PWD" -- "$@"
+}
+
+# host_spawn NAME LOG CMD...: starts CMD in host NAME in the background,
+# output appended to LOG; sets SPAWN_PID, CMD's own pid (nsenter execs it),
+# tracked.  `watch_daemon "$SPAWN_PID" ...` makes its death fail waits.
+host_spawn() {
+	local name=$1 log=$2
+	shift 2
+	_host_known "$name"
+	nsenter --net="/run/netns/$NS-$name" --mount="$LAB/ns/$name.mnt" \
+		--uts="$LAB/ns/$name.uts" --wd="$PWD" -- "$@" >>"$log" 2>&1 &
+	SPAWN_PID=$!
+	track "$SPAWN_PID"
+	echo "$SPAWN_PID" >>"$LAB/$name/pids"
+}
+
+_host_known() {
+	[ -n "${HOST_ADDR[$1]+x}" ] || fail "no host $1 (host_up first)"
+}
+
+# host_libvirtd NAME: starts host NAME's libvirtd (tracked, watched, log
+# $T/NAME-libvirtd.log) and waits until `virsh` gets an answer from it.
+# Sets LIBVIRTD_PID.
+host_libvirtd() {
+	local name=$1
+	local caps=$LAB/$1/var/cache/libvirt/qemu/capabilities
+	[ -x "$LIBVIRTD" ] || fail "$LIBVIRTD is missing: install libvirt-daemon (.ci/setup does)"
+	# QEMU's capabilities, probed by the first libvirtd of the run (about
+	# 8 s here), are given to the others: libvirtd checks the cache
+	# against QEMU's binary and its own and probes again if it is stale.
+	if [ -d "$LAB/caps" ] && [ ! -d "$caps" ]; then
+		mkdir -p "$caps"
+		cp "$LAB/caps"/*.xml "$caps/" 2>/dev/null || true
+	fi
+	host_spawn "$name" "$T/$name-libvirtd.log" "$LIBVIRTD" -f /etc/libvirt/libvirtd.conf
+	LIBVIRTD_PID=$SPAWN_PID
+	watch_daemon "$LIBVIRTD_PID" "libvirtd of host $name" "$T/$name-libvirtd.log"
+	wait_for 90 "libvirtd of host $name to answer" _host_virsh_ok "$name"
+	if [ ! -d "$LAB/caps" ] && [ -d "$caps" ]; then
+		mkdir -p "$LAB/caps"
+		cp "$caps"/*.xml "$LAB/caps/" 2>/dev/null || true
+	fi
+}
+
+_host_virsh_ok() { host_exec "$1" virsh -q version >/dev/null 2>&1; }
+
+# host_kill NAME: host NAME dies: SIGKILL every process in it, then its
+# links down (its peers see resets and silence).  Its files stay.
+host_kill() {
+	_host_kill_procs "$1"
+	ip -n "$NS-sw" link set "$1" down 2>/dev/null || true
+	ip -n "$NS-$1" link set up0 down 2>/dev/null || true
+}
+
+# host_boot NAME: host NAME comes back after host_kill: links up, /run
+# emptied (a tmpfs on a real host), libvirtd started again.
+host_boot() {
+	local name=$1
+	_host_kill_procs "$name"
+	find "$LAB/$name/run" -mindepth 1 -delete
+	mkdir -p "$LAB/$name/run/lock"
+	ip -n "$NS-$name" link set up0 up
+	ip -n "$NS-sw" link set "$name" up
+	host_libvirtd "$name"
+}
+
+# host_down NAME: host NAME is gone for good: its processes killed, its
+# mount namespace released, its network namespace deleted.
+host_down() {
+	local name=$1 h keep=()
+	_host_kill_procs "$name"
+	umount -l "$LAB/ns/$name.mnt" "$LAB/ns/$name.uts" 2>/dev/null || true
+	ip netns del "$NS-$name" 2>/dev/null || true
+	for h in "${HOSTS[@]}"; do
+		[ "$h" = "$name" ] || keep+=("$h")
+	done
+	HOSTS=("${keep[@]+"${keep[@]}"}")
+	unset "HOST_ADDR[$name]"
+	_lab_hosts_file
+}
+
+# --- the test guest as a libvirt domain -------------------------------------------
+
+# The guest's NIC, unless a test gives another (--mac).
+LAB_GUEST_MAC=52:54:00:4c:41:01
+
+_xml_escape() {
+	local s=$1
+	s=${s//&/&amp;}
+	s=${s//</&lt;}
+	s=${s//>/&gt;}
+	s=${s//\'/&apos;}
+	printf '%s' "$s"
+}
+
+# host_guest_xml NAME APPEND [OPTION...]: prints the test guest's domain XML
+# (tests/lib/domain.xml.in) with kernel command line "console=ttyS0 APPEND".
+# Options:
+#   --mem MB             memory (default 256, as start_guest)
+#   --disk PATH          the virtio disk's file, as the host sees it (default
+#                        /var/lib/libvirt/images/NAME.FORMAT); none: no disk
+#   --disk-format FMT    raw (default) or qcow2
+#   --mac MAC            the NIC's MAC (default $LAB_GUEST_MAC)
+#   --bridge BR          the host bridge the NIC is on (default br0)
+#   --type TYPE          kvm or qemu (default: kvm where vm-images' accel
+#                        probe found KVM working, else qemu, i.e. TCG)
+host_guest_xml() {
+	local name=$1 append=$2 mem=256 disk="" fmt=raw mac=$LAB_GUEST_MAC bridge=br0 type="" vm xml
+	shift 2
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--mem) mem=$2 ;;
+		--disk) disk=$2 ;;
+		--disk-format) fmt=$2 ;;
+		--mac) mac=$2 ;;
+		--bridge) bridge=$2 ;;
+		--type) type=$2 ;;
+		*) fail "host_guest_xml: unknown option '$1'" ;;
+		esac
+		shift 2
+	done
+	need REMUS_GUEST_KERNEL REMUS_GUEST_INITRD
+	vm=$(dirname "$REMUS_GUEST_KERNEL")
+	if [ -z "$type" ]; then
+		type=$(guest_accel "$vm") || fail "host_guest_xml: no accelerator"
+		[ "$type" = kvm ] || type=qemu
+	fi
+	[ -n "$disk" ] || disk=/var/lib/libvirt/images/$name.$fmt
+	xml=$(<"$REMUS_SOURCE_DIR/tests/lib/domain.xml.in")
+	[ "$disk" != none ] || xml=$(printf '%s\n' "$xml" | grep -v '@DISK@')
+	# Quoted replacements: bash 5.2 would expand & in them.
+	xml=${xml//@TYPE@/"$type"}
+	xml=${xml//@NAME@/"$(_xml_escape "$name")"}
+	xml=${xml//@MEM@/"$mem"}
+	xml=${xml//@KERNEL@/"$(_xml_escape "$REMUS_GUEST_KERNEL")"}
+	xml=${xml//@INITRD@/"$(_xml_escape "$REMUS_GUEST_INITRD")"}
+	xml=${xml//@APPEND@/"$(_xml_escape "$append")"}
+	xml=${xml//@DISK_FORMAT@/"$fmt"}
+	xml=${xml//@DISK@/"$(_xml_escape "$disk")"}
+	xml=${xml//@BRIDGE@/"$(_xml_escape "$bridge")"}
+	xml=${xml//@MAC@/"$mac"}
+	xml=${xml//@SERIAL@/"$(_xml_escape "/var/log/libvirt/qemu/$name.serial")"}
+	printf '%s\n' "$xml"
+}
+
+# host_define_guest HOST NAME APPEND [OPTION...]: defines domain NAME (the
+# test guest, host_guest_xml's options) in HOST's libvirtd; its XML is kept
+# in $LAB/HOST/NAME.xml.  Unless --disk is given, first creates its disk
+# /var/lib/libvirt/images/NAME.FORMAT in HOST, of --disk-size MB (default
+# 64) in --disk-format (default raw).
+host_define_guest() {
+	local host=$1 name=$2 append=$3 size=64 fmt=raw disk="" opts=()
+	shift 3
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--disk-size) size=$2 ;;
+		--disk-format) fmt=$2; opts+=("$1" "$2") ;;
+		--disk) disk=$2; opts+=("$1" "$2") ;;
+		*) opts+=("$1" "$2") ;;
+		esac
+		shift 2
+	done
+	if [ -z "$disk" ]; then
+		host_exec "$host" qemu-img create -q -f "$fmt" "/var/lib/libvirt/images/$name.$fmt" "${size}M" ||
+			fail "host_define_guest: cannot create the disk of $name on $host"
+	fi
+	host_guest_xml "$name" "$append" "${opts[@]+"${opts[@]}"}" >"$LAB/$host/$name.xml"
+	host_exec "$host" virsh -q define "$LAB/$host/$name.xml" >/dev/null ||
+		fail "host_define_guest: $host's libvirtd refused domain $name ($LAB/$host/$name.xml)"
+}
+
+# host_start_guest HOST NAME: starts defined domain NAME on HOST.
+host_start_guest() {
+	host_exec "$1" virsh -q start "$2" >/dev/null || fail "host_start_guest: cannot start $2 on $1"
+}
+
+# host_domstate HOST NAME: the domain's state as `virsh domstate` prints it
+# (running, paused, shut off, ...), "" if HOST does not know it.
+host_domstate() { host_exec "$1" virsh -q domstate "$2" 2>/dev/null | head -n 1 || true; }
+
+# host_guest_pid HOST NAME: the pid of domain NAME's QEMU on HOST, "" when
+# it does not run there.
+host_guest_pid() {
+	local f
+	f=$(host_path "$1" "/run/libvirt/qemu/$2.pid")
+	if [ -s "$f" ]; then cat "$f"; fi
+}
+
+# host_serial HOST NAME: domain NAME's console output on HOST so far, clean
+# text (guest-lib.sh's guest_serial over the pty's log file).
+host_serial() { guest_serial "$(host_path "$1" "/var/log/libvirt/qemu/$2")"; }
+
+# host_has_serial HOST NAME ERE: the console has a line matching ERE.
+host_has_serial() { host_serial "$1" "$2" | grep -aE -- "$3" >/dev/null; }
+
+# host_wait_serial HOST NAME ERE TIMEOUT_S [DESCRIPTION]: wait_for a console
+# line; fails at once if the domain's QEMU is gone without printing it.
+host_wait_serial() {
+	wait_for "$4" "${5:-domain $2 on $1 to print /$3/}" _host_serial_or_gone "$1" "$2" "$3"
+}
+_host_serial_or_gone() {
+	local pid
+	host_has_serial "$1" "$2" "$3" && return 0
+	pid=$(host_guest_pid "$1" "$2")
+	{ [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; } ||
+		fail "domain $2 on $1 stopped before /$3/ appeared: $(tail -n 3 "$(host_path "$1" "/var/log/libvirt/qemu/$2.log")" 2>/dev/null | tr '\n' ' ')"
+	return 1
+}
