@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The peer protocol between the remusd serve of two hosts (TCP, default
+ * port 7790): JSON lines of at most REMUS_HOSTD_PEER_MAX_LINE bytes (a
+ * domain's XML fits), a hello each way first, then requests with an id
+ * and their answers, in any order:
+ *
+ *   {"hello":"remus-peer","version":1,"host":"hostA"}
+ *   {"req":"create-standby","id":7,"domain":"web1","uuid":"...","xml":"<domain...>",
+ *    "disks":[{"target":"vda","format":"qcow2","size":1073741824}],
+ *    "options":{"interval_ms":200,"pause_budget_ms":300,"netbuffer":"qemu",
+ *               "reprotect":"auto","heartbeat_ms":100,"miss":5},
+ *    "primary":"hostA","primary_port":7790}
+ *   {"req":"destroy-standby","id":8,"domain":"web1"}
+ *   {"req":"failover","id":9,"domain":"web1"}          (planned switch)
+ *   {"req":"ping","id":10}
+ *   {"id":7,"ok":true,"repl_port":7800}
+ *   {"id":8,"ok":false,"error":"MESSAGE","code":"exists"}
+ *
+ * create-standby asks the host to make the standby of a domain that runs
+ * on the sender ("primary"): check that no other domain has its name or
+ * UUID and that its bridges exist, define the paused standby domain from
+ * @xml, start its standby child, and answer the replication port the
+ * primary's child connects to.  destroy-standby undoes that;
+ * failover makes the standby take over now.  Codes are the control
+ * protocol's (hostd/request.h).
+ *
+ * This file is the messages only (parse, format), pure and fuzzed
+ * (fuzz_hostd_peer); the connection on the loop is peerlink.h.
+ */
+#ifndef REMUS_HOSTD_PEER_H
+#define REMUS_HOSTD_PEER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hostd/config.h"
+#include "hostd/state.h"
+
+#define REMUS_HOSTD_PEER_MAX_LINE (1u << 20)
+#define REMUS_HOSTD_PEER_VERSION 1
+
+enum remus_hostd_peer_kind {
+	REMUS_HOSTD_PEER_HELLO,
+	REMUS_HOSTD_PEER_REQUEST,
+	REMUS_HOSTD_PEER_ANSWER,
+};
+
+enum remus_hostd_peer_req {
+	REMUS_HOSTD_PEER_CREATE_STANDBY,
+	REMUS_HOSTD_PEER_DESTROY_STANDBY,
+	REMUS_HOSTD_PEER_FAILOVER,
+	REMUS_HOSTD_PEER_PING,
+};
+
+struct remus_hostd_peer_disk {
+	char target[32];
+	char format[16];
+	uint64_t size;
+};
+
+struct remus_hostd_peer_options {
+	unsigned interval_ms, pause_budget_ms, heartbeat_ms, miss;
+	enum remus_hostd_netbuffer netbuffer;
+	enum remus_hostd_reprotect reprotect;
+};
+
+/* One message.  Only the fields of its kind (and request) are meaningful;
+ * @xml is owned (remus_hostd_peer_msg_release). */
+struct remus_hostd_peer_msg {
+	enum remus_hostd_peer_kind kind;
+	/* hello */
+	unsigned version;
+	char host[REMUS_HOSTD_HOST_MAX];
+	/* request and answer */
+	uint64_t id;
+	/* request */
+	enum remus_hostd_peer_req req;
+	char domain[REMUS_HOSTD_DOMAIN_MAX];
+	char uuid[REMUS_HOSTD_UUID_LEN + 1];
+	char *xml;
+	unsigned ndisks;
+	struct remus_hostd_peer_disk disks[REMUS_HOSTD_MAX_DISKS];
+	struct remus_hostd_peer_options options;
+	char primary[REMUS_HOSTD_HOST_MAX];
+	uint16_t primary_port;
+	/* answer */
+	bool ok;
+	char error[1024];
+	int code;                 /* enum remus_hostd_code; -1 when ok */
+	uint16_t repl_port;       /* create-standby's answer; 0 otherwise */
+};
+
+/* "create-standby", ... */
+const char *remus_hostd_peer_req_name(enum remus_hostd_peer_req r);
+
+/*
+ * Parses one line (@len bytes of @line, borrowed, no newline) into *@m
+ * (fully overwritten).  Returns 0, or -EINVAL with @err naming what is
+ * wrong ("create-standby: \"uuid\" is not a UUID"), or -ENOMEM.  Call
+ * remus_hostd_peer_msg_release() in every case.
+ */
+int remus_hostd_peer_parse(const char *line, size_t len, struct remus_hostd_peer_msg *m,
+			   char *err, size_t errlen);
+
+/* Frees what *@m owns; idempotent. */
+void remus_hostd_peer_msg_release(struct remus_hostd_peer_msg *m);
+
+/* One line for @m (owned: free(); no newline), or NULL on ENOMEM or when
+ * it would exceed REMUS_HOSTD_PEER_MAX_LINE (an XML too big). */
+char *remus_hostd_peer_format(const struct remus_hostd_peer_msg *m);
+
+#endif
