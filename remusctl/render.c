@@ -163,8 +163,8 @@ static const char *show_count(char *buf, size_t len, const struct json_object *o
 	return buf;
 }
 
-/* Seconds since the epoch (a number) -> "2026-12-01 18:40:02 UTC"; a
- * string is shown as it is. */
+/* Seconds since the epoch (a number; milliseconds are recognised by
+ * their size) -> "2026-12-01 18:40:02 UTC"; a string is shown as it is. */
 static const char *show_since(char *buf, size_t len, const struct json_object *o,
 			      time_t now, bool with_age)
 {
@@ -178,7 +178,11 @@ static const char *show_since(char *buf, size_t len, const struct json_object *o
 		return "-";
 	if (str(o, "since"))
 		return show_str(buf, len, o, "since");
-	if (!num(o, "since", &v) || v < 0 || v > 253402300799.0) /* 9999-12-31 */
+	if (!num(o, "since", &v) || v < 0)
+		return "?";
+	if (v >= 1e11) /* past year 5000 in seconds: milliseconds (hostd's since_ms) */
+		v /= 1000;
+	if (v > 253402300799.0) /* 9999-12-31 */
 		return "?";
 	t = (time_t)v;
 	if (!gmtime_r(&t, &tm) || !(n = strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm)))

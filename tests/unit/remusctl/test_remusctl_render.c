@@ -182,6 +182,16 @@ static void test_list(void **state)
 		"web1        primary  protected  hostB:7790  2026-12-01 18:28:20 UTC\n"
 		"database-7  standby  receiving  -           -\n");
 	free(t);
+	/* since in milliseconds (the state files' since_ms), or a string. */
+	t = render(remusctl_render_list,
+		   "{\"ok\":true,\"domains\":[{\"domain\":\"a\",\"since\":1796149700123},"
+		   "{\"domain\":\"b\",\"since\":\"yesterday\"},{\"domain\":\"c\",\"since\":1e300}]}");
+	assert_string_equal(t,
+		"DOMAIN  ROLE  STATE  PEER  SINCE\n"
+		"a       -     -      -     2026-12-01 18:28:20 UTC\n"
+		"b       -     -      -     yesterday\n"
+		"c       -     -      -     ?\n");
+	free(t);
 	t = render(remusctl_render_list, "{\"ok\":true,\"domains\":[]}");
 	assert_string_equal(t, "no protected domains\n");
 	free(t);
