@@ -1,0 +1,506 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The peer protocol on the loop (see peerlink.h).  Both sides read lines
+ * the same way: a bounded buffer, one line at a time, parsed with
+ * peer.c.  A server connection lives as long as its socket or its last
+ * unanswered request, whichever is longer: a reply holds a reference,
+ * so an answer to a peer that hung up meanwhile is dropped safely.
+ */
+#include "hostd/peerlink.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "common/sock.h"
+#include "hostd/request.h"
+
+#define LOG "peer"
+#define LINE_LIMIT (REMUS_HOSTD_PEER_MAX_LINE + 1)
+
+/* Appends "LINE\n" for @m to @b.  0, -ENOMEM or -EMSGSIZE. */
+static int put_msg(struct remus_buf *b, const struct remus_hostd_peer_msg *m)
+{
+	char *line = remus_hostd_peer_format(m);
+	int rc;
+
+	if (!line)
+		return -EMSGSIZE;
+	rc = remus_buf_append(b, line, strlen(line));
+	if (rc == 0)
+		rc = remus_buf_append(b, "\n", 1);
+	free(line);
+	return rc;
+}
+
+/* The next whole line of @b parsed into @m (consumed).  1: a message,
+ * 0: no whole line yet, -EMSGSIZE: a line over the limit, -EINVAL: a
+ * bad line (@err). */
+static int take_msg(struct remus_buf *b, struct remus_hostd_peer_msg *m, char *err,
+		    size_t errlen)
+{
+	uint8_t *data = remus_buf_data(b), *nl;
+	size_t n;
+	int rc;
+
+	nl = data ? memchr(data, '\n', remus_buf_len(b)) : NULL;
+	if (!nl) {
+		if (remus_buf_len(b) > REMUS_HOSTD_PEER_MAX_LINE) {
+			snprintf(err, errlen, "a line longer than %u bytes",
+				 REMUS_HOSTD_PEER_MAX_LINE);
+			return -EMSGSIZE;
+		}
+		return 0;
+	}
+	n = (size_t)(nl - data);
+	rc = remus_hostd_peer_parse((const char *)data, n, m, err, errlen);
+	remus_buf_consume(b, n + 1);
+	return rc < 0 ? rc : 1;
+}
+
+/* ---- server ------------------------------------------------------------- */
+
+struct conn {
+	struct remus_hostd_peer_server *s;  /* NULL once the server is gone */
+	int fd;                             /* -1 once closed */
+	struct remus_buf in, out;
+	bool hello;                         /* the peer said hello */
+	char from[REMUS_HOSTD_HOST_MAX];
+	unsigned refs;                      /* 1 for the socket + one per reply */
+	struct remus_timer timer;
+	struct conn *next;
+};
+
+struct remus_hostd_peer_reply {
+	struct conn *c;
+	uint64_t id;
+};
+
+struct remus_hostd_peer_server {
+	struct remus_loop *loop;
+	int fd;
+	char name[REMUS_HOSTD_HOST_MAX];
+	unsigned timeout_ms;
+	remus_hostd_peer_request_cb *cb;
+	void *opaque;
+	struct conn *conns;
+};
+
+static void conn_unref(struct conn *c)
+{
+	if (--c->refs)
+		return;
+	remus_buf_release(&c->in);
+	remus_buf_release(&c->out);
+	free(c);
+}
+
+/* Closes the socket; the struct lives while replies hold it. */
+static void conn_close(struct conn *c)
+{
+	struct conn **p;
+
+	if (c->fd < 0)
+		return;
+	if (c->s) {
+		for (p = &c->s->conns; *p; p = &(*p)->next)
+			if (*p == c) {
+				*p = c->next;
+				break;
+			}
+		remus_loop_del_fd(c->s->loop, c->fd);
+	}
+	remus_timer_disarm(&c->timer);
+	close(c->fd);
+	c->fd = -1;
+	c->s = NULL;
+	conn_unref(c);
+}
+
+static void conn_flush(struct conn *c)
+{
+	ssize_t r;
+
+	if (c->fd < 0 || !c->s)
+		return;
+	r = remus_buf_write_fd(&c->out, c->fd);
+	if (r < 0 && r != -EAGAIN) {
+		conn_close(c);
+		return;
+	}
+	remus_loop_mod_fd(c->s->loop, c->fd, REMUS_EV_READ |
+			  (remus_buf_len(&c->out) ? REMUS_EV_WRITE : 0));
+}
+
+/* One error answer, then the connection is dropped once it is written
+ * (or at once if it cannot be). */
+static void conn_refuse(struct conn *c, uint64_t id, const char *why)
+{
+	struct remus_hostd_peer_msg a = { .kind = REMUS_HOSTD_PEER_ANSWER, .id = id,
+					  .code = REMUS_HOSTD_E_BAD_REQUEST };
+
+	remus_warn(LOG, "peer %s: %s; dropping it", c->from[0] ? c->from : "(no hello yet)",
+		   why);
+	snprintf(a.error, sizeof(a.error), "%s", why);
+	if (put_msg(&c->out, &a) == 0 && c->fd >= 0)
+		(void)remus_buf_write_fd(&c->out, c->fd);
+	conn_close(c);
+}
+
+static void on_conn_timeout(struct remus_loop *loop, void *opaque)
+{
+	struct conn *c = opaque;
+
+	/* Silent peers are dropped; one waiting for our answer is not. */
+	if (c->refs > 1) {
+		remus_timer_arm(&c->timer, c->s->timeout_ms);
+		return;
+	}
+	conn_close(c);
+}
+
+static void on_conn(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+{
+	struct conn *c = opaque;
+	struct remus_hostd_peer_msg m;
+	char err[512];
+	ssize_t r;
+	int rc;
+
+	if ((ev & REMUS_EV_WRITE) && remus_buf_len(&c->out)) {
+		conn_flush(c);
+		if (c->fd < 0)
+			return;
+	}
+	if (!(ev & (REMUS_EV_READ | REMUS_EV_ERROR)))
+		return;
+	r = remus_buf_read_fd(&c->in, fd, 65536);
+	if (r == -EAGAIN)
+		return;
+	if (r <= 0 && r != -EMSGSIZE) {
+		conn_close(c);
+		return;
+	}
+	remus_timer_arm(&c->timer, c->s->timeout_ms);
+	c->refs++;  /* the callbacks below may close it */
+	while (c->fd >= 0 && (rc = take_msg(&c->in, &m, err, sizeof(err))) != 0) {
+		if (rc < 0) {
+			remus_hostd_peer_msg_release(&m);
+			conn_refuse(c, 0, err);
+			break;
+		}
+		if (!c->hello) {
+			if (m.kind != REMUS_HOSTD_PEER_HELLO) {
+				conn_refuse(c, m.kind == REMUS_HOSTD_PEER_REQUEST ? m.id : 0,
+					    "no hello first: send {\"hello\":\"remus-peer\",...}");
+			} else if (m.version != REMUS_HOSTD_PEER_VERSION) {
+				char why[160];
+
+				snprintf(why, sizeof(why), "peer protocol version %u; this remusd "
+					 "speaks %d: run the same remus-qemu on both hosts",
+					 m.version, REMUS_HOSTD_PEER_VERSION);
+				conn_refuse(c, 0, why);
+			} else {
+				struct remus_hostd_peer_msg h = { .kind = REMUS_HOSTD_PEER_HELLO,
+								  .version = REMUS_HOSTD_PEER_VERSION };
+
+				c->hello = true;
+				snprintf(c->from, sizeof(c->from), "%s", m.host);
+				snprintf(h.host, sizeof(h.host), "%s", c->s->name);
+				if (put_msg(&c->out, &h) < 0)
+					conn_close(c);
+				else
+					conn_flush(c);
+			}
+		} else if (m.kind == REMUS_HOSTD_PEER_REQUEST) {
+			struct remus_hostd_peer_reply *rep = calloc(1, sizeof(*rep));
+
+			if (!rep) {
+				conn_close(c);
+			} else {
+				rep->c = c;
+				rep->id = m.id;
+				c->refs++;
+				c->s->cb(c->s->opaque, rep, &m, c->from);
+			}
+		} else {
+			conn_refuse(c, 0, "only requests after the hello");
+		}
+		remus_hostd_peer_msg_release(&m);
+	}
+	conn_unref(c);
+}
+
+void remus_hostd_peer_answer(struct remus_hostd_peer_reply *r,
+			     struct remus_hostd_peer_msg *answer)
+{
+	struct conn *c = r->c;
+
+	answer->kind = REMUS_HOSTD_PEER_ANSWER;
+	answer->id = r->id;
+	if (c->fd >= 0) {
+		if (put_msg(&c->out, answer) < 0)
+			conn_close(c);
+		else
+			conn_flush(c);
+	}
+	free(r);
+	conn_unref(c);
+}
+
+static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+{
+	struct remus_hostd_peer_server *s = opaque;
+	struct conn *c;
+	int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (cfd < 0)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(cfd);
+		return;
+	}
+	c->s = s;
+	c->fd = cfd;
+	c->refs = 1;
+	remus_buf_init(&c->in, LINE_LIMIT);
+	remus_buf_init(&c->out, 0);
+	if (remus_loop_add_fd(loop, cfd, REMUS_EV_READ, on_conn, c) < 0) {
+		close(cfd);
+		free(c);
+		return;
+	}
+	remus_timer_init(&c->timer, loop, on_conn_timeout, c);
+	remus_timer_arm(&c->timer, s->timeout_ms);
+	c->next = s->conns;
+	s->conns = c;
+}
+
+int remus_hostd_peer_listen(struct remus_loop *loop, const char *host, uint16_t port,
+			    const char *name, unsigned timeout_ms,
+			    remus_hostd_peer_request_cb *cb, void *opaque,
+			    struct remus_hostd_peer_server **out, uint16_t *bound)
+{
+	struct remus_hostd_peer_server *s = calloc(1, sizeof(*s));
+	uint16_t b = 0;
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	s->loop = loop;
+	s->cb = cb;
+	s->opaque = opaque;
+	s->timeout_ms = timeout_ms;
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	s->fd = remus_tcp_listen(host && *host ? host : NULL, port, 16, &b);
+	if (s->fd < 0) {
+		rc = s->fd;
+		free(s);
+		return rc;
+	}
+	rc = remus_loop_add_fd(loop, s->fd, REMUS_EV_READ, on_accept, s);
+	if (rc < 0) {
+		close(s->fd);
+		free(s);
+		return rc;
+	}
+	if (bound)
+		*bound = b;
+	*out = s;
+	return 0;
+}
+
+void remus_hostd_peer_server_free(struct remus_hostd_peer_server *s)
+{
+	if (!s)
+		return;
+	while (s->conns)
+		conn_close(s->conns);
+	remus_loop_del_fd(s->loop, s->fd);
+	close(s->fd);
+	free(s);
+}
+
+/* ---- call ---------------------------------------------------------------- */
+
+struct remus_hostd_peer_call {
+	struct remus_loop *loop;
+	int fd;
+	bool watched, got_hello;
+	int early_rc;
+	uint64_t id;
+	char peer[REMUS_HOSTD_HOST_MAX + 8];
+	struct remus_buf in, out;
+	struct remus_timer timer;
+	remus_hostd_peer_call_cb *cb;
+	void *opaque;
+};
+
+static void call_free(struct remus_hostd_peer_call *c)
+{
+	if (c->watched)
+		remus_loop_del_fd(c->loop, c->fd);
+	if (c->fd >= 0)
+		close(c->fd);
+	remus_timer_disarm(&c->timer);
+	remus_buf_release(&c->in);
+	remus_buf_release(&c->out);
+	free(c);
+}
+
+static void call_done(struct remus_hostd_peer_call *c, int rc,
+		      const struct remus_hostd_peer_msg *answer, const char *why)
+{
+	char err[1400];
+
+	if (rc < 0)
+		snprintf(err, sizeof(err), "remusd serve at %s: %s", c->peer, why);
+	c->cb(c->opaque, rc, rc < 0 ? NULL : answer, rc < 0 ? err : NULL);
+	call_free(c);
+}
+
+static void on_call_timer(struct remus_loop *loop, void *opaque)
+{
+	struct remus_hostd_peer_call *c = opaque;
+	char why[200];
+
+	if (c->early_rc) {
+		snprintf(why, sizeof(why), "cannot connect: %s; is remusd serve running there, "
+			 "and its listen port open?", strerror(-c->early_rc));
+		call_done(c, c->early_rc, NULL, why);
+		return;
+	}
+	call_done(c, -ETIMEDOUT, NULL, c->got_hello ? "no answer in time" :
+		  "no hello in time; is remusd serve running there, and its listen port open?");
+}
+
+static void on_call_fd(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+{
+	struct remus_hostd_peer_call *c = opaque;
+	struct remus_hostd_peer_msg m;
+	socklen_t len = sizeof(int);
+	char err[512], why[1100];
+	int soerr = 0, rc;
+	ssize_t r;
+
+	if (remus_buf_len(&c->out)) {
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr) {
+			snprintf(why, sizeof(why), "cannot connect: %s; is remusd serve running "
+				 "there, and its listen port open?", strerror(soerr));
+			call_done(c, -soerr, NULL, why);
+			return;
+		}
+		r = remus_buf_write_fd(&c->out, fd);
+		if (r < 0 && r != -EAGAIN) {
+			snprintf(why, sizeof(why), "cannot send: %s", strerror((int)-r));
+			call_done(c, (int)r, NULL, why);
+			return;
+		}
+		if (remus_buf_len(&c->out) == 0)
+			remus_loop_mod_fd(loop, fd, REMUS_EV_READ);
+		return;
+	}
+	r = remus_buf_read_fd(&c->in, fd, 65536);
+	if (r == -EAGAIN)
+		return;
+	if (r <= 0 && r != -EMSGSIZE) {
+		call_done(c, r == 0 ? -ECONNRESET : (int)r, NULL, r == 0 ?
+			  "closed the connection without an answer" : strerror((int)-r));
+		return;
+	}
+	while ((rc = take_msg(&c->in, &m, err, sizeof(err))) != 0) {
+		if (rc < 0) {
+			remus_hostd_peer_msg_release(&m);
+			snprintf(why, sizeof(why), "not a remus peer answer: %s", err);
+			call_done(c, -EPROTO, NULL, why);
+			return;
+		}
+		if (!c->got_hello) {
+			if (m.kind == REMUS_HOSTD_PEER_ANSWER && !m.ok) {
+				/* Refused before its hello (version skew). */
+				snprintf(why, sizeof(why), "refused: %.1000s", m.error);
+				remus_hostd_peer_msg_release(&m);
+				call_done(c, -EPROTO, NULL, why);
+				return;
+			}
+			if (m.kind != REMUS_HOSTD_PEER_HELLO ||
+			    m.version != REMUS_HOSTD_PEER_VERSION) {
+				remus_hostd_peer_msg_release(&m);
+				call_done(c, -EPROTO, NULL, "did not say a version 1 remus-peer hello");
+				return;
+			}
+			c->got_hello = true;
+		} else if (m.kind == REMUS_HOSTD_PEER_ANSWER && m.id == c->id) {
+			call_done(c, 0, &m, NULL);
+			remus_hostd_peer_msg_release(&m);
+			return;
+		} else if (m.kind == REMUS_HOSTD_PEER_ANSWER && m.id == 0 && !m.ok) {
+			snprintf(why, sizeof(why), "refused: %.1000s", m.error);
+			remus_hostd_peer_msg_release(&m);
+			call_done(c, -EPROTO, NULL, why);
+			return;
+		}
+		remus_hostd_peer_msg_release(&m);
+	}
+	if (r == 0) {
+		call_done(c, -ECONNRESET, NULL, "closed the connection without an answer");
+		return;
+	}
+}
+
+int remus_hostd_peer_call(struct remus_loop *loop, const char *host, uint16_t port,
+			  const char *name, const struct remus_hostd_peer_msg *req,
+			  unsigned timeout_ms, remus_hostd_peer_call_cb *cb, void *opaque,
+			  struct remus_hostd_peer_call **out)
+{
+	struct remus_hostd_peer_call *c = calloc(1, sizeof(*c));
+	struct remus_hostd_peer_msg h = { .kind = REMUS_HOSTD_PEER_HELLO,
+					  .version = REMUS_HOSTD_PEER_VERSION };
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	c->loop = loop;
+	c->fd = -1;
+	c->cb = cb;
+	c->opaque = opaque;
+	c->id = req->id;
+	snprintf(c->peer, sizeof(c->peer), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
+	remus_buf_init(&c->in, LINE_LIMIT);
+	remus_buf_init(&c->out, 0);
+	remus_timer_init(&c->timer, loop, on_call_timer, c);
+	snprintf(h.host, sizeof(h.host), "%s", name);
+	if ((rc = put_msg(&c->out, &h)) < 0 || (rc = put_msg(&c->out, req)) < 0) {
+		call_free(c);
+		return rc;
+	}
+	rc = remus_tcp_connect(host, port, true);
+	if (rc >= 0) {
+		c->fd = rc;
+		rc = remus_loop_add_fd(loop, c->fd, REMUS_EV_WRITE, on_call_fd, c);
+		if (rc == 0)
+			c->watched = true;
+	}
+	if (rc < 0) {
+		c->early_rc = rc;
+		remus_timer_arm(&c->timer, 0);
+	} else {
+		remus_timer_arm(&c->timer, timeout_ms);
+	}
+	*out = c;
+	return 0;
+}
+
+void remus_hostd_peer_call_cancel(struct remus_hostd_peer_call *c)
+{
+	if (c)
+		call_free(c);
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The peer protocol (peer.h) on the loop: a TCP server that reads hello
+ * and requests and lets its owner answer later, and a one-shot call that
+ * connects, says hello, sends one request and waits for its answer.
+ *
+ *   call:    connect --> hello + request --> peer's hello --> answer --> cb
+ *   server:  accept --> hello? --> request --> request_cb(reply) ... answer(reply)
+ *
+ * Bounded everywhere: lines at REMUS_HOSTD_PEER_MAX_LINE, a call and a
+ * server connection's silence at @timeout_ms (DESIGN-10: 10 s).  A peer
+ * that breaks the protocol gets one error answer where it can and is
+ * dropped.  A call's connect resolves its host with getaddrinfo, which
+ * may block on DNS: give peers as addresses or /etc/hosts names.
+ */
+#ifndef REMUS_HOSTD_PEERLINK_H
+#define REMUS_HOSTD_PEERLINK_H
+
+#include <stdint.h>
+
+#include "hostd/peer.h"
+
+struct remus_loop;
+struct remus_hostd_peer_server;
+struct remus_hostd_peer_reply;
+struct remus_hostd_peer_call;
+
+/*
+ * A request from a peer that said hello as @from (borrowed, valid during
+ * the call).  @req is borrowed for the call (copy what is kept; its xml
+ * too).  The owner answers exactly once with remus_hostd_peer_answer(),
+ * now or later, whatever happened to the connection meanwhile.
+ */
+typedef void remus_hostd_peer_request_cb(void *opaque, struct remus_hostd_peer_reply *r,
+					 const struct remus_hostd_peer_msg *req,
+					 const char *from);
+
+/*
+ * Listens on @host (NULL or "": any) : @port (0: any free one, stored in
+ * *@bound if not NULL), says hello as @name (borrowed, copied).  Returns
+ * 0 with *@out (owned: remus_hostd_peer_server_free) or -errno.
+ */
+int remus_hostd_peer_listen(struct remus_loop *loop, const char *host, uint16_t port,
+			    const char *name, unsigned timeout_ms,
+			    remus_hostd_peer_request_cb *cb, void *opaque,
+			    struct remus_hostd_peer_server **out, uint16_t *bound);
+
+/* Answers with @answer (borrowed; kind ANSWER, its id is set here from
+ * the request) and frees @r.  Dropped if the connection is gone. */
+void remus_hostd_peer_answer(struct remus_hostd_peer_reply *r,
+			     struct remus_hostd_peer_msg *answer);
+
+/* Stops listening and drops every connection.  Replies not given yet
+ * stay valid and are freed by remus_hostd_peer_answer().  NULL ok. */
+void remus_hostd_peer_server_free(struct remus_hostd_peer_server *s);
+
+/*
+ * The answer to a call: @rc 0 and @answer (borrowed for the call; ok or
+ * not, that is the peer's answer), or -errno (-ECONNREFUSED,
+ * -EHOSTUNREACH, -ETIMEDOUT, -EPROTO: not a remus-peer or a bad line)
+ * with @err (borrowed) saying what happened, and @answer NULL.  Called
+ * once from the loop, never from inside remus_hostd_peer_call(); the call
+ * is freed after.
+ */
+typedef void remus_hostd_peer_call_cb(void *opaque, int rc,
+				      const struct remus_hostd_peer_msg *answer,
+				      const char *err);
+
+/*
+ * Sends @req (borrowed; formatted here, kind REQUEST) to @host:@port
+ * (borrowed) as @name.  Returns 0 with *@out (borrowed handle, valid
+ * until @cb ran or remus_hostd_peer_call_cancel) or -ENOMEM/-EMSGSIZE
+ * (@req does not fit a line) with nothing started.
+ */
+int remus_hostd_peer_call(struct remus_loop *loop, const char *host, uint16_t port,
+			  const char *name, const struct remus_hostd_peer_msg *req,
+			  unsigned timeout_ms, remus_hostd_peer_call_cb *cb, void *opaque,
+			  struct remus_hostd_peer_call **out);
+
+/* Abandons @c without calling its callback.  NULL ok. */
+void remus_hostd_peer_call_cancel(struct remus_hostd_peer_call *c);
+
+#endif
