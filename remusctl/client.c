@@ -10,24 +10,46 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/ctl.h"
 #include "common/sock.h"
+
+/* Like remus_write_all, but a closed peer is -EPIPE, never a SIGPIPE
+ * that kills the CLI silently. */
+static int send_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t r = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		p += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
 
 int remus_cli_request(const char *path, const char *request, unsigned timeout_ms,
 		      char **reply)
 {
 	char *buf = NULL;
 	size_t got = 0, cap = 0;
-	int fd, rc;
+	int fd, rc, wrc;
 
 	fd = remus_unix_connect(path, false);
 	if (fd < 0)
 		return fd;
-	rc = remus_write_all(fd, request, strlen(request));
-	if (rc == 0)
-		rc = remus_write_all(fd, "\n", 1);
+	/* A daemon may refuse a client before reading its request (a peer
+	 * check) and close: the send then fails (EPIPE, no SIGPIPE), but
+	 * its answer saying why is there to read. */
+	wrc = send_all(fd, request, strlen(request));
+	if (wrc == 0)
+		wrc = send_all(fd, "\n", 1);
+	rc = 0;
 	while (rc == 0) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		ssize_t r;
@@ -72,7 +94,7 @@ int remus_cli_request(const char *path, const char *request, unsigned timeout_ms
 	}
 	close(fd);
 	if (rc == 0 && got == 0)
-		rc = -ECONNRESET;
+		rc = wrc < 0 ? wrc : -ECONNRESET;
 	if (rc < 0) {
 		free(buf);
 		return rc;

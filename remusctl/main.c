@@ -4,7 +4,7 @@
  * Everything is in remusctl_main (run.c); main() only hands it the
  * process: stdout/stderr, whether stdout is a terminal (progress bar),
  * $REMUS_CTL, and a SIGINT flag (Ctrl-C while `protect` waits stops the
- * waiting, not the protection).
+ * waiting, not the protection; a second Ctrl-C ends remusctl at once).
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -15,9 +15,15 @@
 
 static volatile sig_atomic_t interrupted;
 
+/* The first Ctrl-C asks remusctl to stop waiting (it may be in a request
+ * that remusd is still carrying out); a second one ends it at once. */
 static void on_sigint(int sig)
 {
-	(void)sig;
+	if (interrupted) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
 	interrupted = 1;
 }
 

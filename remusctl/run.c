@@ -39,14 +39,15 @@ static unsigned timeout_ms_of(const struct remusctl_args *a)
 	}
 }
 
-/* Fills @path with the control socket; returns 0 or an exit code. */
+/* Fills @path with the control socket; returns 0 or an exit code (the
+ * reason printed). */
 static int find_socket(const struct remusctl_args *a, const struct remusctl_io *io,
 		       char *path, size_t len)
 {
 	const char *conf = a->config ? a->config : REMUSCTL_DEFAULT_CONFIG;
 	char err[128], *text = NULL;
 	size_t n = 0, cap = 0;
-	FILE *f;
+	FILE *f = NULL;
 	int rc;
 
 	if (a->socket || (io->env_ctl && *io->env_ctl)) {
@@ -56,11 +57,14 @@ static int find_socket(const struct remusctl_args *a, const struct remusctl_io *
 	snprintf(path, len, "%s", REMUSCTL_DEFAULT_SOCKET);
 	f = fopen(conf, "re");
 	if (!f) {
-		if (!a->config && errno == ENOENT)
-			return 0;
+		if (!a->config && errno == ENOENT) {
+			rc = 0;
+			goto out;
+		}
 		fprintf(io->err, "remusctl: cannot read the config file %s: %s (give "
 			"--socket PATH, or fix --config)\n", conf, strerror(errno));
-		return a->config ? REMUSCTL_EXIT_USAGE : REMUSCTL_EXIT_FAILED;
+		rc = a->config ? REMUSCTL_EXIT_USAGE : REMUSCTL_EXIT_FAILED;
+		goto out;
 	}
 	for (;;) {
 		size_t r;
@@ -71,9 +75,8 @@ static int find_socket(const struct remusctl_args *a, const struct remusctl_io *
 			if (!t) {
 				fprintf(io->err, "remusctl: the config file %s is too big (over "
 					"1 MiB) or memory ran out\n", conf);
-				free(text);
-				fclose(f);
-				return REMUSCTL_EXIT_FAILED;
+				rc = REMUSCTL_EXIT_FAILED;
+				goto out;
 			}
 			text = t;
 			cap = cap ? cap * 2 : 4096;
@@ -83,15 +86,17 @@ static int find_socket(const struct remusctl_args *a, const struct remusctl_io *
 		if (r == 0)
 			break;
 	}
-	fclose(f);
-	rc = remusctl_config_ctl(text, n, path, len, err, sizeof(err));
-	free(text);
-	if (rc < 0) {
+	rc = 0;
+	if (remusctl_config_ctl(text, n, path, len, err, sizeof(err)) < 0) {
 		fprintf(io->err, "remusctl: %s: %s (fix the file, or give --socket PATH)\n",
 			conf, err);
-		return REMUSCTL_EXIT_FAILED;
+		rc = REMUSCTL_EXIT_FAILED;
 	}
-	return 0;
+out:
+	if (f)
+		fclose(f);
+	free(text);
+	return rc;
 }
 
 /* Sends @req; 0 with *@answer (owned) parsed, or an exit code with the

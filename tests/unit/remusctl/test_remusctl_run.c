@@ -28,6 +28,7 @@
 
 #define HOLD "(hold)"   /* read the request, never answer */
 #define CLOSE "(close)" /* read the request, close without answering */
+#define EARLY "!"         /* prefix: answer before reading, close unread */
 #define MAX_REQ 32
 
 struct fake {
@@ -76,6 +77,14 @@ static void *serve(void *opaque)
 		c = accept(f->lfd, NULL, NULL);
 		if (c < 0)
 			break;
+		if (f->answers[i][0] == EARLY[0]) {
+			/* A peer check refusing the client: it never reads. */
+			assert_int_equal(remus_write_all(c, f->answers[i] + 1,
+							 strlen(f->answers[i] + 1)), 0);
+			assert_int_equal(remus_write_all(c, "\n", 1), 0);
+			close(c);
+			continue;
+		}
 		if (f->nreq < MAX_REQ)
 			read_line(c, f->req[f->nreq++], sizeof(f->req[0]));
 		if (f->interrupt_after && f->nreq == f->interrupt_after)
@@ -278,6 +287,32 @@ static void test_refused(void **state)
 	run_free(&r);
 	fake_stop(&f);
 	assert_int_equal(f.nreq, 3);
+}
+
+static void test_refused_before_reading(void **state)
+{
+	struct fake f;
+	const char *no = EARLY "{\"ok\":false,\"error\":\"uid 1000 may not use "
+			 "/run/remus/remusd.sock (run as root, or join group remus)\","
+			 "\"code\":\"bad-request\"}";
+	const char *script[] = { no, no, NULL };
+	static char longname[300000];
+	struct run r;
+
+	fake_start(&f, script);
+	fake_run(&f);
+	r = RUN("list", "--socket", f.path);
+	assert_int_equal(r.rc, 1);
+	assert_contains(r.err, "uid 1000 may not use");
+	run_free(&r);
+	/* A request too long for the socket buffer: the send fails (no
+	 * SIGPIPE kills remusctl) and the answer is read all the same. */
+	memset(longname, 'x', sizeof(longname) - 1);
+	r = RUN("status", longname, "--socket", f.path);
+	assert_int_equal(r.rc, 1);
+	assert_contains(r.err, "uid 1000 may not use");
+	run_free(&r);
+	fake_stop(&f);
 }
 
 static void test_unreachable(void **state)
@@ -540,6 +575,7 @@ int main(void)
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_requests_exact),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_refused_before_reading),
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_protect_wait_plain),
 		cmocka_unit_test(test_protect_wait_tty),
