@@ -130,11 +130,13 @@ void remusctl_fmt_bytes(char *buf, size_t len, double bytes);
 void remusctl_fmt_duration(char *buf, size_t len, double seconds);
 
 /* The process around remusctl_main: its streams, whether @out is a
- * terminal (progress bar), how often protect polls status, and the flag
- * a SIGINT handler sets (NULL: none).  @env_ctl is $REMUS_CTL. */
+ * terminal (progress bar) and how wide, how often protect polls status,
+ * and the flag a SIGINT handler sets (NULL: none).  @env_ctl is
+ * $REMUS_CTL. */
 struct remusctl_io {
 	FILE *out, *err;
 	bool tty;
+	unsigned columns;             /* the terminal's width; 0: 80 */
 	unsigned poll_ms;             /* 0: 500 */
 	unsigned plain_every_ms;      /* non-tty progress lines; 0: 5000 */
 	const char *env_ctl;

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "remusctl/cli.h"
@@ -37,7 +38,10 @@ int main(int argc, char **argv)
 		.interrupted = &interrupted,
 	};
 	struct sigaction sa;
+	struct winsize ws;
 
+	if (io.tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0)
+		io.columns = ws.ws_col;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigint;
 	sigemptyset(&sa.sa_mask);

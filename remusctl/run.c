@@ -195,6 +195,30 @@ static void sleep_ms(unsigned ms)
 	poll(NULL, 0, (int)ms);
 }
 
+/* Redraws the progress line in place; it must fit the terminal's width,
+ * or the line wraps and \r no longer returns to its start.  The bar
+ * shrinks first, then goes, then the text is cut. */
+static void draw(const struct remusctl_io *io, const char *state,
+		 const struct remusctl_progress *p)
+{
+	size_t max = (io->columns > 20 ? io->columns : 80) - 1, len;
+	char text[512];
+	int width = BAR_WIDTH;
+
+	remusctl_progress_format(text, sizeof(text), state, p, true, width);
+	len = strlen(text);
+	if (len > max && p->known) {
+		width -= (int)(len - max);
+		if (width >= 10)
+			remusctl_progress_format(text, sizeof(text), state, p, true, width);
+		else
+			remusctl_progress_format(text, sizeof(text), state, p, false, 0);
+	}
+	if (strlen(text) > max)
+		text[max] = 0;
+	fprintf(io->out, "\r\033[K%s", text);
+}
+
 /* Polls status of @a->domain until protected (0) or failed (1). */
 static int wait_protected(const struct remusctl_args *a, const char *sock,
 			  const struct remusctl_io *io)
@@ -273,8 +297,7 @@ static int wait_protected(const struct remusctl_args *a, const char *sock,
 		remusctl_progress_of(dom, &p);
 		now = remus_now_ms();
 		if (io->tty) {
-			remusctl_progress_format(text, sizeof(text), state, &p, true, BAR_WIDTH);
-			fprintf(io->out, "\r\033[K%s", text);
+			draw(io, state, &p);
 			drawn = true;
 		} else if (strcmp(state, last_state) != 0 || now - last_print >= every) {
 			char label[128];

@@ -405,7 +405,7 @@ static void test_protect_wait_tty(void **state)
 {
 	struct fake f;
 	const char *script[] = { ACCEPTED, SYNCING(500), PROTECTED, NULL };
-	struct remusctl_io io = { .tty = true };
+	struct remusctl_io io = { .tty = true, .columns = 120 };
 	struct run r;
 
 	fake_start(&f, script);
@@ -417,6 +417,47 @@ static void test_protect_wait_tty(void **state)
 		"web1: protection accepted, standby on hostB\n"
 		"\r\033[K[###############---------------] 500 B / 1000 B  50.0%  100 B/s  "
 		"ETA 5 s  syncing\n"
+		"web1: protected (standby hostB:7790)\n");
+	run_free(&r);
+	fake_stop(&f);
+}
+
+/* The redrawn line fits the terminal: the bar shrinks, then goes, then
+ * the text is cut. */
+static void test_protect_wait_narrow_tty(void **state)
+{
+	struct fake f;
+	const char *script[] = { ACCEPTED, SYNCING(500), SYNCING(600), PROTECTED, NULL };
+	struct remusctl_io io = { .tty = true, .columns = 72 };
+	struct run r;
+	char *line;
+
+	fake_start(&f, script);
+	fake_run(&f);
+	r = run_io(io, (char *[]){ "protect", "web1", "--standby", "hostB", "--socket",
+				   f.path, NULL });
+	assert_int_equal(r.rc, 0);
+	line = strstr(r.out, "\r\033[K");
+	assert_non_null(line);
+	/* 71 characters each: a 20-cell bar instead of 30. */
+	assert_string_equal(line,
+		"\r\033[K[##########----------] 500 B / 1000 B  50.0%  100 B/s  ETA 5 s  syncing"
+		"\r\033[K[############--------] 600 B / 1000 B  60.0%  100 B/s  ETA 5 s  syncing\n"
+		"web1: protected (standby hostB:7790)\n");
+	run_free(&r);
+	fake_stop(&f);
+
+	io.columns = 40;
+	fake_start(&f, script);
+	fake_run(&f);
+	r = run_io(io, (char *[]){ "protect", "web1", "--standby", "hostB", "--socket",
+				   f.path, NULL });
+	assert_int_equal(r.rc, 0);
+	line = strstr(r.out, "\r\033[K");
+	assert_non_null(line);
+	assert_string_equal(line,
+		"\r\033[Ksyncing: 500 B of 1000 B (50%), 100 B/s"
+		"\r\033[Ksyncing: 600 B of 1000 B (60%), 100 B/s\n"
 		"web1: protected (standby hostB:7790)\n");
 	run_free(&r);
 	fake_stop(&f);
@@ -579,6 +620,7 @@ int main(void)
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_protect_wait_plain),
 		cmocka_unit_test(test_protect_wait_tty),
+		cmocka_unit_test(test_protect_wait_narrow_tty),
 		cmocka_unit_test(test_protect_fails),
 		cmocka_unit_test(test_protect_remusd_vanishes),
 		cmocka_unit_test(test_protect_interrupted),
