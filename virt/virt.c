@@ -683,6 +683,11 @@ size_t remus_virt_pending(const struct remus_virt *v)
 	return v->npending;
 }
 
+struct remus_loop *remus_virt_loop(const struct remus_virt *v)
+{
+	return v->loop;
+}
+
 const char *remus_virt_uri(const struct remus_virt *v)
 {
 	return v->uri ? v->uri : "";

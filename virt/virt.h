@@ -168,6 +168,8 @@ size_t remus_virt_cancel_owner(struct remus_virt *v, const void *owner);
 /* Calls submitted and not completed (their done not run yet), for tests
  * and status. */
 size_t remus_virt_pending(const struct remus_virt *v);
+/* The loop given to remus_virt_open() (borrowed). */
+struct remus_loop *remus_virt_loop(const struct remus_virt *v);
 /* The URI given to remus_virt_open() ("" for the default).  Borrowed;
  * valid until @v is freed. */
 const char *remus_virt_uri(const struct remus_virt *v);
