@@ -36,6 +36,7 @@ enum remusd_mode {
 	REMUSD_STANDBY,
 	REMUSD_HELP,    /* --help: print remusd_usage() on stdout, exit 0 */
 	REMUSD_CTL,     /* remusd ctl SOCKET REQUEST... */
+	REMUSD_SERVE,   /* remusd serve ...: the host daemon (hostd/hostd.h) */
 	REMUSD_KEYGEN,  /* remusd keygen FILE: a new pre-shared key (tls/tls.h) */
 };
 
@@ -75,6 +76,10 @@ struct remusd_options {
 
 	/* REMUSD_KEYGEN: the key file to write. */
 	const char *keygen_path;
+
+	/* REMUSD_SERVE: argv from "serve" on, for hostd's own parser */
+	int serve_argc;
+	char *const *serve_argv;
 
 	/* REMUSD_CTL: remusd ctl SOCKET WORD... */
 	const char *ctl_socket;

@@ -5,6 +5,7 @@
  *   remusd primary --qmp PATH --standby HOST:PORT [options]
  *   remusd standby --qmp PATH --incoming PATH --listen [HOST:]PORT [options]
  *   remusd ctl SOCKET REQUEST...
+ *   remusd serve [--config FILE] [--KEY VALUE]...   (the host daemon: hostd/)
  *   remusd keygen FILE
  *
  * main() parses the command line (options.c) and runs what it asks for:
@@ -15,6 +16,7 @@
 #include <stdio.h>
 
 #include "daemon/daemon.h"
+#include "hostd/hostd.h"
 #include "remusctl/remusctl.h"
 #include "tls/tls.h"
 
@@ -45,6 +47,8 @@ int main(int argc, char **argv)
 		rc = 0;
 	} else if (o.mode == REMUSD_KEYGEN) {
 		rc = keygen(o.keygen_path);
+	} else if (o.mode == REMUSD_SERVE) {
+		rc = remus_hostd_serve_main(o.serve_argc, o.serve_argv);
 	} else if (o.mode == REMUSD_CTL) {
 		rc = remus_cli_ctl("remusd ctl", o.ctl_socket, o.ctl_nwords, o.ctl_words,
 				   stdout, stderr);

@@ -21,6 +21,7 @@
 void remusd_usage(FILE *f)
 {
 	fputs("usage:\n"
+	      "  remusd serve [--config FILE] [--KEY VALUE]...   (remusd serve --help)\n"
 	      "  remusd primary --qmp PATH --standby HOST:PORT [--interval MS]\n"
 	      "                 [--heartbeat MS] [--miss N] [--no-dedup] [--reconnect MS]\n"
 	      "                 [--pause-budget MS] [--ctl PATH]\n"
@@ -37,6 +38,10 @@ void remusd_usage(FILE *f)
 	      "  remusd ctl SOCKET status|set-interval MS|set-pause-budget MS|failover|\n"
 	      "                   unprotect|protect HOST:PORT\n"
 	      "  remusd keygen FILE\n"
+	      "\n"
+	      "remusd serve is the host daemon (one per host, the systemd unit runs it):\n"
+	      "remusctl talks to it, and it runs the primary and standby roles below\n"
+	      "for each protected libvirt domain.  The roles can also be run by hand.\n"
 	      "\n"
 	      "The primary protects the QEMU whose QMP socket is --qmp: it checkpoints\n"
 	      "it every --interval ms (default 1000) to the standby remusd at --standby.\n"
@@ -405,10 +410,17 @@ int remusd_options_parse(struct remusd_options *o, int argc, char *const *argv)
 	o->engine.standby_host = o->standby_host;
 	o->disks.disks = o->disk;
 	if (argc < 2)
-		return fail(o, "missing the role: primary, standby or ctl (see remusd --help)");
+		return fail(o, "missing the role: serve, primary, standby or ctl (see remusd --help)");
 	role = argv[1];
 	if (strcmp(role, "--help") == 0 || strcmp(role, "-h") == 0) {
 		o->mode = REMUSD_HELP;
+		return 0;
+	}
+	if (strcmp(role, "serve") == 0) {
+		/* Every key of remusd.conf is an option: hostd parses them. */
+		o->mode = REMUSD_SERVE;
+		o->serve_argc = argc - 1;
+		o->serve_argv = argv + 1;
 		return 0;
 	}
 	if (strcmp(role, "ctl") == 0) {
@@ -434,7 +446,7 @@ int remusd_options_parse(struct remusd_options *o, int argc, char *const *argv)
 	else if (strcmp(role, "standby") == 0)
 		o->mode = REMUSD_STANDBY;
 	else
-		return fail(o, "unknown role '%s': expected primary, standby or ctl", role);
+		return fail(o, "unknown role '%s': expected serve, primary, standby or ctl", role);
 
 	/* getopt over argv[1..]: its argv[0] is the role.  optind 0 makes
 	 * glibc start afresh (tests parse many command lines). */

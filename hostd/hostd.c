@@ -1,0 +1,2020 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The host daemon (see hostd.h): the registry of protections, their
+ * children, and the asynchronous chains that change them.
+ *
+ * Every chain (protect, create-standby, status, failover, unprotect,
+ * re-protection) is an struct op that names its domain by name and
+ * generation, never by pointer: libvirt, a peer or a child answers
+ * later, and by then the domain may be gone or protected anew.  A chain
+ * whose domain changed drops its result, but still answers whoever
+ * waits for it (a remusctl, a peer).  Every op is bounded (peer calls
+ * and child questions time out, libvirt calls end), so every request
+ * is answered.
+ *
+ * Host states of a domain (its child adds its own in status):
+ *
+ *   starting --> running <--> restarting (child died: backoff 1 s..30 s)
+ *      |            |  \--> takeover (standby went active) --> reprotecting --> running
+ *      v            v
+ *    (gone)      stopping (unprotect, destroy-standby, planned failover) --> (gone)
+ *   failed: the domain does not run here (a host that restarted), or a
+ *   step failed; status says why and what to do.
+ */
+#include "hostd/hostd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/child.h"
+#include "common/ctl.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "hostd/ask.h"
+#include "hostd/peerlink.h"
+#include "hostd/request.h"
+
+#define LOG "hostd"
+#define ASK_TIMEOUT_MS 3000
+#define WATCH_MS 1000
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 30000
+#define STOP_CHILD_MS 10000
+
+enum dom_state { D_STARTING, D_RUNNING, D_RESTARTING, D_TAKEOVER, D_REPROTECTING,
+		 D_STOPPING, D_FAILED };
+
+static const char *const dom_state_names[] = {
+	"starting", "running", "restarting", "takeover", "reprotecting", "stopping", "failed",
+};
+
+struct dom {
+	struct remus_hostd *h;
+	struct remus_hostd_dstate st;
+	enum dom_state state;
+	uint64_t gen;
+	char last_failure[512];
+	unsigned failures;
+	struct remus_child *child;
+	uint64_t child_started_ms;
+	unsigned restarts;
+	unsigned backoff_ms;
+	struct remus_timer timer;       /* restart, re-protection, stop deadline */
+	void *proxy;
+	char ctl_path[REMUS_HOSTD_PATH_MAX], qmp_path[REMUS_HOSTD_PATH_MAX];
+	char in_path[REMUS_HOSTD_PATH_MAX];
+	bool watching;                  /* a status question of the watcher is out */
+	struct op *stop_op;             /* waits for the child's exit */
+	struct dom *next;
+};
+
+struct op;
+typedef void op_stopped_fn(struct op *op, struct dom *d);
+
+struct op {
+	struct remus_hostd *h;
+	char name[REMUS_HOSTD_DOMAIN_MAX];
+	uint64_t gen;
+	struct remus_ctl_request *req;            /* answered at the end, or NULL */
+	struct remus_hostd_peer_reply *prep;      /* a peer's request, or NULL */
+	struct remus_hostd_ask *ask;
+	struct remus_hostd_peer_call *call;
+	struct remus_hostd_request r;             /* protect's request */
+	struct remus_hostd_peer_msg pm;           /* create-standby's request (xml owned) */
+	struct status_job *job;
+	unsigned idx;
+	op_stopped_fn *after_stop;
+	struct op *next;
+};
+
+struct status_job {
+	struct remus_ctl_request *req;
+	bool one;                 /* status of one domain: the object itself */
+	unsigned remaining;
+	struct json_object *list; /* array, one per domain in order */
+};
+
+struct remus_hostd {
+	struct remus_loop *loop;
+	struct remus_hostd_config cfg;
+	const struct remus_hostd_virt_ops *ops;
+	void *virt;
+	struct remus_ctl *ctl;
+	struct remus_hostd_peer_server *peer;
+	uint16_t peer_port;
+	char name[REMUS_HOSTD_HOST_MAX];
+	char remusd[PATH_MAX];
+	struct dom *doms;
+	struct op *ops_list;
+	uint64_t next_gen, next_id;
+	struct remus_timer watch;
+	bool stopping;
+	void (*stop_done)(void *);
+	void *stop_opaque;
+	struct remus_timer stop_timer;
+};
+
+/* ---- small things --------------------------------------------------------- */
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static char *ok_answer(struct json_object *o)
+{
+	char *s;
+
+	if (!o)
+		o = json_object_new_object();
+	if (!o)
+		return NULL;
+	json_object_object_add(o, "ok", json_object_new_boolean(true));
+	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return s;
+}
+
+static void answer(struct remus_ctl_request **req, char *text)
+{
+	if (*req)
+		remus_ctl_reply(*req, text);
+	else
+		free(text);
+	*req = NULL;
+}
+
+static int code_of(const char *name)
+{
+	int c = name ? remus_hostd_code_parse(name) : -1;
+
+	return c < 0 ? REMUS_HOSTD_E_INTERNAL : c;
+}
+
+static void peer_answer_error(struct remus_hostd_peer_reply **r, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void peer_answer_error(struct remus_hostd_peer_reply **r, int code, const char *fmt, ...)
+{
+	struct remus_hostd_peer_msg a = { .ok = false, .code = code };
+	va_list ap;
+
+	if (!*r)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(a.error, sizeof(a.error), fmt, ap);
+	va_end(ap);
+	remus_hostd_peer_answer(*r, &a);
+	*r = NULL;
+}
+
+static void peer_answer_ok(struct remus_hostd_peer_reply **r, uint16_t repl_port)
+{
+	struct remus_hostd_peer_msg a = { .ok = true, .repl_port = repl_port };
+
+	if (!*r)
+		return;
+	remus_hostd_peer_answer(*r, &a);
+	*r = NULL;
+}
+
+/* ---- domains and ops -------------------------------------------------------- */
+
+static struct dom *dom_find(struct remus_hostd *h, const char *name)
+{
+	struct dom *d;
+
+	for (d = h->doms; d; d = d->next)
+		if (strcmp(d->st.domain, name) == 0)
+			return d;
+	return NULL;
+}
+
+static void on_dom_timer(struct remus_loop *loop, void *opaque);
+
+/* RUN/DOMAIN.ctl, .qmp, .in and RUN/DOMAIN.TARGET.nbd are unix socket
+ * paths (at most 107 bytes; a target is at most 31). */
+static bool paths_fit(const struct remus_hostd *h, const char *name)
+{
+	return strlen(h->cfg.run_dir) + 1 + strlen(name) + 1 + 31 + 4 < REMUS_HOSTD_PATH_MAX;
+}
+
+static struct dom *dom_new(struct remus_hostd *h, const char *name)
+{
+	struct dom *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->h = h;
+	d->gen = ++h->next_gen;
+	snprintf(d->st.domain, sizeof(d->st.domain), "%s", name);
+	snprintf(d->ctl_path, sizeof(d->ctl_path), "%s/%s.ctl", h->cfg.run_dir, name);
+	snprintf(d->qmp_path, sizeof(d->qmp_path), "%s/%s.qmp", h->cfg.run_dir, name);
+	snprintf(d->in_path, sizeof(d->in_path), "%s/%s.in", h->cfg.run_dir, name);
+	d->backoff_ms = BACKOFF_MIN_MS;
+	remus_timer_init(&d->timer, h->loop, on_dom_timer, d);
+	d->next = h->doms;
+	h->doms = d;
+	return d;
+}
+
+static void proxy_stop(struct dom *d)
+{
+	if (d->proxy && d->h->ops)
+		d->h->ops->proxy_stop(d->h->virt, d->proxy);
+	d->proxy = NULL;
+}
+
+static void dom_free(struct dom *d)
+{
+	struct dom **p;
+
+	for (p = &d->h->doms; *p; p = &(*p)->next)
+		if (*p == d) {
+			*p = d->next;
+			break;
+		}
+	remus_timer_disarm(&d->timer);
+	remus_child_free(d->child);
+	proxy_stop(d);
+	free(d);
+}
+
+static struct op *op_new(struct remus_hostd *h, const char *name, uint64_t gen)
+{
+	struct op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return NULL;
+	op->h = h;
+	snprintf(op->name, sizeof(op->name), "%s", name ? name : "");
+	op->gen = gen;
+	op->next = h->ops_list;
+	h->ops_list = op;
+	return op;
+}
+
+static void op_free(struct op *op)
+{
+	struct op **p;
+
+	for (p = &op->h->ops_list; *p; p = &(*p)->next)
+		if (*p == op) {
+			*p = op->next;
+			break;
+		}
+	answer(&op->req, remus_hostd_answer_error(REMUS_HOSTD_E_INTERNAL,
+						  "%s: the operation was abandoned", op->name));
+	peer_answer_error(&op->prep, REMUS_HOSTD_E_INTERNAL, "%s: the operation was abandoned",
+			  op->name);
+	remus_hostd_peer_msg_release(&op->pm);
+	free(op);
+}
+
+/* The op's domain if it is still the one the op started on. */
+static struct dom *op_dom(struct op *op)
+{
+	struct dom *d = dom_find(op->h, op->name);
+
+	return d && d->gen == op->gen ? d : NULL;
+}
+
+static void dom_fail(struct dom *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void dom_fail(struct dom *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(d->last_failure, sizeof(d->last_failure), fmt, ap);
+	va_end(ap);
+	d->failures++;
+	remus_warn(LOG, "%s: %s", d->st.domain, d->last_failure);
+}
+
+static int dom_save(struct dom *d)
+{
+	char err[1024];
+	int rc = remus_hostd_state_save(d->h->cfg.state_dir, &d->st, err, sizeof(err));
+
+	if (rc < 0)
+		remus_err(LOG, "%s: %s", d->st.domain, err);
+	return rc;
+}
+
+static void dom_unrecord(struct dom *d)
+{
+	char err[1024];
+
+	if (remus_hostd_state_remove(d->h->cfg.state_dir, d->st.domain, err, sizeof(err)) < 0)
+		remus_err(LOG, "%s: %s", d->st.domain, err);
+}
+
+/* ---- children --------------------------------------------------------------- */
+
+static void on_child_exit(void *opaque, int status);
+
+/* The child's command line from the record. */
+static int child_spawn(struct dom *d)
+{
+	struct remus_hostd *h = d->h;
+	char interval[16], budget[16], hb[16], miss[16], peer[300], listen[16];
+	char disk[REMUS_HOSTD_MAX_DISKS][1400];
+	const char *argv[64];
+	int n = 0, rc;
+	unsigned i;
+
+	snprintf(interval, sizeof(interval), "%u", d->st.interval_ms);
+	snprintf(budget, sizeof(budget), "%u", d->st.pause_budget_ms);
+	snprintf(hb, sizeof(hb), "%u", h->cfg.heartbeat_ms);
+	snprintf(miss, sizeof(miss), "%u", h->cfg.heartbeat_miss);
+	argv[n++] = h->remusd;
+	if (d->st.role == REMUS_HOSTD_ROLE_PRIMARY) {
+		snprintf(peer, sizeof(peer), strchr(d->st.peer, ':') ? "[%s]:%u" : "%s:%u",
+			 d->st.peer, d->st.repl_port);
+		argv[n++] = "primary";
+		argv[n++] = "--standby";
+		argv[n++] = peer;
+		argv[n++] = "--interval";
+		argv[n++] = interval;
+		argv[n++] = "--pause-budget";
+		argv[n++] = budget;
+		argv[n++] = "--netbuffer";
+		argv[n++] = remus_hostd_netbuffer_name(d->st.netbuffer);
+	} else {
+		snprintf(listen, sizeof(listen), "%u", d->st.repl_port);
+		argv[n++] = "standby";
+		argv[n++] = "--incoming";
+		argv[n++] = d->in_path;
+		argv[n++] = "--listen";
+		argv[n++] = listen;
+	}
+	argv[n++] = "--qmp";
+	argv[n++] = d->qmp_path;
+	argv[n++] = "--ctl";
+	argv[n++] = d->ctl_path;
+	argv[n++] = "--name";
+	argv[n++] = d->st.domain;
+	argv[n++] = "--heartbeat";
+	argv[n++] = hb;
+	argv[n++] = "--miss";
+	argv[n++] = miss;
+	for (i = 0; i < d->st.ndisks; i++) {
+		snprintf(disk[i], sizeof(disk[i]), "%s,image=%s/%s/%s.raw,socket=%s/%s.%s.nbd",
+			 d->st.disks[i].target, h->cfg.state_dir, d->st.domain,
+			 d->st.disks[i].target, h->cfg.run_dir, d->st.domain, d->st.disks[i].target);
+		argv[n++] = "--disk";
+		argv[n++] = disk[i];
+	}
+	argv[n] = NULL;
+	rc = remus_child_spawn(h->loop, &(struct remus_child_opts){ .argv = argv },
+			       on_child_exit, d, &d->child);
+	if (rc < 0) {
+		dom_fail(d, "cannot start the %s child %s: %s", remus_hostd_role_name(d->st.role),
+			 h->remusd, strerror(-rc));
+		return rc;
+	}
+	d->child_started_ms = remus_now_ms();
+	remus_info(LOG, "%s: %s child started (pid %d)", d->st.domain,
+		   remus_hostd_role_name(d->st.role), (int)remus_child_pid(d->child));
+	return 0;
+}
+
+static void stop_finished(struct dom *d);
+static void stop_check(struct remus_hostd *h);
+
+static void on_child_exit(void *opaque, int status)
+{
+	struct dom *d = opaque;
+	struct remus_hostd *h = d->h;
+	char how[64];
+
+	if (status >= 0 && WIFEXITED(status))
+		snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
+	else if (status >= 0 && WIFSIGNALED(status))
+		snprintf(how, sizeof(how), "was killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(how, sizeof(how), "is gone (%s)", strerror(-status));
+	remus_child_free(d->child);
+	d->child = NULL;
+	if (d->state == D_STOPPING) {
+		remus_info(LOG, "%s: the %s child %s", d->st.domain,
+			   remus_hostd_role_name(d->st.role), how);
+		stop_finished(d);       /* may free @d */
+		if (h->stopping)
+			stop_check(h);
+		return;
+	}
+	if (d->h->stopping) {
+		remus_info(LOG, "%s: the %s child %s", d->st.domain,
+			   remus_hostd_role_name(d->st.role), how);
+		stop_check(d->h);
+		return;
+	}
+	/* A child that ran a minute was fine: start the backoff again. */
+	if (remus_now_ms() - d->child_started_ms > 60000)
+		d->backoff_ms = BACKOFF_MIN_MS;
+	dom_fail(d, "the %s child %s; restarting it in %u ms", remus_hostd_role_name(d->st.role),
+		 how, d->backoff_ms);
+	d->restarts++;
+	d->state = D_RESTARTING;
+	remus_timer_arm(&d->timer, d->backoff_ms);
+	d->backoff_ms = d->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d->backoff_ms * 2;
+}
+
+/* Stops the child (SIGTERM, SIGKILL after STOP_CHILD_MS); @op's
+ * after_stop runs once it is gone (at once when there is none). */
+static void child_stop(struct dom *d, struct op *op, op_stopped_fn *after)
+{
+	d->state = D_STOPPING;
+	op->after_stop = after;
+	d->stop_op = op;
+	if (!d->child) {
+		stop_finished(d);
+		return;
+	}
+	kill(remus_child_pid(d->child), SIGTERM);
+	remus_timer_arm(&d->timer, STOP_CHILD_MS);
+}
+
+static void stop_finished(struct dom *d)
+{
+	struct op *op = d->stop_op;
+
+	remus_timer_disarm(&d->timer);
+	d->stop_op = NULL;
+	if (op && op->after_stop)
+		op->after_stop(op, d);
+}
+
+static void reprotect_try(struct dom *d);
+
+static void on_dom_timer(struct remus_loop *loop, void *opaque)
+{
+	struct dom *d = opaque;
+
+	switch (d->state) {
+	case D_RESTARTING:
+		if (child_spawn(d) == 0) {
+			d->state = D_RUNNING;
+		} else {
+			remus_timer_arm(&d->timer, d->backoff_ms);
+			d->backoff_ms = d->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+					: d->backoff_ms * 2;
+		}
+		return;
+	case D_STOPPING:
+		/* The child ignored SIGTERM. */
+		remus_warn(LOG, "%s: the child did not stop in %u s; killing it", d->st.domain,
+			   STOP_CHILD_MS / 1000);
+		remus_child_free(d->child);
+		d->child = NULL;
+		stop_finished(d);
+		return;
+	case D_REPROTECTING:
+		reprotect_try(d);
+		return;
+	default:
+		return;
+	}
+}
+
+/* ---- status ------------------------------------------------------------------ */
+
+static void iso_time(uint64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The host's view of @d (owned). */
+static struct json_object *dom_view(const struct dom *d, bool full)
+{
+	struct json_object *o = json_object_new_object(), *disks;
+	char peer[300], since[32];
+	unsigned i;
+
+	if (!o)
+		return NULL;
+	snprintf(peer, sizeof(peer), strchr(d->st.peer, ':') ? "[%s]:%u" : "%s:%u", d->st.peer,
+		 d->st.peer_port);
+	iso_time(d->st.since_ms, since, sizeof(since));
+	json_object_object_add(o, "domain", json_object_new_string(d->st.domain));
+	json_object_object_add(o, "role", json_object_new_string(remus_hostd_role_name(d->st.role)));
+	json_object_object_add(o, "state", json_object_new_string(dom_state_names[d->state]));
+	json_object_object_add(o, "peer", d->st.peer[0] ? json_object_new_string(peer) : NULL);
+	json_object_object_add(o, "since", d->st.since_ms ? json_object_new_string(since) : NULL);
+	if (!full)
+		return o;
+	json_object_object_add(o, "uuid", d->st.uuid[0] ? json_object_new_string(d->st.uuid) : NULL);
+	json_object_object_add(o, "host_state", json_object_new_string(dom_state_names[d->state]));
+	json_object_object_add(o, "interval_ms", json_object_new_int64(d->st.interval_ms));
+	json_object_object_add(o, "pause_budget_ms", json_object_new_int64(d->st.pause_budget_ms));
+	json_object_object_add(o, "netbuffer",
+			       json_object_new_string(remus_hostd_netbuffer_name(d->st.netbuffer)));
+	json_object_object_add(o, "reprotect",
+			       json_object_new_string(remus_hostd_reprotect_name(d->st.reprotect)));
+	json_object_object_add(o, "repl_port", json_object_new_int(d->st.repl_port));
+	json_object_object_add(o, "child_pid", d->child ?
+			       json_object_new_int(remus_child_pid(d->child)) : NULL);
+	json_object_object_add(o, "child_restarts", json_object_new_int64(d->restarts));
+	json_object_object_add(o, "failures", json_object_new_int64(d->failures));
+	json_object_object_add(o, "last_failure", d->last_failure[0] ?
+			       json_object_new_string(d->last_failure) : NULL);
+	disks = json_object_new_array();
+	for (i = 0; disks && i < d->st.ndisks; i++) {
+		struct json_object *x = json_object_new_object();
+
+		if (!x)
+			break;
+		json_object_object_add(x, "target", json_object_new_string(d->st.disks[i].target));
+		json_object_object_add(x, "format", json_object_new_string(d->st.disks[i].format));
+		json_object_object_add(x, "total", json_object_new_int64((int64_t)d->st.disks[i].size));
+		json_object_array_add(disks, x);
+	}
+	json_object_object_add(o, "disks", disks);
+	return o;
+}
+
+/* The child's keys that status shows at the top (the rest stay under
+ * "child"). */
+static const char *const child_keys[] = {
+	"state", "epoch", "interval_ms", "pause_budget_ms", "pause_p50_ms", "pause_p99_ms",
+	"commit_p50_ms", "lag_ms", "heartbeat_age_ms", "held_frames", "initial_sync",
+	"protected", "last_failure", NULL,
+};
+
+static void merge_child(struct json_object *view, const char *answer)
+{
+	struct json_object *c = answer ? json_tokener_parse(answer) : NULL, *v;
+	const char *const *k;
+
+	if (!c || !json_object_is_type(c, json_type_object)) {
+		json_object_put(c);
+		return;
+	}
+	for (k = child_keys; *k; k++)
+		if (json_object_object_get_ex(c, *k, &v) && !json_object_is_type(v, json_type_null)) {
+			if (strcmp(*k, "last_failure") == 0 &&
+			    json_object_object_get_ex(view, "last_failure", NULL) &&
+			    !json_object_is_type(json_object_object_get(view, "last_failure"),
+						 json_type_null))
+				continue;
+			json_object_object_add(view, *k, json_object_get(v));
+		}
+	json_object_object_add(view, "child", c);
+}
+
+static void status_finish(struct status_job *job)
+{
+	struct json_object *o;
+
+	if (job->one) {
+		o = json_object_get(json_object_array_get_idx(job->list, 0));
+	} else {
+		o = json_object_new_object();
+		if (o)
+			json_object_object_add(o, "domains", json_object_get(job->list));
+	}
+	json_object_put(job->list);
+	answer(&job->req, ok_answer(o));
+	free(job);
+}
+
+static void on_status_answer(void *opaque, int rc, const char *text)
+{
+	struct op *op = opaque;
+	struct status_job *job = op->job;
+	struct json_object *view = json_object_array_get_idx(job->list, op->idx);
+
+	op->ask = NULL;
+	if (rc == 0)
+		merge_child(view, text);
+	else if (view)
+		json_object_object_add(view, "child_error", json_object_new_string(strerror(-rc)));
+	op->job = NULL;
+	op_free(op);
+	if (--job->remaining == 0)
+		status_finish(job);
+}
+
+static void ctl_status(struct remus_hostd *h, struct remus_ctl_request *req,
+		       const struct remus_hostd_request *r)
+{
+	struct status_job *job = calloc(1, sizeof(*job));
+	struct dom *d;
+	struct op *op;
+	unsigned idx = 0;
+
+	if (!job || !(job->list = json_object_new_array())) {
+		free(job);
+		remus_ctl_reply(req, NULL);
+		return;
+	}
+	job->req = req;
+	job->one = r->has_domain;
+	if (r->has_domain && !dom_find(h, r->domain)) {
+		json_object_put(job->list);
+		free(job);
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NO_DOMAIN,
+			"domain %s is not protected on this host; remusctl list shows what is",
+			r->domain));
+		return;
+	}
+	job->remaining = 1;    /* ours, dropped below */
+	for (d = h->doms; d; d = d->next) {
+		if (r->has_domain && strcmp(d->st.domain, r->domain) != 0)
+			continue;
+		json_object_array_add(job->list, dom_view(d, true));
+		if (d->child && (op = op_new(h, d->st.domain, d->gen))) {
+			op->job = job;
+			op->idx = idx;
+			job->remaining++;
+			if (remus_hostd_ask(h->loop, d->ctl_path, "status", ASK_TIMEOUT_MS,
+					    on_status_answer, op, &op->ask) < 0) {
+				job->remaining--;
+				op->job = NULL;
+				op_free(op);
+			}
+		}
+		idx++;
+	}
+	if (--job->remaining == 0)
+		status_finish(job);
+}
+
+static void ctl_list(struct remus_hostd *h, struct remus_ctl_request *req)
+{
+	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+	struct dom *d;
+
+	for (d = h->doms; a && d; d = d->next)
+		json_object_array_add(a, dom_view(d, false));
+	if (o)
+		json_object_object_add(o, "domains", a);
+	else
+		json_object_put(a);
+	remus_ctl_reply(req, ok_answer(o));
+}
+
+/* ---- set-interval, a question relayed to the child ---------------------------- */
+
+static void on_relay_answer(void *opaque, int rc, const char *text)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+	struct json_object *o;
+	bool ok = false;
+
+	op->ask = NULL;
+	if (rc < 0) {
+		answer(&op->req, remus_hostd_answer_error(REMUS_HOSTD_E_INTERNAL,
+			"%s: its child does not answer (%s); see remusctl status %s", op->name,
+			strerror(-rc), op->name));
+		op_free(op);
+		return;
+	}
+	o = json_tokener_parse(text);
+	if (o && json_object_get_boolean(json_object_object_get(o, "ok")))
+		ok = true;
+	if (ok && d && op->r.cmd == REMUS_HOSTD_CMD_SET_INTERVAL) {
+		d->st.interval_ms = op->r.interval_ms;
+		dom_save(d);
+	}
+	if (!ok)
+		answer(&op->req, remus_hostd_answer_error(REMUS_HOSTD_E_BAD_REQUEST, "%s: %s",
+			op->name, o && json_object_object_get(o, "error")
+			? json_object_get_string(json_object_object_get(o, "error")) : text));
+	else
+		answer(&op->req, ok_answer(NULL));
+	json_object_put(o);
+	op_free(op);
+}
+
+static void ctl_set_interval(struct remus_hostd *h, struct remus_ctl_request *req,
+			     const struct remus_hostd_request *r)
+{
+	struct dom *d = dom_find(h, r->domain);
+	struct op *op;
+	char line[64];
+
+	if (!d) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NO_DOMAIN,
+			"domain %s is not protected on this host; remusctl list shows what is",
+			r->domain));
+		return;
+	}
+	if (d->st.role != REMUS_HOSTD_ROLE_PRIMARY || !d->child) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NOT_RUNNING,
+			"domain %s is the %s here (state %s): run set-interval on its primary "
+			"host%s%s", r->domain, remus_hostd_role_name(d->st.role),
+			dom_state_names[d->state], d->st.role == REMUS_HOSTD_ROLE_STANDBY ? ", " : "",
+			d->st.role == REMUS_HOSTD_ROLE_STANDBY ? d->st.peer : ""));
+		return;
+	}
+	op = op_new(h, d->st.domain, d->gen);
+	if (!op) {
+		remus_ctl_reply(req, NULL);
+		return;
+	}
+	op->req = req;
+	op->r = *r;
+	snprintf(line, sizeof(line), "set-interval %u", r->interval_ms);
+	if (remus_hostd_ask(h->loop, d->ctl_path, line, ASK_TIMEOUT_MS, on_relay_answer, op,
+			    &op->ask) < 0)
+		op_free(op);
+}
+
+/* ---- protect (primary host) -------------------------------------------------- */
+
+static void protect_done(struct op *op, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Ends a protect that failed before the standby existed: the domain is
+ * forgotten, nothing was recorded. */
+static void protect_done(struct op *op, int code, const char *fmt, ...)
+{
+	struct dom *d = op_dom(op);
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	remus_warn(LOG, "%s: protect refused: %s", op->name, msg);
+	answer(&op->req, remus_hostd_answer_error((enum remus_hostd_code)code, "%s", msg));
+	if (d)
+		dom_free(d);
+	op_free(op);
+}
+
+static void on_disks_moved(void *opaque, int rc, const char *code, const char *msg)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+
+	if (d && rc < 0)
+		dom_fail(d, "cannot move the disks onto remusd's NBD exports: %s", msg);
+	else if (d)
+		remus_info(LOG, "%s: disks on the replicated exports", d->st.domain);
+	op_free(op);
+}
+
+static int make_images(struct remus_hostd *h, const struct remus_hostd_dstate *st, char *err,
+		       size_t errlen);
+
+static void fill_nbd(const struct dom *d, struct remus_hostd_nbd *nbd)
+{
+	for (unsigned i = 0; i < d->st.ndisks; i++) {
+		snprintf(nbd[i].target, sizeof(nbd[i].target), "%s", d->st.disks[i].target);
+		snprintf(nbd[i].socket, sizeof(nbd[i].socket), "%s/%s.%s.nbd", d->h->cfg.run_dir,
+			 d->st.domain, d->st.disks[i].target);
+	}
+}
+
+static void on_create_standby_answer(void *opaque, int rc,
+				     const struct remus_hostd_peer_msg *a, const char *err)
+{
+	struct op *op = opaque;
+	struct remus_hostd *h = op->h;
+	struct dom *d = op_dom(op);
+	struct remus_hostd_nbd nbd[REMUS_HOSTD_MAX_DISKS];
+	char why[1024];
+	int r;
+
+	op->call = NULL;
+	if (!d) {
+		op_free(op);
+		return;
+	}
+	if (rc < 0) {
+		protect_done(op, REMUS_HOSTD_E_PEER_UNREACHABLE, "%s; start it there (systemctl "
+			     "start remusd), or check the name and port", err);
+		return;
+	}
+	if (!a->ok) {
+		protect_done(op, a->code, "standby host %s: %s", d->st.peer, a->error);
+		return;
+	}
+	d->st.repl_port = a->repl_port;
+	d->st.since_ms = wall_ms();
+	if (make_images(h, &d->st, why, sizeof(why)) < 0) {
+		protect_done(op, REMUS_HOSTD_E_INTERNAL, "%s", why);
+		return;
+	}
+	if (dom_save(d) < 0) {
+		protect_done(op, REMUS_HOSTD_E_INTERNAL, "cannot record the protection in %s; "
+			     "see the log", h->cfg.state_dir);
+		return;
+	}
+	if (h->ops && (r = h->ops->proxy_start(h->virt, d->st.domain, d->qmp_path,
+					       &d->proxy)) < 0) {
+		dom_unrecord(d);
+		protect_done(op, REMUS_HOSTD_E_INTERNAL, "cannot serve the QMP proxy %s: %s",
+			     d->qmp_path, strerror(-r));
+		return;
+	}
+	if (child_spawn(d) < 0) {
+		dom_unrecord(d);
+		protect_done(op, REMUS_HOSTD_E_INTERNAL, "%s", d->last_failure);
+		return;
+	}
+	d->state = D_RUNNING;
+	remus_info(LOG, "%s: protected towards %s:%u (standby's replication port %u)",
+		   d->st.domain, d->st.peer, d->st.peer_port, d->st.repl_port);
+	{
+		struct json_object *o = json_object_new_object();
+
+		if (o) {
+			json_object_object_add(o, "domain", json_object_new_string(d->st.domain));
+			json_object_object_add(o, "state", json_object_new_string("starting"));
+			json_object_object_add(o, "standby", json_object_new_string(d->st.peer));
+		}
+		answer(&op->req, ok_answer(o));
+	}
+	if (d->st.ndisks && h->ops) {
+		fill_nbd(d, nbd);
+		if (h->ops->move_disks(h->virt, d->st.domain, nbd, d->st.ndisks, on_disks_moved,
+				       op) == 0)
+			return;
+		dom_fail(d, "cannot start moving the disks");
+	}
+	op_free(op);
+}
+
+/* create-standby to the peer of @d for the domain described by @info. */
+static int send_create_standby(struct op *op, struct dom *d, struct remus_hostd_domain_info *info,
+			       remus_hostd_peer_call_cb *cb)
+{
+	struct remus_hostd *h = op->h;
+	struct remus_hostd_peer_msg *m = &op->pm;
+	unsigned i;
+
+	memset(m, 0, sizeof(*m));
+	m->kind = REMUS_HOSTD_PEER_REQUEST;
+	m->req = REMUS_HOSTD_PEER_CREATE_STANDBY;
+	m->id = ++h->next_id;
+	snprintf(m->domain, sizeof(m->domain), "%s", d->st.domain);
+	snprintf(m->uuid, sizeof(m->uuid), "%s", d->st.uuid);
+	m->xml = info->xml;
+	info->xml = NULL;
+	m->ndisks = d->st.ndisks;
+	for (i = 0; i < d->st.ndisks; i++) {
+		snprintf(m->disks[i].target, sizeof(m->disks[i].target), "%s", d->st.disks[i].target);
+		snprintf(m->disks[i].format, sizeof(m->disks[i].format), "%s", d->st.disks[i].format);
+		m->disks[i].size = d->st.disks[i].size;
+	}
+	m->options = (struct remus_hostd_peer_options){
+		.interval_ms = d->st.interval_ms, .pause_budget_ms = d->st.pause_budget_ms,
+		.heartbeat_ms = h->cfg.heartbeat_ms, .miss = h->cfg.heartbeat_miss,
+		.netbuffer = d->st.netbuffer, .reprotect = d->st.reprotect };
+	snprintf(m->primary, sizeof(m->primary), "%s", h->name);
+	m->primary_port = h->peer_port;
+	return remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, m,
+				     h->cfg.peer_timeout_ms, cb, op, &op->call);
+}
+
+static void on_inspected(void *opaque, int rc, const char *code, const char *msg,
+			 struct remus_hostd_domain_info *info)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+	unsigned i;
+
+	if (!d) {
+		op_free(op);
+		return;
+	}
+	if (rc < 0) {
+		protect_done(op, code_of(code), "%s", msg);
+		return;
+	}
+	snprintf(d->st.uuid, sizeof(d->st.uuid), "%s", info->uuid);
+	d->st.ndisks = info->ndisks;
+	for (i = 0; i < info->ndisks; i++)
+		d->st.disks[i] = info->disks[i];
+	if (send_create_standby(op, d, info, on_create_standby_answer) < 0)
+		protect_done(op, REMUS_HOSTD_E_INTERNAL, "the domain's XML does not fit a peer "
+			     "message (over %u bytes)", REMUS_HOSTD_PEER_MAX_LINE);
+}
+
+static void ctl_protect(struct remus_hostd *h, struct remus_ctl_request *req,
+			const struct remus_hostd_request *r)
+{
+	struct dom *d = dom_find(h, r->domain);
+	struct op *op;
+
+	if (d) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_EXISTS,
+			"domain %s is already protected here: %s, state %s, peer %s (remusctl "
+			"status %s; unprotect it first to change it)", r->domain,
+			remus_hostd_role_name(d->st.role), dom_state_names[d->state], d->st.peer,
+			r->domain));
+		return;
+	}
+	if (!paths_fit(h, r->domain)) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_BAD_REQUEST,
+			"domain %s: its sockets under run_dir %s would be longer than a unix socket "
+			"path allows; give remusd serve a shorter run_dir", r->domain,
+			h->cfg.run_dir));
+		return;
+	}
+	if (!h->ops) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_INTERNAL,
+			"this remusd serve has no libvirt operations yet; protect needs them"));
+		return;
+	}
+	if (h->stopping) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_INTERNAL,
+			"remusd serve is stopping"));
+		return;
+	}
+	d = dom_new(h, r->domain);
+	op = d ? op_new(h, r->domain, d->gen) : NULL;
+	if (!op) {
+		if (d)
+			dom_free(d);
+		remus_ctl_reply(req, NULL);
+		return;
+	}
+	op->req = req;
+	op->r = *r;
+	d->state = D_STARTING;
+	d->st.role = REMUS_HOSTD_ROLE_PRIMARY;
+	snprintf(d->st.peer, sizeof(d->st.peer), "%s", r->standby_host);
+	d->st.peer_port = r->standby_port;
+	d->st.interval_ms = r->has_interval ? r->interval_ms : h->cfg.interval_ms;
+	d->st.pause_budget_ms = r->has_pause_budget ? r->pause_budget_ms : h->cfg.pause_budget_ms;
+	d->st.netbuffer = r->has_netbuffer ? r->netbuffer : h->cfg.netbuffer;
+	d->st.reprotect = r->has_reprotect ? r->reprotect : h->cfg.reprotect;
+	remus_info(LOG, "%s: protect requested, standby %s:%u", r->domain, r->standby_host,
+		   r->standby_port);
+	if (h->ops->inspect(h->virt, r->domain, on_inspected, op) < 0)
+		protect_done(op, REMUS_HOSTD_E_INTERNAL, "cannot ask libvirt about %s", r->domain);
+}
+
+/* ---- create-standby (standby host) ------------------------------------------- */
+
+/* Raw images of the record's disks under STATE_DIR/DOMAIN/, of their
+ * size; an existing one is kept (its content is what a resync starts
+ * from). */
+static int make_images(struct remus_hostd *h, const struct remus_hostd_dstate *st, char *err,
+		       size_t errlen)
+{
+	char dir[1200], path[1300];
+	unsigned i;
+	int fd, rc;
+
+	/* (state_dir is at most 1023 bytes, a name 63, a target 31.) */
+
+	if (!st->ndisks)
+		return 0;
+	snprintf(dir, sizeof(dir), "%s/%s", h->cfg.state_dir, st->domain);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	for (i = 0; i < st->ndisks; i++) {
+		snprintf(path, sizeof(path), "%s/%s.raw", dir, st->disks[i].target);
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0 || ftruncate(fd, (off_t)st->disks[i].size) < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "cannot make the image %s of %llu bytes: %s", path,
+				 (unsigned long long)st->disks[i].size, strerror(-rc));
+			if (fd >= 0)
+				close(fd);
+			return rc;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+static uint16_t free_repl_port(struct remus_hostd *h)
+{
+	unsigned p;
+	struct dom *d;
+
+	for (p = h->cfg.repl_port_min; p <= h->cfg.repl_port_max; p++) {
+		for (d = h->doms; d; d = d->next)
+			if (d->st.role == REMUS_HOSTD_ROLE_STANDBY && d->st.repl_port == p)
+				break;
+		if (!d)
+			return (uint16_t)p;
+	}
+	return 0;
+}
+
+static void standby_failed(struct op *op, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void standby_failed(struct op *op, int code, const char *fmt, ...)
+{
+	struct dom *d = op_dom(op);
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	remus_warn(LOG, "%s: create-standby refused: %s", op->name, msg);
+	peer_answer_error(&op->prep, code, "%s", msg);
+	if (d) {
+		dom_unrecord(d);
+		dom_free(d);
+	}
+	op_free(op);
+}
+
+static void on_standby_created(void *opaque, int rc, const char *code, const char *msg)
+{
+	struct op *op = opaque;
+	struct remus_hostd *h = op->h;
+	struct dom *d = op_dom(op);
+	int r;
+
+	if (!d) {
+		op_free(op);
+		return;
+	}
+	if (rc < 0) {
+		standby_failed(op, code_of(code), "%s", msg);
+		return;
+	}
+	r = h->ops->proxy_start(h->virt, d->st.domain, d->qmp_path, &d->proxy);
+	if (r < 0) {
+		standby_failed(op, REMUS_HOSTD_E_INTERNAL, "cannot serve the QMP proxy %s: %s",
+			       d->qmp_path, strerror(-r));
+		return;
+	}
+	if (dom_save(d) < 0) {
+		standby_failed(op, REMUS_HOSTD_E_INTERNAL, "cannot record the standby in %s",
+			       h->cfg.state_dir);
+		return;
+	}
+	d->state = D_RUNNING;
+	remus_info(LOG, "%s: standby of %s ready, replication port %u", d->st.domain,
+		   d->st.peer, d->st.repl_port);
+	peer_answer_ok(&op->prep, d->st.repl_port);
+	op_free(op);
+}
+
+static void create_standby_go(struct op *op, const struct remus_hostd_peer_msg *m);
+
+/* The old domain of a create-standby that replaces one: gone, proceed. */
+static void on_old_destroyed(void *opaque, int rc, const char *code, const char *msg)
+{
+	struct op *op = opaque;
+
+	if (rc < 0) {
+		peer_answer_error(&op->prep, code_of(code), "cannot destroy what is left of the "
+				  "old domain %s here: %s", op->name, msg);
+		op_free(op);
+		return;
+	}
+	create_standby_go(op, &op->pm);
+}
+
+static void create_standby_go(struct op *op, const struct remus_hostd_peer_msg *m)
+{
+	struct remus_hostd *h = op->h;
+	struct remus_hostd_nbd nbd[REMUS_HOSTD_MAX_DISKS];
+	struct dom *d;
+	char err[1024];
+	unsigned i;
+	uint16_t port = free_repl_port(h);
+
+	if (!paths_fit(h, m->domain)) {
+		peer_answer_error(&op->prep, REMUS_HOSTD_E_BAD_REQUEST, "domain %s: its sockets "
+				  "under run_dir %s on %s would be too long; give a shorter run_dir",
+				  m->domain, h->cfg.run_dir, h->name);
+		op_free(op);
+		return;
+	}
+	if (!port) {
+		peer_answer_error(&op->prep, REMUS_HOSTD_E_INTERNAL, "no free replication port "
+				  "in %u-%u on this host; widen repl_ports", h->cfg.repl_port_min,
+				  h->cfg.repl_port_max);
+		op_free(op);
+		return;
+	}
+	d = dom_new(h, m->domain);
+	if (!d) {
+		peer_answer_error(&op->prep, REMUS_HOSTD_E_INTERNAL, "out of memory");
+		op_free(op);
+		return;
+	}
+	op->gen = d->gen;
+	d->state = D_STARTING;
+	d->st.role = REMUS_HOSTD_ROLE_STANDBY;
+	snprintf(d->st.uuid, sizeof(d->st.uuid), "%s", m->uuid);
+	snprintf(d->st.peer, sizeof(d->st.peer), "%s", m->primary);
+	d->st.peer_port = m->primary_port;
+	d->st.repl_port = port;
+	d->st.interval_ms = m->options.interval_ms;
+	d->st.pause_budget_ms = m->options.pause_budget_ms;
+	d->st.netbuffer = m->options.netbuffer;
+	d->st.reprotect = m->options.reprotect;
+	d->st.since_ms = wall_ms();
+	d->st.ndisks = m->ndisks;
+	for (i = 0; i < m->ndisks; i++) {
+		snprintf(d->st.disks[i].target, sizeof(d->st.disks[i].target), "%s",
+			 m->disks[i].target);
+		snprintf(d->st.disks[i].format, sizeof(d->st.disks[i].format), "%s",
+			 m->disks[i].format);
+		d->st.disks[i].size = m->disks[i].size;
+	}
+	if (make_images(h, &d->st, err, sizeof(err)) < 0) {
+		standby_failed(op, REMUS_HOSTD_E_INTERNAL, "%s", err);
+		return;
+	}
+	/* The child first: it serves the disks' NBD exports, which QEMU opens
+	 * as it starts, and waits for the QMP proxy. */
+	if (child_spawn(d) < 0) {
+		standby_failed(op, REMUS_HOSTD_E_INTERNAL, "%s", d->last_failure);
+		return;
+	}
+	fill_nbd(d, nbd);
+	if (h->ops->create_standby(h->virt, d->st.domain, d->st.uuid, m->xml, d->in_path, nbd,
+				   d->st.ndisks, on_standby_created, op) < 0)
+		standby_failed(op, REMUS_HOSTD_E_INTERNAL, "cannot ask libvirt to create %s",
+			       d->st.domain);
+}
+
+static void peer_create_standby(struct remus_hostd *h, struct remus_hostd_peer_reply *rep,
+				const struct remus_hostd_peer_msg *m, const char *from)
+{
+	struct dom *d = dom_find(h, m->domain);
+	struct op *op;
+
+	if (!h->ops) {
+		struct remus_hostd_peer_reply *r = rep;
+
+		peer_answer_error(&r, REMUS_HOSTD_E_INTERNAL, "remusd serve on %s has no libvirt "
+				  "operations yet", h->name);
+		return;
+	}
+	op = op_new(h, m->domain, 0);
+	if (!op) {
+		struct remus_hostd_peer_reply *r = rep;
+
+		peer_answer_error(&r, REMUS_HOSTD_E_INTERNAL, "out of memory");
+		return;
+	}
+	op->prep = rep;
+	op->pm = *m;
+	op->pm.xml = strdup(m->xml);
+	if (!op->pm.xml) {
+		peer_answer_error(&op->prep, REMUS_HOSTD_E_INTERNAL, "out of memory");
+		op_free(op);
+		return;
+	}
+	if (d) {
+		/* A primary here that still runs: the peer is wrong. */
+		if (d->st.role == REMUS_HOSTD_ROLE_PRIMARY && d->state != D_FAILED) {
+			peer_answer_error(&op->prep, REMUS_HOSTD_E_EXISTS, "domain %s runs on %s as "
+					  "the primary (state %s); it cannot be a standby here",
+					  m->domain, h->name, dom_state_names[d->state]);
+			op_free(op);
+			return;
+		}
+		if (strcmp(d->st.uuid, m->uuid) != 0) {
+			peer_answer_error(&op->prep, REMUS_HOSTD_E_EXISTS, "%s already protects "
+					  "another domain named %s (UUID %s)", h->name, m->domain,
+					  d->st.uuid);
+			op_free(op);
+			return;
+		}
+		/* Ours, from an earlier protection (the old primary after a
+		 * takeover, or a standby being renewed): what is left goes,
+		 * then a fresh standby; the images stay for the resync. */
+		remus_info(LOG, "%s: replacing what is left of it here (%s, %s) by a fresh "
+			   "standby of %s", m->domain, remus_hostd_role_name(d->st.role),
+			   dom_state_names[d->state], from);
+		dom_unrecord(d);
+		dom_free(d);
+		if (h->ops->destroy(h->virt, m->domain, on_old_destroyed, op) < 0) {
+			peer_answer_error(&op->prep, REMUS_HOSTD_E_INTERNAL, "cannot ask libvirt");
+			op_free(op);
+		}
+		return;
+	}
+	create_standby_go(op, &op->pm);
+}
+
+/* ---- failover, unprotect, destroy-standby ------------------------------------ */
+
+static void forget(struct op *op, struct dom *d)
+{
+	proxy_stop(d);
+	dom_unrecord(d);
+	dom_free(d);
+}
+
+static void on_destroyed_then_forget(void *opaque, int rc, const char *code, const char *msg)
+{
+	struct op *op = opaque;
+
+	if (rc < 0)
+		remus_warn(LOG, "%s: libvirt could not destroy it: %s", op->name, msg);
+	if (op->prep) {
+		if (rc < 0)
+			peer_answer_error(&op->prep, code_of(code), "%s", msg);
+		else
+			peer_answer_ok(&op->prep, 0);
+	}
+	op_free(op);
+}
+
+/* destroy-standby: the child stops, the domain is destroyed, forgotten. */
+static void after_standby_child(struct op *op, struct dom *d)
+{
+	struct remus_hostd *h = op->h;
+
+	forget(op, d);
+	if (h->ops->destroy(h->virt, op->name, on_destroyed_then_forget, op) < 0) {
+		peer_answer_error(&op->prep, REMUS_HOSTD_E_INTERNAL, "cannot ask libvirt");
+		op_free(op);
+	}
+}
+
+static void peer_destroy_standby(struct remus_hostd *h, struct remus_hostd_peer_reply *rep,
+				 const struct remus_hostd_peer_msg *m)
+{
+	struct dom *d = dom_find(h, m->domain);
+	struct op *op;
+
+	if (!d || d->st.role != REMUS_HOSTD_ROLE_STANDBY) {
+		struct remus_hostd_peer_reply *r = rep;
+
+		if (!d)
+			peer_answer_ok(&r, 0);    /* nothing to do: done */
+		else
+			peer_answer_error(&r, REMUS_HOSTD_E_EXISTS, "%s is the primary on %s, not a "
+					  "standby", m->domain, h->name);
+		return;
+	}
+	op = op_new(h, d->st.domain, d->gen);
+	if (!op) {
+		struct remus_hostd_peer_reply *r = rep;
+
+		peer_answer_error(&r, REMUS_HOSTD_E_INTERNAL, "out of memory");
+		return;
+	}
+	op->prep = rep;
+	remus_info(LOG, "%s: destroying the standby (asked by %s)", d->st.domain, d->st.peer);
+	child_stop(d, op, after_standby_child);
+}
+
+static void on_unprotected_remote(void *opaque, int rc, const struct remus_hostd_peer_msg *a,
+				  const char *err)
+{
+	struct op *op = opaque;
+	struct json_object *o = NULL;
+	char w[1400];
+
+	op->call = NULL;
+	if (rc < 0 || !a->ok) {
+		/* Unprotected here all the same; the leftover is named. */
+		o = json_object_new_object();
+		snprintf(w, sizeof(w), "the standby could not be destroyed: %s; destroy it there "
+			 "by hand (virsh destroy %s)", rc < 0 ? err : a->error, op->name);
+		if (o)
+			json_object_object_add(o, "warning", json_object_new_string(w));
+	}
+	answer(&op->req, ok_answer(o));
+	op_free(op);
+}
+
+static void after_primary_child(struct op *op, struct dom *d)
+{
+	struct remus_hostd *h = op->h;
+	struct remus_hostd_peer_msg m = { .kind = REMUS_HOSTD_PEER_REQUEST,
+					  .req = REMUS_HOSTD_PEER_DESTROY_STANDBY };
+	char peer[REMUS_HOSTD_HOST_MAX];
+	uint16_t port = d->st.peer_port;
+
+	snprintf(peer, sizeof(peer), "%s", d->st.peer);
+	remus_info(LOG, "%s: unprotected; the guest runs on here", d->st.domain);
+	forget(op, d);
+	m.id = ++h->next_id;
+	snprintf(m.domain, sizeof(m.domain), "%s", op->name);
+	if (remus_hostd_peer_call(h->loop, peer, port, h->name, &m, h->cfg.peer_timeout_ms,
+				  on_unprotected_remote, op, &op->call) < 0) {
+		answer(&op->req, ok_answer(NULL));
+		op_free(op);
+	}
+}
+
+static void on_child_unprotect(void *opaque, int rc, const char *text)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+
+	op->ask = NULL;
+	if (!d) {
+		op_free(op);
+		return;
+	}
+	if (rc < 0)
+		remus_warn(LOG, "%s: its child did not answer unprotect (%s); stopping it",
+			   d->st.domain, strerror(-rc));
+	child_stop(d, op, after_primary_child);
+}
+
+static void ctl_unprotect(struct remus_hostd *h, struct remus_ctl_request *req,
+			  const struct remus_hostd_request *r)
+{
+	struct dom *d = dom_find(h, r->domain);
+	struct op *op;
+
+	if (!d) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NO_DOMAIN,
+			"domain %s is not protected on this host; remusctl list shows what is",
+			r->domain));
+		return;
+	}
+	if (d->st.role != REMUS_HOSTD_ROLE_PRIMARY) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NOT_RUNNING,
+			"domain %s is the standby here: run unprotect on its primary host %s",
+			r->domain, d->st.peer));
+		return;
+	}
+	if (r->release_disks && d->st.ndisks) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_BAD_REQUEST,
+			"unprotect --release-disks is not supported by this remusd yet; unprotect "
+			"without it (the disks stay on remusd's exports)"));
+		return;
+	}
+	if (d->state == D_STOPPING) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NOT_RUNNING,
+			"domain %s is being stopped already", r->domain));
+		return;
+	}
+	op = op_new(h, d->st.domain, d->gen);
+	if (!op) {
+		remus_ctl_reply(req, NULL);
+		return;
+	}
+	op->req = req;
+	if (!d->child) {
+		child_stop(d, op, after_primary_child);
+		return;
+	}
+	if (remus_hostd_ask(h->loop, d->ctl_path, "unprotect", ASK_TIMEOUT_MS, on_child_unprotect,
+			    op, &op->ask) < 0)
+		child_stop(d, op, after_primary_child);
+}
+
+/* failover on the standby's host: its child takes over now. */
+static void on_child_failover(void *opaque, int rc, const char *text)
+{
+	struct op *op = opaque;
+	struct json_object *o = rc == 0 ? json_tokener_parse(text) : NULL;
+	bool ok = o && json_object_get_boolean(json_object_object_get(o, "ok"));
+	const char *why = o && json_object_object_get(o, "error")
+			  ? json_object_get_string(json_object_object_get(o, "error"))
+			  : rc < 0 ? strerror(-rc) : text;
+
+	op->ask = NULL;
+	if (op->req)
+		answer(&op->req, ok ? ok_answer(NULL) : remus_hostd_answer_error(
+			REMUS_HOSTD_E_NOT_RUNNING, "%s: the standby cannot take over: %s", op->name,
+			why));
+	if (op->prep) {
+		if (ok)
+			peer_answer_ok(&op->prep, 0);
+		else
+			peer_answer_error(&op->prep, REMUS_HOSTD_E_NOT_RUNNING, "%s: the standby "
+					  "cannot take over: %s", op->name, why);
+	}
+	json_object_put(o);
+	op_free(op);
+}
+
+static int standby_failover(struct remus_hostd *h, struct dom *d, struct op *op)
+{
+	if (!d->child || d->state != D_RUNNING)
+		return -ENOTCONN;
+	remus_info(LOG, "%s: failover requested: the standby takes over here", d->st.domain);
+	return remus_hostd_ask(h->loop, d->ctl_path, "failover", ASK_TIMEOUT_MS, on_child_failover,
+			       op, &op->ask);
+}
+
+/* Planned failover asked on the primary's host: the primary child is
+ * killed first (SIGKILL: no release of held output, no resume of
+ * anything; what the guest does from here is lost, as in a crash, and
+ * its output goes nowhere), then the standby takes over; only then is the
+ * old primary destroyed.  If the standby cannot take over, the primary
+ * child is started again. */
+static void on_primary_destroyed(void *opaque, int rc, const char *code, const char *msg)
+{
+	struct op *op = opaque;
+
+	if (rc < 0)
+		remus_warn(LOG, "%s: the old primary could not be destroyed: %s; destroy it by "
+			   "hand (virsh destroy %s)", op->name, msg, op->name);
+	answer(&op->req, ok_answer(NULL));
+	op_free(op);
+}
+
+static void on_remote_failover(void *opaque, int rc, const struct remus_hostd_peer_msg *a,
+			       const char *err)
+{
+	struct op *op = opaque;
+	struct remus_hostd *h = op->h;
+	struct dom *d = op_dom(op);
+
+	op->call = NULL;
+	if (!d) {
+		op_free(op);
+		return;
+	}
+	if (rc < 0 || !a->ok) {
+		answer(&op->req, remus_hostd_answer_error(rc < 0 ? REMUS_HOSTD_E_PEER_UNREACHABLE
+			: a->code, "%s: the standby did not take over: %s; protection resumes here",
+			op->name, rc < 0 ? err : a->error));
+		d->state = D_RESTARTING;
+		remus_timer_arm(&d->timer, 0);
+		op_free(op);
+		return;
+	}
+	remus_info(LOG, "%s: now runs on %s; destroying the old primary here", op->name,
+		   d->st.peer);
+	forget(op, d);
+	if (h->ops->destroy(h->virt, op->name, on_primary_destroyed, op) < 0) {
+		answer(&op->req, ok_answer(NULL));
+		op_free(op);
+	}
+}
+
+static void ctl_failover(struct remus_hostd *h, struct remus_ctl_request *req,
+			 const struct remus_hostd_request *r)
+{
+	struct dom *d = dom_find(h, r->domain);
+	struct remus_hostd_peer_msg m = { .kind = REMUS_HOSTD_PEER_REQUEST,
+					  .req = REMUS_HOSTD_PEER_FAILOVER };
+	struct op *op;
+
+	if (!d) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NO_DOMAIN,
+			"domain %s is not protected on this host; remusctl list shows what is",
+			r->domain));
+		return;
+	}
+	if (d->state != D_RUNNING || !d->child) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NOT_RUNNING,
+			"domain %s is %s here, not protected: nothing to fail over to", r->domain,
+			dom_state_names[d->state]));
+		return;
+	}
+	op = op_new(h, d->st.domain, d->gen);
+	if (!op) {
+		remus_ctl_reply(req, NULL);
+		return;
+	}
+	op->req = req;
+	if (d->st.role == REMUS_HOSTD_ROLE_STANDBY) {
+		if (standby_failover(h, d, op) < 0)
+			op_free(op);
+		return;
+	}
+	d->state = D_STOPPING;      /* its exit is not a crash to restart from */
+	remus_child_free(d->child);
+	d->child = NULL;
+	m.id = ++h->next_id;
+	snprintf(m.domain, sizeof(m.domain), "%s", d->st.domain);
+	if (remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, &m,
+				  h->cfg.peer_timeout_ms, on_remote_failover, op, &op->call) < 0) {
+		d->state = D_RESTARTING;
+		remus_timer_arm(&d->timer, 0);
+		op_free(op);
+	}
+}
+
+static void peer_failover(struct remus_hostd *h, struct remus_hostd_peer_reply *rep,
+			  const struct remus_hostd_peer_msg *m)
+{
+	struct dom *d = dom_find(h, m->domain);
+	struct op *op;
+	struct remus_hostd_peer_reply *r = rep;
+
+	if (!d || d->st.role != REMUS_HOSTD_ROLE_STANDBY) {
+		peer_answer_error(&r, REMUS_HOSTD_E_NO_DOMAIN, "%s has no standby of %s",
+				  h->name, m->domain);
+		return;
+	}
+	op = op_new(h, d->st.domain, d->gen);
+	if (!op) {
+		peer_answer_error(&r, REMUS_HOSTD_E_INTERNAL, "out of memory");
+		return;
+	}
+	op->prep = rep;
+	if (standby_failover(h, d, op) < 0) {
+		peer_answer_error(&op->prep, REMUS_HOSTD_E_NOT_RUNNING, "the standby of %s on %s "
+				  "is %s, not ready to take over", m->domain, h->name,
+				  dom_state_names[d->state]);
+		op_free(op);
+	}
+}
+
+/* ---- takeover and re-protection ----------------------------------------------- */
+
+static void reprotect_retry(struct dom *d, const char *why)
+{
+	dom_fail(d, "re-protection towards %s: %s; retrying in %u s", d->st.peer, why,
+		 d->backoff_ms / 1000);
+	d->state = D_REPROTECTING;
+	remus_timer_arm(&d->timer, d->backoff_ms);
+	d->backoff_ms = d->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d->backoff_ms * 2;
+}
+
+static void on_child_protect(void *opaque, int rc, const char *text)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+	struct json_object *o = rc == 0 ? json_tokener_parse(text) : NULL;
+	bool ok = o && json_object_get_boolean(json_object_object_get(o, "ok"));
+
+	op->ask = NULL;
+	if (d && ok) {
+		d->state = D_RUNNING;
+		d->backoff_ms = BACKOFF_MIN_MS;
+		d->st.since_ms = wall_ms();
+		dom_save(d);
+		remus_info(LOG, "%s: protected again, standby on %s", d->st.domain, d->st.peer);
+	} else if (d) {
+		reprotect_retry(d, rc < 0 ? strerror(-rc) : text);
+	}
+	json_object_put(o);
+	op_free(op);
+}
+
+static void on_reprotect_answer(void *opaque, int rc, const struct remus_hostd_peer_msg *a,
+				const char *err)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+	char line[300];
+
+	op->call = NULL;
+	if (!d) {
+		op_free(op);
+		return;
+	}
+	if (rc < 0 || !a->ok) {
+		reprotect_retry(d, rc < 0 ? err : a->error);
+		op_free(op);
+		return;
+	}
+	d->st.repl_port = a->repl_port;
+	snprintf(line, sizeof(line), strchr(d->st.peer, ':') ? "protect [%s]:%u" : "protect %s:%u",
+		 d->st.peer, a->repl_port);
+	if (remus_hostd_ask(d->h->loop, d->ctl_path, line, ASK_TIMEOUT_MS, on_child_protect, op,
+			    &op->ask) < 0)
+		op_free(op);
+}
+
+static void on_reprotect_inspected(void *opaque, int rc, const char *code, const char *msg,
+				   struct remus_hostd_domain_info *info)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+
+	if (!d) {
+		op_free(op);
+		return;
+	}
+	if (rc < 0) {
+		reprotect_retry(d, msg);
+		op_free(op);
+		return;
+	}
+	if (send_create_standby(op, d, info, on_reprotect_answer) < 0) {
+		reprotect_retry(d, "the domain's XML does not fit a peer message");
+		op_free(op);
+	}
+}
+
+static void reprotect_try(struct dom *d)
+{
+	struct op *op = op_new(d->h, d->st.domain, d->gen);
+
+	if (!op) {
+		reprotect_retry(d, "out of memory");
+		return;
+	}
+	remus_info(LOG, "%s: asking %s:%u to be its standby again", d->st.domain, d->st.peer,
+		   d->st.peer_port);
+	if (d->h->ops->inspect(d->h->virt, d->st.domain, on_reprotect_inspected, op) < 0) {
+		reprotect_retry(d, "cannot ask libvirt");
+		op_free(op);
+	}
+}
+
+static void on_takeover_resumed(void *opaque, int rc, const char *code, const char *msg)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+
+	if (!d) {
+		op_free(op);
+		return;
+	}
+	if (rc < 0)
+		dom_fail(d, "the guest took over but libvirt could not resume it: %s; virsh "
+			 "resume %s", msg, d->st.domain);
+	else
+		remus_info(LOG, "%s: the guest runs here now (libvirt resumed)", d->st.domain);
+	d->st.role = REMUS_HOSTD_ROLE_PRIMARY;
+	d->st.since_ms = wall_ms();
+	d->st.repl_port = 0;
+	dom_save(d);
+	d->backoff_ms = BACKOFF_MIN_MS;
+	if (d->st.reprotect == REMUS_HOSTD_REPROTECT_AUTO) {
+		d->state = D_REPROTECTING;
+		remus_timer_arm(&d->timer, 0);
+	} else {
+		d->state = D_RUNNING;
+		remus_info(LOG, "%s: reprotect manual: unprotected until remusctl protect",
+			   d->st.domain);
+	}
+	op_free(op);
+}
+
+static void on_watch_answer(void *opaque, int rc, const char *text)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+	struct json_object *o, *st;
+
+	op->ask = NULL;
+	if (d)
+		d->watching = false;
+	if (!d || rc < 0 || d->state != D_RUNNING || d->st.role != REMUS_HOSTD_ROLE_STANDBY) {
+		op_free(op);
+		return;
+	}
+	o = json_tokener_parse(text);
+	st = o ? json_object_object_get(o, "state") : NULL;
+	if (st && strcmp(json_object_get_string(st), "active") == 0) {
+		remus_warn(LOG, "%s: the standby took over (the primary on %s is gone or handed "
+			   "over)", d->st.domain, d->st.peer);
+		d->state = D_TAKEOVER;
+		if (d->h->ops->resume_after_takeover(d->h->virt, d->st.domain, on_takeover_resumed,
+						     op) == 0) {
+			json_object_put(o);
+			return;
+		}
+		d->state = D_RUNNING;
+	}
+	json_object_put(o);
+	op_free(op);
+}
+
+static void on_watch(struct remus_loop *loop, void *opaque)
+{
+	struct remus_hostd *h = opaque;
+	struct dom *d;
+	struct op *op;
+
+	for (d = h->doms; d; d = d->next) {
+		if (d->st.role != REMUS_HOSTD_ROLE_STANDBY || d->state != D_RUNNING || !d->child ||
+		    d->watching || !h->ops)
+			continue;
+		op = op_new(h, d->st.domain, d->gen);
+		if (!op)
+			continue;
+		d->watching = true;
+		if (remus_hostd_ask(loop, d->ctl_path, "status", ASK_TIMEOUT_MS, on_watch_answer, op,
+				    &op->ask) < 0) {
+			d->watching = false;
+			op_free(op);
+		}
+	}
+	remus_timer_arm(&h->watch, WATCH_MS);
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+static void on_ctl(void *opaque, struct remus_ctl_request *req, const char *line)
+{
+	struct remus_hostd *h = opaque;
+	struct remus_hostd_request r;
+	char err[600];
+
+	if (remus_hostd_request_parse(line, &r, err, sizeof(err)) < 0) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_BAD_REQUEST, "%s", err));
+		return;
+	}
+	switch (r.cmd) {
+	case REMUS_HOSTD_CMD_PROTECT: ctl_protect(h, req, &r); return;
+	case REMUS_HOSTD_CMD_STATUS: ctl_status(h, req, &r); return;
+	case REMUS_HOSTD_CMD_LIST: ctl_list(h, req); return;
+	case REMUS_HOSTD_CMD_SET_INTERVAL: ctl_set_interval(h, req, &r); return;
+	case REMUS_HOSTD_CMD_FAILOVER: ctl_failover(h, req, &r); return;
+	case REMUS_HOSTD_CMD_UNPROTECT: ctl_unprotect(h, req, &r); return;
+	}
+	remus_ctl_reply(req, NULL);
+}
+
+static void on_peer(void *opaque, struct remus_hostd_peer_reply *rep,
+		    const struct remus_hostd_peer_msg *m, const char *from)
+{
+	struct remus_hostd *h = opaque;
+
+	remus_debug(LOG, "peer %s: %s %s", from, remus_hostd_peer_req_name(m->req), m->domain);
+	switch (m->req) {
+	case REMUS_HOSTD_PEER_PING:
+		peer_answer_ok(&rep, 0);
+		return;
+	case REMUS_HOSTD_PEER_CREATE_STANDBY:
+		if (h->stopping) {
+			peer_answer_error(&rep, REMUS_HOSTD_E_INTERNAL, "remusd serve on %s is "
+					  "stopping", h->name);
+			return;
+		}
+		peer_create_standby(h, rep, m, from);
+		return;
+	case REMUS_HOSTD_PEER_DESTROY_STANDBY:
+		peer_destroy_standby(h, rep, m);
+		return;
+	case REMUS_HOSTD_PEER_FAILOVER:
+		peer_failover(h, rep, m);
+		return;
+	}
+	peer_answer_error(&rep, REMUS_HOSTD_E_BAD_REQUEST, "unknown request");
+}
+
+/* ---- start, resume, stop -------------------------------------------------------- */
+
+static void on_recovered(void *opaque, int rc, const char *code, const char *msg)
+{
+	struct op *op = opaque;
+	struct remus_hostd *h = op->h;
+	struct dom *d = op_dom(op);
+	int r;
+
+	if (!d) {
+		op_free(op);
+		return;
+	}
+	if (rc < 0) {
+		if (d->st.role == REMUS_HOSTD_ROLE_STANDBY) {
+			/* Nothing to be the standby of: its primary re-protects. */
+			remus_warn(LOG, "%s: the standby domain is gone (%s); forgetting it until "
+				   "%s protects it again", d->st.domain, msg, d->st.peer);
+			forget(op, d);
+		} else {
+			d->state = D_FAILED;
+			dom_fail(d, "recorded as primary here but %s; if it was failed over, its "
+				 "new primary re-protects it onto this host", msg);
+		}
+		op_free(op);
+		return;
+	}
+	r = h->ops->proxy_start(h->virt, d->st.domain, d->qmp_path, &d->proxy);
+	if (r < 0) {
+		d->state = D_FAILED;
+		dom_fail(d, "cannot serve the QMP proxy %s: %s", d->qmp_path, strerror(-r));
+	} else if (child_spawn(d) == 0) {
+		d->state = D_RUNNING;
+		remus_info(LOG, "%s: resumed as %s (peer %s)", d->st.domain,
+			   remus_hostd_role_name(d->st.role), d->st.peer);
+	} else {
+		d->state = D_RESTARTING;
+		remus_timer_arm(&d->timer, d->backoff_ms);
+	}
+	op_free(op);
+}
+
+static void on_record(void *opaque, const struct remus_hostd_dstate *s, const char *err)
+{
+	struct remus_hostd *h = opaque;
+	struct dom *d;
+	struct op *op;
+
+	if (!s) {
+		remus_err(LOG, "%s", err);
+		return;
+	}
+	d = dom_new(h, s->domain);
+	if (!d)
+		return;
+	d->st = *s;
+	d->state = D_STARTING;
+	if (!h->ops) {
+		d->state = D_FAILED;
+		dom_fail(d, "this remusd has no libvirt operations: cannot resume it");
+		return;
+	}
+	op = op_new(h, d->st.domain, d->gen);
+	if (!op || h->ops->recover(h->virt, d->st.domain, on_recovered, op) < 0) {
+		d->state = D_FAILED;
+		dom_fail(d, "cannot ask libvirt about it");
+		if (op)
+			op_free(op);
+	}
+}
+
+unsigned remus_hostd_peer_port(const struct remus_hostd *h)
+{
+	return h->peer_port;
+}
+
+int remus_hostd_new(struct remus_loop *loop, const struct remus_hostd_config *cfg,
+		    const struct remus_hostd_virt_ops *ops, void *virt,
+		    struct remus_hostd **out)
+{
+	struct remus_hostd *h = calloc(1, sizeof(*h));
+	struct remus_ctl_opts co = { .max_line = REMUS_HOSTD_REQUEST_MAX + 1, .mode = 0600,
+				     .peer_check = true };
+	char err[1024];
+	ssize_t n;
+	int rc;
+
+	if (!h) {
+		if (ops && virt)
+			ops->free(virt);
+		return -ENOMEM;
+	}
+	h->loop = loop;
+	h->cfg = *cfg;
+	h->ops = ops;
+	h->virt = virt;
+	remus_timer_init(&h->watch, loop, on_watch, h);
+	if (cfg->host_name[0])
+		snprintf(h->name, sizeof(h->name), "%s", cfg->host_name);
+	else if (gethostname(h->name, sizeof(h->name) - 1) < 0)
+		snprintf(h->name, sizeof(h->name), "localhost");
+	if (cfg->remusd[0]) {
+		snprintf(h->remusd, sizeof(h->remusd), "%s", cfg->remusd);
+	} else {
+		n = readlink("/proc/self/exe", h->remusd, sizeof(h->remusd) - 1);
+		if (n < 0)
+			snprintf(h->remusd, sizeof(h->remusd), "remusd");
+		else
+			h->remusd[n] = 0;
+	}
+	if (cfg->ctl_group[0]) {
+		struct group *gr = getgrnam(cfg->ctl_group);
+
+		if (!gr) {
+			rc = -ENOENT;
+			remus_err(LOG, "ctl_group %s: no such group; create it or remove the key",
+				  cfg->ctl_group);
+			goto fail;
+		}
+		co.use_gid = true;
+		co.gid = gr->gr_gid;
+		co.mode = 0660;
+	}
+	if (mkdir(cfg->run_dir, 0700) < 0 && errno != EEXIST) {
+		rc = -errno;
+		remus_err(LOG, "cannot create the run directory %s (run_dir): %s", cfg->run_dir,
+			  strerror(-rc));
+		goto fail;
+	}
+	if (mkdir(cfg->state_dir, 0700) < 0 && errno != EEXIST) {
+		rc = -errno;
+		remus_err(LOG, "cannot create the state directory %s (state_dir): %s",
+			  cfg->state_dir, strerror(-rc));
+		goto fail;
+	}
+	rc = remus_ctl_listen_async(loop, cfg->ctl, &co, on_ctl, h, &h->ctl);
+	if (rc < 0) {
+		remus_err(LOG, "cannot listen on the control socket %s (ctl): %s; give a path in "
+			  "a writable directory where no other remusd serve listens", cfg->ctl,
+			  strerror(-rc));
+		goto fail;
+	}
+	rc = remus_hostd_peer_listen(loop, cfg->listen_host, cfg->listen_port, h->name,
+				     cfg->peer_timeout_ms, on_peer, h, &h->peer, &h->peer_port);
+	if (rc < 0) {
+		remus_err(LOG, "cannot listen on the peer port %s:%u (listen): %s; is another "
+			  "remusd serve running?", cfg->listen_host[0] ? cfg->listen_host : "*",
+			  cfg->listen_port, strerror(-rc));
+		goto fail;
+	}
+	rc = remus_hostd_state_load_all(cfg->state_dir, on_record, h, err, sizeof(err));
+	if (rc < 0) {
+		remus_err(LOG, "%s", err);
+		goto fail;
+	}
+	remus_info(LOG, "remusd serve on %s: control %s, peers on port %u, %d protection%s "
+		   "resumed from %s", h->name, cfg->ctl, h->peer_port, rc, rc == 1 ? "" : "s",
+		   cfg->state_dir);
+	remus_timer_arm(&h->watch, WATCH_MS);
+	*out = h;
+	return 0;
+fail:
+	remus_hostd_free(h);
+	return rc;
+}
+
+static void stop_check(struct remus_hostd *h)
+{
+	struct dom *d;
+	void (*done)(void *);
+
+	for (d = h->doms; d; d = d->next)
+		if (d->child)
+			return;
+	remus_timer_disarm(&h->stop_timer);
+	done = h->stop_done;
+	h->stop_done = NULL;
+	if (done)
+		done(h->stop_opaque);
+}
+
+/* The deadline of a stop: whoever is left is killed. */
+static void on_stop_timer(struct remus_loop *loop, void *opaque)
+{
+	struct remus_hostd *h = opaque;
+	struct dom *d;
+
+	for (d = h->doms; d; d = d->next) {
+		if (d->child) {
+			remus_warn(LOG, "%s: the child did not stop in time; killing it",
+				   d->st.domain);
+			remus_child_free(d->child);
+			d->child = NULL;
+		}
+	}
+	stop_check(h);
+}
+
+void remus_hostd_stop(struct remus_hostd *h, unsigned timeout_ms, void (*done)(void *opaque),
+		      void *opaque)
+{
+	struct dom *d;
+
+	h->stopping = true;
+	h->stop_done = done;
+	h->stop_opaque = opaque;
+	remus_timer_disarm(&h->watch);
+	for (d = h->doms; d; d = d->next) {
+		remus_timer_disarm(&d->timer);
+		if (d->child) {
+			remus_info(LOG, "%s: stopping the %s child (pid %d)", d->st.domain,
+				   remus_hostd_role_name(d->st.role), (int)remus_child_pid(d->child));
+			kill(remus_child_pid(d->child), SIGTERM);
+		}
+	}
+	remus_timer_init(&h->stop_timer, h->loop, on_stop_timer, h);
+	remus_timer_arm(&h->stop_timer, timeout_ms);
+	stop_check(h);
+}
+
+void remus_hostd_free(struct remus_hostd *h)
+{
+	if (!h)
+		return;
+	remus_timer_disarm(&h->watch);
+	remus_timer_disarm(&h->stop_timer);
+	while (h->ops_list) {
+		struct op *op = h->ops_list;
+
+		remus_hostd_ask_cancel(op->ask);
+		op->ask = NULL;
+		remus_hostd_peer_call_cancel(op->call);
+		op->call = NULL;
+		if (op->job) {
+			/* a status job shares its request: answer it once */
+			struct status_job *job = op->job;
+
+			op->job = NULL;
+			if (--job->remaining == 0)
+				status_finish(job);
+		}
+		op_free(op);
+	}
+	while (h->doms)
+		dom_free(h->doms);
+	if (h->ops && h->virt)
+		h->ops->free(h->virt);
+	remus_hostd_peer_server_free(h->peer);
+	remus_ctl_free(h->ctl);
+	free(h);
+}

@@ -1,0 +1,736 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The host daemon (hostd/hostd.h) end to end without libvirt and QEMU:
+ * two remusd serve ("hostA", "hostB") in one loop on 127.0.0.1, a fake
+ * table of libvirt operations, and fake children (this test binary run
+ * again as `remusd primary|standby ...`: it serves --ctl like a role
+ * daemon and records its command line).  Checked: protect creates the
+ * standby on the peer and the primary child here, both recorded; status
+ * merges the child's answer; list; a second protect, an unknown domain
+ * and an unreachable standby are refused with their codes and change
+ * nothing; set-interval reaches the child and the record; a child that
+ * dies is restarted; a planned failover moves the primary to hostB, which
+ * then re-protects onto hostA by itself; unprotect ends it on both hosts;
+ * a restarted remusd serve resumes its protections from the records.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/ctl.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "common/sock.h"
+#include "hostd/hostd.h"
+#include "hostd/state.h"
+
+/* ---- the fake child ------------------------------------------------------- */
+
+static char child_state[32];
+static volatile sig_atomic_t child_term;
+
+static void on_term(int sig)
+{
+	child_term = 1;
+}
+
+static char *child_ctl(void *opaque, const char *line)
+{
+	char *s = malloc(256);
+
+	if (strcmp(line, "status") == 0)
+		snprintf(s, 256, "{\"state\":\"%s\",\"epoch\":12,\"interval_ms\":200,"
+			 "\"initial_sync\":null,\"extra\":1}", child_state);
+	else if (strncmp(line, "set-interval ", 13) == 0)
+		snprintf(s, 256, "{\"ok\":true}");
+	else if (strcmp(line, "failover") == 0 && strcmp(child_state, "receiving") == 0)
+		snprintf(s, 256, "{\"ok\":true}"), snprintf(child_state, sizeof(child_state), "active");
+	else if (strcmp(line, "unprotect") == 0)
+		snprintf(s, 256, "{\"ok\":true}"), snprintf(child_state, sizeof(child_state), "stopped");
+	else if (strncmp(line, "protect ", 8) == 0 && strcmp(child_state, "active") == 0)
+		snprintf(s, 256, "{\"ok\":true}"), snprintf(child_state, sizeof(child_state), "protected");
+	else
+		snprintf(s, 256, "{\"ok\":false,\"error\":\"fake child: no '%.80s' in state %s\"}",
+			 line, child_state);
+	return s;
+}
+
+static int fake_child(int argc, char **argv)
+{
+	const char *ctl = NULL, *name = "?";
+	struct remus_loop *loop;
+	struct remus_ctl *c;
+	char path[256];
+	FILE *f;
+	int i;
+
+	for (i = 2; i + 1 < argc; i++) {
+		if (strcmp(argv[i], "--ctl") == 0)
+			ctl = argv[i + 1];
+		if (strcmp(argv[i], "--name") == 0)
+			name = argv[i + 1];
+	}
+	snprintf(child_state, sizeof(child_state), "%s",
+		 strcmp(argv[1], "primary") == 0 ? "protected" : "receiving");
+	snprintf(path, sizeof(path), "%s.args", ctl);
+	f = fopen(path, "a");
+	for (i = 1; f && i < argc; i++)
+		fprintf(f, "%s%c", argv[i], i + 1 == argc ? '\n' : ' ');
+	if (f)
+		fclose(f);
+	signal(SIGTERM, on_term);
+	signal(SIGPIPE, SIG_IGN);
+	if (remus_loop_new(&loop) < 0 || remus_ctl_listen(loop, ctl, child_ctl, NULL, &c) < 0)
+		return 1;
+	remus_log_set_name(name);
+	while (!child_term)
+		remus_loop_run_once(loop, 50);
+	remus_ctl_free(c);
+	remus_loop_free(loop);
+	return 0;
+}
+
+/* ---- the fake libvirt ------------------------------------------------------- */
+
+enum call_kind { C_DONE, C_INFO };
+
+struct call {
+	enum call_kind kind;
+	remus_hostd_virt_done_cb *done;
+	remus_hostd_virt_info_cb *info_cb;
+	void *opaque;
+	int rc;
+	char code[32], msg[256];
+	struct remus_hostd_domain_info info;
+	struct call *next;
+};
+
+struct fakevirt {
+	struct remus_loop *loop;
+	const char *host;
+	struct remus_timer timer;
+	struct call *calls;
+	char running[8][64];      /* domains that run here */
+	char log[4096];           /* what was done, for the checks */
+	int proxies;
+};
+
+static void fv_fire(struct remus_loop *loop, void *opaque)
+{
+	struct fakevirt *v = opaque;
+
+	while (v->calls) {
+		struct call *c = v->calls, **p;
+
+		/* oldest first */
+		for (p = &v->calls; (*p)->next; p = &(*p)->next)
+			;
+		c = *p;
+		*p = NULL;
+		if (c->kind == C_DONE)
+			c->done(c->opaque, c->rc, c->code, c->msg);
+		else
+			c->info_cb(c->opaque, c->rc, c->code, c->msg, &c->info);
+		free(c->info.xml);
+		free(c);
+	}
+}
+
+static struct call *fv_push(struct fakevirt *v, int rc, const char *code, const char *msg)
+{
+	struct call *c = calloc(1, sizeof(*c));
+
+	c->rc = rc;
+	snprintf(c->code, sizeof(c->code), "%s", code ? code : "");
+	snprintf(c->msg, sizeof(c->msg), "%s", msg ? msg : "");
+	c->next = v->calls;
+	v->calls = c;
+	remus_timer_arm(&v->timer, 1);
+	return c;
+}
+
+static int fv_find(struct fakevirt *v, const char *name)
+{
+	for (int i = 0; i < 8; i++)
+		if (strcmp(v->running[i], name) == 0)
+			return i;
+	return -1;
+}
+
+static void fv_add(struct fakevirt *v, const char *name)
+{
+	int i = fv_find(v, "");
+
+	if (fv_find(v, name) < 0 && i >= 0)
+		snprintf(v->running[i], sizeof(v->running[i]), "%s", name);
+}
+
+static void fv_log(struct fakevirt *v, const char *what, const char *name)
+{
+	size_t n = strlen(v->log);
+
+	snprintf(v->log + n, sizeof(v->log) - n, "%s %s;", what, name);
+}
+
+static int fv_inspect(void *impl, const char *name, remus_hostd_virt_info_cb *cb, void *opaque)
+{
+	struct fakevirt *v = impl;
+	struct call *c;
+	char msg[128];
+
+	if (fv_find(v, name) < 0) {
+		snprintf(msg, sizeof(msg), "no domain %s on %s: virsh list --all", name, v->host);
+		c = fv_push(v, -ENOENT, "no-domain", msg);
+	} else {
+		c = fv_push(v, 0, NULL, NULL);
+		snprintf(c->info.uuid, sizeof(c->info.uuid), "6f2b5c1e-3d4a-4b8e-9c1f-0a1b2c3d4e5f");
+		c->info.xml = strdup("<domain><name>x</name></domain>");
+		if (strcmp(name, "disky") == 0) {
+			c->info.ndisks = 1;
+			snprintf(c->info.disks[0].target, 32, "vda");
+			snprintf(c->info.disks[0].format, 16, "qcow2");
+			c->info.disks[0].size = 1 << 20;
+		}
+	}
+	c->kind = C_INFO;
+	c->info_cb = cb;
+	c->opaque = opaque;
+	fv_log(v, "inspect", name);
+	return 0;
+}
+
+static int fv_create_standby(void *impl, const char *name, const char *uuid, const char *xml,
+			     const char *incoming, const struct remus_hostd_nbd *nbd,
+			     unsigned nnbd, remus_hostd_virt_done_cb *cb, void *opaque)
+{
+	struct fakevirt *v = impl;
+	struct call *c;
+
+	if (strcmp(name, "nobridge") == 0) {
+		c = fv_push(v, -ENOENT, "no-bridge", "NIC 52:54:00:00:00:01 needs bridge br9 on "
+			    "hostB: create it");
+	} else {
+		c = fv_push(v, 0, NULL, NULL);
+		fv_add(v, name);
+	}
+	c->done = cb;
+	c->opaque = opaque;
+	fv_log(v, "create-standby", name);
+	return 0;
+}
+
+static int fv_simple(struct fakevirt *v, const char *what, const char *name,
+		     remus_hostd_virt_done_cb *cb, void *opaque)
+{
+	struct call *c = fv_push(v, 0, NULL, NULL);
+
+	c->done = cb;
+	c->opaque = opaque;
+	fv_log(v, what, name);
+	return 0;
+}
+
+static int fv_destroy(void *impl, const char *name, remus_hostd_virt_done_cb *cb, void *opaque)
+{
+	struct fakevirt *v = impl;
+	int i = fv_find(v, name);
+
+	if (i >= 0)
+		v->running[i][0] = 0;
+	return fv_simple(v, "destroy", name, cb, opaque);
+}
+
+static int fv_resume(void *impl, const char *name, remus_hostd_virt_done_cb *cb, void *opaque)
+{
+	return fv_simple(impl, "resume", name, cb, opaque);
+}
+
+static int fv_recover(void *impl, const char *name, remus_hostd_virt_done_cb *cb, void *opaque)
+{
+	struct fakevirt *v = impl;
+	struct call *c;
+
+	if (fv_find(v, name) < 0) {
+		c = fv_push(v, -ENOENT, "no-domain", "no such domain");
+		c->done = cb;
+		c->opaque = opaque;
+		fv_log(v, "recover", name);
+		return 0;
+	}
+	return fv_simple(v, "recover", name, cb, opaque);
+}
+
+static int fv_move(void *impl, const char *name, const struct remus_hostd_nbd *nbd,
+		   unsigned nnbd, remus_hostd_virt_done_cb *cb, void *opaque)
+{
+	return fv_simple(impl, "move-disks", name, cb, opaque);
+}
+
+static int fv_proxy_start(void *impl, const char *name, const char *path, void **handle)
+{
+	struct fakevirt *v = impl;
+
+	v->proxies++;
+	*handle = strdup(path);
+	return 0;
+}
+
+static void fv_proxy_stop(void *impl, void *handle)
+{
+	struct fakevirt *v = impl;
+
+	v->proxies--;
+	free(handle);
+}
+
+static void fv_free(void *impl)
+{
+	struct fakevirt *v = impl;
+
+	remus_timer_disarm(&v->timer);
+	while (v->calls) {
+		struct call *c = v->calls;
+
+		v->calls = c->next;
+		free(c->info.xml);
+		free(c);
+	}
+	/* the struct itself belongs to the test */
+}
+
+static const struct remus_hostd_virt_ops fake_ops = {
+	.inspect = fv_inspect, .create_standby = fv_create_standby, .destroy = fv_destroy,
+	.resume_after_takeover = fv_resume, .recover = fv_recover, .move_disks = fv_move,
+	.proxy_start = fv_proxy_start, .proxy_stop = fv_proxy_stop, .free = fv_free,
+};
+
+/* ---- the two hosts ------------------------------------------------------------ */
+
+struct host {
+	struct remus_hostd_config cfg;
+	struct remus_hostd *h;
+	struct fakevirt v;
+	char dir[64];
+};
+
+static struct remus_loop *loop;
+static struct host A, B;
+static char self[1000];
+
+static void host_start(struct host *x, const char *name, unsigned ports)
+{
+	assert_int_equal(remus_hostd_new(loop, &x->cfg, &fake_ops, &x->v, &x->h), 0);
+	(void)name;
+	(void)ports;
+}
+
+static void host_init(struct host *x, const char *name, unsigned ports)
+{
+	char buf[128];
+
+	memset(x, 0, sizeof(*x));
+	snprintf(x->dir, sizeof(x->dir), "/tmp/thd%s.XXXXXX", name);
+	assert_non_null(mkdtemp(x->dir));
+	remus_hostd_config_init(&x->cfg);
+	snprintf(x->cfg.ctl, sizeof(x->cfg.ctl), "%s/remusd.sock", x->dir);
+	snprintf(buf, sizeof(buf), "%s/state", x->dir);
+	snprintf(x->cfg.state_dir, sizeof(x->cfg.state_dir), "%s", buf);
+	snprintf(x->cfg.run_dir, sizeof(x->cfg.run_dir), "%s", x->dir);
+	snprintf(x->cfg.host_name, sizeof(x->cfg.host_name), "127.0.0.1");
+	snprintf(x->cfg.listen_host, sizeof(x->cfg.listen_host), "127.0.0.1");
+	/* Fixed, as in real life: records name the peer's port, and they
+	 * outlive a restart. */
+	x->cfg.listen_port = (uint16_t)(ports - 10);
+	x->cfg.peer_timeout_ms = 2000;
+	x->cfg.repl_port_min = (uint16_t)ports;
+	x->cfg.repl_port_max = (uint16_t)(ports + 9);
+	snprintf(x->cfg.remusd, sizeof(x->cfg.remusd), "%s", self);
+	x->v.loop = loop;
+	x->v.host = name;
+	remus_timer_init(&x->v.timer, loop, fv_fire, &x->v);
+	host_start(x, name, ports);
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* ---- a remusctl --------------------------------------------------------------- */
+
+static void spin(int ms)
+{
+	uint64_t end = remus_now_ms() + (uint64_t)ms;
+
+	while (remus_now_ms() < end)
+		assert_int_equal(remus_loop_run_once(loop, 10), 0);
+}
+
+/* Sends @req to @x's control socket and runs the loop until the answer
+ * (owned JSON object). */
+static struct json_object *ask(struct host *x, const char *req)
+{
+	int fd = remus_unix_connect(x->cfg.ctl, false);
+	char buf[65536];
+	size_t n = 0;
+	uint64_t end = remus_now_ms() + 10000;
+	struct json_object *o;
+
+	assert_true(fd >= 0);
+	assert_int_equal(remus_write_all(fd, req, strlen(req)), 0);
+	assert_int_equal(remus_write_all(fd, "\n", 1), 0);
+	remus_fd_set_nonblock(fd, true);
+	for (;;) {
+		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+
+		if (r > 0) {
+			n += (size_t)r;
+			if (memchr(buf, '\n', n))
+				break;
+			continue;
+		}
+		assert_true(r < 0 && errno == EAGAIN);
+		assert_true(remus_now_ms() < end);
+		assert_int_equal(remus_loop_run_once(loop, 10), 0);
+	}
+	close(fd);
+	buf[n] = 0;
+	o = json_tokener_parse(buf);
+	if (!o)
+		fail_msg("not JSON: %s", buf);
+	return o;
+}
+
+static const char *str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "(none)";
+}
+
+static bool ok(struct json_object *o)
+{
+	return json_object_get_boolean(json_object_object_get(o, "ok"));
+}
+
+static void expect_ok(struct host *x, const char *req)
+{
+	struct json_object *o = ask(x, req);
+
+	if (!ok(o))
+		fail_msg("%s: %s", req, json_object_to_json_string(o));
+	json_object_put(o);
+}
+
+static void expect_error(struct host *x, const char *req, const char *code, const char *part)
+{
+	struct json_object *o = ask(x, req);
+
+	if (ok(o) || strcmp(str(o, "code"), code) != 0 || !strstr(str(o, "error"), part))
+		fail_msg("%s: expected %s '%s', got %s", req, code, part,
+			 json_object_to_json_string(o));
+	json_object_put(o);
+}
+
+/* The state of @domain in @x's status (owned copy in @buf). */
+static const char *status_of(struct host *x, const char *domain, const char *key, char *buf,
+			     size_t len)
+{
+	char req[128];
+	struct json_object *o;
+
+	snprintf(req, sizeof(req), "{\"cmd\":\"status\",\"domain\":\"%s\"}", domain);
+	o = ask(x, req);
+	snprintf(buf, len, "%s", ok(o) ? str(o, key) : "(error)");
+	json_object_put(o);
+	return buf;
+}
+
+static void wait_status(struct host *x, const char *domain, const char *key, const char *want,
+			int ms)
+{
+	uint64_t end = remus_now_ms() + (uint64_t)ms;
+	char buf[128];
+
+	while (strcmp(status_of(x, domain, key, buf, sizeof(buf)), want) != 0) {
+		if (remus_now_ms() > end)
+			fail_msg("%s %s: %s is '%s', not '%s'", x->v.host, domain, key, buf, want);
+		spin(100);
+	}
+}
+
+static char *slurp(const char *path)
+{
+	static char buf[8192];
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd < 0 ? 0 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return buf;
+}
+
+static char protect_req[256];
+
+static const char *protect_of(const char *domain, struct host *standby)
+{
+	snprintf(protect_req, sizeof(protect_req), "{\"cmd\":\"protect\",\"domain\":\"%s\","
+		 "\"standby\":\"127.0.0.1:%u\",\"interval_ms\":200}", domain,
+		 remus_hostd_peer_port(standby->h));
+	return protect_req;
+}
+
+/* ---- the tests ------------------------------------------------------------------ */
+
+static void test_protect_status_refusals(void **state)
+{
+	struct remus_hostd_dstate st;
+	struct json_object *o, *v;
+	char err[1024], path[256], buf[64];
+
+	fv_add(&A.v, "web1");
+	o = ask(&A, protect_of("web1", &B));
+	if (!ok(o))
+		fail_msg("protect: %s", json_object_to_json_string(o));
+	assert_string_equal(str(o, "state"), "starting");
+	json_object_put(o);
+	/* The standby exists on B, recorded there, its child listening. */
+	assert_non_null(strstr(B.v.log, "create-standby web1;"));
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.role, REMUS_HOSTD_ROLE_STANDBY);
+	assert_int_equal(st.repl_port, 17810);
+	assert_int_equal(st.interval_ms, 200);
+	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.role, REMUS_HOSTD_ROLE_PRIMARY);
+	assert_string_equal(st.peer, "127.0.0.1");
+	assert_int_equal(st.repl_port, 17810);
+	wait_status(&A, "web1", "state", "protected", 5000);
+	wait_status(&B, "web1", "state", "receiving", 5000);
+	/* The children's command lines. */
+	snprintf(path, sizeof(path), "%s/web1.ctl.args", A.dir);
+	assert_non_null(strstr(slurp(path), "primary --standby 127.0.0.1:17810 --interval 200 "
+				"--pause-budget 300 --netbuffer qemu --qmp"));
+	assert_non_null(strstr(slurp(path), "--name web1"));
+	snprintf(path, sizeof(path), "%s/web1.ctl.args", B.dir);
+	assert_non_null(strstr(slurp(path), "standby --incoming"));
+	assert_non_null(strstr(slurp(path), "--listen 17810"));
+
+	/* status merges the child's answer with the host's view. */
+	o = ask(&A, "{\"cmd\":\"status\",\"domain\":\"web1\"}");
+	assert_true(ok(o));
+	assert_string_equal(str(o, "domain"), "web1");
+	assert_string_equal(str(o, "role"), "primary");
+	assert_string_equal(str(o, "host_state"), "running");
+	assert_string_equal(str(o, "epoch"), "12");
+	assert_string_equal(str(o, "reprotect"), "auto");
+	assert_string_equal(str(o, "uuid"), "6f2b5c1e-3d4a-4b8e-9c1f-0a1b2c3d4e5f");
+	assert_true(json_object_object_get_ex(o, "child", &v));
+	json_object_put(o);
+	o = ask(&B, "{\"cmd\":\"list\"}");
+	assert_true(ok(o));
+	v = json_object_array_get_idx(json_object_object_get(o, "domains"), 0);
+	assert_string_equal(str(v, "role"), "standby");
+	json_object_put(o);
+	o = ask(&A, "{\"cmd\":\"status\"}");
+	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 1);
+	json_object_put(o);
+
+	/* Refusals change nothing. */
+	expect_error(&A, protect_of("web1", &B), "exists", "already protected");
+	expect_error(&A, protect_of("nosuch", &B), "no-domain", "virsh list");
+	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "nosuch", &st, err, sizeof(err)),
+			 -ENOENT);
+	fv_add(&A.v, "nobridge");
+	expect_error(&A, protect_of("nobridge", &B), "no-bridge", "br9");
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "nobridge", &st, err, sizeof(err)),
+			 -ENOENT);
+	expect_error(&A, "{\"cmd\":\"protect\",\"domain\":\"nobridge\",\"standby\":\"127.0.0.1:1\"}",
+		     "peer-unreachable", "127.0.0.1:1");
+	expect_error(&A, "{\"cmd\":\"status\",\"domain\":\"zz\"}", "no-domain", "zz");
+	expect_error(&A, "{\"cmd\":\"stats\"}", "bad-request", "unknown command");
+	expect_error(&B, "{\"cmd\":\"set-interval\",\"domain\":\"web1\",\"interval_ms\":100}",
+		     "not-running", "standby");
+	expect_error(&B, "{\"cmd\":\"unprotect\",\"domain\":\"web1\"}", "not-running",
+		     "primary host");
+	o = ask(&A, "{\"cmd\":\"list\"}");
+	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 1);
+	json_object_put(o);
+
+	/* set-interval reaches the child and the record. */
+	expect_ok(&A, "{\"cmd\":\"set-interval\",\"domain\":\"web1\",\"interval_ms\":100}");
+	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.interval_ms, 100);
+	(void)buf;
+}
+
+static pid_t child_pid(struct host *x, const char *domain)
+{
+	char req[128];
+	struct json_object *o;
+	pid_t pid;
+
+	snprintf(req, sizeof(req), "{\"cmd\":\"status\",\"domain\":\"%s\"}", domain);
+	o = ask(x, req);
+	pid = json_object_get_int(json_object_object_get(o, "child_pid"));
+	json_object_put(o);
+	return pid;
+}
+
+static void test_child_restarted(void **state)
+{
+	pid_t pid = child_pid(&A, "web1"), pid2;
+	uint64_t end = remus_now_ms() + 5000;
+	char buf[64];
+
+	assert_true(pid > 0);
+	kill(pid, SIGKILL);
+	do {
+		spin(100);
+		pid2 = child_pid(&A, "web1");
+		assert_true(remus_now_ms() < end);
+	} while (pid2 <= 0 || pid2 == pid);
+	assert_string_equal(status_of(&A, "web1", "child_restarts", buf, sizeof(buf)), "1");
+	assert_non_null(strstr(status_of(&A, "web1", "last_failure", buf, sizeof(buf)),
+			       "signal 9"));
+	wait_status(&A, "web1", "state", "protected", 5000);
+}
+
+/* failover on A: A's primary goes, B's standby takes over, B protects
+ * back onto A by itself (reprotect auto). */
+static void test_planned_failover_and_reprotect(void **state)
+{
+	struct remus_hostd_dstate st;
+	char err[1024];
+
+	expect_ok(&A, "{\"cmd\":\"failover\",\"domain\":\"web1\"}");
+	assert_non_null(strstr(A.v.log, "destroy web1;"));
+	/* B: takeover seen, libvirt resumed, re-protection towards A. */
+	wait_status(&B, "web1", "role", "primary", 8000);
+	wait_status(&B, "web1", "host_state", "running", 8000);
+	wait_status(&B, "web1", "state", "protected", 8000);
+	assert_non_null(strstr(B.v.log, "resume web1;"));
+	assert_non_null(strstr(A.v.log, "create-standby web1;"));
+	wait_status(&A, "web1", "role", "standby", 5000);
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.role, REMUS_HOSTD_ROLE_PRIMARY);
+	assert_int_equal(st.repl_port, 17800);
+	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.role, REMUS_HOSTD_ROLE_STANDBY);
+}
+
+/* remusd serve restarts (crash: its children are killed with it): the
+ * records bring both roles back. */
+static void test_resume_after_restart(void **state)
+{
+	struct json_object *o;
+
+	remus_hostd_free(A.h);
+	remus_hostd_free(B.h);
+	A.h = B.h = NULL;
+	host_start(&A, "hostA", 17800);
+	host_start(&B, "hostB", 17810);
+	wait_status(&A, "web1", "host_state", "running", 5000);
+	wait_status(&B, "web1", "host_state", "running", 5000);
+	wait_status(&B, "web1", "role", "primary", 5000);
+	assert_non_null(strstr(A.v.log, "recover web1;"));
+	o = ask(&A, "{\"cmd\":\"list\"}");
+	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 1);
+	json_object_put(o);
+}
+
+static void test_unprotect(void **state)
+{
+	struct remus_hostd_dstate st;
+	struct json_object *o;
+	char err[1024];
+
+	expect_ok(&B, "{\"cmd\":\"unprotect\",\"domain\":\"web1\"}");
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "web1", &st, err, sizeof(err)),
+			 -ENOENT);
+	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web1", &st, err, sizeof(err)),
+			 -ENOENT);
+	o = ask(&A, "{\"cmd\":\"list\"}");
+	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 0);
+	json_object_put(o);
+	o = ask(&B, "{\"cmd\":\"list\"}");
+	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 0);
+	json_object_put(o);
+	assert_int_equal(A.v.proxies, 0);
+	assert_int_equal(B.v.proxies, 0);
+	expect_error(&B, "{\"cmd\":\"unprotect\",\"domain\":\"web1\"}", "no-domain", "web1");
+}
+
+static bool stopped;
+
+static void on_stopped(void *opaque)
+{
+	stopped = true;
+}
+
+/* The clean stop: children get SIGTERM and are gone before done. */
+static void test_clean_stop(void **state)
+{
+	uint64_t end = remus_now_ms() + 5000;
+	pid_t pid;
+
+	fv_add(&A.v, "web1");
+	expect_ok(&A, protect_of("web1", &B));
+	pid = child_pid(&A, "web1");
+	assert_true(pid > 0);
+	remus_hostd_stop(A.h, 3000, on_stopped, NULL);
+	while (!stopped) {
+		assert_true(remus_now_ms() < end);
+		assert_int_equal(remus_loop_run_once(loop, 20), 0);
+	}
+	assert_int_equal(kill(pid, 0), -1);
+}
+
+int main(int argc, char **argv)
+{
+	ssize_t n;
+	int rc;
+
+	if (argc > 1 && (strcmp(argv[1], "primary") == 0 || strcmp(argv[1], "standby") == 0))
+		return fake_child(argc, argv);
+	signal(SIGPIPE, SIG_IGN);
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	assert_true(n > 0);
+	self[n] = 0;
+	assert_int_equal(remus_loop_new(&loop), 0);
+	host_init(&A, "hostA", 17800);
+	host_init(&B, "hostB", 17810);
+	{
+		const struct CMUnitTest tests[] = {
+			cmocka_unit_test(test_protect_status_refusals),
+			cmocka_unit_test(test_child_restarted),
+			cmocka_unit_test(test_planned_failover_and_reprotect),
+			cmocka_unit_test(test_resume_after_restart),
+			cmocka_unit_test(test_unprotect),
+			cmocka_unit_test(test_clean_stop),
+		};
+
+		rc = cmocka_run_group_tests(tests, NULL, NULL);
+	}
+	remus_hostd_free(A.h);
+	remus_hostd_free(B.h);
+	remus_loop_free(loop);
+	rm_rf(A.dir);
+	rm_rf(B.dir);
+	return rc;
+}
