@@ -6,7 +6,9 @@
  * leaks and undefined behaviour (huge, negative, NaN numbers cast to
  * integers): the rendered text has no control character but newlines
  * (nothing from remusd reaches the terminal raw), and a progress line
- * fits its buffer with a percent in 0..100.
+ * fits its buffer with a percent in 0..100.  An input starting with byte
+ * 1 is a command line instead (words separated by NULs): argv is not
+ * input from elsewhere, but the parser is cheap to harden.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -39,6 +41,39 @@ static void render(void (*fn)(FILE *, struct json_object *, time_t), struct json
 	free(text);
 }
 
+/* Input "\x01word\0word\0...": a command line.  Parsing must not crash,
+ * must fill error on failure, and an accepted command line must give a
+ * request line that is one JSON object (no raw newline). */
+static void check_argv(const uint8_t *data, size_t size)
+{
+	char *copy = malloc(size + 1), *argv[64] = { "remusctl" };
+	struct remusctl_args a;
+	int argc = 1;
+
+	if (!copy)
+		return;
+	memcpy(copy, data, size);
+	copy[size] = 0;
+	for (size_t i = 0; i < size && argc < 63; ) {
+		argv[argc++] = copy + i;
+		i += strlen(copy + i) + 1;
+	}
+	argv[argc] = NULL;
+	if (remusctl_args_parse(&a, argc, argv) < 0) {
+		if (!a.error[0])
+			abort();
+	} else if (a.cmd != REMUSCTL_HELP && a.cmd != REMUSCTL_VERSION) {
+		char *req = remusctl_request(&a);
+		struct json_object *o = req ? json_tokener_parse(req) : NULL;
+
+		if (!req || strchr(req, '\n') || !o || !json_object_is_type(o, json_type_object))
+			abort();
+		json_object_put(o);
+		free(req);
+	}
+	free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -47,6 +82,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct json_object *o = NULL;
 	char out[256], err[128], line[512];
 
+	if (size > 0 && data[0] == 1) {
+		json_tokener_free(tok);
+		check_argv(data + 1, size - 1);
+		return 0;
+	}
 	if (tok && size < (1u << 20))
 		o = json_tokener_parse_ex(tok, (const char *)data, (int)size);
 	json_tokener_free(tok);
