@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Self-tests of remus-chaos-check: hand-made histories.
+
+    test_chaos_check.py CHECKER
+
+A checker that cannot fail proves nothing: each kind of violation has a
+small history that must be reported with that kind (and only the expected
+kinds), each valid shape (concurrent writes, operations left unknown at a
+failover that did or did not take effect, failed writes, a cut last line)
+must pass, and malformed histories must be refused with exit 2 and a
+message naming the line, never a traceback.  Times are in ms here and
+written as microseconds.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+CHECKER = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    os.path.dirname(__file__), "../../../chaos/remus-chaos-check")
+failures = []
+
+
+def op(session, kind, key, t0, t1, result="ok", value=None, out=None, counter=None,
+       lst=None, final=False):
+    o = {"session": session, "op": kind, "key": key, "value": value,
+         "invoke_us": t0 * 1000, "complete_us": t1 * 1000, "result": result}
+    if out is not None:
+        o["out"] = out
+    if counter is not None:
+        o["counter"] = counter
+        o["list"] = lst or []
+    if final:
+        o["final"] = True
+    return o
+
+
+def run(text, extra=()):
+    with tempfile.TemporaryDirectory() as d:
+        h = os.path.join(d, "h.jsonl")
+        rep = os.path.join(d, "r.json")
+        with open(h, "w") as f:
+            f.write(text)
+        p = subprocess.run([sys.executable, CHECKER, h, "--json", rep, *extra],
+                           capture_output=True, text=True, timeout=60)
+        r = json.load(open(rep)) if os.path.exists(rep) else None
+        return p, r
+
+
+def lines(ops):
+    return "".join(json.dumps(o) + "\n" for o in ops)
+
+
+def expect(name, ops, kinds, extra=()):
+    """kinds: the violation kinds that must be reported (empty: valid)."""
+    p, r = run(lines(ops), extra)
+    want_rc = 1 if kinds else 0
+    if "Traceback" in p.stderr or p.returncode != want_rc or r is None:
+        failures.append(f"{name}: exit {p.returncode} (want {want_rc}): {p.stdout}{p.stderr}")
+        return None
+    got = {k for k, n in r["violation_counts"].items() if n}
+    if got != set(kinds):
+        failures.append(f"{name}: kinds {sorted(got)}, want {sorted(kinds)}: {p.stdout}")
+    print(f"{name}: ok ({', '.join(sorted(got)) or 'valid'})")
+    return r
+
+
+def expect_bad(name, text, needle):
+    p, _ = run(text)
+    if p.returncode != 2 or "Traceback" in p.stderr or needle not in p.stderr:
+        failures.append(f"{name}: exit {p.returncode}, stderr {p.stderr!r} (want 2 and {needle!r})")
+    else:
+        print(f"{name}: refused ok ({p.stderr.strip()})")
+
+
+# --- valid histories ----------------------------------------------------------
+expect("valid-sequential", [
+    op(1, "inc", "a", 0, 1, out=1),
+    op(1, "append", "a", 2, 3, value=11, out=1),
+    op(1, "read", "a", 4, 5, counter=1, lst=[11]),
+    op(2, "inc", "a", 6, 7, out=2),
+    op(2, "read", "a", 8, 9, counter=2, lst=[11]),
+], [])
+
+# Concurrent: a read overlapping an increment may see it or not, an
+# overlapping append may be there or not.
+expect("valid-concurrent", [
+    op(1, "inc", "a", 0, 10, out=1),
+    op(2, "read", "a", 1, 2, counter=0, lst=[]),
+    op(3, "read", "a", 3, 4, counter=1, lst=[21]),
+    op(4, "append", "a", 2, 12, value=21, out=1),
+    op(2, "read", "a", 13, 14, counter=1, lst=[21]),
+], [])
+
+# A failover: an increment and an append left unknown that took effect,
+# and one of each that did not; a failed write that did nothing.
+expect("valid-unknown-at-failover", [
+    op(1, "inc", "a", 0, 1, out=1),
+    op(1, "inc", "a", 2, 3000, result="unknown"),        # applied
+    op(2, "inc", "a", 5, 3000, result="unknown"),        # lost with the epoch
+    op(3, "append", "a", 6, 3000, result="unknown", value=31),   # applied
+    op(4, "append", "a", 7, 3000, result="unknown", value=41),   # lost
+    op(5, "inc", "a", 8, 9, result="fail"),
+    op(5, "append", "a", 10, 11, result="fail", value=51),
+    op(1, "read", "a", 3100, 3101, counter=2, lst=[31]),
+    op(1, "inc", "a", 3102, 3103, out=3),
+    op(1, "read", "a", 3200, 3201, counter=3, lst=[31], final=True),
+], [])
+
+# Unknown operations that are never observed, and a history with the
+# faults file: the window around the fault is measured.
+with tempfile.TemporaryDirectory() as d:
+    fpath = os.path.join(d, "faults.jsonl")
+    with open(fpath, "w") as f:
+        f.write(json.dumps({"time_us": 1500 * 1000, "kind": "kill-primary"}) + "\n")
+    r = expect("valid-window", [
+        op(1, "inc", "a", 0, 1000, out=1),
+        op(1, "inc", "a", 1001, 4000, result="unknown"),
+        op(2, "read", "a", 1002, 4500, counter=2),
+        op(2, "read", "a", 4501, 4600, counter=2),
+    ], [], ["--faults", fpath])
+    if r:
+        f0 = r["faults"][0]
+        w = r["unavailability_windows"]
+        if f0["unavailable_ms"] != 3500.0 or f0["recovered_after_ms"] != 3000.0 or len(w) != 1:
+            failures.append(f"valid-window: measured {f0} {w}")
+
+# A cut last line (a client killed while writing) is not an operation.
+p, r = run(lines([op(1, "inc", "a", 0, 1, out=1)]) + '{"session":1,"op":"re')
+if p.returncode != 0 or "cut last line" not in p.stderr:
+    failures.append(f"cut-last-line: exit {p.returncode}: {p.stderr}")
+else:
+    print("cut-last-line: ok")
+
+# --- each violation kind ---------------------------------------------------------
+expect("lost-increment", [
+    op(1, "inc", "a", 0, 1, out=1),
+    op(1, "inc", "a", 2, 3, out=2),
+    op(2, "read", "a", 4, 5, counter=1),
+], ["lost-write", "stale-read"])
+
+expect("lost-increment-no-earlier-read", [
+    op(1, "inc", "a", 0, 1, out=1),
+    op(2, "read", "a", 4, 5, counter=0),
+], ["lost-write", "stale-read"])
+
+expect("lost-append", [
+    op(1, "append", "a", 0, 1, value=11, out=1),
+    op(1, "append", "a", 2, 3, value=12, out=2),
+    op(2, "read", "a", 4, 5, counter=0, lst=[11]),
+], ["lost-write", "stale-read"])
+
+expect("stale-read-counter", [
+    op(1, "inc", "a", 0, 10, result="unknown"),
+    op(2, "read", "a", 1, 2, counter=1),
+    op(3, "read", "a", 3, 4, counter=0),
+], ["stale-read"])
+
+expect("stale-read-list", [
+    op(1, "append", "a", 0, 10, value=11, result="unknown"),
+    op(2, "read", "a", 1, 2, counter=0, lst=[11]),
+    op(3, "read", "a", 3, 4, counter=0, lst=[]),
+], ["stale-read"])
+
+expect("phantom-counter", [
+    op(1, "inc", "a", 0, 1, out=1),
+    op(2, "read", "a", 2, 3, counter=2),
+], ["phantom"])
+
+expect("phantom-value", [
+    op(1, "append", "a", 0, 1, value=11, out=1),
+    op(2, "read", "a", 2, 3, counter=0, lst=[11, 99]),
+], ["phantom"])
+
+expect("phantom-other-key", [
+    op(1, "append", "b", 0, 1, value=11, out=1),
+    op(2, "read", "a", 2, 3, counter=0, lst=[11]),
+], ["phantom"])
+
+expect("phantom-failed-write", [
+    op(1, "append", "a", 0, 1, value=11, result="fail"),
+    op(2, "read", "a", 2, 3, counter=0, lst=[11]),
+], ["phantom"])
+
+expect("phantom-before-write", [
+    op(2, "read", "a", 0, 1, counter=0, lst=[11]),
+    op(1, "append", "a", 2, 3, value=11, out=1),
+], ["phantom"])
+
+# Split brain: two primaries each took an append after [11].
+expect("divergence", [
+    op(1, "append", "a", 0, 1, value=11, out=1),
+    op(1, "append", "a", 2, 3, value=12, out=2, result="unknown"),
+    op(2, "append", "a", 2, 3, value=13, out=2, result="unknown"),
+    op(3, "read", "a", 4, 5, counter=0, lst=[11, 12]),
+    op(4, "read", "a", 4, 5, counter=0, lst=[11, 13]),
+], ["divergence"])
+
+# A rollback then new writes: the old acknowledged position is reused.
+expect("rollback-reuse", [
+    op(1, "append", "a", 0, 1, value=11, out=1),
+    op(1, "append", "a", 2, 3, value=12, out=2),
+    op(2, "append", "a", 10, 11, value=13, out=2),
+    op(2, "read", "a", 12, 13, counter=0, lst=[11, 13]),
+], ["lost-write"])
+
+# An acknowledged position that later reads do not give the value.
+expect("position-moved", [
+    op(1, "append", "a", 0, 1, value=11, out=1),
+    op(1, "append", "a", 2, 3, value=12, out=2),
+    op(2, "append", "a", 2, 4, value=13, out=2),
+    op(2, "read", "a", 12, 13, counter=0, lst=[11, 13, 12]),
+], ["divergence"])
+
+expect("duplicate", [
+    op(1, "append", "a", 0, 1, value=11, out=1),
+    op(2, "read", "a", 2, 3, counter=0, lst=[11, 11]),
+], ["duplicate"])
+
+# --- malformed histories -------------------------------------------------------
+good = json.dumps(op(1, "inc", "a", 0, 1, out=1))
+expect_bad("empty", "", "no operation")
+expect_bad("not-json", good + "\n{oops\n" + good + "\n", "line 2")
+expect_bad("not-object", "[1,2]\n" + good + "\n", "line 1")
+expect_bad("bad-op", good.replace('"inc"', '"dec"') + "\n" + good + "\n", "\"op\"")
+expect_bad("time-backwards", json.dumps(op(1, "inc", "a", 5, 1, out=1)) + "\n" + good + "\n",
+           "complete_us")
+expect_bad("bool-as-int", good.replace('"session": 1', '"session": true') + "\n" + good + "\n",
+           "session")
+expect_bad("read-without-list", json.dumps(
+    {**op(1, "read", "a", 0, 1, counter=0), "list": "x"}) + "\n" + good + "\n", "list")
+expect_bad("deep", "[" * 100000 + "\n" + good + "\n", "line 1")
+expect_bad("twice-appended", lines([op(1, "append", "a", 0, 1, value=5, out=1),
+                                     op(2, "append", "a", 0, 1, value=5, out=2)]),
+           "appended twice")
+expect_bad("binary", "\xff\xfe\n" + good + "\n", "line 1")
+
+if failures:
+    print("\n".join(["FAILED:"] + failures))
+    sys.exit(1)
+print("remus-chaos-check self-tests: all passed")
