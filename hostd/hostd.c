@@ -498,32 +498,40 @@ static void on_dom_timer(struct remus_loop *loop, void *opaque)
 
 /* ---- status ------------------------------------------------------------------ */
 
-static void iso_time(uint64_t ms, char *buf, size_t len)
+/* The state remusctl(8) documents (the child's words) for what the host
+ * knows when the child does not say: before its first answer, while it
+ * is restarted, during a takeover and until re-protection. */
+static const char *user_state(const struct dom *d)
 {
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
+	static const char *const names[] = {
+		[D_STARTING] = "starting", [D_RUNNING] = "starting", [D_RESTARTING] = "failed",
+		[D_TAKEOVER] = "failover", [D_REPROTECTING] = "unprotected",
+		[D_STOPPING] = "stopped", [D_FAILED] = "failed",
+	};
 
-	gmtime_r(&t, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (d->st.role == REMUS_HOSTD_ROLE_STANDBY && d->state == D_RUNNING)
+		return "waiting";
+	return names[d->state];
 }
 
 /* The host's view of @d (owned). */
 static struct json_object *dom_view(const struct dom *d, bool full)
 {
 	struct json_object *o = json_object_new_object(), *disks;
-	char peer[300], since[32];
+	char peer[300];
 	unsigned i;
 
 	if (!o)
 		return NULL;
 	snprintf(peer, sizeof(peer), strchr(d->st.peer, ':') ? "[%s]:%u" : "%s:%u", d->st.peer,
 		 d->st.peer_port);
-	iso_time(d->st.since_ms, since, sizeof(since));
 	json_object_object_add(o, "domain", json_object_new_string(d->st.domain));
 	json_object_object_add(o, "role", json_object_new_string(remus_hostd_role_name(d->st.role)));
-	json_object_object_add(o, "state", json_object_new_string(dom_state_names[d->state]));
+	json_object_object_add(o, "state", json_object_new_string(user_state(d)));
 	json_object_object_add(o, "peer", d->st.peer[0] ? json_object_new_string(peer) : NULL);
-	json_object_object_add(o, "since", d->st.since_ms ? json_object_new_string(since) : NULL);
+	/* remusctl(8): seconds since the epoch */
+	json_object_object_add(o, "since", d->st.since_ms ?
+			       json_object_new_int64((int64_t)(d->st.since_ms / 1000)) : NULL);
 	if (!full)
 		return o;
 	json_object_object_add(o, "uuid", d->st.uuid[0] ? json_object_new_string(d->st.uuid) : NULL);
@@ -564,7 +572,7 @@ static const char *const child_keys[] = {
 	"protected", "last_failure", NULL,
 };
 
-static void merge_child(struct json_object *view, const char *answer)
+static void merge_child(struct json_object *view, const char *answer, bool take_state)
 {
 	struct json_object *c = answer ? json_tokener_parse(answer) : NULL, *v;
 	const char *const *k;
@@ -575,6 +583,8 @@ static void merge_child(struct json_object *view, const char *answer)
 	}
 	for (k = child_keys; *k; k++)
 		if (json_object_object_get_ex(c, *k, &v) && !json_object_is_type(v, json_type_null)) {
+			if (strcmp(*k, "state") == 0 && !take_state)
+				continue;
 			if (strcmp(*k, "last_failure") == 0 &&
 			    json_object_object_get_ex(view, "last_failure", NULL) &&
 			    !json_object_is_type(json_object_object_get(view, "last_failure"),
@@ -608,8 +618,11 @@ static void on_status_answer(void *opaque, int rc, const char *text)
 	struct json_object *view = json_object_array_get_idx(job->list, op->idx);
 
 	op->ask = NULL;
-	if (rc == 0)
-		merge_child(view, text);
+	if (rc == 0) {
+		struct dom *d = op_dom(op);
+
+		merge_child(view, text, d && d->state == D_RUNNING);
+	}
 	else if (view)
 		json_object_object_add(view, "child_error", json_object_new_string(strerror(-rc)));
 	op->job = NULL;
