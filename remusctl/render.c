@@ -43,6 +43,13 @@ static bool num(const struct json_object *o, const char *key, double *v)
 	return isfinite(*v);
 }
 
+/* A finite number at @key, or else at @alt (the engine's own name for
+ * it, which remusd serve may pass through: copied_bytes, ram_bytes). */
+static bool num2(const struct json_object *o, const char *key, const char *alt, double *v)
+{
+	return num(o, key, v) || (alt && num(o, alt, v));
+}
+
 static const char *str(const struct json_object *o, const char *key)
 {
 	struct json_object *j = get(o, key);
@@ -163,8 +170,9 @@ static const char *show_count(char *buf, size_t len, const struct json_object *o
 	return buf;
 }
 
-/* Seconds since the epoch (a number; milliseconds are recognised by
- * their size) -> "2026-12-01 18:40:02 UTC"; a string is shown as it is. */
+/* "2026-12-01T18:40:02Z" (what remusd serve sends), or seconds since the
+ * epoch (milliseconds are recognised by their size) -> "2026-12-01
+ * 18:40:02 UTC (5 min ago)"; another string is shown as it is. */
 static const char *show_since(char *buf, size_t len, const struct json_object *o,
 			      time_t now, bool with_age)
 {
@@ -176,12 +184,22 @@ static const char *show_since(char *buf, size_t len, const struct json_object *o
 
 	if (!get(o, "since"))
 		return "-";
-	if (str(o, "since"))
-		return show_str(buf, len, o, "since");
-	if (!num(o, "since", &v) || v < 0)
+	if (str(o, "since")) {
+		/* remusd serve's "2026-12-01T18:40:02Z"; anything else as it is. */
+		const char *end;
+
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(str(o, "since"), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (!end || *end)
+			return show_str(buf, len, o, "since");
+		v = (double)timegm(&tm);
+		if (v < 0)
+			return show_str(buf, len, o, "since");
+	} else if (!num(o, "since", &v) || v < 0) {
 		return "?";
-	if (v >= 1e11) /* past year 5000 in seconds: milliseconds (hostd's since_ms) */
+	} else if (v >= 1e11) { /* past year 5000 in seconds: milliseconds */
 		v /= 1000;
+	}
 	if (v > 253402300799.0) /* 9999-12-31 */
 		return "?";
 	t = (time_t)v;
@@ -206,9 +224,12 @@ static void sums_add(struct sums *s, const struct json_object *part)
 {
 	double b, t, r, e;
 
-	if (!num(part, "total", &t) || t <= 0 || t > 1e18 || s->total + t > 1e19)
+	if (!num2(part, "total", "ram_bytes", &t) || t <= 0 || t > 1e18 ||
+	    s->total + t > 1e19)
 		return; /* the sums stay well inside uint64_t */
-	if (!num(part, "bytes", &b) || b < 0)
+	if (!num2(part, "bytes", "copied_bytes", &b))
+		return; /* a size, not a transfer */
+	if (b < 0)
 		b = 0;
 	s->total += t;
 	s->bytes += b < t ? b : t;
@@ -305,7 +326,12 @@ static void show_transfer(char *buf, size_t len, const struct json_object *x,
 	sums_done(&s, &p);
 	if (p.known) {
 		remusctl_progress_format(buf, len, state, &p, false, 0);
-	} else if (num(x, "bytes", &b) && b >= 0) {
+	} else if (num2(x, "total", "ram_bytes", &b) && b >= 0) {
+		char bb[32];
+
+		remusctl_fmt_bytes(bb, sizeof(bb), b);
+		snprintf(buf, len, "%s %s", state, bb);
+	} else if (num2(x, "bytes", "copied_bytes", &b) && b >= 0) {
 		char bb[32];
 
 		remusctl_fmt_bytes(bb, sizeof(bb), b);
@@ -313,6 +339,29 @@ static void show_transfer(char *buf, size_t len, const struct json_object *x,
 	} else {
 		snprintf(buf, len, "%s", state);
 	}
+}
+
+/* last_failure: a string (remusd serve's), or the engine's {reason,time}. */
+static const char *show_failure(char *buf, size_t len, const struct json_object *o)
+{
+	struct json_object *lf = get(o, "last_failure");
+	const char *reason, *when;
+	char r[MAX_SHOWN + 8], w[64];
+
+	if (!lf || json_object_is_type(lf, json_type_string))
+		return show_str(buf, len, o, "last_failure");
+	reason = str(lf, "reason");
+	if (!reason)
+		return "?";
+	clean(r, sizeof(r), reason, MAX_SHOWN);
+	when = str(lf, "time");
+	if (when) {
+		clean(w, sizeof(w), when, 40);
+		snprintf(buf, len, "%s (%s)", r, w);
+	} else {
+		snprintf(buf, len, "%s", r);
+	}
+	return buf;
 }
 
 static void render_disks(FILE *f, const struct json_object *dom)
@@ -335,20 +384,32 @@ static void render_disks(FILE *f, const struct json_object *dom)
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *d = json_object_array_get_idx(disks, i);
 
-		show_transfer(line, sizeof(line), d, show_str(st, sizeof(st), d, "state"));
-		fprintf(f, "  %-16s%s %s\n", i ? "" : "disks:",
-			show_str(tg, sizeof(tg), d, "target"), line);
+		char label[2 * MAX_SHOWN + 24];
+
+		/* "vda copying", or "vda" alone when no state is given. */
+		snprintf(label, sizeof(label), "%s%s%s", show_str(tg, sizeof(tg), d, "target"),
+			 get(d, "state") ? " " : "",
+			 get(d, "state") ? show_str(st, sizeof(st), d, "state") : "");
+		show_transfer(line, sizeof(line), d, label);
+		fprintf(f, "  %-16s%s", i ? "" : "disks:", line);
+		if (str(d, "format"))
+			fprintf(f, " (%s)", show_str(st, sizeof(st), d, "format"));
+		fputc('\n', f);
 	}
 }
 
 static void render_domain(FILE *f, const struct json_object *dom, time_t now)
 {
-	char a[MAX_SHOWN + 8], b[MAX_SHOWN + 8], c[MAX_SHOWN + 8], line[512];
+	char a[MAX_SHOWN + 8], b[MAX_SHOWN + 8], c[2 * MAX_SHOWN], line[512];
 	struct json_object *sync = get(dom, "initial_sync");
 
 	fprintf(f, "%s\n", show_str(a, sizeof(a), dom, "domain"));
 	fprintf(f, "  %-16s%s\n", "role:", show_str(a, sizeof(a), dom, "role"));
-	fprintf(f, "  %-16s%s\n", "state:", show_str(a, sizeof(a), dom, "state"));
+	fprintf(f, "  %-16s%s", "state:", show_str(a, sizeof(a), dom, "state"));
+	if (str(dom, "host_state") && str(dom, "state") &&
+	    strcmp(str(dom, "host_state"), str(dom, "state")) != 0)
+		fprintf(f, " (remusd: %s)", show_str(b, sizeof(b), dom, "host_state"));
+	fputc('\n', f);
 	fprintf(f, "  %-16s%s\n", "peer:", show_str(a, sizeof(a), dom, "peer"));
 	fprintf(f, "  %-16s%s\n", "since:", show_since(a, sizeof(a), dom, now, true));
 	fprintf(f, "  %-16s%s\n", "uuid:", show_str(a, sizeof(a), dom, "uuid"));
@@ -365,6 +426,8 @@ static void render_domain(FILE *f, const struct json_object *dom, time_t now)
 	fprintf(f, "  %-16s%s\n", "heartbeat age:",
 		show_ms(a, sizeof(a), dom, "heartbeat_age_ms"));
 	fprintf(f, "  %-16s%s\n", "held frames:", show_count(a, sizeof(a), dom, "held_frames"));
+	if (get(dom, "netbuffer"))
+		fprintf(f, "  %-16s%s\n", "netbuffer:", show_str(a, sizeof(a), dom, "netbuffer"));
 	fprintf(f, "  %-16s%s\n", "reprotect:", show_str(a, sizeof(a), dom, "reprotect"));
 	if (!sync) {
 		fprintf(f, "  %-16s-\n", "initial sync:");
@@ -374,12 +437,15 @@ static void render_domain(FILE *f, const struct json_object *dom, time_t now)
 			json_object_is_type(sync, json_type_object) ? line : "?");
 	}
 	render_disks(f, dom);
-	if (str(dom, "last_failure"))
+	if (get(dom, "last_failure"))
 		fprintf(f, "  %-16s%s, last: %s\n", "failures:",
 			show_count(b, sizeof(b), dom, "failures"),
-			show_str(c, sizeof(c), dom, "last_failure"));
+			show_failure(c, sizeof(c), dom));
 	else
 		fprintf(f, "  %-16s%s\n", "failures:", show_count(b, sizeof(b), dom, "failures"));
+	if (get(dom, "child_error"))
+		fprintf(f, "  %-16snot answering: %s\n", "engine:",
+			show_str(a, sizeof(a), dom, "child_error"));
 }
 
 /* The domain objects of an answer: "domains":[...], "status":{...}, or

@@ -189,6 +189,31 @@ static struct json_object *domain_of(struct json_object *answer, const char *d)
 	return answer;
 }
 
+/* Why a domain's protection failed: last_failure as remusd serve gives
+ * it (a string) or as the engine does ({"reason":...}); NULL if none. */
+static const char *failure_reason(struct json_object *dom)
+{
+	struct json_object *lf = NULL;
+
+	if (!json_object_object_get_ex(dom, "last_failure", &lf) || !lf)
+		return NULL;
+	if (json_object_is_type(lf, json_type_string))
+		return json_object_get_string(lf);
+	return json_object_is_type(lf, json_type_object) ? answer_str(lf, "reason") : NULL;
+}
+
+/* Protected: the engine's "protected": true (its state may read
+ * "checkpoint" at the moment status is asked), or the state itself. */
+static bool is_protected(struct json_object *dom, const char *state)
+{
+	struct json_object *p = NULL;
+
+	if (json_object_object_get_ex(dom, "protected", &p) &&
+	    json_object_is_type(p, json_type_boolean))
+		return json_object_get_boolean(p);
+	return strcmp(state, "protected") == 0;
+}
+
 static void sleep_ms(unsigned ms)
 {
 	/* poll() returns early on a signal: Ctrl-C is seen at once. */
@@ -271,7 +296,7 @@ static int wait_protected(const struct remusctl_args *a, const char *sock,
 		state = dom ? answer_str(dom, "state") : NULL;
 		if (!state)
 			state = "unknown";
-		if (strcmp(state, "protected") == 0) {
+		if (dom && is_protected(dom, state)) {
 			const char *peer = answer_str(dom, "peer");
 
 			if (drawn && io->tty)
@@ -283,7 +308,7 @@ static int wait_protected(const struct remusctl_args *a, const char *sock,
 			break;
 		}
 		if (strcmp(state, "failed") == 0 || strcmp(state, "stopped") == 0 || !dom) {
-			const char *why = dom ? answer_str(dom, "last_failure") : NULL;
+			const char *why = dom ? failure_reason(dom) : NULL;
 
 			if (drawn && io->tty)
 				fputc('\n', io->out);

@@ -80,6 +80,70 @@ static void test_status_full(void **state)
 	free(t);
 }
 
+/* What remusd serve answers today (hostd/hostd.c): its own view merged
+ * with the engine's status, whose initial_sync and last_failure have the
+ * engine's shapes; since is an ISO 8601 string. */
+static const char hostd_shaped[] =
+	"{\"domain\":\"web1\",\"role\":\"primary\",\"state\":\"syncing\","
+	"\"peer\":\"hostB:7790\",\"since\":\"2026-12-01T18:28:20Z\",\"uuid\":\"8f0c\","
+	"\"host_state\":\"running\",\"interval_ms\":200,\"pause_budget_ms\":300,"
+	"\"netbuffer\":\"qemu\",\"reprotect\":\"auto\",\"repl_port\":7800,"
+	"\"child_pid\":4242,\"child_restarts\":0,\"failures\":1,\"last_failure\":null,"
+	"\"disks\":[{\"target\":\"vda\",\"format\":\"qcow2\",\"total\":1073741824}],"
+	"\"epoch\":0,\"initial_sync\":{\"epoch\":1,\"elapsed_ms\":1500.5,"
+	"\"ram_bytes\":268435456,\"copied_bytes\":67108864,\"remaining_bytes\":201326592,"
+	"\"rate_bps\":33554432,\"eta_s\":6},\"protected\":false,"
+	"\"child\":{\"state\":\"syncing\"},\"ok\":true}";
+
+static void test_status_hostd_shaped(void **state)
+{
+	char *t = render(remusctl_render_status, hostd_shaped);
+	struct json_object *o;
+	struct remusctl_progress p;
+
+	assert_string_equal(t,
+		"web1\n"
+		"  role:           primary\n"
+		"  state:          syncing (remusd: running)\n"
+		"  peer:           hostB:7790\n"
+		"  since:          2026-12-01 18:28:20 UTC (5 min 0 s ago)\n"
+		"  uuid:           8f0c\n"
+		"  epoch:          0\n"
+		"  interval:       200 ms (pause budget 300 ms)\n"
+		"  pause:          p50 -, p99 -\n"
+		"  commit latency: p50 -\n"
+		"  lag:            -\n"
+		"  heartbeat age:  -\n"
+		"  held frames:    -\n"
+		"  netbuffer:      qemu\n"
+		"  reprotect:      auto\n"
+		"  initial sync:   copying: 64.0 MiB of 256.0 MiB (25%), 32.0 MiB/s, ETA 6 s\n"
+		"  disks:          vda 1.0 GiB (qcow2)\n"
+		"  failures:       1\n");
+	free(t);
+	/* The disk's size alone is no transfer: the progress is memory's. */
+	o = json_tokener_parse(hostd_shaped);
+	remusctl_progress_of(o, &p);
+	assert_true(p.known);
+	assert_int_equal(p.bytes, 67108864);
+	assert_int_equal(p.total, 268435456);
+	json_object_put(o);
+
+	/* The engine's last_failure object; a child that does not answer. */
+	t = render(remusctl_render_status,
+		   "{\"ok\":true,\"domain\":\"w\",\"failures\":3,\"last_failure\":"
+		   "{\"reason\":\"standby hostB:7800 refused\",\"time\":\"18:30:01\"},"
+		   "\"child_error\":\"Connection refused\",\"since\":\"tomorrow\"}");
+	assert_contains(t, "  failures:       3, last: standby hostB:7800 refused (18:30:01)\n");
+	assert_contains(t, "  engine:         not answering: Connection refused\n");
+	assert_contains(t, "  since:          tomorrow\n");
+	free(t);
+	t = render(remusctl_render_status,
+		   "{\"ok\":true,\"domain\":\"w\",\"last_failure\":{\"time\":1}}");
+	assert_contains(t, "  failures:       -, last: ?\n");
+	free(t);
+}
+
 static void test_status_nulls(void **state)
 {
 	/* A standby just created: most keys null, some missing. */
@@ -138,9 +202,9 @@ static void test_status_wrong_types(void **state)
 	/* Non-objects in the array render as empty blocks: "-" everywhere. */
 	assert_contains(t, "\n-\n  role:           -\n");
 	/* A disk with more bytes than its total is shown full, not 500%. */
-	assert_contains(t, "  disks:          - -\n                  - -\n"
-			   "                  - -: 5 B\n"
-			   "                  vdb -: 10 B of 10 B (100%)\n");
+	assert_contains(t, "  disks:          -\n                  -\n"
+			   "                  -: 5 B\n"
+			   "                  vdb: 10 B of 10 B (100%)\n");
 	free(t);
 }
 
@@ -185,12 +249,16 @@ static void test_list(void **state)
 	/* since in milliseconds (the state files' since_ms), or a string. */
 	t = render(remusctl_render_list,
 		   "{\"ok\":true,\"domains\":[{\"domain\":\"a\",\"since\":1796149700123},"
-		   "{\"domain\":\"b\",\"since\":\"yesterday\"},{\"domain\":\"c\",\"since\":1e300}]}");
+		   "{\"domain\":\"b\",\"since\":\"yesterday\"},{\"domain\":\"c\",\"since\":1e300},"
+		   "{\"domain\":\"d\",\"since\":\"2026-12-01T18:28:20Z\"},"
+		   "{\"domain\":\"e\",\"since\":\"2026-12-01T18:28:20Zjunk\"}]}");
 	assert_string_equal(t,
 		"DOMAIN  ROLE  STATE  PEER  SINCE\n"
 		"a       -     -      -     2026-12-01 18:28:20 UTC\n"
 		"b       -     -      -     yesterday\n"
-		"c       -     -      -     ?\n");
+		"c       -     -      -     ?\n"
+		"d       -     -      -     2026-12-01 18:28:20 UTC\n"
+		"e       -     -      -     2026-12-01T18:28:20Zjunk\n");
 	free(t);
 	t = render(remusctl_render_list, "{\"ok\":true,\"domains\":[]}");
 	assert_string_equal(t, "no protected domains\n");
@@ -279,6 +347,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_status_full),
+		cmocka_unit_test(test_status_hostd_shaped),
 		cmocka_unit_test(test_status_nulls),
 		cmocka_unit_test(test_status_wrong_types),
 		cmocka_unit_test(test_no_control_characters),

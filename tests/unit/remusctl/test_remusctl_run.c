@@ -463,6 +463,47 @@ static void test_protect_wait_narrow_tty(void **state)
 	fake_stop(&f);
 }
 
+/* The engine's shapes through remusd serve: initial_sync with ram_bytes
+ * and copied_bytes; protected as a boolean while the state may read
+ * "checkpoint"; last_failure as an object. */
+static void test_protect_engine_shapes(void **state)
+{
+	struct fake f;
+	const char *script[] = {
+		ACCEPTED,
+		"{\"ok\":true,\"domain\":\"web1\",\"state\":\"syncing\",\"protected\":false,"
+		"\"initial_sync\":{\"ram_bytes\":1000,\"copied_bytes\":400,\"rate_bps\":100,"
+		"\"eta_s\":6},\"disks\":[{\"target\":\"vda\",\"format\":\"raw\",\"total\":5000}]}",
+		"{\"ok\":true,\"domain\":\"web1\",\"state\":\"checkpoint\",\"protected\":false}",
+		"{\"ok\":true,\"domain\":\"web1\",\"state\":\"checkpoint\",\"protected\":true,"
+		"\"peer\":\"hostB:7790\"}",
+		ACCEPTED,
+		"{\"ok\":true,\"domain\":\"web1\",\"state\":\"failed\",\"protected\":false,"
+		"\"last_failure\":{\"reason\":\"QEMU 7.2 has no switchover-ack\",\"time\":\"x\"}}",
+		NULL };
+	struct remusctl_io io = { .plain_every_ms = 1000000 };
+	struct run r;
+
+	fake_start(&f, script);
+	fake_run(&f);
+	r = run_io(io, (char *[]){ "protect", "web1", "--standby", "hostB", "--socket",
+				   f.path, NULL });
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.out,
+		"web1: protection accepted, standby on hostB\n"
+		"web1 syncing: 400 B of 1000 B (40%), 100 B/s, ETA 6 s\n"
+		"web1 checkpoint\n"
+		"web1: protected (standby hostB:7790)\n");
+	run_free(&r);
+	r = run_io(io, (char *[]){ "protect", "web1", "--standby", "hostB", "--socket",
+				   f.path, NULL });
+	assert_int_equal(r.rc, 1);
+	assert_string_equal(r.err, "remusctl: web1: protection failed: QEMU 7.2 has no "
+				   "switchover-ack\n");
+	run_free(&r);
+	fake_stop(&f);
+}
+
 static void test_protect_fails(void **state)
 {
 	struct fake f;
@@ -621,6 +662,7 @@ int main(void)
 		cmocka_unit_test(test_protect_wait_plain),
 		cmocka_unit_test(test_protect_wait_tty),
 		cmocka_unit_test(test_protect_wait_narrow_tty),
+		cmocka_unit_test(test_protect_engine_shapes),
 		cmocka_unit_test(test_protect_fails),
 		cmocka_unit_test(test_protect_remusd_vanishes),
 		cmocka_unit_test(test_protect_interrupted),
