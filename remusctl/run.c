@@ -214,6 +214,17 @@ static bool is_protected(struct json_object *dom, const char *state)
 	return strcmp(state, "protected") == 0;
 }
 
+/* Failed for good: the engine failed or stopped, unless remusd serve
+ * says it is restarting it (hostd maps that to "failed" too). */
+static bool is_over(struct json_object *dom, const char *state)
+{
+	const char *host = answer_str(dom, "host_state");
+
+	if (strcmp(state, "failed") != 0 && strcmp(state, "stopped") != 0)
+		return false;
+	return !host || (strcmp(host, "restarting") != 0 && strcmp(host, "starting") != 0);
+}
+
 static void sleep_ms(unsigned ms)
 {
 	/* poll() returns early on a signal: Ctrl-C is seen at once. */
@@ -307,7 +318,7 @@ static int wait_protected(const struct remusctl_args *a, const char *sock,
 			rc = REMUSCTL_EXIT_OK;
 			break;
 		}
-		if (strcmp(state, "failed") == 0 || strcmp(state, "stopped") == 0 || !dom) {
+		if (!dom || is_over(dom, state)) {
 			const char *why = dom ? failure_reason(dom) : NULL;
 
 			if (drawn && io->tty)

@@ -465,7 +465,8 @@ static void test_protect_wait_narrow_tty(void **state)
 
 /* The engine's shapes through remusd serve: initial_sync with ram_bytes
  * and copied_bytes; protected as a boolean while the state may read
- * "checkpoint"; last_failure as an object. */
+ * "checkpoint"; last_failure as an object; "failed" while remusd
+ * restarts the engine is not the end. */
 static void test_protect_engine_shapes(void **state)
 {
 	struct fake f;
@@ -474,12 +475,14 @@ static void test_protect_engine_shapes(void **state)
 		"{\"ok\":true,\"domain\":\"web1\",\"state\":\"syncing\",\"protected\":false,"
 		"\"initial_sync\":{\"ram_bytes\":1000,\"copied_bytes\":400,\"rate_bps\":100,"
 		"\"eta_s\":6},\"disks\":[{\"target\":\"vda\",\"format\":\"raw\",\"total\":5000}]}",
+		"{\"ok\":true,\"domain\":\"web1\",\"state\":\"failed\",\"host_state\":"
+		"\"restarting\",\"protected\":false}",
 		"{\"ok\":true,\"domain\":\"web1\",\"state\":\"checkpoint\",\"protected\":false}",
 		"{\"ok\":true,\"domain\":\"web1\",\"state\":\"checkpoint\",\"protected\":true,"
 		"\"peer\":\"hostB:7790\"}",
 		ACCEPTED,
 		"{\"ok\":true,\"domain\":\"web1\",\"state\":\"failed\",\"protected\":false,"
-		"\"last_failure\":{\"reason\":\"QEMU 7.2 has no switchover-ack\",\"time\":\"x\"}}",
+		"\"host_state\":\"failed\",\"last_failure\":{\"reason\":\"QEMU 7.2 has no switchover-ack\",\"time\":\"x\"}}",
 		NULL };
 	struct remusctl_io io = { .plain_every_ms = 1000000 };
 	struct run r;
@@ -492,6 +495,7 @@ static void test_protect_engine_shapes(void **state)
 	assert_string_equal(r.out,
 		"web1: protection accepted, standby on hostB\n"
 		"web1 syncing: 400 B of 1000 B (40%), 100 B/s, ETA 6 s\n"
+		"web1 failed\n"
 		"web1 checkpoint\n"
 		"web1: protected (standby hostB:7790)\n");
 	run_free(&r);
