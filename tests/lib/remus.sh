@@ -15,7 +15,7 @@
 #
 # Binaries come from the environment, which CMake sets for every test
 # (tests/CMakeLists.txt) and writes to BUILD/remus-env.sh for benches and
-# hand runs: REMUSD, NBCHECK, NBD_SERVE, LINK_PROBE, DISKREC, REMUS_QEMU,
+# hand runs: REMUSD, REMUSCTL, NBCHECK, NBD_SERVE, LINK_PROBE, DISKREC, REMUS_QEMU,
 # REMUS_GUEST_KERNEL and REMUS_GUEST_INITRD.  `need VAR...` fails with what
 # to do when one is missing.
 #
