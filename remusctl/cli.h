@@ -124,6 +124,11 @@ void remusctl_progress_of(const struct json_object *dom, struct remusctl_progres
 void remusctl_progress_format(char *buf, size_t len, const char *state,
 			      const struct remusctl_progress *p, bool bar, int width);
 
+/* @s (borrowed; from remusd) made fit for a terminal into @buf (@len
+ * bytes): control characters become '?', at most @max characters, then
+ * "...". */
+void remusctl_printable(char *buf, size_t len, const char *s, size_t max);
+
 /* "1.5 GiB", "12.0 MiB", "512 B" into @buf. */
 void remusctl_fmt_bytes(char *buf, size_t len, double bytes);
 /* "4 s", "2 min 5 s", "1 h 3 min", "3 d 2 h" into @buf. */

@@ -20,6 +20,8 @@
 
 #define MAX_SHOWN 200 /* characters of one string value */
 
+static void clean(char *buf, size_t len, const char *s, size_t max);
+
 static struct json_object *get(const struct json_object *o, const char *key)
 {
 	struct json_object *v = NULL;
@@ -55,6 +57,11 @@ static const char *str(const struct json_object *o, const char *key)
 	struct json_object *j = get(o, key);
 
 	return j && json_object_is_type(j, json_type_string) ? json_object_get_string(j) : NULL;
+}
+
+void remusctl_printable(char *buf, size_t len, const char *s, size_t max)
+{
+	clean(buf, len, s, max);
 }
 
 /* @s made printable: control characters become '?', at most @max

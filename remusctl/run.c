@@ -130,8 +130,11 @@ static int ask(const char *sock, const char *req, unsigned timeout_ms,
 	if (!*answer || !json_object_is_type(*answer, json_type_object) ||
 	    !json_object_object_get_ex(*answer, "ok", &ok) ||
 	    !json_object_is_type(ok, json_type_boolean)) {
+		char shown[256];
+
+		remusctl_printable(shown, sizeof(shown), *line, 200);
 		fprintf(io->err, "remusctl: remusd at %s answered something that is not a "
-			"control answer (another version of remusd?): %.200s\n", sock, *line);
+			"control answer (another version of remusd?): %s\n", sock, shown);
 		json_object_put(*answer);
 		*answer = NULL;
 		return REMUSCTL_EXIT_FAILED;
@@ -161,9 +164,11 @@ static const char *answer_str(struct json_object *answer, const char *key)
 static void print_refusal(const struct remusctl_io *io, struct json_object *answer)
 {
 	const char *e = answer_str(answer, "error"), *code = answer_str(answer, "code");
+	char msg[1100], c[64];
 
-	fprintf(io->err, "remusctl: %.1000s%s%s%s\n", e ? e : "remusd refused without a reason",
-		code ? " (" : "", code ? code : "", code ? ")" : "");
+	remusctl_printable(msg, sizeof(msg), e ? e : "remusd refused without a reason", 1000);
+	remusctl_printable(c, sizeof(c), code ? code : "", 40);
+	fprintf(io->err, "remusctl: %s%s%s%s\n", msg, code ? " (" : "", c, code ? ")" : "");
 }
 
 /* The object of domain @d in a status answer. */
@@ -312,20 +317,25 @@ static int wait_protected(const struct remusctl_args *a, const char *sock,
 
 			if (drawn && io->tty)
 				fputc('\n', io->out);
-			fprintf(io->out, "%s: protected (standby %s)\n", a->domain,
-				peer ? peer : a->standby);
+			char pr[128];
+
+			remusctl_printable(pr, sizeof(pr), peer ? peer : a->standby, 100);
+			fprintf(io->out, "%s: protected (standby %s)\n", a->domain, pr);
 			json_object_put(answer);
 			rc = REMUSCTL_EXIT_OK;
 			break;
 		}
 		if (!dom || is_over(dom, state)) {
 			const char *why = dom ? failure_reason(dom) : NULL;
+			char w[1100], s[64];
 
+			remusctl_printable(w, sizeof(w), why ? why : dom ? "no reason given (see "
+					   "remusd's log: journalctl -u remusd)"
+					   : "remusd no longer lists it", 1000);
+			remusctl_printable(s, sizeof(s), dom ? state : "lost", 40);
 			if (drawn && io->tty)
 				fputc('\n', io->out);
-			fprintf(io->err, "remusctl: %s: protection %s: %.1000s\n", a->domain,
-				dom ? state : "lost", why ? why : dom ? "no reason given (see "
-				"remusd's log: journalctl -u remusd)" : "remusd no longer lists it");
+			fprintf(io->err, "remusctl: %s: protection %s: %s\n", a->domain, s, w);
 			json_object_put(answer);
 			rc = REMUSCTL_EXIT_FAILED;
 			break;
@@ -377,8 +387,12 @@ static void print_done(const struct remusctl_args *a, const struct remusctl_io *
 	default:
 		break;
 	}
-	if (msg)
-		fprintf(io->out, "%s: %.1000s\n", a->domain, msg);
+	if (msg) {
+		char m[1100];
+
+		remusctl_printable(m, sizeof(m), msg, 1000);
+		fprintf(io->out, "%s: %s\n", a->domain, m);
+	}
 }
 
 int remusctl_main(int argc, char *const *argv, const struct remusctl_io *io)

@@ -265,7 +265,8 @@ static void test_refused(void **state)
 	struct fake f;
 	const char *no = "{\"ok\":false,\"error\":\"domain web9: no such libvirt domain on "
 			 "this host (virsh list --all)\",\"code\":\"no-domain\"}";
-	const char *script[] = { no, no, "{\"ok\":false}", NULL };
+	const char *script[] = { no, no, "{\"ok\":false}",
+				 "{\"ok\":false,\"error\":\"a\\u001b[2Jb\\nc\",\"code\":\"x\\ty\"}", NULL };
 	struct run r;
 
 	fake_start(&f, script);
@@ -285,8 +286,13 @@ static void test_refused(void **state)
 	assert_int_equal(r.rc, 1);
 	assert_string_equal(r.err, "remusctl: remusd refused without a reason\n");
 	run_free(&r);
+	/* remusd's words cannot drive the terminal. */
+	r = RUN("failover", "web9", "--socket", f.path);
+	assert_int_equal(r.rc, 1);
+	assert_string_equal(r.err, "remusctl: a?[2Jb?c (x?y)\n");
+	run_free(&r);
 	fake_stop(&f);
-	assert_int_equal(f.nreq, 3);
+	assert_int_equal(f.nreq, 4);
 }
 
 static void test_refused_before_reading(void **state)
