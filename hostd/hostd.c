@@ -561,6 +561,11 @@ static struct json_object *dom_view(const struct dom *d, bool full)
 		json_object_array_add(disks, x);
 	}
 	json_object_object_add(o, "disks", disks);
+	/* remusctl(8)'s keys are always there: null until the child says. */
+	for (const char *const *k = (const char *const[]){ "epoch", "pause_p50_ms", "pause_p99_ms",
+		"commit_p50_ms", "lag_ms", "heartbeat_age_ms", "held_frames", "initial_sync", NULL };
+	     *k; k++)
+		json_object_object_add(o, *k, NULL);
 	return o;
 }
 
