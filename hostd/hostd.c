@@ -786,15 +786,42 @@ static void protect_done(struct op *op, int code, const char *fmt, ...)
 	op_free(op);
 }
 
+/* The guest's disks are on the child's exports now (or there were
+ * none): only now does the child get its QMP socket, so its first
+ * migration never meets the block job (QEMU refuses one during the
+ * other). */
+static void start_proxy(struct dom *d)
+{
+	struct remus_hostd *h = d->h;
+	int r = h->ops->proxy_start(h->virt, d->st.domain, d->qmp_path, &d->proxy);
+
+	if (r < 0) {
+		d->state = D_FAILED;
+		dom_fail(d, "cannot serve the QMP proxy %s: %s; remusctl unprotect %s", d->qmp_path,
+			 strerror(-r), d->st.domain);
+		remus_child_free(d->child);
+		d->child = NULL;
+		return;
+	}
+	d->state = D_RUNNING;
+}
+
 static void on_disks_moved(void *opaque, int rc, const char *code, const char *msg)
 {
 	struct op *op = opaque;
 	struct dom *d = op_dom(op);
 
-	if (d && rc < 0)
-		dom_fail(d, "cannot move the disks onto remusd's NBD exports: %s", msg);
-	else if (d)
+	if (d && rc < 0) {
+		/* Not replicated: not protected.  unprotect cleans up. */
+		d->state = D_FAILED;
+		dom_fail(d, "cannot move the disks onto remusd's NBD exports: %s; remusctl "
+			 "unprotect %s", msg, d->st.domain);
+		remus_child_free(d->child);
+		d->child = NULL;
+	} else if (d) {
 		remus_info(LOG, "%s: disks on the replicated exports", d->st.domain);
+		start_proxy(d);
+	}
 	op_free(op);
 }
 
@@ -818,7 +845,6 @@ static void on_create_standby_answer(void *opaque, int rc,
 	struct dom *d = op_dom(op);
 	struct remus_hostd_nbd nbd[REMUS_HOSTD_MAX_DISKS];
 	char why[1024];
-	int r;
 
 	op->call = NULL;
 	if (!d) {
@@ -845,19 +871,14 @@ static void on_create_standby_answer(void *opaque, int rc,
 			     "see the log", h->cfg.state_dir);
 		return;
 	}
-	if (h->ops && (r = h->ops->proxy_start(h->virt, d->st.domain, d->qmp_path,
-					       &d->proxy)) < 0) {
-		dom_unrecord(d);
-		protect_done(op, REMUS_HOSTD_E_INTERNAL, "cannot serve the QMP proxy %s: %s",
-			     d->qmp_path, strerror(-r));
-		return;
-	}
+	/* The child first: it serves the disks' exports, then waits (10 s)
+	 * for its QMP socket, which start_proxy() makes once the disks are
+	 * on those exports. */
 	if (child_spawn(d) < 0) {
 		dom_unrecord(d);
 		protect_done(op, REMUS_HOSTD_E_INTERNAL, "%s", d->last_failure);
 		return;
 	}
-	d->state = D_RUNNING;
 	remus_info(LOG, "%s: protected towards %s:%u (standby's replication port %u)",
 		   d->st.domain, d->st.peer, d->st.peer_port, d->st.repl_port);
 	{
@@ -870,14 +891,14 @@ static void on_create_standby_answer(void *opaque, int rc,
 		}
 		answer(&op->req, ok_answer(o));
 	}
-	if (d->st.ndisks && h->ops) {
-		fill_nbd(d, nbd);
-		if (h->ops->move_disks(h->virt, d->st.domain, nbd, d->st.ndisks, on_disks_moved,
-				       op) == 0)
-			return;
-		dom_fail(d, "cannot start moving the disks");
+	if (!d->st.ndisks) {
+		start_proxy(d);
+		op_free(op);
+		return;
 	}
-	op_free(op);
+	fill_nbd(d, nbd);
+	if (h->ops->move_disks(h->virt, d->st.domain, nbd, d->st.ndisks, on_disks_moved, op) < 0)
+		on_disks_moved(op, -ENOMEM, "internal", "cannot ask libvirt to move the disks");
 }
 
 /* create-standby to the peer of @d for the domain described by @info. */

@@ -676,6 +676,31 @@ static void test_unprotect(void **state)
 	expect_error(&B, "{\"cmd\":\"unprotect\",\"domain\":\"web1\"}", "no-domain", "web1");
 }
 
+/* A domain with a disk: images on both hosts, --disk for both children,
+ * the disks moved before the primary's QMP proxy starts. */
+static void test_disks(void **state)
+{
+	char path[1200];
+	struct stat st;
+
+	fv_add(&A.v, "disky");
+	expect_ok(&A, protect_of("disky", &B));
+	wait_status(&A, "disky", "host_state", "running", 5000);
+	assert_non_null(strstr(A.v.log, "move-disks disky;"));
+	snprintf(path, sizeof(path), "%s/disky/vda.raw", B.cfg.state_dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 1 << 20);
+	snprintf(path, sizeof(path), "%s/disky/vda.raw", A.cfg.state_dir);
+	assert_int_equal(stat(path, &st), 0);
+	snprintf(path, sizeof(path), "%s/disky.ctl.args", A.dir);
+	assert_non_null(strstr(slurp(path), "--disk vda,image="));
+	assert_non_null(strstr(slurp(path), "disky.vda.nbd"));
+	snprintf(path, sizeof(path), "%s/disky.ctl.args", B.dir);
+	assert_non_null(strstr(slurp(path), "--disk vda,image="));
+	expect_ok(&A, "{\"cmd\":\"unprotect\",\"domain\":\"disky\"}");
+	expect_error(&A, "{\"cmd\":\"status\",\"domain\":\"disky\"}", "no-domain", "disky");
+}
+
 static bool stopped;
 
 static void on_stopped(void *opaque)
@@ -722,6 +747,7 @@ int main(int argc, char **argv)
 			cmocka_unit_test(test_planned_failover_and_reprotect),
 			cmocka_unit_test(test_resume_after_restart),
 			cmocka_unit_test(test_unprotect),
+			cmocka_unit_test(test_disks),
 			cmocka_unit_test(test_clean_stop),
 		};
 
