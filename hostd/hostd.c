@@ -1230,8 +1230,13 @@ static void peer_create_standby(struct remus_hostd *h, struct remus_hostd_peer_r
 		return;
 	}
 	if (d) {
-		/* A primary here that still runs: the peer is wrong. */
-		if (d->st.role == REMUS_HOSTD_ROLE_PRIMARY && d->state != D_FAILED) {
+		/* A primary here that still runs refuses, unless the one asking
+		 * is its own standby's host: that one asks only once it runs
+		 * the domain itself (it took over, perhaps because this
+		 * host's remusd serve died and took the primary child with
+		 * it), so the copy here is the stale one. */
+		if (d->st.role == REMUS_HOSTD_ROLE_PRIMARY && d->state != D_FAILED &&
+		    strcmp(from, d->st.peer) != 0 && strcmp(m->primary, d->st.peer) != 0) {
 			peer_answer_error(&op->prep, REMUS_HOSTD_E_EXISTS, "domain %s runs on %s as "
 					  "the primary (state %s); it cannot be a standby here",
 					  m->domain, h->name, dom_state_names[d->state]);

@@ -701,6 +701,24 @@ static void test_disks(void **state)
 	expect_error(&A, "{\"cmd\":\"status\",\"domain\":\"disky\"}", "no-domain", "disky");
 }
 
+/* failover asked on the standby's host (or the standby took over by
+ * itself): B runs it; A, still recording a running primary, takes B's
+ * create-standby as the proof, destroys its stale copy and becomes the
+ * standby. */
+static void test_failover_from_standby_host(void **state)
+{
+	fv_add(&A.v, "web2");
+	expect_ok(&A, protect_of("web2", &B));
+	wait_status(&B, "web2", "state", "receiving", 5000);
+	expect_ok(&B, "{\"cmd\":\"failover\",\"domain\":\"web2\"}");
+	wait_status(&B, "web2", "role", "primary", 8000);
+	wait_status(&B, "web2", "host_state", "running", 8000);
+	wait_status(&A, "web2", "role", "standby", 5000);
+	assert_non_null(strstr(A.v.log, "destroy web2;"));
+	expect_ok(&B, "{\"cmd\":\"unprotect\",\"domain\":\"web2\"}");
+	expect_error(&A, "{\"cmd\":\"status\",\"domain\":\"web2\"}", "no-domain", "web2");
+}
+
 static bool stopped;
 
 static void on_stopped(void *opaque)
@@ -748,6 +766,7 @@ int main(int argc, char **argv)
 			cmocka_unit_test(test_resume_after_restart),
 			cmocka_unit_test(test_unprotect),
 			cmocka_unit_test(test_disks),
+			cmocka_unit_test(test_failover_from_standby_host),
 			cmocka_unit_test(test_clean_stop),
 		};
 
