@@ -44,6 +44,7 @@
 #include "common/ctl.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "common/prom.h"
 #include "hostd/ask.h"
 #include "hostd/peerlink.h"
 #include "hostd/request.h"
@@ -78,6 +79,8 @@ struct dom {
 	char ctl_path[REMUS_HOSTD_PATH_MAX], qmp_path[REMUS_HOSTD_PATH_MAX];
 	char in_path[REMUS_HOSTD_PATH_MAX];
 	bool watching;                  /* a status question of the watcher is out */
+	struct json_object *last_status; /* the child's last answer to the watcher, or NULL */
+	unsigned takeovers;             /* the standby here took over */
 	struct op *stop_op;             /* waits for the child's exit */
 	struct dom *next;
 };
@@ -116,6 +119,7 @@ struct remus_hostd {
 	struct remus_ctl *ctl;
 	struct remus_hostd_peer_server *peer;
 	uint16_t peer_port;
+	struct remus_prom_http *metrics;
 	char name[REMUS_HOSTD_HOST_MAX];
 	char remusd[PATH_MAX];
 	struct dom *doms;
@@ -254,6 +258,7 @@ static void dom_free(struct dom *d)
 	remus_timer_disarm(&d->timer);
 	remus_child_free(d->child);
 	proxy_stop(d);
+	json_object_put(d->last_status);
 	free(d);
 }
 
@@ -1716,13 +1721,23 @@ static void on_watch_answer(void *opaque, int rc, const char *text)
 	op->ask = NULL;
 	if (d)
 		d->watching = false;
-	if (!d || rc < 0 || d->state != D_RUNNING || d->st.role != REMUS_HOSTD_ROLE_STANDBY) {
+	if (!d || rc < 0) {
 		op_free(op);
 		return;
 	}
 	o = json_tokener_parse(text);
+	if (o && json_object_is_type(o, json_type_object)) {
+		json_object_put(d->last_status);
+		d->last_status = json_object_get(o);
+	}
+	if (d->state != D_RUNNING || d->st.role != REMUS_HOSTD_ROLE_STANDBY) {
+		json_object_put(o);
+		op_free(op);
+		return;
+	}
 	st = o ? json_object_object_get(o, "state") : NULL;
 	if (st && strcmp(json_object_get_string(st), "active") == 0) {
+		d->takeovers++;
 		remus_warn(LOG, "%s: the standby took over (the primary on %s is gone or handed "
 			   "over)", d->st.domain, d->st.peer);
 		d->state = D_TAKEOVER;
@@ -1744,8 +1759,9 @@ static void on_watch(struct remus_loop *loop, void *opaque)
 	struct op *op;
 
 	for (d = h->doms; d; d = d->next) {
-		if (d->st.role != REMUS_HOSTD_ROLE_STANDBY || d->state != D_RUNNING || !d->child ||
-		    d->watching || !h->ops)
+		/* Every child, for the metrics; a standby's answer also
+		 * tells a takeover. */
+		if (!d->child || d->watching || !h->ops)
 			continue;
 		op = op_new(h, d->st.domain, d->gen);
 		if (!op)
@@ -1758,6 +1774,77 @@ static void on_watch(struct remus_loop *loop, void *opaque)
 		}
 	}
 	remus_timer_arm(&h->watch, WATCH_MS);
+}
+
+/* ---- metrics ----------------------------------------------------------------- */
+
+/* A number of the child's last status, or NaN. */
+static double child_num(const struct dom *d, const char *key)
+{
+	struct json_object *v;
+
+	if (!d->last_status || !json_object_object_get_ex(d->last_status, key, &v) ||
+	    !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
+		return 0.0 / 0.0;
+	return json_object_get_double(v);
+}
+
+/* Per domain, from the host's registry and the child's last status (the
+ * watcher asks every child each second; a GET never waits for one). */
+static void on_collect(void *opaque, struct remus_prom *p)
+{
+	struct remus_hostd *h = opaque;
+	static const struct { const char *key, *name, *help; enum remus_prom_type type; } nums[] = {
+		{ "epoch", "remus_epoch", "The last committed checkpoint.", REMUS_PROM_GAUGE },
+		{ "epochs_committed", "remus_epochs_committed_total", "Committed epochs.",
+		  REMUS_PROM_COUNTER },
+		{ "bytes_committed", "remus_bytes_committed_total", "Bytes committed to the standby.",
+		  REMUS_PROM_COUNTER },
+		{ "last_pause_ms", "remus_last_pause_seconds", "The last checkpoint's pause.",
+		  REMUS_PROM_GAUGE },
+		{ "held_frames", "remus_held_frames", "Output frames held until their commit.",
+		  REMUS_PROM_GAUGE },
+		{ "interval_ms", "remus_interval_seconds", "The checkpoint interval.",
+		  REMUS_PROM_GAUGE },
+	};
+	struct dom *d;
+	size_t i;
+
+	remus_prom_family(p, "remus_domain_state", REMUS_PROM_GAUGE,
+			  "1 for each protected domain, labelled with its role and state.");
+	for (d = h->doms; d; d = d->next) {
+		struct json_object *st = d->last_status ?
+			json_object_object_get(d->last_status, "state") : NULL;
+		const char *state = st && d->state == D_RUNNING ? json_object_get_string(st)
+				    : user_state(d);
+
+		remus_prom_sample(p, (const char *[]){ "domain", d->st.domain, "role",
+			remus_hostd_role_name(d->st.role), "state", state, NULL }, 1);
+	}
+	remus_prom_family(p, "remus_child_restarts_total", REMUS_PROM_COUNTER,
+			  "Times the domain's child remusd was restarted.");
+	for (d = h->doms; d; d = d->next)
+		remus_prom_sample_u64(p, (const char *[]){ "domain", d->st.domain, NULL }, d->restarts);
+	remus_prom_family(p, "remus_failures_total", REMUS_PROM_COUNTER,
+			  "Failures the host daemon saw for the domain.");
+	for (d = h->doms; d; d = d->next)
+		remus_prom_sample_u64(p, (const char *[]){ "domain", d->st.domain, NULL }, d->failures);
+	remus_prom_family(p, "remus_failovers_total", REMUS_PROM_COUNTER,
+			  "Takeovers by the standby on this host.");
+	for (d = h->doms; d; d = d->next)
+		remus_prom_sample_u64(p, (const char *[]){ "domain", d->st.domain, NULL }, d->takeovers);
+	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		bool ms = strstr(nums[i].key, "_ms") != NULL;
+
+		remus_prom_family(p, nums[i].name, nums[i].type, nums[i].help);
+		for (d = h->doms; d; d = d->next) {
+			double v = child_num(d, nums[i].key);
+
+			if (v == v)
+				remus_prom_sample(p, (const char *[]){ "domain", d->st.domain, NULL },
+						  ms ? v / 1000.0 : v);
+		}
+	}
 }
 
 /* ---- requests ---------------------------------------------------------------- */
@@ -1961,6 +2048,16 @@ int remus_hostd_new(struct remus_loop *loop, const struct remus_hostd_config *cf
 			  cfg->listen_port, strerror(-rc));
 		goto fail;
 	}
+	if (cfg->metrics_port) {
+		rc = remus_prom_http_listen(loop, cfg->metrics_host, cfg->metrics_port, on_collect,
+					    h, &h->metrics, NULL);
+		if (rc < 0) {
+			remus_err(LOG, "cannot serve metrics on %s:%u (metrics_listen): %s",
+				  cfg->metrics_host[0] ? cfg->metrics_host : "*", cfg->metrics_port,
+				  strerror(-rc));
+			goto fail;
+		}
+	}
 	rc = remus_hostd_state_load_all(cfg->state_dir, on_record, h, err, sizeof(err));
 	if (rc < 0) {
 		remus_err(LOG, "%s", err);
@@ -2059,6 +2156,7 @@ void remus_hostd_free(struct remus_hostd *h)
 	if (h->ops && h->virt)
 		h->ops->free(h->virt);
 	remus_hostd_peer_server_free(h->peer);
+	remus_prom_http_free(h->metrics);
 	remus_ctl_free(h->ctl);
 	free(h);
 }

@@ -354,6 +354,7 @@ static void host_init(struct host *x, const char *name, unsigned ports)
 	 * outlive a restart. */
 	x->cfg.listen_port = (uint16_t)(ports - 10);
 	x->cfg.peer_timeout_ms = 2000;
+	x->cfg.metrics_port = (uint16_t)(ports - 4);
 	x->cfg.repl_port_min = (uint16_t)ports;
 	x->cfg.repl_port_max = (uint16_t)(ports + 9);
 	snprintf(x->cfg.remusd, sizeof(x->cfg.remusd), "%s", self);
@@ -579,6 +580,52 @@ static void test_protect_status_refusals(void **state)
 	(void)buf;
 }
 
+/* GET /metrics from @x (port @port) while the loop runs. */
+static char *get_metrics(uint16_t port)
+{
+	static char buf[65536];
+	int fd = remus_tcp_connect("127.0.0.1", port, false);
+	size_t n = 0;
+	uint64_t end = remus_now_ms() + 5000;
+
+	assert_true(fd >= 0);
+	assert_int_equal(remus_write_all(fd, "GET /metrics HTTP/1.0\r\n\r\n", 26), 0);
+	remus_fd_set_nonblock(fd, true);
+	for (;;) {
+		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+
+		if (r > 0) {
+			n += (size_t)r;
+			continue;
+		}
+		if (r == 0)
+			break;
+		assert_int_equal(errno, EAGAIN);
+		assert_true(remus_now_ms() < end);
+		assert_int_equal(remus_loop_run_once(loop, 10), 0);
+	}
+	close(fd);
+	buf[n] = 0;
+	return buf;
+}
+
+/* The Prometheus page: per domain its state, restarts, failures,
+ * takeovers, and what the child reported (polled each second). */
+static void test_metrics(void **state)
+{
+	char *page;
+
+	spin(1500);      /* the watcher asked every child once */
+	page = get_metrics(17796);
+	assert_non_null(strstr(page, "200 OK"));
+	assert_non_null(strstr(page, "remus_domain_state{domain=\"web1\",role=\"primary\","
+				     "state=\"protected\"} 1"));
+	assert_non_null(strstr(page, "remus_epoch{domain=\"web1\"} 12"));
+	assert_non_null(strstr(page, "remus_interval_seconds{domain=\"web1\"} 0.2"));
+	assert_non_null(strstr(page, "remus_child_restarts_total{domain=\"web1\"} 0"));
+	assert_non_null(strstr(page, "# TYPE remus_failovers_total counter"));
+}
+
 static pid_t child_pid(struct host *x, const char *domain)
 {
 	char req[128];
@@ -761,6 +808,7 @@ int main(int argc, char **argv)
 	{
 		const struct CMUnitTest tests[] = {
 			cmocka_unit_test(test_protect_status_refusals),
+			cmocka_unit_test(test_metrics),
 			cmocka_unit_test(test_child_restarted),
 			cmocka_unit_test(test_planned_failover_and_reprotect),
 			cmocka_unit_test(test_resume_after_restart),
