@@ -2,6 +2,7 @@
 /*
  * `remusd serve`: the settings (config.c), a loop, SIGTERM/SIGINT read
  * from a signalfd, the libvirt operations, the host daemon (hostd.c).
+ * libvirt is reached through hostd/virtops_libvirt.c (connect = URI).
  * SIGTERM is the clean stop: the children are told to stop (a primary
  * resumes its guest and releases held output) while the QMP proxies stay
  * up, for at most 10 s; the records stay, so the next start resumes.
@@ -16,7 +17,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "hostd/hostd.h"
-#include "hostd/virtops.h"
+#include "hostd/virtops_libvirt.h"
 
 #define LOG "serve"
 #define STOP_MS 10000
@@ -52,21 +53,11 @@ static void on_signal(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 	remus_hostd_stop(s->h, STOP_MS, on_stopped, s);
 }
 
-/* The libvirt operations this remusd has: none until virt/ provides
- * them (hostd.c then answers protect with the reason). */
-static const struct remus_hostd_virt_ops *virt_ops(const struct remus_hostd_config *cfg,
-						   void **impl)
-{
-	(void)cfg;
-	*impl = NULL;
-	return NULL;
-}
-
 int remus_hostd_serve_main(int argc, char *const *argv)
 {
 	struct remus_hostd_config cfg;
 	struct serve s = { .sigfd = -1 };
-	const struct remus_hostd_virt_ops *ops;
+	const struct remus_hostd_virt_ops *ops = NULL;
 	void *impl = NULL;
 	char err[1024];
 	bool help;
@@ -103,10 +94,12 @@ int remus_hostd_serve_main(int argc, char *const *argv)
 	rc = remus_loop_add_fd(s.loop, s.sigfd, REMUS_EV_READ, on_signal, &s);
 	if (rc < 0)
 		goto out;
-	ops = virt_ops(&cfg, &impl);
-	if (!ops)
-		remus_warn(LOG, "this remusd has no libvirt operations yet: it keeps and resumes "
-			   "nothing, and protect is refused");
+	rc = remus_hostd_virt_libvirt_new(s.loop, cfg.connect, &ops, &impl);
+	if (rc < 0) {
+		remus_err(LOG, "cannot start the libvirt connection to %s: %s", cfg.connect,
+			  strerror(-rc));
+		goto out;
+	}
 	rc = remus_hostd_new(s.loop, &cfg, ops, impl, &s.h);
 	if (rc < 0)
 		goto out;
