@@ -55,6 +55,7 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
 #define STOP_CHILD_MS 10000
+#define STANDBY_LOST_MS 10000
 
 enum dom_state { D_STARTING, D_RUNNING, D_RESTARTING, D_TAKEOVER, D_REPROTECTING,
 		 D_STOPPING, D_FAILED };
@@ -81,6 +82,7 @@ struct dom {
 	bool watching;                  /* a status question of the watcher is out */
 	struct json_object *last_status; /* the child's last answer to the watcher, or NULL */
 	unsigned takeovers;             /* the standby here took over */
+	uint64_t unprotected_since;     /* primary child reports no standby since (ms) */
 	struct op *stop_op;             /* waits for the child's exit */
 	struct dom *next;
 };
@@ -404,6 +406,8 @@ static int child_spawn(struct dom *d)
 
 static void stop_finished(struct dom *d);
 static void stop_check(struct remus_hostd *h);
+static void forget(struct op *op, struct dom *d);
+static void on_destroyed_then_forget(void *opaque, int rc, const char *code, const char *msg);
 
 static void on_child_exit(void *opaque, int status)
 {
@@ -431,6 +435,20 @@ static void on_child_exit(void *opaque, int status)
 		remus_info(LOG, "%s: the %s child %s", d->st.domain,
 			   remus_hostd_role_name(d->st.role), how);
 		stop_check(d->h);
+		return;
+	}
+	/* A standby child takes its QEMU's incoming migration with it (QEMU
+	 * cannot load a second stream): the standby domain is destroyed and
+	 * forgotten, and its primary makes a new one (it notices within
+	 * STANDBY_LOST_MS). */
+	if (d->st.role == REMUS_HOSTD_ROLE_STANDBY && d->state == D_RUNNING) {
+		struct op *op = op_new(h, d->st.domain, 0);
+
+		dom_fail(d, "the standby child %s; dropping this standby, its primary on %s makes "
+			 "a new one", how, d->st.peer);
+		forget(op, d);
+		if (op && h->ops->destroy(h->virt, op->name, on_destroyed_then_forget, op) < 0)
+			op_free(op);
 		return;
 	}
 	/* A child that ran a minute was fine: start the backoff again. */
@@ -1620,12 +1638,29 @@ static void on_child_protect(void *opaque, int rc, const char *text)
 	op_free(op);
 }
 
+static void on_child_unprotected(void *opaque, int rc, const char *text)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+	char line[300];
+
+	op->ask = NULL;
+	if (!d) {
+		op_free(op);
+		return;
+	}
+	snprintf(line, sizeof(line), strchr(d->st.peer, ':') ? "protect [%s]:%u" : "protect %s:%u",
+		 d->st.peer, d->st.repl_port);
+	if (remus_hostd_ask(d->h->loop, d->ctl_path, line, ASK_TIMEOUT_MS, on_child_protect, op,
+			    &op->ask) < 0)
+		op_free(op);
+}
+
 static void on_reprotect_answer(void *opaque, int rc, const struct remus_hostd_peer_msg *a,
 				const char *err)
 {
 	struct op *op = opaque;
 	struct dom *d = op_dom(op);
-	char line[300];
 
 	op->call = NULL;
 	if (!d) {
@@ -1638,10 +1673,11 @@ static void on_reprotect_answer(void *opaque, int rc, const struct remus_hostd_p
 		return;
 	}
 	d->st.repl_port = a->repl_port;
-	snprintf(line, sizeof(line), strchr(d->st.peer, ':') ? "protect [%s]:%u" : "protect %s:%u",
-		 d->st.peer, a->repl_port);
-	if (remus_hostd_ask(d->h->loop, d->ctl_path, line, ASK_TIMEOUT_MS, on_child_protect, op,
-			    &op->ask) < 0)
+	/* A primary child still trying its lost standby stops first (its
+	 * guest runs on); a standby child that took over refuses unprotect,
+	 * which is fine. */
+	if (remus_hostd_ask(d->h->loop, d->ctl_path, "unprotect", ASK_TIMEOUT_MS,
+			    on_child_unprotected, op, &op->ask) < 0)
 		op_free(op);
 }
 
@@ -1712,6 +1748,32 @@ static void on_takeover_resumed(void *opaque, int rc, const char *code, const ch
 	op_free(op);
 }
 
+/* A primary child without its standby for STANDBY_LOST_MS (the standby
+ * host's remusd serve or child died, and with it the standby QEMU):
+ * with reprotect auto the standby is made anew, as after a takeover. */
+static void watch_primary(struct dom *d, const char *state)
+{
+	uint64_t now = remus_now_ms();
+
+	if (strcmp(state, "unprotected") != 0 && strcmp(state, "failed") != 0) {
+		d->unprotected_since = 0;
+		return;
+	}
+	if (!d->unprotected_since) {
+		d->unprotected_since = now;
+		return;
+	}
+	if (now - d->unprotected_since < STANDBY_LOST_MS ||
+	    d->st.reprotect != REMUS_HOSTD_REPROTECT_AUTO)
+		return;
+	remus_warn(LOG, "%s: no standby for %u s; making a new one on %s", d->st.domain,
+		   STANDBY_LOST_MS / 1000, d->st.peer);
+	d->unprotected_since = 0;
+	d->backoff_ms = BACKOFF_MIN_MS;
+	d->state = D_REPROTECTING;
+	remus_timer_arm(&d->timer, 0);
+}
+
 static void on_watch_answer(void *opaque, int rc, const char *text)
 {
 	struct op *op = opaque;
@@ -1730,12 +1792,14 @@ static void on_watch_answer(void *opaque, int rc, const char *text)
 		json_object_put(d->last_status);
 		d->last_status = json_object_get(o);
 	}
+	st = o ? json_object_object_get(o, "state") : NULL;
+	if (d->state == D_RUNNING && d->st.role == REMUS_HOSTD_ROLE_PRIMARY)
+		watch_primary(d, st ? json_object_get_string(st) : "");
 	if (d->state != D_RUNNING || d->st.role != REMUS_HOSTD_ROLE_STANDBY) {
 		json_object_put(o);
 		op_free(op);
 		return;
 	}
-	st = o ? json_object_object_get(o, "state") : NULL;
 	if (st && strcmp(json_object_get_string(st), "active") == 0) {
 		d->takeovers++;
 		remus_warn(LOG, "%s: the standby took over (the primary on %s is gone or handed "
@@ -1923,6 +1987,18 @@ static void on_recovered(void *opaque, int rc, const char *code, const char *msg
 				 "new primary re-protects it onto this host", msg);
 		}
 		op_free(op);
+		return;
+	}
+	if (d->st.role == REMUS_HOSTD_ROLE_STANDBY) {
+		/* Its child died with the last remusd serve, and the standby
+		 * QEMU's incoming migration with it: its primary makes a new
+		 * standby. */
+		remus_warn(LOG, "%s: the standby's child is gone with the last remusd serve; "
+			   "dropping this standby, its primary on %s makes a new one",
+			   d->st.domain, d->st.peer);
+		forget(op, d);
+		if (h->ops->destroy(h->virt, op->name, on_destroyed_then_forget, op) < 0)
+			op_free(op);
 		return;
 	}
 	r = h->ops->proxy_start(h->virt, d->st.domain, d->qmp_path, &d->proxy);

@@ -57,9 +57,13 @@ static char *child_ctl(void *opaque, const char *line)
 		snprintf(s, 256, "{\"ok\":true}");
 	else if (strcmp(line, "failover") == 0 && strcmp(child_state, "receiving") == 0)
 		snprintf(s, 256, "{\"ok\":true}"), snprintf(child_state, sizeof(child_state), "active");
-	else if (strcmp(line, "unprotect") == 0)
+	else if (strcmp(line, "unprotect") == 0 && strcmp(child_state, "active") != 0)
 		snprintf(s, 256, "{\"ok\":true}"), snprintf(child_state, sizeof(child_state), "stopped");
-	else if (strncmp(line, "protect ", 8) == 0 && strcmp(child_state, "active") == 0)
+	else if (strncmp(line, "fake-state ", 11) == 0)
+		snprintf(s, 256, "{\"ok\":true}"), snprintf(child_state, sizeof(child_state), "%s",
+							  line + 11);
+	else if (strncmp(line, "protect ", 8) == 0 && (strcmp(child_state, "active") == 0 ||
+						       strcmp(child_state, "stopped") == 0))
 		snprintf(s, 256, "{\"ok\":true}"), snprintf(child_state, sizeof(child_state), "protected");
 	else
 		snprintf(s, 256, "{\"ok\":false,\"error\":\"fake child: no '%.80s' in state %s\"}",
@@ -682,23 +686,44 @@ static void test_planned_failover_and_reprotect(void **state)
 }
 
 /* remusd serve restarts (crash: its children are killed with it): the
- * records bring both roles back. */
+ * primary comes back from its record; the standby's QEMU lost its
+ * incoming stream with its child, so that standby is dropped, and the
+ * primary, once its child has said "unprotected" for 10 s, makes a new
+ * one. */
 static void test_resume_after_restart(void **state)
 {
 	struct json_object *o;
+	char path[1200];
 
 	remus_hostd_free(A.h);
 	remus_hostd_free(B.h);
 	A.h = B.h = NULL;
 	host_start(&A, "hostA", 17800);
 	host_start(&B, "hostB", 17810);
-	wait_status(&A, "web1", "host_state", "running", 5000);
 	wait_status(&B, "web1", "host_state", "running", 5000);
 	wait_status(&B, "web1", "role", "primary", 5000);
+	spin(300);
 	assert_non_null(strstr(A.v.log, "recover web1;"));
+	assert_non_null(strstr(A.v.log, "destroy web1;"));
 	o = ask(&A, "{\"cmd\":\"list\"}");
-	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 1);
+	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 0);
 	json_object_put(o);
+	/* B's child finds no standby. */
+	snprintf(path, sizeof(path), "%s/web1.ctl", B.dir);
+	{
+		int fd = remus_unix_connect(path, false);
+		char buf[256];
+
+		assert_true(fd >= 0);
+		assert_int_equal(remus_write_all(fd, "fake-state unprotected\n", 23), 0);
+		remus_fd_set_nonblock(fd, true);
+		for (int i = 0; i < 200 && read(fd, buf, sizeof(buf)) < 0; i++)
+			assert_int_equal(remus_loop_run_once(loop, 10), 0);
+		close(fd);
+	}
+	wait_status(&A, "web1", "role", "standby", 20000);
+	wait_status(&B, "web1", "state", "protected", 5000);
+	wait_status(&B, "web1", "host_state", "running", 5000);
 }
 
 static void test_unprotect(void **state)
