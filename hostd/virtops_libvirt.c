@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -153,6 +154,25 @@ static int wait_sockets(struct job *j)
 	return 0;
 }
 
+/* True when @name is defined here, shut off, with @uuid: the same domain's
+ * own definition (the old primary's host after a failover keeps it).  A
+ * paused standby created over it runs as its live instance, and the
+ * definition is left as the user made it. */
+static bool ours_inactive(virConnectPtr conn, const char *name, const char *uuid)
+{
+	virDomainPtr d = virDomainLookupByName(conn, name);
+	char u[VIR_UUID_STRING_BUFLEN];
+	bool ours = false;
+
+	if (!d)
+		return false;
+	if (virDomainGetUUIDString(d, u) == 0 && strcasecmp(u, uuid) == 0 &&
+	    virDomainIsActive(d) == 0)
+		ours = true;
+	virDomainFree(d);
+	return ours;
+}
+
 static int work_create(virConnectPtr conn, void *opaque, char **errp)
 {
 	struct job *j = opaque;
@@ -171,7 +191,8 @@ static int work_create(virConnectPtr conn, void *opaque, char **errp)
 						  .socket = j->nbd[i].socket,
 						  .export = j->nbd[i].target };
 	if ((rc = remus_virt_domain_parse(j->xml, strlen(j->xml), &d, &j->err)) < 0 ||
-	    (rc = remus_virt_check_absent(conn, j->name, j->uuid, &j->err)) < 0 ||
+	    (!ours_inactive(conn, j->name, j->uuid) &&
+	     (rc = remus_virt_check_absent(conn, j->name, j->uuid, &j->err)) < 0) ||
 	    (rc = remus_virt_check_host_nics(conn, NULL, &d, &j->err)) < 0 ||
 	    (rc = remus_virt_standby_xml(j->xml, strlen(j->xml), &spec, &sxml, &j->err)) < 0 ||
 	    (rc = wait_sockets(j)) < 0 ||
