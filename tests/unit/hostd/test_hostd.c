@@ -618,9 +618,14 @@ static char *get_metrics(uint16_t port)
 static void test_metrics(void **state)
 {
 	char *page;
+	uint64_t end = remus_now_ms() + 10000;
 
-	spin(1500);      /* the watcher asked every child once */
-	page = get_metrics(17796);
+	/* Once the watcher has asked the child (every second). */
+	do {
+		spin(200);
+		page = get_metrics(17796);
+		assert_true(remus_now_ms() < end);
+	} while (!strstr(page, "remus_epoch{domain=\"web1\"}"));
 	assert_non_null(strstr(page, "200 OK"));
 	assert_non_null(strstr(page, "remus_domain_state{domain=\"web1\",role=\"primary\","
 				     "state=\"protected\"} 1"));
@@ -708,7 +713,8 @@ static void test_resume_after_restart(void **state)
 	o = ask(&A, "{\"cmd\":\"list\"}");
 	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 0);
 	json_object_put(o);
-	/* B's child finds no standby. */
+	/* B's child (once it answers) finds no standby. */
+	wait_status(&B, "web1", "state", "protected", 10000);
 	snprintf(path, sizeof(path), "%s/web1.ctl", B.dir);
 	{
 		int fd = remus_unix_connect(path, false);
