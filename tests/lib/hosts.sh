@@ -35,7 +35,10 @@
 # Faults: host_kill NAME (the chaos default for "host NAME dies": SIGKILL
 # every process in its network namespace, then its links down), and
 # host_boot NAME after it (links up, /run emptied as a reboot does,
-# libvirtd started again; /var and /etc survive like a disk).
+# libvirtd started again; /var and /etc survive like a disk);
+# host_freeze/host_thaw NAME (a stall: SIGSTOP/SIGCONT), lab_partition/
+# lab_heal A B (A and B cut from each other, both still reach the rest),
+# lab_rate NAME RATE/lab_rate_clear NAME (a slow uplink).
 #
 # Teardown: every process of a host lives in its network namespace (libvirtd
 # and the QEMUs it forks, daemons started with host_exec), so a host is
@@ -299,6 +302,49 @@ host_kill() {
 	ip -n "$NS-$1" link set up0 down 2>/dev/null || true
 }
 
+# host_freeze NAME / host_thaw NAME: host NAME stalls (SIGSTOP of every
+# process in it; its links stay up, so only silence tells) and goes on
+# (SIGCONT).  Frozen processes stay watched (they are alive) and are
+# killed by the cleanup like the others.
+host_freeze() { _host_signal "$1" STOP; }
+host_thaw() { _host_signal "$1" CONT; }
+_host_signal() {
+	local p
+	for p in $(ip netns pids "$NS-$1" 2>/dev/null || true); do
+		kill -s "$2" "$p" 2>/dev/null || true
+	done
+}
+
+# lab_partition A B / lab_heal A B: hosts A and B cannot reach each other
+# any more / again, while both still reach every other host (the switch's
+# ports of A and B are isolated: isolated bridge ports only talk to ports
+# that are not).  Partitions of more than one pair share the same ports.
+lab_partition() {
+	local h
+	for h in "$1" "$2"; do
+		bridge -n "$NS-sw" link set dev "$h" isolated on
+	done
+}
+lab_heal() {
+	local h
+	for h in "$1" "$2"; do
+		bridge -n "$NS-sw" link set dev "$h" isolated off
+	done
+}
+
+# lab_rate NAME RATE / lab_rate_clear NAME: a slow link to host NAME (a
+# token bucket, tc tbf, on both ends of its uplink: `lab_rate sby 10mbit`).
+# Delay and loss would need tc netem, which this machine's kernel lacks
+# (CONFIG_NET_SCH_NETEM is not set).
+lab_rate() {
+	tc -n "$NS-sw" qdisc replace dev "$1" root tbf rate "$2" burst 16kb latency 500ms
+	tc -n "$NS-$1" qdisc replace dev up0 root tbf rate "$2" burst 16kb latency 500ms
+}
+lab_rate_clear() {
+	tc -n "$NS-sw" qdisc del dev "$1" root 2>/dev/null || true
+	tc -n "$NS-$1" qdisc del dev up0 root 2>/dev/null || true
+}
+
 # host_boot NAME: host NAME comes back after host_kill: links up, /run
 # emptied (a tmpfs on a real host), libvirtd started again.
 host_boot() {
@@ -452,4 +498,60 @@ _host_serial_or_gone() {
 	{ [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; } ||
 		fail "domain $2 on $1 stopped before /$3/ appeared: $(tail -n 3 "$(host_path "$1" "/var/log/libvirt/qemu/$2.log")" 2>/dev/null | tr '\n' ' ')"
 	return 1
+}
+
+# --- remusd serve and remusctl ------------------------------------------------------
+
+# Failure detection of the lab's remusd: generous, because a loaded two-core
+# machine has starved 5 x 100 ms heartbeats without any failure; a killed
+# host closes its links, which is seen at once anyway.
+LAB_HEARTBEAT_MS=200
+LAB_HEARTBEAT_MISS=10
+
+# host_remusd NAME [--KEY VALUE]...: starts host NAME's host daemon, `remusd
+# serve` (tracked, watched, log $T/NAME-remusd.log), with its config file
+# /etc/remus/remusd.conf (the host's name, the lab's heartbeat; options given
+# here override it on the command line), and waits until `remusctl list`
+# gets an answer from it.  Sets REMUSD_SERVE_PID.
+host_remusd() {
+	local name=$1
+	shift
+	need REMUSD REMUSCTL
+	cat >"$(host_path "$name" /etc/remus/remusd.conf)" <<-EOF2
+		# remus-qemu test lab (tests/lib/hosts.sh): host $name.
+		name = $name
+		heartbeat = $LAB_HEARTBEAT_MS
+		miss = $LAB_HEARTBEAT_MISS
+	EOF2
+	host_spawn "$name" "$T/$name-remusd.log" "$REMUSD" serve "$@"
+	REMUSD_SERVE_PID=$SPAWN_PID
+	watch_daemon "$REMUSD_SERVE_PID" "remusd serve of host $name" "$T/$name-remusd.log"
+	wait_for 60 "remusd serve of host $name to answer" _host_remusd_ok "$name"
+}
+
+_host_remusd_ok() { host_exec "$1" "$REMUSCTL" list >/dev/null 2>&1; }
+
+# remusctl_on NAME ARG...: remusctl ARG... on host NAME (its control socket).
+remusctl_on() {
+	local name=$1
+	shift
+	host_exec "$name" "$REMUSCTL" "$@"
+}
+
+# remusd_request NAME JSON: sends one control request line to host NAME's
+# remusd serve (/run/remus/remusd.sock) and prints its answer line: what
+# remusctl sends, without remusctl (for the codes of refused requests).
+remusd_request() {
+	host_exec "$1" python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(60)
+s.connect("/run/remus/remusd.sock")
+s.sendall(sys.argv[1].encode() + b"\n")
+out = b""
+while not out.endswith(b"\n"):
+    b = s.recv(65536)
+    if not b:
+        break
+    out += b
+sys.stdout.write(out.decode())' "$2"
 }

@@ -11,7 +11,8 @@
 #    libvirtd, the client cli; a domain (the test guest, file disk, NIC on
 #    br0) runs on pri, a second one is defined on sby; each host's virsh
 #    sees only its own; names resolve per host; the client reaches the
-#    guest's TCP service over the bridge; host_kill pri stops pri's guest
+#    guest's TCP service over the bridge; the other faults do what they
+#    say (partition, freeze/thaw, a slow link); host_kill pri stops pri's guest
 #    and daemon while sby's libvirtd goes on.  It prints how long a
 #    libvirtd takes to answer (cold: QEMU capability probe; seeded).
 # 3. After that run exited, nothing of it is left: no namespace, no mount,
@@ -88,6 +89,8 @@ print(s.recv(64).decode().strip())' "$GUEST_IP" "$TCP_PORT") || fail "cli cannot
 	[[ "$got" =~ ^counter\ [0-9]+$ ]] || fail "web1 answered '$got'"
 	echo "cli got '$got' from web1 over the bridge"
 
+	lab_faults
+
 	qpid=$(host_guest_pid pri web1)
 	{ [ -n "$qpid" ] && kill -0 "$qpid"; } || fail "no QEMU pid for web1"
 	echo "$NS $T $pri_pid $sby_pid $qpid" >"$1"
@@ -99,6 +102,84 @@ print(s.recv(64).decode().strip())' "$GUEST_IP" "$TCP_PORT") || fail "cli cannot
 	[ -z "$(ip netns pids "$NS-pri")" ] || fail "processes left in pri: $(ip netns pids "$NS-pri")"
 	[ "$(host_exec sby virsh -q list --all --name | sed '/^$/d')" = other ] || fail "sby's libvirtd did not go on"
 	echo "host_kill pri: its libvirtd and QEMU gone, sby's libvirtd answers"
+}
+
+# reach FROM TO: a TCP connection from host FROM to host TO's port 7000
+# (by name) succeeds within 1 s; prints the seconds it took.
+reach() {
+	host_exec "$1" python3 -c 'import socket, sys, time
+t = time.monotonic()
+try:
+    socket.create_connection((sys.argv[1], 7000), 1).close()
+except OSError:
+    sys.exit(1)
+print("%.3f" % (time.monotonic() - t))' "$2"
+}
+
+_reach_quiet() { reach "$@" >/dev/null; }
+
+# The lab's other faults: a partition, a stall, a slow link.
+lab_faults() {
+	local h t
+	for h in pri sby cli; do
+		host_spawn "$h" "$T/$h-listen.log" python3 -c 'import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000))
+s.listen(16)
+while True:
+    s.accept()[0].close()'
+	done
+	host_spawn sby "$T/sby-sink.log" python3 -c 'import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7001))
+s.listen(4)
+while True:
+    c = s.accept()[0]
+    while c.recv(65536):
+        pass
+    c.close()'
+	wait_for 10 "the listeners" _reach_quiet pri sby
+	{ reach sby pri >/dev/null && reach cli pri >/dev/null && reach pri cli >/dev/null; } ||
+		fail "the hosts do not reach each other"
+
+	lab_partition pri sby
+	! reach pri sby >/dev/null || fail "pri reaches sby across the partition"
+	! reach sby pri >/dev/null || fail "sby reaches pri across the partition"
+	{ reach cli pri >/dev/null && reach cli sby >/dev/null && reach pri cli >/dev/null &&
+		reach sby cli >/dev/null; } || fail "the partition of pri and sby cut the client off"
+	lab_heal pri sby
+	reach pri sby >/dev/null || fail "pri does not reach sby after the heal"
+	echo "lab_partition pri sby: pri and sby cut from each other, both reach cli; healed"
+
+	host_freeze sby
+	! timeout 3 nsenter --net="/run/netns/$NS-sby" --mount="$LAB/ns/sby.mnt" virsh -q version >/dev/null 2>&1 ||
+		fail "sby's libvirtd answered while frozen"
+	host_thaw sby
+	host_exec sby virsh -q version >/dev/null || fail "sby's libvirtd does not answer after the thaw"
+	echo "host_freeze sby: its libvirtd silent; host_thaw: it answers"
+
+	# 256 KiB through 1 Mbit/s take about 2 s.
+	lab_rate sby 1mbit
+	t=$(send_to cli sby) || fail "cli cannot send to sby through the slow link"
+	python3 -c 'import sys; sys.exit(float(sys.argv[1]) < 1.5)' "$t" ||
+		fail "256 KiB through 1 Mbit/s took only ${t} s"
+	lab_rate_clear sby
+	echo "lab_rate sby 1mbit: 256 KiB from cli took ${t} s; cleared: $(send_to cli sby) s"
+}
+
+# send_to FROM TO: sends 256 KiB from host FROM to TO's port 7001 (which
+# reads it all) and prints the seconds until TO had it all.
+send_to() {
+	host_exec "$1" python3 -c 'import socket, sys, time
+t = time.monotonic()
+s = socket.create_connection((sys.argv[1], 7001), 10)
+s.sendall(b"x" * 262144)
+s.shutdown(socket.SHUT_WR)
+s.settimeout(30)
+s.recv(1)
+print("%.3f" % (time.monotonic() - t))' "$2"
 }
 
 # left_of NS T PID...: what run NS/T left behind (namespaces, mounts,
