@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -278,6 +279,88 @@ void remus_prom_hist_observe(struct remus_prom_hist *h, double v)
 	h->counts[i]++;
 	h->count++;
 	h->sum += v;
+}
+
+struct json_object *remus_prom_hist_to_json(const struct remus_prom_hist *h)
+{
+	struct json_object *o = json_object_new_object(), *b = json_object_new_array(),
+			   *c = json_object_new_array();
+	bool ok = o && b && c;
+
+	char num[40];
+
+	/* Numbers written as the page writes them (0.1, not 0.10000000000000001). */
+	for (size_t i = 0; ok && i < h->nbounds; i++) {
+		fmt_double(num, sizeof(num), h->bounds[i]);
+		ok = json_object_array_add(b, json_object_new_double_s(h->bounds[i], num)) == 0;
+	}
+	for (size_t i = 0; ok && h->counts && i <= h->nbounds; i++)
+		ok = json_object_array_add(c, json_object_new_int64((int64_t)h->counts[i])) == 0;
+	if (!ok) {
+		json_object_put(o);
+		json_object_put(b);
+		json_object_put(c);
+		return NULL;
+	}
+	json_object_object_add(o, "bounds", b);
+	json_object_object_add(o, "counts", c);
+	fmt_double(num, sizeof(num), h->sum);
+	json_object_object_add(o, "sum", isfinite(h->sum) ? json_object_new_double_s(h->sum, num)
+							  : json_object_new_double(0));
+	json_object_object_add(o, "count", json_object_new_int64((int64_t)h->count));
+	return o;
+}
+
+int remus_prom_hist_from_json(struct remus_prom_hist *h, const struct json_object *o)
+{
+	struct json_object *b = NULL, *c = NULL, *sum = NULL, *count = NULL;
+	double bounds[1000];
+	uint64_t total = 0;
+	size_t n;
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, "bounds", &b) || !json_object_is_type(b, json_type_array) ||
+	    !json_object_object_get_ex(o, "counts", &c) || !json_object_is_type(c, json_type_array) ||
+	    !json_object_object_get_ex(o, "sum", &sum) ||
+	    !json_object_object_get_ex(o, "count", &count) ||
+	    !json_object_is_type(count, json_type_int) ||
+	    !(json_object_is_type(sum, json_type_double) || json_object_is_type(sum, json_type_int)))
+		return -EINVAL;
+	n = json_object_array_length(b);
+	if (n == 0 || n > sizeof(bounds) / sizeof(bounds[0]) ||
+	    json_object_array_length(c) != n + 1 || !isfinite(json_object_get_double(sum)) ||
+	    json_object_get_int64(count) < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *x = json_object_array_get_idx(b, i);
+
+		if (!(json_object_is_type(x, json_type_double) || json_object_is_type(x, json_type_int)))
+			return -EINVAL;
+		bounds[i] = json_object_get_double(x);
+	}
+	rc = remus_prom_hist_init(h, bounds, n); /* checks the bounds */
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i <= n; i++) {
+		struct json_object *x = json_object_array_get_idx(c, i);
+		int64_t v = json_object_is_type(x, json_type_int) ? json_object_get_int64(x) : -1;
+
+		if (v < 0 || total + (uint64_t)v < total) {
+			remus_prom_hist_release(h);
+			return -EINVAL;
+		}
+		h->counts[i] = (uint64_t)v;
+		total += (uint64_t)v;
+	}
+	if (total != (uint64_t)json_object_get_int64(count)) {
+		remus_prom_hist_release(h);
+		return -EINVAL;
+	}
+	h->count = total;
+	h->sum = json_object_get_double(sum);
+	return 0;
 }
 
 void remus_prom_histogram(struct remus_prom *p, const char *const *labels,

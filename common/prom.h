@@ -40,6 +40,7 @@
 #define REMUS_PROM_HTTP_MAX_CLIENTS 16
 #define REMUS_PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
+struct json_object;
 struct remus_loop;
 
 enum remus_prom_type {
@@ -92,6 +93,23 @@ int remus_prom_hist_init(struct remus_prom_hist *h, const double *bounds, size_t
 void remus_prom_hist_release(struct remus_prom_hist *h);
 /* Counts @v (NaN is ignored). */
 void remus_prom_hist_observe(struct remus_prom_hist *h, double v);
+/*
+ * @h as JSON, for a process that observes and another that serves (a
+ * remusd child's status, read by remusd serve): returns (owned; NULL on
+ * ENOMEM) {"bounds":[B...],"counts":[C...],"sum":S,"count":N}, counts
+ * per bucket (not cumulative), one more than bounds (the last: above
+ * every bound).
+ */
+struct json_object *remus_prom_hist_to_json(const struct remus_prom_hist *h);
+/*
+ * The reverse, for such an object received from elsewhere (@o borrowed):
+ * checks everything (bounds as remus_prom_hist_init wants them, counts
+ * non-negative integers, one more than bounds, count their sum, sum
+ * finite).  Returns 0 with @h initialised (release it), -EINVAL for
+ * anything else (@h empty and releasable), or -ENOMEM.
+ */
+int remus_prom_hist_from_json(struct remus_prom_hist *h, const struct json_object *o);
+
 /* Writes @h as a sample of the open histogram family: NAME_bucket lines
  * (cumulative, le="BOUND" then le="+Inf"), NAME_sum, NAME_count, each
  * with @labels (as remus_prom_sample; "le" is reserved). */

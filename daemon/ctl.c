@@ -2,8 +2,9 @@
 /*
  * remusd's control requests, one line each (common/ctl.h carries them):
  *
- *   status             the role's status object, plus "netbuffer"/"disks"
- *                      and the loop's longest stall (loop_max_stall_ms)
+ *   status             the role's status object, plus "netbuffer"/"disks",
+ *                      the loop's longest stall (loop_max_stall_ms) and
+ *                      the primary's pause/commit histograms
  *   set-interval MS    primary: the epoch length from the next epoch on
  *   set-pause-budget MS  primary: the longest pause from the next checkpoint on
  *   failover           standby: take over now
@@ -32,9 +33,10 @@ static char *ok_reply(void)
 	return strdup("{\"ok\":true}");
 }
 
-/* The role's status object, with "netbuffer", "disks" and
- * "loop_max_stall_ms" (common/loop.h) added; one JSON line (owned:
- * free()), or NULL on ENOMEM. */
+/* The role's status object, with "netbuffer", "disks",
+ * "loop_max_stall_ms" (common/loop.h) and, on a primary, the histograms
+ * "pause_seconds" and "commit_seconds" (common/prom.h's JSON form) added;
+ * one JSON line (owned: free()), or NULL on ENOMEM. */
 static char *status_json(struct remusd *d)
 {
 	struct json_object *o = d->engine ? remus_engine_status_json(d->engine)
@@ -55,6 +57,18 @@ static char *status_json(struct remusd *d)
 	if (d->disks) {
 		part = remus_diskrepl_status_json(d->disks);
 		if (!part || json_object_object_add(o, "disks", part) < 0) {
+			json_object_put(part);
+			goto out;
+		}
+	}
+	if (d->engine) {
+		part = remus_prom_hist_to_json(&d->pause_hist);
+		if (!part || json_object_object_add(o, "pause_seconds", part) < 0) {
+			json_object_put(part);
+			goto out;
+		}
+		part = remus_prom_hist_to_json(&d->commit_hist);
+		if (!part || json_object_object_add(o, "commit_seconds", part) < 0) {
 			json_object_put(part);
 			goto out;
 		}

@@ -139,8 +139,18 @@ static int check_ctl_path(const char *path)
 	return rc;
 }
 
+/* Histogram buckets, in seconds: around the default pause budget (300
+ * ms) for pauses, and up to the heartbeat timeouts for commits. */
+static const double pause_bounds[] = { 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2,
+				       0.3, 0.5, 1, 2, 5 };
+static const double commit_bounds[] = { 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2,
+					0.5, 1, 2, 5, 10 };
+#define NBOUNDS(a) (sizeof(a) / sizeof((a)[0]))
+
 static void release(struct remusd *d)
 {
+	remus_prom_hist_release(&d->pause_hist);
+	remus_prom_hist_release(&d->commit_hist);
 	remus_ctl_free(d->ctl);
 	remus_engine_free(d->engine);
 	remus_standby_free(d->standby);
@@ -171,6 +181,13 @@ int remusd_run(const struct remusd_options *o)
 	rc = remus_loop_new(&d.loop);
 	if (rc < 0) {
 		remus_err(LOG, "cannot create the event loop: %s", strerror(-rc));
+		goto out;
+	}
+	/* Both roles: a standby becomes a primary by a protect request. */
+	if ((rc = remus_prom_hist_init(&d.pause_hist, pause_bounds, NBOUNDS(pause_bounds))) < 0 ||
+	    (rc = remus_prom_hist_init(&d.commit_hist, commit_bounds,
+				       NBOUNDS(commit_bounds))) < 0) {
+		remus_err(LOG, "cannot make the pause histograms: %s", strerror(-rc));
 		goto out;
 	}
 	rc = watch_signals(&d);

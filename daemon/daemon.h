@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "common/log.h"
+#include "common/prom.h"
 #include "repl/repl.h"
 #include "controller/engine.h"
 #include "diskrepl/diskrepl.h"
@@ -120,6 +121,10 @@ struct remusd {
 	struct remus_ctl *ctl;
 	FILE *metrics;                      /* JSON line per committed epoch, or NULL */
 	bool metrics_failed;                /* a write failed; said once */
+	/* Every checkpoint's pause and every commit's latency, in seconds
+	 * (status "pause_seconds", "commit_seconds"): remusd serve makes
+	 * its Prometheus histograms of them. */
+	struct remus_prom_hist pause_hist, commit_hist;
 	bool tearing_down;                  /* the netbuffer's teardown runs */
 	bool stopping;                      /* SIGTERM/SIGINT */
 	bool running;                       /* the role started */

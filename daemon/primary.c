@@ -32,7 +32,14 @@ static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 	struct remusd *d = opaque;
 	char nb[256] = "";
 
-	if (!d->metrics || (m->commit_ms < 0 && !m->abandoned))
+	/* Once per checkpoint: committed ones when acknowledged, abandoned
+	 * ones at cont (controller/engine.h). */
+	if (m->commit_ms < 0 && !m->abandoned)
+		return;
+	remus_prom_hist_observe(&d->pause_hist, m->pause_ms / 1000.0);
+	if (!m->abandoned)
+		remus_prom_hist_observe(&d->commit_hist, m->commit_ms / 1000.0);
+	if (!d->metrics)
 		return;
 	if (d->nb) {
 		struct remus_netbuffer_stats st;

@@ -1871,6 +1871,12 @@ static void on_collect(void *opaque, struct remus_prom *p)
 		{ "interval_ms", "remus_interval_seconds", "The checkpoint interval.",
 		  REMUS_PROM_GAUGE },
 	};
+	static const struct { const char *key, *name, *help; } hists[] = {
+		{ "pause_seconds", "remus_pause_seconds",
+		  "How long each checkpoint kept the guest stopped." },
+		{ "commit_seconds", "remus_commit_latency_seconds",
+		  "From a checkpoint to the standby's acknowledgement." },
+	};
 	struct dom *d;
 	size_t i;
 
@@ -1897,6 +1903,22 @@ static void on_collect(void *opaque, struct remus_prom *p)
 			  "Takeovers by the standby on this host.");
 	for (d = h->doms; d; d = d->next)
 		remus_prom_sample_u64(p, (const char *[]){ "domain", d->st.domain, NULL }, d->takeovers);
+	/* The child's own histograms (daemon/ctl.c: its status carries them
+	 * whole, common/prom.h's JSON form); a child without them is left
+	 * out. */
+	for (i = 0; i < sizeof(hists) / sizeof(hists[0]); i++) {
+		remus_prom_family(p, hists[i].name, REMUS_PROM_HISTOGRAM, hists[i].help);
+		for (d = h->doms; d; d = d->next) {
+			struct json_object *j = d->last_status ?
+				json_object_object_get(d->last_status, hists[i].key) : NULL;
+			struct remus_prom_hist hh;
+
+			if (remus_prom_hist_from_json(&hh, j) == 0)
+				remus_prom_histogram(p, (const char *[]){ "domain", d->st.domain,
+									  NULL }, &hh);
+			remus_prom_hist_release(&hh);
+		}
+	}
 	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
 		bool ms = strstr(nums[i].key, "_ms") != NULL;
 

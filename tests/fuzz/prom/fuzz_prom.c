@@ -6,11 +6,15 @@
  * the same answer with more bytes behind it), with `used` inside the
  * input.  The same bytes (up to a NUL) are also a domain name and a HELP
  * text on a page: escaping must keep the page at exactly its three
- * lines, whatever the bytes.
+ * lines, whatever the bytes.  An input starting with '{' is also a
+ * histogram as JSON (remus_prom_hist_from_json: what a remusd child's
+ * status carries to remusd serve).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <json-c/json.h>
 
 #include "common/prom.h"
 
@@ -52,6 +56,36 @@ static void check_page(const char *s)
 	free(text);
 }
 
+/* A histogram as a child's status carries it: accepted only whole, and
+ * then written as exactly its bucket, sum and count lines. */
+static void check_hist_json(const char *buf, size_t size)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o = tok ? json_tokener_parse_ex(tok, buf, (int)size) : NULL;
+	struct remus_prom_hist h;
+	struct remus_prom p;
+	char *text = NULL;
+	size_t len = 0, lines = 0;
+
+	json_tokener_free(tok);
+	if (remus_prom_hist_from_json(&h, o) == 0) {
+		remus_prom_init(&p);
+		remus_prom_family(&p, "h", REMUS_PROM_HISTOGRAM, NULL);
+		remus_prom_histogram(&p, (const char *[]){ "domain", "d", NULL }, &h);
+		if (remus_prom_finish(&p, &text, &len) != 0)
+			abort();
+		for (size_t i = 0; i < len; i++)
+			lines += text[i] == '\n';
+		if (lines != 1 + h.nbounds + 1 + 2)
+			abort();
+		free(text);
+	} else if (h.counts || h.bounds) {
+		abort();
+	}
+	remus_prom_hist_release(&h);
+	json_object_put(o);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* A copy of exactly @size bytes: ASan sees any read past it. */
@@ -61,6 +95,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(buf, data, size);
 	check_parse(buf, size);
+	if (size > 0 && size < 65536 && buf[0] == '{')
+		check_hist_json(buf, size);
 	free(buf);
 	s = malloc(size + 1);
 	if (!s)

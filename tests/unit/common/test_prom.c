@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <json-c/json.h>
 
 #include "common/loop.h"
 #include "common/prom.h"
@@ -116,6 +117,70 @@ static void test_histogram(void **state)
 	assert_int_equal(remus_prom_hist_init(&h, (const double[]){ 1, INFINITY }, 2), -EINVAL);
 	remus_prom_hist_observe(&h, 1); /* an empty histogram ignores it */
 	remus_prom_hist_release(&h);
+}
+
+/* A histogram travels as JSON (a child's status) and comes back whole;
+ * anything malformed from the other process is refused. */
+static void test_hist_json(void **state)
+{
+	static const double b[] = { 0.001, 0.01, 0.1 };
+	static const char *const bad[] = {
+		"[]", "{}", "{\"bounds\":[1],\"counts\":[0,0],\"sum\":0}",
+		"{\"bounds\":[],\"counts\":[0],\"sum\":0,\"count\":0}",
+		"{\"bounds\":[2,1],\"counts\":[0,0,0],\"sum\":0,\"count\":0}",
+		"{\"bounds\":[1,1],\"counts\":[0,0,0],\"sum\":0,\"count\":0}",
+		"{\"bounds\":[1,\"2\"],\"counts\":[0,0,0],\"sum\":0,\"count\":0}",
+		"{\"bounds\":[1],\"counts\":[0],\"sum\":0,\"count\":0}",
+		"{\"bounds\":[1],\"counts\":[0,0,0],\"sum\":0,\"count\":0}",
+		"{\"bounds\":[1],\"counts\":[-1,1],\"sum\":0,\"count\":0}",
+		"{\"bounds\":[1],\"counts\":[1.5,0],\"sum\":0,\"count\":1}",
+		"{\"bounds\":[1],\"counts\":[1,1],\"sum\":0,\"count\":3}",
+		"{\"bounds\":[1],\"counts\":[1,1],\"sum\":1e400,\"count\":2}",
+		"{\"bounds\":[1],\"counts\":[1,1],\"sum\":\"2\",\"count\":2}",
+		"{\"bounds\":[1e400],\"counts\":[1,1],\"sum\":2,\"count\":2}",
+		"{\"bounds\":[1],\"counts\":[9223372036854775807,9223372036854775807],"
+		"\"sum\":2,\"count\":2}",
+	};
+	struct remus_prom_hist h, back;
+	struct json_object *o;
+	struct remus_prom p1, p2;
+	char *t1, *t2;
+
+	assert_int_equal(remus_prom_hist_init(&h, b, 3), 0);
+	remus_prom_hist_observe(&h, 0.0005);
+	remus_prom_hist_observe(&h, 0.05);
+	remus_prom_hist_observe(&h, 3);
+	o = remus_prom_hist_to_json(&h);
+	assert_non_null(o);
+	assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
+			    "{\"bounds\":[0.001,0.01,0.1],\"counts\":[1,0,1,1],"
+			    "\"sum\":3.0505,\"count\":3}");
+	assert_int_equal(remus_prom_hist_from_json(&back, o), 0);
+	json_object_put(o);
+	/* The same page from the original and from the copy. */
+	remus_prom_init(&p1);
+	remus_prom_init(&p2);
+	remus_prom_family(&p1, "h", REMUS_PROM_HISTOGRAM, NULL);
+	remus_prom_family(&p2, "h", REMUS_PROM_HISTOGRAM, NULL);
+	remus_prom_histogram(&p1, NULL, &h);
+	remus_prom_histogram(&p2, NULL, &back);
+	t1 = page(&p1);
+	t2 = page(&p2);
+	assert_string_equal(t1, t2);
+	free(t1);
+	free(t2);
+	remus_prom_hist_release(&back);
+	remus_prom_hist_release(&h);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o = json_tokener_parse(bad[i]);
+		if (remus_prom_hist_from_json(&back, o) != -EINVAL)
+			fail_msg("accepted %s", bad[i]);
+		assert_null(back.counts);
+		remus_prom_hist_release(&back);
+		json_object_put(o);
+	}
+	assert_int_equal(remus_prom_hist_from_json(&back, NULL), -EINVAL);
 }
 
 /* Each misuse sets the sticky error, which finish reports. */
@@ -432,6 +497,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_counter_gauge),
 		cmocka_unit_test(test_histogram),
+		cmocka_unit_test(test_hist_json),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test_setup_teardown(test_http_answers, setup, teardown),

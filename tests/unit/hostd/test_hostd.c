@@ -48,11 +48,12 @@ static void on_term(int sig)
 
 static char *child_ctl(void *opaque, const char *line)
 {
-	char *s = malloc(256);
+	char *s = malloc(512);
 
 	if (strcmp(line, "status") == 0)
-		snprintf(s, 256, "{\"state\":\"%s\",\"epoch\":12,\"interval_ms\":200,"
-			 "\"initial_sync\":null,\"extra\":1}", child_state);
+		snprintf(s, 512, "{\"state\":\"%s\",\"epoch\":12,\"interval_ms\":200,"
+			 "\"initial_sync\":null,\"extra\":1,\"pause_seconds\":{\"bounds\":"
+			 "[0.01,0.1],\"counts\":[1,2,0],\"sum\":0.15,\"count\":3}}", child_state);
 	else if (strncmp(line, "set-interval ", 13) == 0)
 		snprintf(s, 256, "{\"ok\":true}");
 	else if (strcmp(line, "failover") == 0 && strcmp(child_state, "receiving") == 0)
@@ -633,6 +634,14 @@ static void test_metrics(void **state)
 	assert_non_null(strstr(page, "remus_interval_seconds{domain=\"web1\"} 0.2"));
 	assert_non_null(strstr(page, "remus_child_restarts_total{domain=\"web1\"} 0"));
 	assert_non_null(strstr(page, "# TYPE remus_failovers_total counter"));
+	/* The child's pause histogram; none for commits (the fake has none). */
+	assert_non_null(strstr(page, "remus_pause_seconds_bucket{domain=\"web1\",le=\"0.01\"} 1\n"
+				     "remus_pause_seconds_bucket{domain=\"web1\",le=\"0.1\"} 3\n"
+				     "remus_pause_seconds_bucket{domain=\"web1\",le=\"+Inf\"} 3\n"
+				     "remus_pause_seconds_sum{domain=\"web1\"} 0.15\n"
+				     "remus_pause_seconds_count{domain=\"web1\"} 3\n"));
+	assert_non_null(strstr(page, "# TYPE remus_commit_latency_seconds histogram\n"));
+	assert_null(strstr(page, "remus_commit_latency_seconds_count"));
 }
 
 static pid_t child_pid(struct host *x, const char *domain)
