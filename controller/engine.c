@@ -1720,6 +1720,8 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 				.heartbeat_ms = e->cfg.heartbeat_ms,
 				.heartbeat_miss = e->cfg.heartbeat_miss,
 				.read_chunk = 64 * 1024 }, &link_cbs, e);
+	if (cfg->tls || cfg->insecure)
+		remus_link_set_tls(&e->link, cfg->tls);
 	remus_repl_tx_init(&e->tx);
 	remus_migstream_rewriter_init(&e->rw, true, 0, NULL, NULL);
 	e->host = strdup(cfg->standby_host);

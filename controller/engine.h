@@ -154,6 +154,8 @@ struct remus_engine_hooks {
 	void *opaque;
 };
 
+struct remus_tls_creds;
+
 struct remus_engine_config {
 	const char *standby_host; /* borrowed; TCP host of the standby remusd */
 	uint16_t standby_port;
@@ -166,6 +168,13 @@ struct remus_engine_config {
 				   * runtime; 0: 300 */
 	bool dedup;               /* forward only pages whose content changed */
 	size_t link_high_water;   /* pause reading QEMU above this; 0: 64 MiB */
+	/* TLS client credentials (tls/tls.h; borrowed, outlive the engine):
+	 * every session authenticates the standby, by its certificate's
+	 * name = standby_host unless the credentials name it.  NULL:
+	 * plaintext, warned at every session when @insecure says it was
+	 * meant. */
+	struct remus_tls_creds *tls;
+	bool insecure;
 };
 
 /*

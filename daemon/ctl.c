@@ -108,6 +108,9 @@ static char *ctl_protect(struct remusd *d, const char *arg)
 		return remus_ctl_error("protect: this is a standby whose guest does not run "
 				       "here (state %s); fail over first",
 				       remus_standby_state_name(remus_standby_get_state(d->standby)));
+	if (!d->tls_client && !d->opt->insecure)
+		return remus_ctl_error("protect: no TLS client credentials on this host: %s",
+				       d->tls_client_err);
 	if (d->tearing_down && d->nb)
 		return remus_ctl_error("protect: still releasing the last session's output; "
 				       "try again");

@@ -5,6 +5,8 @@
  * Start-up runs in this order, and each step that fails says what it
  * was doing, on which option's object, and what to do about it:
  *
+ *   0. the TLS credentials are loaded (--tls-psk, --tls-x509-dir): no
+ *      TLS and no --insecure is refused, saying how to set one up
  *   1. the control socket's path is checked (before the wait for QEMU,
  *      so a typo costs no timeout); SIGTERM/SIGINT are blocked and read
  *      from a signalfd on the loop
@@ -157,11 +159,50 @@ static void release(struct remusd *d)
 	remus_netbuffer_free(d->nb);
 	remus_diskrepl_free(d->disks);
 	remus_qmp_free(d->qmp);
+	remus_tls_creds_free(d->tls_client);
+	remus_tls_creds_free(d->tls_server);
 	if (d->metrics)
 		fclose(d->metrics);
 	if (d->sigfd >= 0)
 		close(d->sigfd);
 	remus_loop_free(d->loop);
+}
+
+/* Step 0: the links between hosts are TLS unless --insecure says not. */
+static int load_tls(struct remusd *d)
+{
+	const struct remusd_options *o = d->opt;
+	bool primary = o->mode == REMUSD_PRIMARY;
+	char err[512];
+	int rc;
+
+	if (o->insecure) {
+		remus_warn(LOG, "--insecure: the replication link is neither encrypted nor "
+			   "authenticated; anyone who reaches it can read the guest's memory, "
+			   "feed the standby a VM or make it take over");
+		return 0;
+	}
+	if (!o->tls.psk_file && !o->tls.x509_dir) {
+		remus_err(LOG, "the replication link needs TLS: give --tls-psk FILE (make one "
+			  "with 'remusd keygen FILE', copy it to the other host, and give both "
+			  "remusd the same file) or --tls-x509-dir DIR (libvirt's PKI layout: "
+			  "/etc/pki/libvirt with the CA in /etc/pki/CA/cacert.pem, as for "
+			  "libvirt's TLS migration); --insecure runs without TLS");
+		return -EINVAL;
+	}
+	rc = remus_tls_creds_new(&o->tls, primary ? REMUS_TLS_CLIENT : REMUS_TLS_SERVER,
+				 primary ? &d->tls_client : &d->tls_server, err, sizeof(err));
+	if (rc < 0) {
+		remus_err(LOG, "TLS: %s", err);
+		return rc;
+	}
+	if (!primary && remus_tls_creds_new(&o->tls, REMUS_TLS_CLIENT, &d->tls_client,
+					    d->tls_client_err, sizeof(d->tls_client_err)) < 0)
+		remus_info(LOG, "TLS: no client credentials for a protect after a takeover: %s",
+			   d->tls_client_err);
+	remus_info(LOG, "TLS: %s", remus_tls_creds_describe(primary ? d->tls_client
+								  : d->tls_server));
+	return 0;
 }
 
 int remusd_run(const struct remusd_options *o)
@@ -176,6 +217,11 @@ int remusd_run(const struct remusd_options *o)
 		remus_log_set_name(o->name);
 	snprintf(d.standby_host, sizeof(d.standby_host), "%s", o->standby_host);
 	d.ecfg.standby_host = d.standby_host;
+	rc = load_tls(&d);
+	if (rc < 0)
+		goto out;
+	d.ecfg.tls = d.tls_client;
+	d.ecfg.insecure = o->insecure;
 	if (o->ctl_path && (rc = check_ctl_path(o->ctl_path)) < 0)
 		goto out;
 	rc = remus_loop_new(&d.loop);

@@ -27,6 +27,7 @@
 #include "diskrepl/diskrepl.h"
 #include "failover/standby.h"
 #include "netbuffer/netbuffer.h"
+#include "tls/tls.h"
 
 #define REMUSD_MAX_NB_DEVICES 16
 #define REMUSD_HOST_MAX 256
@@ -54,6 +55,8 @@ struct remusd_options {
 	const char *metrics_path;   /* --metrics; NULL: none */
 	const char *report_path;    /* --report (standby) */
 	bool exit_after_failover;   /* --exit-after-failover (standby) */
+	struct remus_tls_config tls; /* --tls-*: strings borrowed from argv */
+	bool insecure;              /* --insecure: no TLS, warned at every session */
 	const char *name;           /* --name: the domain, in every log line; or NULL */
 	bool log_level_given;
 	enum remus_log_level log_level;  /* --log, if log_level_given */
@@ -119,6 +122,11 @@ struct remusd {
 	struct remus_netbuffer *nb;         /* NULL: output commit off or not yet */
 	struct remus_diskrepl *disks;       /* NULL: no replicated disks */
 	struct remus_ctl *ctl;
+	/* TLS credentials (NULL: --insecure): the primary's client side, the
+	 * standby's server side and, for a protect after a takeover, its
+	 * client side (NULL then with the reason in tls_client_err). */
+	struct remus_tls_creds *tls_client, *tls_server;
+	char tls_client_err[512];
 	FILE *metrics;                      /* JSON line per committed epoch, or NULL */
 	bool metrics_failed;                /* a write failed; said once */
 	/* Every checkpoint's pause and every commit's latency, in seconds

@@ -29,12 +29,17 @@ void remusd_usage(FILE *f)
 	      "                 [--nb-limit BYTES] [--nb-on-lost release|hold]\n"
 	      "                 [--disk NAME,image=PATH,socket=PATH]...\n"
 	      "                 [--metrics FILE] [--log LEVEL] [--name DOMAIN]\n"
+	      "                 (--tls-psk FILE | --tls-x509-dir DIR | --insecure)\n"
 	      "  remusd standby --qmp PATH --incoming PATH --listen [HOST:]PORT\n"
 	      "                 [--heartbeat MS] [--miss N] [--vm-name NAME] [--manual]\n"
 	      "                 [--fence CMD] [--on-activate CMD] [--ctl PATH]\n"
 	      "                 [--report FILE] [--exit-after-failover] [--log LEVEL]\n"
 	      "                 [--disk NAME,image=PATH,socket=PATH]... [--journal PATH]\n"
 	      "                 [--epoch-mem MB] [--spill-dir DIR] [--name DOMAIN]\n"
+	      "                 (--tls-psk FILE | --tls-x509-dir DIR | --insecure)\n"
+	      "                 [--tls-handshake-timeout MS] [--max-handshakes N]\n"
+	      "  both roles, x509: [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE]\n"
+	      "                 [--tls-peer-name NAME]\n"
 	      "  remusd ctl SOCKET status|set-interval MS|set-pause-budget MS|failover|\n"
 	      "                   unprotect|protect HOST:PORT\n"
 	      "  remusd keygen FILE\n"
@@ -84,14 +89,28 @@ void remusd_usage(FILE *f)
 	      "\n"
 	      "After a failover the standby serves the guest; 'remusd ctl SOCK protect\n"
 	      "HOST:PORT' protects it from there (the role switch; the netbuffer options\n"
-	      "apply), with the old primary's host as the new standby.\n", f);
+	      "apply), with the old primary's host as the new standby.\n"
+	      "\n"
+	      "TLS (required; --insecure runs without it and warns at every session):\n"
+	      "--tls-psk FILE: a pre-shared key per pair of hosts ('remusd keygen FILE'\n"
+	      "writes one, mode 0600; copy it to the other host).  --tls-x509-dir DIR:\n"
+	      "libvirt's PKI layout (DIR /etc/pki/libvirt: servercert.pem and\n"
+	      "private/serverkey.pem for the standby, clientcert.pem and\n"
+	      "private/clientkey.pem for the primary; the CA DIR/cacert.pem, else\n"
+	      "/etc/pki/CA/cacert.pem).  The primary checks that the standby's\n"
+	      "certificate names the --standby HOST (or --tls-peer-name); the standby\n"
+	      "checks --tls-peer-name if given.  A primary must finish its handshake\n"
+	      "within --tls-handshake-timeout ms (default 10000) of connecting; at\n"
+	      "most --max-handshakes (default 4) run at once.\n", f);
 }
 
 enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO_DEDUP,
        OPT_CTL, OPT_METRICS, OPT_LOG, OPT_INCOMING, OPT_LISTEN, OPT_VM_NAME, OPT_MANUAL,
        OPT_FENCE, OPT_ACTIVATE, OPT_REPORT, OPT_EXIT_AFTER, OPT_RECONNECT, OPT_NETBUFFER,
        OPT_NETDEV, OPT_TAP, OPT_NB_LIMIT, OPT_NB_ON_LOST, OPT_DISK, OPT_JOURNAL,
-       OPT_EPOCH_MEM, OPT_SPILL_DIR, OPT_HELP, OPT_PAUSE_BUDGET, OPT_NAME };
+       OPT_EPOCH_MEM, OPT_SPILL_DIR, OPT_HELP, OPT_PAUSE_BUDGET, OPT_NAME,
+       OPT_TLS_PSK, OPT_TLS_X509_DIR, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_PEER_NAME,
+       OPT_TLS_HANDSHAKE, OPT_MAX_HANDSHAKES, OPT_INSECURE };
 
 static const struct option long_opts[] = {
 	{ "qmp", required_argument, NULL, OPT_QMP },
@@ -124,6 +143,15 @@ static const struct option long_opts[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "pause-budget", required_argument, NULL, OPT_PAUSE_BUDGET },
 	{ "name", required_argument, NULL, OPT_NAME },
+	{ "tls-psk", required_argument, NULL, OPT_TLS_PSK },
+	{ "tls-x509-dir", required_argument, NULL, OPT_TLS_X509_DIR },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-peer-name", required_argument, NULL, OPT_TLS_PEER_NAME },
+	{ "tls-handshake-timeout", required_argument, NULL, OPT_TLS_HANDSHAKE },
+	{ "max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES },
+	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ 0 },
 };
 
@@ -134,6 +162,7 @@ static const char *const metavars[] = {
 	"PATH", "[HOST:]PORT", "NAME", NULL, "CMD", "CMD", "FILE", NULL, "MS",
 	"qemu|plug|off", "ID", "IF", "BYTES", "release|hold", "NAME,image=PATH,socket=PATH",
 	"PATH", "MB", "DIR", NULL, "MS", "DOMAIN",
+	"FILE", "DIR", "FILE", "FILE", "FILE", "NAME", "MS", "N", NULL,
 };
 _Static_assert(sizeof(metavars) / sizeof(metavars[0]) + 1 ==
 	       sizeof(long_opts) / sizeof(long_opts[0]), "one metavar per option");
@@ -332,6 +361,21 @@ static int parse_one(struct remusd_options *o, int c, const char *name, const ch
 		return rc;
 	case OPT_SPILL_DIR: o->standby.spill_dir = v; return 0;
 	case OPT_HELP: o->mode = REMUSD_HELP; return 0;
+	case OPT_TLS_PSK: o->tls.psk_file = v; return 0;
+	case OPT_TLS_X509_DIR: o->tls.x509_dir = v; return 0;
+	case OPT_TLS_CA: o->tls.ca_file = v; return 0;
+	case OPT_TLS_CERT: o->tls.cert_file = v; return 0;
+	case OPT_TLS_KEY: o->tls.key_file = v; return 0;
+	case OPT_TLS_PEER_NAME: o->tls.peer_name = v; return 0;
+	case OPT_TLS_HANDSHAKE:
+		if ((rc = parse_uint(o, opt, v, 100, 600000, "ms", &n)) == 0)
+			o->standby.handshake_ms = n;
+		return rc;
+	case OPT_MAX_HANDSHAKES:
+		if ((rc = parse_uint(o, opt, v, 1, 1024, "handshakes", &n)) == 0)
+			o->standby.max_handshakes = n;
+		return rc;
+	case OPT_INSECURE: o->insecure = true; return 0;
 	case OPT_NAME:
 		if (strlen(v) >= REMUSD_NAME_MAX)
 			return fail(o, "%s: '%.20s...' is longer than %d bytes; give the "
@@ -396,6 +440,18 @@ static int check_role(struct remusd_options *o, const char *role)
 			    "primary", o->standby.spill_dir);
 	if (o->nb.kind == REMUS_NETBUFFER_PLUG && !o->nb_off && o->nb.ndevices == 0)
 		return fail(o, "--netbuffer plug: needs the guest's tap: --tap IF");
+	if (o->tls.psk_file && o->tls.x509_dir)
+		return fail(o, "--tls-psk and --tls-x509-dir: give one of them, not both");
+	if (o->insecure && (o->tls.psk_file || o->tls.x509_dir))
+		return fail(o, "--insecure: contradicts --tls-%s; drop one", o->tls.psk_file ?
+			    "psk" : "x509-dir");
+	if (!o->tls.x509_dir && (o->tls.ca_file || o->tls.cert_file || o->tls.key_file ||
+				 o->tls.peer_name))
+		return fail(o, "--tls-ca/--tls-cert/--tls-key/--tls-peer-name: options of "
+			    "x509; give --tls-x509-dir DIR too");
+	if (primary && (o->standby.handshake_ms || o->standby.max_handshakes))
+		return fail(o, "--tls-handshake-timeout/--max-handshakes: options of remusd "
+			    "standby (the side that accepts)");
 	return 0;
 }
 

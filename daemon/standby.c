@@ -96,6 +96,7 @@ int remusd_standby_start(struct remusd *d)
 		.failover_done = on_failover_done,
 		.opaque = d,
 	};
+	struct remus_standby_config cfg = d->opt->standby;
 	int rc;
 
 	if (d->disks) {
@@ -104,7 +105,9 @@ int remusd_standby_start(struct remusd *d)
 		sh.commit = on_sby_commit;
 		sh.discard = on_sby_discard;
 	}
-	rc = remus_standby_start(d->loop, d->qmp, &d->opt->standby, &sh, &d->standby);
+	cfg.tls = d->tls_server;
+	cfg.insecure = d->opt->insecure;
+	rc = remus_standby_start(d->loop, d->qmp, &cfg, &sh, &d->standby);
 	if (rc < 0)
 		remus_err(LOG, "cannot start the standby role (--listen %s%s%u, --incoming %s): %s",
 			  d->opt->listen_host, *d->opt->listen_host ? ":" : "",

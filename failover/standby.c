@@ -57,6 +57,7 @@
 #include "qmp/qmp.h"
 #include "repl/link.h"
 #include "repl/repl.h"
+#include "tls/tls.h"
 
 #define LOG "standby"
 #define LOAD_TIMEOUT_MS 30000u
@@ -72,6 +73,7 @@ struct remus_standby {
 
 	int listen_fd;
 	uint16_t port;
+	struct remus_tls_acceptor *acceptor; /* owned: TLS handshakes before a session */
 
 	/* session with the primary (repl/link.h runs it) */
 	struct remus_link link;
@@ -531,19 +533,14 @@ static const struct remus_link_cbs link_cbs = {
 	.lost = on_link_lost,
 };
 
-static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+/* A primary that authenticated (tls/tls.h's acceptor; at once without
+ * TLS): @c and @tls taken.  Only now may it take the one session. */
+static void on_accept(void *opaque, int c, struct remus_tls *tls, const char *addr)
 {
 	struct remus_standby *s = opaque;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char host[48] = "?", serv[8] = "?", label[96];
-	int c, rc;
+	char label[96];
+	int rc;
 
-	c = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (c < 0)
-		return;
-	getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), serv, sizeof(serv),
-		    NI_NUMERICHOST | NI_NUMERICSERV);
 	if (remus_link_is_open(&s->link) || s->state == REMUS_STANDBY_FAILOVER ||
 	    s->state == REMUS_STANDBY_ACTIVE || s->state == REMUS_STANDBY_FAILED) {
 		struct remus_buf b;
@@ -556,17 +553,22 @@ static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 		else
 			snprintf(reason, sizeof(reason), "standby is %s, not accepting a primary",
 				 remus_standby_state_name(s->state));
-		remus_warn(LOG, "refusing primary %s:%s: %s", host, serv, reason);
+		remus_warn(LOG, "refusing primary %s: %s", addr, reason);
 		remus_buf_init(&b, 0);
-		if (remus_repl_put_reject(&b, reason) == 0)
-			(void)!write(c, remus_buf_data(&b), remus_buf_len(&b));
+		if (remus_repl_put_reject(&b, reason) == 0) {
+			if (tls)
+				(void)remus_tls_write(tls, &b);
+			else
+				(void)!write(c, remus_buf_data(&b), remus_buf_len(&b));
+		}
 		remus_buf_release(&b);
+		remus_tls_free(tls);
 		close(c);
 		return;
 	}
-	snprintf(s->peer, sizeof(s->peer), "%s:%s", host, serv);
+	snprintf(s->peer, sizeof(s->peer), "%s", addr);
 	snprintf(label, sizeof(label), "primary %s", s->peer);
-	rc = remus_link_attach(&s->link, c, label);
+	rc = remus_link_attach_tls(&s->link, c, tls, label);
 	if (rc < 0) {
 		/* As if the primary had closed at once: nothing was committed
 		 * in this session, so it ends without a takeover. */
@@ -574,7 +576,19 @@ static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque
 			  strerror(-rc));
 		return;
 	}
-	remus_info(LOG, "primary connected from %s", s->peer);
+	remus_info(LOG, "primary connected from %s%s", s->peer,
+		   remus_link_is_tls(&s->link) ? " (TLS)" : "");
+}
+
+/* No more primaries: the handshakes under way are dropped too. */
+static void stop_listening(struct remus_standby *s)
+{
+	remus_tls_acceptor_free(s->acceptor);
+	s->acceptor = NULL;
+	if (s->listen_fd >= 0) {
+		close(s->listen_fd);
+		s->listen_fd = -1;
+	}
 }
 
 /* ---- takeover, in the order it runs ---------------------------------- */
@@ -843,11 +857,7 @@ static void start_failover(struct remus_standby *s, const char *fmt, ...)
 	if (set_state(s, REMUS_STANDBY_FAILOVER, s->rep.reason) < 0)
 		return;
 	link_end(s);
-	if (s->listen_fd >= 0) {
-		remus_loop_del_fd(s->loop, s->listen_fd);
-		close(s->listen_fd);
-		s->listen_fd = -1;
-	}
+	stop_listening(s);
 	remus_warn(LOG, "FAILOVER: %s; taking over from committed epoch %llu (%llu uncommitted "
 		   "bytes dropped)", s->rep.reason, (unsigned long long)s->committed_epoch,
 		   (unsigned long long)s->rep.discarded_bytes);
@@ -1016,9 +1026,15 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		goto fail;
 	}
 	s->listen_fd = rc;
-	rc = remus_loop_add_fd(loop, s->listen_fd, REMUS_EV_READ, on_accept, s);
+	rc = remus_tls_acceptor_new(loop, s->listen_fd, cfg->tls,
+				    &(struct remus_tls_acceptor_config){
+					    .what = "primary", .handshake_ms = cfg->handshake_ms,
+					    .max_pending = cfg->max_handshakes },
+				    on_accept, s, &s->acceptor);
 	if (rc < 0)
 		goto fail;
+	if (cfg->tls || cfg->insecure)
+		remus_link_set_tls(&s->link, NULL); /* sessions arrive authenticated, or warn */
 	rc = standby_qmp(s, "migrate-set-capabilities", remus_migstream_caps_args(), on_caps);
 	if (rc < 0)
 		goto fail;
@@ -1037,11 +1053,7 @@ fail:
 static void teardown(struct remus_standby *s)
 {
 	link_end(s);
-	if (s->listen_fd >= 0) {
-		remus_loop_del_fd(s->loop, s->listen_fd);
-		close(s->listen_fd);
-		s->listen_fd = -1;
-	}
+	stop_listening(s);
 	remus_feed_free(s->feed);
 	s->feed = NULL;
 	remus_timer_disarm(&s->step_timer);

@@ -118,6 +118,8 @@ struct remus_failover_report {
 	int rc;                     /* 0, or why the takeover failed */
 };
 
+struct remus_tls_creds;
+
 struct remus_standby_config {
 	const char *listen_host;    /* borrowed; NULL: any address */
 	uint16_t listen_port;
@@ -130,6 +132,15 @@ struct remus_standby_config {
 	const char *activate_cmd;   /* borrowed, /bin/sh -c; run after takeover */
 	size_t epoch_mem;           /* bytes of epochs kept in memory; 0: default */
 	const char *spill_dir;      /* borrowed: spill files; NULL: /var/tmp */
+	/* TLS (tls/tls.h): only a primary that completes a handshake with
+	 * these server credentials (borrowed; outlive the standby) within
+	 * handshake_ms of its connect gets the session; at most
+	 * max_handshakes run at once (0: the defaults).  NULL: plaintext,
+	 * warned at every session when @insecure says it was meant. */
+	struct remus_tls_creds *tls;
+	bool insecure;
+	unsigned handshake_ms;
+	unsigned max_handshakes;
 };
 
 /* The default of epoch_mem (remusd standby --epoch-mem). */

@@ -27,6 +27,7 @@
 
 #include "common/log.h"
 #include "common/sock.h"
+#include "tls/tls.h"
 
 #define LOG "link"
 #define GOODBYE_MS 2000u
@@ -35,6 +36,7 @@ static void on_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
 static void read_in(struct remus_link *l);
 static void on_heartbeat(struct remus_loop *loop, void *opaque);
 static void on_close_timeout(struct remus_loop *loop, void *opaque);
+static void on_more(struct remus_loop *loop, void *opaque);
 
 void remus_link_init(struct remus_link *l, struct remus_loop *loop,
 		     const struct remus_link_config *cfg, const struct remus_link_cbs *cbs,
@@ -57,6 +59,13 @@ void remus_link_init(struct remus_link *l, struct remus_loop *loop,
 	remus_buf_init(&l->out, 0);
 	remus_timer_init(&l->hb_timer, loop, on_heartbeat, l);
 	remus_timer_init(&l->close_timer, loop, on_close_timeout, l);
+	remus_timer_init(&l->more_timer, loop, on_more, l);
+}
+
+void remus_link_set_tls(struct remus_link *l, struct remus_tls_creds *creds)
+{
+	l->creds = creds;
+	l->tls_set = true;
 }
 
 void remus_link_close(struct remus_link *l)
@@ -68,7 +77,10 @@ void remus_link_close(struct remus_link *l)
 	}
 	remus_timer_disarm(&l->hb_timer);
 	remus_timer_disarm(&l->close_timer);
-	l->connected = l->closing = l->input_paused = false;
+	remus_timer_disarm(&l->more_timer);
+	remus_tls_free(l->tls);
+	l->tls = NULL;
+	l->connected = l->closing = l->input_paused = l->handshaking = false;
 	l->write_err = 0;
 	l->events = 0;
 	remus_buf_reset(&l->in);
@@ -88,7 +100,9 @@ static void update_events(struct remus_link *l)
 
 	if (l->fd < 0)
 		return;
-	if (!l->connected || (remus_buf_len(&l->out) && !l->write_err))
+	if (l->handshaking)
+		ev = remus_tls_wants(l->tls);
+	else if (!l->connected || (remus_buf_len(&l->out) && !l->write_err))
 		ev |= REMUS_EV_WRITE;
 	if (ev != l->events) {
 		remus_loop_mod_fd(l->loop, l->fd, ev);
@@ -96,8 +110,9 @@ static void update_events(struct remus_link *l)
 	}
 }
 
-/* Common part of connect and attach: takes @fd. */
-static int open_session(struct remus_link *l, int fd, bool connected, const char *peer)
+/* Common part of connect and attach: takes @fd and @tls. */
+static int open_session(struct remus_link *l, int fd, struct remus_tls *tls, bool connected,
+			const char *peer)
 {
 	int rc;
 
@@ -105,9 +120,16 @@ static int open_session(struct remus_link *l, int fd, bool connected, const char
 	rc = remus_loop_add_fd(l->loop, fd, l->events, on_event, l);
 	if (rc < 0) {
 		close(fd);
+		remus_tls_free(tls);
 		l->events = 0;
 		return rc;
 	}
+	l->tls = tls;
+	l->handshaking = false;
+	if (l->tls_set && !l->creds && !tls)
+		remus_warn(LOG, "the session with %s is neither encrypted nor authenticated "
+			   "(--insecure): anyone on the path can read the guest's memory and "
+			   "feed or stop this link", peer);
 	snprintf(l->peer, sizeof(l->peer), "%s", peer);
 	l->fd = fd;
 	l->gen++;
@@ -132,16 +154,24 @@ int remus_link_connect(struct remus_link *l, const char *host, uint16_t port,
 	fd = remus_tcp_connect(host, port, true);
 	if (fd < 0)
 		return fd;
-	return open_session(l, fd, false, peer);
+	snprintf(l->host, sizeof(l->host), "%s", host);
+	return open_session(l, fd, NULL, false, peer);
 }
 
 int remus_link_attach(struct remus_link *l, int fd, const char *peer)
 {
+	return remus_link_attach_tls(l, fd, NULL, peer);
+}
+
+int remus_link_attach_tls(struct remus_link *l, int fd, struct remus_tls *tls,
+			  const char *peer)
+{
 	if (l->fd >= 0) {
 		close(fd);
+		remus_tls_free(tls);
 		return -EISCONN;
 	}
-	return open_session(l, fd, true, peer);
+	return open_session(l, fd, tls, true, peer);
 }
 
 struct remus_buf *remus_link_out(struct remus_link *l)
@@ -157,7 +187,7 @@ static void write_out(struct remus_link *l)
 
 	if (l->write_err || !remus_buf_len(&l->out))
 		return;
-	r = remus_buf_write_fd(&l->out, l->fd);
+	r = l->tls ? remus_tls_write(l->tls, &l->out) : remus_buf_write_fd(&l->out, l->fd);
 	if (r < 0 && r != -EAGAIN) {
 		l->write_err = (int)-r;
 		remus_buf_reset(&l->out);
@@ -229,7 +259,10 @@ int remus_link_goodbye_blocking(struct remus_link *l, const char *reason,
 	 * standby that does not read our CLOSE takes over. */
 	remus_fd_set_nonblock(l->fd, false);
 	setsockopt(l->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	rc = remus_write_all(l->fd, remus_buf_data(&l->out), remus_buf_len(&l->out));
+	if (l->tls)
+		rc = remus_tls_send_all_blocking(l->tls, &l->out);
+	else
+		rc = remus_write_all(l->fd, remus_buf_data(&l->out), remus_buf_len(&l->out));
 	remus_buf_reset(&l->out);
 	return rc;
 }
@@ -257,6 +290,18 @@ static void on_heartbeat(struct remus_loop *loop, void *opaque)
 		read_in(l);
 		return;
 	}
+	if (l->handshaking) {
+		unsigned hs = l->cfg.handshake_ms ? l->cfg.handshake_ms
+						  : REMUS_TLS_HANDSHAKE_MS_DEFAULT;
+
+		if (now - l->last_rx_ms > hs) {
+			lost(l, REMUS_LINK_CONNECT_FAILED, "no TLS handshake with %s within %u ms",
+			     l->peer, hs);
+			return;
+		}
+		remus_timer_arm(&l->hb_timer, l->cfg.heartbeat_ms);
+		return;
+	}
 	if (!l->connected) {
 		if (now - l->last_rx_ms > limit) {
 			lost(l, REMUS_LINK_CONNECT_FAILED, "connecting to %s timed out", l->peer);
@@ -265,7 +310,8 @@ static void on_heartbeat(struct remus_loop *loop, void *opaque)
 		remus_timer_arm(&l->hb_timer, l->cfg.heartbeat_ms);
 		return;
 	}
-	if (now - l->last_rx_ms > limit && remus_sock_pending(l->fd) > 0) {
+	if (now - l->last_rx_ms > limit &&
+	    (remus_sock_pending(l->fd) > 0 || (l->tls && remus_tls_has_input(l->tls)))) {
 		/* We were busy, not the peer silent: its words wait unread. */
 		l->last_rx_ms = now;
 		l->late_beats++;
@@ -279,6 +325,35 @@ static void on_heartbeat(struct remus_loop *loop, void *opaque)
 	remus_repl_put_heartbeat(&l->out, ++l->hb_seq, now);
 	remus_link_send(l);
 	remus_timer_arm(&l->hb_timer, l->cfg.heartbeat_ms);
+}
+
+/* The session is up: TCP connected and, with TLS, the peer authenticated. */
+static void session_up(struct remus_link *l)
+{
+	l->connected = true;
+	l->handshaking = false;
+	l->last_rx_ms = remus_now_ms();
+	update_events(l);
+	if (l->cbs.connected)
+		l->cbs.connected(l->opaque);
+}
+
+/* One step of the TLS handshake of a connect. */
+static void handshake_step(struct remus_link *l)
+{
+	int rc = remus_tls_handshake(l->tls);
+
+	if (rc == -EAGAIN) {
+		update_events(l);
+		return;
+	}
+	if (rc < 0) {
+		lost(l, REMUS_LINK_CONNECT_FAILED, "%s", remus_tls_error(l->tls));
+		return;
+	}
+	remus_info(LOG, "TLS with %s: authenticated %s", l->peer,
+		   remus_tls_peer_identity(l->tls));
+	session_up(l);
 }
 
 /* The connect finished (writable) or failed. */
@@ -296,11 +371,19 @@ static void connect_done(struct remus_link *l, unsigned ev)
 	}
 	if (!(ev & (REMUS_EV_WRITE | REMUS_EV_ERROR)))
 		return;
-	l->connected = true;
-	l->last_rx_ms = remus_now_ms();
-	update_events(l);
-	if (l->cbs.connected)
-		l->cbs.connected(l->opaque);
+	if (!l->creds) {
+		session_up(l);
+		return;
+	}
+	err = remus_tls_new(l->creds, l->fd, l->host, l->peer, &l->tls);
+	if (err < 0) {
+		lost(l, REMUS_LINK_CONNECT_FAILED, "cannot start TLS with %s: %s", l->peer,
+		     strerror(-err));
+		return;
+	}
+	l->handshaking = true;
+	l->last_rx_ms = remus_now_ms(); /* the handshake deadline counts from here */
+	handshake_step(l);
 }
 
 /* Reads what is there and delivers every complete frame. */
@@ -311,7 +394,8 @@ static void read_in(struct remus_link *l)
 	ssize_t r;
 	int rc = 0;
 
-	r = remus_buf_read_fd(&l->in, l->fd, l->cfg.read_chunk);
+	r = l->tls ? remus_tls_read(l->tls, &l->in, l->cfg.read_chunk)
+		   : remus_buf_read_fd(&l->in, l->fd, l->cfg.read_chunk);
 	if (l->closing) {
 		/* Saying goodbye: the peer's words no longer matter, its
 		 * hanging up ends the goodbye early. */
@@ -336,11 +420,23 @@ static void read_in(struct remus_link *l)
 	}
 	if (r == 0)
 		lost(l, REMUS_LINK_PEER_CLOSED, "%s closed the connection without CLOSE", l->peer);
+	else if (r < 0 && r != -EAGAIN && l->tls && *remus_tls_error(l->tls))
+		lost(l, REMUS_LINK_IO_ERROR, "link to %s: %s", l->peer, remus_tls_error(l->tls));
 	else if (r < 0 && r != -EAGAIN)
 		lost(l, REMUS_LINK_IO_ERROR, "link to %s: read: %s", l->peer, strerror((int)-r));
 	else if (l->write_err)
 		lost(l, REMUS_LINK_IO_ERROR, "link to %s: write: %s", l->peer,
 		     strerror(l->write_err));
+	else if (l->tls && !l->input_paused && remus_tls_has_input(l->tls))
+		remus_timer_arm(&l->more_timer, 0); /* the fd will not say so */
+}
+
+static void on_more(struct remus_loop *loop, void *opaque)
+{
+	struct remus_link *l = opaque;
+
+	if (l->fd >= 0 && l->connected && !l->input_paused)
+		read_in(l);
 }
 
 static void on_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
@@ -348,6 +444,10 @@ static void on_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
 	struct remus_link *l = opaque;
 	unsigned gen = l->gen;
 
+	if (l->handshaking) {
+		handshake_step(l);
+		return;
+	}
 	if (!l->connected) {
 		connect_done(l, ev);
 		return;
@@ -372,11 +472,18 @@ void remus_link_pause_input(struct remus_link *l, bool paused)
 {
 	l->input_paused = paused;
 	update_events(l);
+	if (!paused && l->tls && l->connected && remus_tls_has_input(l->tls))
+		remus_timer_arm(&l->more_timer, 0);
 }
 
 bool remus_link_is_open(const struct remus_link *l)
 {
 	return l->fd >= 0;
+}
+
+bool remus_link_is_tls(const struct remus_link *l)
+{
+	return l->fd >= 0 && l->tls;
 }
 
 bool remus_link_is_connected(const struct remus_link *l)

@@ -21,6 +21,13 @@
  *              what it read; heartbeats still go out, and the peer's
  *              words waiting unread count as heard, so a pause is never
  *              taken for silence;
+ *   TLS        with credentials (remus_link_set_tls, tls/tls.h) a connect
+ *              runs the TLS handshake before it counts as connected (the
+ *              peer authenticated; within the handshake deadline), and
+ *              an accepted session arrives authenticated from the
+ *              acceptor (remus_link_attach_tls); every byte goes through
+ *              the session.  A link told it runs without TLS
+ *              (remus_link_set_tls(l, NULL)) warns at every session;
  *   the end    the peer's EOF, a read or write error, a frame the decoder
  *              refuses, silence, or a failed connect is reported once to
  *              the lost callback with a reason; the owner decides whether
@@ -53,7 +60,8 @@
 
 /* How a session ended without a goodbye of ours. */
 enum remus_link_loss {
-	REMUS_LINK_CONNECT_FAILED, /* the TCP connect failed or timed out */
+	REMUS_LINK_CONNECT_FAILED, /* the TCP connect or the TLS handshake failed or
+				    * timed out */
 	REMUS_LINK_PEER_CLOSED,    /* EOF: the peer closed without CLOSE */
 	REMUS_LINK_IO_ERROR,       /* read or write failed */
 	REMUS_LINK_BAD_FRAME,      /* the decoder refused the peer's input */
@@ -86,7 +94,12 @@ struct remus_link_config {
 	unsigned heartbeat_ms;   /* 0: 100 */
 	unsigned heartbeat_miss; /* 0: 5 */
 	size_t read_chunk;       /* most bytes read per readable event; 0: 64 KiB */
+	unsigned handshake_ms;   /* TLS handshake deadline after the TCP connect;
+				  * 0: REMUS_TLS_HANDSHAKE_MS_DEFAULT */
 };
+
+struct remus_tls;
+struct remus_tls_creds;
 
 /* Fields are private: use the functions below. */
 struct remus_link {
@@ -96,6 +109,11 @@ struct remus_link {
 	struct remus_link_config cfg;
 	char peer[96];                  /* "standby 10.0.0.2:7000", for messages */
 	int fd;                         /* owned, -1: closed */
+	struct remus_tls_creds *creds;  /* borrowed: connects use TLS; NULL: plaintext */
+	bool tls_set;                   /* remus_link_set_tls() called */
+	struct remus_tls *tls;          /* owned: this session's TLS, NULL: plaintext */
+	bool handshaking;               /* TCP up, TLS handshake under way */
+	char host[256];                 /* connected to: the name its certificate carries */
 	unsigned gen;                   /* sessions opened, to notice a close */
 	bool connected;                 /* TCP established */
 	bool closing;                   /* goodbye queued: draining, then closed */
@@ -108,6 +126,7 @@ struct remus_link {
 	uint64_t last_rx_ms;            /* last word from the peer (or open) */
 	uint64_t late_beats;            /* words found only in unread input */
 	struct remus_timer hb_timer, close_timer;
+	struct remus_timer more_timer;  /* TLS holds input the fd does not report */
 };
 
 /* Makes @l (owned by the caller) a closed link on @loop (borrowed,
@@ -120,6 +139,13 @@ void remus_link_init(struct remus_link *l, struct remus_loop *loop,
  * @l can be initialised again.  Idempotent. */
 void remus_link_release(struct remus_link *l);
 
+/* Sessions from now on: connects run a TLS handshake with @creds
+ * (borrowed; outlives @l) before they count as connected; NULL: plaintext,
+ * and every session (also an attached one) logs a warning that it is
+ * neither encrypted nor authenticated.  A link never told stays
+ * plaintext, silently (tests). */
+void remus_link_set_tls(struct remus_link *l, struct remus_tls_creds *creds);
+
 /* Opens a session by a non-blocking TCP connect to @host:@port (a
  * numeric address; a name may block on DNS).  @peer (borrowed, copied)
  * names the other end in messages.  Returns 0 with the connect under way
@@ -130,6 +156,11 @@ int remus_link_connect(struct remus_link *l, const char *host, uint16_t port,
 /* Opens a session on @fd (taken: a connected socket, closed on failure
  * too).  Returns 0, or -errno with @fd closed. */
 int remus_link_attach(struct remus_link *l, int fd, const char *peer);
+/* The same for a connection the TLS acceptor authenticated: @tls (taken;
+ * its handshake complete, on @fd; NULL: plaintext) carries the session.
+ * Returns 0, or -errno with @fd closed and @tls freed. */
+int remus_link_attach_tls(struct remus_link *l, int fd, struct remus_tls *tls,
+			  const char *peer);
 
 /* The output queue, for remus_repl_put_*() and friends (borrowed; valid
  * while @l lives).  Append whole frames only, then remus_link_send(). */
@@ -163,7 +194,9 @@ int remus_link_goodbye_blocking(struct remus_link *l, const char *reason,
 void remus_link_close(struct remus_link *l);
 
 bool remus_link_is_open(const struct remus_link *l);
-/* Open and the TCP connect completed. */
+/* The session runs over TLS (and the peer authenticated, once connected). */
+bool remus_link_is_tls(const struct remus_link *l);
+/* Open, the TCP connect completed and, with TLS, the handshake. */
 bool remus_link_is_connected(const struct remus_link *l);
 /* Saying goodbye (remus_link_goodbye() queued CLOSE). */
 bool remus_link_is_closing(const struct remus_link *l);

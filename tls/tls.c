@@ -547,7 +547,7 @@ static int fatal(struct remus_tls *t, int r, const char *doing)
 	case GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER:
 		rc = -EACCES;
 		if (t->c->psk)
-			hint = "; do both hosts have the same key file?";
+			hint = " (do both hosts have the same key file?)";
 		break;
 	case GNUTLS_E_PREMATURE_TERMINATION:
 	case GNUTLS_E_PUSH_ERROR:

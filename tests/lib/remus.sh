@@ -368,7 +368,10 @@ EOF
 
 # start_remusd [--netns HOST] NAME ROLE ARG...: `remusd ROLE ARG...` in the
 # background, output appended to $T/NAME.log; sets REMUSD_PID (tracked and
-# watched: its death fails any wait).
+# watched: its death fails any wait).  A primary or standby gets the
+# test's pre-shared key (--tls-psk $T/remus.psk, made on first use) unless
+# ARG says --tls-psk, --tls-x509-dir or --insecure: the default, encrypted
+# and authenticated, is what tests run.
 start_remusd() {
 	local pre=()
 	if [ "$1" = --netns ]; then
@@ -378,6 +381,13 @@ start_remusd() {
 	local name=$1
 	shift
 	need REMUSD
+	case "$1" in
+	primary|standby)
+		case " $* " in
+		*" --tls-psk "*|*" --tls-x509-dir "*|*" --insecure "*) ;;
+		*) set -- "$@" --tls-psk "$(test_psk)" ;;
+		esac ;;
+	esac
 	# ip netns exec execs remusd, so $! is remusd's pid.
 	"${pre[@]+"${pre[@]}"}" "$REMUSD" "$@" >>"$T/$name.log" 2>&1 &
 	REMUSD_PID=$!
@@ -386,6 +396,26 @@ start_remusd() {
 }
 
 ctl() { "$REMUSD" ctl "$@"; }
+
+# test_psk: the test's pre-shared key file (both ends use it), made with
+# remusd keygen on first use; prints its path.
+test_psk() {
+	[ -e "$T/remus.psk" ] || "$REMUSD" keygen "$T/remus.psk" >/dev/null ||
+		fail "remusd keygen $T/remus.psk failed"
+	echo "$T/remus.psk"
+}
+
+# test_pki: the test certificates (tests/support/tls_pki.c: good,
+# otherca, expired, wrongname under $T/pki), made on first use; prints
+# the directory.
+test_pki() {
+	need TLS_PKI
+	if [ ! -d "$T/pki" ]; then
+		mkdir "$T/pki"
+		"$TLS_PKI" "$T/pki" || fail "tls_pki $T/pki failed"
+	fi
+	echo "$T/pki"
+}
 
 # state_of SOCK: the state in the status of the remusd on control socket SOCK.
 state_of() { json_get "$(ctl "$1" status)" state; }

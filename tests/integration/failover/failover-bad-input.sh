@@ -7,7 +7,9 @@
 # frame cut off by a closed connection.  Each must
 # end in a clear error and a consistent state: nothing committed, nothing
 # written to the standby QEMU, no failover (nothing to take over from),
-# and the standby still accepting the next primary.
+# and the standby still accepting the next primary.  The probe holds the
+# test's key: this is what an authenticated primary that misbehaves can do
+# (tests/integration/security has the unauthenticated ones).
 source "$(dirname "$0")/../../lib/remus.sh"
 need LINK_PROBE
 
@@ -29,7 +31,7 @@ consistent() {
 
 no_primary() { [ -z "$(json_get "$(ctl "$T/sby.ctl" status)" primary)" ]; }
 for mode in version corrupt hash garbage truncated; do
-	out=$("$LINK_PROBE" 127.0.0.1 "$port" "$mode") || fail "$mode: $out"
+	out=$("$LINK_PROBE" 127.0.0.1 "$port" "$mode" "$(test_psk)") || fail "$mode: $out"
 	echo "$out" | tail -1
 	# The standby notices a cut-off frame when the connection closes.
 	wait_for 5 "the standby to end the $mode session" no_primary

@@ -2,8 +2,11 @@
 /*
  * link_probe: a misbehaving primary, for the standby's bad-input tests.
  *
- *     link_probe HOST PORT MODE
+ *     link_probe HOST PORT MODE [PSK_FILE]
  *
+ * With PSK_FILE it speaks TLS (tls/tls.h) with that key first, as an
+ * authenticated primary would: what it tests is then what a primary
+ * that holds the key, and misbehaves, can do.
  * Connects to a standby remusd and plays one scenario:
  *   version    HELLO of protocol version 2: expects HELLO_REJECT naming
  *              both versions, prints the reason
@@ -37,6 +40,10 @@
 #include "common/buf.h"
 #include "repl/repl.h"
 #include "common/sock.h"
+#include "tls/tls.h"
+
+/* The TLS session, when a key file was given (blocking fd). */
+static struct remus_tls *tls;
 
 /* Reads frames until one of type @want (returns 1, copying a reason into
  * @text), EOF (returns 0) or 5 s pass (returns -1).  Heartbeats are
@@ -70,9 +77,9 @@ static int expect(int fd, unsigned want, char *text, size_t n)
 			printf("undecodable answer: %s\n", remus_repl_decoder_error(&d));
 			goto out;
 		}
-		if (poll(&p, 1, 5000) <= 0)
+		if ((!tls || !remus_tls_has_input(tls)) && poll(&p, 1, 5000) <= 0)
 			goto out;
-		r = remus_buf_read_fd(&in, fd, 65536);
+		r = tls ? remus_tls_read(tls, &in, 65536) : remus_buf_read_fd(&in, fd, 65536);
 		if (r == 0 || (r < 0 && r != -EAGAIN)) {
 			rc = 0;
 			goto out;
@@ -101,9 +108,37 @@ static void hello(struct remus_buf *out, uint32_t version)
 
 static int send_buf(int fd, struct remus_buf *b, size_t n)
 {
-	int rc = remus_write_all(fd, remus_buf_data(b), n);
+	struct remus_buf part;
+	int rc;
 
+	if (!tls) {
+		rc = remus_write_all(fd, remus_buf_data(b), n);
+	} else {
+		remus_buf_init(&part, 0);
+		rc = remus_buf_append(&part, remus_buf_data(b), n);
+		if (rc == 0)
+			rc = remus_tls_send_all_blocking(tls, &part);
+		remus_buf_release(&part);
+	}
 	remus_buf_reset(b);
+	return rc;
+}
+
+/* A TLS client session with the key in @psk, on blocking @fd. */
+static int start_tls(int fd, const char *psk, struct remus_tls_creds **c)
+{
+	char err[512];
+	int rc;
+
+	rc = remus_tls_creds_new(&(struct remus_tls_config){ .psk_file = psk }, REMUS_TLS_CLIENT,
+				 c, err, sizeof(err));
+	if (rc == 0)
+		rc = remus_tls_new(*c, fd, NULL, "standby", &tls);
+	if (rc == 0)
+		while ((rc = remus_tls_handshake(tls)) == -EAGAIN)
+			;
+	if (rc < 0)
+		fprintf(stderr, "link_probe: TLS: %s\n", tls ? remus_tls_error(tls) : err);
 	return rc;
 }
 
@@ -113,11 +148,13 @@ int main(int argc, char **argv)
 	struct remus_buf out;
 	struct remus_repl_tx tx;
 	char reason[1100] = "";
+	struct remus_tls_creds *creds = NULL;
 	const char *mode;
 	int fd, r, ok = 0;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: link_probe HOST PORT version|corrupt|hash|garbage|truncated\n");
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr, "usage: link_probe HOST PORT version|corrupt|hash|garbage|truncated "
+			"[PSK_FILE]\n");
 		return 2;
 	}
 	mode = argv[3];
@@ -129,6 +166,8 @@ int main(int argc, char **argv)
 	memset(data, 0x5a, sizeof(data));
 	remus_buf_init(&out, 0);
 	remus_repl_tx_init(&tx);
+	if (argc == 5 && start_tls(fd, argv[4], &creds) < 0)
+		goto out;
 	if (strcmp(mode, "version") == 0) {
 		hello(&out, 2);
 		send_buf(fd, &out, remus_buf_len(&out));
@@ -179,6 +218,8 @@ int main(int argc, char **argv)
 	}
 out:
 	printf("%s: %s\n", mode, ok ? "standby behaved" : "UNEXPECTED");
+	remus_tls_free(tls);
+	remus_tls_creds_free(creds);
 	remus_repl_tx_release(&tx);
 	remus_buf_release(&out);
 	close(fd);

@@ -34,7 +34,7 @@ says() {
 	done
 }
 
-STANDBY=(--standby 127.0.0.1:9)
+STANDBY=(--standby 127.0.0.1:9 --insecure)
 
 # The missing QMP socket costs remusd's 10 s connect timeout: run it in
 # the background while the other cases run.
@@ -54,7 +54,7 @@ expect ctl-dir nonzero "$T/ctl.err" -- primary --qmp "$T/q" "${STANDBY[@]}" \
 says ctl-dir "$T/ctl.err" --ctl "$T/no-dir/p.ctl" "No such file or directory"
 touch "$T/file"
 expect ctl-notdir nonzero "$T/ctl2.err" -- standby --qmp "$T/q" --incoming "$T/in" \
-	--listen 9 --ctl "$T/file/s.ctl"
+	--listen 9 --ctl "$T/file/s.ctl" --insecure
 says ctl-notdir "$T/ctl2.err" --ctl "$T/file/s.ctl" "Not a directory"
 long=$T/$(printf 'c%.0s' {1..120}).ctl
 expect ctl-long nonzero "$T/ctl3.err" -- primary --qmp "$T/q" "${STANDBY[@]}" --ctl "$long"
@@ -66,9 +66,26 @@ expect disk-missing nonzero "$T/disk.err" -- primary --qmp "$T/q" "${STANDBY[@]}
 says disk-missing "$T/disk.err" "disk vda" "$T/no-such.raw" "No such file or directory" --disk
 mkdir "$T/dir.raw"
 expect disk-dir nonzero "$T/disk2.err" -- standby --qmp "$T/q" --incoming "$T/in" --listen 9 \
-	--disk "vdb,image=$T/dir.raw,socket=$T/vdb.sock"
+	--disk "vdb,image=$T/dir.raw,socket=$T/vdb.sock" --insecure
 says disk-dir "$T/disk2.err" "disk vdb" "$T/dir.raw" --disk
 [ ! -e "$T/vdb.sock" ] || fail "disk-dir: the NBD socket was left behind"
+
+# No TLS and no --insecure: refused, saying how to set TLS up; a key
+# file that is missing, or that others can read, is named.
+expect no-tls 1 "$T/tls.err" -- standby --qmp "$T/q" --incoming "$T/in" --listen 9
+says no-tls "$T/tls.err" --tls-psk "remusd keygen" --tls-x509-dir /etc/pki/libvirt --insecure
+expect no-key 1 "$T/key.err" -- primary --qmp "$T/q" --standby 127.0.0.1:9 --tls-psk "$T/no.psk"
+says no-key "$T/key.err" "$T/no.psk" "No such file or directory" "remusd keygen"
+"$REMUSD" keygen "$T/k.psk" >/dev/null
+chmod 644 "$T/k.psk"
+expect open-key 1 "$T/key2.err" -- primary --qmp "$T/q" --standby 127.0.0.1:9 --tls-psk "$T/k.psk"
+says open-key "$T/key2.err" "$T/k.psk" "chmod 600"
+expect no-ca 1 "$T/ca.err" -- standby --qmp "$T/q" --incoming "$T/in" --listen 9 \
+	--tls-x509-dir "$T/pki" --tls-ca "$T/none.pem"
+says no-ca "$T/ca.err" "$T/none.pem" "CA certificate" --tls-ca
+expect tls-both 2 "$T/both.err" -- primary --qmp "$T/q" --standby 127.0.0.1:9 \
+	--tls-psk "$T/k.psk" --insecure
+says tls-both "$T/both.err" --insecure --tls-psk
 
 # The command line: exit status 2 and the option named.
 expect cmdline 2 "$T/cmd.err" -- primary --qmp "$T/q" --standby nohost
