@@ -9,7 +9,11 @@
  * reply.  Input is read only while the client is not paused and its
  * replies are below the high water mark, so a client that does not read
  * its replies stops being read (its socket buffer then pushes back on
- * it), and a paused server executes nothing.
+ * it), and a paused server executes nothing.  A client must finish the
+ * handshake (reach transmission) within the handshake deadline from its
+ * connect, however it spends its bytes, or it is closed: a client that
+ * connects and says nothing would otherwise hold one of the few places
+ * for ever.
  */
 #include "diskrepl/nbd_server.h"
 
@@ -44,6 +48,7 @@ struct client {
 	bool eof;                   /* the client will send nothing more */
 	bool closing;               /* session over: send the output, then close */
 	bool pending;               /* complete input not handled yet */
+	struct remus_timer deadline; /* the handshake's, from accept */
 };
 
 struct remus_nbd_server {
@@ -58,6 +63,7 @@ struct remus_nbd_server {
 	unsigned next_id;
 	bool paused;
 	struct remus_timer kick; /* resumes clients after an unpause */
+	unsigned handshake_ms;
 };
 
 static void client_close(struct client *c, enum remus_log_level level, const char *fmt, ...)
@@ -81,6 +87,7 @@ static void client_close(struct client *c, enum remus_log_level level, const cha
 		}
 	s->nclients--;
 	s->stats.active_clients--;
+	remus_timer_disarm(&c->deadline);
 	remus_loop_del_fd(s->loop, c->fd);
 	close(c->fd);
 	remus_nbd_conn_free(c->conn);
@@ -206,6 +213,16 @@ static void client_cb(struct remus_loop *loop, int fd, unsigned events, void *op
 	client_pump(c);
 }
 
+static void on_deadline(struct remus_loop *loop, void *opaque)
+{
+	struct client *c = opaque;
+	enum remus_nbd_conn_state st = remus_nbd_conn_get_state(c->conn);
+
+	if (st == REMUS_NBD_CONN_CLIENT_FLAGS || st == REMUS_NBD_CONN_OPTIONS)
+		client_close(c, REMUS_LOG_WARN, "no NBD handshake within %u ms; a client must "
+			     "negotiate at once", c->s->handshake_ms);
+}
+
 static void accept_cb(struct remus_loop *loop, int fd, unsigned events, void *opaque)
 {
 	struct remus_nbd_server *s = opaque;
@@ -253,6 +270,8 @@ static void accept_cb(struct remus_loop *loop, int fd, unsigned events, void *op
 	rc = remus_loop_add_fd(s->loop, cfd, 0, client_cb, c);
 	if (rc < 0)
 		goto out;
+	remus_timer_init(&c->deadline, s->loop, on_deadline, c);
+	remus_timer_arm(&c->deadline, s->handshake_ms);
 	c->next = s->clients;
 	s->clients = c;
 	s->nclients++;
@@ -288,6 +307,7 @@ int remus_nbd_server_new(struct remus_loop *loop, const char *sock_path,
 	s->lfd = -1;
 	s->loop = loop;
 	remus_timer_init(&s->kick, loop, kick_cb, s);
+	s->handshake_ms = REMUS_NBD_HANDSHAKE_MS;
 	s->path = strdup(sock_path);
 	if (!s->path) {
 		rc = -ENOMEM;
@@ -383,6 +403,11 @@ void remus_nbd_server_set_paused(struct remus_nbd_server *s, bool paused)
 	 * our caller, hence the timer. */
 	if (!remus_timer_armed(&s->kick))
 		remus_timer_arm(&s->kick, 0);
+}
+
+void remus_nbd_server_set_handshake_timeout(struct remus_nbd_server *s, unsigned ms)
+{
+	s->handshake_ms = ms;
 }
 
 void remus_nbd_server_free(struct remus_nbd_server *s)

@@ -19,6 +19,9 @@ struct remus_loop;
 
 /* Clients served at once; more are refused at accept. */
 #define REMUS_NBD_MAX_CLIENTS 16
+/* A client that has not finished the handshake this long after its
+ * connect is closed. */
+#define REMUS_NBD_HANDSHAKE_MS 10000u
 
 struct remus_nbd_server;
 
@@ -43,6 +46,8 @@ int remus_nbd_server_add_export(struct remus_nbd_server *s,
  * queued still go out.  Unpausing resumes every client on the next loop
  * iteration. */
 void remus_nbd_server_set_paused(struct remus_nbd_server *s, bool paused);
+/* The handshake deadline of clients that connect from now on (tests). */
+void remus_nbd_server_set_handshake_timeout(struct remus_nbd_server *s, unsigned ms);
 /* Closes every client (without replies to requests not yet executed)
  * and the listener, and unlinks the socket.  NULL is fine. */
 void remus_nbd_server_free(struct remus_nbd_server *s);

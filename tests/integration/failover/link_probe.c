@@ -116,15 +116,23 @@ static int send_buf(int fd, struct remus_buf *b, size_t n)
 	} else {
 		remus_buf_init(&part, 0);
 		rc = remus_buf_append(&part, remus_buf_data(b), n);
-		if (rc == 0)
-			rc = remus_tls_send_all_blocking(tls, &part);
+		while (rc == 0 && remus_buf_len(&part)) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			ssize_t r = remus_tls_write(tls, &part);
+
+			if (r == -EAGAIN && poll(&p, 1, 5000) > 0)
+				continue;
+			if (r < 0)
+				rc = (int)r;
+		}
 		remus_buf_release(&part);
 	}
 	remus_buf_reset(b);
 	return rc;
 }
 
-/* A TLS client session with the key in @psk, on blocking @fd. */
+/* A TLS client session with the key in @psk, on blocking @fd; the fd
+ * is non-blocking afterwards (a TLS read takes all it can get). */
 static int start_tls(int fd, const char *psk, struct remus_tls_creds **c)
 {
 	char err[512];
@@ -139,6 +147,8 @@ static int start_tls(int fd, const char *psk, struct remus_tls_creds **c)
 			;
 	if (rc < 0)
 		fprintf(stderr, "link_probe: TLS: %s\n", tls ? remus_tls_error(tls) : err);
+	else
+		remus_fd_set_nonblock(fd, true);
 	return rc;
 }
 

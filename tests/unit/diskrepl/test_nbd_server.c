@@ -447,6 +447,37 @@ static void test_client_limit(void **state)
 	assert_int_equal(stats(f).clients, REMUS_NBD_MAX_CLIENTS + 1);
 }
 
+/* A client that says nothing, and one that dribbles its handshake, are
+ * closed at the deadline; one that negotiated stays. */
+static void test_handshake_deadline(void **state)
+{
+	struct sfx *f = *state;
+	uint8_t g[18], flags[4] = { 0, 0, 0, 3 };
+	uint64_t t0;
+	int silent, slow, done;
+
+	remus_nbd_server_set_handshake_timeout(f->s, 300);
+	done = handshake(f);
+	t0 = remus_now_ms();
+	silent = client_connect(f);
+	slow = client_connect(f);
+	cread(f, slow, g, sizeof(g));
+	for (int i = 0; i < 4; i++) {
+		cwrite(f, slow, &flags[i], 1); /* the client flags, a byte at a time */
+		spin(f, 50);
+	}
+	assert_true(closed_by_server(f, silent));
+	assert_true(closed_by_server(f, slow));
+	assert_true(remus_now_ms() - t0 >= 280);
+	assert_true(remus_now_ms() - t0 < 2000);
+	spin(f, 400);
+	assert_true(nothing_to_read(done)); /* still open, nothing said */
+	assert_int_equal(stats(f).active_clients, 1);
+	close(silent);
+	close(slow);
+	close(done);
+}
+
 static void test_hangup_mid_request(void **state)
 {
 	struct sfx *f = *state;
@@ -488,6 +519,7 @@ int main(void)
 		T(test_backpressure),
 		T(test_protocol_error),
 		T(test_client_limit),
+		T(test_handshake_deadline),
 		T(test_hangup_mid_request),
 	};
 
