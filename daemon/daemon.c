@@ -22,6 +22,7 @@
  * releases held output and tells the standby it unprotects.
  */
 #include <errno.h>
+#include <grp.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -148,6 +149,32 @@ static const double pause_bounds[] = { 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.
 static const double commit_bounds[] = { 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2,
 					0.5, 1, 2, 5, 10 };
 #define NBOUNDS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* --ctl-group: a name or a number. */
+static int allow_group(struct remus_ctl *ctl, const char *group, const char *path)
+{
+	struct group *g = getgrnam(group);
+	char *end;
+	unsigned long n;
+	int rc;
+
+	if (!g) {
+		errno = 0;
+		n = strtoul(group, &end, 10);
+		if (errno || *end || end == group) {
+			remus_err(LOG, "--ctl-group: no group '%s' on this host; give an existing "
+				  "group's name or number", group);
+			return -ENOENT;
+		}
+		rc = remus_ctl_allow_group(ctl, (gid_t)n);
+	} else {
+		rc = remus_ctl_allow_group(ctl, g->gr_gid);
+	}
+	if (rc < 0)
+		remus_err(LOG, "--ctl-group %s: cannot give the control socket %s to the group: %s",
+			  group, path, strerror(-rc));
+	return rc;
+}
 
 static void release(struct remusd *d)
 {
@@ -281,6 +308,8 @@ int remusd_run(const struct remusd_options *o)
 				  o->ctl_path, strerror(-rc));
 			goto out;
 		}
+		if (o->ctl_group && (rc = allow_group(d.ctl, o->ctl_group, o->ctl_path)) < 0)
+			goto out;
 	}
 	rc = remus_loop_run(d.loop);
 	if (rc < 0)

@@ -52,6 +52,7 @@ struct remusd_options {
 	enum remusd_mode mode;
 	const char *qmp_path;       /* --qmp */
 	const char *ctl_path;       /* --ctl; NULL: no control socket */
+	const char *ctl_group;      /* --ctl-group: may use the control socket besides root */
 	const char *metrics_path;   /* --metrics; NULL: none */
 	const char *report_path;    /* --report (standby) */
 	bool exit_after_failover;   /* --exit-after-failover (standby) */

@@ -40,6 +40,7 @@ void remusd_usage(FILE *f)
 	      "                 [--tls-handshake-timeout MS] [--max-handshakes N]\n"
 	      "  both roles, x509: [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE]\n"
 	      "                 [--tls-peer-name NAME]\n"
+	      "  both roles: [--ctl-group GROUP] (who besides root may use --ctl)\n"
 	      "  remusd ctl SOCKET status|set-interval MS|set-pause-budget MS|failover|\n"
 	      "                   unprotect|protect HOST:PORT\n"
 	      "  remusd keygen FILE\n"
@@ -110,7 +111,7 @@ enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO
        OPT_NETDEV, OPT_TAP, OPT_NB_LIMIT, OPT_NB_ON_LOST, OPT_DISK, OPT_JOURNAL,
        OPT_EPOCH_MEM, OPT_SPILL_DIR, OPT_HELP, OPT_PAUSE_BUDGET, OPT_NAME,
        OPT_TLS_PSK, OPT_TLS_X509_DIR, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_PEER_NAME,
-       OPT_TLS_HANDSHAKE, OPT_MAX_HANDSHAKES, OPT_INSECURE };
+       OPT_TLS_HANDSHAKE, OPT_MAX_HANDSHAKES, OPT_INSECURE, OPT_CTL_GROUP };
 
 static const struct option long_opts[] = {
 	{ "qmp", required_argument, NULL, OPT_QMP },
@@ -152,6 +153,7 @@ static const struct option long_opts[] = {
 	{ "tls-handshake-timeout", required_argument, NULL, OPT_TLS_HANDSHAKE },
 	{ "max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES },
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	{ "ctl-group", required_argument, NULL, OPT_CTL_GROUP },
 	{ 0 },
 };
 
@@ -162,7 +164,7 @@ static const char *const metavars[] = {
 	"PATH", "[HOST:]PORT", "NAME", NULL, "CMD", "CMD", "FILE", NULL, "MS",
 	"qemu|plug|off", "ID", "IF", "BYTES", "release|hold", "NAME,image=PATH,socket=PATH",
 	"PATH", "MB", "DIR", NULL, "MS", "DOMAIN",
-	"FILE", "DIR", "FILE", "FILE", "FILE", "NAME", "MS", "N", NULL,
+	"FILE", "DIR", "FILE", "FILE", "FILE", "NAME", "MS", "N", NULL, "GROUP",
 };
 _Static_assert(sizeof(metavars) / sizeof(metavars[0]) + 1 ==
 	       sizeof(long_opts) / sizeof(long_opts[0]), "one metavar per option");
@@ -376,6 +378,7 @@ static int parse_one(struct remusd_options *o, int c, const char *name, const ch
 			o->standby.max_handshakes = n;
 		return rc;
 	case OPT_INSECURE: o->insecure = true; return 0;
+	case OPT_CTL_GROUP: o->ctl_group = v; return 0;
 	case OPT_NAME:
 		if (strlen(v) >= REMUSD_NAME_MAX)
 			return fail(o, "%s: '%.20s...' is longer than %d bytes; give the "

@@ -125,9 +125,10 @@ int remus_tls_handshake(struct remus_tls *t);
 /* REMUS_EV_READ or REMUS_EV_WRITE: what the session waits for now. */
 unsigned remus_tls_wants(const struct remus_tls *t);
 
-/* Reads records into @b, at most @max bytes.  Returns bytes read (> 0),
- * 0 at the peer's end, -EAGAIN, -EMSGSIZE when @b is full, or -errno;
- * an end or error met after some bytes is returned by the next call. */
+/* Reads records into @b, at most @max bytes, until the socket has no
+ * more (on a blocking fd: until @max).  Returns bytes read (> 0), 0 at
+ * the peer's end, -EAGAIN, -EMSGSIZE when @b is full, or -errno; an end
+ * or error met after some bytes is returned by the next call. */
 ssize_t remus_tls_read(struct remus_tls *t, struct remus_buf *b, size_t max);
 /* Writes what the socket takes of @b as records and consumes it.
  * Returns bytes consumed (>= 0), -EAGAIN, or -errno.  Between calls the
