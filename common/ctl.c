@@ -302,6 +302,13 @@ int remus_ctl_listen(struct remus_loop *loop, const char *path,
 	return listen_common(loop, path, NULL, handler, NULL, opaque, out);
 }
 
+int remus_ctl_listen_opts(struct remus_loop *loop, const char *path,
+			  const struct remus_ctl_opts *opts, remus_ctl_handler_cb *handler,
+			  void *opaque, struct remus_ctl **out)
+{
+	return listen_common(loop, path, opts, handler, NULL, opaque, out);
+}
+
 int remus_ctl_listen_async(struct remus_loop *loop, const char *path,
 			   const struct remus_ctl_opts *opts, remus_ctl_request_cb *cb,
 			   void *opaque, struct remus_ctl **out)

@@ -64,6 +64,12 @@ struct remus_ctl_opts {
 	gid_t gid;
 };
 
+/* remus_ctl_listen() with @opts (borrowed; NULL: defaults): remusd's
+ * own control socket, 0600 and checked with SO_PEERCRED. */
+int remus_ctl_listen_opts(struct remus_loop *loop, const char *path,
+			  const struct remus_ctl_opts *opts, remus_ctl_handler_cb *handler,
+			  void *opaque, struct remus_ctl **out);
+
 /* A request line arrived: @line (borrowed, NUL-terminated, no newline,
  * valid until the callback returns).  The callback owns @req until it
  * passes it to remus_ctl_reply() (now or later, exactly once). */

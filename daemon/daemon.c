@@ -151,29 +151,25 @@ static const double commit_bounds[] = { 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0
 #define NBOUNDS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* --ctl-group: a name or a number. */
-static int allow_group(struct remus_ctl *ctl, const char *group, const char *path)
+static int group_id(const char *group, gid_t *gid)
 {
 	struct group *g = getgrnam(group);
 	char *end;
 	unsigned long n;
-	int rc;
 
-	if (!g) {
-		errno = 0;
-		n = strtoul(group, &end, 10);
-		if (errno || *end || end == group) {
-			remus_err(LOG, "--ctl-group: no group '%s' on this host; give an existing "
-				  "group's name or number", group);
-			return -ENOENT;
-		}
-		rc = remus_ctl_allow_group(ctl, (gid_t)n);
-	} else {
-		rc = remus_ctl_allow_group(ctl, g->gr_gid);
+	if (g) {
+		*gid = g->gr_gid;
+		return 0;
 	}
-	if (rc < 0)
-		remus_err(LOG, "--ctl-group %s: cannot give the control socket %s to the group: %s",
-			  group, path, strerror(-rc));
-	return rc;
+	errno = 0;
+	n = strtoul(group, &end, 10);
+	if (errno || *end || end == group) {
+		remus_err(LOG, "--ctl-group: no group '%s' on this host; give an existing "
+			  "group's name or number", group);
+		return -ENOENT;
+	}
+	*gid = (gid_t)n;
+	return 0;
 }
 
 static void release(struct remusd *d)
@@ -301,15 +297,25 @@ int remusd_run(const struct remusd_options *o)
 	}
 	d.running = true;
 	if (o->ctl_path) {
-		rc = remus_ctl_listen(d.loop, o->ctl_path, remusd_ctl_handle, &d, &d.ctl);
+		/* Root, remusd's own user, or --ctl-group: a control socket
+		 * can stop protection or force a takeover. */
+		struct remus_ctl_opts co = { .mode = 0600, .peer_check = true };
+
+		if (o->ctl_group) {
+			rc = group_id(o->ctl_group, &co.gid);
+			if (rc < 0)
+				goto out;
+			co.use_gid = true;
+			co.mode = 0660;
+		}
+		rc = remus_ctl_listen_opts(d.loop, o->ctl_path, &co, remusd_ctl_handle, &d,
+					   &d.ctl);
 		if (rc < 0) {
 			remus_err(LOG, "cannot listen on the control socket %s (--ctl): %s; give a "
 				  "path in a writable directory where no other remusd listens",
 				  o->ctl_path, strerror(-rc));
 			goto out;
 		}
-		if (o->ctl_group && (rc = allow_group(d.ctl, o->ctl_group, o->ctl_path)) < 0)
-			goto out;
 	}
 	rc = remus_loop_run(d.loop);
 	if (rc < 0)

@@ -20,7 +20,8 @@
 
 #include "common/log.h"
 
-enum kind { K_HOSTPORT, K_STR, K_PATH, K_UINT, K_NETBUFFER, K_REPROTECT, K_PORTS, K_LOG };
+enum kind { K_HOSTPORT, K_STR, K_PATH, K_UINT, K_NETBUFFER, K_REPROTECT, K_PORTS, K_LOG,
+	    K_BOOL };
 
 struct key {
 	const char *name;      /* the file's key; the option is --name with - for _ */
@@ -70,6 +71,13 @@ static const struct key keys[] = {
 	  "standbys on this host (default 7800-7899)", 0, 0, 0, 0 },
 	{ "peer_timeout", K_UINT, "MS", "a peer that does not answer within this is dropped "
 	  "(default 10000)", 100, 600000, UINT(peer_timeout_ms) },
+	{ "tls_psk", K_PATH, "FILE", "the pre-shared key of the replication links to the "
+	  "peer (remusd keygen FILE; the children's --tls-psk)", 0, 0, STR(tls_psk) },
+	{ "tls_x509_dir", K_PATH, "DIR", "certificates in libvirt's layout for the "
+	  "replication links (/etc/pki/libvirt; the children's --tls-x509-dir)", 0, 0,
+	  STR(tls_x509_dir) },
+	{ "insecure", K_BOOL, "yes|no", "replication links without TLS, warned at every "
+	  "session (default no; the children's --insecure)", 0, 0, 0, 0 },
 	{ "log", K_LOG, "error|warn|info|debug", "log level (default info, or $REMUS_LOG)", 0,
 	  0, 0, 0 },
 };
@@ -270,6 +278,14 @@ int remus_hostd_config_set(struct remus_hostd_config *c, const char *key, const 
 		}
 		return fail(err, errlen, "%s: '%s' is not a port range MIN-MAX (1 <= MIN <= MAX "
 			    "<= 65535, e.g. 7800-7899)", what, value);
+	case K_BOOL:
+		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0)
+			n.insecure = true;
+		else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0)
+			n.insecure = false;
+		else
+			return fail(err, errlen, "%s: '%s' is not yes or no", what, value);
+		break;
 	case K_LOG:
 		if (remus_log_parse_level(value, (enum remus_log_level *)&lvl) < 0)
 			return fail(err, errlen, "%s: '%s' is not error, warn, info or debug", what,

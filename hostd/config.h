@@ -64,6 +64,11 @@ struct remus_hostd_config {
 	enum remus_hostd_reprotect reprotect;    /* auto */
 	uint16_t repl_port_min, repl_port_max;   /* repl_ports = 7800-7899 */
 	unsigned peer_timeout_ms;                /* 10000 */
+	/* The children's replication links (daemon: --tls-psk, --tls-x509-dir,
+	 * --insecure); none set: the children refuse to start, saying how. */
+	char tls_psk[REMUS_HOSTD_STR_MAX];
+	char tls_x509_dir[REMUS_HOSTD_STR_MAX];
+	bool insecure;
 	bool log_level_given;
 	int log_level;                           /* enum remus_log_level */
 };

@@ -373,6 +373,17 @@ static int child_spawn(struct dom *d)
 		argv[n++] = "--listen";
 		argv[n++] = listen;
 	}
+	/* The link's TLS (tls/tls.h), as the host is configured. */
+	if (*h->cfg.tls_psk) {
+		argv[n++] = "--tls-psk";
+		argv[n++] = h->cfg.tls_psk;
+	}
+	if (*h->cfg.tls_x509_dir) {
+		argv[n++] = "--tls-x509-dir";
+		argv[n++] = h->cfg.tls_x509_dir;
+	}
+	if (h->cfg.insecure)
+		argv[n++] = "--insecure";
 	argv[n++] = "--qmp";
 	argv[n++] = d->qmp_path;
 	argv[n++] = "--ctl";
