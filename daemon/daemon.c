@@ -200,9 +200,9 @@ static int load_tls(struct remusd *d)
 	int rc;
 
 	if (o->insecure) {
-		remus_warn(LOG, "--insecure: the replication link is neither encrypted nor "
-			   "authenticated; anyone who reaches it can read the guest's memory, "
-			   "feed the standby a VM or make it take over");
+		remus_warn(LOG, "--insecure: the replication link runs without TLS; anyone "
+			   "who reaches it can read the guest's memory, feed the standby a VM "
+			   "or make it take over");
 		return 0;
 	}
 	if (!o->tls.psk_file && !o->tls.x509_dir) {

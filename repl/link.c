@@ -37,6 +37,7 @@ static void read_in(struct remus_link *l);
 static void on_heartbeat(struct remus_loop *loop, void *opaque);
 static void on_close_timeout(struct remus_loop *loop, void *opaque);
 static void on_more(struct remus_loop *loop, void *opaque);
+static void warn_plaintext(const struct remus_link *l);
 
 void remus_link_init(struct remus_link *l, struct remus_loop *loop,
 		     const struct remus_link_config *cfg, const struct remus_link_cbs *cbs,
@@ -126,10 +127,6 @@ static int open_session(struct remus_link *l, int fd, struct remus_tls *tls, boo
 	}
 	l->tls = tls;
 	l->handshaking = false;
-	if (l->tls_set && !l->creds && !tls)
-		remus_warn(LOG, "the session with %s is neither encrypted nor authenticated "
-			   "(--insecure): anyone on the path can read the guest's memory and "
-			   "feed or stop this link", peer);
 	snprintf(l->peer, sizeof(l->peer), "%s", peer);
 	l->fd = fd;
 	l->gen++;
@@ -166,12 +163,17 @@ int remus_link_attach(struct remus_link *l, int fd, const char *peer)
 int remus_link_attach_tls(struct remus_link *l, int fd, struct remus_tls *tls,
 			  const char *peer)
 {
+	int rc;
+
 	if (l->fd >= 0) {
 		close(fd);
 		remus_tls_free(tls);
 		return -EISCONN;
 	}
-	return open_session(l, fd, tls, true, peer);
+	rc = open_session(l, fd, tls, true, peer);
+	if (rc == 0)
+		warn_plaintext(l);
+	return rc;
 }
 
 struct remus_buf *remus_link_out(struct remus_link *l)
@@ -327,9 +329,19 @@ static void on_heartbeat(struct remus_loop *loop, void *opaque)
 	remus_timer_arm(&l->hb_timer, l->cfg.heartbeat_ms);
 }
 
+/* A plaintext session the owner chose (--insecure): said at every one. */
+static void warn_plaintext(const struct remus_link *l)
+{
+	if (l->tls_set && !l->tls)
+		remus_warn(LOG, "the session with %s is neither encrypted nor authenticated "
+			   "(--insecure): anyone on the path can read the guest's memory and "
+			   "feed or stop this link", l->peer);
+}
+
 /* The session is up: TCP connected and, with TLS, the peer authenticated. */
 static void session_up(struct remus_link *l)
 {
+	warn_plaintext(l);
 	l->connected = true;
 	l->handshaking = false;
 	l->last_rx_ms = remus_now_ms();

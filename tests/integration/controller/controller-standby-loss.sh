@@ -5,7 +5,9 @@
 # must keep the guest running, unprotected, and say so; a new standby on
 # the same address must be picked up and resynced from a full epoch
 # (protection resumes by itself); a failover to that new standby must then
-# resume the guest from its last checkpoint.
+# resume the guest from its last checkpoint.  Both ends run --insecure
+# (plaintext, on purpose: this path must keep working), and each says so
+# at every session: the primary twice, each standby once.
 source "$(dirname "$0")/../../lib/remus.sh"
 interval=500
 
@@ -17,13 +19,13 @@ start_standby() { # NAME
 	start_guest "$1" "remus.run=tick" --incoming "unix:$T/$1.in.sock"
 	sby_qemu=$QEMU_PID
 	start_remusd "$1" standby --qmp "$T/$1.qmp" --incoming "$T/$1.in.sock" \
-		--listen "127.0.0.1:$port" --ctl "$T/$1.ctl" --report "$T/$1.report.json"
+		--listen "127.0.0.1:$port" --ctl "$T/$1.ctl" --report "$T/$1.report.json" --insecure
 	sby_d=$REMUSD_PID
 }
 start_standby sbyA
 wait_serial pri GUEST-UP 90 "the primary guest to boot"
 start_remusd primary primary --qmp "$T/pri.qmp" --standby "127.0.0.1:$port" --interval $interval \
-	--ctl "$T/pri.ctl" --metrics "$T/metrics.jsonl" --reconnect 300
+	--ctl "$T/pri.ctl" --metrics "$T/metrics.jsonl" --reconnect 300 --insecure
 prid=$REMUSD_PID
 epochs() { count_lines "$T/metrics.jsonl"; }
 at_least() { [ "$(epochs)" -ge "$1" ]; }
@@ -61,4 +63,8 @@ wait_takeover "$T/sbyB.report.json" "the new standby"
 sleep 3
 ! has_serial sbyB GUEST-UP || fail "the standby guest booted again"
 check_ticks pri sbyB $interval
+plain() { grep -c "neither encrypted nor authenticated" "$T/$1.log" || true; }
+[ "$(plain primary)" = 2 ] || fail "the primary warned $(plain primary) times of plaintext, not once per session (2)"
+[ "$(plain sbyA)" = 1 ] && [ "$(plain sbyB)" = 1 ] ||
+	fail "the standbys warned $(plain sbyA) and $(plain sbyB) times of plaintext, not once each"
 echo "standby loss: primary kept running unprotected, resynced to a new standby, failover ok"
