@@ -504,6 +504,45 @@ static void test_role_requirements(void **state)
 	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--netbuffer", "plug"), "--netbuffer plug", "--tap IF");
 }
 
+/* TLS: each way lands in the config; contradictions are refused. */
+static void test_tls(void **state)
+{
+	struct remusd_options *o = *state;
+
+	assert_int_equal(PARSE(o, PRIMARY, "--tls-psk", "/etc/remus/k.psk"), 0);
+	assert_string_equal(o->tls.psk_file, "/etc/remus/k.psk");
+	assert_false(o->insecure);
+	assert_int_equal(PARSE(o, STANDBY, "--tls-x509-dir", "/etc/pki/libvirt", "--tls-ca",
+			       "/ca.pem", "--tls-peer-name", "hostA", "--tls-handshake-timeout",
+			       "2000", "--max-handshakes", "8", "--ctl-group", "remus"), 0);
+	assert_string_equal(o->tls.x509_dir, "/etc/pki/libvirt");
+	assert_string_equal(o->tls.ca_file, "/ca.pem");
+	assert_string_equal(o->tls.peer_name, "hostA");
+	assert_int_equal(o->standby.handshake_ms, 2000);
+	assert_int_equal(o->standby.max_handshakes, 8);
+	assert_string_equal(o->ctl_group, "remus");
+	assert_int_equal(PARSE(o, PRIMARY, "--insecure"), 0);
+	assert_true(o->insecure);
+	/* Neither is not a parse error: remusd_run refuses it, saying how. */
+	assert_int_equal(PARSE(o, PRIMARY), 0);
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--tls-psk", "/k", "--tls-x509-dir", "/d"),
+		     "--tls-psk", "--tls-x509-dir", "not both");
+	EXPECT_ERROR(o, PARSE(o, STANDBY, "--tls-psk", "/k", "--insecure"), "--insecure",
+		     "--tls-psk");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--tls-psk", "/k", "--tls-ca", "/ca"), "--tls-ca",
+		     "--tls-x509-dir");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--tls-psk", "/k", "--tls-handshake-timeout", "500"),
+		     "--tls-handshake-timeout", "standby");
+	EXPECT_ERROR(o, PARSE(o, STANDBY, "--tls-handshake-timeout", "5"),
+		     "--tls-handshake-timeout", "'5'", "100..600000");
+	EXPECT_ERROR(o, PARSE(o, STANDBY, "--tls-psk"), "--tls-psk", "FILE");
+	/* keygen */
+	assert_int_equal(PARSE(o, "keygen", "/etc/remus/k.psk"), 0);
+	assert_int_equal(o->mode, REMUSD_KEYGEN);
+	assert_string_equal(o->keygen_path, "/etc/remus/k.psk");
+	EXPECT_ERROR(o, PARSE(o, "keygen"), "keygen", "FILE");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -526,6 +565,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_command_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_role_requirements, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
