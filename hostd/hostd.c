@@ -596,6 +596,7 @@ static struct json_object *dom_view(const struct dom *d, bool full)
 	}
 	json_object_object_add(o, "disks", disks);
 	/* remusctl(8)'s keys are always there: null until the child says. */
+	json_object_object_add(o, "protected", json_object_new_boolean(false));
 	for (const char *const *k = (const char *const[]){ "epoch", "pause_p50_ms", "pause_p99_ms",
 		"commit_p50_ms", "lag_ms", "heartbeat_age_ms", "held_frames", "initial_sync", NULL };
 	     *k; k++)
@@ -631,6 +632,13 @@ static void merge_child(struct json_object *view, const char *answer, bool take_
 				continue;
 			json_object_object_add(view, *k, json_object_get(v));
 		}
+	/* A standby protects once it holds a committed checkpoint and
+	 * receives the next ones (the primary's child says it itself). */
+	if (!json_object_object_get_ex(c, "protected", NULL) &&
+	    json_object_object_get_ex(c, "state", &v) && take_state &&
+	    strcmp(json_object_get_string(v), "receiving") == 0 &&
+	    json_object_object_get_ex(c, "epochs_committed", &v) && json_object_get_int64(v) > 0)
+		json_object_object_add(view, "protected", json_object_new_boolean(true));
 	json_object_object_add(view, "child", c);
 }
 

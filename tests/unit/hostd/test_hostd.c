@@ -52,8 +52,9 @@ static char *child_ctl(void *opaque, const char *line)
 
 	if (strcmp(line, "status") == 0)
 		snprintf(s, 512, "{\"state\":\"%s\",\"epoch\":12,\"interval_ms\":200,"
-			 "\"initial_sync\":null,\"extra\":1,\"pause_seconds\":{\"bounds\":"
-			 "[0.01,0.1],\"counts\":[1,2,0],\"sum\":0.15,\"count\":3}}", child_state);
+			 "\"initial_sync\":null,\"extra\":1,\"epochs_committed\":3,"
+			 "\"pause_seconds\":{\"bounds\":[0.01,0.1],\"counts\":[1,2,0],"
+			 "\"sum\":0.15,\"count\":3}}", child_state);
 	else if (strncmp(line, "set-interval ", 13) == 0)
 		snprintf(s, 256, "{\"ok\":true}");
 	else if (strcmp(line, "failover") == 0 && strcmp(child_state, "receiving") == 0)
@@ -547,6 +548,10 @@ static void test_protect_status_refusals(void **state)
 	assert_string_equal(str(o, "reprotect"), "auto");
 	assert_string_equal(str(o, "uuid"), "6f2b5c1e-3d4a-4b8e-9c1f-0a1b2c3d4e5f");
 	assert_true(json_object_object_get_ex(o, "child", &v));
+	json_object_put(o);
+	/* A receiving standby with committed checkpoints protects. */
+	o = ask(&B, "{\"cmd\":\"status\",\"domain\":\"web1\"}");
+	assert_string_equal(str(o, "protected"), "true");
 	json_object_put(o);
 	o = ask(&B, "{\"cmd\":\"list\"}");
 	assert_true(ok(o));
