@@ -342,6 +342,18 @@ static void host_start(struct host *x, const char *name, unsigned ports)
 	(void)ports;
 }
 
+/* A TCP port free now (other test runs share the machine: no fixed
+ * ports).  It stays the host's across restarts, as in real life. */
+static uint16_t free_port(void)
+{
+	uint16_t port = 0;
+	int fd = remus_tcp_listen("127.0.0.1", 0, 1, &port);
+
+	assert_true(fd >= 0);
+	close(fd);
+	return port;
+}
+
 static void host_init(struct host *x, const char *name, unsigned ports)
 {
 	char buf[128];
@@ -356,11 +368,9 @@ static void host_init(struct host *x, const char *name, unsigned ports)
 	snprintf(x->cfg.run_dir, sizeof(x->cfg.run_dir), "%s", x->dir);
 	snprintf(x->cfg.host_name, sizeof(x->cfg.host_name), "127.0.0.1");
 	snprintf(x->cfg.listen_host, sizeof(x->cfg.listen_host), "127.0.0.1");
-	/* Fixed, as in real life: records name the peer's port, and they
-	 * outlive a restart. */
-	x->cfg.listen_port = (uint16_t)(ports - 10);
+	x->cfg.listen_port = free_port();
 	x->cfg.peer_timeout_ms = 2000;
-	x->cfg.metrics_port = (uint16_t)(ports - 4);
+	x->cfg.metrics_port = free_port();
 	x->cfg.repl_port_min = (uint16_t)ports;
 	x->cfg.repl_port_max = (uint16_t)(ports + 9);
 	snprintf(x->cfg.remusd, sizeof(x->cfg.remusd), "%s", self);
@@ -629,7 +639,7 @@ static void test_metrics(void **state)
 	/* Once the watcher has asked the child (every second). */
 	do {
 		spin(200);
-		page = get_metrics(17796);
+		page = get_metrics(A.cfg.metrics_port);
 		assert_true(remus_now_ms() < end);
 	} while (!strstr(page, "remus_epoch{domain=\"web1\"}"));
 	assert_non_null(strstr(page, "200 OK"));
