@@ -510,9 +510,10 @@ LAB_HEARTBEAT_MISS=10
 
 # host_remusd NAME [--KEY VALUE]...: starts host NAME's host daemon, `remusd
 # serve` (tracked, watched, log $T/NAME-remusd.log), with its config file
-# /etc/remus/remusd.conf (the host's name, the lab's heartbeat; options given
-# here override it on the command line), and waits until `remusctl list`
-# gets an answer from it.  Sets REMUSD_SERVE_PID.
+# /etc/remus/remusd.conf (the host's name, the lab's heartbeat, the test's
+# pre-shared key for the replication links, which are TLS by default;
+# options given here override it on the command line), and waits until
+# `remusctl list` gets an answer from it.  Sets REMUSD_SERVE_PID.
 host_remusd() {
 	local name=$1
 	shift
@@ -522,6 +523,7 @@ host_remusd() {
 		name = $name
 		heartbeat = $LAB_HEARTBEAT_MS
 		miss = $LAB_HEARTBEAT_MISS
+		tls_psk = $(test_psk)
 	EOF2
 	host_spawn "$name" "$T/$name-remusd.log" "$REMUSD" serve "$@"
 	REMUSD_SERVE_PID=$SPAWN_PID
