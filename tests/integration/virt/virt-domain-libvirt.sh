@@ -26,11 +26,18 @@
 #   is in.  (Every bad-disk case is in the unit tests: QEMU would not even
 #   start most of them here.)
 #
-#   virt-domain-libvirt.sh VIRTDOM_DRIVE
+#   virt-domain-libvirt.sh VIRTDOM_DRIVE [raw|qcow2]
+#     raw: a transient domain (virsh create) on a raw disk; qcow2: a
+#     persistent one (virsh define + start) on a qcow2 disk, released to a
+#     qcow2 file, and once migrated away and shut off on host a, refused
+#     as not-running there.  The NBD export is raw either way (it holds
+#     what the guest sees).
 source "$(dirname "$0")/../../lib/remus.sh"
 source "$(dirname "$0")/../diskrepl/lib.sh"
 
 DRIVE=${1:?the virtdom_drive binary}
+fmt=${2:-raw}
+case "$fmt" in raw | qcow2) ;; *) fail "format '$fmt': raw or qcow2" ;; esac
 need NBD_SERVE REMUS_GUEST_KERNEL REMUS_GUEST_INITRD
 require_root "libvirt's embedded QEMU driver runs QEMU as root here (qemu.conf)"
 
@@ -82,7 +89,15 @@ pid_of() { # pid_of ROOT GUEST
 	cp "$1/run/qemu/$name.pid" "$T/$2.pid"
 }
 
-truncate -s 16M "$T/disk.raw"
+# mkimg PATH: an empty 16 MiB image in $fmt.
+mkimg() {
+	if [ "$fmt" = raw ]; then
+		truncate -s 16M "$1"
+	else
+		qemu-img create -q -f qcow2 "$1" 16M
+	fi
+}
+mkimg "$T/disk.img"
 cat >"$T/pri.xml" <<EOF
 <domain type='qemu'>
   <name>$name</name>
@@ -99,8 +114,8 @@ cat >"$T/pri.xml" <<EOF
   <devices>
     <emulator>$(command -v "${REMUS_QEMU:-qemu-system-x86_64}")</emulator>
     <disk type='file' device='disk'>
-      <driver name='qemu' type='raw' cache='none' io='native'/>
-      <source file='$T/disk.raw'/>
+      <driver name='qemu' type='$fmt' cache='none' io='native'/>
+      <source file='$T/disk.img'/>
       <target dev='vda' bus='virtio'/>
     </disk>
     <serial type='file'><source path='$T/pri.serial'/></serial>
@@ -125,7 +140,9 @@ expect_refusal() { # expect_refusal CODE WORD ROOT COMMAND ARG...
 expect_refusal no-domain "no domain nosuch$$" "$A" check "nosuch$$"
 
 # --- 1. the domain on host a --------------------------------------------------------
-drv "$A" create "$T/pri.xml" || fail "cannot start the domain: $(tail -n 3 "$T/drive.log")"
+start=create
+[ "$fmt" = raw ] || start=define-start
+drv "$A" "$start" "$T/pri.xml" || fail "cannot start the domain: $(tail -n 3 "$T/drive.log")"
 pid_of "$A" pri
 wait_serial pri GUEST-UP 120 "the guest to boot under libvirt"
 wait_for 60 "diskrec to write" diskrec_reached pri 20
@@ -178,6 +195,9 @@ st=$(drv "$B" state "$name")
 echo "standby after the migration: $st"
 [ "$st" = "running unpaused running" ] || fail "after the resume the standby is '$st'"
 drv "$A" destroy "$name" || fail "cannot destroy the migrated source"
+if [ "$fmt" = qcow2 ]; then
+	expect_refusal not-running "is shut off" "$A" check "$name"
+fi
 wait_serial sby "diskrec seq=" 60 "the guest to go on on host b"
 first=$(diskrec_seqs sby | head -n1)
 echo "host a printed up to seq $last_pri before the migration, host b from seq $first"
@@ -186,24 +206,31 @@ wait_for 30 "diskrec to go on on host b" diskrec_reached sby $((first + 50))
 no_violation sby
 
 # --- 5. released back onto a plain file -------------------------------------------
-truncate -s 16M "$T/released.raw"
-drv "$B" copy-file "$name" vda "$T/released.raw" raw >"$T/release.out" ||
+mkimg "$T/released.img"
+drv "$B" copy-file "$name" vda "$T/released.img" "$fmt" >"$T/release.out" ||
 	fail "the release to a file failed: $(tail -n 3 "$T/drive.log")"
-tail -n1 "$T/release.out" | grep -qx "file $T/released.raw" ||
+tail -n1 "$T/release.out" | grep -qx "file $T/released.img" ||
 	fail "after the release the disk is $(tail -n1 "$T/release.out")"
 rel=$(diskrec_last sby)
 wait_for 30 "diskrec to go on on the released file" diskrec_reached sby $((rel + 50))
 no_violation sby
 drv "$B" destroy "$name" || fail "cannot destroy the standby"
 final=$(diskrec_last sby)
+if [ "$fmt" = qcow2 ]; then
+	fmtof=$(qemu-img info --output=json "$T/released.img" | python3 -c 'import json,sys; print(json.load(sys.stdin)["format"])')
+	[ "$fmtof" = qcow2 ] || fail "the released image is $fmtof, not qcow2"
+	qemu-img convert -f qcow2 -O raw "$T/released.img" "$T/released.raw"
+else
+	cp "$T/released.img" "$T/released.raw"
+fi
 on_disk=$(host_last "$T/released.raw" $slots)
 echo "the guest printed up to seq $final; the released file holds a ring up to $on_disk"
 [ "$on_disk" -ge "$final" ] || fail "the released file stops at seq $on_disk, the guest printed $final"
 
 # --- a domain that is not running -------------------------------------------------
-truncate -s 16M "$T/other.raw"
+mkimg "$T/other.img"
 sed -e "s|<name>$name</name>|<name>${name}b</name>|" -e "s|<uuid>$uuid</uuid>||" \
-	-e "s|$T/disk.raw|$T/other.raw|" -e "s|$T/pri.serial|$T/other.serial|" "$T/pri.xml" >"$T/other.xml"
+	-e "s|$T/disk.img|$T/other.img|" -e "s|$T/pri.serial|$T/other.serial|" "$T/pri.xml" >"$T/other.xml"
 drv "$A" create-paused "$T/other.xml" || fail "cannot create a paused domain"
 expect_refusal not-running "virsh resume ${name}b" "$A" check "${name}b"
 drv "$A" destroy "${name}b" || fail "cannot destroy the paused domain"

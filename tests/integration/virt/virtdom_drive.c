@@ -4,6 +4,7 @@
  * run, for the integration scripts (test support, not a test):
  *
  *     virtdom_drive URI create XMLFILE            start a domain (running)
+ *     virtdom_drive URI define-start XMLFILE      define it (persistent), start it
  *     virtdom_drive URI create-paused XMLFILE     remus_virt_create_paused
  *     virtdom_drive URI check NAME                lookup, XML, checks, versions
  *     virtdom_drive URI state NAME                "STATE REASON QEMU-STATUS"
@@ -191,6 +192,15 @@ static int run(virConnectPtr conn, int argc, char **argv, struct remus_virt_erro
 		xml = slurp(argv[1]);
 		dom = virDomainCreateXML(conn, xml, 0);
 		rc = dom ? 0 : remus_virt_error_set(err, -EIO, "internal", "%s",
+						    virGetLastErrorMessage());
+		goto out;
+	}
+	if (strcmp(cmd, "define-start") == 0 && argc == 2) {
+		xml = slurp(argv[1]);
+		dom = virDomainDefineXML(conn, xml);
+		rc = dom && virDomainCreate(dom) == 0
+			     ? 0
+			     : remus_virt_error_set(err, -EIO, "internal", "%s",
 						    virGetLastErrorMessage());
 		goto out;
 	}
