@@ -246,6 +246,7 @@ struct remus_virt_copy {
 	const char *target;   /* borrowed: the disk's <target dev> */
 	const char *dest_xml; /* borrowed: remus_virt_nbd_disk_xml / _file_disk_xml */
 	bool reuse_external;  /* the destination exists (NBD: always) */
+	uint64_t bandwidth;   /* bytes/s of the bulk copy; 0: as fast as it goes */
 	int timeout_ms;       /* to reach ready; <= 0: no limit */
 	remus_virt_copy_progress_cb progress; /* may be NULL; worker thread */
 	void *opaque;

@@ -386,11 +386,18 @@ int remus_virt_block_copy(virDomainPtr dom, const struct remus_virt_copy *c,
 	unsigned flags = VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB;
 	long long start = now_ms();
 	virDomainBlockJobInfo info;
-	int rc, r;
+	virTypedParameterPtr params = NULL;
+	int rc, r, nparams = 0, maxparams = 0;
 
 	if (c->reuse_external)
 		flags |= VIR_DOMAIN_BLOCK_COPY_REUSE_EXT;
-	if (virDomainBlockCopy(dom, c->target, c->dest_xml, NULL, 0, flags) < 0)
+	if (c->bandwidth &&
+	    virTypedParamsAddULLong(&params, &nparams, &maxparams, VIR_DOMAIN_BLOCK_COPY_BANDWIDTH,
+				    c->bandwidth) < 0)
+		return remus_virt_error_set(err, -ENOMEM, "internal", "out of memory");
+	r = virDomainBlockCopy(dom, c->target, c->dest_xml, params, nparams, flags);
+	virTypedParamsFree(params, nparams);
+	if (r < 0)
 		return remus_virt_error_set(err, -EIO, "internal",
 					    "cannot start the block copy of disk %s of domain %s: %s",
 					    c->target, name, lv_msg());

@@ -13,7 +13,7 @@
  *     virtdom_drive URI qmp NAME JSON             QEMU's reply
  *     virtdom_drive URI migrate-incoming NAME URI
  *     virtdom_drive URI resume NAME TIMEOUT_MS    remus_virt_resume_when_migrated
- *     virtdom_drive URI copy-nbd NAME TARGET SOCKET EXPORT
+ *     virtdom_drive URI copy-nbd NAME TARGET SOCKET EXPORT [BYTES_PER_S]
  *     virtdom_drive URI copy-file NAME TARGET PATH FORMAT
  *     virtdom_drive URI destroy NAME
  *     virtdom_drive - standby-xml XMLFILE INCOMING TARGET=SOCKET:EXPORT...
@@ -249,10 +249,14 @@ static int run(virConnectPtr conn, int argc, char **argv, struct remus_virt_erro
 		rc = remus_virt_resume_when_migrated(dom, atoi(argv[2]), err);
 	} else if (strcmp(cmd, "destroy") == 0 && argc == 2) {
 		rc = remus_virt_destroy(dom, err);
-	} else if ((strcmp(cmd, "copy-nbd") == 0 || strcmp(cmd, "copy-file") == 0) && argc == 5) {
+	} else if ((strcmp(cmd, "copy-nbd") == 0 || strcmp(cmd, "copy-file") == 0) &&
+		   (argc == 5 || argc == 6)) {
 		bool nbd = strcmp(cmd, "copy-nbd") == 0;
 		struct remus_virt_copy c = { .target = argv[2], .reuse_external = true,
 					     .timeout_ms = 120000, .progress = on_progress };
+
+		if (argc == 6)
+			c.bandwidth = strtoull(argv[5], NULL, 10);
 
 		rc = nbd ? remus_virt_nbd_disk_xml(argv[3], argv[4], &dest)
 			 : remus_virt_file_disk_xml(argv[3], argv[4], &dest);
