@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+#   chaos-kill-primary.sh NETBUFFER FAULTS SCENARIOS [WORKLOAD]
+#                         NETBUFFER: qemu | off; WORKLOAD: memory (default) | disk
+#
+# remus-chaos end to end (doc/man/remus-chaos.1): the lab in network
+# namespaces, the kvstore guest protected h0 -> h1, remus-chaos-client's
+# sessions from the client host, FAULTS faults drawn from SCENARIOS
+# (kill-primary, kill-remusd; FAULTS "each": one of each, in that order)
+# at random points of an epoch with
+# re-protection in between, then remus-chaos-check on the history.  With
+# WORKLOAD disk, kvstore logs every write to its replicated disk before it
+# acknowledges it, and the log on the last primary's image must be valid
+# and equal to the client's final reads.
+#
+#   NETBUFFER qemu  the run must pass: every fault taken over, 0 violations,
+#                   acknowledged operations before and after every fault
+#   NETBUFFER off   the negative control: no output commit, so the client
+#                   sees writes of epochs the standby never got; the checker
+#                   must report violations (remus-chaos exits 0 only then)
+#
+# The seed is printed; REMUS_TEST_SEED=N replays the schedule.  Needs root.
+source "$(dirname "$0")/../../lib/remus.sh"
+
+netbuffer=${1:?netbuffer: qemu or off}
+faults=${2:?faults}
+scenarios=${3:?scenarios}
+workload=${4:-memory}
+require_root "network namespaces"
+need REMUSD REMUS_CHAOS REMUS_CHAOS_CLIENT REMUS_CHAOS_CHECK REMUS_GUEST_KERNEL
+seed=${REMUS_TEST_SEED:-$((RANDOM * 32768 + RANDOM))}
+echo "$TEST_NAME: seed $seed (REMUS_TEST_SEED=$seed replays the schedule)"
+
+# remus-chaos tears its lab down on every way out it sees; if this test is
+# SIGKILLed with it, its namespaces are a dead run's, reaped here.
+reap() { "$REMUS_CHAOS" reap >/dev/null 2>&1 || true; }
+at_cleanup reap
+
+if [ "$faults" = each ]; then
+	what=(--schedule "$scenarios")
+	faults=$(echo "$scenarios" | tr , '\n' | grep -c .)
+else
+	what=(--faults "$faults" --scenarios "$scenarios")
+fi
+set +e
+"$REMUS_CHAOS" run "${what[@]}" --seed "$seed" \
+	--netbuffer "$netbuffer" --workload "$workload" --out "$T/run" 2>&1 | tee "$T/chaos.log"
+rc=${PIPESTATUS[0]}
+set -e
+[ -s "$T/run/report.json" ] || fail "remus-chaos wrote no report (exit $rc)"
+report=$(cat "$T/run/report.json")
+[ -z "$(json_get "$report" lab_error)" ] || fail "the lab failed: $(json_get "$report" lab_error)"
+[ "$(json_get "$report" totals.failovers)" = "$faults" ] ||
+	fail "$faults faults but $(json_get "$report" totals.failovers) failovers"
+ops=$(json_get "$report" totals.operations)
+[ "$ops" -ge 100 ] || fail "only $ops operations in the history: the workload did not run"
+violations=$(json_get "$report" totals.violations)
+if [ "$netbuffer" = off ]; then
+	[ "$rc" -eq 0 ] && [ "$violations" -gt 0 ] ||
+		fail "negative control: no violation reported without output commit (exit $rc)"
+	echo "negative control: $violations violations reported without output commit"
+else
+	[ "$rc" -eq 0 ] && [ "$violations" -eq 0 ] ||
+		fail "violations or a failed run (exit $rc, $violations violations)"
+	# Every fault: the service answered again afterwards.
+	python3 - "$T/run/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for f in r["faults"]:
+    if f.get("recovered_after_ms") is None:
+        sys.exit(f"fault {f['n']}: no acknowledged operation after it")
+print("per fault unavailability ms:", [f["unavailable_ms"] for f in r["faults"]])
+d = r.get("disk_check")
+if r["config"]["workload"] == "disk":
+    if not d or not d["ok"]:
+        sys.exit(f"disk check failed: {d}")
+    print(f"disk: {d['records']} records on {d['image']}, equal to the final reads")
+PY
+fi
