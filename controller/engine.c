@@ -1947,6 +1947,9 @@ struct json_object *remus_engine_status_json(const struct remus_engine *e)
 	json_object_object_add(o, "last_commit_ms", json_object_new_double(e->last_commit_ms));
 	json_object_object_add(o, "link_queued_bytes",
 			       json_object_new_int64((int64_t)remus_link_backlog(&e->link)));
+	/* remusctl status: time since the standby's last word (null: no link). */
+	json_object_object_add(o, "heartbeat_age_ms", remus_link_is_connected(&e->link) ?
+			       json_object_new_int64((int64_t)remus_link_silence_ms(&e->link)) : NULL);
 	if (*e->reason)
 		json_object_object_add(o, "last_error", json_object_new_string(e->reason));
 	add_pace_status(e, o);

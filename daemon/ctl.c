@@ -3,8 +3,10 @@
  * remusd's control requests, one line each (common/ctl.h carries them):
  *
  *   status             the role's status object, plus "netbuffer"/"disks",
- *                      the loop's longest stall (loop_max_stall_ms) and
- *                      the primary's pause/commit histograms
+ *                      the loop's longest stall (loop_max_stall_ms) and,
+ *                      on the primary, its pause/commit histograms and
+ *                      remusctl(8)'s pause_p50_ms, pause_p99_ms,
+ *                      commit_p50_ms, lag_ms, held_frames
  *   set-interval MS    primary: the epoch length from the next epoch on
  *   set-pause-budget MS  primary: the longest pause from the next checkpoint on
  *   failover           standby: take over now
@@ -31,6 +33,62 @@
 static char *ok_reply(void)
 {
 	return strdup("{\"ok\":true}");
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The @q quantile (nearest rank) of the last @n samples of ring @win, or
+ * a JSON null without samples. */
+static struct json_object *quantile(const double *win, uint64_t n, double q)
+{
+	double sorted[REMUSD_WINDOW], v;
+	size_t k = n < REMUSD_WINDOW ? (size_t)n : REMUSD_WINDOW, rank;
+	char text[32];
+
+	if (k == 0)
+		return NULL;
+	memcpy(sorted, win, k * sizeof(*sorted));
+	qsort(sorted, k, sizeof(*sorted), cmp_double);
+	rank = (size_t)(q * (double)k + 0.999999);
+	v = sorted[rank ? rank - 1 : 0];
+	snprintf(text, sizeof(text), "%.3f", v); /* no 17-digit tails */
+	return json_object_new_double_s(v, text);
+}
+
+/* The primary's keys of remusctl(8)'s status that only the daemon sees:
+ * pause_p50_ms, pause_p99_ms, commit_p50_ms (the last REMUSD_WINDOW
+ * checkpoints), lag_ms (how long ago the state the standby holds was the
+ * guest's) and held_frames (output held now).  0 or -ENOMEM. */
+static int add_window_keys(struct remusd *d, struct json_object *o)
+{
+	struct remus_netbuffer_stats st;
+	struct json_object *v[5];
+	static const char *const keys[5] = { "pause_p50_ms", "pause_p99_ms", "commit_p50_ms",
+					     "lag_ms", "held_frames" };
+	uint64_t now = remus_now_ms();
+
+	v[0] = quantile(d->pause_win, d->npause, 0.5);
+	v[1] = quantile(d->pause_win, d->npause, 0.99);
+	v[2] = quantile(d->commit_win, d->ncommit, 0.5);
+	v[3] = d->last_capture_ms ? json_object_new_int64((int64_t)(now > d->last_capture_ms ?
+						now - d->last_capture_ms : 0)) : NULL;
+	v[4] = NULL;
+	if (d->nb) {
+		remus_netbuffer_get_stats(d->nb, &st);
+		v[4] = json_object_new_int64((int64_t)st.held_frames);
+	}
+	for (int i = 0; i < 5; i++)
+		if (json_object_object_add(o, keys[i], v[i]) < 0) {
+			for (; i < 5; i++)
+				json_object_put(v[i]);
+			return -ENOMEM;
+		}
+	return 0;
 }
 
 /* The role's status object, with "netbuffer", "disks",
@@ -61,6 +119,8 @@ static char *status_json(struct remusd *d)
 			goto out;
 		}
 	}
+	if (d->engine && add_window_keys(d, o) < 0)
+		goto out;
 	if (d->engine) {
 		part = remus_prom_hist_to_json(&d->pause_hist);
 		if (!part || json_object_object_add(o, "pause_seconds", part) < 0) {

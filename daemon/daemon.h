@@ -114,6 +114,8 @@ int remusd_parse_hostport(const char *what, const char *s, bool host_optional,
 			  char *err, size_t errlen);
 
 /* The running daemon of one protected VM. */
+#define REMUSD_WINDOW 1024
+
 struct remusd {
 	const struct remusd_options *opt;   /* borrowed */
 	struct remus_loop *loop;
@@ -134,6 +136,13 @@ struct remusd {
 	 * (status "pause_seconds", "commit_seconds"): remusd serve makes
 	 * its Prometheus histograms of them. */
 	struct remus_prom_hist pause_hist, commit_hist;
+	/* The last REMUSD_WINDOW pauses and commit latencies in ms (rings:
+	 * sample n at n % REMUSD_WINDOW), for status's pause_p50_ms,
+	 * pause_p99_ms and commit_p50_ms; and when the last committed
+	 * checkpoint captured the guest (monotonic ms, 0: none), for lag_ms. */
+	double pause_win[REMUSD_WINDOW], commit_win[REMUSD_WINDOW];
+	uint64_t npause, ncommit;
+	uint64_t last_capture_ms;
 	bool tearing_down;                  /* the netbuffer's teardown runs */
 	bool stopping;                      /* SIGTERM/SIGINT */
 	bool running;                       /* the role started */

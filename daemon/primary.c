@@ -37,8 +37,18 @@ static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 	if (m->commit_ms < 0 && !m->abandoned)
 		return;
 	remus_prom_hist_observe(&d->pause_hist, m->pause_ms / 1000.0);
-	if (!m->abandoned)
+	d->pause_win[d->npause++ % REMUSD_WINDOW] = m->pause_ms;
+	if (!m->abandoned) {
+		uint64_t back = (uint64_t)(m->commit_ms + m->complete_ms);
+		uint64_t now = remus_now_ms();
+
 		remus_prom_hist_observe(&d->commit_hist, m->commit_ms / 1000.0);
+		d->commit_win[d->ncommit++ % REMUSD_WINDOW] = m->commit_ms;
+		/* The guest was captured when it stopped: about complete_ms
+		 * before the COMMIT_REQ, commit_ms before the ack (now, or
+		 * just before: an ack that came before cont is told at cont). */
+		d->last_capture_ms = now > back ? now - back : 1;
+	}
 	if (!d->metrics)
 		return;
 	if (d->nb) {

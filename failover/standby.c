@@ -1132,6 +1132,9 @@ struct json_object *remus_standby_status_json(const struct remus_standby *s)
 	json_object_object_add(o, "primary", remus_link_is_open(&s->link) ?
 			       json_object_new_string(s->peer) : NULL);
 	json_object_object_add(o, "sessions", json_object_new_int64((int64_t)s->sessions));
+	/* remusctl status: time since the primary's last word (null: no link). */
+	json_object_object_add(o, "heartbeat_age_ms", remus_link_is_connected(&s->link) ?
+			       json_object_new_int64((int64_t)remus_link_silence_ms(&s->link)) : NULL);
 	json_object_object_add(o, "late_beats",
 			       json_object_new_int64((int64_t)remus_link_late_beats(&s->link)));
 	json_object_object_add(o, "committed_epoch",

@@ -30,6 +30,15 @@ prid=$REMUSD_PID
 epochs() { count_lines "$T/metrics.jsonl"; }
 at_least() { [ "$(epochs)" -ge "$1" ]; }
 wait_for 60 "5 committed epochs" at_least 5
+# The keys of remusctl status only remusd knows (daemon/ctl.c), and the
+# histograms remusd serve serves (common/prom.h's JSON form).
+st=$(ctl "$T/pri.ctl" status)
+for k in pause_p50_ms pause_p99_ms commit_p50_ms lag_ms heartbeat_age_ms pause_seconds.count \
+	 commit_seconds.count; do
+	[[ $(json_get "$st" "$k") =~ ^[0-9.]+$ ]] || fail "the primary's status has no number $k: $st"
+done
+[ "$(json_get "$st" pause_seconds.count)" -ge 5 ] ||
+	fail "the pause histogram counts fewer than the 5 epochs committed: $st"
 
 sleep 0.2
 kill_now "$sby_d" "$sby_qemu"
