@@ -499,7 +499,12 @@ static void test_acceptor(void **state)
 	}
 	assert_true(closed_by_peer(extra));
 	for (int i = 0; i < 5; i++) {
-		assert_int_equal(write(slow, "\x16", 1), 1); /* one byte of a record header */
+		/* One byte of a record header.  On a loaded machine the 300 ms
+		 * deadline can pass within these 200 ms and the acceptor close
+		 * the slowloris first: then the send fails (no SIGPIPE killing
+		 * the test) and the checks below say whether it was in time. */
+		if (send(slow, "\x16", 1, MSG_NOSIGNAL) != 1)
+			break;
 		run_ms(ac.loop, 40);
 	}
 	while (remus_tls_acceptor_pending(a) && remus_now_ms() - t0 < 2000)
