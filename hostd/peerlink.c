@@ -109,6 +109,7 @@ static void conn_close(struct conn *c)
 
 	if (c->fd < 0)
 		return;
+	remus_debug(LOG, "peer %s: connection closed (fd %d)", c->from, c->fd);
 	if (c->s) {
 		for (p = &c->s->conns; *p; p = &(*p)->next)
 			if (*p == c) {
@@ -131,6 +132,7 @@ static void conn_flush(struct conn *c)
 	if (c->fd < 0 || !c->s)
 		return;
 	r = remus_buf_write_fd(&c->out, c->fd);
+	remus_debug(LOG, "peer %s: wrote %zd bytes, %zu left", c->from, r, remus_buf_len(&c->out));
 	if (r < 0 && r != -EAGAIN) {
 		conn_close(c);
 		return;
@@ -245,6 +247,9 @@ void remus_hostd_peer_answer(struct remus_hostd_peer_reply *r,
 
 	answer->kind = REMUS_HOSTD_PEER_ANSWER;
 	answer->id = r->id;
+	remus_debug(LOG, "peer %s: answer to request %llu (%s)%s", c->from,
+		    (unsigned long long)r->id, answer->ok ? "ok" : answer->error,
+		    c->fd < 0 ? ": dropped, the connection is gone" : "");
 	if (c->fd >= 0) {
 		if (put_msg(&c->out, answer) < 0)
 			conn_close(c);
@@ -409,6 +414,8 @@ static void on_call_fd(struct remus_loop *loop, int fd, unsigned ev, void *opaqu
 		return;
 	}
 	r = remus_buf_read_fd(&c->in, fd, 65536);
+	remus_debug(LOG, "call to %s: read %zd bytes (%zu buffered, hello %s)", c->peer, r,
+		    remus_buf_len(&c->in), c->got_hello ? "yes" : "no");
 	if (r == -EAGAIN)
 		return;
 	if (r <= 0 && r != -EMSGSIZE) {
