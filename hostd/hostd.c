@@ -84,6 +84,7 @@ struct dom {
 	unsigned takeovers;             /* the standby here took over */
 	uint64_t unprotected_since;     /* primary child reports no standby since (ms) */
 	struct op *stop_op;             /* waits for the child's exit */
+	struct op *create_op;           /* create-standby in progress (standby host) */
 	struct dom *next;
 };
 
@@ -446,6 +447,18 @@ static void on_child_exit(void *opaque, int status)
 		remus_info(LOG, "%s: the %s child %s", d->st.domain,
 			   remus_hostd_role_name(d->st.role), how);
 		stop_check(d->h);
+		return;
+	}
+	/* A standby child that dies while its standby is being created
+	 * (it refused its options: TLS settings, a port in use...): the
+	 * peer is told now rather than after its timeout, and the domain,
+	 * once libvirt has made it, is destroyed (on_standby_created). */
+	if (d->st.role == REMUS_HOSTD_ROLE_STANDBY && d->state == D_STARTING && d->create_op) {
+		dom_fail(d, "the standby child %s at start; its message is in remusd serve's log "
+			 "on %s (TLS settings? tls_psk, tls_x509_dir or insecure)", how, h->name);
+		peer_answer_error(&d->create_op->prep, REMUS_HOSTD_E_INTERNAL, "%s",
+				  d->last_failure);
+		d->state = D_FAILED;
 		return;
 	}
 	/* A standby child takes its QEMU's incoming migration with it (QEMU
@@ -1139,6 +1152,20 @@ static void on_standby_created(void *opaque, int rc, const char *code, const cha
 		op_free(op);
 		return;
 	}
+	d->create_op = NULL;
+	if (d->state == D_FAILED) {
+		/* Its child died meanwhile; the peer knows.  Whatever libvirt
+		 * made goes. */
+		struct op *del = op_new(h, d->st.domain, 0);
+
+		standby_failed(op, REMUS_HOSTD_E_INTERNAL, "%s", d->last_failure);
+		if (rc == 0 && del && h->ops->destroy(h->virt, del->name, on_destroyed_then_forget,
+						      del) == 0)
+			return;
+		if (del)
+			op_free(del);
+		return;
+	}
 	if (rc < 0) {
 		standby_failed(op, code_of(code), "%s", msg);
 		return;
@@ -1237,10 +1264,13 @@ static void create_standby_go(struct op *op, const struct remus_hostd_peer_msg *
 		return;
 	}
 	fill_nbd(d, nbd);
+	d->create_op = op;
 	if (h->ops->create_standby(h->virt, d->st.domain, d->st.uuid, m->xml, d->in_path, nbd,
-				   d->st.ndisks, on_standby_created, op) < 0)
+				   d->st.ndisks, on_standby_created, op) < 0) {
+		d->create_op = NULL;
 		standby_failed(op, REMUS_HOSTD_E_INTERNAL, "cannot ask libvirt to create %s",
 			       d->st.domain);
+	}
 }
 
 static void peer_create_standby(struct remus_hostd *h, struct remus_hostd_peer_reply *rep,

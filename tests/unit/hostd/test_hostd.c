@@ -88,6 +88,10 @@ static int fake_child(int argc, char **argv)
 		if (strcmp(argv[i], "--name") == 0)
 			name = argv[i + 1];
 	}
+	if (strcmp(name, "badchild") == 0) {
+		fprintf(stderr, "fake child: refusing to start (as without TLS settings)\n");
+		return 1;
+	}
 	snprintf(child_state, sizeof(child_state), "%s",
 		 strcmp(argv[1], "primary") == 0 ? "protected" : "receiving");
 	snprintf(path, sizeof(path), "%s.args", ctl);
@@ -127,6 +131,8 @@ struct fakevirt {
 	struct remus_loop *loop;
 	const char *host;
 	struct remus_timer timer;
+	struct remus_timer slow_timer;   /* a creation that takes 800 ms */
+	struct call *slow;
 	struct call *calls;
 	char running[8][64];      /* domains that run here */
 	char log[4096];           /* what was done, for the checks */
@@ -150,6 +156,18 @@ static void fv_fire(struct remus_loop *loop, void *opaque)
 		else
 			c->info_cb(c->opaque, c->rc, c->code, c->msg, &c->info);
 		free(c->info.xml);
+		free(c);
+	}
+}
+
+static void fv_slow(struct remus_loop *loop, void *opaque)
+{
+	struct fakevirt *v = opaque;
+	struct call *c = v->slow;
+
+	v->slow = NULL;
+	if (c) {
+		c->done(c->opaque, 0, "", "");
 		free(c);
 	}
 }
@@ -224,6 +242,16 @@ static int fv_create_standby(void *impl, const char *name, const char *uuid, con
 	struct fakevirt *v = impl;
 	struct call *c;
 
+	if (strcmp(name, "badchild") == 0) {
+		c = calloc(1, sizeof(*c));
+		c->done = cb;
+		c->opaque = opaque;
+		v->slow = c;
+		remus_timer_arm(&v->slow_timer, 800);
+		fv_add(v, name);
+		fv_log(v, "create-standby", name);
+		return 0;
+	}
 	if (strcmp(name, "nobridge") == 0) {
 		c = fv_push(v, -ENOENT, "no-bridge", "NIC 52:54:00:00:00:01 needs bridge br9 on "
 			    "hostB: create it");
@@ -306,6 +334,9 @@ static void fv_free(void *impl)
 	struct fakevirt *v = impl;
 
 	remus_timer_disarm(&v->timer);
+	remus_timer_disarm(&v->slow_timer);
+	free(v->slow);
+	v->slow = NULL;
 	while (v->calls) {
 		struct call *c = v->calls;
 
@@ -377,6 +408,7 @@ static void host_init(struct host *x, const char *name, unsigned ports)
 	x->v.loop = loop;
 	x->v.host = name;
 	remus_timer_init(&x->v.timer, loop, fv_fire, &x->v);
+	remus_timer_init(&x->v.slow_timer, loop, fv_slow, &x->v);
 	host_start(x, name, ports);
 }
 
@@ -821,6 +853,27 @@ static void test_failover_from_standby_host(void **state)
 	expect_error(&A, "{\"cmd\":\"status\",\"domain\":\"web2\"}", "no-domain", "web2");
 }
 
+/* The standby child refuses to start while its domain is being made:
+ * protect fails at once with the reason's pointer, not after the peer's
+ * timeout, and nothing is left on either host. */
+static void test_standby_child_refuses(void **state)
+{
+	uint64_t t0 = remus_now_ms();
+	struct json_object *o;
+
+	fv_add(&A.v, "badchild");
+	expect_error(&A, protect_of("badchild", &B), "internal", "exited with status 1 at start");
+	assert_true(remus_now_ms() - t0 < 1500);
+	spin(1200);       /* the slow creation ends; what it made goes */
+	assert_non_null(strstr(B.v.log, "destroy badchild;"));
+	o = ask(&B, "{\"cmd\":\"list\"}");
+	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 0);
+	json_object_put(o);
+	o = ask(&A, "{\"cmd\":\"list\"}");
+	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 0);
+	json_object_put(o);
+}
+
 static bool stopped;
 
 static void on_stopped(void *opaque)
@@ -870,6 +923,7 @@ int main(int argc, char **argv)
 			cmocka_unit_test(test_unprotect),
 			cmocka_unit_test(test_disks),
 			cmocka_unit_test(test_failover_from_standby_host),
+			cmocka_unit_test(test_standby_child_refuses),
 			cmocka_unit_test(test_clean_stop),
 		};
 
