@@ -7,7 +7,8 @@
 # remus-chaos end to end (doc/man/remus-chaos.1): the lab in network
 # namespaces, the kvstore guest protected h0 -> h1, remus-chaos-client's
 # sessions from the client host, FAULTS faults drawn from SCENARIOS
-# (kill-primary, kill-remusd; FAULTS "each": one of each, in that order)
+# (kill-primary, kill-remusd, kill-standby; FAULTS "each": one of each, in
+# that order)
 # at random points of an epoch with
 # re-protection in between, then remus-chaos-check on the history.  With
 # WORKLOAD disk, kvstore logs every write to its replicated disk before it
@@ -51,8 +52,11 @@ set -e
 [ -s "$T/run/report.json" ] || fail "remus-chaos wrote no report (exit $rc)"
 report=$(cat "$T/run/report.json")
 [ -z "$(json_get "$report" lab_error)" ] || fail "the lab failed: $(json_get "$report" lab_error)"
-[ "$(json_get "$report" totals.failovers)" = "$faults" ] ||
-	fail "$faults faults but $(json_get "$report" totals.failovers) failovers"
+[ "$(json_get "$report" totals.faults)" = "$faults" ] ||
+	fail "$faults faults scheduled, $(json_get "$report" totals.faults) applied"
+takeovers=$(python3 -c 'import json,sys; print(sum(f["kind"] != "kill-standby" for f in json.load(open(sys.argv[1]))["faults"]))' "$T/run/report.json")
+[ "$(json_get "$report" totals.failovers)" = "$takeovers" ] ||
+	fail "$takeovers faults that need a takeover but $(json_get "$report" totals.failovers) failovers"
 ops=$(json_get "$report" totals.operations)
 [ "$ops" -ge 100 ] || fail "only $ops operations in the history: the workload did not run"
 violations=$(json_get "$report" totals.violations)
