@@ -1,0 +1,51 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# libvirt-failover: the primary hypervisor dies and the guest goes on,
+# checked by the guest.  web1 is protected (interval $INTERVAL ms); after
+# a few epochs, host pri is killed (every process SIGKILLed, links down)
+# 20-80 % into an epoch.  Then:
+#   - sby's virsh shows web1 running (a normal libvirt domain there:
+#     suspend and resume work);
+#   - the guest's disk checker continued from the last checkpoint with no
+#     violation, no reboot, consecutive records (lib.sh check_continuity);
+#   - the client reaches web1's address over the lab's bridge at sby;
+#   - sby's remusd reports web1 as its primary, with pri as its peer.
+source "$(dirname "$0")/../../lib/remus.sh"
+source "$(dirname "$0")/lib.sh"
+
+lab_up
+web1_up
+protect_web1
+epochs_pass pri 4
+sleep_into_epoch "$INTERVAL"
+host_kill pri
+t0=$(now_ms)
+pri_last=$(dom_last pri)
+
+wait_for 60 "web1 to run on sby" dom_is sby running
+echo "web1 running in sby's libvirt $(($(now_ms) - t0)) ms after pri died"
+check_continuity pri sby "$pri_last"
+
+# A normal libvirt domain on sby now.
+host_exec sby virsh -q suspend "$DOM" >/dev/null || fail "virsh suspend on sby"
+dom_is sby paused || fail "web1 did not pause on sby"
+host_exec sby virsh -q resume "$DOM" >/dev/null || fail "virsh resume on sby"
+dom_is sby running || fail "web1 did not resume on sby"
+last=$(dom_last sby)
+wait_for 10 "diskrec to go on after resume" dom_reached sby $((last + EVERY))
+no_violation sby
+
+# The guest's NIC moved with it: the client reaches its address.
+host_exec cli python3 -c 'import socket, sys
+for i in range(50):
+    s = socket.socket()
+    s.settimeout(0.2)
+    if s.connect_ex((sys.argv[1], 22)) in (0, 111):   # any answer: connected or refused
+        sys.exit(0)
+    s.close()
+sys.exit("no answer from %s" % sys.argv[1])' "$GUEST_IP" || fail "cli cannot reach web1 at sby"
+
+s=$(status_json sby)
+[ "$(json_get "$s" role)" = primary ] || fail "sby's status after the failover: $s"
+echo "sby's status after the failover: $s"
