@@ -433,6 +433,9 @@ static void start_command(struct remus_qmp_proxy *p, struct entry *e)
 	virDomainRef(p->dom);
 	j->p = p;
 	j->e = e;
+	/* Counted from here: the time it waited behind the previous
+	 * command is the client's pipelining, not the proxy's cost. */
+	e->t0_ns = remus_now_ns();
 	rc = remus_virt_call_owned(p->v, p, command_work, command_done, job_free, j);
 	if (rc < 0) {
 		client_send(p, remus_qmp_proxy_build_error("GenericError", strerror(-rc),
@@ -533,7 +536,6 @@ static void parse_input(struct remus_qmp_proxy *p)
 			client_close(p, why);
 			return;
 		}
-		e->t0_ns = remus_now_ns();
 		/* fds received so far travel with this command. */
 		memcpy(e->fds, p->pend_fds, p->npend_fds * sizeof(int));
 		e->nfds = p->npend_fds;

@@ -108,9 +108,11 @@ struct remus_qmp_proxy_stats {
 	uint64_t events;       /* event lines queued for a client */
 	uint64_t events_dropped; /* arrived without a negotiated client */
 	uint64_t clients;      /* accepted */
-	/* Time from a command's line parsed to its reply queued, and the
-	 * part of it spent in the backend call on the worker: the
-	 * difference is what the proxy adds (queueing, two thread hops). */
+	/* Time from a forwarded command's start (handed to a worker) to
+	 * its reply queued for the client, and the part of it spent in the
+	 * backend call on the worker: the difference is what the proxy adds
+	 * (two thread hops, the JSON rewrite).  Time waiting behind the
+	 * client's previous command is in neither. */
 	uint64_t total_ns, backend_ns, max_total_ns;
 };
 

@@ -562,6 +562,11 @@ static void test_protocol_answers(void **state)
 	close(fd);
 	fd = raw_connect(e);
 	assert_non_null(raw_line(e, fd));
+	raw_send(fd, "null\n"); /* json-c's null is no object at all */
+	assert_null(raw_line(e, fd));
+	close(fd);
+	fd = raw_connect(e);
+	assert_non_null(raw_line(e, fd));
 	{
 		char big[5000];
 
