@@ -75,10 +75,11 @@ stop_domains() {
 	local f pid
 	for f in "$A"/run/qemu/*.pid "$B"/run/qemu/*.pid; do
 		case "$f" in */driver.pid) continue ;; esac
-		read -r pid 2>/dev/null <"$f" || continue
-		if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$T/"; then
-			kill -9 "$pid" 2>/dev/null || true
-		fi
+		# (libvirt writes no newline after the PID: read would fail)
+		pid=$(cat "$f" 2>/dev/null) || continue
+		case "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" in
+		*"$T/"*) kill -9 "$pid" 2>/dev/null || true ;;
+		esac
 	done
 }
 at_cleanup stop_domains
