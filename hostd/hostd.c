@@ -1761,7 +1761,7 @@ static void reprotect_try(struct dom *d)
 	}
 	remus_info(LOG, "%s: asking %s:%u to be its standby again", d->st.domain, d->st.peer,
 		   d->st.peer_port);
-	if (d->h->ops->inspect(d->h->virt, d->st.domain, on_reprotect_inspected, op) < 0) {
+	if (d->h->ops->inspect_protected(d->h->virt, d->st.domain, on_reprotect_inspected, op) < 0) {
 		reprotect_retry(d, "cannot ask libvirt");
 		op_free(op);
 	}

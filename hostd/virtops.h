@@ -43,6 +43,11 @@ struct remus_hostd_virt_ops {
 	 * checks the libvirt and QEMU versions and that every disk can be
 	 * protected. */
 	int (*inspect)(void *impl, const char *name, remus_hostd_virt_info_cb *cb, void *opaque);
+	/* The same for a domain remusd protected before (re-protection after
+	 * a takeover): its disks are on remusd's NBD exports already, which
+	 * inspect refuses; they count as its disks here. */
+	int (*inspect_protected)(void *impl, const char *name, remus_hostd_virt_info_cb *cb,
+				 void *opaque);
 	/* Standby host: no other domain with @name or @uuid, the NICs'
 	 * bridges/networks exist; the standby XML from @xml with
 	 * `-incoming unix:@incoming` and the disks on @nbd; created paused. */

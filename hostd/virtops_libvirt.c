@@ -14,6 +14,7 @@
 #include "hostd/virtops_libvirt.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,7 @@ struct lv {
 	char uri[1024];
 };
 
-enum kind { J_INSPECT, J_CREATE, J_DESTROY, J_RESUME, J_RECOVER, J_MOVE };
+enum kind { J_INSPECT, J_INSPECT_OURS, J_CREATE, J_DESTROY, J_RESUME, J_RECOVER, J_MOVE };
 
 struct job {
 	enum kind kind;
@@ -72,7 +73,7 @@ static void job_done(struct remus_virt *v, int rc, const char *err, void *opaque
 	const char *code = j->err.code[0] ? j->err.code : rc < 0 ? "internal" : NULL;
 	const char *msg = j->err.message[0] ? j->err.message : err;
 
-	if (j->kind == J_INSPECT)
+	if (j->kind == J_INSPECT || j->kind == J_INSPECT_OURS)
 		j->info_cb(j->opaque, rc, code, msg, rc == 0 ? &j->info : NULL);
 	else
 		j->done(j->opaque, rc, code, msg);
@@ -94,14 +95,17 @@ static int work_inspect(virConnectPtr conn, void *opaque, char **errp)
 	    (rc = remus_virt_check_versions(conn, dom, &j->err)) < 0 ||
 	    (rc = remus_virt_live_xml(dom, &j->info.xml, &j->err)) < 0 ||
 	    (rc = remus_virt_domain_parse(j->info.xml, strlen(j->info.xml), &d, &j->err)) < 0 ||
-	    (rc = remus_virt_domain_check(&d, &j->err)) < 0)
+	    (j->kind == J_INSPECT && (rc = remus_virt_domain_check(&d, &j->err)) < 0))
 		goto out;
 	snprintf(j->info.uuid, sizeof(j->info.uuid), "%s", d.uuid);
 	for (i = 0; i < d.ndisks; i++) {
 		struct remus_virt_disk *k = &d.disks[i];
 		struct remus_hostd_disk *o;
 
-		if (!k->type || strcmp(k->type, "file") != 0 || !k->source)
+		bool ours = j->kind == J_INSPECT_OURS && k->type && strcmp(k->type, "network") == 0 &&
+			    k->protocol && strcmp(k->protocol, "nbd") == 0;
+
+		if (!ours && (!k->type || strcmp(k->type, "file") != 0 || !k->source))
 			continue;   /* an empty cdrom: nothing to replicate */
 		if (j->info.ndisks == REMUS_HOSTD_MAX_DISKS) {
 			rc = remus_virt_error_set(&j->err, -E2BIG, "bad-disk", "domain %s has more "
@@ -118,8 +122,9 @@ static int work_inspect(virConnectPtr conn, void *opaque, char **errp)
 		}
 		o = &j->info.disks[j->info.ndisks++];
 		snprintf(o->target, sizeof(o->target), "%s", k->target);
-		snprintf(o->format, sizeof(o->format), "%s", k->format ? k->format : "raw");
-		snprintf(o->source, sizeof(o->source), "%s", k->source);
+		snprintf(o->format, sizeof(o->format), "%s", ours ? "raw" : k->format ? k->format
+			 : "raw");
+		snprintf(o->source, sizeof(o->source), "%s", k->source ? k->source : "");
 		o->size = bi.capacity;
 	}
 	rc = 0;
@@ -338,6 +343,17 @@ static int op_inspect(void *impl, const char *name, remus_hostd_virt_info_cb *cb
 	return submit(impl, j, work_inspect);
 }
 
+static int op_inspect_ours(void *impl, const char *name, remus_hostd_virt_info_cb *cb,
+			   void *opaque)
+{
+	struct job *j = job_new(J_INSPECT_OURS, name, NULL, opaque);
+
+	if (!j)
+		return -ENOMEM;
+	j->info_cb = cb;
+	return submit(impl, j, work_inspect);
+}
+
 static int op_create_standby(void *impl, const char *name, const char *uuid, const char *xml,
 			     const char *incoming, const struct remus_hostd_nbd *nbd,
 			     unsigned nnbd, remus_hostd_virt_done_cb *cb, void *opaque)
@@ -425,7 +441,7 @@ static void op_free(void *impl)
 }
 
 static const struct remus_hostd_virt_ops libvirt_ops = {
-	.inspect = op_inspect, .create_standby = op_create_standby, .destroy = op_destroy,
+	.inspect = op_inspect, .inspect_protected = op_inspect_ours, .create_standby = op_create_standby, .destroy = op_destroy,
 	.resume_after_takeover = op_resume, .recover = op_recover, .move_disks = op_move,
 	.proxy_start = op_proxy_start, .proxy_stop = op_proxy_stop, .free = op_free,
 };

@@ -348,7 +348,7 @@ static void fv_free(void *impl)
 }
 
 static const struct remus_hostd_virt_ops fake_ops = {
-	.inspect = fv_inspect, .create_standby = fv_create_standby, .destroy = fv_destroy,
+	.inspect = fv_inspect, .inspect_protected = fv_inspect, .create_standby = fv_create_standby, .destroy = fv_destroy,
 	.resume_after_takeover = fv_resume, .recover = fv_recover, .move_disks = fv_move,
 	.proxy_start = fv_proxy_start, .proxy_stop = fv_proxy_stop, .free = fv_free,
 };
