@@ -79,7 +79,9 @@ is_protected() {
 	standby) [ "$(json_get "$s" state)" = receiving ] ;;
 	esac
 }
-# dom_is HOST STATE: virsh domstate of web1 on HOST is STATE.
+# status_is HOST KEY VALUE: one key of HOST's status is VALUE (for wait_for).
+status_is() { [ "$(status_of "$1" "$2")" = "$3" ]; }
+# dom_is HOST STATE: virsh domstate of web1 on HOST is STATE ("" unknown).
 dom_is() { [ "$(host_domstate "$1" "$DOM")" = "$2" ]; }
 
 # shellcheck disable=SC2120 # callers may add remusctl protect options

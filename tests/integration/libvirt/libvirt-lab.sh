@@ -204,7 +204,8 @@ source "$REMUS_SOURCE_DIR/tests/lib/hosts.sh"
 need REMUS_GUEST_KERNEL REMUS_GUEST_INITRD
 
 # 1. A killed run, reaped.
-bash "$0" crash "$T/crash.state" >"$T/crash.log" 2>&1 &
+# The child runs clean up after themselves even when this run is kept.
+env -u REMUS_TEST_KEEP bash "$0" crash "$T/crash.state" >"$T/crash.log" 2>&1 &
 crash=$!
 track "$crash"
 wait_for 120 "the crash run's lab" test -s "$T/crash.state"
@@ -219,7 +220,7 @@ left=$(left_of "$cns" "$ct" "$clv" "$csl")
 echo "a run killed by SIGKILL: $(wc -l <"$T/reap.log") leftovers reaped, nothing left"
 
 # 2. and 3. A normal run, then nothing of it left.
-bash "$0" lab "$T/lab.state" >"$T/lab.log" 2>&1 || { cat "$T/lab.log"; fail "the lab run failed"; }
+env -u REMUS_TEST_KEEP bash "$0" lab "$T/lab.state" >"$T/lab.log" 2>&1 || { cat "$T/lab.log"; fail "the lab run failed"; }
 cat "$T/lab.log"
 read -r lns lt pids <"$T/lab.state"
 # shellcheck disable=SC2086 # the pids, split on purpose

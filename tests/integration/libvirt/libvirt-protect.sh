@@ -87,7 +87,7 @@ dom_is pri running || fail "web1 on pri is '$(host_domstate pri "$DOM")'"
 # Epochs go on; set-interval takes effect.
 epochs_pass pri 3
 remusctl_on pri set-interval "$DOM" 200 || fail "remusctl set-interval failed"
-wait_for 10 "status to show interval 200" test "$(status_of pri interval_ms)" = 200
+wait_for 10 "status to show interval 200" status_is pri interval_ms 200
 INTERVAL=200 epochs_pass pri 10
 no_violation pri
 last=$(dom_last pri)
