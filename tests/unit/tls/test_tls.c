@@ -175,7 +175,7 @@ static void test_psk_ok(void **state)
 	handshake_pair(&p, cli, srv, NULL);
 	assert_int_equal(p.rc[0], 0);
 	assert_int_equal(p.rc[1], 0);
-	assert_string_equal(remus_tls_peer_identity(p.t[1]), "PSK identity remus");
+	assert_string_equal(remus_tls_peer_identity(p.t[1]), "PSK identity remus (AES-128-GCM)");
 	exchange(&p);
 	/* The peer's end, after its data, is an end (0), not an error. */
 	remus_buf_init(&b, 0);
