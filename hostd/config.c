@@ -8,10 +8,10 @@
  * it is good, so a refused value changes nothing.
  */
 #include "hostd/config.h"
+#include "hostd/field.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,19 +82,6 @@ static const struct key keys[] = {
 	  0, 0, 0 },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 void remus_hostd_config_init(struct remus_hostd_config *c)
 {
@@ -197,15 +184,15 @@ int remus_hostd_config_set(struct remus_hostd_config *c, const char *key, const 
 
 	if (!k) {
 		if (where)
-			return fail(err, errlen, "%s: unknown key '%s' (see remusd serve --help for "
+			return remus_hostd_fail(err, errlen, "%s: unknown key '%s' (see remusd serve --help for "
 				    "the keys)", where, key);
-		return fail(err, errlen, "unknown option '--%s' for remusd serve (see remusd "
+		return remus_hostd_fail(err, errlen, "unknown option '--%s' for remusd serve (see remusd "
 			    "serve --help)", key);
 	}
 	describe(what, sizeof(what), k, where);
 	for (const char *p = value; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return fail(err, errlen, "%s: the value has a control character", what);
+			return remus_hostd_fail(err, errlen, "%s: the value has a control character", what);
 	switch (k->kind) {
 	case K_HOSTPORT:
 		if (strcmp(k->name, "metrics_listen") == 0) {
@@ -216,30 +203,30 @@ int remus_hostd_config_set(struct remus_hostd_config *c, const char *key, const 
 			}
 			if (!parse_hostport(value, n.metrics_host, sizeof(n.metrics_host),
 					    &n.metrics_port))
-				return fail(err, errlen, "%s: '%s' is not [HOST:]PORT (PORT in "
+				return remus_hostd_fail(err, errlen, "%s: '%s' is not [HOST:]PORT (PORT in "
 					    "1..65535, [V6]:PORT) or off", what, value);
 			break;
 		}
 		if (!parse_hostport(value, n.listen_host, sizeof(n.listen_host), &n.listen_port))
-			return fail(err, errlen, "%s: '%s' is not [HOST:]PORT (PORT in 1..65535, "
+			return remus_hostd_fail(err, errlen, "%s: '%s' is not [HOST:]PORT (PORT in 1..65535, "
 				    "[V6]:PORT)", what, value);
 		break;
 	case K_STR:
 	case K_PATH:
 		if (!*value && k->kind == K_PATH)
-			return fail(err, errlen, "%s: the value is empty; expected %s", what,
+			return remus_hostd_fail(err, errlen, "%s: the value is empty; expected %s", what,
 				    k->form);
 		if (k->kind == K_PATH && value[0] != '/')
-			return fail(err, errlen, "%s: '%s' is not an absolute path", what, value);
+			return remus_hostd_fail(err, errlen, "%s: '%s' is not an absolute path", what, value);
 		if (strlen(value) >= k->size)
-			return fail(err, errlen, "%s: '%.40s...' is longer than %zu bytes%s", what,
+			return remus_hostd_fail(err, errlen, "%s: '%.40s...' is longer than %zu bytes%s", what,
 				    value, k->size - 1, k->size == REMUS_HOSTD_PATH_MAX
 				    ? " (the limit of a unix socket path)" : "");
 		memcpy((char *)&n + k->off, value, strlen(value) + 1);
 		break;
 	case K_UINT:
 		if (!parse_num(value, k->min, k->max, &v))
-			return fail(err, errlen, "%s: '%s' is not a number of %s in %u..%u", what,
+			return remus_hostd_fail(err, errlen, "%s: '%s' is not a number of %s in %u..%u", what,
 				    value, strcmp(k->form, "MS") == 0 ? "ms" : "heartbeats",
 				    k->min, k->max);
 		*(unsigned *)((char *)&n + k->off) = (unsigned)v;
@@ -252,7 +239,7 @@ int remus_hostd_config_set(struct remus_hostd_config *c, const char *key, const 
 		else if (strcmp(value, "off") == 0)
 			n.netbuffer = REMUS_HOSTD_NB_OFF;
 		else
-			return fail(err, errlen, "%s: '%s' is not qemu, plug or off", what, value);
+			return remus_hostd_fail(err, errlen, "%s: '%s' is not qemu, plug or off", what, value);
 		break;
 	case K_REPROTECT:
 		if (strcmp(value, "auto") == 0)
@@ -260,7 +247,7 @@ int remus_hostd_config_set(struct remus_hostd_config *c, const char *key, const 
 		else if (strcmp(value, "manual") == 0)
 			n.reprotect = REMUS_HOSTD_REPROTECT_MANUAL;
 		else
-			return fail(err, errlen, "%s: '%s' is not auto or manual", what, value);
+			return remus_hostd_fail(err, errlen, "%s: '%s' is not auto or manual", what, value);
 		break;
 	case K_PORTS:
 		dash = strchr(value, '-');
@@ -276,7 +263,7 @@ int remus_hostd_config_set(struct remus_hostd_config *c, const char *key, const 
 				break;
 			}
 		}
-		return fail(err, errlen, "%s: '%s' is not a port range MIN-MAX (1 <= MIN <= MAX "
+		return remus_hostd_fail(err, errlen, "%s: '%s' is not a port range MIN-MAX (1 <= MIN <= MAX "
 			    "<= 65535, e.g. 7800-7899)", what, value);
 	case K_BOOL:
 		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0)
@@ -284,11 +271,11 @@ int remus_hostd_config_set(struct remus_hostd_config *c, const char *key, const 
 		else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0)
 			n.insecure = false;
 		else
-			return fail(err, errlen, "%s: '%s' is not yes or no", what, value);
+			return remus_hostd_fail(err, errlen, "%s: '%s' is not yes or no", what, value);
 		break;
 	case K_LOG:
 		if (remus_log_parse_level(value, (enum remus_log_level *)&lvl) < 0)
-			return fail(err, errlen, "%s: '%s' is not error, warn, info or debug", what,
+			return remus_hostd_fail(err, errlen, "%s: '%s' is not error, warn, info or debug", what,
 				    value);
 		n.log_level = lvl;
 		n.log_level_given = true;
@@ -307,10 +294,10 @@ int remus_hostd_config_parse(struct remus_hostd_config *c, const char *path,
 	int rc;
 
 	if (len > REMUS_HOSTD_CONFIG_MAX_BYTES)
-		return fail(err, errlen, "%s: longer than %u bytes: not a config file", path,
+		return remus_hostd_fail(err, errlen, "%s: longer than %u bytes: not a config file", path,
 			    REMUS_HOSTD_CONFIG_MAX_BYTES);
 	if (memchr(text, 0, len))
-		return fail(err, errlen, "%s: has a NUL byte: not a text file", path);
+		return remus_hostd_fail(err, errlen, "%s: has a NUL byte: not a text file", path);
 	while (pos < len) {
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
@@ -321,7 +308,7 @@ int remus_hostd_config_parse(struct remus_hostd_config *c, const char *path,
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%zu", path, lineno);
 		if (n >= sizeof(line))
-			return fail(err, errlen, "%s: the line is longer than %zu bytes", where,
+			return remus_hostd_fail(err, errlen, "%s: the line is longer than %zu bytes", where,
 				    sizeof(line) - 1);
 		memcpy(line, text + pos, n);
 		line[n] = 0;
@@ -342,12 +329,12 @@ int remus_hostd_config_parse(struct remus_hostd_config *c, const char *path,
 			continue;
 		eq = strchr(k, '=');
 		if (!eq)
-			return fail(err, errlen, "%s: '%s' is not 'key = value'", where, k);
+			return remus_hostd_fail(err, errlen, "%s: '%s' is not 'key = value'", where, k);
 		for (e = eq; e > k && (e[-1] == ' ' || e[-1] == '\t'); e--)
 			;
 		*e = 0;
 		if (!*k)
-			return fail(err, errlen, "%s: no key before '='", where);
+			return remus_hostd_fail(err, errlen, "%s: no key before '='", where);
 		for (v = eq + 1; *v == ' ' || *v == '\t'; v++)
 			;
 		for (e = v + strlen(v); e > v && (e[-1] == ' ' || e[-1] == '\t'); e--)
@@ -355,17 +342,17 @@ int remus_hostd_config_parse(struct remus_hostd_config *c, const char *path,
 		*e = 0;
 		if (*v == '"') {
 			if (e - v < 2 || e[-1] != '"' || memchr(v + 1, '"', (size_t)(e - v - 2)))
-				return fail(err, errlen, "%s: %s: the value's quotes do not match "
+				return remus_hostd_fail(err, errlen, "%s: %s: the value's quotes do not match "
 					    "(\"VALUE\", no quote inside)", where, k);
 			e[-1] = 0;
 			v++;
 		}
 		key = find_key(k, norm, sizeof(norm));
 		if (key && strchr(k, '-'))
-			return fail(err, errlen, "%s: '%s': keys are written with '_' in the file "
+			return remus_hostd_fail(err, errlen, "%s: '%s': keys are written with '_' in the file "
 				    "(%s)", where, k, key->name);
 		if (key && seen[key - keys])
-			return fail(err, errlen, "%s: %s: given a second time (remove one)", where,
+			return remus_hostd_fail(err, errlen, "%s: %s: given a second time (remove one)", where,
 				    key->name);
 		rc = remus_hostd_config_set(c, k, v, where, err, errlen);
 		if (rc < 0)
@@ -404,7 +391,7 @@ int remus_hostd_config_load(struct remus_hostd_config *c, const char *path, bool
 		goto out;
 	}
 	if ((size_t)st.st_size > REMUS_HOSTD_CONFIG_MAX_BYTES) {
-		rc = fail(err, errlen, "%s: longer than %u bytes: not a config file", path,
+		rc = remus_hostd_fail(err, errlen, "%s: longer than %u bytes: not a config file", path,
 			  REMUS_HOSTD_CONFIG_MAX_BYTES);
 		goto out;
 	}
@@ -452,7 +439,7 @@ int remus_hostd_config_from_args(struct remus_hostd_config *c, int argc, char *c
 		}
 		if (strcmp(argv[i], "--config") == 0) {
 			if (i + 1 >= argc || !*argv[i + 1])
-				return fail(err, errlen, "--config: needs a value: FILE");
+				return remus_hostd_fail(err, errlen, "--config: needs a value: FILE");
 			config = argv[++i];
 			named = true;
 		} else if (strncmp(argv[i], "--config=", 9) == 0) {
@@ -468,23 +455,23 @@ int remus_hostd_config_from_args(struct remus_hostd_config *c, int argc, char *c
 		size_t n;
 
 		if (strncmp(a, "--", 2) != 0 || !a[2])
-			return fail(err, errlen, "unexpected argument '%s' (every remusd serve "
+			return remus_hostd_fail(err, errlen, "unexpected argument '%s' (every remusd serve "
 				    "option starts with --)", a);
 		a += 2;
 		eqs = strchr(a, '=');
 		n = eqs ? (size_t)(eqs - a) : strlen(a);
 		if (n >= sizeof(name))
-			return fail(err, errlen, "unknown option '%s' for remusd serve", argv[i]);
+			return remus_hostd_fail(err, errlen, "unknown option '%s' for remusd serve", argv[i]);
 		memcpy(name, a, n);
 		name[n] = 0;
 		if (strchr(name, '_'))
-			return fail(err, errlen, "unknown option '--%s' for remusd serve (options "
+			return remus_hostd_fail(err, errlen, "unknown option '--%s' for remusd serve (options "
 				    "are written with '-')", name);
 		if (eqs) {
 			v = eqs + 1;
 		} else {
 			if (i + 1 >= argc)
-				return fail(err, errlen, "--%s: needs a value", name);
+				return remus_hostd_fail(err, errlen, "--%s: needs a value", name);
 			v = argv[++i];
 		}
 		if (strcmp(name, "config") == 0)

@@ -7,10 +7,10 @@
  * refused, so the two hosts notice a version skew at once.
  */
 #include "hostd/peer.h"
+#include "hostd/field.h"
 
 #include <errno.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,62 +30,10 @@ const char *remus_hostd_peer_req_name(enum remus_hostd_peer_req r)
 	return (unsigned)r < NREQ ? req_names[r] : "?";
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 void remus_hostd_peer_msg_release(struct remus_hostd_peer_msg *m)
 {
 	free(m->xml);
 	m->xml = NULL;
-}
-
-/* A string without NUL of at most @size - 1 bytes (@nonempty: >= 1). */
-static int str(struct json_object *o, const char *key, char *dst, size_t size, bool nonempty,
-	       char *err, size_t errlen)
-{
-	struct json_object *v;
-	const char *s;
-	size_t n;
-
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-		return fail(err, errlen, "\"%s\" is missing or not a string", key);
-	s = json_object_get_string(v);
-	n = (size_t)json_object_get_string_len(v);
-	if (n != strlen(s))
-		return fail(err, errlen, "\"%s\" has a NUL byte", key);
-	if (n >= size)
-		return fail(err, errlen, "\"%s\" is longer than %zu bytes", key, size - 1);
-	if (nonempty && n == 0)
-		return fail(err, errlen, "\"%s\" is empty", key);
-	memcpy(dst, s, n + 1);
-	return 0;
-}
-
-static int num(struct json_object *o, const char *key, uint64_t min, uint64_t max,
-	       uint64_t *out, char *err, size_t errlen)
-{
-	struct json_object *v;
-	int64_t n;
-
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-		return fail(err, errlen, "\"%s\" is missing or not an integer", key);
-	errno = 0;
-	n = json_object_get_int64(v);
-	if (n < 0 || errno == ERANGE || (uint64_t)n < min || (uint64_t)n > max)
-		return fail(err, errlen, "\"%s\" is not in %llu..%llu", key,
-			    (unsigned long long)min, (unsigned long long)max);
-	*out = (uint64_t)n;
-	return 0;
 }
 
 /* Refuses keys of @o not in @allowed (NULL-terminated). */
@@ -100,7 +48,7 @@ static int only_keys(struct json_object *o, const char *const *allowed, const ch
 			if (strcmp(*a, key) == 0)
 				break;
 		if (!*a)
-			return fail(err, errlen, "%s: unknown key \"%.40s\"", what, key);
+			return remus_hostd_fail(err, errlen, "%s: unknown key \"%.40s\"", what, key);
 	}
 	return 0;
 }
@@ -115,22 +63,22 @@ static int parse_options(struct json_object *o, struct remus_hostd_peer_options 
 	int rc;
 
 	if (!json_object_is_type(o, json_type_object))
-		return fail(err, errlen, "\"options\" is not an object");
+		return remus_hostd_fail(err, errlen, "\"options\" is not an object");
 	if ((rc = only_keys(o, allowed, "options", err, errlen)))
 		return rc;
-	if ((rc = num(o, "interval_ms", 10, 3600000, &v, err, errlen)))
+	if ((rc = remus_hostd_json_u64(o, "interval_ms", 10, 3600000, &v, err, errlen)))
 		return rc;
 	opt->interval_ms = (unsigned)v;
-	if ((rc = num(o, "pause_budget_ms", 1, 60000, &v, err, errlen)))
+	if ((rc = remus_hostd_json_u64(o, "pause_budget_ms", 1, 60000, &v, err, errlen)))
 		return rc;
 	opt->pause_budget_ms = (unsigned)v;
-	if ((rc = num(o, "heartbeat_ms", 10, 60000, &v, err, errlen)))
+	if ((rc = remus_hostd_json_u64(o, "heartbeat_ms", 10, 60000, &v, err, errlen)))
 		return rc;
 	opt->heartbeat_ms = (unsigned)v;
-	if ((rc = num(o, "miss", 1, 1000, &v, err, errlen)))
+	if ((rc = remus_hostd_json_u64(o, "miss", 1, 1000, &v, err, errlen)))
 		return rc;
 	opt->miss = (unsigned)v;
-	if ((rc = str(o, "netbuffer", buf, sizeof(buf), true, err, errlen)))
+	if ((rc = remus_hostd_json_str(o, "netbuffer", buf, sizeof(buf), true, err, errlen)))
 		return rc;
 	if (strcmp(buf, "qemu") == 0)
 		opt->netbuffer = REMUS_HOSTD_NB_QEMU;
@@ -139,15 +87,15 @@ static int parse_options(struct json_object *o, struct remus_hostd_peer_options 
 	else if (strcmp(buf, "off") == 0)
 		opt->netbuffer = REMUS_HOSTD_NB_OFF;
 	else
-		return fail(err, errlen, "\"netbuffer\" is not qemu, plug or off");
-	if ((rc = str(o, "reprotect", buf, sizeof(buf), true, err, errlen)))
+		return remus_hostd_fail(err, errlen, "\"netbuffer\" is not qemu, plug or off");
+	if ((rc = remus_hostd_json_str(o, "reprotect", buf, sizeof(buf), true, err, errlen)))
 		return rc;
 	if (strcmp(buf, "auto") == 0)
 		opt->reprotect = REMUS_HOSTD_REPROTECT_AUTO;
 	else if (strcmp(buf, "manual") == 0)
 		opt->reprotect = REMUS_HOSTD_REPROTECT_MANUAL;
 	else
-		return fail(err, errlen, "\"reprotect\" is not auto or manual");
+		return remus_hostd_fail(err, errlen, "\"reprotect\" is not auto or manual");
 	return 0;
 }
 
@@ -163,23 +111,23 @@ static int parse_create(struct json_object *o, struct remus_hostd_peer_msg *m, c
 
 	if ((rc = only_keys(o, allowed, "create-standby", err, errlen)))
 		return rc;
-	if ((rc = str(o, "uuid", m->uuid, sizeof(m->uuid), true, err, errlen)))
+	if ((rc = remus_hostd_json_str(o, "uuid", m->uuid, sizeof(m->uuid), true, err, errlen)))
 		return rc;
 	if (!remus_hostd_uuid_ok(m->uuid))
-		return fail(err, errlen, "\"uuid\" is not a UUID");
+		return remus_hostd_fail(err, errlen, "\"uuid\" is not a UUID");
 	if (!json_object_object_get_ex(o, "xml", &v) || !json_object_is_type(v, json_type_string) ||
 	    json_object_get_string_len(v) == 0)
-		return fail(err, errlen, "\"xml\" is missing or not a non-empty string (the "
+		return remus_hostd_fail(err, errlen, "\"xml\" is missing or not a non-empty string (the "
 			    "domain's live XML)");
 	if ((size_t)json_object_get_string_len(v) != strlen(json_object_get_string(v)))
-		return fail(err, errlen, "\"xml\" has a NUL byte");
+		return remus_hostd_fail(err, errlen, "\"xml\" has a NUL byte");
 	m->xml = strdup(json_object_get_string(v));
 	if (!m->xml)
 		return -ENOMEM;
 	if (!json_object_object_get_ex(o, "disks", &v) || !json_object_is_type(v, json_type_array))
-		return fail(err, errlen, "\"disks\" is missing or not an array");
+		return remus_hostd_fail(err, errlen, "\"disks\" is missing or not an array");
 	if (json_object_array_length(v) > REMUS_HOSTD_MAX_DISKS)
-		return fail(err, errlen, "more than %d disks", REMUS_HOSTD_MAX_DISKS);
+		return remus_hostd_fail(err, errlen, "more than %d disks", REMUS_HOSTD_MAX_DISKS);
 	m->ndisks = (unsigned)json_object_array_length(v);
 	for (i = 0; i < m->ndisks; i++) {
 		static const char *const dkeys[] = { "target", "format", "size", NULL };
@@ -187,21 +135,24 @@ static int parse_create(struct json_object *o, struct remus_hostd_peer_msg *m, c
 
 		d = json_object_array_get_idx(v, i);
 		if (!json_object_is_type(d, json_type_object))
-			return fail(err, errlen, "disk %zu is not an object", i);
+			return remus_hostd_fail(err, errlen, "disk %zu is not an object", i);
 		if ((rc = only_keys(d, dkeys, "disk", err, errlen)) ||
-		    (rc = str(d, "target", disk->target, sizeof(disk->target), true, err, errlen)) ||
-		    (rc = str(d, "format", disk->format, sizeof(disk->format), true, err, errlen)) ||
-		    (rc = num(d, "size", 0, INT64_MAX, &n, err, errlen)))
+		    (rc = remus_hostd_json_str(d, "target", disk->target, sizeof(disk->target),
+					       true, err, errlen)) ||
+		    (rc = remus_hostd_json_str(d, "format", disk->format, sizeof(disk->format),
+					       true, err, errlen)) ||
+		    (rc = remus_hostd_json_u64(d, "size", 0, INT64_MAX, &n, err, errlen)))
 			return rc;
 		disk->size = n;
 	}
 	if (!json_object_object_get_ex(o, "options", &v))
-		return fail(err, errlen, "\"options\" is missing");
+		return remus_hostd_fail(err, errlen, "\"options\" is missing");
 	if ((rc = parse_options(v, &m->options, err, errlen)))
 		return rc;
-	if ((rc = str(o, "primary", m->primary, sizeof(m->primary), true, err, errlen)))
+	if ((rc = remus_hostd_json_str(o, "primary", m->primary, sizeof(m->primary),
+				       true, err, errlen)))
 		return rc;
-	if ((rc = num(o, "primary_port", 1, 65535, &n, err, errlen)))
+	if ((rc = remus_hostd_json_u64(o, "primary_port", 1, 65535, &n, err, errlen)))
 		return rc;
 	m->primary_port = (uint16_t)n;
 	return 0;
@@ -215,15 +166,16 @@ static int parse_request_body(struct json_object *o, struct remus_hostd_peer_msg
 	uint64_t v;
 	int rc;
 
-	if ((rc = num(o, "id", 0, INT64_MAX, &v, err, errlen)))
+	if ((rc = remus_hostd_json_u64(o, "id", 0, INT64_MAX, &v, err, errlen)))
 		return rc;
 	m->id = v;
 	if (m->req == REMUS_HOSTD_PEER_PING)
 		return only_keys(o, ping_keys, name, err, errlen);
-	if ((rc = str(o, "domain", m->domain, sizeof(m->domain), true, err, errlen)))
+	if ((rc = remus_hostd_json_str(o, "domain", m->domain, sizeof(m->domain),
+				       true, err, errlen)))
 		return rc;
 	if (!remus_hostd_domain_name_ok(m->domain))
-		return fail(err, errlen, "\"domain\" is not a domain name remusd uses");
+		return remus_hostd_fail(err, errlen, "\"domain\" is not a domain name remusd uses");
 	if (m->req == REMUS_HOSTD_PEER_CREATE_STANDBY)
 		return parse_create(o, m, err, errlen);
 	return only_keys(o, dom_keys, name, err, errlen);
@@ -237,19 +189,19 @@ static int parse_request(struct json_object *o, struct remus_hostd_peer_msg *m, 
 	int rc;
 
 	m->kind = REMUS_HOSTD_PEER_REQUEST;
-	if ((rc = str(o, "req", name, sizeof(name), true, err, errlen)))
+	if ((rc = remus_hostd_json_str(o, "req", name, sizeof(name), true, err, errlen)))
 		return rc;
 	for (i = 0; i < NREQ; i++)
 		if (strcmp(req_names[i], name) == 0)
 			break;
 	if (i == NREQ)
-		return fail(err, errlen, "unknown request '%s' (a newer peer? this remusd "
+		return remus_hostd_fail(err, errlen, "unknown request '%s' (a newer peer? this remusd "
 			    "knows create-standby, destroy-standby, failover, ping)", name);
 	m->req = (enum remus_hostd_peer_req)i;
 	rc = parse_request_body(o, m, name, err, errlen);
 	if (rc == -EINVAL && strncmp(err, name, strlen(name)) != 0) {
 		snprintf(tmp, sizeof(tmp), "%s", err);
-		fail(err, errlen, "%s: %s", name, tmp);
+		remus_hostd_fail(err, errlen, "%s: %s", name, tmp);
 	}
 	return rc;
 }
@@ -266,29 +218,30 @@ static int parse_answer(struct json_object *o, struct remus_hostd_peer_msg *m, c
 
 	m->kind = REMUS_HOSTD_PEER_ANSWER;
 	m->code = -1;
-	if ((rc = num(o, "id", 0, INT64_MAX, &n, err, errlen)))
+	if ((rc = remus_hostd_json_u64(o, "id", 0, INT64_MAX, &n, err, errlen)))
 		return rc;
 	m->id = n;
 	if (!json_object_object_get_ex(o, "ok", &v) || !json_object_is_type(v, json_type_boolean))
-		return fail(err, errlen, "answer: \"ok\" is missing or not true/false");
+		return remus_hostd_fail(err, errlen, "answer: \"ok\" is missing or not true/false");
 	m->ok = json_object_get_boolean(v);
 	if (m->ok) {
 		if ((rc = only_keys(o, ok_keys, "answer", err, errlen)))
 			return rc;
 		if (json_object_object_get_ex(o, "repl_port", &v)) {
-			if ((rc = num(o, "repl_port", 1, 65535, &n, err, errlen)))
+			if ((rc = remus_hostd_json_u64(o, "repl_port", 1, 65535, &n, err, errlen)))
 				return rc;
 			m->repl_port = (uint16_t)n;
 		}
 		return 0;
 	}
 	if ((rc = only_keys(o, err_keys, "answer", err, errlen)) ||
-	    (rc = str(o, "error", m->error, sizeof(m->error), true, err, errlen)) ||
-	    (rc = str(o, "code", code, sizeof(code), true, err, errlen)))
+	    (rc = remus_hostd_json_str(o, "error", m->error, sizeof(m->error),
+				       true, err, errlen)) ||
+	    (rc = remus_hostd_json_str(o, "code", code, sizeof(code), true, err, errlen)))
 		return rc;
 	m->code = remus_hostd_code_parse(code);
 	if (m->code < 0)
-		return fail(err, errlen, "answer: unknown code '%s'", code);
+		return remus_hostd_fail(err, errlen, "answer: unknown code '%s'", code);
 	return 0;
 }
 
@@ -304,9 +257,9 @@ int remus_hostd_peer_parse(const char *line, size_t len, struct remus_hostd_peer
 	memset(m, 0, sizeof(*m));
 	m->code = -1;
 	if (len > REMUS_HOSTD_PEER_MAX_LINE)
-		return fail(err, errlen, "a line longer than %u bytes", REMUS_HOSTD_PEER_MAX_LINE);
+		return remus_hostd_fail(err, errlen, "a line longer than %u bytes", REMUS_HOSTD_PEER_MAX_LINE);
 	if (memchr(line, 0, len))
-		return fail(err, errlen, "a NUL byte in the line");
+		return remus_hostd_fail(err, errlen, "a NUL byte in the line");
 	tok = json_tokener_new();
 	if (!tok)
 		return -ENOMEM;
@@ -314,23 +267,24 @@ int remus_hostd_peer_parse(const char *line, size_t len, struct remus_hostd_peer
 	o = json_tokener_parse_ex(tok, line, (int)len);
 	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object)) {
-		rc = fail(err, errlen, "not one JSON object (is this a remusd serve peer port?)");
+		rc = remus_hostd_fail(err, errlen, "not one JSON object (is this a remusd serve peer port?)");
 		goto out;
 	}
 	if (json_object_object_get_ex(o, "hello", &v)) {
 		static const char *const keys[] = { "hello", "version", "host", NULL };
 
 		m->kind = REMUS_HOSTD_PEER_HELLO;
-		if ((rc = str(o, "hello", word, sizeof(word), true, err, errlen)))
+		if ((rc = remus_hostd_json_str(o, "hello", word, sizeof(word), true, err, errlen)))
 			goto out;
 		if (strcmp(word, "remus-peer") != 0) {
-			rc = fail(err, errlen, "hello: '%s' is not remus-peer", word);
+			rc = remus_hostd_fail(err, errlen, "hello: '%s' is not remus-peer", word);
 			goto out;
 		}
-		if ((rc = num(o, "version", 1, UINT32_MAX, &n, err, errlen)))
+		if ((rc = remus_hostd_json_u64(o, "version", 1, UINT32_MAX, &n, err, errlen)))
 			goto out;
 		m->version = (unsigned)n;
-		if ((rc = str(o, "host", m->host, sizeof(m->host), true, err, errlen)) ||
+		if ((rc = remus_hostd_json_str(o, "host", m->host, sizeof(m->host),
+					       true, err, errlen)) ||
 		    (rc = only_keys(o, keys, "hello", err, errlen)))
 			goto out;
 	} else if (json_object_object_get_ex(o, "req", &v)) {
@@ -338,7 +292,7 @@ int remus_hostd_peer_parse(const char *line, size_t len, struct remus_hostd_peer
 	} else if (json_object_object_get_ex(o, "ok", &v)) {
 		rc = parse_answer(o, m, err, errlen);
 	} else {
-		rc = fail(err, errlen, "neither a hello, a request nor an answer");
+		rc = remus_hostd_fail(err, errlen, "neither a hello, a request nor an answer");
 	}
 out:
 	json_object_put(o);

@@ -6,6 +6,7 @@
  * whole protocol.
  */
 #include "hostd/request.h"
+#include "hostd/field.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -59,19 +60,6 @@ char *remus_hostd_answer_error(enum remus_hostd_code code, const char *fmt, ...)
 	s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return s;
-}
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
 }
 
 int remus_hostd_parse_peer(const char *s, char *host, size_t hostlen, uint16_t *port)
@@ -160,10 +148,10 @@ static int get_uint(struct json_object *v, const char *key, unsigned min, unsign
 	int64_t n;
 
 	if (!json_object_is_type(v, json_type_int))
-		return fail(err, errlen, "\"%s\" must be an integer in %u..%u", key, min, max);
+		return remus_hostd_fail(err, errlen, "\"%s\" must be an integer in %u..%u", key, min, max);
 	n = json_object_get_int64(v);
 	if (n < min || n > max)
-		return fail(err, errlen, "\"%s\": %lld is not in %u..%u", key, (long long)n, min,
+		return remus_hostd_fail(err, errlen, "\"%s\": %lld is not in %u..%u", key, (long long)n, min,
 			    max);
 	*out = (unsigned)n;
 	return 0;
@@ -176,14 +164,14 @@ static int set_key(struct remus_hostd_request *r, unsigned bit, const char *key,
 			: NULL;
 
 	if (s && (size_t)json_object_get_string_len(v) != strlen(s))
-		return fail(err, errlen, "\"%s\" has a NUL byte", key);
+		return remus_hostd_fail(err, errlen, "\"%s\" has a NUL byte", key);
 	switch (bit) {
 	case K_DOMAIN:
 		if (!s)
-			return fail(err, errlen, "\"domain\" must be a string: the libvirt "
+			return remus_hostd_fail(err, errlen, "\"domain\" must be a string: the libvirt "
 				    "domain's name");
 		if (!remus_hostd_domain_name_ok(s))
-			return fail(err, errlen, "domain '%.80s': remusd protects domains named "
+			return remus_hostd_fail(err, errlen, "domain '%.80s': remusd protects domains named "
 				    "with 1..63 of A-Z a-z 0-9 _ . + - (not starting with . or -); "
 				    "rename the domain", s);
 		snprintf(r->domain, sizeof(r->domain), "%s", s);
@@ -192,7 +180,7 @@ static int set_key(struct remus_hostd_request *r, unsigned bit, const char *key,
 	case K_STANDBY:
 		if (!s || remus_hostd_parse_peer(s, r->standby_host, sizeof(r->standby_host),
 						 &r->standby_port) < 0)
-			return fail(err, errlen, "\"standby\" must be HOST, HOST:PORT or [V6]:PORT "
+			return remus_hostd_fail(err, errlen, "\"standby\" must be HOST, HOST:PORT or [V6]:PORT "
 				    "(PORT in 1..65535, default 7790): the standby host's remusd "
 				    "serve");
 		return 0;
@@ -211,7 +199,7 @@ static int set_key(struct remus_hostd_request *r, unsigned bit, const char *key,
 		else if (s && strcmp(s, "off") == 0)
 			r->netbuffer = REMUS_HOSTD_NB_OFF;
 		else
-			return fail(err, errlen, "\"netbuffer\" must be \"qemu\", \"plug\" or "
+			return remus_hostd_fail(err, errlen, "\"netbuffer\" must be \"qemu\", \"plug\" or "
 				    "\"off\"");
 		return 0;
 	case K_REPROTECT:
@@ -221,15 +209,15 @@ static int set_key(struct remus_hostd_request *r, unsigned bit, const char *key,
 		else if (s && strcmp(s, "manual") == 0)
 			r->reprotect = REMUS_HOSTD_REPROTECT_MANUAL;
 		else
-			return fail(err, errlen, "\"reprotect\" must be \"auto\" or \"manual\"");
+			return remus_hostd_fail(err, errlen, "\"reprotect\" must be \"auto\" or \"manual\"");
 		return 0;
 	case K_RELEASE:
 		if (!json_object_is_type(v, json_type_boolean))
-			return fail(err, errlen, "\"release_disks\" must be true or false");
+			return remus_hostd_fail(err, errlen, "\"release_disks\" must be true or false");
 		r->release_disks = json_object_get_boolean(v);
 		return 0;
 	}
-	return fail(err, errlen, "\"%s\": not handled (a bug)", key);
+	return remus_hostd_fail(err, errlen, "\"%s\": not handled (a bug)", key);
 }
 
 int remus_hostd_request_parse(const char *line, struct remus_hostd_request *r, char *err,
@@ -245,7 +233,7 @@ int remus_hostd_request_parse(const char *line, struct remus_hostd_request *r, c
 	memset(r, 0, sizeof(*r));
 	r->standby_port = REMUS_HOSTD_DEFAULT_PEER_PORT;
 	if (len > REMUS_HOSTD_REQUEST_MAX)
-		return fail(err, errlen, "the request is longer than %u bytes",
+		return remus_hostd_fail(err, errlen, "the request is longer than %u bytes",
 			    REMUS_HOSTD_REQUEST_MAX);
 	tok = json_tokener_new();
 	if (!tok)
@@ -254,12 +242,12 @@ int remus_hostd_request_parse(const char *line, struct remus_hostd_request *r, c
 	o = json_tokener_parse_ex(tok, line, (int)len);
 	if (!o || json_tokener_get_error(tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object)) {
-		rc = fail(err, errlen, "the request is not one JSON object (the control protocol "
+		rc = remus_hostd_fail(err, errlen, "the request is not one JSON object (the control protocol "
 			  "is {\"cmd\":...} per line; use remusctl)");
 		goto out;
 	}
 	if (!json_object_object_get_ex(o, "cmd", &cmd) || !json_object_is_type(cmd, json_type_string)) {
-		rc = fail(err, errlen, "no \"cmd\": expected protect, status, list, set-interval, "
+		rc = remus_hostd_fail(err, errlen, "no \"cmd\": expected protect, status, list, set-interval, "
 			  "failover or unprotect");
 		goto out;
 	}
@@ -268,7 +256,7 @@ int remus_hostd_request_parse(const char *line, struct remus_hostd_request *r, c
 		if (strcmp(cmds[c].name, name) == 0)
 			break;
 	if (c == sizeof(cmds) / sizeof(cmds[0])) {
-		rc = fail(err, errlen, "unknown command '%.40s': expected protect, status, list, "
+		rc = remus_hostd_fail(err, errlen, "unknown command '%.40s': expected protect, status, list, "
 			  "set-interval, failover or unprotect", name);
 		goto out;
 	}
@@ -280,21 +268,21 @@ int remus_hostd_request_parse(const char *line, struct remus_hostd_request *r, c
 			if (strcmp(keys[k].name, key) == 0)
 				break;
 		if (k == NKEYS || !(cmds[c].keys & keys[k].bit)) {
-			rc = fail(err, errlen, "%s: unknown key \"%.40s\"", cmds[c].name, key);
+			rc = remus_hostd_fail(err, errlen, "%s: unknown key \"%.40s\"", cmds[c].name, key);
 			goto out;
 		}
 		if ((rc = set_key(r, keys[k].bit, key, v, err, errlen)) < 0) {
 			char tmp[512];
 
 			snprintf(tmp, sizeof(tmp), "%s", err);
-			fail(err, errlen, "%s: %s", cmds[c].name, tmp);
+			remus_hostd_fail(err, errlen, "%s: %s", cmds[c].name, tmp);
 			goto out;
 		}
 		seen |= keys[k].bit;
 	}
 	for (k = 0; k < NKEYS; k++)
 		if ((cmds[c].required & keys[k].bit) && !(seen & keys[k].bit)) {
-			rc = fail(err, errlen, "%s: \"%s\" is missing: %s", cmds[c].name,
+			rc = remus_hostd_fail(err, errlen, "%s: \"%s\" is missing: %s", cmds[c].name,
 				  keys[k].name, keys[k].form);
 			goto out;
 		}

@@ -12,12 +12,12 @@
  * but blanks after it, and each key is checked for type and range.
  */
 #include "hostd/state.h"
+#include "hostd/field.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,19 +26,6 @@
 
 #define FORMAT "remus-domain-state"
 #define VERSION 1
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 bool remus_hostd_domain_name_ok(const char *name)
 {
@@ -134,42 +121,6 @@ char *remus_hostd_state_format(const struct remus_hostd_dstate *s)
 
 /* ---- reading ---------------------------------------------------------- */
 
-static int get_str(struct json_object *o, const char *key, char *dst, size_t size,
-		   bool nonempty, char *err, size_t errlen)
-{
-	struct json_object *v;
-	const char *s;
-
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-		return fail(err, errlen, "\"%s\" is missing or not a string", key);
-	s = json_object_get_string(v);
-	if ((size_t)json_object_get_string_len(v) != strlen(s))
-		return fail(err, errlen, "\"%s\" has a NUL byte", key);
-	if (strlen(s) >= size)
-		return fail(err, errlen, "\"%s\" is longer than %zu bytes", key, size - 1);
-	if (nonempty && !*s)
-		return fail(err, errlen, "\"%s\" is empty", key);
-	memcpy(dst, s, strlen(s) + 1);
-	return 0;
-}
-
-static int get_u64(struct json_object *o, const char *key, uint64_t min, uint64_t max,
-		   uint64_t *out, char *err, size_t errlen)
-{
-	struct json_object *v;
-	int64_t n;
-
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-		return fail(err, errlen, "\"%s\" is missing or not an integer", key);
-	errno = 0;
-	n = json_object_get_int64(v);
-	if (n < 0 || errno == ERANGE || (uint64_t)n < min || (uint64_t)n > max)
-		return fail(err, errlen, "\"%s\" is not in %llu..%llu", key,
-			    (unsigned long long)min, (unsigned long long)max);
-	*out = (uint64_t)n;
-	return 0;
-}
-
 static int parse_disk(struct json_object *d, struct remus_hostd_disk *disk, char *err,
 		      size_t errlen)
 {
@@ -177,11 +128,14 @@ static int parse_disk(struct json_object *d, struct remus_hostd_disk *disk, char
 	int rc;
 
 	if (!json_object_is_type(d, json_type_object))
-		return fail(err, errlen, "a disk is not an object");
-	if ((rc = get_str(d, "target", disk->target, sizeof(disk->target), true, err, errlen)) ||
-	    (rc = get_str(d, "format", disk->format, sizeof(disk->format), true, err, errlen)) ||
-	    (rc = get_str(d, "source", disk->source, sizeof(disk->source), false, err, errlen)) ||
-	    (rc = get_u64(d, "size", 0, INT64_MAX, &v, err, errlen)))
+		return remus_hostd_fail(err, errlen, "a disk is not an object");
+	if ((rc = remus_hostd_json_str(d, "target", disk->target, sizeof(disk->target),
+				       true, err, errlen)) ||
+	    (rc = remus_hostd_json_str(d, "format", disk->format, sizeof(disk->format),
+				       true, err, errlen)) ||
+	    (rc = remus_hostd_json_str(d, "source", disk->source, sizeof(disk->source),
+				       false, err, errlen)) ||
+	    (rc = remus_hostd_json_u64(d, "size", 0, INT64_MAX, &v, err, errlen)))
 		return rc;
 	disk->size = v;
 	return 0;
@@ -199,19 +153,19 @@ int remus_hostd_state_parse(const char *text, size_t len, struct remus_hostd_dst
 
 	memset(s, 0, sizeof(*s));
 	if (len == 0)
-		return fail(err, errlen, "the file is empty (a write that never finished?)");
+		return remus_hostd_fail(err, errlen, "the file is empty (a write that never finished?)");
 	if (len > REMUS_HOSTD_STATE_MAX_BYTES)
-		return fail(err, errlen, "longer than %u bytes: not a state file",
+		return remus_hostd_fail(err, errlen, "longer than %u bytes: not a state file",
 			    REMUS_HOSTD_STATE_MAX_BYTES);
 	if (memchr(text, 0, len))
-		return fail(err, errlen, "has a NUL byte (blocks lost in a crash?)");
+		return remus_hostd_fail(err, errlen, "has a NUL byte (blocks lost in a crash?)");
 	tok = json_tokener_new();
 	if (!tok)
 		return -ENOMEM;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	o = json_tokener_parse_ex(tok, text, (int)len);
 	if (!o || json_tokener_get_error(tok) != json_tokener_success) {
-		rc = fail(err, errlen, "not a whole JSON object (%s; torn or not a state file)",
+		rc = remus_hostd_fail(err, errlen, "not a whole JSON object (%s; torn or not a state file)",
 			  json_tokener_get_error(tok) == json_tokener_continue
 			  ? "it ends early" : json_tokener_error_desc(json_tokener_get_error(tok)));
 		goto out;
@@ -219,64 +173,65 @@ int remus_hostd_state_parse(const char *text, size_t len, struct remus_hostd_dst
 	for (end = json_tokener_get_parse_end(tok); end < len; end++)
 		if (text[end] != ' ' && text[end] != '\n' && text[end] != '\t' &&
 		    text[end] != '\r') {
-			rc = fail(err, errlen, "has bytes after the JSON object");
+			rc = remus_hostd_fail(err, errlen, "has bytes after the JSON object");
 			goto out;
 		}
 	if (!json_object_is_type(o, json_type_object)) {
-		rc = fail(err, errlen, "not a JSON object");
+		rc = remus_hostd_fail(err, errlen, "not a JSON object");
 		goto out;
 	}
-	if ((rc = get_str(o, "format", buf, sizeof(buf), true, err, errlen)))
+	if ((rc = remus_hostd_json_str(o, "format", buf, sizeof(buf), true, err, errlen)))
 		goto out;
 	if (strcmp(buf, FORMAT) != 0) {
-		rc = fail(err, errlen, "\"format\" is '%s', not '" FORMAT "'", buf);
+		rc = remus_hostd_fail(err, errlen, "\"format\" is '%s', not '" FORMAT "'", buf);
 		goto out;
 	}
-	if ((rc = get_u64(o, "version", 0, UINT32_MAX, &v, err, errlen)))
+	if ((rc = remus_hostd_json_u64(o, "version", 0, UINT32_MAX, &v, err, errlen)))
 		goto out;
 	if (v != VERSION) {
-		rc = fail(err, errlen, "version %llu; this remusd reads version %d (a newer "
+		rc = remus_hostd_fail(err, errlen, "version %llu; this remusd reads version %d (a newer "
 			  "remusd wrote it?)", (unsigned long long)v, VERSION);
 		goto out;
 	}
-	if ((rc = get_str(o, "domain", s->domain, sizeof(s->domain), true, err, errlen)))
+	if ((rc = remus_hostd_json_str(o, "domain", s->domain, sizeof(s->domain),
+				       true, err, errlen)))
 		goto out;
 	if (!remus_hostd_domain_name_ok(s->domain)) {
-		rc = fail(err, errlen, "\"domain\" '%s' is not a domain name remusd uses",
+		rc = remus_hostd_fail(err, errlen, "\"domain\" '%s' is not a domain name remusd uses",
 			  s->domain);
 		goto out;
 	}
-	if ((rc = get_str(o, "uuid", s->uuid, sizeof(s->uuid), true, err, errlen)))
+	if ((rc = remus_hostd_json_str(o, "uuid", s->uuid, sizeof(s->uuid), true, err, errlen)))
 		goto out;
 	if (!remus_hostd_uuid_ok(s->uuid)) {
-		rc = fail(err, errlen, "\"uuid\" '%s' is not a UUID", s->uuid);
+		rc = remus_hostd_fail(err, errlen, "\"uuid\" '%s' is not a UUID", s->uuid);
 		goto out;
 	}
-	if ((rc = get_str(o, "role", buf, sizeof(buf), true, err, errlen)))
+	if ((rc = remus_hostd_json_str(o, "role", buf, sizeof(buf), true, err, errlen)))
 		goto out;
 	if (strcmp(buf, "primary") == 0) {
 		s->role = REMUS_HOSTD_ROLE_PRIMARY;
 	} else if (strcmp(buf, "standby") == 0) {
 		s->role = REMUS_HOSTD_ROLE_STANDBY;
 	} else {
-		rc = fail(err, errlen, "\"role\" '%s' is not primary or standby", buf);
+		rc = remus_hostd_fail(err, errlen, "\"role\" '%s' is not primary or standby", buf);
 		goto out;
 	}
-	if ((rc = get_str(o, "peer", s->peer, sizeof(s->peer), true, err, errlen)))
+	if ((rc = remus_hostd_json_str(o, "peer", s->peer, sizeof(s->peer), true, err, errlen)))
 		goto out;
-	if ((rc = get_u64(o, "peer_port", 1, 65535, &v, err, errlen)))
+	if ((rc = remus_hostd_json_u64(o, "peer_port", 1, 65535, &v, err, errlen)))
 		goto out;
 	s->peer_port = (uint16_t)v;
-	if ((rc = get_u64(o, "repl_port", 0, 65535, &v, err, errlen)))
+	if ((rc = remus_hostd_json_u64(o, "repl_port", 0, 65535, &v, err, errlen)))
 		goto out;
 	s->repl_port = (uint16_t)v;
-	if ((rc = get_u64(o, "interval_ms", 10, 3600000, &v, err, errlen)))
+	if ((rc = remus_hostd_json_u64(o, "interval_ms", 10, 3600000, &v, err, errlen)))
 		goto out;
 	s->interval_ms = (unsigned)v;
-	if ((rc = get_u64(o, "pause_budget_ms", 1, 60000, &v, err, errlen)))
+	if ((rc = remus_hostd_json_u64(o, "pause_budget_ms", 1, 60000, &v, err, errlen)))
 		goto out;
 	s->pause_budget_ms = (unsigned)v;
-	if ((rc = get_str(o, "netbuffer", buf, sizeof(buf), true, err, errlen)))
+	if ((rc = remus_hostd_json_str(o, "netbuffer", buf, sizeof(buf), true, err, errlen)))
 		goto out;
 	if (strcmp(buf, "qemu") == 0) {
 		s->netbuffer = REMUS_HOSTD_NB_QEMU;
@@ -285,28 +240,28 @@ int remus_hostd_state_parse(const char *text, size_t len, struct remus_hostd_dst
 	} else if (strcmp(buf, "off") == 0) {
 		s->netbuffer = REMUS_HOSTD_NB_OFF;
 	} else {
-		rc = fail(err, errlen, "\"netbuffer\" '%s' is not qemu, plug or off", buf);
+		rc = remus_hostd_fail(err, errlen, "\"netbuffer\" '%s' is not qemu, plug or off", buf);
 		goto out;
 	}
-	if ((rc = get_str(o, "reprotect", buf, sizeof(buf), true, err, errlen)))
+	if ((rc = remus_hostd_json_str(o, "reprotect", buf, sizeof(buf), true, err, errlen)))
 		goto out;
 	if (strcmp(buf, "auto") == 0) {
 		s->reprotect = REMUS_HOSTD_REPROTECT_AUTO;
 	} else if (strcmp(buf, "manual") == 0) {
 		s->reprotect = REMUS_HOSTD_REPROTECT_MANUAL;
 	} else {
-		rc = fail(err, errlen, "\"reprotect\" '%s' is not auto or manual", buf);
+		rc = remus_hostd_fail(err, errlen, "\"reprotect\" '%s' is not auto or manual", buf);
 		goto out;
 	}
-	if ((rc = get_u64(o, "since_ms", 0, INT64_MAX, &s->since_ms, err, errlen)))
+	if ((rc = remus_hostd_json_u64(o, "since_ms", 0, INT64_MAX, &s->since_ms, err, errlen)))
 		goto out;
 	if (!json_object_object_get_ex(o, "disks", &disks) ||
 	    !json_object_is_type(disks, json_type_array)) {
-		rc = fail(err, errlen, "\"disks\" is missing or not an array");
+		rc = remus_hostd_fail(err, errlen, "\"disks\" is missing or not an array");
 		goto out;
 	}
 	if (json_object_array_length(disks) > REMUS_HOSTD_MAX_DISKS) {
-		rc = fail(err, errlen, "more than %d disks", REMUS_HOSTD_MAX_DISKS);
+		rc = remus_hostd_fail(err, errlen, "more than %d disks", REMUS_HOSTD_MAX_DISKS);
 		goto out;
 	}
 	s->ndisks = (unsigned)json_object_array_length(disks);
@@ -340,7 +295,7 @@ static int domains_dir(const char *state_dir, char *dir, size_t len, bool create
 		       size_t errlen)
 {
 	if ((size_t)snprintf(dir, len, "%s/domains", state_dir) >= len)
-		return fail(err, errlen, "state directory %s: path too long", state_dir);
+		return remus_hostd_fail(err, errlen, "state directory %s: path too long", state_dir);
 	if (!create)
 		return 0;
 	if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
@@ -370,7 +325,7 @@ int remus_hostd_state_save(const char *state_dir, const struct remus_hostd_dstat
 	int fd = -1, rc;
 
 	if (!remus_hostd_domain_name_ok(s->domain))
-		return fail(err, errlen, "cannot record domain '%s': not a name remusd uses",
+		return remus_hostd_fail(err, errlen, "cannot record domain '%s': not a name remusd uses",
 			    s->domain);
 	if ((rc = domains_dir(state_dir, dir, sizeof(dir), true, err, errlen)) < 0)
 		return rc;
@@ -500,7 +455,7 @@ static int load_path(const char *path, const char *domain, struct remus_hostd_ds
 	}
 	rc = remus_hostd_state_parse(text, len, s, why, sizeof(why));
 	if (rc == 0 && strcmp(s->domain, domain) != 0)
-		rc = fail(why, sizeof(why), "records domain '%s', not '%s' of its name",
+		rc = remus_hostd_fail(why, sizeof(why), "records domain '%s', not '%s' of its name",
 			  s->domain, domain);
 	if (rc < 0)
 		snprintf(err, errlen, "the state file %s is not usable: %s; remusd leaves it "
@@ -516,7 +471,7 @@ int remus_hostd_state_load(const char *state_dir, const char *domain,
 	int rc;
 
 	if (!remus_hostd_domain_name_ok(domain))
-		return fail(err, errlen, "'%s' is not a domain name remusd uses", domain);
+		return remus_hostd_fail(err, errlen, "'%s' is not a domain name remusd uses", domain);
 	if ((rc = domains_dir(state_dir, dir, sizeof(dir), false, err, errlen)) < 0)
 		return rc;
 	snprintf(path, sizeof(path), "%s/%s.json", dir, domain);
@@ -530,7 +485,7 @@ int remus_hostd_state_remove(const char *state_dir, const char *domain, char *er
 	int rc;
 
 	if (!remus_hostd_domain_name_ok(domain))
-		return fail(err, errlen, "'%s' is not a domain name remusd uses", domain);
+		return remus_hostd_fail(err, errlen, "'%s' is not a domain name remusd uses", domain);
 	if ((rc = domains_dir(state_dir, dir, sizeof(dir), false, err, errlen)) < 0)
 		return rc;
 	snprintf(path, sizeof(path), "%s/%s.json", dir, domain);
