@@ -109,13 +109,29 @@ static char *text(const xmlNode *n, bool *oom)
 
 static xmlDoc *parse_doc(const char *xml, size_t len)
 {
+	xmlParserCtxt *ctxt;
+	xmlDoc *doc;
+
 	xmlInitParser();
 	if (len > XML_MAX)
 		return NULL;
+	ctxt = xmlNewParserCtxt();
+	if (!ctxt)
+		return NULL;
 	/* No XML_PARSE_NOENT or DTDLOAD: entities stay unexpanded, nothing is
 	 * fetched.  Errors are ours to report, not libxml2's to print. */
-	return xmlReadMemory(xml, (int)len, "domain.xml", NULL,
-			     XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	doc = xmlCtxtReadMemory(ctxt, xml, (int)len, "domain.xml", NULL,
+				XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	/* A namespace error (an undeclared prefix, `xmlns:a:b`) is not fatal
+	 * to libxml2, but such a document would not say the same thing once
+	 * written back: <qemu:arg> could lose its namespace.  libvirt never
+	 * writes one; refuse it. */
+	if (doc && !ctxt->nsWellFormed) {
+		xmlFreeDoc(doc);
+		doc = NULL;
+	}
+	xmlFreeParserCtxt(ctxt);
+	return doc;
 }
 
 static xmlNode *domain_root(xmlDoc *doc)

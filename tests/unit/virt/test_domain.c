@@ -142,6 +142,10 @@ static void test_parse_refuses(void **state)
 		"<domain type='kvm'><uuid>u</uuid></domain>", /* no name */
 		"<domain><name></name></domain>",         /* empty name */
 		"<!DOCTYPE d [<!ENTITY e SYSTEM 'file:///etc/passwd'>]><domain><name>&e;</name></domain>",
+		/* namespace errors: well-formed to libxml2, but not what libvirt writes */
+		"<domain><name>x</name><qemu:commandline/></domain>", /* undeclared prefix */
+		"<domain xmlns:q:emu='http://libvirt.org/schemas/domain/qemu/1.0'><name>x</name>"
+		"</domain>",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -460,6 +464,22 @@ static void test_standby_refuses(void **state)
 	memset(&err, 0, sizeof(err));
 	assert_int_equal(remus_virt_standby_xml("<domain>", 8, &spec, &out, &err), -EINVAL);
 	assert_string_equal(err.code, "bad-request");
+
+	/* Found by fuzz_domain_xml: a QEMU namespace bound to the prefix
+	 * "q:emu" made the standby's -incoming land in elements that, read
+	 * back, were in no namespace, so the standby would not wait. */
+	{
+		static const char odd[] =
+			"<domain xmlns:q:emu='http://libvirt.org/schemas/domain/qemu/1.0'>"
+			"<name>x</name><uuid>u</uuid><qemu:commandline><qemu:arg value='-incoming'/>"
+			"</qemu:commandline></domain>";
+
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(remus_virt_standby_xml(odd, strlen(odd), &spec, &out, &err),
+				 -EINVAL);
+		assert_string_equal(err.code, "bad-request");
+		assert_null(out);
+	}
 	free(xml);
 }
 
