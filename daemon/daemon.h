@@ -63,6 +63,7 @@ struct remusd_options {
 	enum remus_log_level log_level;  /* --log, if log_level_given */
 
 	struct remus_engine_config engine;   /* primary; standby_host -> standby_host */
+	unsigned primary_miss;               /* --primary-miss, 0: --miss; in engine */
 	char standby_host[REMUSD_HOST_MAX];  /* --standby's HOST */
 	struct remus_standby_config standby; /* standby; listen_host -> listen_host or NULL,
 					      * spill_dir -> --spill-dir or spill_dir */

@@ -23,7 +23,8 @@ void remusd_usage(FILE *f)
 	fputs("usage:\n"
 	      "  remusd serve [--config FILE] [--KEY VALUE]...   (remusd serve --help)\n"
 	      "  remusd primary --qmp PATH --standby HOST:PORT [--interval MS]\n"
-	      "                 [--heartbeat MS] [--miss N] [--no-dedup] [--reconnect MS]\n"
+	      "                 [--heartbeat MS] [--miss N] [--primary-miss N]\n"
+	      "                 [--no-dedup] [--reconnect MS]\n"
 	      "                 [--pause-budget MS] [--ctl PATH]\n"
 	      "                 [--netbuffer qemu|plug|off] [--netdev ID]... [--tap IF]...\n"
 	      "                 [--nb-limit BYTES] [--nb-on-lost release|hold]\n"
@@ -31,7 +32,8 @@ void remusd_usage(FILE *f)
 	      "                 [--metrics FILE] [--log LEVEL] [--name DOMAIN]\n"
 	      "                 (--tls-psk FILE | --tls-x509-dir DIR | --insecure)\n"
 	      "  remusd standby --qmp PATH --incoming PATH --listen [HOST:]PORT\n"
-	      "                 [--heartbeat MS] [--miss N] [--vm-name NAME] [--manual]\n"
+	      "                 [--heartbeat MS] [--miss N] [--primary-miss N]\n"
+	      "                 [--vm-name NAME] [--manual]\n"
 	      "                 [--fence CMD] [--on-activate CMD] [--ctl PATH]\n"
 	      "                 [--report FILE] [--exit-after-failover] [--log LEVEL]\n"
 	      "                 [--disk NAME,image=PATH,socket=PATH]... [--journal PATH]\n"
@@ -58,7 +60,12 @@ void remusd_usage(FILE *f)
 	      "the guest resumed, and the standby resynced with a full epoch.\n"
 	      "The standby feeds the QEMU started with -incoming unix:PATH (--incoming)\n"
 	      "and runs it when --miss heartbeats of --heartbeat ms (default 5 x 100)\n"
-	      "are missed or the primary's link drops.  Without a standby the primary\n"
+	      "are missed or the primary's link drops, after --fence CMD exited 0 if\n"
+	      "given.  The primary declares its standby lost after --primary-miss\n"
+	      "heartbeats (default --miss; a standby uses it once it protects in turn):\n"
+	      "with a fence, give it more than the standby's --miss plus the fence's\n"
+	      "time, so a cut link gets the primary fenced before it releases output the\n"
+	      "standby never saw.  Without a standby the primary\n"
 	      "keeps the guest running unprotected and reconnects after --reconnect ms\n"
 	      "(default 1000), doubled for each further failed session up to 30 s; a\n"
 	      "reconnected standby gets a full epoch.\n"
@@ -111,7 +118,8 @@ enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO
        OPT_NETDEV, OPT_TAP, OPT_NB_LIMIT, OPT_NB_ON_LOST, OPT_DISK, OPT_JOURNAL,
        OPT_EPOCH_MEM, OPT_SPILL_DIR, OPT_HELP, OPT_PAUSE_BUDGET, OPT_NAME,
        OPT_TLS_PSK, OPT_TLS_X509_DIR, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_PEER_NAME,
-       OPT_TLS_HANDSHAKE, OPT_MAX_HANDSHAKES, OPT_INSECURE, OPT_CTL_GROUP };
+       OPT_TLS_HANDSHAKE, OPT_MAX_HANDSHAKES, OPT_INSECURE, OPT_CTL_GROUP,
+       OPT_PRIMARY_MISS };
 
 static const struct option long_opts[] = {
 	{ "qmp", required_argument, NULL, OPT_QMP },
@@ -154,6 +162,7 @@ static const struct option long_opts[] = {
 	{ "max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES },
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "ctl-group", required_argument, NULL, OPT_CTL_GROUP },
+	{ "primary-miss", required_argument, NULL, OPT_PRIMARY_MISS },
 	{ 0 },
 };
 
@@ -165,6 +174,7 @@ static const char *const metavars[] = {
 	"qemu|plug|off", "ID", "IF", "BYTES", "release|hold", "NAME,image=PATH,socket=PATH",
 	"PATH", "MB", "DIR", NULL, "MS", "DOMAIN",
 	"FILE", "DIR", "FILE", "FILE", "FILE", "NAME", "MS", "N", NULL, "GROUP",
+	"N",
 };
 _Static_assert(sizeof(metavars) / sizeof(metavars[0]) + 1 ==
 	       sizeof(long_opts) / sizeof(long_opts[0]), "one metavar per option");
@@ -297,6 +307,9 @@ static int parse_one(struct remusd_options *o, int c, const char *name, const ch
 		if ((rc = parse_uint(o, opt, v, 1, 1000, "heartbeats", &n)) == 0)
 			o->engine.heartbeat_miss = o->standby.heartbeat_miss = n;
 		return rc;
+	case OPT_PRIMARY_MISS:
+		/* Applied after every option: --miss sets both roles. */
+		return parse_uint(o, opt, v, 1, 1000, "heartbeats", &o->primary_miss);
 	case OPT_NO_DEDUP: o->engine.dedup = false; return 0;
 	case OPT_RECONNECT:
 		return parse_uint(o, opt, v, 10, 600000, "ms", &o->engine.reconnect_ms);
@@ -546,6 +559,8 @@ int remusd_options_parse(struct remusd_options *o, int argc, char *const *argv)
 	rc = check_role(o, role);
 	if (rc < 0)
 		return rc;
+	if (o->primary_miss)
+		o->engine.heartbeat_miss = o->primary_miss;
 	o->nb.devices = o->nb.ndevices ? o->nb_devices : NULL;
 	o->standby.listen_host = *o->listen_host ? o->listen_host : NULL;
 	o->disks.standby = o->mode == REMUSD_STANDBY;

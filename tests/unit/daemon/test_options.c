@@ -324,6 +324,26 @@ static void test_name(void **state)
 	EXPECT_ERROR(o, PARSE(o, STANDBY, "--name"), "--name", "DOMAIN");
 }
 
+/* --primary-miss: the primary role's detection, longer than the standby's
+ * so that a fenced primary cannot release output first; in either order
+ * with --miss, which sets both. */
+static void test_primary_miss(void **state)
+{
+	struct remusd_options *o = *state;
+
+	assert_int_equal(PARSE(o, STANDBY, "--primary-miss", "20", "--miss", "3"), 0);
+	assert_int_equal(o->standby.heartbeat_miss, 3);
+	assert_int_equal(o->engine.heartbeat_miss, 20);   /* once it protects in turn */
+	remusd_options_release(o);
+	assert_int_equal(PARSE(o, PRIMARY, "--miss", "4", "--primary-miss", "9"), 0);
+	assert_int_equal(o->engine.heartbeat_miss, 9);
+	remusd_options_release(o);
+	assert_int_equal(PARSE(o, PRIMARY, "--miss", "4"), 0);
+	assert_int_equal(o->engine.heartbeat_miss, 4);
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--primary-miss", "0"), "--primary-miss", "1..1000");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--primary-miss"), "--primary-miss", "N");
+}
+
 /* The usage text lists every option (a new one must be documented). */
 static void test_usage_lists_every_option(void **state)
 {
@@ -333,7 +353,7 @@ static void test_usage_lists_every_option(void **state)
 		"--nb-on-lost", "--disk", "--metrics", "--log", "--incoming", "--listen",
 		"--vm-name", "--manual", "--fence", "--on-activate", "--report",
 		"--exit-after-failover", "--journal", "--epoch-mem", "--spill-dir", "remusd ctl",
-		"--name",
+		"--name", "--primary-miss",
 	};
 	char buf[8192] = "";
 	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
@@ -549,6 +569,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_primary_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_primary_every_option, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_standby_every_option, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_primary_miss, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_standby_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_standby_spill_dir_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostports, setup, teardown),
