@@ -5,7 +5,7 @@
  *     remus-chaos-client --server 10.9.0.100:7070 --out history.jsonl
  *                        [--sessions 8] [--keys 8] [--duration S]
  *                        [--timeout-ms 3000] [--read-pct 40] [--seed N]
- *                        [--final-timeout S]
+ *                        [--final-timeout S] [--first-session N]
  *
  * Jepsen's rule: the client's view is the truth.  N sessions (one thread
  * and one TCP connection each) talk to the guest's kvstore
@@ -28,7 +28,10 @@
  * sessions finish their operation in flight, then one final read of every
  * key ("final":true) is retried until it succeeds or --final-timeout
  * passes, so a write acknowledged at the very end is still checked.  The
- * checker is remus-chaos-check(1).  Exit 0, 1 on an error (message on
+ * checker is remus-chaos-check(1).  Two clients whose histories are
+ * judged together (one on each side of a partition) must not share
+ * session numbers, which make the appended values unique:
+ * --first-session gives the second one its own range.  Exit 0, 1 on an error (message on
  * stderr), 2 on a usage error.
  *
  * Blocking sockets with poll timeouts in a thread per session: the client
@@ -62,6 +65,7 @@ struct client_opts {
 	struct sockaddr_in server;
 	const char *out_path;     /* borrowed from argv */
 	unsigned sessions, keys, read_pct;
+	unsigned first_session;   /* id of the first session (default 1) */
 	unsigned timeout_ms, duration_s, final_timeout_s;
 	uint64_t seed;
 };
@@ -408,7 +412,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: remus-chaos-client --server ADDR:PORT --out FILE [--sessions N]\n"
 		"       [--keys N] [--duration S] [--timeout-ms MS] [--read-pct P]\n"
-		"       [--seed N] [--final-timeout S]\n"
+		"       [--seed N] [--final-timeout S] [--first-session N]\n"
 		"Runs N concurrent sessions of increments, appends and reads against the\n"
 		"chaos suite's kvstore and writes every operation to FILE (JSON lines),\n"
 		"then a final read of every key.  See remus-chaos(1).\n");
@@ -465,6 +469,7 @@ int main(int argc, char **argv)
 		{ "read-pct", required_argument, NULL, 'r' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "final-timeout", required_argument, NULL, 'f' },
+		{ "first-session", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -480,6 +485,7 @@ int main(int argc, char **argv)
 	opts.read_pct = 40;
 	opts.timeout_ms = 3000;
 	opts.final_timeout_s = 60;
+	opts.first_session = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		int r = 0;
 
@@ -493,6 +499,9 @@ int main(int argc, char **argv)
 		case 'r': r = parse_uint("read-pct", optarg, 0, 100, &opts.read_pct); break;
 		case 'S': r = parse_uint("seed", optarg, 0, 0xffffffffu, &seed); break;
 		case 'f': r = parse_uint("final-timeout", optarg, 0, 3600, &opts.final_timeout_s); break;
+		case 'F':
+			r = parse_uint("first-session", optarg, 1, 1000000, &opts.first_session);
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -518,8 +527,9 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < opts.sessions; i++)
 		ss[i].fd = -1;
 	for (unsigned i = 0; i < opts.sessions; i++) {
-		ss[i].id = i + 1;
-		ss[i].rng = (seed + 1) * 0x9E3779B97F4A7C15ULL + i * 0xD1B54A32D192ED03ULL;
+		ss[i].id = opts.first_session + i;
+		ss[i].rng = (seed + 1) * 0x9E3779B97F4A7C15ULL +
+			    (ss[i].id - 1) * 0xD1B54A32D192ED03ULL;
 		ss[i].buf = malloc(REPLY_MAX + 1);
 		if (ss[i].buf == NULL)
 			goto out;

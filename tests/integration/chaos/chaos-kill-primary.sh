@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
-#   chaos-kill-primary.sh NETBUFFER FAULTS SCENARIOS [WORKLOAD]
+#   chaos-kill-primary.sh NETBUFFER FAULTS SCENARIOS [WORKLOAD [FENCE]]
 #                         NETBUFFER: qemu | off; WORKLOAD: memory (default) | disk
+#                         FENCE: off (default) | lab (the standby powers the
+#                         old primary's host off before it takes over)
 #
 # remus-chaos end to end (doc/man/remus-chaos.1): the lab in network
 # namespaces, the kvstore guest protected h0 -> h1, remus-chaos-client's
 # sessions from the client host, FAULTS faults drawn from SCENARIOS
-# (kill-primary, kill-remusd, kill-standby; FAULTS "each": one of each, in
-# that order)
+# (kill-primary, kill-remusd, kill-standby, partition, stall; FAULTS
+# "each": one of each, in that order)
 # at random points of an epoch with
 # re-protection in between, then remus-chaos-check on the history.  With
 # WORKLOAD disk, kvstore logs every write to its replicated disk before it
@@ -20,6 +22,11 @@
 #   NETBUFFER off   the negative control: no output commit, so the client
 #                   sees writes of epochs the standby never got; the checker
 #                   must report violations (remus-chaos exits 0 only then)
+#   partition, FENCE off  the other negative control: the network splits,
+#                   each side's clients reach their side's host, and without
+#                   a fence both hosts run the guest: the checker must report
+#                   a split brain (two primaries acknowledging writes), and
+#                   the report must say why a fence is needed
 #
 # The seed is printed; REMUS_TEST_SEED=N replays the schedule.  Needs root.
 source "$(dirname "$0")/../../lib/remus.sh"
@@ -28,6 +35,7 @@ netbuffer=${1:?netbuffer: qemu or off}
 faults=${2:?faults}
 scenarios=${3:?scenarios}
 workload=${4:-memory}
+fence=${5:-off}
 require_root "network namespaces"
 need REMUSD REMUS_CHAOS REMUS_CHAOS_CLIENT REMUS_CHAOS_CHECK REMUS_GUEST_KERNEL
 seed=${REMUS_TEST_SEED:-$((RANDOM * 32768 + RANDOM))}
@@ -46,7 +54,8 @@ else
 fi
 set +e
 "$REMUS_CHAOS" run "${what[@]}" --seed "$seed" \
-	--netbuffer "$netbuffer" --workload "$workload" --out "$T/run" 2>&1 | tee "$T/chaos.log"
+	--netbuffer "$netbuffer" --workload "$workload" --fence "$fence" \
+	--out "$T/run" 2>&1 | tee "$T/chaos.log"
 rc=${PIPESTATUS[0]}
 set -e
 [ -s "$T/run/report.json" ] || fail "remus-chaos wrote no report (exit $rc)"
@@ -60,7 +69,14 @@ takeovers=$(python3 -c 'import json,sys; print(sum(f["kind"] != "kill-standby" f
 ops=$(json_get "$report" totals.operations)
 [ "$ops" -ge 100 ] || fail "only $ops operations in the history: the workload did not run"
 violations=$(json_get "$report" totals.violations)
-if [ "$netbuffer" = off ]; then
+if [ "$fence" = off ] && [[ ,$scenarios, == *,partition,* ]]; then
+	split=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["check"]["split_brain"]; print(s["keys"] if s else 0)' "$T/run/report.json")
+	[ "$rc" -eq 0 ] && [ "$split" -gt 0 ] ||
+		fail "no split brain reported in a partition without a fence (exit $rc, $violations violations)"
+	grep -q "must fence the old primary" "$T/run/report.txt" ||
+		fail "the report does not say why a fence is needed"
+	echo "negative control: split brain on $split keys reported without a fence ($violations violations)"
+elif [ "$netbuffer" = off ]; then
 	[ "$rc" -eq 0 ] && [ "$violations" -gt 0 ] ||
 		fail "negative control: no violation reported without output commit (exit $rc)"
 	echo "negative control: $violations violations reported without output commit"

@@ -198,6 +198,30 @@ expect("divergence", [
     op(4, "read", "a", 4, 5, counter=0, lst=[11, 13]),
 ], ["divergence"])
 
+# A partition without fencing: sessions 1-2 keep writing to the old primary,
+# 5-6 to the new one, both acknowledged, read alternately: split brain.
+expect("split-brain", [
+    op(1, "append", "a", 0, 1, value=11, out=1),
+    op(1, "append", "a", 2, 3, value=12, out=2),
+    op(5, "append", "a", 2, 3, value=13, out=2),
+    op(2, "read", "a", 4, 5, counter=0, lst=[11, 12]),
+    op(6, "read", "a", 6, 7, counter=0, lst=[11, 13]),
+    op(1, "append", "a", 8, 9, value=14, out=3),
+    op(2, "read", "a", 10, 11, counter=0, lst=[11, 12, 14]),
+    op(6, "read", "a", 12, 13, counter=0, lst=[11, 13]),
+], ["divergence", "split-brain", "lost-write", "stale-read"])
+
+# The netbuffer-off shape: a branch seen, then rolled back for good and
+# written anew; not read alternately, so a rollback, not two primaries.
+expect("rollback-not-split-brain", [
+    op(1, "append", "a", 0, 1, value=11, out=1),
+    op(1, "append", "a", 2, 3, value=12, out=2),
+    op(2, "read", "a", 4, 5, counter=0, lst=[11, 12]),
+    op(5, "append", "a", 10, 11, value=13, out=2),
+    op(6, "read", "a", 12, 13, counter=0, lst=[11, 13]),
+    op(2, "read", "a", 14, 15, counter=0, lst=[11, 13]),
+], ["divergence", "lost-write"])
+
 # A rollback then new writes: the old acknowledged position is reused.
 expect("rollback-reuse", [
     op(1, "append", "a", 0, 1, value=11, out=1),
