@@ -71,13 +71,18 @@ static const struct key keys[] = {
 	  "standbys on this host (default 7800-7899)", 0, 0, 0, 0 },
 	{ "peer_timeout", K_UINT, "MS", "a peer that does not answer within this is dropped "
 	  "(default 10000)", 100, 600000, UINT(peer_timeout_ms) },
-	{ "tls_psk", K_PATH, "FILE", "the pre-shared key of the replication links to the "
-	  "peer (remusd keygen FILE; the children's --tls-psk)", 0, 0, STR(tls_psk) },
-	{ "tls_x509_dir", K_PATH, "DIR", "certificates in libvirt's layout for the "
-	  "replication links (/etc/pki/libvirt; the children's --tls-x509-dir)", 0, 0,
+	{ "max_peer_sessions", K_UINT, "N", "authenticated peer sessions at once; more are "
+	  "refused (default 16)", 1, 1024, UINT(max_peer_sessions) },
+	{ "max_handshakes", K_UINT, "N", "TLS handshakes on the peer port at once, each "
+	  "within peer_timeout; more are refused (default 4)", 1, 1024, UINT(max_handshakes) },
+	{ "tls_psk", K_PATH, "FILE", "the pre-shared key of the peer port and the "
+	  "replication links (remusd keygen FILE; the children's --tls-psk)", 0, 0,
+	  STR(tls_psk) },
+	{ "tls_x509_dir", K_PATH, "DIR", "certificates in libvirt's layout for the peer port "
+	  "and the replication links (/etc/pki/libvirt; the children's --tls-x509-dir)", 0, 0,
 	  STR(tls_x509_dir) },
-	{ "insecure", K_BOOL, "yes|no", "replication links without TLS, warned at every "
-	  "session (default no; the children's --insecure)", 0, 0, 0, 0 },
+	{ "insecure", K_BOOL, "yes|no", "peer port and replication links without TLS, "
+	  "warned at every session (default no; the children's --insecure)", 0, 0, 0, 0 },
 	{ "log", K_LOG, "error|warn|info|debug", "log level (default info, or $REMUS_LOG)", 0,
 	  0, 0, 0 },
 };
@@ -100,6 +105,8 @@ void remus_hostd_config_init(struct remus_hostd_config *c)
 	c->repl_port_min = 7800;
 	c->repl_port_max = 7899;
 	c->peer_timeout_ms = 10000;
+	c->max_peer_sessions = 16;
+	c->max_handshakes = 4;
 }
 
 /* A decimal without sign in @min..@max. */

@@ -63,9 +63,12 @@ struct remus_hostd_config {
 	enum remus_hostd_netbuffer netbuffer;    /* qemu */
 	enum remus_hostd_reprotect reprotect;    /* auto */
 	uint16_t repl_port_min, repl_port_max;   /* repl_ports = 7800-7899 */
-	unsigned peer_timeout_ms;                /* 10000 */
-	/* The children's replication links (daemon: --tls-psk, --tls-x509-dir,
-	 * --insecure); none set: the children refuse to start, saying how. */
+	unsigned peer_timeout_ms;                /* 10000; also the TLS handshake's */
+	unsigned max_peer_sessions;              /* 16 */
+	unsigned max_handshakes;                 /* 4 */
+	/* TLS of the peer port and of the children's replication links
+	 * (daemon: --tls-psk, --tls-x509-dir, --insecure); none set: remusd
+	 * serve refuses to start, saying how. */
 	char tls_psk[REMUS_HOSTD_STR_MAX];
 	char tls_x509_dir[REMUS_HOSTD_STR_MAX];
 	bool insecure;

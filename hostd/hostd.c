@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -46,8 +47,10 @@
 #include "common/loop.h"
 #include "common/prom.h"
 #include "hostd/ask.h"
+#include "hostd/authz.h"
 #include "hostd/peerlink.h"
 #include "hostd/request.h"
+#include "tls/tls.h"
 
 #define LOG "hostd"
 #define ASK_TIMEOUT_MS 3000
@@ -101,6 +104,7 @@ struct op {
 	struct remus_hostd_peer_call *call;
 	struct remus_hostd_request r;             /* protect's request */
 	struct remus_hostd_peer_msg pm;           /* create-standby's request (xml owned) */
+	char peer_id[REMUS_HOSTD_IDENTITY_MAX];   /* who asked (create-standby) */
 	struct status_job *job;
 	unsigned idx;
 	op_stopped_fn *after_stop;
@@ -122,6 +126,8 @@ struct remus_hostd {
 	struct remus_ctl *ctl;
 	struct remus_hostd_peer_server *peer;
 	uint16_t peer_port;
+	struct remus_tls_creds *tls_server;       /* owned; NULL: insecure */
+	struct remus_tls_creds *tls_client;       /* owned; NULL: insecure */
 	struct remus_prom_http *metrics;
 	char name[REMUS_HOSTD_HOST_MAX];
 	char remusd[PATH_MAX];
@@ -901,6 +907,9 @@ static void on_create_standby_answer(void *opaque, int rc,
 	struct remus_hostd_nbd nbd[REMUS_HOSTD_MAX_DISKS];
 	char why[1024];
 
+	if (d && rc == 0)
+		snprintf(d->st.owner, sizeof(d->st.owner), "%s",
+			 remus_hostd_peer_call_identity(op->call));
 	op->call = NULL;
 	if (!d) {
 		op_free(op);
@@ -985,7 +994,7 @@ static int send_create_standby(struct op *op, struct dom *d, struct remus_hostd_
 	snprintf(m->primary, sizeof(m->primary), "%s", h->name);
 	m->primary_port = h->peer_port;
 	return remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, m,
-				     h->cfg.peer_timeout_ms, cb, op, &op->call);
+				     h->cfg.peer_timeout_ms, h->tls_client, cb, op, &op->call);
 }
 
 static void on_inspected(void *opaque, int rc, const char *code, const char *msg,
@@ -1238,6 +1247,7 @@ static void create_standby_go(struct op *op, const struct remus_hostd_peer_msg *
 	d->st.role = REMUS_HOSTD_ROLE_STANDBY;
 	snprintf(d->st.uuid, sizeof(d->st.uuid), "%s", m->uuid);
 	snprintf(d->st.peer, sizeof(d->st.peer), "%s", m->primary);
+	snprintf(d->st.owner, sizeof(d->st.owner), "%s", op->peer_id);
 	d->st.peer_port = m->primary_port;
 	d->st.repl_port = port;
 	d->st.interval_ms = m->options.interval_ms;
@@ -1274,7 +1284,8 @@ static void create_standby_go(struct op *op, const struct remus_hostd_peer_msg *
 }
 
 static void peer_create_standby(struct remus_hostd *h, struct remus_hostd_peer_reply *rep,
-				const struct remus_hostd_peer_msg *m, const char *from)
+				const struct remus_hostd_peer_msg *m, const char *from,
+				const char *identity)
 {
 	struct dom *d = dom_find(h, m->domain);
 	struct op *op;
@@ -1295,6 +1306,7 @@ static void peer_create_standby(struct remus_hostd *h, struct remus_hostd_peer_r
 	}
 	op->prep = rep;
 	op->pm = *m;
+	snprintf(op->peer_id, sizeof(op->peer_id), "%s", identity);
 	op->pm.xml = strdup(m->xml);
 	if (!op->pm.xml) {
 		peer_answer_error(&op->prep, REMUS_HOSTD_E_INTERNAL, "out of memory");
@@ -1437,7 +1449,7 @@ static void after_primary_child(struct op *op, struct dom *d)
 	m.id = ++h->next_id;
 	snprintf(m.domain, sizeof(m.domain), "%s", op->name);
 	if (remus_hostd_peer_call(h->loop, peer, port, h->name, &m, h->cfg.peer_timeout_ms,
-				  on_unprotected_remote, op, &op->call) < 0) {
+				  h->tls_client, on_unprotected_remote, op, &op->call) < 0) {
 		answer(&op->req, ok_answer(NULL));
 		op_free(op);
 	}
@@ -1622,7 +1634,7 @@ static void ctl_failover(struct remus_hostd *h, struct remus_ctl_request *req,
 	m.id = ++h->next_id;
 	snprintf(m.domain, sizeof(m.domain), "%s", d->st.domain);
 	if (remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, &m,
-				  h->cfg.peer_timeout_ms, on_remote_failover, op, &op->call) < 0) {
+				  h->cfg.peer_timeout_ms, h->tls_client, on_remote_failover, op, &op->call) < 0) {
 		d->state = D_RESTARTING;
 		remus_timer_arm(&d->timer, 0);
 		op_free(op);
@@ -1711,6 +1723,9 @@ static void on_reprotect_answer(void *opaque, int rc, const struct remus_hostd_p
 	struct op *op = opaque;
 	struct dom *d = op_dom(op);
 
+	if (d && rc == 0 && a->ok)
+		snprintf(d->st.owner, sizeof(d->st.owner), "%s",
+			 remus_hostd_peer_call_identity(op->call));
 	op->call = NULL;
 	if (!d) {
 		op_free(op);
@@ -2005,12 +2020,47 @@ static void on_ctl(void *opaque, struct remus_ctl_request *req, const char *line
 	remus_ctl_reply(req, NULL);
 }
 
+static struct dom *dom_find_uuid(struct remus_hostd *h, const char *uuid)
+{
+	struct dom *d;
+
+	for (d = h->doms; d; d = d->next)
+		if (strcasecmp(d->st.uuid, uuid) == 0)
+			return d;
+	return NULL;
+}
+
+/* hostd/authz.h on this host's records; a refusal is logged naming the
+ * peer and the domain, answered not-owner, and changes nothing. */
+static bool peer_authorised(struct remus_hostd *h, struct remus_hostd_peer_reply **rep,
+			    const struct remus_hostd_peer_msg *m, const char *from,
+			    const char *identity)
+{
+	struct dom *byname = dom_find(h, m->domain), *byuuid = NULL;
+	char why[1400];
+
+	if (m->req == REMUS_HOSTD_PEER_CREATE_STANDBY && m->uuid[0])
+		byuuid = dom_find_uuid(h, m->uuid);
+	if (remus_hostd_authorise(m->req, m->domain, m->uuid, identity,
+				  byname ? &byname->st : NULL, byuuid ? &byuuid->st : NULL, why,
+				  sizeof(why)) == 0)
+		return true;
+	remus_warn(LOG, "refusing %s of %s from peer %s (%s): %s",
+		   remus_hostd_peer_req_name(m->req), m->domain, from,
+		   *identity ? identity : "no TLS", why);
+	peer_answer_error(rep, REMUS_HOSTD_E_NOT_OWNER, "%s: %s", h->name, why);
+	return false;
+}
+
 static void on_peer(void *opaque, struct remus_hostd_peer_reply *rep,
-		    const struct remus_hostd_peer_msg *m, const char *from)
+		    const struct remus_hostd_peer_msg *m, const char *from, const char *identity)
 {
 	struct remus_hostd *h = opaque;
 
-	remus_debug(LOG, "peer %s: %s %s", from, remus_hostd_peer_req_name(m->req), m->domain);
+	remus_debug(LOG, "peer %s (%s): %s %s", from, *identity ? identity : "no TLS",
+		    remus_hostd_peer_req_name(m->req), m->domain);
+	if (!peer_authorised(h, &rep, m, from, identity))
+		return;
 	switch (m->req) {
 	case REMUS_HOSTD_PEER_PING:
 		peer_answer_ok(&rep, 0);
@@ -2021,7 +2071,7 @@ static void on_peer(void *opaque, struct remus_hostd_peer_reply *rep,
 					  "stopping", h->name);
 			return;
 		}
-		peer_create_standby(h, rep, m, from);
+		peer_create_standby(h, rep, m, from, identity);
 		return;
 	case REMUS_HOSTD_PEER_DESTROY_STANDBY:
 		peer_destroy_standby(h, rep, m);
@@ -2121,6 +2171,52 @@ unsigned remus_hostd_peer_port(const struct remus_hostd *h)
 	return h->peer_port;
 }
 
+/* The peer port's TLS, from the keys the children's links use too: both
+ * roles (this host accepts peers and calls them).  No TLS and no
+ * insecure is refused, saying how to set one up. */
+static int load_tls(struct remus_hostd *h)
+{
+	const struct remus_hostd_config *cfg = &h->cfg;
+	struct remus_tls_config tc = { 0 };
+	char err[1024];
+	int rc;
+
+	if (cfg->insecure) {
+		if (cfg->tls_psk[0] || cfg->tls_x509_dir[0]) {
+			remus_err(LOG, "insecure contradicts tls_%s; drop one",
+				  cfg->tls_psk[0] ? "psk" : "x509_dir");
+			return -EINVAL;
+		}
+		remus_warn(LOG, "insecure: the peer port and the replication links run without "
+			   "TLS; anyone who can reach this host's port %u can create, destroy and "
+			   "fail over standbys here", cfg->listen_port);
+		return 0;
+	}
+	if (cfg->tls_psk[0] && cfg->tls_x509_dir[0]) {
+		remus_err(LOG, "tls_psk and tls_x509_dir: give one of them, not both");
+		return -EINVAL;
+	}
+	if (!cfg->tls_psk[0] && !cfg->tls_x509_dir[0]) {
+		remus_err(LOG, "the peer port and the replication links need TLS: set tls_psk = "
+			  "FILE (make one with 'remusd keygen FILE' and give both hosts the same "
+			  "file) or tls_x509_dir = DIR (libvirt's PKI layout, /etc/pki/libvirt on "
+			  "a host set up for libvirt's TLS migration) in %s; insecure = yes runs "
+			  "without TLS", REMUS_HOSTD_DEFAULT_CONFIG);
+		return -EINVAL;
+	}
+	tc.psk_file = cfg->tls_psk[0] ? cfg->tls_psk : NULL;
+	tc.x509_dir = cfg->tls_x509_dir[0] ? cfg->tls_x509_dir : NULL;
+	rc = remus_tls_creds_new(&tc, REMUS_TLS_SERVER, &h->tls_server, err, sizeof(err));
+	if (rc == 0)
+		rc = remus_tls_creds_new(&tc, REMUS_TLS_CLIENT, &h->tls_client, err, sizeof(err));
+	if (rc < 0) {
+		remus_err(LOG, "TLS of the peer port: %s", err);
+		return rc;
+	}
+	remus_info(LOG, "peer port TLS: %s", remus_tls_creds_describe(h->tls_server));
+	return 0;
+}
+
 int remus_hostd_new(struct remus_loop *loop, const struct remus_hostd_config *cfg,
 		    const struct remus_hostd_virt_ops *ops, void *virt,
 		    struct remus_hostd **out)
@@ -2187,8 +2283,16 @@ int remus_hostd_new(struct remus_loop *loop, const struct remus_hostd_config *cf
 			  strerror(-rc));
 		goto fail;
 	}
+	rc = load_tls(h);
+	if (rc < 0)
+		goto fail;
 	rc = remus_hostd_peer_listen(loop, cfg->listen_host, cfg->listen_port, h->name,
-				     cfg->peer_timeout_ms, on_peer, h, &h->peer, &h->peer_port);
+				     cfg->peer_timeout_ms, &(struct remus_hostd_peer_tls){
+					     .creds = h->tls_server,
+					     .handshake_ms = cfg->peer_timeout_ms,
+					     .max_handshakes = cfg->max_handshakes,
+					     .max_sessions = cfg->max_peer_sessions },
+				     on_peer, h, &h->peer, &h->peer_port);
 	if (rc < 0) {
 		remus_err(LOG, "cannot listen on the peer port %s:%u (listen): %s; is another "
 			  "remusd serve running?", cfg->listen_host[0] ? cfg->listen_host : "*",
@@ -2303,6 +2407,8 @@ void remus_hostd_free(struct remus_hostd *h)
 	if (h->ops && h->virt)
 		h->ops->free(h->virt);
 	remus_hostd_peer_server_free(h->peer);
+	remus_tls_creds_free(h->tls_server);
+	remus_tls_creds_free(h->tls_client);
 	remus_prom_http_free(h->metrics);
 	remus_ctl_free(h->ctl);
 	free(h);

@@ -5,6 +5,9 @@
  * peer.c.  A server connection lives as long as its socket or its last
  * unanswered request, whichever is longer: a reply holds a reference,
  * so an answer to a peer that hung up meanwhile is dropped safely.
+ * Bytes move through the TLS session when there is one (io_read,
+ * io_write); GnuTLS may hold a record the fd no longer reports, so a
+ * server connection reads again while remus_tls_has_input() says so.
  */
 #include "hostd/peerlink.h"
 
@@ -21,6 +24,7 @@
 #include "common/loop.h"
 #include "common/sock.h"
 #include "hostd/request.h"
+#include "tls/tls.h"
 
 #define LOG "peer"
 #define LINE_LIMIT (REMUS_HOSTD_PEER_MAX_LINE + 1)
@@ -65,14 +69,38 @@ static int take_msg(struct remus_buf *b, struct remus_hostd_peer_msg *m, char *e
 	return rc < 0 ? rc : 1;
 }
 
+/* Who @tls proved the peer to be, as records keep it: the DN, or "PSK
+ * identity NAME" without the cipher remus_tls_peer_identity() adds (it
+ * is not part of who the peer is).  "" without TLS. */
+static void identity_of(struct remus_tls *tls, char *out, size_t len)
+{
+	const char *id = tls ? remus_tls_peer_identity(tls) : "";
+	const char *cut = strncmp(id, "PSK identity ", 13) == 0 ? strstr(id, " (") : NULL;
+
+	snprintf(out, len, "%.*s", cut ? (int)(cut - id) : (int)strlen(id), id);
+}
+
+static ssize_t io_read(struct remus_tls *tls, struct remus_buf *b, int fd)
+{
+	return tls ? remus_tls_read(tls, b, 65536) : remus_buf_read_fd(b, fd, 65536);
+}
+
+static ssize_t io_write(struct remus_tls *tls, struct remus_buf *b, int fd)
+{
+	return tls ? remus_tls_write(tls, b) : remus_buf_write_fd(b, fd);
+}
+
 /* ---- server ------------------------------------------------------------- */
 
 struct conn {
 	struct remus_hostd_peer_server *s;  /* NULL once the server is gone */
 	int fd;                             /* -1 once closed */
+	struct remus_tls *tls;              /* owned; NULL: plaintext */
 	struct remus_buf in, out;
 	bool hello;                         /* the peer said hello */
 	char from[REMUS_HOSTD_HOST_MAX];
+	char addr[64];                      /* ADDR:PORT */
+	char identity[REMUS_HOSTD_IDENTITY_MAX]; /* what TLS proved; "" plaintext */
 	unsigned refs;                      /* 1 for the socket + one per reply */
 	struct remus_timer timer;
 	struct conn *next;
@@ -88,6 +116,9 @@ struct remus_hostd_peer_server {
 	int fd;
 	char name[REMUS_HOSTD_HOST_MAX];
 	unsigned timeout_ms;
+	unsigned max_sessions, nsessions;
+	uint16_t port;
+	struct remus_tls_acceptor *acceptor; /* owned */
 	remus_hostd_peer_request_cb *cb;
 	void *opaque;
 	struct conn *conns;
@@ -117,8 +148,11 @@ static void conn_close(struct conn *c)
 				break;
 			}
 		remus_loop_del_fd(c->s->loop, c->fd);
+		c->s->nsessions--;
 	}
 	remus_timer_disarm(&c->timer);
+	remus_tls_free(c->tls);
+	c->tls = NULL;
 	close(c->fd);
 	c->fd = -1;
 	c->s = NULL;
@@ -131,7 +165,7 @@ static void conn_flush(struct conn *c)
 
 	if (c->fd < 0 || !c->s)
 		return;
-	r = remus_buf_write_fd(&c->out, c->fd);
+	r = io_write(c->tls, &c->out, c->fd);
 	remus_debug(LOG, "peer %s: wrote %zd bytes, %zu left", c->from, r, remus_buf_len(&c->out));
 	if (r < 0 && r != -EAGAIN) {
 		conn_close(c);
@@ -148,11 +182,11 @@ static void conn_refuse(struct conn *c, uint64_t id, const char *why)
 	struct remus_hostd_peer_msg a = { .kind = REMUS_HOSTD_PEER_ANSWER, .id = id,
 					  .code = REMUS_HOSTD_E_BAD_REQUEST };
 
-	remus_warn(LOG, "peer %s: %s; dropping it", c->from[0] ? c->from : "(no hello yet)",
-		   why);
+	remus_warn(LOG, "peer %s (%s): %s; dropping it", c->from[0] ? c->from : "(no hello yet)",
+		   c->addr, why);
 	snprintf(a.error, sizeof(a.error), "%s", why);
 	if (put_msg(&c->out, &a) == 0 && c->fd >= 0)
-		(void)remus_buf_write_fd(&c->out, c->fd);
+		(void)io_write(c->tls, &c->out, c->fd);
 	conn_close(c);
 }
 
@@ -183,15 +217,22 @@ static void on_conn(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
 	}
 	if (!(ev & (REMUS_EV_READ | REMUS_EV_ERROR)))
 		return;
-	r = remus_buf_read_fd(&c->in, fd, 65536);
-	if (r == -EAGAIN)
+	c->refs++;  /* the callbacks below may close it */
+again:
+	r = io_read(c->tls, &c->in, fd);
+	if (r == -EAGAIN) {
+		conn_unref(c);
 		return;
+	}
 	if (r <= 0 && r != -EMSGSIZE) {
+		if (r < 0 && c->tls && *remus_tls_error(c->tls))
+			remus_warn(LOG, "peer %s (%s): %s; dropping it", c->from, c->addr,
+				   remus_tls_error(c->tls));
 		conn_close(c);
+		conn_unref(c);
 		return;
 	}
 	remus_timer_arm(&c->timer, c->s->timeout_ms);
-	c->refs++;  /* the callbacks below may close it */
 	while (c->fd >= 0 && (rc = take_msg(&c->in, &m, err, sizeof(err))) != 0) {
 		if (rc < 0) {
 			remus_hostd_peer_msg_release(&m);
@@ -230,13 +271,15 @@ static void on_conn(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
 				rep->c = c;
 				rep->id = m.id;
 				c->refs++;
-				c->s->cb(c->s->opaque, rep, &m, c->from);
+				c->s->cb(c->s->opaque, rep, &m, c->from, c->identity);
 			}
 		} else {
 			conn_refuse(c, 0, "only requests after the hello");
 		}
 		remus_hostd_peer_msg_release(&m);
 	}
+	if (c->fd >= 0 && c->s && c->tls && remus_tls_has_input(c->tls))
+		goto again;
 	conn_unref(c);
 }
 
@@ -260,37 +303,60 @@ void remus_hostd_peer_answer(struct remus_hostd_peer_reply *r,
 	conn_unref(c);
 }
 
-static void on_accept(struct remus_loop *loop, int fd, unsigned ev, void *opaque)
+/* A peer that authenticated (or any peer, without TLS): @fd and @tls
+ * taken.  Only now does it cost a session. */
+static void on_accepted(void *opaque, int fd, struct remus_tls *tls, const char *peer)
 {
 	struct remus_hostd_peer_server *s = opaque;
+	char id[REMUS_HOSTD_IDENTITY_MAX];
 	struct conn *c;
-	int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-	if (cfd < 0)
+	identity_of(tls, id, sizeof(id));
+	if (s->nsessions >= s->max_sessions) {
+		remus_warn(LOG, "refusing peer %s (%s): %u peer sessions already open "
+			   "(max_peer_sessions)", peer, *id ? id : "no TLS", s->max_sessions);
+		remus_tls_free(tls);
+		close(fd);
 		return;
+	}
+	if (!tls)
+		remus_warn(LOG, "peer %s: insecure: this session runs without TLS; anyone who "
+			   "can reach port %u of this host can make it create, destroy or fail "
+			   "over standbys (configure tls_psk or tls_x509_dir, drop insecure)", peer,
+			   s->port);
 	c = calloc(1, sizeof(*c));
 	if (!c) {
-		close(cfd);
+		remus_tls_free(tls);
+		close(fd);
 		return;
 	}
 	c->s = s;
-	c->fd = cfd;
+	c->fd = fd;
+	c->tls = tls;
 	c->refs = 1;
+	snprintf(c->addr, sizeof(c->addr), "%s", peer);
+	snprintf(c->identity, sizeof(c->identity), "%s", id);
 	remus_buf_init(&c->in, LINE_LIMIT);
 	remus_buf_init(&c->out, 0);
-	if (remus_loop_add_fd(loop, cfd, REMUS_EV_READ, on_conn, c) < 0) {
-		close(cfd);
+	if (remus_loop_add_fd(s->loop, fd, REMUS_EV_READ, on_conn, c) < 0) {
+		remus_tls_free(tls);
+		close(fd);
 		free(c);
 		return;
 	}
-	remus_timer_init(&c->timer, loop, on_conn_timeout, c);
+	remus_timer_init(&c->timer, s->loop, on_conn_timeout, c);
 	remus_timer_arm(&c->timer, s->timeout_ms);
 	c->next = s->conns;
 	s->conns = c;
+	s->nsessions++;
+	/* A TLS session may hold the hello already. */
+	if (tls && remus_tls_has_input(tls))
+		on_conn(s->loop, fd, REMUS_EV_READ, c);
 }
 
 int remus_hostd_peer_listen(struct remus_loop *loop, const char *host, uint16_t port,
 			    const char *name, unsigned timeout_ms,
+			    const struct remus_hostd_peer_tls *tls,
 			    remus_hostd_peer_request_cb *cb, void *opaque,
 			    struct remus_hostd_peer_server **out, uint16_t *bound)
 {
@@ -311,12 +377,20 @@ int remus_hostd_peer_listen(struct remus_loop *loop, const char *host, uint16_t 
 		free(s);
 		return rc;
 	}
-	rc = remus_loop_add_fd(loop, s->fd, REMUS_EV_READ, on_accept, s);
+	s->max_sessions = tls && tls->max_sessions ? tls->max_sessions
+						   : REMUS_HOSTD_PEER_MAX_SESSIONS_DEFAULT;
+	rc = remus_tls_acceptor_new(loop, s->fd, tls ? tls->creds : NULL,
+				    &(struct remus_tls_acceptor_config){
+					    .what = "peer",
+					    .handshake_ms = tls ? tls->handshake_ms : 0,
+					    .max_pending = tls ? tls->max_handshakes : 0 },
+				    on_accepted, s, &s->acceptor);
 	if (rc < 0) {
 		close(s->fd);
 		free(s);
 		return rc;
 	}
+	s->port = b;
 	if (bound)
 		*bound = b;
 	*out = s;
@@ -329,9 +403,14 @@ void remus_hostd_peer_server_free(struct remus_hostd_peer_server *s)
 		return;
 	while (s->conns)
 		conn_close(s->conns);
-	remus_loop_del_fd(s->loop, s->fd);
+	remus_tls_acceptor_free(s->acceptor);
 	close(s->fd);
 	free(s);
+}
+
+unsigned remus_hostd_peer_server_sessions(const struct remus_hostd_peer_server *s)
+{
+	return s->nsessions;
 }
 
 /* ---- call ---------------------------------------------------------------- */
@@ -340,6 +419,11 @@ struct remus_hostd_peer_call {
 	struct remus_loop *loop;
 	int fd;
 	bool watched, got_hello;
+	bool connected, handshaking;
+	struct remus_tls_creds *creds;      /* borrowed; NULL: plaintext */
+	struct remus_tls *tls;              /* owned */
+	char host[REMUS_HOSTD_HOST_MAX];
+	char identity[REMUS_HOSTD_IDENTITY_MAX];
 	int early_rc;
 	uint64_t id;
 	char peer[REMUS_HOSTD_HOST_MAX + 8];
@@ -353,6 +437,7 @@ static void call_free(struct remus_hostd_peer_call *c)
 {
 	if (c->watched)
 		remus_loop_del_fd(c->loop, c->fd);
+	remus_tls_free(c->tls);
 	if (c->fd >= 0)
 		close(c->fd);
 	remus_timer_disarm(&c->timer);
@@ -396,14 +481,47 @@ static void on_call_fd(struct remus_loop *loop, int fd, unsigned ev, void *opaqu
 	int soerr = 0, rc;
 	ssize_t r;
 
-	if (remus_buf_len(&c->out)) {
+	if (!c->connected) {
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr) {
 			snprintf(why, sizeof(why), "cannot connect: %s; is remusd serve running "
 				 "there, and its listen port open?", strerror(soerr));
 			call_done(c, -soerr, NULL, why);
 			return;
 		}
-		r = remus_buf_write_fd(&c->out, fd);
+		if (!(ev & (REMUS_EV_WRITE | REMUS_EV_ERROR)))
+			return;
+		c->connected = true;
+		if (c->creds) {
+			rc = remus_tls_new(c->creds, fd, c->host, c->peer, &c->tls);
+			if (rc < 0) {
+				snprintf(why, sizeof(why), "cannot start TLS: %s", strerror(-rc));
+				call_done(c, rc, NULL, why);
+				return;
+			}
+			c->handshaking = true;
+		} else {
+			remus_warn(LOG, "call to %s: insecure: no TLS, the peer is not "
+				   "authenticated and the request travels in the clear", c->peer);
+		}
+	}
+	if (c->handshaking) {
+		rc = remus_tls_handshake(c->tls);
+		if (rc == -EAGAIN) {
+			remus_loop_mod_fd(loop, fd, remus_tls_wants(c->tls));
+			return;
+		}
+		if (rc < 0) {
+			snprintf(why, sizeof(why), "TLS: %.1000s", remus_tls_error(c->tls));
+			call_done(c, rc == -EACCES ? -EACCES : -EPROTO, NULL, why);
+			return;
+		}
+		c->handshaking = false;
+		identity_of(c->tls, c->identity, sizeof(c->identity));
+		remus_debug(LOG, "call to %s: authenticated %s", c->peer, c->identity);
+		remus_loop_mod_fd(loop, fd, REMUS_EV_READ | REMUS_EV_WRITE);
+	}
+	if (remus_buf_len(&c->out)) {
+		r = io_write(c->tls, &c->out, fd);
 		if (r < 0 && r != -EAGAIN) {
 			snprintf(why, sizeof(why), "cannot send: %s", strerror((int)-r));
 			call_done(c, (int)r, NULL, why);
@@ -413,14 +531,18 @@ static void on_call_fd(struct remus_loop *loop, int fd, unsigned ev, void *opaqu
 			remus_loop_mod_fd(loop, fd, REMUS_EV_READ);
 		return;
 	}
-	r = remus_buf_read_fd(&c->in, fd, 65536);
+again:
+	r = io_read(c->tls, &c->in, fd);
 	remus_debug(LOG, "call to %s: read %zd bytes (%zu buffered, hello %s)", c->peer, r,
 		    remus_buf_len(&c->in), c->got_hello ? "yes" : "no");
 	if (r == -EAGAIN)
 		return;
 	if (r <= 0 && r != -EMSGSIZE) {
+		if (r < 0 && c->tls && *remus_tls_error(c->tls))
+			snprintf(why, sizeof(why), "TLS: %.1000s", remus_tls_error(c->tls));
 		call_done(c, r == 0 ? -ECONNRESET : (int)r, NULL, r == 0 ?
-			  "closed the connection without an answer" : strerror((int)-r));
+			  "closed the connection without an answer" : r < 0 && c->tls &&
+			  *remus_tls_error(c->tls) ? why : strerror((int)-r));
 		return;
 	}
 	while ((rc = take_msg(&c->in, &m, err, sizeof(err))) != 0) {
@@ -461,11 +583,14 @@ static void on_call_fd(struct remus_loop *loop, int fd, unsigned ev, void *opaqu
 		call_done(c, -ECONNRESET, NULL, "closed the connection without an answer");
 		return;
 	}
+	if (c->tls && remus_tls_has_input(c->tls))
+		goto again;
 }
 
 int remus_hostd_peer_call(struct remus_loop *loop, const char *host, uint16_t port,
 			  const char *name, const struct remus_hostd_peer_msg *req,
-			  unsigned timeout_ms, remus_hostd_peer_call_cb *cb, void *opaque,
+			  unsigned timeout_ms, struct remus_tls_creds *creds,
+			  remus_hostd_peer_call_cb *cb, void *opaque,
 			  struct remus_hostd_peer_call **out)
 {
 	struct remus_hostd_peer_call *c = calloc(1, sizeof(*c));
@@ -480,6 +605,8 @@ int remus_hostd_peer_call(struct remus_loop *loop, const char *host, uint16_t po
 	c->cb = cb;
 	c->opaque = opaque;
 	c->id = req->id;
+	c->creds = creds;
+	snprintf(c->host, sizeof(c->host), "%s", host);
 	snprintf(c->peer, sizeof(c->peer), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
 	remus_buf_init(&c->in, LINE_LIMIT);
 	remus_buf_init(&c->out, 0);
@@ -504,6 +631,11 @@ int remus_hostd_peer_call(struct remus_loop *loop, const char *host, uint16_t po
 	}
 	*out = c;
 	return 0;
+}
+
+const char *remus_hostd_peer_call_identity(const struct remus_hostd_peer_call *c)
+{
+	return c->identity;
 }
 
 void remus_hostd_peer_call_cancel(struct remus_hostd_peer_call *c)

@@ -26,6 +26,7 @@ static const char *const code_names[] = {
 	[REMUS_HOSTD_E_QEMU_TOO_OLD] = "qemu-too-old",
 	[REMUS_HOSTD_E_BAD_REQUEST] = "bad-request",
 	[REMUS_HOSTD_E_INTERNAL] = "internal",
+	[REMUS_HOSTD_E_NOT_OWNER] = "not-owner",
 };
 #define NCODES (sizeof(code_names) / sizeof(code_names[0]))
 

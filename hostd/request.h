@@ -50,9 +50,10 @@ enum remus_hostd_code {
 	REMUS_HOSTD_E_QEMU_TOO_OLD,
 	REMUS_HOSTD_E_BAD_REQUEST,
 	REMUS_HOSTD_E_INTERNAL,
+	REMUS_HOSTD_E_NOT_OWNER,   /* a peer asked for a domain of another owner */
 };
 
-/* "no-domain", ..., "internal". */
+/* "no-domain", ..., "internal", "not-owner". */
 const char *remus_hostd_code_name(enum remus_hostd_code c);
 /* The enum of @name, or -1. */
 int remus_hostd_code_parse(const char *name);

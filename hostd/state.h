@@ -7,8 +7,15 @@
  *      "uuid":"...","role":"primary","peer":"hostB","peer_port":7790,
  *      "repl_port":7800,"interval_ms":200,"pause_budget_ms":300,
  *      "netbuffer":"qemu","reprotect":"auto","since_ms":1764613800123,
+ *      "owner":"PSK identity remus",
  *      "disks":[{"target":"vda","format":"qcow2","size":1073741824,
  *                "source":"/var/lib/libvirt/images/web1.qcow2"}]}
+ *
+ * owner is the peer identity the record belongs to (hostd/authz.h): for
+ * a standby, the identity of the primary's host that created it (PSK
+ * identity or certificate DN, as TLS proved it); for a primary, that of
+ * the standby host it protects onto, as its TLS proved it.  "" (or absent,
+ * in records written before it existed): no identity, any peer.
  *
  * Written atomically: DOMAIN.json.tmp is written, fsync'd, renamed over
  * DOMAIN.json and the directory fsync'd, so after a crash at any point
@@ -34,6 +41,8 @@
 #define REMUS_HOSTD_UUID_LEN 36
 #define REMUS_HOSTD_MAX_DISKS 16
 #define REMUS_HOSTD_STATE_MAX_BYTES (64u << 10)
+/* A peer's identity: "PSK identity NAME" or a certificate's DN. */
+#define REMUS_HOSTD_IDENTITY_MAX 512
 
 enum remus_hostd_role {
 	REMUS_HOSTD_ROLE_PRIMARY,
@@ -59,6 +68,7 @@ struct remus_hostd_dstate {
 	enum remus_hostd_netbuffer netbuffer;
 	enum remus_hostd_reprotect reprotect;
 	uint64_t since_ms;                 /* wall clock, when the role began */
+	char owner[REMUS_HOSTD_IDENTITY_MAX]; /* the peer identity it belongs to; "" none */
 	unsigned ndisks;
 	struct remus_hostd_disk disks[REMUS_HOSTD_MAX_DISKS];
 };

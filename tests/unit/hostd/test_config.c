@@ -56,6 +56,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.reprotect, REMUS_HOSTD_REPROTECT_AUTO);
 	assert_int_equal(c.repl_port_min, 7800);
 	assert_int_equal(c.repl_port_max, 7899);
+	assert_int_equal(c.max_peer_sessions, 16);
+	assert_int_equal(c.max_handshakes, 4);
 	assert_false(c.log_level_given);
 }
 
@@ -84,6 +86,8 @@ static void test_every_key(void **state)
 		"reprotect = manual\n"
 		"repl_ports = 9000-9010\n"
 		"peer_timeout = 2000\n"
+		"max_peer_sessions = 3\n"
+		"max_handshakes = 2\n"
 		"log = debug\r\n"), 0);
 	assert_string_equal(c.listen_host, "10.0.0.1");
 	assert_int_equal(c.listen_port, 7791);
@@ -105,6 +109,8 @@ static void test_every_key(void **state)
 	assert_int_equal(c.repl_port_min, 9000);
 	assert_int_equal(c.repl_port_max, 9010);
 	assert_int_equal(c.peer_timeout_ms, 2000);
+	assert_int_equal(c.max_peer_sessions, 3);
+	assert_int_equal(c.max_handshakes, 2);
 	assert_true(c.log_level_given);
 	assert_int_equal(c.log_level, REMUS_LOG_DEBUG);
 }

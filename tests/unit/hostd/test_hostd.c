@@ -34,7 +34,11 @@
 #include "common/loop.h"
 #include "common/sock.h"
 #include "hostd/hostd.h"
+#include "hostd/peerlink.h"
+#include "hostd/request.h"
 #include "hostd/state.h"
+#include "support/tls_pki.h"
+#include "tls/tls.h"
 
 /* ---- the fake child ------------------------------------------------------- */
 
@@ -218,8 +222,19 @@ static int fv_inspect(void *impl, const char *name, remus_hostd_virt_info_cb *cb
 		snprintf(msg, sizeof(msg), "no domain %s on %s: virsh list --all", name, v->host);
 		c = fv_push(v, -ENOENT, "no-domain", msg);
 	} else {
+		unsigned hash = 0;
+
+		/* One UUID per domain (a UUID is never shared: hostd/authz.h);
+		 * web1's is the one the checks name. */
+		for (const char *p = name; *p; p++)
+			hash = hash * 31 + (unsigned char)*p;
 		c = fv_push(v, 0, NULL, NULL);
-		snprintf(c->info.uuid, sizeof(c->info.uuid), "6f2b5c1e-3d4a-4b8e-9c1f-0a1b2c3d4e5f");
+		if (strcmp(name, "web1") == 0)
+			snprintf(c->info.uuid, sizeof(c->info.uuid),
+				 "6f2b5c1e-3d4a-4b8e-9c1f-0a1b2c3d4e5f");
+		else
+			snprintf(c->info.uuid, sizeof(c->info.uuid),
+				 "6f2b5c1e-3d4a-4b8e-9c1f-%012x", hash);
 		c->info.xml = strdup("<domain><name>x</name></domain>");
 		if (strcmp(name, "disky") == 0) {
 			c->info.ndisks = 1;
@@ -365,6 +380,11 @@ struct host {
 static struct remus_loop *loop;
 static struct host A, B;
 static char self[1000];
+/* The test's PKI (tests/support/tls_pki.c): both hosts use "good"
+ * (CN=localhost, server and client), the intruder "wrongname" (the same
+ * CA, CN=elsewhere.invalid): it authenticates, but owns nothing. */
+static char pki[64];
+#define OWNER "CN=localhost"
 
 static void host_start(struct host *x, const char *name, unsigned ports)
 {
@@ -405,6 +425,7 @@ static void host_init(struct host *x, const char *name, unsigned ports)
 	x->cfg.repl_port_min = (uint16_t)ports;
 	x->cfg.repl_port_max = (uint16_t)(ports + 9);
 	snprintf(x->cfg.remusd, sizeof(x->cfg.remusd), "%s", self);
+	snprintf(x->cfg.tls_x509_dir, sizeof(x->cfg.tls_x509_dir), "%s/good", pki);
 	x->v.loop = loop;
 	x->v.host = name;
 	remus_timer_init(&x->v.timer, loop, fv_fire, &x->v);
@@ -565,8 +586,10 @@ static void test_protect_status_refusals(void **state)
 	assert_int_equal(st.role, REMUS_HOSTD_ROLE_STANDBY);
 	assert_int_equal(st.repl_port, 17810);
 	assert_int_equal(st.interval_ms, 200);
+	assert_string_equal(st.owner, OWNER);   /* who created it, as TLS proved */
 	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
 	assert_int_equal(st.role, REMUS_HOSTD_ROLE_PRIMARY);
+	assert_string_equal(st.owner, OWNER);   /* the standby host, as TLS proved */
 	assert_string_equal(st.peer, "127.0.0.1");
 	assert_int_equal(st.repl_port, 17810);
 	wait_status(&A, "web1", "state", "protected", 5000);
@@ -574,7 +597,8 @@ static void test_protect_status_refusals(void **state)
 	/* The children's command lines. */
 	snprintf(path, sizeof(path), "%s/web1.ctl.args", A.dir);
 	assert_non_null(strstr(slurp(path), "primary --standby 127.0.0.1:17810 --interval 200 "
-				"--pause-budget 300 --netbuffer qemu --qmp"));
+				"--pause-budget 300 --netbuffer qemu --tls-x509-dir "));
+	assert_non_null(strstr(slurp(path), "/good --qmp"));
 	assert_non_null(strstr(slurp(path), "--name web1"));
 	snprintf(path, sizeof(path), "%s/web1.ctl.args", B.dir);
 	assert_non_null(strstr(slurp(path), "standby --incoming"));
@@ -630,6 +654,93 @@ static void test_protect_status_refusals(void **state)
 	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
 	assert_int_equal(st.interval_ms, 100);
 	(void)buf;
+}
+
+/* ---- a peer that authenticates but owns nothing ---------------------------------- */
+
+struct intr {
+	int done, rc;
+	struct remus_hostd_peer_msg a;
+};
+
+static void on_intruder_answer(void *opaque, int rc, const struct remus_hostd_peer_msg *a,
+			       const char *err)
+{
+	struct intr *r = opaque;
+
+	r->done++;
+	r->rc = rc;
+	if (a)
+		r->a = *a;
+	r->a.xml = NULL;
+	(void)err;
+}
+
+/* @req from the intruder to @x: answered not-owner. */
+static void intruder_refused(struct host *x, struct remus_tls_creds *creds,
+			     enum remus_hostd_peer_req req, const char *domain, const char *uuid)
+{
+	struct remus_hostd_peer_msg m = { .kind = REMUS_HOSTD_PEER_REQUEST, .req = req, .id = 5 };
+	struct remus_hostd_peer_call *c;
+	struct intr r = { 0 };
+	uint64_t end = remus_now_ms() + 5000;
+
+	snprintf(m.domain, sizeof(m.domain), "%s", domain);
+	snprintf(m.uuid, sizeof(m.uuid), "%s", uuid);
+	m.xml = "<domain type='kvm'><name>x</name></domain>";
+	snprintf(m.primary, sizeof(m.primary), "127.0.0.1");
+	m.primary_port = (uint16_t)remus_hostd_peer_port(A.h);
+	m.options = (struct remus_hostd_peer_options){ 200, 300, 100, 5, REMUS_HOSTD_NB_QEMU,
+						       REMUS_HOSTD_REPROTECT_AUTO };
+	assert_int_equal(remus_hostd_peer_call(loop, "127.0.0.1",
+					       (uint16_t)remus_hostd_peer_port(x->h), "intruder",
+					       &m, 3000, creds, on_intruder_answer, &r, &c), 0);
+	while (!r.done) {
+		assert_true(remus_now_ms() < end);
+		assert_int_equal(remus_loop_run_once(loop, 10), 0);
+	}
+	assert_int_equal(r.rc, 0);
+	if (r.a.ok || r.a.code != REMUS_HOSTD_E_NOT_OWNER)
+		fail_msg("%s %s: expected not-owner, got ok %d code %d '%s'",
+			 remus_hostd_peer_req_name(req), domain, r.a.ok, r.a.code, r.a.error);
+	assert_non_null(strstr(r.a.error, domain));
+}
+
+/* web1 is protected A -> B (test_protect_status_refusals).  A peer with a
+ * certificate of the same CA but another name may neither fail it over,
+ * destroy it, replace it, nor take its UUID under another name, on
+ * either host; nothing changes. */
+static void test_not_owner(void **state)
+{
+	struct remus_hostd_dstate st;
+	struct remus_tls_creds *creds;
+	char err[1024], dir[128], log_a[sizeof(A.v.log)], log_b[sizeof(B.v.log)];
+	const char *uuid = "6f2b5c1e-3d4a-4b8e-9c1f-0a1b2c3d4e5f";
+
+	snprintf(dir, sizeof(dir), "%s/wrongname", pki);
+	assert_int_equal(remus_tls_creds_new(&(struct remus_tls_config){ .x509_dir = dir,
+									 .peer_name = "localhost" },
+					     REMUS_TLS_CLIENT, &creds, err, sizeof(err)), 0);
+	memcpy(log_a, A.v.log, sizeof(log_a));
+	memcpy(log_b, B.v.log, sizeof(log_b));
+	intruder_refused(&B, creds, REMUS_HOSTD_PEER_FAILOVER, "web1", "");
+	intruder_refused(&B, creds, REMUS_HOSTD_PEER_DESTROY_STANDBY, "web1", "");
+	intruder_refused(&B, creds, REMUS_HOSTD_PEER_CREATE_STANDBY, "web1", uuid);
+	intruder_refused(&B, creds, REMUS_HOSTD_PEER_CREATE_STANDBY, "web9", uuid);
+	intruder_refused(&A, creds, REMUS_HOSTD_PEER_CREATE_STANDBY, "web1", uuid);
+	remus_tls_creds_free(creds);
+	/* Nothing asked of libvirt, both records as they were. */
+	assert_string_equal(A.v.log, log_a);
+	assert_string_equal(B.v.log, log_b);
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.role, REMUS_HOSTD_ROLE_STANDBY);
+	assert_string_equal(st.owner, OWNER);
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "web9", &st, err, sizeof(err)),
+			 -ENOENT);
+	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.role, REMUS_HOSTD_ROLE_PRIMARY);
+	wait_status(&B, "web1", "state", "receiving", 2000);
+	wait_status(&A, "web1", "state", "protected", 2000);
 }
 
 /* GET /metrics from @x (port @port) while the loop runs. */
@@ -910,12 +1021,16 @@ int main(int argc, char **argv)
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	assert_true(n > 0);
 	self[n] = 0;
+	snprintf(pki, sizeof(pki), "/tmp/thdpki.XXXXXX");
+	assert_non_null(mkdtemp(pki));
+	assert_int_equal(remus_test_pki_make(pki), 0);
 	assert_int_equal(remus_loop_new(&loop), 0);
 	host_init(&A, "hostA", 17800);
 	host_init(&B, "hostB", 17810);
 	{
 		const struct CMUnitTest tests[] = {
 			cmocka_unit_test(test_protect_status_refusals),
+			cmocka_unit_test(test_not_owner),
 			cmocka_unit_test(test_metrics),
 			cmocka_unit_test(test_child_restarted),
 			cmocka_unit_test(test_planned_failover_and_reprotect),
@@ -934,5 +1049,6 @@ int main(int argc, char **argv)
 	remus_loop_free(loop);
 	rm_rf(A.dir);
 	rm_rf(B.dir);
+	rm_rf(pki);
 	return rc;
 }

@@ -6,6 +6,10 @@
  * silent server and a late answer after the call gave up; a peer that
  * sends garbage, no hello, or another version is told and dropped; an
  * ask answered, to no socket, and to a socket that never answers.
+ * Over TLS (PSK): a call answered with the caller's identity passed to
+ * the server, a call with another key refused on both sides and never
+ * reaching the protocol, a silent connection dropped at the handshake
+ * deadline, and the bound on sessions at once (the one over it closed).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -26,6 +30,7 @@
 #include "hostd/ask.h"
 #include "hostd/peerlink.h"
 #include "hostd/request.h"
+#include "tls/tls.h"
 
 struct fix {
 	struct remus_loop *loop;
@@ -35,6 +40,7 @@ struct fix {
 	struct remus_hostd_peer_reply *held;
 	struct remus_hostd_peer_msg last_req;
 	char last_from[64];
+	char last_identity[128];
 	int calls;
 	/* call results */
 	int done, rc;
@@ -43,7 +49,8 @@ struct fix {
 };
 
 static void on_request(void *opaque, struct remus_hostd_peer_reply *r,
-		       const struct remus_hostd_peer_msg *req, const char *from)
+		       const struct remus_hostd_peer_msg *req, const char *from,
+		       const char *identity)
 {
 	struct fix *f = opaque;
 	struct remus_hostd_peer_msg a = { .ok = true };
@@ -52,6 +59,7 @@ static void on_request(void *opaque, struct remus_hostd_peer_reply *r,
 	f->last_req = *req;
 	f->last_req.xml = NULL;
 	snprintf(f->last_from, sizeof(f->last_from), "%s", from);
+	snprintf(f->last_identity, sizeof(f->last_identity), "%s", identity);
 	if (f->defer) {
 		f->held = r;
 		return;
@@ -100,7 +108,7 @@ static int setup(void **state)
 	struct fix *f = calloc(1, sizeof(*f));
 
 	assert_int_equal(remus_loop_new(&f->loop), 0);
-	assert_int_equal(remus_hostd_peer_listen(f->loop, "127.0.0.1", 0, "hostB", 500,
+	assert_int_equal(remus_hostd_peer_listen(f->loop, "127.0.0.1", 0, "hostB", 500, NULL,
 						 on_request, f, &f->srv, &f->port), 0);
 	*state = f;
 	return 0;
@@ -133,7 +141,7 @@ static void test_call_answered(void **state)
 							 REMUS_HOSTD_REPROTECT_AUTO };
 	req.kind = REMUS_HOSTD_PEER_REQUEST;
 	assert_int_equal(remus_hostd_peer_call(f->loop, "127.0.0.1", f->port, "hostA", &req,
-					       2000, on_answer, f, &c), 0);
+					       2000, NULL, on_answer, f, &c), 0);
 	assert_int_equal(f->done, 0);    /* never from inside the call */
 	run_until(f->loop, &f->done, 1, 2000);
 	assert_int_equal(f->rc, 0);
@@ -148,7 +156,7 @@ static void test_call_answered(void **state)
 					     .req = REMUS_HOSTD_PEER_FAILOVER, .id = 43 };
 	snprintf(req.domain, sizeof(req.domain), "web1");
 	assert_int_equal(remus_hostd_peer_call(f->loop, "127.0.0.1", f->port, "hostA", &req,
-					       2000, on_answer, f, &c), 0);
+					       2000, NULL, on_answer, f, &c), 0);
 	run_until(f->loop, &f->done, 2, 2000);
 	assert_int_equal(f->rc, 0);
 	assert_false(f->answer.ok);
@@ -167,7 +175,7 @@ static void test_call_deferred_and_timeout(void **state)
 
 	f->defer = true;
 	assert_int_equal(remus_hostd_peer_call(f->loop, "127.0.0.1", f->port, "hostA", &req,
-					       3000, on_answer, f, &c), 0);
+					       3000, NULL, on_answer, f, &c), 0);
 	run_until(f->loop, &f->calls, 1, 2000);
 	spin(f->loop, 20);
 	assert_int_equal(f->done, 0);
@@ -179,7 +187,7 @@ static void test_call_deferred_and_timeout(void **state)
 
 	req.id = 2;
 	assert_int_equal(remus_hostd_peer_call(f->loop, "127.0.0.1", f->port, "hostA", &req,
-					       300, on_answer, f, &c), 0);
+					       300, NULL, on_answer, f, &c), 0);
 	run_until(f->loop, &f->done, 2, 3000);
 	assert_int_equal(f->rc, -ETIMEDOUT);
 	assert_non_null(strstr(f->err, "no answer in time"));
@@ -201,7 +209,7 @@ static void test_call_refused(void **state)
 
 	close(fd);   /* a port nobody listens on */
 	assert_int_equal(remus_hostd_peer_call(f->loop, "127.0.0.1", port, "hostA", &req, 2000,
-					       on_answer, f, &c), 0);
+					       NULL, on_answer, f, &c), 0);
 	run_until(f->loop, &f->done, 1, 2000);
 	assert_int_equal(f->rc, -ECONNREFUSED);
 	assert_non_null(strstr(f->err, "127.0.0.1"));
@@ -209,7 +217,7 @@ static void test_call_refused(void **state)
 
 	/* Cancelled: no callback. */
 	assert_int_equal(remus_hostd_peer_call(f->loop, "127.0.0.1", f->port, "hostA", &req, 2000,
-					       on_answer, f, &c), 0);
+					       NULL, on_answer, f, &c), 0);
 	remus_hostd_peer_call_cancel(c);
 	spin(f->loop, 20);
 	assert_int_equal(f->done, 1);
@@ -269,6 +277,163 @@ static void test_server_refuses(void **state)
 	a = raw(f, "");
 	assert_string_equal(a, "");
 	free(a);
+}
+
+/* ---- TLS ---- */
+
+struct tlsfix {
+	char dir[64], good[96], wrong[96];
+	struct remus_tls_creds *srv, *cli, *bad;
+};
+
+static void tls_setup(struct tlsfix *t)
+{
+	char err[256];
+
+	snprintf(t->dir, sizeof(t->dir), "/tmp/test_peerlink_tls.XXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	snprintf(t->good, sizeof(t->good), "%s/good.psk", t->dir);
+	snprintf(t->wrong, sizeof(t->wrong), "%s/wrong.psk", t->dir);
+	assert_int_equal(remus_tls_keygen(t->good, err, sizeof(err)), 0);
+	assert_int_equal(remus_tls_keygen(t->wrong, err, sizeof(err)), 0);
+	assert_int_equal(remus_tls_creds_new(&(struct remus_tls_config){ .psk_file = t->good },
+					     REMUS_TLS_SERVER, &t->srv, err, sizeof(err)), 0);
+	assert_int_equal(remus_tls_creds_new(&(struct remus_tls_config){ .psk_file = t->good },
+					     REMUS_TLS_CLIENT, &t->cli, err, sizeof(err)), 0);
+	assert_int_equal(remus_tls_creds_new(&(struct remus_tls_config){ .psk_file = t->wrong },
+					     REMUS_TLS_CLIENT, &t->bad, err, sizeof(err)), 0);
+}
+
+static void tls_teardown(struct tlsfix *t)
+{
+	remus_tls_creds_free(t->srv);
+	remus_tls_creds_free(t->cli);
+	remus_tls_creds_free(t->bad);
+	unlink(t->good);
+	unlink(t->wrong);
+	rmdir(t->dir);
+}
+
+/* A TLS server in place of the fixture's plaintext one. */
+static void tls_server(struct fix *f, struct tlsfix *t, unsigned handshake_ms,
+		       unsigned max_sessions)
+{
+	remus_hostd_peer_server_free(f->srv);
+	assert_int_equal(remus_hostd_peer_listen(f->loop, "127.0.0.1", 0, "hostB", 5000,
+						 &(struct remus_hostd_peer_tls){
+							 .creds = t->srv,
+							 .handshake_ms = handshake_ms,
+							 .max_sessions = max_sessions },
+						 on_request, f, &f->srv, &f->port), 0);
+}
+
+static void test_tls_call(void **state)
+{
+	struct fix *f = *state;
+	struct tlsfix t;
+	struct remus_hostd_peer_msg req = { .kind = REMUS_HOSTD_PEER_REQUEST,
+					    .req = REMUS_HOSTD_PEER_FAILOVER, .id = 7 };
+	struct remus_hostd_peer_call *c;
+
+	tls_setup(&t);
+	tls_server(f, &t, 2000, 0);
+	snprintf(req.domain, sizeof(req.domain), "web1");
+	assert_int_equal(remus_hostd_peer_call(f->loop, "127.0.0.1", f->port, "hostA", &req,
+					       2000, t.cli, on_answer, f, &c), 0);
+	run_until(f->loop, &f->done, 1, 3000);
+	assert_int_equal(f->rc, 0);
+	assert_int_equal(f->answer.id, 7);
+	assert_int_equal(f->answer.code, REMUS_HOSTD_E_NOT_RUNNING);
+	assert_int_equal(f->calls, 1);
+	assert_string_equal(f->last_from, "hostA");
+	assert_string_equal(f->last_identity, "PSK identity remus");
+
+	/* Another key: refused by the handshake, no request reached the
+	 * server, the caller says why. */
+	req.id = 8;
+	assert_int_equal(remus_hostd_peer_call(f->loop, "127.0.0.1", f->port, "hostA", &req,
+					       2000, t.bad, on_answer, f, &c), 0);
+	run_until(f->loop, &f->done, 2, 3000);
+	assert_true(f->rc == -EACCES || f->rc == -ECONNRESET || f->rc == -EPROTO);
+	assert_int_equal(f->calls, 1);
+	spin(f->loop, 10);
+	assert_int_equal(remus_hostd_peer_server_sessions(f->srv), 0);
+
+	/* A plaintext caller: its hello is not TLS, refused, nothing asked. */
+	req.id = 9;
+	assert_int_equal(remus_hostd_peer_call(f->loop, "127.0.0.1", f->port, "hostA", &req,
+					       2000, NULL, on_answer, f, &c), 0);
+	run_until(f->loop, &f->done, 3, 3000);
+	assert_true(f->rc < 0);
+	assert_int_equal(f->calls, 1);
+	tls_teardown(&t);
+}
+
+/* Connects and says nothing: closed at the handshake deadline (300 ms),
+ * not before, and not after the session timeout (5 s). */
+static void test_tls_silent(void **state)
+{
+	struct fix *f = *state;
+	struct tlsfix t;
+	int fd;
+	char b;
+	uint64_t t0, end;
+	ssize_t r;
+
+	tls_setup(&t);
+	tls_server(f, &t, 300, 0);
+	fd = remus_tcp_connect("127.0.0.1", f->port, false);
+	assert_true(fd >= 0);
+	remus_fd_set_nonblock(fd, true);
+	t0 = remus_now_ms();
+	end = t0 + 3000;
+	while ((r = read(fd, &b, 1)) < 0 && errno == EAGAIN) {
+		assert_true(remus_now_ms() < end);
+		assert_int_equal(remus_loop_run_once(f->loop, 10), 0);
+	}
+	assert_true(r == 0 || (r < 0 && errno == ECONNRESET));
+	assert_true(remus_now_ms() - t0 >= 250);
+	assert_int_equal(f->calls, 0);
+	close(fd);
+	tls_teardown(&t);
+}
+
+/* max_sessions 2: a third authenticated session is closed at once; the
+ * two first still get answers. */
+static void test_session_bound(void **state)
+{
+	struct fix *f = *state;
+	int fd[3], i;
+	char b;
+	uint64_t end;
+	ssize_t r;
+
+	remus_hostd_peer_server_free(f->srv);
+	assert_int_equal(remus_hostd_peer_listen(f->loop, "127.0.0.1", 0, "hostB", 5000,
+						 &(struct remus_hostd_peer_tls){ .max_sessions = 2 },
+						 on_request, f, &f->srv, &f->port), 0);
+	for (i = 0; i < 3; i++) {
+		fd[i] = remus_tcp_connect("127.0.0.1", f->port, false);
+		assert_true(fd[i] >= 0);
+		remus_fd_set_nonblock(fd[i], true);
+		spin(f->loop, 5);
+	}
+	assert_int_equal(remus_hostd_peer_server_sessions(f->srv), 2);
+	end = remus_now_ms() + 2000;
+	while ((r = read(fd[2], &b, 1)) < 0 && errno == EAGAIN) {
+		assert_true(remus_now_ms() < end);
+		assert_int_equal(remus_loop_run_once(f->loop, 10), 0);
+	}
+	assert_int_equal(r, 0);
+	close(fd[2]);
+	/* The first still works. */
+	assert_int_equal(remus_write_all(fd[0], "{\"hello\":\"remus-peer\",\"version\":1,"
+					 "\"host\":\"x\"}\n{\"req\":\"ping\",\"id\":3}\n", 68), 0);
+	run_until(f->loop, &f->calls, 1, 2000);
+	close(fd[0]);
+	close(fd[1]);
+	spin(f->loop, 10);
+	assert_int_equal(remus_hostd_peer_server_sessions(f->srv), 0);
 }
 
 /* ---- ask ---- */
@@ -345,6 +510,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_call_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ask, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_call, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_silent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_bound, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -42,6 +42,7 @@ static void sample(struct remus_hostd_dstate *s, const char *name)
 	s->netbuffer = REMUS_HOSTD_NB_PLUG;
 	s->reprotect = REMUS_HOSTD_REPROTECT_MANUAL;
 	s->since_ms = 1764613800123ull;
+	snprintf(s->owner, sizeof(s->owner), "CN=hostA,O=example");
 	s->ndisks = 2;
 	snprintf(s->disks[0].target, sizeof(s->disks[0].target), "vda");
 	snprintf(s->disks[0].format, sizeof(s->disks[0].format), "qcow2");
@@ -116,6 +117,20 @@ static void test_garbage_refused(void **state)
 	assert_int_equal(remus_hostd_state_parse(good, strlen(good), &b, err, sizeof(err)), 0);
 	assert_int_equal(b.role, REMUS_HOSTD_ROLE_PRIMARY);
 	assert_int_equal(b.ndisks, 0);
+	/* No owner: a record from before issue 12, which binds nobody. */
+	assert_string_equal(b.owner, "");
+	good = GOOD_HEAD ",\"owner\":\"PSK identity remus\",\"disks\":[]}";
+	assert_int_equal(remus_hostd_state_parse(good, strlen(good), &b, err, sizeof(err)), 0);
+	assert_string_equal(b.owner, "PSK identity remus");
+	refused(GOOD_HEAD ",\"owner\":7,\"disks\":[]}", "\"owner\"");
+	refused(GOOD_HEAD ",\"owner\":\"a\\u0000b\",\"disks\":[]}", "NUL");
+	{
+		char big[REMUS_HOSTD_IDENTITY_MAX + 400];
+
+		snprintf(big, sizeof(big), GOOD_HEAD ",\"owner\":\"%0*d\",\"disks\":[]}",
+			 REMUS_HOSTD_IDENTITY_MAX, 0);
+		refused(big, "\"owner\"");
+	}
 	refused("", "empty");
 	refused("hello", "JSON");
 	refused("[1,2]", "not a JSON object");

@@ -13,7 +13,9 @@ REMUSD=${1:?usage: remusctl-serve.sh REMUSD REMUSCTL}
 REMUSCTL=${2:?usage: remusctl-serve.sh REMUSD REMUSCTL}
 S=$T/remusd.sock
 mkdir -p "$T/run" "$T/state"
-: >"$T/remusd.conf"
+# The peer port is TLS (issue 12): the test's pre-shared key.
+"$REMUSD" keygen "$T/peer.psk" >/dev/null
+echo "tls_psk = $T/peer.psk" >"$T/remusd.conf"
 
 # A free port (the peer port must be given; nothing connects to it here).
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
