@@ -15,7 +15,8 @@
 # another identity owns (create-standby of its name or its UUID,
 # failover, destroy-standby) is refused as not-owner, logged naming
 # peer and domain, the record unchanged.  A peer with the right
-# credentials is answered (the test could not fail otherwise).
+# credentials is answered (the test could not fail otherwise), and with
+# insecure = yes plaintext is, with a warning for every session.
 source "$(dirname "$0")/../../lib/remus.sh"
 need REMUSD REMUSCTL TLS_PROBE PEER_PROBE
 
@@ -148,4 +149,16 @@ out=$("$PEER_PROBE" 127.0.0.1 "$PORT_x509" x509 "$pki/good" ask '{"req":"ping","
 [ "$out" = "answer: ok" ] || fail "a peer with a good certificate was not answered: $out"
 out=$("$PEER_PROBE" 127.0.0.1 "$PORT_psk" psk "$psk" ask '{"req":"ping","id":9}')
 [ "$out" = "answer: ok" ] || fail "a peer with the right key was not answered: $out"
+
+# insecure = yes: plaintext is answered, and every session is warned about.
+serve open "insecure = yes"
+grep -q "insecure: the peer port and the replication links run without TLS" "$T/open.log" ||
+	fail "insecure: no warning at start"
+for i in 1 2; do
+	out=$("$PEER_PROBE" 127.0.0.1 "$PORT_open" plain ask '{"req":"ping","id":9}')
+	[ "$out" = "answer: ok" ] || fail "insecure: a plaintext ping was not answered: $out"
+done
+n=$(grep -c "insecure: this session runs without TLS" "$T/open.log")
+[ "$n" = 2 ] || fail "insecure: $n session warnings for 2 sessions"
+echo "insecure: 2 plaintext sessions answered, 2 warnings"
 echo "security: the peer port refused plaintext, another CA, a wrong key, a silent peer, a flood, a session over the bound and a peer that owns nothing; nothing changed"
