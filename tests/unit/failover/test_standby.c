@@ -915,6 +915,45 @@ static void test_qemu_gone_stops_standby(void **state)
 	RUN_UNTIL(v, strstr(v->refused, "restart the standby QEMU") != NULL);
 }
 
+/* The standby serves one primary: a second one that connects while a
+ * session runs (here without TLS, so at once; with TLS once it has
+ * authenticated) gets HELLO_REJECT naming the busy session and is
+ * closed, and the first session goes on: its next epoch commits. */
+static void test_second_primary_rejected(void **state)
+{
+	struct env *v = *state;
+	struct remus_repl_decoder dec;
+	struct remus_repl_msg m;
+	struct remus_buf in;
+	uint64_t end;
+	int fd, rc = 0;
+	ssize_t r;
+
+	start(v);
+	pri_protect(v);
+	fd = remus_tcp_connect("127.0.0.1", remus_standby_port(v->s), false);
+	assert_true(fd >= 0);
+	remus_fd_set_nonblock(fd, true);
+	remus_buf_init(&in, 1 << 16);
+	end = remus_now_ms() + 5000;
+	while ((r = remus_buf_read_fd(&in, fd, 4096)) != 0) {
+		assert_true(r > 0 || r == -EAGAIN);
+		assert_true(remus_now_ms() < end);
+		remus_test_run_for(v->loop, 10);
+	}
+	remus_repl_decoder_init(&dec);
+	rc = remus_repl_decode(&dec, &in, &m);
+	assert_int_equal(rc, 1);
+	assert_int_equal(m.type, REMUS_REPL_HELLO_REJECT);
+	assert_non_null(memmem(m.u.reason.p, m.u.reason.len, "busy with primary", 17));
+	remus_buf_release(&in);
+	close(fd);
+	assert_int_equal(remus_standby_get_state(v->s), REMUS_STANDBY_RECEIVING);
+	pri_commit_epoch(v, 2);
+	RUN_UNTIL(v, v->acks == 3);
+	assert_int_equal(v->done_calls, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -932,6 +971,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cut_before_block_list_starts_over, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_qemu_gone_stops_standby, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_primary_rejected, setup, teardown),
 	};
 
 	/* The fakes write into sockets the standby may have closed: EPIPE,
