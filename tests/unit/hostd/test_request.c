@@ -133,9 +133,10 @@ static void test_answer_error(void **state)
 	assert_string_equal(json_object_get_string(v), "exists");
 	json_object_put(o);
 	free(a);
-	for (int c = REMUS_HOSTD_E_NO_DOMAIN; c <= REMUS_HOSTD_E_INTERNAL; c++)
+	for (int c = REMUS_HOSTD_E_NO_DOMAIN; c <= REMUS_HOSTD_E_NOT_OWNER; c++)
 		assert_int_equal(remus_hostd_code_parse(remus_hostd_code_name(c)), c);
 	assert_string_equal(remus_hostd_code_name(REMUS_HOSTD_E_QEMU_TOO_OLD), "qemu-too-old");
+	assert_string_equal(remus_hostd_code_name(REMUS_HOSTD_E_NOT_OWNER), "not-owner");
 	assert_int_equal(remus_hostd_code_parse("nope"), -1);
 }
 
