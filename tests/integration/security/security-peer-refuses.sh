@@ -6,7 +6,8 @@
 # (no QEMU): one with libvirt-layout certificates, one with a
 # pre-shared key.  Refused, each with a log line naming the peer and
 # nothing created (no record, nothing listed): a plaintext peer, one
-# with a certificate of another CA, one with the wrong key.  Dropped at
+# with a certificate of another CA, an expired one, one with the wrong
+# key.  Dropped at
 # the handshake deadline (peer_timeout): a peer that connects and says
 # nothing.  Bounded: handshakes at once (max_handshakes) and
 # authenticated sessions at once (max_peer_sessions = 2: the third is
@@ -85,6 +86,7 @@ refused() {
 refused plaintext x509 "speaking TLS" 127.0.0.1 "$PORT_x509" plain
 refused other-ca x509 "issuer is unknown" 127.0.0.1 "$PORT_x509" x509 "$pki/otherca" \
 	"$pki/good/cacert.pem"
+refused expired x509 "expired" 127.0.0.1 "$PORT_x509" x509 "$pki/expired" "$pki/good/cacert.pem"
 "$REMUSD" keygen "$T/wrong.psk" >/dev/null
 refused wrong-psk psk "same key file" 127.0.0.1 "$PORT_psk" psk "$T/wrong.psk"
 refused plaintext-psk psk "speaking TLS" 127.0.0.1 "$PORT_psk" plain
