@@ -399,18 +399,21 @@ static void *serve(void *arg)
 		ssize_t got;
 		int k = 0;
 
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			err = -errno;
-			break;
-		}
-		if (p[1].revents)
-			break;
+		/* Read first, poll only when there is nothing: a flush sends
+		 * one request per run of dirty pages, back to back. */
 		got = read(s->fuse_fd, buf, REMUS_FUSE_BUF_SIZE);
+		if (got < 0 && errno == EAGAIN) {
+			if (poll(p, 2, -1) < 0 && errno != EINTR) {
+				err = -errno;
+				break;
+			}
+			if (p[1].revents)
+				break;
+			continue;
+		}
 		if (got < 0) {
 			/* ENOENT: a request interrupted before we read it. */
-			if (errno == EINTR || errno == EAGAIN || errno == ENOENT)
+			if (errno == EINTR || errno == ENOENT)
 				continue;
 			/* ENODEV: unmounted or aborted; an error only if
 			 * nobody asked us to stop. */
