@@ -13,7 +13,10 @@
  *   2. the metrics file (--metrics) is opened
  *   3. the disks (--disk) are served: QEMU opens its NBD sockets when it
  *      starts, before its monitor answers, so remusd starts first
- *   4. the QEMU monitor (--qmp) is connected (up to 10 s for the socket)
+ *   4. the QEMU monitor (--qmp) is connected (up to --qmp-wait ms for the
+ *      socket, default 10 s; 0: no limit, for remusd serve, which makes
+ *      the socket only once the disks' copy onto step 3's exports ended,
+ *      and kills the child if that copy fails)
  *   5. the role starts (primary.c / standby.c)
  *   6. the control socket (--ctl) listens: a client that sees it can ask
  *      for the role's status at once
@@ -280,15 +283,28 @@ int remusd_run(const struct remusd_options *o)
 			goto out;
 		}
 	}
-	rc = remus_qmp_connect(d.loop, o->qmp_path, NULL, on_qmp_state, &d, &d.qmp);
-	if (rc == 0)
-		rc = remus_qmp_wait_ready(d.qmp, QMP_READY_TIMEOUT_MS);
-	if (rc < 0) {
-		remus_err(LOG, "cannot use the QEMU monitor at %s (--qmp): %s; start QEMU with "
-			  "-qmp unix:%s,server=on,wait=off (remusd waits %u s for it)", o->qmp_path,
-			  d.qmp ? remus_qmp_last_error(d.qmp) : strerror(-rc), o->qmp_path,
-			  REMUS_QMP_DEFAULT_CONNECT_TIMEOUT_MS / 1000);
-		goto out;
+	{
+		/* UINT_MAX ms: 49 days, as good as no limit. */
+		struct remus_qmp_opts qo = { .connect_timeout_ms = !o->qmp_wait_given
+			? REMUS_QMP_DEFAULT_CONNECT_TIMEOUT_MS : o->qmp_wait_ms ? o->qmp_wait_ms
+			: UINT_MAX };
+		unsigned ready_ms = qo.connect_timeout_ms > UINT_MAX - QMP_READY_TIMEOUT_MS
+				    ? UINT_MAX : qo.connect_timeout_ms + QMP_READY_TIMEOUT_MS;
+
+		if (o->qmp_wait_given && !o->qmp_wait_ms)
+			remus_info(LOG, "waiting for the QEMU monitor at %s with no time limit "
+				   "(--qmp-wait 0)", o->qmp_path);
+		rc = remus_qmp_connect(d.loop, o->qmp_path, &qo, on_qmp_state, &d, &d.qmp);
+		if (rc == 0)
+			rc = remus_qmp_wait_ready(d.qmp, ready_ms);
+		if (rc < 0) {
+			remus_err(LOG, "cannot use the QEMU monitor at %s (--qmp): %s; start QEMU "
+				  "with -qmp unix:%s,server=on,wait=off (remusd waits %u s for it; "
+				  "--qmp-wait)", o->qmp_path,
+				  d.qmp ? remus_qmp_last_error(d.qmp) : strerror(-rc), o->qmp_path,
+				  qo.connect_timeout_ms / 1000);
+			goto out;
+		}
 	}
 	rc = o->mode == REMUSD_PRIMARY ? remusd_primary_start(&d) : remusd_standby_start(&d);
 	if (rc < 0) {

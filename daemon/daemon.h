@@ -51,6 +51,10 @@ enum remusd_mode {
 struct remusd_options {
 	enum remusd_mode mode;
 	const char *qmp_path;       /* --qmp */
+	/* --qmp-wait: how long start-up waits for the monitor; 0: no limit
+	 * (qmp_wait_given false: the default, REMUS_QMP_DEFAULT_CONNECT_...) */
+	unsigned qmp_wait_ms;
+	bool qmp_wait_given;
 	const char *ctl_path;       /* --ctl; NULL: no control socket */
 	const char *ctl_group;      /* --ctl-group: may use the control socket besides root */
 	const char *metrics_path;   /* --metrics; NULL: none */

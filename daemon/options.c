@@ -43,6 +43,10 @@ void remusd_usage(FILE *f)
 	      "  both roles, x509: [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE]\n"
 	      "                 [--tls-peer-name NAME]\n"
 	      "  both roles: [--ctl-group GROUP] (who besides root may use --ctl)\n"
+	      "                 [--qmp-wait MS] (how long start-up waits for QEMU's\n"
+	      "                 monitor, default 10000; 0: no limit, as remusd serve\n"
+	      "                 starts its children before their domain's disks are\n"
+	      "                 moved, which takes as long as the disks are big)\n"
 	      "  remusd ctl SOCKET status|set-interval MS|set-pause-budget MS|failover|\n"
 	      "                   unprotect|protect HOST:PORT\n"
 	      "  remusd keygen FILE\n"
@@ -119,7 +123,7 @@ enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO
        OPT_EPOCH_MEM, OPT_SPILL_DIR, OPT_HELP, OPT_PAUSE_BUDGET, OPT_NAME,
        OPT_TLS_PSK, OPT_TLS_X509_DIR, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_PEER_NAME,
        OPT_TLS_HANDSHAKE, OPT_MAX_HANDSHAKES, OPT_INSECURE, OPT_CTL_GROUP,
-       OPT_PRIMARY_MISS };
+       OPT_PRIMARY_MISS, OPT_QMP_WAIT };
 
 static const struct option long_opts[] = {
 	{ "qmp", required_argument, NULL, OPT_QMP },
@@ -163,6 +167,7 @@ static const struct option long_opts[] = {
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "ctl-group", required_argument, NULL, OPT_CTL_GROUP },
 	{ "primary-miss", required_argument, NULL, OPT_PRIMARY_MISS },
+	{ "qmp-wait", required_argument, NULL, OPT_QMP_WAIT },
 	{ 0 },
 };
 
@@ -174,7 +179,7 @@ static const char *const metavars[] = {
 	"qemu|plug|off", "ID", "IF", "BYTES", "release|hold", "NAME,image=PATH,socket=PATH",
 	"PATH", "MB", "DIR", NULL, "MS", "DOMAIN",
 	"FILE", "DIR", "FILE", "FILE", "FILE", "NAME", "MS", "N", NULL, "GROUP",
-	"N",
+	"N", "MS",
 };
 _Static_assert(sizeof(metavars) / sizeof(metavars[0]) + 1 ==
 	       sizeof(long_opts) / sizeof(long_opts[0]), "one metavar per option");
@@ -290,6 +295,12 @@ static int parse_one(struct remusd_options *o, int c, const char *name, const ch
 	snprintf(opt, sizeof(opt), "--%s", name);
 	switch (c) {
 	case OPT_QMP: o->qmp_path = v; return 0;
+	case OPT_QMP_WAIT:
+		if ((rc = parse_uint(o, opt, v, 0, 86400000, "ms", &n)) == 0) {
+			o->qmp_wait_ms = n;
+			o->qmp_wait_given = true;
+		}
+		return rc;
 	case OPT_STANDBY:
 		return remusd_parse_hostport(opt, v, false, o->standby_host,
 					     sizeof(o->standby_host), &o->engine.standby_port,

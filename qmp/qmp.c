@@ -1066,7 +1066,8 @@ int remus_qmp_wait_ready(struct remus_qmp *q, unsigned timeout_ms)
 			rc = -ETIMEDOUT;
 			break;
 		}
-		rc = remus_loop_run_once(q->loop, (int)(deadline - now));
+		rc = remus_loop_run_once(q->loop, deadline - now > INT_MAX ? INT_MAX
+					 : (int)(deadline - now));
 		if (rc < 0)
 			break;
 	}
