@@ -71,6 +71,9 @@ static const struct key keys[] = {
 	  "standbys on this host (default 7800-7899)", 0, 0, 0, 0 },
 	{ "peer_timeout", K_UINT, "MS", "a peer that does not answer within this is dropped "
 	  "(default 10000)", 100, 600000, UINT(peer_timeout_ms) },
+	{ "copy_rate", K_UINT, "KIB/S", "how fast protect and unprotect copy a domain's "
+	  "disks, in KiB/s (default 0: as fast as the disks go)", 0, 16777216,
+	  UINT(copy_rate_kib) },
 	{ "max_peer_sessions", K_UINT, "N", "authenticated peer sessions at once; more are "
 	  "refused (default 16)", 1, 1024, UINT(max_peer_sessions) },
 	{ "max_handshakes", K_UINT, "N", "TLS handshakes on the peer port at once, each "

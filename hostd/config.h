@@ -66,6 +66,9 @@ struct remus_hostd_config {
 	unsigned peer_timeout_ms;                /* 10000; also the TLS handshake's */
 	unsigned max_peer_sessions;              /* 16 */
 	unsigned max_handshakes;                 /* 4 */
+	/* copy_rate: KiB/s of the disks' block copies of protect and
+	 * unprotect (libvirt's bandwidth); 0: as fast as they go */
+	unsigned copy_rate_kib;
 	/* TLS of the peer port and of the children's replication links
 	 * (daemon: --tls-psk, --tls-x509-dir, --insecure); none set: remusd
 	 * serve refuses to start, saying how. */

@@ -18,6 +18,11 @@
  *      |            |  \--> takeover (standby went active) --> reprotecting --> running
  *      v            v
  *    (gone)      stopping (unprotect, destroy-standby, planned failover) --> (gone)
+ *                   ^
+ *   running --> releasing (unprotect: the engine stops, the disks are
+ *                          copied back to files) --> stopping
+ *                   \--> failed (the copy failed: the child still serves
+ *                          the disks, unprotect may be asked again)
  *   failed: the domain does not run here (a host that restarted), or a
  *   step failed; status says why and what to do.
  */
@@ -49,6 +54,7 @@
 #include "hostd/ask.h"
 #include "hostd/authz.h"
 #include "hostd/peerlink.h"
+#include "hostd/progress.h"
 #include "hostd/request.h"
 #include "tls/tls.h"
 
@@ -59,12 +65,24 @@
 #define BACKOFF_MAX_MS 30000
 #define STOP_CHILD_MS 10000
 #define STANDBY_LOST_MS 10000
+/* unprotect waits this long for the engine to stop before it copies the
+ * disks back (it stops within one checkpoint). */
+#define ENGINE_STOP_MS 10000
+#define ENGINE_POLL_MS 200
 
 enum dom_state { D_STARTING, D_RUNNING, D_RESTARTING, D_TAKEOVER, D_REPROTECTING,
-		 D_STOPPING, D_FAILED };
+		 D_STOPPING, D_FAILED, D_RELEASING };
 
 static const char *const dom_state_names[] = {
 	"starting", "running", "restarting", "takeover", "reprotecting", "stopping", "failed",
+	"releasing",
+};
+
+/* A disk's block copy while one runs (protect: onto the export;
+ * unprotect: back to a file). */
+struct disk_copy {
+	const char *what;               /* "moving", "releasing"; NULL: none */
+	struct remus_hostd_copy c;
 };
 
 struct dom {
@@ -88,6 +106,7 @@ struct dom {
 	uint64_t unprotected_since;     /* primary child reports no standby since (ms) */
 	struct op *stop_op;             /* waits for the child's exit */
 	struct op *create_op;           /* create-standby in progress (standby host) */
+	struct disk_copy copies[REMUS_HOSTD_MAX_DISKS];
 	struct dom *next;
 };
 
@@ -107,6 +126,8 @@ struct op {
 	char peer_id[REMUS_HOSTD_IDENTITY_MAX];   /* who asked (create-standby) */
 	struct status_job *job;
 	unsigned idx;
+	uint64_t deadline_ms;                     /* unprotect: the engine's stop */
+	struct remus_timer timer;                 /* unprotect: its next poll */
 	op_stopped_fn *after_stop;
 	struct op *next;
 };
@@ -271,6 +292,11 @@ static void dom_free(struct dom *d)
 	free(d);
 }
 
+static void on_op_timer(struct remus_loop *loop, void *opaque);
+static void on_copy_progress(void *opaque, const char *target, uint64_t bytes, uint64_t total);
+static void copies_begin(struct dom *d, const char *what);
+static void copies_end(struct dom *d);
+
 static struct op *op_new(struct remus_hostd *h, const char *name, uint64_t gen)
 {
 	struct op *op = calloc(1, sizeof(*op));
@@ -278,6 +304,7 @@ static struct op *op_new(struct remus_hostd *h, const char *name, uint64_t gen)
 	if (!op)
 		return NULL;
 	op->h = h;
+	remus_timer_init(&op->timer, h->loop, on_op_timer, op);
 	snprintf(op->name, sizeof(op->name), "%s", name ? name : "");
 	op->gen = gen;
 	op->next = h->ops_list;
@@ -294,6 +321,7 @@ static void op_free(struct op *op)
 			*p = op->next;
 			break;
 		}
+	remus_timer_disarm(&op->timer);
 	answer(&op->req, remus_hostd_answer_error(REMUS_HOSTD_E_INTERNAL,
 						  "%s: the operation was abandoned", op->name));
 	peer_answer_error(&op->prep, REMUS_HOSTD_E_INTERNAL, "%s: the operation was abandoned",
@@ -372,6 +400,8 @@ static int child_spawn(struct dom *d)
 		argv[n++] = budget;
 		argv[n++] = "--netbuffer";
 		argv[n++] = remus_hostd_netbuffer_name(d->st.netbuffer);
+		argv[n++] = "--qmp-wait";
+		argv[n++] = "0";
 	} else {
 		snprintf(listen, sizeof(listen), "%u", d->st.repl_port);
 		argv[n++] = "standby";
@@ -559,7 +589,7 @@ static const char *user_state(const struct dom *d)
 	static const char *const names[] = {
 		[D_STARTING] = "starting", [D_RUNNING] = "starting", [D_RESTARTING] = "failed",
 		[D_TAKEOVER] = "failover", [D_REPROTECTING] = "unprotected",
-		[D_STOPPING] = "stopped", [D_FAILED] = "failed",
+		[D_STOPPING] = "stopped", [D_FAILED] = "failed", [D_RELEASING] = "releasing",
 	};
 
 	if (d->st.role == REMUS_HOSTD_ROLE_STANDBY && d->state == D_RUNNING)
@@ -604,13 +634,31 @@ static struct json_object *dom_view(const struct dom *d, bool full)
 			       json_object_new_string(d->last_failure) : NULL);
 	disks = json_object_new_array();
 	for (i = 0; disks && i < d->st.ndisks; i++) {
+		const struct disk_copy *c = &d->copies[i];
 		struct json_object *x = json_object_new_object();
+		struct json_object *p = c->what ? remus_hostd_copy_json(&c->c) : NULL;
 
-		if (!x)
+		if (!x) {
+			json_object_put(p);
 			break;
+		}
 		json_object_object_add(x, "target", json_object_new_string(d->st.disks[i].target));
 		json_object_object_add(x, "format", json_object_new_string(d->st.disks[i].format));
-		json_object_object_add(x, "total", json_object_new_int64((int64_t)d->st.disks[i].size));
+		json_object_object_add(x, "state", json_object_new_string(
+			c->what ? c->what : d->st.role == REMUS_HOSTD_ROLE_STANDBY ? "standby"
+			: "replicated"));
+		/* remusctl(8): the numbers of its copy while one runs, else the
+		 * size and nulls. */
+		json_object_object_add(x, "bytes", p ? json_object_get(
+			json_object_object_get(p, "bytes")) : NULL);
+		json_object_object_add(x, "total", p ? json_object_get(
+			json_object_object_get(p, "total")) :
+			json_object_new_int64((int64_t)d->st.disks[i].size));
+		for (const char *const *k = (const char *const[]){ "percent", "rate_bps", "eta_s",
+								  NULL }; *k; k++)
+			json_object_object_add(x, *k, p ? json_object_get(json_object_object_get(p, *k))
+					       : NULL);
+		json_object_put(p);
 		json_object_array_add(disks, x);
 	}
 	json_object_object_add(o, "disks", disks);
@@ -644,6 +692,11 @@ static void merge_child(struct json_object *view, const char *answer, bool take_
 		if (json_object_object_get_ex(c, *k, &v) && !json_object_is_type(v, json_type_null)) {
 			if (strcmp(*k, "state") == 0 && !take_state)
 				continue;
+			if (strcmp(*k, "initial_sync") == 0) {
+				/* remusctl(8)'s keys; the engine's own under child */
+				json_object_object_add(view, *k, remus_hostd_sync_json(v));
+				continue;
+			}
 			if (strcmp(*k, "last_failure") == 0 &&
 			    json_object_object_get_ex(view, "last_failure", NULL) &&
 			    !json_object_is_type(json_object_object_get(view, "last_failure"),
@@ -872,6 +925,8 @@ static void on_disks_moved(void *opaque, int rc, const char *code, const char *m
 	struct op *op = opaque;
 	struct dom *d = op_dom(op);
 
+	if (d)
+		copies_end(d);
 	if (d && rc < 0) {
 		/* Not replicated: not protected.  unprotect cleans up. */
 		d->state = D_FAILED;
@@ -935,9 +990,10 @@ static void on_create_standby_answer(void *opaque, int rc,
 			     "see the log", h->cfg.state_dir);
 		return;
 	}
-	/* The child first: it serves the disks' exports, then waits (10 s)
-	 * for its QMP socket, which start_proxy() makes once the disks are
-	 * on those exports. */
+	/* The child first: it serves the disks' exports, then waits (with
+	 * no limit: --qmp-wait 0) for its QMP socket, which start_proxy()
+	 * makes once the disks are on those exports, however long their
+	 * copy takes; a copy that fails or stalls kills the child. */
 	if (child_spawn(d) < 0) {
 		dom_unrecord(d);
 		protect_done(op, REMUS_HOSTD_E_INTERNAL, "%s", d->last_failure);
@@ -961,7 +1017,9 @@ static void on_create_standby_answer(void *opaque, int rc,
 		return;
 	}
 	fill_nbd(d, nbd);
-	if (h->ops->move_disks(h->virt, d->st.domain, nbd, d->st.ndisks, on_disks_moved, op) < 0)
+	copies_begin(d, "moving");
+	if (h->ops->move_disks(h->virt, d->st.domain, nbd, d->st.ndisks, on_copy_progress,
+			       on_disks_moved, op) < 0)
 		on_disks_moved(op, -ENOMEM, "internal", "cannot ask libvirt to move the disks");
 }
 
@@ -1455,6 +1513,150 @@ static void after_primary_child(struct op *op, struct dom *d)
 	}
 }
 
+/* ---- unprotect with disks: the engine stops, the disks go back to files ------- */
+
+/* The progress of one disk's copy, from libvirt (on the loop). */
+static void on_copy_progress(void *opaque, const char *target, uint64_t bytes, uint64_t total)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+
+	for (unsigned i = 0; d && i < d->st.ndisks; i++)
+		if (strcmp(d->st.disks[i].target, target) == 0 && d->copies[i].what)
+			remus_hostd_copy_update(&d->copies[i].c, bytes, total, remus_now_ms());
+}
+
+static void copies_begin(struct dom *d, const char *what)
+{
+	for (unsigned i = 0; i < d->st.ndisks; i++)
+		d->copies[i] = (struct disk_copy){ .what = what };
+}
+
+static void copies_end(struct dom *d)
+{
+	memset(d->copies, 0, sizeof(d->copies));
+}
+
+static void on_released(void *opaque, int rc, const char *code, const char *msg)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+
+	if (!d) {
+		op_free(op);
+		return;
+	}
+	copies_end(d);
+	if (rc < 0) {
+		/* The guest runs on remusd's export still: its child must go on
+		 * serving it.  If it died meanwhile, it is started again (and
+		 * protects again: nothing was released). */
+		dom_fail(d, "unprotect: cannot move the disks back to files: %s", msg);
+		answer(&op->req, remus_hostd_answer_error(code_of(code), "domain %s: the disks "
+			"could not be moved back to files: %s; %s runs on, unprotected, on "
+			"remusd's NBD export (remusd serve keeps serving it); fix that and run "
+			"remusctl unprotect %s again", op->name, msg, op->name, op->name));
+		if (d->child) {
+			d->state = D_FAILED;
+		} else {
+			d->state = D_RESTARTING;
+			remus_timer_arm(&d->timer, 0);
+		}
+		op_free(op);
+		return;
+	}
+	remus_info(LOG, "%s: disks back on plain files; stopping its child", d->st.domain);
+	child_stop(d, op, after_primary_child);
+}
+
+/* The destination of every disk: its original file, or a new one. */
+static void fill_release(const struct dom *d, struct remus_hostd_release *rel)
+{
+	struct remus_hostd_nbd nbd[REMUS_HOSTD_MAX_DISKS];
+
+	fill_nbd(d, nbd);
+	for (unsigned i = 0; i < d->st.ndisks; i++) {
+		memset(&rel[i], 0, sizeof(rel[i]));
+		snprintf(rel[i].target, sizeof(rel[i].target), "%s", nbd[i].target);
+		snprintf(rel[i].socket, sizeof(rel[i].socket), "%s", nbd[i].socket);
+		remus_hostd_release_target(d->h->cfg.state_dir, d->st.domain, &d->st.disks[i],
+					   rel[i].path, sizeof(rel[i].path), rel[i].format,
+					   sizeof(rel[i].format));
+	}
+}
+
+static void release_go(struct op *op, struct dom *d)
+{
+	struct remus_hostd *h = op->h;
+	struct remus_hostd_release rel[REMUS_HOSTD_MAX_DISKS];
+
+	fill_release(d, rel);
+	copies_begin(d, "releasing");
+	remus_info(LOG, "%s: moving %u disk(s) back to plain files (first: %s)", d->st.domain,
+		   d->st.ndisks, rel[0].path);
+	if (h->ops->release_disks(h->virt, d->st.domain, rel, d->st.ndisks, on_copy_progress,
+				  on_released, op) < 0)
+		on_released(op, -ENOMEM, "internal", "cannot ask libvirt to copy the disks");
+}
+
+static void unprotect_poll(struct op *op);
+
+/* The engine's state, polled until it stopped: a block copy must not
+ * race a checkpoint (the guest would be paused, and the copy's writes
+ * would bypass what the engine replicates). */
+static void on_engine_state(void *opaque, int rc, const char *text)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+	struct json_object *o = rc == 0 ? json_tokener_parse(text) : NULL;
+	const char *st = o ? json_object_get_string(json_object_object_get(o, "state")) : NULL;
+
+	op->ask = NULL;
+	if (!d) {
+		json_object_put(o);
+		op_free(op);
+		return;
+	}
+	/* stopped: the primary engine; active: a standby child that took
+	 * over (nothing to stop; unprotect is not its word). */
+	if (st && (strcmp(st, "stopped") == 0 || strcmp(st, "active") == 0)) {
+		json_object_put(o);
+		release_go(op, d);
+		return;
+	}
+	json_object_put(o);
+	if (!d->child) {
+		release_go(op, d);      /* the copy says whether the disks can move */
+		return;
+	}
+	if (remus_now_ms() >= op->deadline_ms) {
+		remus_warn(LOG, "%s: its engine did not stop in %u s (state %s); copying the "
+			   "disks back all the same", d->st.domain, ENGINE_STOP_MS / 1000,
+			   st ? st : "unknown");
+		release_go(op, d);
+		return;
+	}
+	remus_timer_arm(&op->timer, ENGINE_POLL_MS);
+}
+
+static void on_op_timer(struct remus_loop *loop, void *opaque)
+{
+	unprotect_poll(opaque);
+}
+
+static void unprotect_poll(struct op *op)
+{
+	struct dom *d = op_dom(op);
+
+	if (!d) {
+		op_free(op);
+		return;
+	}
+	if (!d->child || remus_hostd_ask(op->h->loop, d->ctl_path, "status", ASK_TIMEOUT_MS,
+					 on_engine_state, op, &op->ask) < 0)
+		on_engine_state(op, -ENOTCONN, NULL);
+}
+
 static void on_child_unprotect(void *opaque, int rc, const char *text)
 {
 	struct op *op = opaque;
@@ -1466,11 +1668,21 @@ static void on_child_unprotect(void *opaque, int rc, const char *text)
 		return;
 	}
 	if (rc < 0)
-		remus_warn(LOG, "%s: its child did not answer unprotect (%s); stopping it",
-			   d->st.domain, strerror(-rc));
-	child_stop(d, op, after_primary_child);
+		remus_warn(LOG, "%s: its child did not answer unprotect (%s)", d->st.domain,
+			   strerror(-rc));
+	if (!d->st.ndisks) {
+		child_stop(d, op, after_primary_child);
+		return;
+	}
+	op->deadline_ms = remus_now_ms() + ENGINE_STOP_MS;
+	unprotect_poll(op);
 }
 
+/* unprotect on the primary's host: the engine stops (the guest runs on,
+ * its held output released, the standby told it is over), the disks go
+ * back from remusd's exports to plain files while the guest runs, the
+ * child stops, the record goes, and the standby host destroys its
+ * standby domain. */
 static void ctl_unprotect(struct remus_hostd *h, struct remus_ctl_request *req,
 			  const struct remus_hostd_request *r)
 {
@@ -1489,30 +1701,39 @@ static void ctl_unprotect(struct remus_hostd *h, struct remus_ctl_request *req,
 			r->domain, d->st.peer));
 		return;
 	}
-	if (r->release_disks && d->st.ndisks) {
-		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_BAD_REQUEST,
-			"unprotect --release-disks is not supported by this remusd yet; unprotect "
-			"without it (the disks stay on remusd's exports)"));
-		return;
-	}
-	if (d->state == D_STOPPING) {
+	if (d->state == D_STOPPING || d->state == D_RELEASING) {
 		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NOT_RUNNING,
-			"domain %s is being stopped already", r->domain));
+			"domain %s is being %s already", r->domain,
+			d->state == D_STOPPING ? "stopped" : "unprotected"));
 		return;
 	}
+	if (d->st.ndisks && !d->child && d->state == D_RESTARTING) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NOT_RUNNING,
+			"domain %s: its disks are on remusd's NBD exports and the child that serves "
+			"them is being restarted; run remusctl unprotect %s again once remusctl "
+			"status %s shows it running", r->domain, r->domain, r->domain));
+		return;
+	}
+	/* What was under way for this domain (a restart, a re-protection)
+	 * ends here: its late answers find another generation. */
+	d->gen = ++h->next_gen;
+	remus_timer_disarm(&d->timer);
 	op = op_new(h, d->st.domain, d->gen);
 	if (!op) {
 		remus_ctl_reply(req, NULL);
 		return;
 	}
 	op->req = req;
+	d->state = D_RELEASING;
+	remus_info(LOG, "%s: unprotect requested%s", d->st.domain, d->st.ndisks ?
+		   "; its disks go back to plain files" : "");
 	if (!d->child) {
-		child_stop(d, op, after_primary_child);
+		on_child_unprotect(op, -ENOTCONN, NULL);
 		return;
 	}
 	if (remus_hostd_ask(h->loop, d->ctl_path, "unprotect", ASK_TIMEOUT_MS, on_child_unprotect,
 			    op, &op->ask) < 0)
-		child_stop(d, op, after_primary_child);
+		on_child_unprotect(op, -ENOTCONN, NULL);
 }
 
 /* failover on the standby's host: its child takes over now. */
@@ -1845,8 +2066,14 @@ static void on_watch_answer(void *opaque, int rc, const char *text)
 	struct json_object *o, *st;
 
 	op->ask = NULL;
-	if (d)
-		d->watching = false;
+	{
+		/* By name: unprotect changes the generation while a question
+		 * of the watcher is out. */
+		struct dom *dn = dom_find(op->h, op->name);
+
+		if (dn)
+			dn->watching = false;
+	}
 	if (!d || rc < 0) {
 		op_free(op);
 		return;

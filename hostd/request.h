@@ -69,7 +69,8 @@ struct remus_hostd_request {
 	unsigned interval_ms, pause_budget_ms;
 	enum remus_hostd_netbuffer netbuffer;
 	enum remus_hostd_reprotect reprotect;
-	/* unprotect */
+	/* unprotect: accepted for older clients; the disks always go back
+	 * to plain files (hostd.c, ctl_unprotect) */
 	bool release_disks;
 };
 

@@ -94,7 +94,8 @@ int remus_hostd_serve_main(int argc, char *const *argv)
 	rc = remus_loop_add_fd(s.loop, s.sigfd, REMUS_EV_READ, on_signal, &s);
 	if (rc < 0)
 		goto out;
-	rc = remus_hostd_virt_libvirt_new(s.loop, cfg.connect, &ops, &impl);
+	rc = remus_hostd_virt_libvirt_new(s.loop, cfg.connect,
+					  (uint64_t)cfg.copy_rate_kib * 1024, &ops, &impl);
 	if (rc < 0) {
 		remus_err(LOG, "cannot start the libvirt connection to %s: %s", cfg.connect,
 			  strerror(-rc));

@@ -578,3 +578,24 @@ int remus_hostd_state_load_all(const char *state_dir, remus_hostd_state_each_cb 
 	closedir(d);
 	return good;
 }
+
+int remus_hostd_release_target(const char *state_dir, const char *domain,
+			       const struct remus_hostd_disk *k, char *path, size_t plen,
+			       char *format, size_t flen)
+{
+	size_t sl = strlen(state_dir);
+	bool ours = strncmp(k->source, state_dir, sl) == 0 &&
+		    (k->source[sl] == '/' || k->source[sl] == 0);
+	bool known = strcmp(k->format, "raw") == 0 || strcmp(k->format, "qcow2") == 0;
+	int n;
+
+	if (k->source[0] == '/' && !ours && known && !strstr(k->source, "/../") &&
+	    !strstr(k->source, "/./")) {
+		n = snprintf(path, plen, "%s", k->source);
+		snprintf(format, flen, "%s", k->format);
+		return n < 0 || (size_t)n >= plen ? -ENAMETOOLONG : 1;
+	}
+	n = snprintf(path, plen, "%s/%s/%s.released.raw", state_dir, domain, k->target);
+	snprintf(format, flen, "raw");
+	return n < 0 || (size_t)n >= plen ? -ENAMETOOLONG : 0;
+}

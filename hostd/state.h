@@ -84,6 +84,19 @@ const char *remus_hostd_role_name(enum remus_hostd_role r);
 const char *remus_hostd_netbuffer_name(enum remus_hostd_netbuffer nb);
 const char *remus_hostd_reprotect_name(enum remus_hostd_reprotect r);
 
+/*
+ * Where unprotect moves disk @k of @domain back to (into @path, @plen
+ * bytes, and its format into @format, @flen bytes): the file it was on
+ * before protect (@k->source, an absolute path outside @state_dir, in
+ * @k->format), written over in place; else (a domain that came here by
+ * a failover has no file of its own on this host) a new raw file next to
+ * remusd's image of it, STATE_DIR/DOMAIN/TARGET.released.raw.  Pure.
+ * Returns 1 (the original file), 0 (a new one) or -ENAMETOOLONG.
+ */
+int remus_hostd_release_target(const char *state_dir, const char *domain,
+			       const struct remus_hostd_disk *k, char *path, size_t plen,
+			       char *format, size_t flen);
+
 /* The record as one JSON text (owned: free()), or NULL on ENOMEM. */
 char *remus_hostd_state_format(const struct remus_hostd_dstate *s);
 

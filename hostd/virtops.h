@@ -31,11 +31,26 @@ typedef void remus_hostd_virt_done_cb(void *opaque, int rc, const char *code, co
 typedef void remus_hostd_virt_info_cb(void *opaque, int rc, const char *code, const char *msg,
 				      struct remus_hostd_domain_info *info);
 
+/* Progress of one disk's block copy, on the loop: libvirt's cur/end
+ * (@total may grow while the guest writes). */
+typedef void remus_hostd_virt_progress_cb(void *opaque, const char *target, uint64_t bytes,
+					  uint64_t total);
+
 /* One NBD export a disk of the standby domain (or the primary's block
  * copy) uses: the child's diskrepl serves it. */
 struct remus_hostd_nbd {
 	char target[32];
 	char socket[REMUS_HOSTD_PATH_MAX];
+};
+
+/* Where unprotect moves one disk back to: from remusd's export on
+ * @socket to the plain file @path (an existing file is written over in
+ * place: the domain's original image; a missing one is created). */
+struct remus_hostd_release {
+	char target[32];
+	char socket[REMUS_HOSTD_PATH_MAX];
+	char path[1024];
+	char format[16];               /* raw | qcow2 */
 };
 
 struct remus_hostd_virt_ops {
@@ -64,9 +79,20 @@ struct remus_hostd_virt_ops {
 	 * checkpoint (libvirt paused/unknown; a paused/user one is left). */
 	int (*recover)(void *impl, const char *name, remus_hostd_virt_done_cb *cb, void *opaque);
 	/* Moves the disks of running @name live onto @nbd (block copy,
-	 * pivot). */
+	 * pivot); @progress (may be NULL) with @opaque while they copy.  A
+	 * copy may take as long as it moves: it fails only when it stalls. */
 	int (*move_disks)(void *impl, const char *name, const struct remus_hostd_nbd *nbd,
-			  unsigned nnbd, remus_hostd_virt_done_cb *cb, void *opaque);
+			  unsigned nnbd, remus_hostd_virt_progress_cb *progress,
+			  remus_hostd_virt_done_cb *cb, void *opaque);
+	/* unprotect: moves the disks of running @name that are on remusd's
+	 * exports back to plain files (@rel; block copy, pivot; libvirt then
+	 * also points the persistent definition at the file); a disk that
+	 * is a file already is left.  Guest writes during the copy are
+	 * mirrored, so the file has them all at the pivot.  @progress as
+	 * for move_disks. */
+	int (*release_disks)(void *impl, const char *name, const struct remus_hostd_release *rel,
+			     unsigned nrel, remus_hostd_virt_progress_cb *progress,
+			     remus_hostd_virt_done_cb *cb, void *opaque);
 	/* The QMP proxy of @name at @path (0600); *@handle for proxy_stop. */
 	int (*proxy_start)(void *impl, const char *name, const char *path, void **handle);
 	void (*proxy_stop)(void *impl, void *handle);

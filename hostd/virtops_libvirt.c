@@ -34,23 +34,53 @@
 /* A child serves its NBD exports within this of its start. */
 #define NBD_WAIT_MS 15000
 #define RESUME_TIMEOUT_MS 30000
+/* A block copy fails when libvirt's progress stands still this long; one
+ * that moves may take as long as the disk needs.  Under a bandwidth
+ * (copy_rate) QEMU's mirror issues up to its buffer (16 MiB) at once and
+ * then sleeps until the rate allows more, with cur standing still (seen
+ * here: 16 MiB at 1 MiB/s sat at 100% for 16 s): the allowance grows by
+ * twice that sleep. */
+#define COPY_STALL_MS 60000
+#define MIRROR_BURST_BYTES (16ull << 20)
+/* Progress goes to the loop at most this often per disk. */
+#define PROGRESS_EVERY_MS 500
+
+struct job;
 
 struct lv {
 	struct remus_loop *loop;
 	struct remus_virt *v;
 	char uri[1024];
+	uint64_t copy_bps;              /* block copies' bandwidth; 0: none */
+	struct job *copies;             /* jobs with a progress mailbox */
 };
 
-enum kind { J_INSPECT, J_INSPECT_OURS, J_CREATE, J_DESTROY, J_RESUME, J_RECOVER, J_MOVE };
+enum kind { J_INSPECT, J_INSPECT_OURS, J_CREATE, J_DESTROY, J_RESUME, J_RECOVER, J_MOVE,
+	    J_RELEASE };
+
+/* One progress report, worker -> loop. */
+struct progress_msg {
+	char target[32];
+	uint64_t bytes, total;
+};
 
 struct job {
 	enum kind kind;
+	struct lv *lv;
 	char name[REMUS_HOSTD_DOMAIN_MAX];
 	char uuid[REMUS_HOSTD_UUID_LEN + 1];
 	char *xml;                      /* create: the primary's live XML */
 	char incoming[REMUS_HOSTD_PATH_MAX + 8];
 	struct remus_hostd_nbd nbd[REMUS_HOSTD_MAX_DISKS];
 	unsigned nnbd;
+	struct remus_hostd_release rel[REMUS_HOSTD_MAX_DISKS];
+	unsigned nrel;
+	/* Block copies: the loop's side of the mailbox (closed at done or
+	 * when the table goes) and the worker's reference. */
+	struct remus_virt_mbox *mb, *mb_worker;
+	remus_hostd_virt_progress_cb *progress;
+	long long last_post_ms;
+	struct job *next_copy;
 	struct remus_hostd_domain_info info;
 	struct remus_virt_error err;
 	remus_hostd_virt_done_cb *done;
@@ -58,10 +88,26 @@ struct job {
 	void *opaque;
 };
 
+static void copy_unlink(struct job *j)
+{
+	struct job **p;
+
+	remus_virt_mbox_close(j->mb);
+	j->mb = NULL;
+	for (p = &j->lv->copies; j->lv && *p; p = &(*p)->next_copy)
+		if (*p == j) {
+			*p = j->next_copy;
+			break;
+		}
+}
+
 static void job_free(void *opaque)
 {
 	struct job *j = opaque;
 
+	if (j->lv)
+		copy_unlink(j);
+	remus_virt_mbox_unref(j->mb_worker);
 	free(j->xml);
 	free(j->info.xml);
 	free(j);
@@ -73,6 +119,8 @@ static void job_done(struct remus_virt *v, int rc, const char *err, void *opaque
 	const char *code = j->err.code[0] ? j->err.code : rc < 0 ? "internal" : NULL;
 	const char *msg = j->err.message[0] ? j->err.message : err;
 
+	if (j->lv)
+		copy_unlink(j);      /* no progress after done */
 	if (j->kind == J_INSPECT || j->kind == J_INSPECT_OURS)
 		j->info_cb(j->opaque, rc, code, msg, rc == 0 ? &j->info : NULL);
 	else
@@ -281,6 +329,59 @@ static int work_recover(virConnectPtr conn, void *opaque, char **errp)
 	return rc;
 }
 
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* remus_virt_copy's progress (worker): to the loop, at most every
+ * PROGRESS_EVERY_MS, and always when the copy is level. */
+static void post_progress(const char *target, uint64_t bytes, uint64_t total, void *opaque)
+{
+	struct job *j = opaque;
+	struct progress_msg *m;
+	long long now = mono_ms();
+
+	if (!j->mb_worker || (now - j->last_post_ms < PROGRESS_EVERY_MS && bytes != total))
+		return;
+	j->last_post_ms = now;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return;
+	snprintf(m->target, sizeof(m->target), "%s", target);
+	m->bytes = bytes;
+	m->total = total;
+	remus_virt_mbox_post(j->mb_worker, m);
+}
+
+/* On the loop, while the job runs (the mailbox closes at its done). */
+static void on_progress(void *msg, void *opaque)
+{
+	struct job *j = opaque;
+	struct progress_msg *m = msg;
+
+	if (j->progress)
+		j->progress(j->opaque, m->target, m->bytes, m->total);
+}
+
+/* One disk onto @dest_xml, following libvirt's progress. */
+static int copy_disk(virDomainPtr dom, struct job *j, const char *target, const char *dest_xml,
+		     bool reuse)
+{
+	uint64_t bps = j->lv->copy_bps;
+	uint64_t burst_ms = bps ? 2 * MIRROR_BURST_BYTES * 1000 / bps : 0;
+	struct remus_virt_copy c = { .target = target, .dest_xml = dest_xml,
+				     .reuse_external = reuse, .bandwidth = bps,
+				     .progress = post_progress, .opaque = j };
+
+	c.stall_ms = COPY_STALL_MS + (int)(burst_ms > 3600000 ? 3600000 : burst_ms);
+
+	return remus_virt_block_copy(dom, &c, &j->err);
+}
+
 static int work_move(virConnectPtr conn, void *opaque, char **errp)
 {
 	struct job *j = opaque;
@@ -293,16 +394,89 @@ static int work_move(virConnectPtr conn, void *opaque, char **errp)
 		return -ENOENT;
 	rc = wait_sockets(j);
 	for (i = 0; rc == 0 && i < j->nnbd; i++) {
-		struct remus_virt_copy c = { .target = j->nbd[i].target, .reuse_external = true };
-
 		rc = remus_virt_nbd_disk_xml(j->nbd[i].socket, j->nbd[i].target, &dest);
-		if (rc == 0) {
-			c.dest_xml = dest;
-			rc = remus_virt_block_copy(dom, &c, &j->err);
-		}
+		if (rc == 0)
+			rc = copy_disk(dom, j, j->nbd[i].target, dest, true);
 		free(dest);
 		dest = NULL;
 	}
+	virDomainFree(dom);
+	(void)errp;
+	return rc;
+}
+
+/* The disk @target of @d, or NULL. */
+static const struct remus_virt_disk *disk_of(const struct remus_virt_domain *d,
+					     const char *target)
+{
+	for (size_t i = 0; i < d->ndisks; i++)
+		if (d->disks[i].target && strcmp(d->disks[i].target, target) == 0)
+			return &d->disks[i];
+	return NULL;
+}
+
+/* unprotect: each disk on remusd's export back to its file.  The live
+ * XML says where each disk is now: a file already (a protection whose
+ * move failed, or a second unprotect after a partial one) is left. */
+static int work_release(virConnectPtr conn, void *opaque, char **errp)
+{
+	struct job *j = opaque;
+	virDomainPtr dom = lookup(conn, j);
+	struct remus_virt_domain d;
+	char *xml = NULL, *dest = NULL;
+	struct stat st;
+	unsigned i;
+	int rc;
+
+	if (!dom)
+		return -ENOENT;
+	remus_virt_domain_init(&d);
+	if ((rc = remus_virt_live_xml(dom, &xml, &j->err)) < 0 ||
+	    (rc = remus_virt_domain_parse(xml, strlen(xml), &d, &j->err)) < 0)
+		goto out;
+	for (i = 0; i < j->nrel; i++) {
+		const struct remus_hostd_release *r = &j->rel[i];
+		const struct remus_virt_disk *k = disk_of(&d, r->target);
+		bool reuse;
+
+		if (!k) {
+			rc = remus_virt_error_set(&j->err, -ENOENT, "bad-disk", "domain %s has no "
+						  "disk %s any more (detached?); its data is in "
+						  "remusd's image of it, %s's export %s", j->name,
+						  r->target, r->target, r->socket);
+			goto out;
+		}
+		if (k->type && strcmp(k->type, "file") == 0) {
+			remus_info(LOG, "%s: disk %s is a file already (%s): left as it is", j->name,
+				   r->target, k->source ? k->source : "?");
+			continue;
+		}
+		reuse = stat(r->path, &st) == 0;
+		if (reuse && !S_ISREG(st.st_mode)) {
+			rc = remus_virt_error_set(&j->err, -EINVAL, "bad-disk", "domain %s: disk %s "
+						  "would go back to %s, which is not a plain file; "
+						  "move it away", j->name, r->target, r->path);
+			goto out;
+		}
+		remus_info(LOG, "%s: moving disk %s from remusd's export back to %s%s", j->name,
+			   r->target, r->path, reuse ? " (written over in place)" : " (a new file)");
+		rc = remus_virt_file_disk_xml(r->path, r->format, &dest);
+		if (rc < 0) {
+			remus_virt_error_set(&j->err, rc, "bad-disk", "domain %s: disk %s: format "
+					     "%s cannot be written back", j->name, r->target,
+					     r->format);
+			goto out;
+		}
+		rc = copy_disk(dom, j, r->target, dest, reuse);
+		free(dest);
+		dest = NULL;
+		if (rc < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	remus_virt_domain_release(&d);
+	free(xml);
 	virDomainFree(dom);
 	(void)errp;
 	return rc;
@@ -397,8 +571,28 @@ static int op_recover(void *impl, const char *name, remus_hostd_virt_done_cb *cb
 	return op_simple(impl, J_RECOVER, name, cb, opaque, work_recover);
 }
 
+/* A copy job: its progress mailbox, known to the table until done. */
+static int submit_copy(struct lv *l, struct job *j, remus_hostd_virt_progress_cb *progress,
+		       remus_virt_work_fn *work)
+{
+	int rc;
+
+	j->progress = progress;
+	rc = remus_virt_mbox_new(l->v, on_progress, NULL, j, &j->mb);
+	if (rc < 0) {
+		job_free(j);
+		return rc;
+	}
+	j->mb_worker = remus_virt_mbox_ref(j->mb);
+	j->lv = l;
+	j->next_copy = l->copies;
+	l->copies = j;
+	return submit(l, j, work);
+}
+
 static int op_move(void *impl, const char *name, const struct remus_hostd_nbd *nbd,
-		   unsigned nnbd, remus_hostd_virt_done_cb *cb, void *opaque)
+		   unsigned nnbd, remus_hostd_virt_progress_cb *progress,
+		   remus_hostd_virt_done_cb *cb, void *opaque)
 {
 	struct job *j = job_new(J_MOVE, name, cb, opaque);
 
@@ -406,7 +600,20 @@ static int op_move(void *impl, const char *name, const struct remus_hostd_nbd *n
 		return -ENOMEM;
 	j->nnbd = nnbd > REMUS_HOSTD_MAX_DISKS ? REMUS_HOSTD_MAX_DISKS : nnbd;
 	memcpy(j->nbd, nbd, j->nnbd * sizeof(*nbd));
-	return submit(impl, j, work_move);
+	return submit_copy(impl, j, progress, work_move);
+}
+
+static int op_release(void *impl, const char *name, const struct remus_hostd_release *rel,
+		      unsigned nrel, remus_hostd_virt_progress_cb *progress,
+		      remus_hostd_virt_done_cb *cb, void *opaque)
+{
+	struct job *j = job_new(J_RELEASE, name, cb, opaque);
+
+	if (!j)
+		return -ENOMEM;
+	j->nrel = nrel > REMUS_HOSTD_MAX_DISKS ? REMUS_HOSTD_MAX_DISKS : nrel;
+	memcpy(j->rel, rel, j->nrel * sizeof(*rel));
+	return submit_copy(impl, j, progress, work_release);
 }
 
 static void on_proxy_state(struct remus_qmp_proxy *p, enum remus_qmp_proxy_state state, int rc,
@@ -435,6 +642,9 @@ static void op_free(void *impl)
 {
 	struct lv *l = impl;
 
+	/* Mailboxes close before the connection goes (virt.h). */
+	while (l->copies)
+		copy_unlink(l->copies);
 	remus_virt_cancel_owner(l->v, l);
 	remus_virt_free(l->v);
 	free(l);
@@ -443,6 +653,7 @@ static void op_free(void *impl)
 static const struct remus_hostd_virt_ops libvirt_ops = {
 	.inspect = op_inspect, .inspect_protected = op_inspect_ours, .create_standby = op_create_standby, .destroy = op_destroy,
 	.resume_after_takeover = op_resume, .recover = op_recover, .move_disks = op_move,
+	.release_disks = op_release,
 	.proxy_start = op_proxy_start, .proxy_stop = op_proxy_stop, .free = op_free,
 };
 
@@ -456,7 +667,7 @@ static void on_open(struct remus_virt *v, int rc, const char *err, void *opaque)
 			  "(check connect = %s)", err, l->uri);
 }
 
-int remus_hostd_virt_libvirt_new(struct remus_loop *loop, const char *uri,
+int remus_hostd_virt_libvirt_new(struct remus_loop *loop, const char *uri, uint64_t copy_bps,
 				 const struct remus_hostd_virt_ops **ops, void **impl)
 {
 	struct lv *l = calloc(1, sizeof(*l));
@@ -465,6 +676,7 @@ int remus_hostd_virt_libvirt_new(struct remus_loop *loop, const char *uri,
 	if (!l)
 		return -ENOMEM;
 	l->loop = loop;
+	l->copy_bps = copy_bps;
 	snprintf(l->uri, sizeof(l->uri), "%s", uri);
 	rc = remus_virt_open(loop, uri, NULL, on_open, l, &l->v);
 	if (rc < 0) {

@@ -7,14 +7,17 @@
 #ifndef REMUS_HOSTD_VIRTOPS_LIBVIRT_H
 #define REMUS_HOSTD_VIRTOPS_LIBVIRT_H
 
+#include <stdint.h>
+
 #include "hostd/virtops.h"
 
 struct remus_loop;
 
 /* Opens @uri (borrowed) on @loop's workers (the open completes later; a
- * failure is logged and every operation then fails with it).  Returns 0
+ * failure is logged and every operation then fails with it); the disks'
+ * block copies run at most at @copy_bps bytes/s (0: no limit).  Returns 0
  * with *@ops (static) and *@impl (owned: (*ops)->free) or -errno. */
-int remus_hostd_virt_libvirt_new(struct remus_loop *loop, const char *uri,
+int remus_hostd_virt_libvirt_new(struct remus_loop *loop, const char *uri, uint64_t copy_bps,
 				 const struct remus_hostd_virt_ops **ops, void **impl);
 
 #endif

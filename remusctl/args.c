@@ -75,9 +75,10 @@ static const struct subcmd {
 	  "    primary (run on either host).\n" },
 	{ "unprotect", REMUSCTL_UNPROTECT,
 	  "remusctl unprotect DOMAIN [--release-disks]\n"
-	  "    Ends DOMAIN's protection; the domain keeps running here and its\n"
-	  "    standby is destroyed.  --release-disks moves its disks from remusd's\n"
-	  "    export back to plain files.\n" },
+	  "    Ends DOMAIN's protection; the domain keeps running here on its own\n"
+	  "    disks: they are copied live from remusd's export back to the files\n"
+	  "    they were on (progress shown), remusd's child for it stops and its\n"
+	  "    standby is destroyed.  --release-disks: the same (the default now).\n" },
 };
 #define NSUBCMDS (sizeof(subcmds) / sizeof(subcmds[0]))
 

@@ -10,9 +10,16 @@
  * every io->plain_every_ms otherwise) until the domain is `protected`
  * (0) or `failed`/gone (1).  A SIGINT (io->interrupted) ends the wait
  * only: remusd goes on protecting, and we say so.
+ *
+ * `unprotect` is answered once the domain's disks are back on plain
+ * files, which takes as long as they are big: meanwhile a thread polls
+ * `status` on its own connections and draws the copy's progress the same
+ * way; it stops (and is joined) before the answer is printed, so only
+ * one thread writes at a time.
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +40,9 @@ static unsigned timeout_ms_of(const struct remusctl_args *a)
 	case REMUSCTL_FAILOVER:
 		return 120000; /* remusd talks to the peer, creates the standby */
 	case REMUSCTL_UNPROTECT:
-		return 600000; /* --release-disks copies the disks back */
+		/* The disks are copied back: remusd fails a copy that stalls
+		 * for a minute, not one that takes long. */
+		return 24u * 3600u * 1000u;
 	default:
 		return REMUS_CLI_TIMEOUT_MS;
 	}
@@ -362,6 +371,102 @@ static int wait_protected(const struct remusctl_args *a, const char *sock,
 	return rc;
 }
 
+/* unprotect's progress while remusd copies the disks back. */
+struct copy_watch {
+	const struct remusctl_args *a;
+	const char *sock;
+	const struct remusctl_io *io;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	bool drawn;     /* a bar is on the terminal's line */
+};
+
+static void *copy_watch_run(void *opaque)
+{
+	struct copy_watch *w = opaque;
+	const struct remusctl_io *io = w->io;
+	unsigned poll_ms = io->poll_ms ? io->poll_ms : 500;
+	unsigned every = io->plain_every_ms ? io->plain_every_ms : 5000;
+	struct remusctl_args st = *w->a;
+	uint64_t last_print = 0;
+	char *req, text[512];
+
+	st.cmd = REMUSCTL_STATUS;
+	req = remusctl_request(&st);
+	pthread_mutex_lock(&w->lock);
+	while (req && !w->stop) {
+		struct json_object *answer, *dom;
+		struct remusctl_progress p;
+		struct timespec ts;
+		char *line = NULL;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += poll_ms / 1000;
+		ts.tv_nsec += (long)(poll_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+		if (w->stop)
+			break;
+		pthread_mutex_unlock(&w->lock);
+		/* Quiet: the answer to unprotect itself says what went wrong. */
+		answer = remus_cli_request(w->sock, req, REMUS_CLI_TIMEOUT_MS, &line) == 0
+			 ? json_tokener_parse(line) : NULL;
+		dom = answer && answer_ok(answer) ? domain_of(answer, w->a->domain) : NULL;
+		if (dom) {
+			remusctl_progress_of(dom, &p);
+			if (p.known && io->tty) {
+				draw(io, "releasing disks", &p);
+				w->drawn = true;
+			} else if (p.known && remus_now_ms() - last_print >= every) {
+				char label[128];
+
+				snprintf(label, sizeof(label), "%s releasing disks", w->a->domain);
+				remusctl_progress_format(text, sizeof(text), label, &p, false, 0);
+				fprintf(io->out, "%s\n", text);
+				last_print = remus_now_ms();
+			}
+			fflush(io->out);
+		}
+		json_object_put(answer);
+		free(line);
+		pthread_mutex_lock(&w->lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+	free(req);
+	return NULL;
+}
+
+/* Sends unprotect while copy_watch_run draws the progress. */
+static int ask_unprotect(const struct remusctl_args *a, const char *sock, const char *req,
+			 const struct remusctl_io *io, char **line, struct json_object **answer)
+{
+	struct copy_watch w = { .a = a, .sock = sock, .io = io };
+	pthread_t t;
+	bool watching;
+	int rc;
+
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	watching = pthread_create(&t, NULL, copy_watch_run, &w) == 0;
+	rc = ask(sock, req, timeout_ms_of(a), io, line, answer);
+	if (watching) {
+		pthread_mutex_lock(&w.lock);
+		w.stop = true;
+		pthread_cond_signal(&w.cond);
+		pthread_mutex_unlock(&w.lock);
+		pthread_join(t, NULL);
+	}
+	if (w.drawn)
+		fputc('\n', io->out);
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	return rc;
+}
+
 /* What an accepted command prints (not status/list). */
 static void print_done(const struct remusctl_args *a, const struct remusctl_io *io,
 		       struct json_object *answer)
@@ -381,8 +486,7 @@ static void print_done(const struct remusctl_args *a, const struct remusctl_io *
 			a->domain);
 		break;
 	case REMUSCTL_UNPROTECT:
-		fprintf(io->out, "%s: unprotected%s\n", a->domain,
-			a->release_disks ? ", disks released" : "");
+		fprintf(io->out, "%s: unprotected; it runs on here on its own disks\n", a->domain);
 		break;
 	default:
 		break;
@@ -423,7 +527,10 @@ int remusctl_main(int argc, char *const *argv, const struct remusctl_io *io)
 		fprintf(io->err, "remusctl: out of memory\n");
 		return REMUSCTL_EXIT_FAILED;
 	}
-	rc = ask(sock, req, timeout_ms_of(&a), io, &line, &answer);
+	if (a.cmd == REMUSCTL_UNPROTECT)
+		rc = ask_unprotect(&a, sock, req, io, &line, &answer);
+	else
+		rc = ask(sock, req, timeout_ms_of(&a), io, &line, &answer);
 	if (rc)
 		goto out;
 	if (a.json)

@@ -248,6 +248,10 @@ struct remus_virt_copy {
 	bool reuse_external;  /* the destination exists (NBD: always) */
 	uint64_t bandwidth;   /* bytes/s of the bulk copy; 0: as fast as it goes */
 	int timeout_ms;       /* to reach ready; <= 0: no limit */
+	/* Fails the copy when libvirt's cur has not moved for this long
+	 * before ready (a dead destination, a hung source); <= 0: never.
+	 * A copy that moves may take as long as it needs. */
+	int stall_ms;
 	remus_virt_copy_progress_cb progress; /* may be NULL; worker thread */
 	void *opaque;
 	const atomic_bool *cancel; /* borrowed, may be NULL: abort when set */
@@ -256,9 +260,9 @@ struct remus_virt_copy {
 /* Moves disk @c->target of running @dom live onto @c->dest_xml:
  * virDomainBlockCopy, polls the job every 100 ms (progress after each
  * poll) until it is ready (cur == end), then pivots.  On failure,
- * timeout or cancel the job is aborted and the domain stays on its old
- * disk.  Returns 0, -ECANCELED, -ETIMEDOUT, -EIO (libvirt's message; the
- * job vanished). */
+ * timeout, stall or cancel the job is aborted and the domain stays on its
+ * old disk.  Returns 0, -ECANCELED, -ETIMEDOUT (timeout or stall), -EIO
+ * (libvirt's message; the job vanished). */
 int remus_virt_block_copy(virDomainPtr dom, const struct remus_virt_copy *c,
 			  struct remus_virt_error *err);
 

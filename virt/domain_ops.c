@@ -384,7 +384,8 @@ int remus_virt_block_copy(virDomainPtr dom, const struct remus_virt_copy *c,
 {
 	const char *name = virDomainGetName(dom);
 	unsigned flags = VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB;
-	long long start = now_ms();
+	long long start = now_ms(), moved = start;
+	unsigned long long last_cur = 0;
 	virDomainBlockJobInfo info;
 	virTypedParameterPtr params = NULL;
 	int rc, r, nparams = 0, maxparams = 0;
@@ -439,6 +440,18 @@ int remus_virt_block_copy(virDomainPtr dom, const struct remus_virt_copy *c,
 				goto fail;
 			}
 			/* not ready after all: poll again */
+		}
+		if (info.cur != last_cur) {
+			last_cur = info.cur;
+			moved = now_ms();
+		} else if (c->stall_ms > 0 && now_ms() - moved > c->stall_ms) {
+			rc = remus_virt_error_set(err, -ETIMEDOUT, "internal",
+						  "the block copy of disk %s of domain %s made no "
+						  "progress for %d s (at %llu of %llu bytes); "
+						  "cancelled, the domain stays on its old disk",
+						  c->target, name, c->stall_ms / 1000, info.cur,
+						  info.end);
+			goto fail;
 		}
 		if (c->timeout_ms > 0 && now_ms() - start > c->timeout_ms) {
 			rc = remus_virt_error_set(err, -ETIMEDOUT, "internal",

@@ -240,6 +240,7 @@ static int fv_inspect(void *impl, const char *name, remus_hostd_virt_info_cb *cb
 			c->info.ndisks = 1;
 			snprintf(c->info.disks[0].target, 32, "vda");
 			snprintf(c->info.disks[0].format, 16, "qcow2");
+			snprintf(c->info.disks[0].source, 1024, "/images/disky.qcow2");
 			c->info.disks[0].size = 1 << 20;
 		}
 	}
@@ -322,9 +323,27 @@ static int fv_recover(void *impl, const char *name, remus_hostd_virt_done_cb *cb
 }
 
 static int fv_move(void *impl, const char *name, const struct remus_hostd_nbd *nbd,
-		   unsigned nnbd, remus_hostd_virt_done_cb *cb, void *opaque)
+		   unsigned nnbd, remus_hostd_virt_progress_cb *progress,
+		   remus_hostd_virt_done_cb *cb, void *opaque)
 {
 	return fv_simple(impl, "move-disks", name, cb, opaque);
+}
+
+/* Records where each disk goes back to ("release-disks NAME TARGET>PATH
+ * (FORMAT);"). */
+static int fv_release(void *impl, const char *name, const struct remus_hostd_release *rel,
+		      unsigned nrel, remus_hostd_virt_progress_cb *progress,
+		      remus_hostd_virt_done_cb *cb, void *opaque)
+{
+	struct fakevirt *v = impl;
+	char what[1200];
+
+	for (unsigned i = 0; i < nrel; i++) {
+		snprintf(what, sizeof(what), "%s %s>%s (%s)", name, rel[i].target, rel[i].path,
+			 rel[i].format);
+		fv_log(v, "release-disks", what);
+	}
+	return fv_simple(impl, "released", name, cb, opaque);
 }
 
 static int fv_proxy_start(void *impl, const char *name, const char *path, void **handle)
@@ -365,6 +384,7 @@ static void fv_free(void *impl)
 static const struct remus_hostd_virt_ops fake_ops = {
 	.inspect = fv_inspect, .inspect_protected = fv_inspect, .create_standby = fv_create_standby, .destroy = fv_destroy,
 	.resume_after_takeover = fv_resume, .recover = fv_recover, .move_disks = fv_move,
+	.release_disks = fv_release,
 	.proxy_start = fv_proxy_start, .proxy_stop = fv_proxy_stop, .free = fv_free,
 };
 
@@ -597,7 +617,7 @@ static void test_protect_status_refusals(void **state)
 	/* The children's command lines. */
 	snprintf(path, sizeof(path), "%s/web1.ctl.args", A.dir);
 	assert_non_null(strstr(slurp(path), "primary --standby 127.0.0.1:17810 --interval 200 "
-				"--pause-budget 300 --netbuffer qemu --tls-x509-dir "));
+				"--pause-budget 300 --netbuffer qemu --qmp-wait 0 --tls-x509-dir "));
 	assert_non_null(strstr(slurp(path), "/good --qmp"));
 	assert_non_null(strstr(slurp(path), "--name web1"));
 	snprintf(path, sizeof(path), "%s/web1.ctl.args", B.dir);
@@ -943,7 +963,11 @@ static void test_disks(void **state)
 	snprintf(path, sizeof(path), "%s/disky.ctl.args", B.dir);
 	assert_non_null(strstr(slurp(path), "--disk vda,image="));
 	expect_ok(&A, "{\"cmd\":\"unprotect\",\"domain\":\"disky\"}");
+	/* unprotect moved the disk back to the file it was on */
+	assert_non_null(strstr(A.v.log, "release-disks disky vda>/images/disky.qcow2 (qcow2);"));
+	assert_non_null(strstr(A.v.log, "released disky;"));
 	expect_error(&A, "{\"cmd\":\"status\",\"domain\":\"disky\"}", "no-domain", "disky");
+	assert_non_null(strstr(B.v.log, "destroy disky;"));
 }
 
 /* failover asked on the standby's host (or the standby took over by

@@ -5,7 +5,8 @@
  * message naming the file and what is wrong; a write cut by the file
  * size limit (a real short write: EFBIG) or a tmp left by a crash never
  * costs the previous good record; files are 0600; load_all reports bad
- * files, leaves them, and removes stale tmps.
+ * files, leaves them, and removes stale tmps.  Where unprotect moves a
+ * disk back to: its original file, else a new one next to remusd's image.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -336,6 +337,51 @@ static int teardown(void **state)
 	return rmdir(dir);
 }
 
+/* unprotect's destination of a disk (remus_hostd_release_target). */
+static void test_release_target(void **state)
+{
+	struct remus_hostd_disk k;
+	char path[1100], fmt[16];
+
+	memset(&k, 0, sizeof(k));
+	snprintf(k.target, sizeof(k.target), "vda");
+	snprintf(k.format, sizeof(k.format), "qcow2");
+	snprintf(k.source, sizeof(k.source), "/var/lib/libvirt/images/web1.qcow2");
+	assert_int_equal(remus_hostd_release_target("/var/lib/remus", "web1", &k, path,
+						    sizeof(path), fmt, sizeof(fmt)), 1);
+	assert_string_equal(path, "/var/lib/libvirt/images/web1.qcow2");
+	assert_string_equal(fmt, "qcow2");
+	/* a domain that came by a failover: its source is the export's name */
+	snprintf(k.source, sizeof(k.source), "vda");
+	snprintf(k.format, sizeof(k.format), "raw");
+	assert_int_equal(remus_hostd_release_target("/var/lib/remus", "web1", &k, path,
+						    sizeof(path), fmt, sizeof(fmt)), 0);
+	assert_string_equal(path, "/var/lib/remus/web1/vda.released.raw");
+	assert_string_equal(fmt, "raw");
+	/* never remusd's own files, an odd path or an unknown format */
+	snprintf(k.source, sizeof(k.source), "/var/lib/remus/web1/vda.raw");
+	assert_int_equal(remus_hostd_release_target("/var/lib/remus", "web1", &k, path,
+						    sizeof(path), fmt, sizeof(fmt)), 0);
+	snprintf(k.source, sizeof(k.source), "/var/lib/remus");
+	assert_int_equal(remus_hostd_release_target("/var/lib/remus", "web1", &k, path,
+						    sizeof(path), fmt, sizeof(fmt)), 0);
+	snprintf(k.source, sizeof(k.source), "/var/lib/remus2/web1.raw");
+	assert_int_equal(remus_hostd_release_target("/var/lib/remus", "web1", &k, path,
+						    sizeof(path), fmt, sizeof(fmt)), 1);
+	snprintf(k.source, sizeof(k.source), "/images/../etc/web1.raw");
+	assert_int_equal(remus_hostd_release_target("/var/lib/remus", "web1", &k, path,
+						    sizeof(path), fmt, sizeof(fmt)), 0);
+	snprintf(k.source, sizeof(k.source), "/images/web1.vmdk");
+	snprintf(k.format, sizeof(k.format), "vmdk");
+	assert_int_equal(remus_hostd_release_target("/var/lib/remus", "web1", &k, path,
+						    sizeof(path), fmt, sizeof(fmt)), 0);
+	assert_string_equal(fmt, "raw");
+	/* too long for the caller's buffer */
+	snprintf(k.format, sizeof(k.format), "raw");
+	assert_int_equal(remus_hostd_release_target("/var/lib/remus", "web1", &k, path, 8, fmt,
+						    sizeof(fmt)), -ENAMETOOLONG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +392,7 @@ int main(void)
 		cmocka_unit_test(test_save_load_mode),
 		cmocka_unit_test(test_short_write_keeps_previous),
 		cmocka_unit_test(test_load_all_after_crash),
+		cmocka_unit_test(test_release_target),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
