@@ -10,7 +10,9 @@
  * and an unreachable standby are refused with their codes and change
  * nothing; set-interval reaches the child and the record; a child that
  * dies is restarted; a planned failover moves the primary to hostB, which
- * then re-protects onto hostA by itself; unprotect ends it on both hosts;
+ * then re-protects onto hostA by itself; unprotect ends it on both hosts,
+ * moving a domain's disks back to their files first (and when that fails,
+ * keeps the domain served and recorded for a second unprotect);
  * a restarted remusd serve resumes its protections from the records.
  */
 #include <errno.h>
@@ -141,6 +143,7 @@ struct fakevirt {
 	char running[8][64];      /* domains that run here */
 	char log[4096];           /* what was done, for the checks */
 	int proxies;
+	bool fail_release;        /* the next release_disks fails */
 };
 
 static void fv_fire(struct remus_loop *loop, void *opaque)
@@ -236,11 +239,11 @@ static int fv_inspect(void *impl, const char *name, remus_hostd_virt_info_cb *cb
 			snprintf(c->info.uuid, sizeof(c->info.uuid),
 				 "6f2b5c1e-3d4a-4b8e-9c1f-%012x", hash);
 		c->info.xml = strdup("<domain><name>x</name></domain>");
-		if (strcmp(name, "disky") == 0) {
+		if (strncmp(name, "disky", 5) == 0) {
 			c->info.ndisks = 1;
 			snprintf(c->info.disks[0].target, 32, "vda");
 			snprintf(c->info.disks[0].format, 16, "qcow2");
-			snprintf(c->info.disks[0].source, 1024, "/images/disky.qcow2");
+			snprintf(c->info.disks[0].source, 1024, "/images/%s.qcow2", name);
 			c->info.disks[0].size = 1 << 20;
 		}
 	}
@@ -342,6 +345,16 @@ static int fv_release(void *impl, const char *name, const struct remus_hostd_rel
 		snprintf(what, sizeof(what), "%s %s>%s (%s)", name, rel[i].target, rel[i].path,
 			 rel[i].format);
 		fv_log(v, "release-disks", what);
+	}
+	if (v->fail_release) {
+		struct call *c = fv_push(v, -EINVAL, "bad-disk", "disk vda would go back to "
+					 "/images/x.qcow2, which is not a plain file; move it away");
+
+		v->fail_release = false;
+		c->done = cb;
+		c->opaque = opaque;
+		fv_log(v, "release-failed", name);
+		return 0;
 	}
 	return fv_simple(impl, "released", name, cb, opaque);
 }
@@ -970,6 +983,32 @@ static void test_disks(void **state)
 	assert_non_null(strstr(B.v.log, "destroy disky;"));
 }
 
+/* A disk that cannot go back to its file: unprotect fails naming the
+ * domain, the reason and the retry; the domain stays recorded, its child
+ * (which serves the disk) runs on, and a second unprotect ends it. */
+static void test_release_fails(void **state)
+{
+	struct json_object *o;
+
+	fv_add(&A.v, "disky2");
+	expect_ok(&A, protect_of("disky2", &B));
+	wait_status(&A, "disky2", "host_state", "running", 5000);
+	A.v.fail_release = true;
+	expect_error(&A, "{\"cmd\":\"unprotect\",\"domain\":\"disky2\"}", "bad-disk",
+		     "remusctl unprotect disky2 again");
+	wait_status(&A, "disky2", "host_state", "failed", 2000);
+	o = ask(&A, "{\"cmd\":\"status\",\"domain\":\"disky2\"}");
+	assert_non_null(json_object_object_get(o, "child_pid"));
+	assert_non_null(strstr(json_object_get_string(json_object_object_get(o, "last_failure")),
+			       "not a plain file"));
+	json_object_put(o);
+	assert_null(strstr(B.v.log, "destroy disky2;"));
+	expect_ok(&A, "{\"cmd\":\"unprotect\",\"domain\":\"disky2\"}");
+	assert_non_null(strstr(A.v.log, "released disky2;"));
+	expect_error(&A, "{\"cmd\":\"status\",\"domain\":\"disky2\"}", "no-domain", "disky2");
+	assert_non_null(strstr(B.v.log, "destroy disky2;"));
+}
+
 /* failover asked on the standby's host (or the standby took over by
  * itself): B runs it; A, still recording a running primary, takes B's
  * create-standby as the proof, destroys its stale copy and becomes the
@@ -1061,6 +1100,7 @@ int main(int argc, char **argv)
 			cmocka_unit_test(test_resume_after_restart),
 			cmocka_unit_test(test_unprotect),
 			cmocka_unit_test(test_disks),
+			cmocka_unit_test(test_release_fails),
 			cmocka_unit_test(test_failover_from_standby_host),
 			cmocka_unit_test(test_standby_child_refuses),
 			cmocka_unit_test(test_clean_stop),
