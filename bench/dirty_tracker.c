@@ -280,7 +280,8 @@ out:
 
 /* bench_dirty serve MNT MIB: a tracker on MNT for bench/dirty-qemu, whose
  * QEMU maps the file.  Prints "ready PATH"; then per line on stdin "c"
- * collects and prints one JSON object, "q" (or EOF) closes.  Mount
+ * collects and prints one JSON object, "d PATH" writes the tracker's copy
+ * of the RAM to PATH, "q" (or EOF) closes.  Mount
  * namespace: the caller's. */
 static int serve(const char *mnt, uint64_t mib)
 {
@@ -291,7 +292,7 @@ static int serve(const char *mnt, uint64_t mib)
 	struct remus_dirty *d = NULL;
 	struct remus_dirty_set set = { 0 };
 	struct remus_dirty_stats a, b;
-	char line[16];
+	char line[300];
 	int rc;
 
 	rc = remus_dirty_open(&o, &d);
@@ -304,7 +305,24 @@ static int serve(const char *mnt, uint64_t mib)
 	}
 	printf("ready %s\n", remus_dirty_ram_path(d));
 	fflush(stdout);
-	while (fgets(line, sizeof(line), stdin) && line[0] == 'c') {
+	while (fgets(line, sizeof(line) - 1, stdin)) {
+		if (line[0] == 'd') {
+			/* "d PATH": the tracker's copy of the RAM into PATH. */
+			char path[256];
+			FILE *f;
+			size_t n = 0;
+
+			if (sscanf(line, "d %255s", path) == 1 &&
+			    (f = fopen(path, "w"))) {
+				n = fwrite(remus_dirty_ram(d), 1, mib << 20, f);
+				fclose(f);
+			}
+			printf("{\"dumped\":%zu}\n", n);
+			fflush(stdout);
+			continue;
+		}
+		if (line[0] != 'c')
+			break;
 		uint64_t first, count, from = 0, runs = 0;
 		double t0 = now_ms(), dt;
 
