@@ -152,6 +152,17 @@ out=$("$PEER_PROBE" 127.0.0.1 "$PORT_x509" x509 "$pki/good" ask '{"req":"ping","
 out=$("$PEER_PROBE" 127.0.0.1 "$PORT_psk" psk "$psk" ask '{"req":"ping","id":9}')
 [ "$out" = "answer: ok" ] || fail "a peer with the right key was not answered: $out"
 
+# Neither TLS nor insecure: remusd serve does not start, and says how.
+mkdir -p "$T/none/run" "$T/none/state"
+echo "name = none" >"$T/none.conf"
+rc=0
+timeout 20 "$REMUSD" serve --config "$T/none.conf" --ctl "$T/none/remusd.sock" \
+	--run-dir "$T/none/run" --state-dir "$T/none/state" --listen "127.0.0.1:$(free_port)" \
+	--connect test:///default >"$T/none.log" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "no TLS: remusd serve exited $rc, not 1: $(cat "$T/none.log")"
+grep -q "need TLS: set tls_psk = FILE" "$T/none.log" || fail "no TLS: no message saying how"
+echo "no TLS settings: remusd serve refused to start: $(grep -o 'the peer port and the replication links need TLS[^(]*' "$T/none.log")"
+
 # insecure = yes: plaintext is answered, and every session is warned about.
 serve open "insecure = yes"
 grep -q "insecure: the peer port and the replication links run without TLS" "$T/open.log" ||
