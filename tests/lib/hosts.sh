@@ -294,9 +294,15 @@ host_libvirtd() {
 
 _host_virsh_ok() { host_exec "$1" virsh -q version >/dev/null 2>&1; }
 
-# host_kill NAME: host NAME dies: SIGKILL every process in it, then its
-# links down (its peers see resets and silence).  Its files stay.
+# host_kill NAME: host NAME dies: every process in it stopped at once
+# (SIGSTOP), then SIGKILLed, then its links down (its peers see resets and
+# silence).  Its files stay.  Stopped first because a dead host's
+# processes do not see each other die: killed one by one, a primary
+# remusd outlived its QEMU by a moment, saw its migration stream fail
+# and told its standby CLOSE (a clean end: no takeover), which no dead
+# host ever says.
 host_kill() {
+	_host_signal "$1" STOP
 	_host_kill_procs "$1"
 	ip -n "$NS-sw" link set "$1" down 2>/dev/null || true
 	ip -n "$NS-$1" link set up0 down 2>/dev/null || true
