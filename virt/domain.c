@@ -958,3 +958,40 @@ int remus_virt_file_disk_xml(const char *path, const char *format, char **out)
 	xmlFreeDoc(doc);
 	return rc;
 }
+
+/* --- a domain already defined where a standby is to be made -------------------- */
+
+int remus_virt_standby_over(const struct remus_virt_existing *e, const char *name,
+			    const char *uuid, bool recorded, struct remus_virt_error *err)
+{
+	const char *ename = e->name ? e->name : "?", *euuid = e->uuid ? e->uuid : "?";
+	const char *state = e->state ? e->state : "in no known state";
+	bool same_name = e->name && name && strcmp(e->name, name) == 0;
+	bool same_uuid = e->uuid && uuid && uuid[0] && strcasecmp(e->uuid, uuid) == 0;
+
+	if (!same_uuid)
+		return remus_virt_error_set(err, -EEXIST, "exists", "this host already has a "
+					    "domain named %s with another UUID (%s, %s; the "
+					    "primary's is %s): it is another domain; undefine or "
+					    "rename it (virsh undefine %s) before protecting onto "
+					    "this host", ename, euuid, state, uuid ? uuid : "?",
+					    ename);
+	if (!same_name)
+		return remus_virt_error_set(err, -EEXIST, "exists", "this host already has "
+					    "domain %s with the UUID of %s (%s, %s): undefine it "
+					    "(virsh undefine %s) or give one of them a new UUID "
+					    "before protecting onto this host", ename,
+					    name ? name : "the primary", euuid, state, ename);
+	if (e->active)
+		return remus_virt_error_set(err, -EEXIST, "exists", "domain %s (UUID %s) is %s "
+					    "on this host: a running copy cannot become the "
+					    "standby; if it is a stale copy, stop it (virsh "
+					    "destroy %s) and retry", ename, euuid, state, ename);
+	if (!recorded && !e->remus_standby)
+		return remus_virt_error_set(err, -EEXIST, "exists", "this host already has "
+					    "domain %s (UUID %s, %s), which remusd here never "
+					    "protected: if it is an old copy of the primary's, "
+					    "undefine it (virsh undefine %s) and retry", ename,
+					    euuid, state, ename);
+	return 0;
+}

@@ -179,6 +179,34 @@ int remus_virt_nbd_disk_xml(const char *socket, const char *export, char **out);
  * -ENOMEM. */
 int remus_virt_file_disk_xml(const char *path, const char *format, char **out);
 
+/* --- a domain already defined where a standby is to be made ----------------- */
+
+/* What this host already has under a standby's name or UUID (any field
+ * may be NULL when unknown). */
+struct remus_virt_existing {
+	const char *name;    /* borrowed: its name */
+	const char *uuid;    /* borrowed: its UUID */
+	const char *state;   /* borrowed: "shut off", "running", ... (messages) */
+	bool active;         /* it runs, paused or not: a live QEMU */
+	bool remus_standby;  /* its XML is a standby remusd made: -incoming @incoming */
+};
+
+/*
+ * Whether the standby of @name/@uuid may be created over @e, which holds
+ * the name or the UUID already.  Yes (0) only when @e has the same name
+ * AND the same UUID (case aside), is not active, and is remusd's own:
+ * @recorded (this host's remusd recorded that domain, same name and UUID,
+ * as one it protected: the old primary's host after a failover keeps the
+ * domain defined, shut off) or @e->remus_standby.  libvirt then starts
+ * the standby as the live instance of that definition; the definition
+ * itself stays as it was (virsh dumpxml --inactive).  Anything else is
+ * -EEXIST with @err ("exists") naming the domain, why it is refused and
+ * the fix: another UUID, another name with that UUID, a running domain, a
+ * definition remusd never managed.  Pure.
+ */
+int remus_virt_standby_over(const struct remus_virt_existing *e, const char *name,
+			    const char *uuid, bool recorded, struct remus_virt_error *err);
+
 /* --- blocking libvirt calls (the worker thread only) ------------------------- */
 
 /* The running domain @name on @conn: *@dom (owned, virDomainFree).
@@ -209,10 +237,25 @@ int remus_virt_check_versions(virConnectPtr conn, virDomainPtr dom,
 int remus_virt_check_host_nics(virConnectPtr conn, const char *sysfs,
 			       const struct remus_virt_domain *d, struct remus_virt_error *err);
 
+/*
+ * Whether the standby of @name/@uuid (borrowed) can be made on @conn:
+ * 0 with *@over false when no domain has that name or UUID, 0 with *@over
+ * true when the one there may be replaced (remus_virt_standby_over with
+ * @recorded; a standby remusd made is told by `-incoming @incoming` in
+ * its XML, @incoming "unix:PATH" or NULL), else -EEXIST ("exists") or
+ * -EIO ("internal").
+ */
+int remus_virt_check_standby_slot(virConnectPtr conn, const char *name, const char *uuid,
+				  const char *incoming, bool recorded, bool *over,
+				  struct remus_virt_error *err);
+
 /* Creates the transient domain of @xml (borrowed) paused:
- * virDomainCreateXML(VIR_DOMAIN_START_PAUSED).  Returns 0 and *@dom
- * (owned), -EEXIST ("exists") or -EIO ("internal", libvirt's message). */
-int remus_virt_create_paused(virConnectPtr conn, const char *xml, virDomainPtr *dom,
+ * virDomainCreateXML(VIR_DOMAIN_START_PAUSED).  @over: a shut-off
+ * definition with the same name and UUID may be there (the caller's
+ * remus_virt_check_standby_slot said so); the domain then starts as its
+ * live instance.  Returns 0 and *@dom (owned), -EEXIST ("exists") or
+ * -EIO ("internal", libvirt's message). */
+int remus_virt_create_paused(virConnectPtr conn, const char *xml, bool over, virDomainPtr *dom,
 			     struct remus_virt_error *err);
 
 /* One QMP command through libvirt's monitor passthrough: @cmd (borrowed)

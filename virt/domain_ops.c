@@ -145,6 +145,59 @@ int remus_virt_check_absent(virConnectPtr conn, const char *name, const char *uu
 	return rc;
 }
 
+int remus_virt_check_standby_slot(virConnectPtr conn, const char *name, const char *uuid,
+				  const char *incoming, bool recorded, bool *over,
+				  struct remus_virt_error *err)
+{
+	struct remus_virt_existing e = { 0 };
+	struct remus_virt_domain x;
+	virDomainPtr d = NULL;
+	char u[VIR_UUID_STRING_BUFLEN] = "", *xml = NULL;
+	int state = -1, reason = 0, active, rc;
+
+	*over = false;
+	remus_virt_domain_init(&x);
+	if (name)
+		d = virDomainLookupByName(conn, name);
+	if (!d && name && lv_code() != VIR_ERR_NO_DOMAIN)
+		return remus_virt_error_set(err, -EIO, "internal", "cannot look up domain %s: %s",
+					    name, lv_msg());
+	if (!d && uuid && uuid[0]) {
+		d = virDomainLookupByUUIDString(conn, uuid);
+		if (!d && lv_code() != VIR_ERR_NO_DOMAIN)
+			return remus_virt_error_set(err, -EIO, "internal",
+						    "cannot look up UUID %s: %s", uuid, lv_msg());
+	}
+	if (!d)
+		return 0;
+	if (virDomainGetUUIDString(d, u) < 0)
+		u[0] = 0;
+	if (virDomainGetState(d, &state, &reason, 0) < 0)
+		state = -1;
+	active = virDomainIsActive(d);
+	e.name = virDomainGetName(d);
+	e.uuid = u[0] ? u : NULL;
+	e.state = state_name(state);
+	e.active = active != 0;     /* unknown (-1) counts as running: refused */
+	if (incoming && (xml = virDomainGetXMLDesc(d, 0)) &&
+	    remus_virt_domain_parse(xml, strlen(xml), &x, NULL) == 0)
+		for (size_t i = 0; i + 1 < x.nqemu_args; i++)
+			if (strcmp(x.qemu_args[i], "-incoming") == 0 &&
+			    strcmp(x.qemu_args[i + 1], incoming) == 0)
+				e.remus_standby = true;
+	rc = remus_virt_standby_over(&e, name, uuid, recorded, err);
+	if (rc == 0) {
+		*over = true;
+		remus_info(LOG, "%s: the standby replaces its definition here (UUID %s, %s, "
+			   "%s)", e.name, u, e.state, recorded ? "recorded by remusd here"
+			   : "a standby remusd made");
+	}
+	remus_virt_domain_release(&x);
+	free(xml);
+	virDomainFree(d);
+	return rc;
+}
+
 int remus_virt_live_xml(virDomainPtr dom, char **xml, struct remus_virt_error *err)
 {
 	*xml = virDomainGetXMLDesc(dom, 0);
@@ -266,16 +319,20 @@ int remus_virt_check_host_nics(virConnectPtr conn, const char *sysfs,
 	return 0;
 }
 
-int remus_virt_create_paused(virConnectPtr conn, const char *xml, virDomainPtr *dom,
+int remus_virt_create_paused(virConnectPtr conn, const char *xml, bool over, virDomainPtr *dom,
 			     struct remus_virt_error *err)
 {
 	struct remus_virt_domain d;
+	bool replaced = false;
 	int rc;
 
 	*dom = NULL;
 	if ((rc = remus_virt_domain_parse(xml, strlen(xml), &d, err)) < 0)
 		return rc;
-	rc = remus_virt_check_absent(conn, d.name, d.uuid, err);
+	/* Checked again right here: a definition made since the caller's
+	 * check is refused all the same. */
+	rc = over ? remus_virt_check_standby_slot(conn, d.name, d.uuid, NULL, true, &replaced, err)
+		  : remus_virt_check_absent(conn, d.name, d.uuid, err);
 	if (rc == 0) {
 		*dom = virDomainCreateXML(conn, xml, VIR_DOMAIN_START_PAUSED);
 		if (!*dom)

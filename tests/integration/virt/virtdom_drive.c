@@ -206,7 +206,7 @@ static int run(virConnectPtr conn, int argc, char **argv, struct remus_virt_erro
 	}
 	if (strcmp(cmd, "create-paused") == 0 && argc == 2) {
 		xml = slurp(argv[1]);
-		rc = remus_virt_create_paused(conn, xml, &dom, err);
+		rc = remus_virt_create_paused(conn, xml, false, &dom, err);
 		goto out;
 	}
 	if (argc < 2)

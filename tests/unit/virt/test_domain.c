@@ -546,6 +546,60 @@ static void test_host_nics(void **state)
 	free(xml);
 }
 
+/* Which definition already here a standby may be created over: only
+ * remusd's own (recorded here, or a standby it made), shut off, with the
+ * same name and UUID; every refusal names the domain and the fix. */
+static void test_standby_over(void **state)
+{
+	const char *U = "0d6a3f8e-5b7c-4e21-9f0a-2c4b6d8e1f30";
+	struct remus_virt_existing off = { .name = "web1", .uuid = "0D6A3F8E-5B7C-4E21-9F0A-2C4B6D8E1F30",
+					   .state = "shut off" };
+	struct remus_virt_existing e;
+	struct remus_virt_error err;
+
+	(void)state;
+	memset(&err, 0, sizeof(err));
+	/* the old primary's host after a failover: recorded, shut off */
+	assert_int_equal(remus_virt_standby_over(&off, "web1", U, true, &err), 0);
+	assert_string_equal(err.code, "");
+	/* not recorded, but a standby remusd made */
+	e = off;
+	e.remus_standby = true;
+	assert_int_equal(remus_virt_standby_over(&e, "web1", U, false, &err), 0);
+	/* never managed by remusd here */
+	assert_int_equal(remus_virt_standby_over(&off, "web1", U, false, &err), -EEXIST);
+	assert_string_equal(err.code, "exists");
+	assert_non_null(strstr(err.message, "never protected"));
+	assert_non_null(strstr(err.message, "virsh undefine web1"));
+	/* running: never replaced, recorded or not */
+	e = off;
+	e.active = true;
+	e.state = "running";
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(remus_virt_standby_over(&e, "web1", U, true, &err), -EEXIST);
+	assert_non_null(strstr(err.message, "web1"));
+	assert_non_null(strstr(err.message, "virsh destroy web1"));
+	e.remus_standby = true;
+	assert_int_equal(remus_virt_standby_over(&e, "web1", U, true, NULL), -EEXIST);
+	/* same name, another UUID: another domain */
+	e = off;
+	e.uuid = "11111111-2222-3333-4444-555555555555";
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(remus_virt_standby_over(&e, "web1", U, true, &err), -EEXIST);
+	assert_non_null(strstr(err.message, "another UUID"));
+	assert_non_null(strstr(err.message, "virsh undefine web1"));
+	/* the UUID under another name */
+	e = off;
+	e.name = "web9";
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(remus_virt_standby_over(&e, "web1", U, true, &err), -EEXIST);
+	assert_non_null(strstr(err.message, "web9 with the UUID of web1"));
+	/* nothing known: refused */
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(remus_virt_standby_over(&e, "web1", U, true, NULL), -EEXIST);
+	assert_int_equal(remus_virt_standby_over(&off, "web1", NULL, true, NULL), -EEXIST);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -562,6 +616,7 @@ int main(void)
 		cmocka_unit_test(test_standby_refuses),
 		cmocka_unit_test(test_disk_xml),
 		cmocka_unit_test(test_host_nics),
+		cmocka_unit_test(test_standby_over),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

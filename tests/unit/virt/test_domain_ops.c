@@ -137,7 +137,7 @@ static void test_create_paused_and_destroy(void **state)
 			 0);
 	/* The test driver cannot start paused: its refusal comes back as
 	 * libvirt's message, with the domain named. */
-	assert_int_equal(remus_virt_create_paused(conn, fresh, &dom, &err), -EIO);
+	assert_int_equal(remus_virt_create_paused(conn, fresh, false, &dom, &err), -EIO);
 	assert_null(dom);
 	has_words(&err, "internal", "cannot create domain web3 paused", "unsupported flags");
 	memset(&err, 0, sizeof(err));
@@ -148,14 +148,14 @@ static void test_create_paused_and_destroy(void **state)
 	assert_int_equal(virDomainIsPersistent(dom), 0); /* transient */
 
 	/* a second one with that name, or with another's UUID, is refused */
-	assert_int_equal(remus_virt_create_paused(conn, xml, &again, &err), -EEXIST);
+	assert_int_equal(remus_virt_create_paused(conn, xml, false, &again, &err), -EEXIST);
 	assert_null(again);
 	has_words(&err, "exists", "with the name of web1", "running");
 	memset(&err, 0, sizeof(err));
-	assert_int_equal(remus_virt_create_paused(conn, same_uuid, &again, &err), -EEXIST);
+	assert_int_equal(remus_virt_create_paused(conn, same_uuid, false, &again, &err), -EEXIST);
 	has_words(&err, "exists", "UUID " TEST_UUID, "virsh undefine test");
 	memset(&err, 0, sizeof(err));
-	assert_int_equal(remus_virt_create_paused(conn, "<domain>", &again, &err), -EINVAL);
+	assert_int_equal(remus_virt_create_paused(conn, "<domain>", false, &again, &err), -EINVAL);
 	assert_string_equal(err.code, "bad-request");
 
 	memset(&err, 0, sizeof(err));
@@ -167,12 +167,57 @@ static void test_create_paused_and_destroy(void **state)
 	virDomainFree(dom);
 }
 
+/* The standby's slot against the test driver: a shut-off definition
+ * with the same name and UUID is replaced only when recorded; a running
+ * domain, another UUID, a definition remusd never managed are refused. */
+static void test_standby_slot(void **state)
+{
+	virConnectPtr conn = *state;
+	struct remus_virt_error err = { 0 };
+	const char *U = "0d6a3f8e-5b7c-4e21-9f0a-2c4b6d8e1f30";
+	const char *xml = "<domain type='test'><name>web1</name>"
+			  "<uuid>0d6a3f8e-5b7c-4e21-9f0a-2c4b6d8e1f30</uuid>"
+			  "<memory>65536</memory><os><type>hvm</type></os></domain>";
+	virDomainPtr def;
+	bool over = true;
+
+	assert_int_equal(remus_virt_check_standby_slot(conn, "web1", U, NULL, false, &over, &err), 0);
+	assert_false(over);
+	def = virDomainDefineXML(conn, xml);
+	assert_non_null(def);
+	assert_int_equal(remus_virt_check_standby_slot(conn, "web1", U, NULL, true, &over, &err), 0);
+	assert_true(over);
+	assert_int_equal(remus_virt_check_standby_slot(conn, "web1", U, NULL, false, &over, &err),
+			 -EEXIST);
+	assert_false(over);
+	has_words(&err, "exists", "never protected", "virsh undefine web1");
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(remus_virt_check_standby_slot(conn, "web1",
+						       "11111111-2222-3333-4444-555555555555", NULL,
+						       true, &over, &err), -EEXIST);
+	has_words(&err, "exists", "another UUID", "virsh undefine web1");
+	memset(&err, 0, sizeof(err));
+	/* running: the test driver's own domain "test" */
+	assert_int_equal(remus_virt_check_standby_slot(conn, "test", TEST_UUID, NULL, true, &over,
+						       &err), -EEXIST);
+	has_words(&err, "exists", "running", "virsh destroy test");
+	memset(&err, 0, sizeof(err));
+	/* created over the definition: running as its live instance */
+	assert_int_equal(virDomainCreate(def), 0);
+	assert_int_equal(remus_virt_check_standby_slot(conn, "web1", U, NULL, true, &over, &err),
+			 -EEXIST);
+	virDomainDestroy(def);
+	virDomainUndefine(def);
+	virDomainFree(def);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_live_xml_and_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_paused_and_destroy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_standby_slot, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
