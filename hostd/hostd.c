@@ -25,6 +25,9 @@
  *                          the disks, unprotect may be asked again)
  *   failed: the domain does not run here (a host that restarted), or a
  *   step failed; status says why and what to do.
+ *   handed-over: a planned failover moved the domain to its standby's
+ *   host; the record stays, so that host's re-protection may make this
+ *   host its standby over the domain's definition here.
  */
 #include "hostd/hostd.h"
 
@@ -69,13 +72,23 @@
  * disks back (it stops within one checkpoint). */
 #define ENGINE_STOP_MS 10000
 #define ENGINE_POLL_MS 200
+/* What the standby host may take for a create-standby, on top of the
+ * peer timeout: its child's NBD exports (virtops_libvirt.c NBD_WAIT_MS,
+ * 15 s) and libvirt starting the paused QEMU (libvirt itself waits up to
+ * 30 s for a new QEMU's monitor).  Under TCG on a loaded host that is
+ * seconds, not the 10 s every other peer request gets; the standby host
+ * drops a standby whose answer found its asker gone. */
+#define CREATE_STANDBY_MS 45000
+/* A standby asked to take over answers once its child says active (or
+ * failed), at most this later. */
+#define TAKEOVER_MS 30000
 
 enum dom_state { D_STARTING, D_RUNNING, D_RESTARTING, D_TAKEOVER, D_REPROTECTING,
-		 D_STOPPING, D_FAILED, D_RELEASING };
+		 D_STOPPING, D_FAILED, D_RELEASING, D_HANDED_OVER };
 
 static const char *const dom_state_names[] = {
 	"starting", "running", "restarting", "takeover", "reprotecting", "stopping", "failed",
-	"releasing",
+	"releasing", "handed-over",
 };
 
 /* A disk's block copy while one runs (protect: onto the export;
@@ -107,6 +120,9 @@ struct dom {
 	struct op *stop_op;             /* waits for the child's exit */
 	struct op *create_op;           /* create-standby in progress (standby host) */
 	struct disk_copy copies[REMUS_HOSTD_MAX_DISKS];
+	struct op *takeover_op;         /* a failover answered once the child is active */
+	uint64_t takeover_deadline;     /* remus_now_ms() */
+	unsigned images_made;           /* bit i: this create-standby made disk i's image */
 	struct dom *next;
 };
 
@@ -128,6 +144,7 @@ struct op {
 	unsigned idx;
 	uint64_t deadline_ms;                     /* unprotect: the engine's stop */
 	struct remus_timer timer;                 /* unprotect: its next poll */
+	bool recorded;                            /* create-standby over our own record */
 	op_stopped_fn *after_stop;
 	struct op *next;
 };
@@ -219,14 +236,17 @@ static void peer_answer_error(struct remus_hostd_peer_reply **r, int code, const
 	*r = NULL;
 }
 
-static void peer_answer_ok(struct remus_hostd_peer_reply **r, uint16_t repl_port)
+/* False when the peer is gone and will never read it. */
+static bool peer_answer_ok(struct remus_hostd_peer_reply **r, uint16_t repl_port)
 {
 	struct remus_hostd_peer_msg a = { .ok = true, .repl_port = repl_port };
+	int rc;
 
 	if (!*r)
-		return;
-	remus_hostd_peer_answer(*r, &a);
+		return true;
+	rc = remus_hostd_peer_answer(*r, &a);
 	*r = NULL;
+	return rc == 0;
 }
 
 /* ---- domains and ops -------------------------------------------------------- */
@@ -269,6 +289,8 @@ static struct dom *dom_new(struct remus_hostd *h, const char *name)
 	return d;
 }
 
+static void op_free(struct op *op);
+
 static void proxy_stop(struct dom *d)
 {
 	if (d->proxy && d->h->ops)
@@ -289,6 +311,8 @@ static void dom_free(struct dom *d)
 	remus_child_free(d->child);
 	proxy_stop(d);
 	json_object_put(d->last_status);
+	if (d->takeover_op)
+		op_free(d->takeover_op);  /* answers: abandoned */
 	free(d);
 }
 
@@ -590,11 +614,24 @@ static const char *user_state(const struct dom *d)
 		[D_STARTING] = "starting", [D_RUNNING] = "starting", [D_RESTARTING] = "failed",
 		[D_TAKEOVER] = "failover", [D_REPROTECTING] = "unprotected",
 		[D_STOPPING] = "stopped", [D_FAILED] = "failed", [D_RELEASING] = "releasing",
+		[D_HANDED_OVER] = "handed-over",
 	};
 
 	if (d->st.role == REMUS_HOSTD_ROLE_STANDBY && d->state == D_RUNNING)
 		return "waiting";
 	return names[d->state];
+}
+
+/* The state word list, status and the metrics all show: while the child
+ * runs, its own (the watcher's last answer, at most WATCH_MS old; status
+ * then puts the fresh one over it), otherwise the host's. */
+static const char *shown_state(const struct dom *d)
+{
+	struct json_object *st = d->last_status && d->state == D_RUNNING && d->child ?
+		json_object_object_get(d->last_status, "state") : NULL;
+
+	return st && json_object_is_type(st, json_type_string) ? json_object_get_string(st)
+							       : user_state(d);
 }
 
 /* The host's view of @d (owned). */
@@ -610,7 +647,7 @@ static struct json_object *dom_view(const struct dom *d, bool full)
 		 d->st.peer_port);
 	json_object_object_add(o, "domain", json_object_new_string(d->st.domain));
 	json_object_object_add(o, "role", json_object_new_string(remus_hostd_role_name(d->st.role)));
-	json_object_object_add(o, "state", json_object_new_string(user_state(d)));
+	json_object_object_add(o, "state", json_object_new_string(shown_state(d)));
 	json_object_object_add(o, "peer", d->st.peer[0] ? json_object_new_string(peer) : NULL);
 	/* remusctl(8): seconds since the epoch */
 	json_object_object_add(o, "since", d->st.since_ms ?
@@ -941,8 +978,8 @@ static void on_disks_moved(void *opaque, int rc, const char *code, const char *m
 	op_free(op);
 }
 
-static int make_images(struct remus_hostd *h, const struct remus_hostd_dstate *st, char *err,
-		       size_t errlen);
+static int make_images(struct remus_hostd *h, const struct remus_hostd_dstate *st,
+		       unsigned *made, char *err, size_t errlen);
 
 static void fill_nbd(const struct dom *d, struct remus_hostd_nbd *nbd)
 {
@@ -981,7 +1018,7 @@ static void on_create_standby_answer(void *opaque, int rc,
 	}
 	d->st.repl_port = a->repl_port;
 	d->st.since_ms = wall_ms();
-	if (make_images(h, &d->st, why, sizeof(why)) < 0) {
+	if (make_images(h, &d->st, NULL, why, sizeof(why)) < 0) {
 		protect_done(op, REMUS_HOSTD_E_INTERNAL, "%s", why);
 		return;
 	}
@@ -1052,7 +1089,8 @@ static int send_create_standby(struct op *op, struct dom *d, struct remus_hostd_
 	snprintf(m->primary, sizeof(m->primary), "%s", h->name);
 	m->primary_port = h->peer_port;
 	return remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, m,
-				     h->cfg.peer_timeout_ms, h->tls_client, cb, op, &op->call);
+				     h->cfg.peer_timeout_ms + CREATE_STANDBY_MS, h->tls_client, cb, op,
+				     &op->call);
 }
 
 static void on_inspected(void *opaque, int rc, const char *code, const char *msg,
@@ -1138,9 +1176,9 @@ static void ctl_protect(struct remus_hostd *h, struct remus_ctl_request *req,
 
 /* Raw images of the record's disks under STATE_DIR/DOMAIN/, of their
  * size; an existing one is kept (its content is what a resync starts
- * from). */
-static int make_images(struct remus_hostd *h, const struct remus_hostd_dstate *st, char *err,
-		       size_t errlen)
+ * from).  *@made (may be NULL) gets bit i for each image made here. */
+static int make_images(struct remus_hostd *h, const struct remus_hostd_dstate *st,
+		       unsigned *made, char *err, size_t errlen)
 {
 	char dir[1200], path[1300];
 	unsigned i;
@@ -1158,7 +1196,11 @@ static int make_images(struct remus_hostd *h, const struct remus_hostd_dstate *s
 	}
 	for (i = 0; i < st->ndisks; i++) {
 		snprintf(path, sizeof(path), "%s/%s.raw", dir, st->disks[i].target);
-		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0 && made)
+			*made |= 1u << i;
+		else if (fd < 0 && errno == EEXIST)
+			fd = open(path, O_WRONLY | O_CLOEXEC);
 		if (fd < 0 || ftruncate(fd, (off_t)st->disks[i].size) < 0) {
 			rc = -errno;
 			snprintf(err, errlen, "cannot make the image %s of %llu bytes: %s", path,
@@ -1187,6 +1229,40 @@ static uint16_t free_repl_port(struct remus_hostd *h)
 	return 0;
 }
 
+/* A create-standby that failed leaves nothing behind: its child is
+ * killed (SIGKILL, reaped at once), the sockets it or its QEMU made are
+ * unlinked, and the images it made (not those an earlier protection left:
+ * a resync starts from them) removed. */
+static void standby_leftovers_remove(struct dom *d)
+{
+	struct remus_hostd *h = d->h;
+	char path[REMUS_HOSTD_PATH_MAX + 1200];
+	unsigned i;
+
+	remus_child_free(d->child);
+	d->child = NULL;
+	proxy_stop(d);
+	unlink(d->ctl_path);
+	unlink(d->in_path);
+	unlink(d->qmp_path);
+	for (i = 0; i < d->st.ndisks; i++) {
+		snprintf(path, sizeof(path), "%s/%s.%s.nbd", h->cfg.run_dir, d->st.domain,
+			 d->st.disks[i].target);
+		unlink(path);
+		if (!(d->images_made & (1u << i)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/%s.raw", h->cfg.state_dir, d->st.domain,
+			 d->st.disks[i].target);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/%s/%s.raw.journal", h->cfg.state_dir,
+			 d->st.domain, d->st.disks[i].target);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/%s", h->cfg.state_dir, d->st.domain);
+	(void)rmdir(path);      /* only if nothing else is in it */
+	d->images_made = 0;
+}
+
 static void standby_failed(struct op *op, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -1203,8 +1279,26 @@ static void standby_failed(struct op *op, int code, const char *fmt, ...)
 	peer_answer_error(&op->prep, code, "%s", msg);
 	if (d) {
 		dom_unrecord(d);
+		standby_leftovers_remove(d);
 		dom_free(d);
 	}
+	op_free(op);
+}
+
+/* A create-standby refused before it made anything: only the answer. */
+static void standby_failed_keep(struct op *op, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void standby_failed_keep(struct op *op, int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	remus_warn(LOG, "%s: create-standby refused: %s", op->name, msg);
+	peer_answer_error(&op->prep, code, "%s", msg);
 	op_free(op);
 }
 
@@ -1249,13 +1343,57 @@ static void on_standby_created(void *opaque, int rc, const char *code, const cha
 		return;
 	}
 	d->state = D_RUNNING;
-	remus_info(LOG, "%s: standby of %s ready, replication port %u", d->st.domain,
-		   d->st.peer, d->st.repl_port);
-	peer_answer_ok(&op->prep, d->st.repl_port);
+	remus_info(LOG, "%s: standby of %s ready in %llu ms, replication port %u", d->st.domain,
+		   d->st.peer, (unsigned long long)(remus_now_ms() - d->child_started_ms),
+		   d->st.repl_port);
+	if (!peer_answer_ok(&op->prep, d->st.repl_port)) {
+		/* Its primary gave up waiting: nobody will replicate to it. */
+		struct op *del = op_new(h, d->st.domain, 0);
+
+		dom_fail(d, "%s gave up waiting for this standby; dropping it", d->st.peer);
+		standby_leftovers_remove(d);
+		forget(del, d);
+		if (del && h->ops->destroy(h->virt, del->name, on_destroyed_then_forget, del) < 0)
+			op_free(del);
+	}
 	op_free(op);
 }
 
 static void create_standby_go(struct op *op, const struct remus_hostd_peer_msg *m);
+
+/* What libvirt has here under the standby's name or UUID allows it
+ * (virtops check_standby): the record it replaces, if any, goes, then
+ * the standby is made.  Refused: nothing was made, the record stays. */
+static void on_standby_checked(void *opaque, int rc, const char *code, const char *msg)
+{
+	struct op *op = opaque;
+	struct dom *d = op->gen ? op_dom(op) : NULL;
+
+	if (rc < 0) {
+		if (d)
+			dom_fail(d, "a fresh standby for %s was refused here: %s", op->pm.primary,
+				 msg);
+		standby_failed_keep(op, code_of(code), "%s", msg);
+		return;
+	}
+	if (d) {
+		dom_unrecord(d);
+		dom_free(d);
+	}
+	create_standby_go(op, &op->pm);
+}
+
+static void standby_check(struct op *op)
+{
+	struct remus_hostd *h = op->h;
+	char in[REMUS_HOSTD_PATH_MAX];
+
+	snprintf(in, sizeof(in), "%s/%s.in", h->cfg.run_dir, op->pm.domain);
+	if (h->ops->check_standby(h->virt, op->pm.domain, op->pm.uuid, in, op->recorded,
+				  on_standby_checked, op) < 0)
+		standby_failed_keep(op, REMUS_HOSTD_E_INTERNAL, "cannot ask libvirt about %s",
+				    op->pm.domain);
+}
 
 /* The old domain of a create-standby that replaces one: gone, proceed. */
 static void on_old_destroyed(void *opaque, int rc, const char *code, const char *msg)
@@ -1268,7 +1406,7 @@ static void on_old_destroyed(void *opaque, int rc, const char *code, const char 
 		op_free(op);
 		return;
 	}
-	create_standby_go(op, &op->pm);
+	standby_check(op);
 }
 
 static void create_standby_go(struct op *op, const struct remus_hostd_peer_msg *m)
@@ -1291,6 +1429,14 @@ static void create_standby_go(struct op *op, const struct remus_hostd_peer_msg *
 		peer_answer_error(&op->prep, REMUS_HOSTD_E_INTERNAL, "no free replication port "
 				  "in %u-%u on this host; widen repl_ports", h->cfg.repl_port_min,
 				  h->cfg.repl_port_max);
+		op_free(op);
+		return;
+	}
+	if ((d = dom_find(h, m->domain))) {
+		/* Another request made it meanwhile. */
+		peer_answer_error(&op->prep, REMUS_HOSTD_E_EXISTS, "domain %s is already "
+				  "protected on %s (%s, state %s)", m->domain, h->name,
+				  remus_hostd_role_name(d->st.role), dom_state_names[d->state]);
 		op_free(op);
 		return;
 	}
@@ -1321,7 +1467,7 @@ static void create_standby_go(struct op *op, const struct remus_hostd_peer_msg *
 			 m->disks[i].format);
 		d->st.disks[i].size = m->disks[i].size;
 	}
-	if (make_images(h, &d->st, err, sizeof(err)) < 0) {
+	if (make_images(h, &d->st, &d->images_made, err, sizeof(err)) < 0) {
 		standby_failed(op, REMUS_HOSTD_E_INTERNAL, "%s", err);
 		return;
 	}
@@ -1333,8 +1479,8 @@ static void create_standby_go(struct op *op, const struct remus_hostd_peer_msg *
 	}
 	fill_nbd(d, nbd);
 	d->create_op = op;
-	if (h->ops->create_standby(h->virt, d->st.domain, d->st.uuid, m->xml, d->in_path, nbd,
-				   d->st.ndisks, on_standby_created, op) < 0) {
+	if (h->ops->create_standby(h->virt, d->st.domain, d->st.uuid, m->xml, d->in_path,
+				   op->recorded, nbd, d->st.ndisks, on_standby_created, op) < 0) {
 		d->create_op = NULL;
 		standby_failed(op, REMUS_HOSTD_E_INTERNAL, "cannot ask libvirt to create %s",
 			       d->st.domain);
@@ -1378,6 +1524,7 @@ static void peer_create_standby(struct remus_hostd *h, struct remus_hostd_peer_r
 		 * host's remusd serve died and took the primary child with
 		 * it), so the copy here is the stale one. */
 		if (d->st.role == REMUS_HOSTD_ROLE_PRIMARY && d->state != D_FAILED &&
+		    d->state != D_HANDED_OVER &&
 		    strcmp(from, d->st.peer) != 0 && strcmp(m->primary, d->st.peer) != 0) {
 			peer_answer_error(&op->prep, REMUS_HOSTD_E_EXISTS, "domain %s runs on %s as "
 					  "the primary (state %s); it cannot be a standby here",
@@ -1393,20 +1540,27 @@ static void peer_create_standby(struct remus_hostd *h, struct remus_hostd_peer_r
 			return;
 		}
 		/* Ours, from an earlier protection (the old primary after a
-		 * takeover, or a standby being renewed): what is left goes,
-		 * then a fresh standby; the images stay for the resync. */
+		 * takeover, or a standby being renewed): its child and what
+		 * runs of it go, then (if libvirt's definition here allows
+		 * it: on_standby_checked) the record and a fresh standby; the
+		 * images stay for the resync. */
 		remus_info(LOG, "%s: replacing what is left of it here (%s, %s) by a fresh "
 			   "standby of %s", m->domain, remus_hostd_role_name(d->st.role),
 			   dom_state_names[d->state], from);
-		dom_unrecord(d);
-		dom_free(d);
+		remus_timer_disarm(&d->timer);
+		remus_child_free(d->child);
+		d->child = NULL;
+		proxy_stop(d);
+		d->state = D_FAILED;
+		op->gen = d->gen;
+		op->recorded = true;
 		if (h->ops->destroy(h->virt, m->domain, on_old_destroyed, op) < 0) {
 			peer_answer_error(&op->prep, REMUS_HOSTD_E_INTERNAL, "cannot ask libvirt");
 			op_free(op);
 		}
 		return;
 	}
-	create_standby_go(op, &op->pm);
+	standby_check(op);
 }
 
 /* ---- failover, unprotect, destroy-standby ------------------------------------ */
@@ -1740,6 +1894,7 @@ static void ctl_unprotect(struct remus_hostd *h, struct remus_ctl_request *req,
 static void on_child_failover(void *opaque, int rc, const char *text)
 {
 	struct op *op = opaque;
+	struct dom *d = op_dom(op);
 	struct json_object *o = rc == 0 ? json_tokener_parse(text) : NULL;
 	bool ok = o && json_object_get_boolean(json_object_object_get(o, "ok"));
 	const char *why = o && json_object_object_get(o, "error")
@@ -1747,6 +1902,18 @@ static void on_child_failover(void *opaque, int rc, const char *text)
 			  : rc < 0 ? strerror(-rc) : text;
 
 	op->ask = NULL;
+	/* Killing the primary's child (a planned failover) makes the standby
+	 * take over by itself (its link ended without CLOSE): that is a yes. */
+	if (!ok && o && (strstr(why, "already failover") || strstr(why, "already active")))
+		ok = true;
+	if (ok && d && !d->takeover_op) {
+		/* Answered once the child is active (on_watch_answer): the
+		 * primary's host destroys its copy only then. */
+		d->takeover_op = op;
+		d->takeover_deadline = remus_now_ms() + TAKEOVER_MS;
+		json_object_put(o);
+		return;
+	}
 	if (op->req)
 		answer(&op->req, ok ? ok_answer(NULL) : remus_hostd_answer_error(
 			REMUS_HOSTD_E_NOT_RUNNING, "%s: the standby cannot take over: %s", op->name,
@@ -1785,6 +1952,7 @@ static void on_primary_destroyed(void *opaque, int rc, const char *code, const c
 		remus_warn(LOG, "%s: the old primary could not be destroyed: %s; destroy it by "
 			   "hand (virsh destroy %s)", op->name, msg, op->name);
 	answer(&op->req, ok_answer(NULL));
+	peer_answer_ok(&op->prep, 0);
 	op_free(op);
 }
 
@@ -1804,18 +1972,82 @@ static void on_remote_failover(void *opaque, int rc, const struct remus_hostd_pe
 		answer(&op->req, remus_hostd_answer_error(rc < 0 ? REMUS_HOSTD_E_PEER_UNREACHABLE
 			: a->code, "%s: the standby did not take over: %s; protection resumes here",
 			op->name, rc < 0 ? err : a->error));
+		peer_answer_error(&op->prep, rc < 0 ? REMUS_HOSTD_E_PEER_UNREACHABLE : a->code,
+				  "%s: the standby did not take over: %s; protection resumes on %s",
+				  op->name, rc < 0 ? err : a->error, h->name);
 		d->state = D_RESTARTING;
 		remus_timer_arm(&d->timer, 0);
 		op_free(op);
 		return;
 	}
+	/* The record stays (handed-over): the new primary's re-protection
+	 * then finds the domain's definition here remusd's own. */
 	remus_info(LOG, "%s: now runs on %s; destroying the old primary here", op->name,
 		   d->st.peer);
-	forget(op, d);
+	proxy_stop(d);
+	d->state = D_HANDED_OVER;
+	d->st.since_ms = wall_ms();
+	snprintf(d->last_failure, sizeof(d->last_failure), "handed over to %s by a planned "
+		 "failover; %s", d->st.peer, d->st.reprotect == REMUS_HOSTD_REPROTECT_AUTO ?
+		 "it makes this host its standby again" : "remusctl protect it there to make "
+		 "this host its standby again");
 	if (h->ops->destroy(h->virt, op->name, on_primary_destroyed, op) < 0) {
 		answer(&op->req, ok_answer(NULL));
+		peer_answer_ok(&op->prep, 0);
 		op_free(op);
 	}
+}
+
+/* The primary's side of a planned failover (asked by remusctl here, or
+ * by the standby's host for its remusctl): the primary child is killed,
+ * the standby takes over, the old primary is destroyed (above). */
+static void primary_handover(struct remus_hostd *h, struct dom *d, struct op *op)
+{
+	struct remus_hostd_peer_msg m = { .kind = REMUS_HOSTD_PEER_REQUEST,
+					  .req = REMUS_HOSTD_PEER_FAILOVER };
+
+	remus_info(LOG, "%s: planned failover to %s: stopping the primary here", d->st.domain,
+		   d->st.peer);
+	d->state = D_STOPPING;      /* its exit is not a crash to restart from */
+	remus_child_free(d->child);
+	d->child = NULL;
+	m.id = ++h->next_id;
+	snprintf(m.domain, sizeof(m.domain), "%s", d->st.domain);
+	if (remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, &m,
+				  h->cfg.peer_timeout_ms + TAKEOVER_MS, h->tls_client, on_remote_failover,
+				  op, &op->call) < 0) {
+		d->state = D_RESTARTING;
+		remus_timer_arm(&d->timer, 0);
+		op_free(op);
+	}
+}
+
+/* failover asked on the standby's host: its primary's host did the
+ * handover (the guest never ran twice), or it does not answer (gone:
+ * this host takes over alone, from the last checkpoint) or knows no
+ * such domain. */
+static void on_handover_answer(void *opaque, int rc, const struct remus_hostd_peer_msg *a,
+			       const char *err)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+
+	op->call = NULL;
+	if (rc == 0 && a->ok) {
+		answer(&op->req, ok_answer(NULL));
+		op_free(op);
+		return;
+	}
+	if (d && (rc < 0 || a->code == REMUS_HOSTD_E_NO_DOMAIN)) {
+		remus_warn(LOG, "%s: its primary's host %s %s: taking over alone", d->st.domain,
+			   d->st.peer, rc < 0 ? "does not answer" : "does not run it");
+		if (standby_failover(op->h, d, op) == 0)
+			return;
+	}
+	answer(&op->req, remus_hostd_answer_error(rc < 0 ? REMUS_HOSTD_E_PEER_UNREACHABLE :
+		(enum remus_hostd_code)a->code, "%s: no failover: %s", op->name,
+		rc < 0 ? err : a->error));
+	op_free(op);
 }
 
 static void ctl_failover(struct remus_hostd *h, struct remus_ctl_request *req,
@@ -1844,22 +2076,19 @@ static void ctl_failover(struct remus_hostd *h, struct remus_ctl_request *req,
 		return;
 	}
 	op->req = req;
-	if (d->st.role == REMUS_HOSTD_ROLE_STANDBY) {
-		if (standby_failover(h, d, op) < 0)
-			op_free(op);
+	if (d->st.role == REMUS_HOSTD_ROLE_PRIMARY) {
+		primary_handover(h, d, op);
 		return;
 	}
-	d->state = D_STOPPING;      /* its exit is not a crash to restart from */
-	remus_child_free(d->child);
-	d->child = NULL;
+	/* The primary's host hands over: it stops its primary before this
+	 * host's standby takes over, and asks for that takeover itself
+	 * (peer_failover here), which takes one peer call of its own. */
 	m.id = ++h->next_id;
 	snprintf(m.domain, sizeof(m.domain), "%s", d->st.domain);
 	if (remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, &m,
-				  h->cfg.peer_timeout_ms, h->tls_client, on_remote_failover, op, &op->call) < 0) {
-		d->state = D_RESTARTING;
-		remus_timer_arm(&d->timer, 0);
+				  2 * h->cfg.peer_timeout_ms + TAKEOVER_MS + 30000, h->tls_client,
+				  on_handover_answer, op, &op->call) < 0 && standby_failover(h, d, op) < 0)
 		op_free(op);
-	}
 }
 
 static void peer_failover(struct remus_hostd *h, struct remus_hostd_peer_reply *rep,
@@ -1869,7 +2098,25 @@ static void peer_failover(struct remus_hostd *h, struct remus_hostd_peer_reply *
 	struct op *op;
 	struct remus_hostd_peer_reply *r = rep;
 
-	if (!d || d->st.role != REMUS_HOSTD_ROLE_STANDBY) {
+	if (d && d->st.role == REMUS_HOSTD_ROLE_PRIMARY) {
+		/* Its standby's host asks for a planned failover. */
+		if (d->state != D_RUNNING || !d->child) {
+			peer_answer_error(&r, REMUS_HOSTD_E_NOT_RUNNING, "%s is %s on %s, not "
+					  "protected: nothing to fail over (remusctl status %s "
+					  "there)", m->domain, dom_state_names[d->state], h->name,
+					  m->domain);
+			return;
+		}
+		op = op_new(h, d->st.domain, d->gen);
+		if (!op) {
+			peer_answer_error(&r, REMUS_HOSTD_E_INTERNAL, "out of memory");
+			return;
+		}
+		op->prep = rep;
+		primary_handover(h, d, op);
+		return;
+	}
+	if (!d) {
 		peer_answer_error(&r, REMUS_HOSTD_E_NO_DOMAIN, "%s has no standby of %s",
 				  h->name, m->domain);
 		return;
@@ -2059,6 +2306,25 @@ static void watch_primary(struct dom *d, const char *state)
 	remus_timer_arm(&d->timer, 0);
 }
 
+/* The failover asked of this standby ended: @why NULL, it is active;
+ * else it failed. */
+static void takeover_answer(struct dom *d, const char *why)
+{
+	struct op *op = d->takeover_op;
+
+	d->takeover_op = NULL;
+	if (!why) {
+		answer(&op->req, ok_answer(NULL));
+		peer_answer_ok(&op->prep, 0);
+	} else {
+		answer(&op->req, remus_hostd_answer_error(REMUS_HOSTD_E_NOT_RUNNING, "%s: the "
+			"standby could not take over: %s", d->st.domain, why));
+		peer_answer_error(&op->prep, REMUS_HOSTD_E_NOT_RUNNING, "%s: the standby on %s "
+				  "could not take over: %s", d->st.domain, d->h->name, why);
+	}
+	op_free(op);
+}
+
 static void on_watch_answer(void *opaque, int rc, const char *text)
 {
 	struct op *op = opaque;
@@ -2084,6 +2350,13 @@ static void on_watch_answer(void *opaque, int rc, const char *text)
 		d->last_status = json_object_get(o);
 	}
 	st = o ? json_object_object_get(o, "state") : NULL;
+	if (d->takeover_op && st && strcmp(json_object_get_string(st), "active") == 0) {
+		takeover_answer(d, NULL);
+	} else if (d->takeover_op && st && strcmp(json_object_get_string(st), "failed") == 0) {
+		const char *why = json_object_get_string(json_object_object_get(o, "last_failure"));
+
+		takeover_answer(d, why ? why : "its child says failed; see remusctl status");
+	}
 	if (d->state == D_RUNNING && d->st.role == REMUS_HOSTD_ROLE_PRIMARY)
 		watch_primary(d, st ? json_object_get_string(st) : "");
 	if (d->state != D_RUNNING || d->st.role != REMUS_HOSTD_ROLE_STANDBY) {
@@ -2114,6 +2387,8 @@ static void on_watch(struct remus_loop *loop, void *opaque)
 	struct op *op;
 
 	for (d = h->doms; d; d = d->next) {
+		if (d->takeover_op && remus_now_ms() > d->takeover_deadline)
+			takeover_answer(d, "it did not say active in time; see remusctl status");
 		/* Every child, for the metrics; a standby's answer also
 		 * tells a takeover. */
 		if (!d->child || d->watching || !h->ops)
@@ -2174,10 +2449,7 @@ static void on_collect(void *opaque, struct remus_prom *p)
 	remus_prom_family(p, "remus_domain_state", REMUS_PROM_GAUGE,
 			  "1 for each protected domain, labelled with its role and state.");
 	for (d = h->doms; d; d = d->next) {
-		struct json_object *st = d->last_status ?
-			json_object_object_get(d->last_status, "state") : NULL;
-		const char *state = st && d->state == D_RUNNING ? json_object_get_string(st)
-				    : user_state(d);
+		const char *state = shown_state(d);
 
 		remus_prom_sample(p, (const char *[]){ "domain", d->st.domain, "role",
 			remus_hostd_role_name(d->st.role), "state", state, NULL }, 1);

@@ -283,10 +283,11 @@ again:
 	conn_unref(c);
 }
 
-void remus_hostd_peer_answer(struct remus_hostd_peer_reply *r,
-			     struct remus_hostd_peer_msg *answer)
+int remus_hostd_peer_answer(struct remus_hostd_peer_reply *r,
+			    struct remus_hostd_peer_msg *answer)
 {
 	struct conn *c = r->c;
+	int rc = c->fd >= 0 ? 0 : -ENOTCONN;
 
 	answer->kind = REMUS_HOSTD_PEER_ANSWER;
 	answer->id = r->id;
@@ -294,13 +295,16 @@ void remus_hostd_peer_answer(struct remus_hostd_peer_reply *r,
 		    (unsigned long long)r->id, answer->ok ? "ok" : answer->error,
 		    c->fd < 0 ? ": dropped, the connection is gone" : "");
 	if (c->fd >= 0) {
-		if (put_msg(&c->out, answer) < 0)
+		if (put_msg(&c->out, answer) < 0) {
 			conn_close(c);
-		else
+			rc = -ENOTCONN;
+		} else {
 			conn_flush(c);
+		}
 	}
 	free(r);
 	conn_unref(c);
+	return rc;
 }
 
 /* A peer that authenticated (or any peer, without TLS): @fd and @tls

@@ -82,9 +82,11 @@ int remus_hostd_peer_listen(struct remus_loop *loop, const char *host, uint16_t 
 unsigned remus_hostd_peer_server_sessions(const struct remus_hostd_peer_server *s);
 
 /* Answers with @answer (borrowed; kind ANSWER, its id is set here from
- * the request) and frees @r.  Dropped if the connection is gone. */
-void remus_hostd_peer_answer(struct remus_hostd_peer_reply *r,
-			     struct remus_hostd_peer_msg *answer);
+ * the request) and frees @r.  Returns 0 when the answer is on its way,
+ * -ENOTCONN when it was dropped because the connection is gone (the peer
+ * gave up waiting: what the request made may be nobody's now). */
+int remus_hostd_peer_answer(struct remus_hostd_peer_reply *r,
+			    struct remus_hostd_peer_msg *answer);
 
 /* Stops listening and drops every connection.  Replies not given yet
  * stay valid and are freed by remus_hostd_peer_answer().  NULL ok. */

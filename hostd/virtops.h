@@ -63,12 +63,21 @@ struct remus_hostd_virt_ops {
 	 * inspect refuses; they count as its disks here. */
 	int (*inspect_protected)(void *impl, const char *name, remus_hostd_virt_info_cb *cb,
 				 void *opaque);
-	/* Standby host: no other domain with @name or @uuid, the NICs'
+	/* Standby host, before anything is made for a create-standby: no
+	 * domain here has @name or @uuid, or the one there may be replaced
+	 * (virt/domain.h remus_virt_standby_over: same name and UUID, shut
+	 * off, and @recorded -- this host's record of @name has that UUID --
+	 * or a standby remusd made, `-incoming unix:@incoming`); else
+	 * "exists" naming it and the fix. */
+	int (*check_standby)(void *impl, const char *name, const char *uuid, const char *incoming,
+			     bool recorded, remus_hostd_virt_done_cb *cb, void *opaque);
+	/* Standby host: the check above again (@recorded as there), the NICs'
 	 * bridges/networks exist; the standby XML from @xml with
 	 * `-incoming unix:@incoming` and the disks on @nbd; created paused. */
 	int (*create_standby)(void *impl, const char *name, const char *uuid, const char *xml,
-			      const char *incoming, const struct remus_hostd_nbd *nbd,
-			      unsigned nnbd, remus_hostd_virt_done_cb *cb, void *opaque);
+			      const char *incoming, bool recorded,
+			      const struct remus_hostd_nbd *nbd, unsigned nnbd,
+			      remus_hostd_virt_done_cb *cb, void *opaque);
 	/* Destroys domain @name if it exists (0 when there is none). */
 	int (*destroy)(void *impl, const char *name, remus_hostd_virt_done_cb *cb, void *opaque);
 	/* After a takeover: resume once QEMU's incoming migration completed,

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -55,8 +54,8 @@ struct lv {
 	struct job *copies;             /* jobs with a progress mailbox */
 };
 
-enum kind { J_INSPECT, J_INSPECT_OURS, J_CREATE, J_DESTROY, J_RESUME, J_RECOVER, J_MOVE,
-	    J_RELEASE };
+enum kind { J_INSPECT, J_INSPECT_OURS, J_CHECK, J_CREATE, J_DESTROY, J_RESUME, J_RECOVER,
+	    J_MOVE, J_RELEASE };
 
 /* One progress report, worker -> loop. */
 struct progress_msg {
@@ -71,6 +70,7 @@ struct job {
 	char uuid[REMUS_HOSTD_UUID_LEN + 1];
 	char *xml;                      /* create: the primary's live XML */
 	char incoming[REMUS_HOSTD_PATH_MAX + 8];
+	bool recorded;                  /* check, create: this host recorded name + uuid */
 	struct remus_hostd_nbd nbd[REMUS_HOSTD_MAX_DISKS];
 	unsigned nnbd;
 	struct remus_hostd_release rel[REMUS_HOSTD_MAX_DISKS];
@@ -184,6 +184,8 @@ out:
 	return rc;
 }
 
+static long long mono_ms(void);
+
 /* Waits (on the worker) for the child's NBD sockets: QEMU opens them
  * when the domain starts or the copy begins. */
 static int wait_sockets(struct job *j)
@@ -207,23 +209,15 @@ static int wait_sockets(struct job *j)
 	return 0;
 }
 
-/* True when @name is defined here, shut off, with @uuid: the same domain's
- * own definition (the old primary's host after a failover keeps it).  A
- * paused standby created over it runs as its live instance, and the
- * definition is left as the user made it. */
-static bool ours_inactive(virConnectPtr conn, const char *name, const char *uuid)
+/* Refuses before anything is made (hostd/virtops.h check_standby). */
+static int work_check(virConnectPtr conn, void *opaque, char **errp)
 {
-	virDomainPtr d = virDomainLookupByName(conn, name);
-	char u[VIR_UUID_STRING_BUFLEN];
-	bool ours = false;
+	struct job *j = opaque;
+	bool over;
 
-	if (!d)
-		return false;
-	if (virDomainGetUUIDString(d, u) == 0 && strcasecmp(u, uuid) == 0 &&
-	    virDomainIsActive(d) == 0)
-		ours = true;
-	virDomainFree(d);
-	return ours;
+	(void)errp;
+	return remus_virt_check_standby_slot(conn, j->name, j->uuid, j->incoming, j->recorded,
+					     &over, &j->err);
 }
 
 static int work_create(virConnectPtr conn, void *opaque, char **errp)
@@ -235,6 +229,8 @@ static int work_create(virConnectPtr conn, void *opaque, char **errp)
 	struct remus_virt_domain d;
 	virDomainPtr dom = NULL;
 	char *sxml = NULL;
+	long long t0, t1, t2;
+	bool over = false;
 	unsigned i;
 	int rc;
 
@@ -243,14 +239,24 @@ static int work_create(virConnectPtr conn, void *opaque, char **errp)
 		nbd[i] = (struct remus_virt_nbd){ .target = j->nbd[i].target,
 						  .socket = j->nbd[i].socket,
 						  .export = j->nbd[i].target };
+	t0 = mono_ms();
 	if ((rc = remus_virt_domain_parse(j->xml, strlen(j->xml), &d, &j->err)) < 0 ||
-	    (!ours_inactive(conn, j->name, j->uuid) &&
-	     (rc = remus_virt_check_absent(conn, j->name, j->uuid, &j->err)) < 0) ||
+	    (rc = remus_virt_check_standby_slot(conn, j->name, j->uuid, j->incoming, j->recorded,
+						&over, &j->err)) < 0 ||
 	    (rc = remus_virt_check_host_nics(conn, NULL, &d, &j->err)) < 0 ||
-	    (rc = remus_virt_standby_xml(j->xml, strlen(j->xml), &spec, &sxml, &j->err)) < 0 ||
-	    (rc = wait_sockets(j)) < 0 ||
-	    (rc = remus_virt_create_paused(conn, sxml, &dom, &j->err)) < 0)
+	    (rc = remus_virt_standby_xml(j->xml, strlen(j->xml), &spec, &sxml, &j->err)) < 0)
 		goto out;
+	t1 = mono_ms();
+	if ((rc = wait_sockets(j)) < 0)
+		goto out;
+	t2 = mono_ms();
+	if ((rc = remus_virt_create_paused(conn, sxml, over, &dom, &j->err)) < 0)
+		goto out;
+	/* What a create-standby waits for, should it come near its peer's
+	 * deadline (hostd.c CREATE_STANDBY_MS). */
+	remus_info(LOG, "%s: standby domain made in %lld ms (checks %lld, NBD exports %lld, "
+		   "libvirt create %lld)", j->name, mono_ms() - t0, t1 - t0, t2 - t1,
+		   mono_ms() - t2);
 	rc = 0;
 out:
 	remus_virt_domain_release(&d);
@@ -528,14 +534,29 @@ static int op_inspect_ours(void *impl, const char *name, remus_hostd_virt_info_c
 	return submit(impl, j, work_inspect);
 }
 
+static int op_check_standby(void *impl, const char *name, const char *uuid, const char *incoming,
+			    bool recorded, remus_hostd_virt_done_cb *cb, void *opaque)
+{
+	struct job *j = job_new(J_CHECK, name, cb, opaque);
+
+	if (!j)
+		return -ENOMEM;
+	snprintf(j->uuid, sizeof(j->uuid), "%s", uuid);
+	snprintf(j->incoming, sizeof(j->incoming), "unix:%s", incoming);
+	j->recorded = recorded;
+	return submit(impl, j, work_check);
+}
+
 static int op_create_standby(void *impl, const char *name, const char *uuid, const char *xml,
-			     const char *incoming, const struct remus_hostd_nbd *nbd,
-			     unsigned nnbd, remus_hostd_virt_done_cb *cb, void *opaque)
+			     const char *incoming, bool recorded,
+			     const struct remus_hostd_nbd *nbd, unsigned nnbd,
+			     remus_hostd_virt_done_cb *cb, void *opaque)
 {
 	struct job *j = job_new(J_CREATE, name, cb, opaque);
 
 	if (!j)
 		return -ENOMEM;
+	j->recorded = recorded;
 	snprintf(j->uuid, sizeof(j->uuid), "%s", uuid);
 	snprintf(j->incoming, sizeof(j->incoming), "unix:%s", incoming);
 	j->xml = strdup(xml);
@@ -651,7 +672,8 @@ static void op_free(void *impl)
 }
 
 static const struct remus_hostd_virt_ops libvirt_ops = {
-	.inspect = op_inspect, .inspect_protected = op_inspect_ours, .create_standby = op_create_standby, .destroy = op_destroy,
+	.inspect = op_inspect, .inspect_protected = op_inspect_ours,
+	.check_standby = op_check_standby, .create_standby = op_create_standby, .destroy = op_destroy,
 	.resume_after_takeover = op_resume, .recover = op_recover, .move_disks = op_move,
 	.release_disks = op_release,
 	.proxy_start = op_proxy_start, .proxy_stop = op_proxy_stop, .free = op_free,

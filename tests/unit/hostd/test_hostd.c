@@ -254,9 +254,29 @@ static int fv_inspect(void *impl, const char *name, remus_hostd_virt_info_cb *cb
 	return 0;
 }
 
+/* Domain "taken" is defined on every fake host, remusd's own only when
+ * recorded. */
+static int fv_check_standby(void *impl, const char *name, const char *uuid, const char *incoming,
+			    bool recorded, remus_hostd_virt_done_cb *cb, void *opaque)
+{
+	struct fakevirt *v = impl;
+	struct call *c;
+
+	if (strcmp(name, "taken") == 0 && !recorded)
+		c = fv_push(v, -EEXIST, "exists", "this host already has domain taken (shut off), "
+			    "which remusd here never protected: virsh undefine taken");
+	else
+		c = fv_push(v, 0, NULL, NULL);
+	c->done = cb;
+	c->opaque = opaque;
+	fv_log(v, recorded ? "check-standby-recorded" : "check-standby", name);
+	return 0;
+}
+
 static int fv_create_standby(void *impl, const char *name, const char *uuid, const char *xml,
-			     const char *incoming, const struct remus_hostd_nbd *nbd,
-			     unsigned nnbd, remus_hostd_virt_done_cb *cb, void *opaque)
+			     const char *incoming, bool recorded,
+			     const struct remus_hostd_nbd *nbd, unsigned nnbd,
+			     remus_hostd_virt_done_cb *cb, void *opaque)
 {
 	struct fakevirt *v = impl;
 	struct call *c;
@@ -395,7 +415,8 @@ static void fv_free(void *impl)
 }
 
 static const struct remus_hostd_virt_ops fake_ops = {
-	.inspect = fv_inspect, .inspect_protected = fv_inspect, .create_standby = fv_create_standby, .destroy = fv_destroy,
+	.inspect = fv_inspect, .inspect_protected = fv_inspect, .check_standby = fv_check_standby,
+	.create_standby = fv_create_standby, .destroy = fv_destroy,
 	.resume_after_takeover = fv_resume, .recover = fv_recover, .move_disks = fv_move,
 	.release_disks = fv_release,
 	.proxy_start = fv_proxy_start, .proxy_stop = fv_proxy_stop, .free = fv_free,
@@ -1048,6 +1069,40 @@ static void test_standby_child_refuses(void **state)
 	json_object_put(o);
 }
 
+/* A create-standby refused leaves nothing on the standby host: refused
+ * by what libvirt has there, before anything is made (no child, no
+ * image); failed at the create itself, after its child started, with
+ * that child gone and its sockets and images removed. */
+static void test_standby_refused_leaves_nothing(void **state)
+{
+	char path[1400];
+	struct stat st;
+	struct json_object *o;
+
+	fv_add(&A.v, "taken");
+	B.v.log[0] = 0;
+	expect_error(&A, protect_of("taken", &B), "exists", "virsh undefine taken");
+	assert_non_null(strstr(B.v.log, "check-standby taken;"));
+	assert_null(strstr(B.v.log, "create-standby taken;"));
+	snprintf(path, sizeof(path), "%s/taken.ctl", B.cfg.run_dir);
+	assert_int_equal(stat(path, &st), -1);
+	o = ask(&B, "{\"cmd\":\"list\"}");
+	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 0);
+	json_object_put(o);
+
+	/* refused by the create, after the child started */
+	fv_add(&A.v, "nobridge");
+	expect_error(&A, protect_of("nobridge", &B), "no-bridge", "br9");
+	assert_non_null(strstr(B.v.log, "create-standby nobridge;"));
+	snprintf(path, sizeof(path), "%s/nobridge.ctl", B.cfg.run_dir);
+	assert_int_equal(stat(path, &st), -1);
+	snprintf(path, sizeof(path), "%s/nobridge", B.cfg.state_dir);
+	assert_int_equal(stat(path, &st), -1);
+	o = ask(&B, "{\"cmd\":\"list\"}");
+	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 0);
+	json_object_put(o);
+}
+
 static bool stopped;
 
 static void on_stopped(void *opaque)
@@ -1103,6 +1158,7 @@ int main(int argc, char **argv)
 			cmocka_unit_test(test_release_fails),
 			cmocka_unit_test(test_failover_from_standby_host),
 			cmocka_unit_test(test_standby_child_refuses),
+			cmocka_unit_test(test_standby_refused_leaves_nothing),
 			cmocka_unit_test(test_clean_stop),
 		};
 
