@@ -624,14 +624,19 @@ static const char *user_state(const struct dom *d)
 
 /* The state word list, status and the metrics all show: while the child
  * runs, its own (the watcher's last answer, at most WATCH_MS old; status
- * then puts the fresh one over it), otherwise the host's. */
+ * then puts the fresh one over it), otherwise the host's.  A checkpoint
+ * in progress reads protected: list and the metrics' labels would
+ * otherwise flip at every epoch. */
 static const char *shown_state(const struct dom *d)
 {
 	struct json_object *st = d->last_status && d->state == D_RUNNING && d->child ?
 		json_object_object_get(d->last_status, "state") : NULL;
+	const char *s = st && json_object_is_type(st, json_type_string) ?
+			json_object_get_string(st) : NULL;
 
-	return st && json_object_is_type(st, json_type_string) ? json_object_get_string(st)
-							       : user_state(d);
+	if (!s)
+		return user_state(d);
+	return strcmp(s, "checkpoint") == 0 ? "protected" : s;
 }
 
 /* The host's view of @d (owned). */

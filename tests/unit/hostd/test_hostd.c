@@ -648,6 +648,16 @@ static void test_protect_status_refusals(void **state)
 	assert_int_equal(st.repl_port, 17810);
 	wait_status(&A, "web1", "state", "protected", 5000);
 	wait_status(&B, "web1", "state", "receiving", 5000);
+	/* list says what status says (the watcher asks every second) */
+	spin(1200);
+	o = ask(&A, "{\"cmd\":\"list\"}");
+	assert_string_equal(str(json_object_array_get_idx(json_object_object_get(o, "domains"), 0),
+				"state"), "protected");
+	json_object_put(o);
+	o = ask(&B, "{\"cmd\":\"list\"}");
+	assert_string_equal(str(json_object_array_get_idx(json_object_object_get(o, "domains"), 0),
+				"state"), "receiving");
+	json_object_put(o);
 	/* The children's command lines. */
 	snprintf(path, sizeof(path), "%s/web1.ctl.args", A.dir);
 	assert_non_null(strstr(slurp(path), "primary --standby 127.0.0.1:17810 --interval 200 "
