@@ -32,8 +32,8 @@
 # the one measured in /work/shared/LIBVIRT.md (root, no cgroups, no
 # namespaces, no security driver); it logs to $T/NAME-libvirtd.log.
 #
-# Faults: host_kill NAME (the chaos default for "host NAME dies": SIGKILL
-# every process in its network namespace, then its links down), and
+# Faults: host_kill NAME (the chaos default for "host NAME dies": its
+# links down, then every process in its network namespace SIGKILLed), and
 # host_boot NAME after it (links up, /run emptied as a reboot does,
 # libvirtd started again; /var and /etc survive like a disk);
 # host_freeze/host_thaw NAME (a stall: SIGSTOP/SIGCONT), lab_partition/
@@ -294,18 +294,20 @@ host_libvirtd() {
 
 _host_virsh_ok() { host_exec "$1" virsh -q version >/dev/null 2>&1; }
 
-# host_kill NAME: host NAME dies: every process in it stopped at once
-# (SIGSTOP), then SIGKILLed, then its links down (its peers see resets and
-# silence).  Its files stay.  Stopped first because a dead host's
-# processes do not see each other die: killed one by one, a primary
-# remusd outlived its QEMU by a moment, saw its migration stream fail
-# and told its standby CLOSE (a clean end: no takeover), which no dead
-# host ever says.
+# host_kill NAME: host NAME dies like a powered-off one: its links go
+# down first, so that nothing it sends afterwards leaves it (no FIN or RST
+# of its dying sockets: its peers see only silence and must miss their
+# heartbeats), then every process in it is stopped at once (SIGSTOP) and
+# SIGKILLed.  Its files stay.  Stopped before the kill because a dead
+# host's processes do not see each other die: killed one by one, a
+# primary remusd outlived its QEMU by a moment, saw its migration stream
+# fail and told its standby CLOSE (a clean end: no takeover), which no
+# dead host ever says.  remus-chaos's lab kill-host does the same.
 host_kill() {
-	_host_signal "$1" STOP
-	_host_kill_procs "$1"
 	ip -n "$NS-sw" link set "$1" down 2>/dev/null || true
 	ip -n "$NS-$1" link set up0 down 2>/dev/null || true
+	_host_signal "$1" STOP
+	_host_kill_procs "$1"
 }
 
 # host_freeze NAME / host_thaw NAME: host NAME stalls (SIGSTOP of every

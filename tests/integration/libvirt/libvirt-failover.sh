@@ -3,7 +3,7 @@
 #
 # libvirt-failover: the primary hypervisor dies and the guest goes on,
 # checked by the guest.  web1 is protected (interval $INTERVAL ms); after
-# a few epochs, host pri is killed (every process SIGKILLed, links down)
+# a few epochs, host pri is killed (links down, then every process SIGKILLed)
 # 20-80 % into an epoch.  Then:
 #   - sby's virsh shows web1 running (a normal libvirt domain there:
 #     suspend and resume work);
