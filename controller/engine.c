@@ -123,6 +123,8 @@ struct remus_engine {
 	struct remus_link link;
 	bool hello_acked;
 	bool gated;       /* HELLO_ACK in, first epoch waits for session_ready */
+	bool probing;     /* CLOSE waits for QEMU to show it lives (goodbye_if_alive) */
+	bool in_link_lost; /* the link reports its own loss: CLOSE now or never */
 	struct remus_repl_tx tx;
 	struct remus_timer reconnect_timer;
 	uint64_t sessions;
@@ -419,7 +421,7 @@ static void link_close(struct remus_engine *e)
 static bool session_up(const struct remus_engine *e)
 {
 	return remus_link_is_open(&e->link) && e->hello_acked &&
-	       !remus_link_is_closing(&e->link);
+	       !remus_link_is_closing(&e->link) && !e->probing;
 }
 
 /*
@@ -641,8 +643,13 @@ static void on_link_writable(void *opaque)
  * (it must not take over); the connection itself failed: just close. */
 static void on_link_lost(void *opaque, enum remus_link_loss why, const char *reason)
 {
-	standby_lost(opaque, why == REMUS_LINK_BAD_FRAME || why == REMUS_LINK_SILENT, "%s",
-		     reason);
+	struct remus_engine *e = opaque;
+
+	/* The link closes itself after this call unless we say goodbye in
+	 * it; a link fault is no sign of QEMU's death, so no probe. */
+	e->in_link_lost = true;
+	standby_lost(e, why == REMUS_LINK_BAD_FRAME || why == REMUS_LINK_SILENT, "%s", reason);
+	e->in_link_lost = false;
 }
 
 /* Our goodbye is over: the next session may start. */
@@ -740,11 +747,49 @@ static void cancel_migration(struct remus_engine *e)
 	engine_qmp(e, "migrate_cancel", NULL, -1, on_cancelled);
 }
 
+static void on_alive(struct remus_qmp *q, int rc, struct json_object *ret, const char *err,
+		     void *opaque)
+{
+	struct remus_engine *e = opaque;
+
+	e->probing = false;
+	if (rc < 0) {
+		/* finish() closes the link without CLOSE: the standby takes
+		 * over, from the last checkpoint it committed */
+		qmp_failed(e, "query-status (is QEMU alive?)", rc, err);
+		return;
+	}
+	if (remus_link_is_open(&e->link) && !remus_link_is_closing(&e->link))
+		link_goodbye(e, e->reason);
+	else
+		schedule_reconnect(e); /* the link failed while we asked */
+	if (e->hooks.standby_lost)
+		e->hooks.standby_lost(e->hooks.opaque, e->reason);
+}
+
+/*
+ * CLOSE tells the standby not to take over, which is right only while our
+ * guest lives.  A cut migration stream or a failed epoch is often the
+ * first sign that QEMU died (its stream's EOF is read before its
+ * monitor's), and a standby told CLOSE then would leave nobody running
+ * the guest.  So QEMU is asked first; until it answers, the session
+ * carries heartbeats only and held output stays held.
+ */
+static void goodbye_if_alive(struct remus_engine *e)
+{
+	e->probing = true;
+	if (engine_qmp(e, "query-status", NULL, -1, on_alive) < 0) {
+		e->probing = false;
+		qmp_failed(e, "query-status (is QEMU alive?)", -EPIPE,
+			   remus_qmp_last_error(e->qmp));
+	}
+}
+
 /*
  * Protection stops: with @goodbye the standby is told (CLOSE) so it does
- * not take over; without, the link is already unusable and the standby
- * decides by itself.  The guest keeps running; reconnecting is scheduled
- * once the link is closed.
+ * not take over, once QEMU has shown it lives (goodbye_if_alive); without,
+ * the link is already unusable and the standby decides by itself.  The
+ * guest keeps running; reconnecting is scheduled once the link is closed.
  */
 static void standby_lost(struct remus_engine *e, bool goodbye, const char *fmt, ...)
 {
@@ -752,18 +797,30 @@ static void standby_lost(struct remus_engine *e, bool goodbye, const char *fmt, 
 
 	if (remus_link_is_closing(&e->link))
 		return;
+	if (e->probing) {
+		/* ending already; a link that failed meanwhile closes now */
+		if (!goodbye)
+			link_close(e);
+		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(e->reason, sizeof(e->reason), fmt, ap);
 	va_end(ap);
 	remus_err(LOG, "%s; the VM keeps running UNPROTECTED", e->reason);
 	if (remus_link_is_open(&e->link))
 		count_failure(e, e->reason);
-	if (goodbye)
-		link_goodbye(e, e->reason);
-	else
-		link_close(e);
-	if (e->hooks.standby_lost)
-		e->hooks.standby_lost(e->hooks.opaque, e->reason);
+	if (goodbye && remus_link_is_open(&e->link) && !e->in_link_lost) {
+		goodbye_if_alive(e);
+	} else {
+		if (goodbye)
+			link_goodbye(e, e->reason);
+		else
+			link_close(e);
+		if (e->hooks.standby_lost)
+			e->hooks.standby_lost(e->hooks.opaque, e->reason);
+	}
+	if (state_final(e->state))
+		return;
 	if (epoch_running(e) || e->state == REMUS_ENGINE_STARTING) {
 		/* The guest runs: drop this epoch's migration.  In CHECKPOINT the
 		 * chain finishes (it must cont the guest) and then sees the link

@@ -13,6 +13,10 @@
 #     the primary QEMU and remusd are frozen (SIGSTOP) instead of killed:
 #     no connection reset reaches the standby, only silence, so it must
 #     take over because heartbeats were missed
+#   failover.sh tick  INTERVAL_MS EPOCHS qemu
+#     only the primary QEMU is killed (its remusd lives on): the standby
+#     must take over, even when the kill lands inside a migration, whose
+#     cut stream remusd reads before it learns that QEMU is gone
 #   failover.sh dirty INTERVAL_MS EPOCHS
 #     the dirtier's sequence continues, every sum the standby prints for
 #     a seq equals the primary's for that seq (content is a pure function
@@ -49,7 +53,12 @@ wait_for $((60 + epochs * interval / 250)) "$epochs committed epochs" committed
 
 # Kill somewhere inside the next epoch, not at its boundary.
 sleep_into_epoch "$interval"
-host_dies "$how" "$prid" "$pri_qemu"
+if [ "$how" = qemu ]; then
+	unwatch_daemon "$prid" # it ends once it sees its QEMU gone
+	kill_now "$pri_qemu"
+else
+	host_dies "$how" "$prid" "$pri_qemu"
+fi
 
 wait_takeover "$T/report.json"
 report=$REPORT_JSON

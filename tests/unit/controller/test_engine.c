@@ -815,7 +815,6 @@ static void test_standby_lost_in_checkpoint_resumes_guest(void **state)
 static void test_standby_silent_while_running(void **state)
 {
 	struct env *v = *state;
-	int at;
 
 	v->cfg.interval_ms = 60000; /* never a checkpoint in this test */
 	v->cfg.heartbeat_miss = 5;  /* 100 ms */
@@ -825,8 +824,11 @@ static void test_standby_silent_while_running(void **state)
 	v->silent = true;
 	RUN_UNTIL(v, v->losts == 1 && v->closes == 1);
 	RUN_UNTIL(v, remus_engine_get_state(v->e) == REMUS_ENGINE_UNPROTECTED);
-	at = remus_tl_order(&v->tl, 0, "qmp:migrate", "hook:lost", NULL);
-	remus_tl_order(&v->tl, at, "qmp:migrate_cancel", NULL);
+	{
+		int at = remus_tl_order(&v->tl, 0, "qmp:migrate", "hook:lost", NULL);
+
+		remus_tl_order(&v->tl, at, "qmp:migrate_cancel", NULL);
+	}
 	assert_int_equal(remus_tl_count(&v->tl, "qmp:stop"), 0);
 	assert_int_equal(remus_tl_count(&v->tl, "qmp:cont"), 0);
 	assert_non_null(strstr(v->lost_reason, "no word from standby"));
@@ -847,7 +849,8 @@ static void test_barrier_failure_resumes_guest(void **state)
 	start(v);
 	RUN_UNTIL(v, v->losts == 1);
 	RUN_UNTIL(v, remus_engine_get_state(v->e) == REMUS_ENGINE_UNPROTECTED);
-	at = remus_tl_order(&v->tl, 0, "hook:barrier 1", "hook:lost", "qmp:cont", NULL);
+	at = remus_tl_order(&v->tl, 0, "hook:barrier 1", "qmp:query-status", "hook:lost", NULL);
+	at = remus_tl_order(&v->tl, 0, "hook:barrier 1", "qmp:cont", NULL);
 	assert_int_equal(remus_tl_find(&v->tl, "link:COMMIT_REQ 1", 0), -1);
 	assert_int_equal(remus_tl_find(&v->tl, "qmp:migrate", at), -1);
 	RUN_UNTIL(v, v->closes == 1);
