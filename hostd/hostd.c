@@ -1268,6 +1268,20 @@ static void standby_leftovers_remove(struct dom *d)
 	d->images_made = 0;
 }
 
+static void standby_answer_refusal(struct op *op, int code, const char *msg)
+{
+	remus_warn(LOG, "%s: create-standby refused: %s", op->name, msg);
+	peer_answer_error(&op->prep, code, "%s", msg);
+}
+
+/* A create-standby refused before it made anything: only the answer. */
+static void standby_refused(struct op *op, int code, const char *msg)
+{
+	standby_answer_refusal(op, code, msg);
+	op_free(op);
+}
+
+/* Refused after it made things: they go too (record, child, images). */
 static void standby_failed(struct op *op, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -1280,30 +1294,12 @@ static void standby_failed(struct op *op, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	remus_warn(LOG, "%s: create-standby refused: %s", op->name, msg);
-	peer_answer_error(&op->prep, code, "%s", msg);
+	standby_answer_refusal(op, code, msg);
 	if (d) {
 		dom_unrecord(d);
 		standby_leftovers_remove(d);
 		dom_free(d);
 	}
-	op_free(op);
-}
-
-/* A create-standby refused before it made anything: only the answer. */
-static void standby_failed_keep(struct op *op, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void standby_failed_keep(struct op *op, int code, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	remus_warn(LOG, "%s: create-standby refused: %s", op->name, msg);
-	peer_answer_error(&op->prep, code, "%s", msg);
 	op_free(op);
 }
 
@@ -1378,7 +1374,7 @@ static void on_standby_checked(void *opaque, int rc, const char *code, const cha
 		if (d)
 			dom_fail(d, "a fresh standby for %s was refused here: %s", op->pm.primary,
 				 msg);
-		standby_failed_keep(op, code_of(code), "%s", msg);
+		standby_refused(op, code_of(code), msg);
 		return;
 	}
 	if (d) {
@@ -1395,9 +1391,12 @@ static void standby_check(struct op *op)
 
 	snprintf(in, sizeof(in), "%s/%s.in", h->cfg.run_dir, op->pm.domain);
 	if (h->ops->check_standby(h->virt, op->pm.domain, op->pm.uuid, in, op->recorded,
-				  on_standby_checked, op) < 0)
-		standby_failed_keep(op, REMUS_HOSTD_E_INTERNAL, "cannot ask libvirt about %s",
-				    op->pm.domain);
+				  on_standby_checked, op) < 0) {
+		char msg[REMUS_HOSTD_PATH_MAX + 64];
+
+		snprintf(msg, sizeof(msg), "cannot ask libvirt about %s", op->pm.domain);
+		standby_refused(op, REMUS_HOSTD_E_INTERNAL, msg);
+	}
 }
 
 /* The old domain of a create-standby that replaces one: gone, proceed. */

@@ -112,27 +112,39 @@ int remus_virt_lookup_running(virConnectPtr conn, const char *name, virDomainPtr
 	return 0;
 }
 
-int remus_virt_check_absent(virConnectPtr conn, const char *name, const char *uuid,
-			    struct remus_virt_error *err)
+/* The domain this host has under @name, else under @uuid (either may be
+ * NULL): *@d (the caller frees it) or NULL, *@by says which matched.
+ * 0, or -EIO with @err set when libvirt could not tell. */
+static int lookup_existing(virConnectPtr conn, const char *name, const char *uuid,
+			   virDomainPtr *d, const char **by, struct remus_virt_error *err)
 {
-	virDomainPtr d = NULL;
-	const char *by = "name";
-	int state = 0, reason = 0, rc = 0;
-
+	*d = NULL;
+	*by = "name";
 	if (name)
-		d = virDomainLookupByName(conn, name);
-	if (!d && name && lv_code() != VIR_ERR_NO_DOMAIN)
+		*d = virDomainLookupByName(conn, name);
+	if (!*d && name && lv_code() != VIR_ERR_NO_DOMAIN)
 		return remus_virt_error_set(err, -EIO, "internal", "cannot look up domain %s: %s",
 					    name, lv_msg());
-	if (!d && uuid && uuid[0]) {
-		by = "UUID";
-		d = virDomainLookupByUUIDString(conn, uuid);
-		if (!d && lv_code() != VIR_ERR_NO_DOMAIN)
+	if (!*d && uuid && uuid[0]) {
+		*by = "UUID";
+		*d = virDomainLookupByUUIDString(conn, uuid);
+		if (!*d && lv_code() != VIR_ERR_NO_DOMAIN)
 			return remus_virt_error_set(err, -EIO, "internal",
 						    "cannot look up UUID %s: %s", uuid, lv_msg());
 	}
-	if (!d)
-		return 0;
+	return 0;
+}
+
+int remus_virt_check_absent(virConnectPtr conn, const char *name, const char *uuid,
+			    struct remus_virt_error *err)
+{
+	virDomainPtr d;
+	const char *by;
+	int state = 0, reason = 0, rc;
+
+	rc = lookup_existing(conn, name, uuid, &d, &by, err);
+	if (rc < 0 || !d)
+		return rc;
 	if (virDomainGetState(d, &state, &reason, 0) < 0)
 		state = -1;
 	rc = remus_virt_error_set(err, -EEXIST, "exists",
@@ -152,24 +164,15 @@ int remus_virt_check_standby_slot(virConnectPtr conn, const char *name, const ch
 	struct remus_virt_existing e = { 0 };
 	struct remus_virt_domain x;
 	virDomainPtr d = NULL;
+	const char *by;
 	char u[VIR_UUID_STRING_BUFLEN] = "", *xml = NULL;
 	int state = -1, reason = 0, active, rc;
 
 	*over = false;
 	remus_virt_domain_init(&x);
-	if (name)
-		d = virDomainLookupByName(conn, name);
-	if (!d && name && lv_code() != VIR_ERR_NO_DOMAIN)
-		return remus_virt_error_set(err, -EIO, "internal", "cannot look up domain %s: %s",
-					    name, lv_msg());
-	if (!d && uuid && uuid[0]) {
-		d = virDomainLookupByUUIDString(conn, uuid);
-		if (!d && lv_code() != VIR_ERR_NO_DOMAIN)
-			return remus_virt_error_set(err, -EIO, "internal",
-						    "cannot look up UUID %s: %s", uuid, lv_msg());
-	}
-	if (!d)
-		return 0;
+	rc = lookup_existing(conn, name, uuid, &d, &by, err);
+	if (rc < 0 || !d)
+		return rc;
 	if (virDomainGetUUIDString(d, u) < 0)
 		u[0] = 0;
 	if (virDomainGetState(d, &state, &reason, 0) < 0)
