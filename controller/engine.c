@@ -124,7 +124,6 @@ struct remus_engine {
 	bool hello_acked;
 	bool gated;       /* HELLO_ACK in, first epoch waits for session_ready */
 	bool probing;     /* CLOSE waits for QEMU to show it lives (goodbye_if_alive) */
-	bool in_link_lost; /* the link reports its own loss: CLOSE now or never */
 	struct remus_repl_tx tx;
 	struct remus_timer reconnect_timer;
 	uint64_t sessions;
@@ -208,7 +207,13 @@ struct remus_engine {
 static void start_epoch(struct remus_engine *e);
 static void link_connect(struct remus_engine *e);
 static void schedule_reconnect(struct remus_engine *e);
-static void standby_lost(struct remus_engine *e, bool goodbye, const char *fmt, ...)
+/* What standby_lost() tells the standby. */
+enum bye {
+	BYE_NONE,     /* nothing: the link is unusable, the standby decides */
+	BYE_NOW,      /* CLOSE at once (the link itself failed: silence, a bad frame) */
+	BYE_IF_ALIVE, /* CLOSE once QEMU has shown it lives (goodbye_if_alive) */
+};
+static void standby_lost(struct remus_engine *e, enum bye bye, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opaque);
 
@@ -496,7 +501,7 @@ static void on_commit_ack(struct remus_engine *e, uint64_t epoch)
 	struct inflight f;
 
 	if (e->ninflight == 0 || e->inflight[0].m.epoch != epoch) {
-		standby_lost(e, true, "standby acknowledged epoch %llu, which was not the "
+		standby_lost(e, BYE_IF_ALIVE, "standby acknowledged epoch %llu, which was not the "
 			     "oldest pending one", (unsigned long long)epoch);
 		return;
 	}
@@ -539,7 +544,7 @@ static void link_handle(struct remus_engine *e, const struct remus_repl_msg *m)
 	switch (m->type) {
 	case REMUS_REPL_HELLO_ACK:
 		if (e->hello_acked) {
-			standby_lost(e, true, "standby %s:%u sent a second HELLO_ACK", e->host,
+			standby_lost(e, BYE_IF_ALIVE, "standby %s:%u sent a second HELLO_ACK", e->host,
 				     e->cfg.standby_port);
 			break;
 		}
@@ -560,7 +565,7 @@ static void link_handle(struct remus_engine *e, const struct remus_repl_msg *m)
 			remus_info(LOG, "resuming at epoch %llu with a full epoch",
 				   (unsigned long long)e->epoch);
 		if (remus_repl_tx_session(&e->tx, e->epoch) < 0) {
-			standby_lost(e, true, "out of memory starting a session");
+			standby_lost(e, BYE_IF_ALIVE, "out of memory starting a session");
 			break;
 		}
 		if (e->hooks.session_start) {
@@ -571,7 +576,7 @@ static void link_handle(struct remus_engine *e, const struct remus_repl_msg *m)
 				break;
 			}
 			if (rc < 0) {
-				standby_lost(e, true, "session with standby %s:%u given up: %s",
+				standby_lost(e, BYE_IF_ALIVE, "session with standby %s:%u given up: %s",
 					     e->host, e->cfg.standby_port, strerror(-rc));
 				break;
 			}
@@ -582,17 +587,17 @@ static void link_handle(struct remus_engine *e, const struct remus_repl_msg *m)
 	case REMUS_REPL_DISK_HASHES:
 	case REMUS_REPL_DISK_HASHES_END:
 		if (e->hello_acked || !e->hooks.link_msg) {
-			standby_lost(e, true, "standby %s:%u sent %s %s", e->host,
+			standby_lost(e, BYE_IF_ALIVE, "standby %s:%u sent %s %s", e->host,
 				     e->cfg.standby_port, remus_repl_type_name(m->type),
 				     e->hello_acked ? "after HELLO_ACK" : "but this VM has no disks");
 			break;
 		}
 		if (e->hooks.link_msg(e->hooks.opaque, m) < 0)
-			standby_lost(e, true, "standby %s:%u: %s refused (see above)", e->host,
+			standby_lost(e, BYE_IF_ALIVE, "standby %s:%u: %s refused (see above)", e->host,
 				     e->cfg.standby_port, remus_repl_type_name(m->type));
 		break;
 	case REMUS_REPL_HELLO_REJECT:
-		standby_lost(e, false, "standby %s:%u refused the handshake: %.*s", e->host,
+		standby_lost(e, BYE_NONE, "standby %s:%u refused the handshake: %.*s", e->host,
 			     e->cfg.standby_port, (int)m->u.reason.len, m->u.reason.p);
 		break;
 	case REMUS_REPL_COMMIT_ACK:
@@ -601,11 +606,11 @@ static void link_handle(struct remus_engine *e, const struct remus_repl_msg *m)
 	case REMUS_REPL_HEARTBEAT:
 		break;
 	case REMUS_REPL_CLOSE:
-		standby_lost(e, false, "standby %s:%u closed the link: %.*s", e->host,
+		standby_lost(e, BYE_NONE, "standby %s:%u closed the link: %.*s", e->host,
 			     e->cfg.standby_port, (int)m->u.reason.len, m->u.reason.p);
 		break;
 	default:
-		standby_lost(e, true, "standby %s:%u sent an unexpected %s", e->host,
+		standby_lost(e, BYE_IF_ALIVE, "standby %s:%u sent an unexpected %s", e->host,
 			     e->cfg.standby_port, remus_repl_type_name(m->type));
 		break;
 	}
@@ -624,7 +629,7 @@ static void on_link_connected(void *opaque)
 
 	remus_info(LOG, "connected to standby %s:%u", e->host, e->cfg.standby_port);
 	if (send_hello(e) < 0)
-		standby_lost(e, false, "cannot encode HELLO for standby %s:%u", e->host,
+		standby_lost(e, BYE_NONE, "cannot encode HELLO for standby %s:%u", e->host,
 			     e->cfg.standby_port);
 }
 
@@ -643,13 +648,11 @@ static void on_link_writable(void *opaque)
  * (it must not take over); the connection itself failed: just close. */
 static void on_link_lost(void *opaque, enum remus_link_loss why, const char *reason)
 {
-	struct remus_engine *e = opaque;
+	bool may_listen = why == REMUS_LINK_BAD_FRAME || why == REMUS_LINK_SILENT;
 
 	/* The link closes itself after this call unless we say goodbye in
 	 * it; a link fault is no sign of QEMU's death, so no probe. */
-	e->in_link_lost = true;
-	standby_lost(e, why == REMUS_LINK_BAD_FRAME || why == REMUS_LINK_SILENT, "%s", reason);
-	e->in_link_lost = false;
+	standby_lost(opaque, may_listen ? BYE_NOW : BYE_NONE, "%s", reason);
 }
 
 /* Our goodbye is over: the next session may start. */
@@ -786,12 +789,12 @@ static void goodbye_if_alive(struct remus_engine *e)
 }
 
 /*
- * Protection stops: with @goodbye the standby is told (CLOSE) so it does
- * not take over, once QEMU has shown it lives (goodbye_if_alive); without,
- * the link is already unusable and the standby decides by itself.  The
- * guest keeps running; reconnecting is scheduled once the link is closed.
+ * Protection stops: as @bye says, the standby is told (CLOSE) so it does
+ * not take over, or not told (the link is already unusable and the
+ * standby decides by itself).  The guest keeps running; reconnecting is
+ * scheduled once the link is closed.
  */
-static void standby_lost(struct remus_engine *e, bool goodbye, const char *fmt, ...)
+static void standby_lost(struct remus_engine *e, enum bye bye, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -799,7 +802,7 @@ static void standby_lost(struct remus_engine *e, bool goodbye, const char *fmt, 
 		return;
 	if (e->probing) {
 		/* ending already; a link that failed meanwhile closes now */
-		if (!goodbye)
+		if (bye == BYE_NONE)
 			link_close(e);
 		return;
 	}
@@ -809,10 +812,10 @@ static void standby_lost(struct remus_engine *e, bool goodbye, const char *fmt, 
 	remus_err(LOG, "%s; the VM keeps running UNPROTECTED", e->reason);
 	if (remus_link_is_open(&e->link))
 		count_failure(e, e->reason);
-	if (goodbye && remus_link_is_open(&e->link) && !e->in_link_lost) {
+	if (bye == BYE_IF_ALIVE && remus_link_is_open(&e->link)) {
 		goodbye_if_alive(e);
 	} else {
-		if (goodbye)
+		if (bye != BYE_NONE)
 			link_goodbye(e, e->reason);
 		else
 			link_close(e);
@@ -882,7 +885,7 @@ static void epoch_abort(struct remus_engine *e, const char *what, int rc)
 {
 	const char *detail = e->ps ? remus_migstream_error(e->ps) : "";
 
-	standby_lost(e, true, "epoch %llu: %s: %s%s%s", (unsigned long long)e->epoch, what,
+	standby_lost(e, BYE_IF_ALIVE, "epoch %llu: %s: %s%s%s", (unsigned long long)e->epoch, what,
 		     strerror(-rc), *detail ? ": " : "", detail);
 }
 
@@ -933,7 +936,7 @@ fail:
 		e->mig_eof = true;
 		mig_set_reading(e, false);
 		if (!e->abandoning)
-			standby_lost(e, true, "epoch %llu: migration stream failed: %s %s",
+			standby_lost(e, BYE_IF_ALIVE, "epoch %llu: migration stream failed: %s %s",
 				     (unsigned long long)e->epoch, strerror(-rc),
 				     e->ps ? remus_migstream_error(e->ps) : "");
 		checkpoint_step(e);
@@ -1209,7 +1212,7 @@ static void on_gate_query(struct remus_qmp *q, int rc, struct json_object *ret,
 	note_status(e, status);
 	if (status_terminal(status)) {
 		json_object_object_get_ex(ret, "error-desc", &d);
-		standby_lost(e, true, "epoch %llu: QEMU's migration is %s while the guest runs%s%s",
+		standby_lost(e, BYE_IF_ALIVE, "epoch %llu: QEMU's migration is %s while the guest runs%s%s",
 			     (unsigned long long)e->epoch, status, d ? ": " : "",
 			     d ? json_object_get_string(d) : "");
 		return;
@@ -1443,13 +1446,13 @@ static void commit_epoch(struct remus_engine *e)
 	if (ok && e->hooks.barrier) {
 		rc = e->hooks.barrier(e->hooks.opaque, e->epoch);
 		if (rc < 0) {
-			standby_lost(e, true, "epoch %llu: barrier hook failed: %s",
+			standby_lost(e, BYE_IF_ALIVE, "epoch %llu: barrier hook failed: %s",
 				     (unsigned long long)e->epoch, strerror(-rc));
 			ok = false;
 		}
 	}
 	if (ok && e->ninflight == MAX_INFLIGHT) {
-		standby_lost(e, true, "standby %s:%u has not acknowledged %u epochs", e->host,
+		standby_lost(e, BYE_IF_ALIVE, "standby %s:%u has not acknowledged %u epochs", e->host,
 			     e->cfg.standby_port, MAX_INFLIGHT);
 		ok = false;
 	}
@@ -1468,7 +1471,7 @@ static void commit_epoch(struct remus_engine *e)
 		if (rc == 0)
 			rc = remus_repl_tx_commit(&e->tx, remus_link_out(&e->link));
 		if (rc < 0) {
-			standby_lost(e, true, "epoch %llu: cannot queue the commit: %s",
+			standby_lost(e, BYE_IF_ALIVE, "epoch %llu: cannot queue the commit: %s",
 				     (unsigned long long)e->epoch, strerror(-rc));
 			ok = false;
 		} else {
@@ -1504,7 +1507,7 @@ static void drop_checkpoint(struct remus_engine *e)
 		snprintf(e->drop_reason, sizeof(e->drop_reason), "QEMU's migration %s",
 			 *e->mig_status ? e->mig_status : "did not complete");
 	if (session_up(e))
-		standby_lost(e, true, "epoch %llu abandoned: %s", (unsigned long long)e->epoch,
+		standby_lost(e, BYE_IF_ALIVE, "epoch %llu abandoned: %s", (unsigned long long)e->epoch,
 			     e->drop_reason);
 	mig_close(e);
 	send_cont(e);
@@ -1610,7 +1613,7 @@ void remus_engine_session_ready(struct remus_engine *e, int rc, const char *why)
 	if (!session_up(e))
 		return;
 	if (rc < 0) {
-		standby_lost(e, true, "session with standby %s:%u given up: %s", e->host,
+		standby_lost(e, BYE_IF_ALIVE, "session with standby %s:%u given up: %s", e->host,
 			     e->cfg.standby_port, why ? why : strerror(-rc));
 		return;
 	}
@@ -1627,7 +1630,7 @@ int remus_engine_disk_op(struct remus_engine *e, uint16_t disk, enum remus_repl_
 		return -ENOTCONN;
 	rc = remus_repl_tx_disk(&e->tx, remus_link_out(&e->link), disk, op, offset, len, data);
 	if (rc < 0) {
-		standby_lost(e, true, "cannot queue a disk write of %u bytes for the standby "
+		standby_lost(e, BYE_IF_ALIVE, "cannot queue a disk write of %u bytes for the standby "
 			     "(%zu bytes queued): %s", len, remus_link_backlog(&e->link),
 			     strerror(-rc));
 		return rc;
