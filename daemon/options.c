@@ -40,6 +40,7 @@ void remusd_usage(FILE *f)
 	      "                 [--epoch-mem MB] [--spill-dir DIR] [--name DOMAIN]\n"
 	      "                 (--tls-psk FILE | --tls-x509-dir DIR | --insecure)\n"
 	      "                 [--tls-handshake-timeout MS] [--max-handshakes N]\n"
+	      "                 [--tls-peer-identity DN] (x509)\n"
 	      "  both roles, x509: [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE]\n"
 	      "                 [--tls-peer-name NAME]\n"
 	      "  both roles: [--ctl-group GROUP] (who besides root may use --ctl)\n"
@@ -111,7 +112,10 @@ void remusd_usage(FILE *f)
 	      "private/clientkey.pem for the primary; the CA DIR/cacert.pem, else\n"
 	      "/etc/pki/CA/cacert.pem).  The primary checks that the standby's\n"
 	      "certificate names the --standby HOST (or --tls-peer-name); the standby\n"
-	      "checks --tls-peer-name if given.  A primary must finish its handshake\n"
+	      "checks --tls-peer-name if given, and with --tls-peer-identity DN takes\n"
+	      "only the primary whose certificate has that DN (as logged after\n"
+	      "'authenticated:'; remusd serve gives its standbys their owner's).\n"
+	      "A primary must finish its handshake\n"
 	      "within --tls-handshake-timeout ms (default 10000) of connecting; at\n"
 	      "most --max-handshakes (default 4) run at once.\n", f);
 }
@@ -123,7 +127,7 @@ enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO
        OPT_EPOCH_MEM, OPT_SPILL_DIR, OPT_HELP, OPT_PAUSE_BUDGET, OPT_NAME,
        OPT_TLS_PSK, OPT_TLS_X509_DIR, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_PEER_NAME,
        OPT_TLS_HANDSHAKE, OPT_MAX_HANDSHAKES, OPT_INSECURE, OPT_CTL_GROUP,
-       OPT_PRIMARY_MISS, OPT_QMP_WAIT };
+       OPT_PRIMARY_MISS, OPT_QMP_WAIT, OPT_TLS_PEER_IDENTITY };
 
 static const struct option long_opts[] = {
 	{ "qmp", required_argument, NULL, OPT_QMP },
@@ -168,6 +172,7 @@ static const struct option long_opts[] = {
 	{ "ctl-group", required_argument, NULL, OPT_CTL_GROUP },
 	{ "primary-miss", required_argument, NULL, OPT_PRIMARY_MISS },
 	{ "qmp-wait", required_argument, NULL, OPT_QMP_WAIT },
+	{ "tls-peer-identity", required_argument, NULL, OPT_TLS_PEER_IDENTITY },
 	{ 0 },
 };
 
@@ -179,7 +184,7 @@ static const char *const metavars[] = {
 	"qemu|plug|off", "ID", "IF", "BYTES", "release|hold", "NAME,image=PATH,socket=PATH",
 	"PATH", "MB", "DIR", NULL, "MS", "DOMAIN",
 	"FILE", "DIR", "FILE", "FILE", "FILE", "NAME", "MS", "N", NULL, "GROUP",
-	"N", "MS",
+	"N", "MS", "DN",
 };
 _Static_assert(sizeof(metavars) / sizeof(metavars[0]) + 1 ==
 	       sizeof(long_opts) / sizeof(long_opts[0]), "one metavar per option");
@@ -393,6 +398,7 @@ static int parse_one(struct remusd_options *o, int c, const char *name, const ch
 	case OPT_TLS_CERT: o->tls.cert_file = v; return 0;
 	case OPT_TLS_KEY: o->tls.key_file = v; return 0;
 	case OPT_TLS_PEER_NAME: o->tls.peer_name = v; return 0;
+	case OPT_TLS_PEER_IDENTITY: o->standby.peer_identity = v; return 0;
 	case OPT_TLS_HANDSHAKE:
 		if ((rc = parse_uint(o, opt, v, 100, 600000, "ms", &n)) == 0)
 			o->standby.handshake_ms = n;
@@ -476,6 +482,12 @@ static int check_role(struct remusd_options *o, const char *role)
 				 o->tls.peer_name))
 		return fail(o, "--tls-ca/--tls-cert/--tls-key/--tls-peer-name: options of "
 			    "x509; give --tls-x509-dir DIR too");
+	if (o->standby.peer_identity && !o->tls.x509_dir)
+		return fail(o, "--tls-peer-identity: an option of x509 (with a pre-shared key "
+			    "every holder has the same identity); give --tls-x509-dir DIR too");
+	if (primary && o->standby.peer_identity)
+		return fail(o, "--tls-peer-identity: an option of remusd standby (the primary "
+			    "checks the standby's name: --tls-peer-name)");
 	if (primary && (o->standby.handshake_ms || o->standby.max_handshakes))
 		return fail(o, "--tls-handshake-timeout/--max-handshakes: options of remusd "
 			    "standby (the side that accepts)");

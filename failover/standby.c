@@ -68,6 +68,7 @@ struct remus_standby {
 	struct remus_qmp *qmp;
 	struct remus_standby_config cfg;
 	char *incoming, *vm_name, *fence, *activate, *listen_host;
+	char *peer_identity; /* owned; NULL: any primary the credentials trust */
 	struct remus_standby_hooks hooks;
 	enum remus_standby_state state;
 
@@ -533,19 +534,47 @@ static const struct remus_link_cbs link_cbs = {
 	.lost = on_link_lost,
 };
 
+/* Sends @reason as a HELLO_REJECT and closes the connection: @c and
+ * @tls taken. */
+static void reject_primary(int c, struct remus_tls *tls, const char *reason)
+{
+	struct remus_buf b;
+
+	remus_buf_init(&b, 0);
+	if (remus_repl_put_reject(&b, reason) == 0) {
+		if (tls)
+			(void)remus_tls_write(tls, &b);
+		else
+			(void)!write(c, remus_buf_data(&b), remus_buf_len(&b));
+	}
+	remus_buf_release(&b);
+	remus_tls_free(tls);
+	close(c);
+}
+
 /* A primary that authenticated (tls/tls.h's acceptor; at once without
  * TLS): @c and @tls taken.  Only now may it take the one session. */
 static void on_accept(void *opaque, int c, struct remus_tls *tls, const char *addr)
 {
 	struct remus_standby *s = opaque;
-	char label[96];
+	const char *ident = tls ? remus_tls_peer_identity(tls) : "";
+	char label[96], reason[REMUS_REPL_REASON_MAX];
 	int rc;
 
+	/* Authenticated is not enough when the standby belongs to one
+	 * primary (hostd passes its record's owner): another host the same
+	 * CA signed for is refused before it can hold the one session, send
+	 * an epoch, or end a session that committed one (a takeover). */
+	if (s->peer_identity && strcmp(ident, s->peer_identity) != 0) {
+		snprintf(reason, sizeof(reason), "'%.150s' is not the primary this standby is for "
+			 "('%.150s'); nothing changed", *ident ? ident : "(no identity)",
+			 s->peer_identity);
+		remus_err(LOG, "refusing primary %s: %s", addr, reason);
+		reject_primary(c, tls, reason);
+		return;
+	}
 	if (remus_link_is_open(&s->link) || s->state == REMUS_STANDBY_FAILOVER ||
 	    s->state == REMUS_STANDBY_ACTIVE || s->state == REMUS_STANDBY_FAILED) {
-		struct remus_buf b;
-		char reason[REMUS_REPL_REASON_MAX];
-
 		if (remus_link_is_open(&s->link))
 			snprintf(reason, sizeof(reason), "standby is busy with primary %s", s->peer);
 		else if (s->qemu_gone && s->state == REMUS_STANDBY_FAILED)
@@ -554,16 +583,7 @@ static void on_accept(void *opaque, int c, struct remus_tls *tls, const char *ad
 			snprintf(reason, sizeof(reason), "standby is %s, not accepting a primary",
 				 remus_standby_state_name(s->state));
 		remus_warn(LOG, "refusing primary %s: %s", addr, reason);
-		remus_buf_init(&b, 0);
-		if (remus_repl_put_reject(&b, reason) == 0) {
-			if (tls)
-				(void)remus_tls_write(tls, &b);
-			else
-				(void)!write(c, remus_buf_data(&b), remus_buf_len(&b));
-		}
-		remus_buf_release(&b);
-		remus_tls_free(tls);
-		close(c);
+		reject_primary(c, tls, reason);
 		return;
 	}
 	snprintf(s->peer, sizeof(s->peer), "%s", addr);
@@ -1011,6 +1031,7 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 	s->fence = dup_opt(cfg->fence_cmd, &oom);
 	s->activate = dup_opt(cfg->activate_cmd, &oom);
 	s->listen_host = dup_opt(cfg->listen_host, &oom);
+	s->peer_identity = dup_opt(cfg->peer_identity, &oom);
 	if (oom) {
 		rc = -ENOMEM;
 		goto fail;
@@ -1081,6 +1102,7 @@ void remus_standby_free(struct remus_standby *s)
 	free(s->fence);
 	free(s->activate);
 	free(s->listen_host);
+	free(s->peer_identity);
 	free(s);
 }
 

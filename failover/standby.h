@@ -138,6 +138,11 @@ struct remus_standby_config {
 	 * max_handshakes run at once (0: the defaults).  NULL: plaintext,
 	 * warned at every session when @insecure says it was meant. */
 	struct remus_tls_creds *tls;
+	/* The identity (remus_tls_peer_identity(): a certificate's DN) the
+	 * primary must have proved; another is refused after its handshake
+	 * with a REJECT and a log line, and changes nothing.  Borrowed
+	 * (copied); NULL: any primary @tls trusts. */
+	const char *peer_identity;
 	bool insecure;
 	unsigned handshake_ms;
 	unsigned max_handshakes;

@@ -442,6 +442,15 @@ static int child_spawn(struct dom *d)
 	if (*h->cfg.tls_x509_dir) {
 		argv[n++] = "--tls-x509-dir";
 		argv[n++] = h->cfg.tls_x509_dir;
+		/* A standby takes only its owner as primary: the host that
+		 * created it proved this DN on the peer port, and its primary
+		 * child connects with the same client certificate.  Another
+		 * host of the same CA is refused on the replication port too
+		 * (authz.h refuses it on the peer port). */
+		if (d->st.role == REMUS_HOSTD_ROLE_STANDBY && *d->st.owner) {
+			argv[n++] = "--tls-peer-identity";
+			argv[n++] = d->st.owner;
+		}
 	}
 	if (h->cfg.insecure)
 		argv[n++] = "--insecure";

@@ -3,8 +3,9 @@
 #
 # A standby remusd (with its -incoming QEMU) faces peers it must not
 # take as its primary: a plaintext one, one with a certificate of another
-# CA, one with an expired certificate, one with the wrong pre-shared key,
-# one that connects and says nothing, one that dribbles a handshake byte
+# CA, one with an expired certificate, one of our CA for another host
+# (not the domain's owner, --tls-peer-identity), one with the wrong
+# pre-shared key, one that connects and says nothing, one that dribbles a handshake byte
 # by byte.  Each is refused or dropped (the last two within the
 # handshake deadline) with a log line naming it and what was wrong, and
 # nothing changes: the standby still waits, nothing committed, no byte
@@ -22,7 +23,8 @@ pp=$(free_port)
 start_guest sbyx "remus.run=tick" --incoming "unix:$T/inx.sock"
 start_guest sbyp "remus.run=tick" --incoming "unix:$T/inp.sock"
 start_remusd x509 standby --qmp "$T/sbyx.qmp" --incoming "$T/inx.sock" --listen "127.0.0.1:$px" \
-	--ctl "$T/x509.ctl" --tls-x509-dir "$pki/good" --tls-handshake-timeout "$HS_MS"
+	--ctl "$T/x509.ctl" --tls-x509-dir "$pki/good" --tls-handshake-timeout "$HS_MS" \
+	--tls-peer-identity "CN=localhost"
 start_remusd psk standby --qmp "$T/sbyp.qmp" --incoming "$T/inp.sock" --listen "127.0.0.1:$pp" \
 	--ctl "$T/psk.ctl" --tls-handshake-timeout "$HS_MS"
 wait_for 30 "the standbys' control sockets" test -S "$T/x509.ctl" -a -S "$T/psk.ctl"
@@ -55,6 +57,10 @@ refused() {
 refused plaintext x509.log "speaking TLS" 127.0.0.1 "$px" plain
 refused other-ca x509.log "issuer is unknown" 127.0.0.1 "$px" x509 "$pki/otherca" "$pki/good/cacert.pem"
 refused expired x509.log "expired" 127.0.0.1 "$px" x509 "$pki/expired" "$pki/good/cacert.pem"
+# Our CA, but another host: not the primary this standby is for (the
+# domain's owner, which remusd serve passes as --tls-peer-identity).
+refused not-owner x509.log "'CN=elsewhere.invalid' is not the primary this standby is for" \
+	127.0.0.1 "$px" x509 "$pki/wrongname"
 "$REMUSD" keygen "$T/wrong.psk" >/dev/null
 refused wrong-psk psk.log "same key file" 127.0.0.1 "$pp" psk "$T/wrong.psk"
 refused plaintext-psk psk.log "speaking TLS" 127.0.0.1 "$pp" plain
@@ -100,4 +106,4 @@ for c in x509 psk; do
 	[ -z "$(json_get "$st" committed_epoch)" ] || fail "$c: an epoch was committed: $st"
 done
 ! grep -q FAILOVER "$T/x509.log" "$T/psk.log" || fail "a standby started a takeover"
-echo "security: plaintext, another CA, expired, wrong key, silent, slowloris and a flood refused; nothing changed"
+echo "security: plaintext, another CA, expired, not the owner, wrong key, silent, slowloris and a flood refused; nothing changed"

@@ -556,6 +556,14 @@ static void test_tls(void **state)
 	EXPECT_ERROR(o, PARSE(o, STANDBY, "--tls-handshake-timeout", "5"),
 		     "--tls-handshake-timeout", "'5'", "100..600000");
 	EXPECT_ERROR(o, PARSE(o, STANDBY, "--tls-psk"), "--tls-psk", "FILE");
+	/* The owner a standby takes as primary: x509 and the standby only. */
+	assert_int_equal(PARSE(o, STANDBY, "--tls-x509-dir", "/d", "--tls-peer-identity",
+			       "CN=hostA,O=remus"), 0);
+	assert_string_equal(o->standby.peer_identity, "CN=hostA,O=remus");
+	EXPECT_ERROR(o, PARSE(o, STANDBY, "--tls-psk", "/k", "--tls-peer-identity", "CN=a"),
+		     "--tls-peer-identity", "--tls-x509-dir");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--tls-x509-dir", "/d", "--tls-peer-identity", "CN=a"),
+		     "--tls-peer-identity", "standby");
 	/* keygen */
 	assert_int_equal(PARSE(o, "keygen", "/etc/remus/k.psk"), 0);
 	assert_int_equal(o->mode, REMUSD_KEYGEN);

@@ -667,6 +667,10 @@ static void test_protect_status_refusals(void **state)
 	snprintf(path, sizeof(path), "%s/web1.ctl.args", B.dir);
 	assert_non_null(strstr(slurp(path), "standby --incoming"));
 	assert_non_null(strstr(slurp(path), "--listen 17810"));
+	/* The standby takes only its owner as primary on the replication port. */
+	assert_non_null(strstr(slurp(path), "--tls-peer-identity " OWNER " "));
+	snprintf(path, sizeof(path), "%s/web1.ctl.args", A.dir);
+	assert_null(strstr(slurp(path), "--tls-peer-identity"));
 
 	/* status merges the child's answer with the host's view. */
 	o = ask(&A, "{\"cmd\":\"status\",\"domain\":\"web1\"}");
