@@ -91,7 +91,11 @@ int remus_unix_listen(const char *path, int backlog)
 		rc = -errno;
 		goto out;
 	}
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	/* Owner only, whatever the umask, before anyone can connect (a
+	 * connect needs write permission on the file, and fails before
+	 * listen): an NBD socket is the guest's disk.  A caller that shares
+	 * a socket with a group widens it afterwards (common/ctl.h). */
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, 0600) < 0 ||
 	    listen(fd, backlog) < 0) {
 		rc = -errno;
 		goto out;

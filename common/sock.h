@@ -21,7 +21,8 @@ size_t remus_sock_pending(int fd);
 /* Connects to the unix stream socket @path.  -ENAMETOOLONG if the path does
  * not fit sockaddr_un.  With @nonblock a connect in progress is success. */
 int remus_unix_connect(const char *path, bool nonblock);
-/* Binds and listens on @path, replacing a stale socket file there. */
+/* Binds and listens on @path, replacing a stale socket file there; the
+ * socket file is mode 0600 whatever the umask, before the listen. */
 int remus_unix_listen(const char *path, int backlog);
 /* Connects a TCP socket to @host (name or address; getaddrinfo may block
  * on DNS for a name) and @port, trying each address in turn; TCP_NODELAY

@@ -57,6 +57,25 @@ static void test_listen_connect(void **state)
 	close(l);
 }
 
+/* No umask makes a listening socket world-writable (connectable): an
+ * NBD socket is a guest's disk. */
+static void test_listen_mode(void **state)
+{
+	char path[256];
+	struct stat st;
+	mode_t old = umask(0);
+	int l;
+
+	snprintf(path, sizeof(path), "%s/m.sock", dir);
+	l = remus_unix_listen(path, 4);
+	umask(old);
+	assert_true(l >= 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+	close(l);
+}
+
 static void test_refuse_regular_file(void **state)
 {
 	char path[256];
@@ -173,6 +192,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_listen_connect),
+		cmocka_unit_test(test_listen_mode),
 		cmocka_unit_test(test_refuse_regular_file),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_tcp),
