@@ -8,8 +8,9 @@ A history file is input the checker did not write (a client on another
 machine, a run cut short, a disk that filled up), so no file may make it
 crash: every corpus file and every mutation of one (bytes flipped,
 inserted, deleted, lines cut, duplicated or swapped, numbers and strings
-replaced by other JSON values) must end in exit 0, 1 (judged) or 2
-(refused, with a message), never a traceback, within a few seconds.  The
+replaced by other JSON values) must end in exit 0, 1 (judged, and its
+HTML report written and well-formed XML) or 2 (refused, with a message),
+never a traceback, within a few seconds.  The
 mutations come from a seed printed at the start (REMUS_FUZZ_SEED replays);
 SECONDS (default 3, or REMUS_FUZZ_SECONDS) bounds the run.  The checker is
 loaded once and called in-process, so thousands of cases run per second.
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 import contextlib
+import xml.etree.ElementTree as ET
 
 checker_path, corpus = sys.argv[1], sys.argv[2]
 seconds = float(sys.argv[3] if len(sys.argv) > 3 else os.environ.get("REMUS_FUZZ_SECONDS", 3))
@@ -99,7 +101,7 @@ def run(data, path):
     t = time.monotonic()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            rc = check.main([path, "--quiet"])
+            rc = check.main([path, "--quiet", "--html", path + ".html"])
         except SystemExit as e:   # argparse
             rc = e.code
         except Exception as e:   # noqa: BLE001 - any crash is the finding
@@ -108,6 +110,14 @@ def run(data, path):
         return f"exit {rc}"
     if rc == 2 and "remus-chaos-check:" not in err.getvalue():
         return "refused without a message"
+    if rc in (0, 1):
+        # A judged history also gets its HTML report, which must parse.
+        try:
+            with open(path + ".html", "rb") as f:
+                ET.fromstring(f.read())
+        except (OSError, ET.ParseError) as e:
+            return f"an HTML report that does not parse: {e}"
+        os.unlink(path + ".html")
     if time.monotonic() - t > 5:
         return f"took {time.monotonic() - t:.1f} s"
     return None

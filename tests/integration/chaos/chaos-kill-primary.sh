@@ -66,6 +66,19 @@ report=$(cat "$T/run/report.json")
 takeovers=$(python3 -c 'import json,sys; print(sum(not f["kind"].startswith("kill-standby") for f in json.load(open(sys.argv[1]))["faults"]))' "$T/run/report.json")
 [ "$(json_get "$report" totals.failovers)" = "$takeovers" ] ||
 	fail "$takeovers faults that need a takeover but $(json_get "$report" totals.failovers) failovers"
+# The HTML report: well-formed XHTML, one red line per fault, one
+# highlighted row per kept violation (none when there is none).
+python3 - "$T/run/report.html" "$T/run/report.json" <<'PY' || fail "report.html"
+import json, sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+rep = json.load(open(sys.argv[2]))
+S, X = "{http://www.w3.org/2000/svg}", "{http://www.w3.org/1999/xhtml}"
+faults = [e for e in root.iter(S + "line") if e.get("class") == "fault"]
+rows = [e for e in root.iter(X + "tr") if e.get("id", "").startswith("v")]
+if len(faults) != len(rep["faults"]) or len(rows) != len(rep["check"]["violations"]):
+    sys.exit(f"report.html: {len(faults)} fault lines, {len(rows)} violation rows")
+print(f"report.html: {len(faults)} faults, {len(rows)} violations shown")
+PY
 ops=$(json_get "$report" totals.operations)
 [ "$ops" -ge 100 ] || fail "only $ops operations in the history: the workload did not run"
 violations=$(json_get "$report" totals.violations)
