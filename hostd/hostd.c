@@ -979,12 +979,17 @@ static void on_disks_moved(void *opaque, int rc, const char *code, const char *m
 	if (d)
 		copies_end(d);
 	if (d && rc < 0) {
-		/* Not replicated: not protected.  unprotect cleans up. */
+		/* Not replicated: not protected.  The disks moved before the
+		 * failure went back to their files (virtops.h move_disks), so
+		 * the child goes, unless one could not (-EBUSY): it runs on
+		 * the child's export, which must stay.  unprotect cleans up. */
 		d->state = D_FAILED;
 		dom_fail(d, "cannot move the disks onto remusd's NBD exports: %s; remusctl "
 			 "unprotect %s", msg, d->st.domain);
-		remus_child_free(d->child);
-		d->child = NULL;
+		if (rc != -EBUSY) {
+			remus_child_free(d->child);
+			d->child = NULL;
+		}
 	} else if (d) {
 		remus_info(LOG, "%s: disks on the replicated exports", d->st.domain);
 		start_proxy(d);
@@ -1044,7 +1049,12 @@ static void on_create_standby_answer(void *opaque, int rc,
 	/* The child first: it serves the disks' exports, then waits (with
 	 * no limit: --qmp-wait 0) for its QMP socket, which start_proxy()
 	 * makes once the disks are on those exports, however long their
-	 * copy takes; a copy that fails or stalls kills the child. */
+	 * copy takes; a copy that fails or stalls kills the child.  Export
+	 * sockets a killed child left (a protect that failed) go first: the
+	 * copy waits for the new child's, not for those. */
+	fill_nbd(d, nbd);
+	for (unsigned i = 0; i < d->st.ndisks; i++)
+		unlink(nbd[i].socket);
 	if (child_spawn(d) < 0) {
 		dom_unrecord(d);
 		protect_done(op, REMUS_HOSTD_E_INTERNAL, "%s", d->last_failure);

@@ -89,7 +89,12 @@ struct remus_hostd_virt_ops {
 	int (*recover)(void *impl, const char *name, remus_hostd_virt_done_cb *cb, void *opaque);
 	/* Moves the disks of running @name live onto @nbd (block copy,
 	 * pivot); @progress (may be NULL) with @opaque while they copy.  A
-	 * copy may take as long as it moves: it fails only when it stalls. */
+	 * copy may take as long as it moves: it fails only when it stalls.
+	 * When one disk fails, the disks moved before it are copied back to
+	 * the files they were on, so the domain is left as it was (live and
+	 * persistent), and @cb gets the copy's error; -EBUSY when one of them
+	 * could not go back: it stays on its export, whose child must go on
+	 * serving it. */
 	int (*move_disks)(void *impl, const char *name, const struct remus_hostd_nbd *nbd,
 			  unsigned nnbd, remus_hostd_virt_progress_cb *progress,
 			  remus_hostd_virt_done_cb *cb, void *opaque);

@@ -388,24 +388,106 @@ static int copy_disk(virDomainPtr dom, struct job *j, const char *target, const 
 	return remus_virt_block_copy(dom, &c, &j->err);
 }
 
+/* The disk @target of @d, or NULL. */
+static const struct remus_virt_disk *disk_of(const struct remus_virt_domain *d,
+					     const char *target);
+
+/* A protect whose copy failed on disk @failed: the @moved disks before it
+ * are on remusd's exports already and go back to the files they were on
+ * (@orig: the live XML read before the first copy), the same live block
+ * copy unprotect makes, while the child still serves those exports.  So a
+ * failed protect leaves the domain as it found it: every disk on its own
+ * file, live and persistent (libvirt points the persistent definition
+ * back at the file at this pivot, LIBVIRT facts in docs/ARCHITECTURE.md).
+ * j->err gets the copy's error and what became of the others.  Returns
+ * @rc, or -EBUSY when a disk could not go back: it stays on its export,
+ * whose child must then go on serving it (hostd/virtops.h). */
+static int roll_back(virDomainPtr dom, struct job *j, const struct remus_virt_domain *orig,
+		     unsigned moved, const char *failed, int rc)
+{
+	struct remus_virt_error first = j->err;
+	char back[256] = "", stuck[256] = "", why[512] = "";
+	char *dest = NULL;
+	unsigned i;
+
+	for (i = 0; i < moved; i++) {
+		const char *t = j->nbd[i].target;
+		const struct remus_virt_disk *k = disk_of(orig, t);
+		int r = -ENOENT;
+
+		memset(&j->err, 0, sizeof(j->err));
+		if (k && k->source) {
+			r = remus_virt_file_disk_xml(k->source, k->format ? k->format : "raw", &dest);
+			if (r == 0)
+				r = copy_disk(dom, j, t, dest, true);
+			free(dest);
+			dest = NULL;
+		}
+		if (r == 0) {
+			remus_info(LOG, "%s: protect failed on disk %s; disk %s is back on %s", j->name,
+				   failed, t, k->source);
+			snprintf(back + strlen(back), sizeof(back) - strlen(back), "%s%s",
+				 back[0] ? ", " : "", t);
+			continue;
+		}
+		remus_warn(LOG, "%s: disk %s cannot go back to its file: %s", j->name, t,
+			   j->err.message[0] ? j->err.message : "it was not a file disk");
+		snprintf(stuck + strlen(stuck), sizeof(stuck) - strlen(stuck), "%s%s",
+			 stuck[0] ? ", " : "", t);
+		if (!why[0])
+			snprintf(why, sizeof(why), "%s", j->err.message[0] ? j->err.message
+				 : "its file is not known");
+	}
+	memset(&j->err, 0, sizeof(j->err));
+	if (stuck[0]) {
+		remus_virt_error_set(&j->err, -EBUSY, first.code, "%s; disk(s) %s could not go "
+				     "back to their files (%s) and run on remusd's exports, which "
+				     "stay served: remusctl unprotect %s moves them back",
+				     first.message, stuck, why, j->name);
+		return -EBUSY;
+	}
+	remus_virt_error_set(&j->err, rc, first.code, "%s; disk(s) %s, moved before it, are "
+			     "back on their files: the domain is as it was", first.message,
+			     back[0] ? back : "(none)");
+	return rc;
+}
+
+/* protect: each disk onto its export.  A failure on one disk moves the
+ * ones before it back (roll_back), so the domain is left as it was. */
 static int work_move(virConnectPtr conn, void *opaque, char **errp)
 {
 	struct job *j = opaque;
 	virDomainPtr dom = lookup(conn, j);
-	char *dest = NULL;
-	unsigned i;
-	int rc = 0;
+	struct remus_virt_domain orig;
+	char *xml = NULL, *dest = NULL;
+	unsigned i, moved = 0;
+	int rc;
 
 	if (!dom)
 		return -ENOENT;
-	rc = wait_sockets(j);
-	for (i = 0; rc == 0 && i < j->nnbd; i++) {
+	remus_virt_domain_init(&orig);
+	if ((rc = remus_virt_live_xml(dom, &xml, &j->err)) < 0 ||
+	    (rc = remus_virt_domain_parse(xml, strlen(xml), &orig, &j->err)) < 0 ||
+	    (rc = wait_sockets(j)) < 0)
+		goto out;
+	for (i = 0; i < j->nnbd; i++) {
 		rc = remus_virt_nbd_disk_xml(j->nbd[i].socket, j->nbd[i].target, &dest);
-		if (rc == 0)
+		if (rc < 0)
+			remus_virt_error_set(&j->err, rc, "internal", "domain %s: no NBD disk XML "
+					     "for disk %s", j->name, j->nbd[i].target);
+		else
 			rc = copy_disk(dom, j, j->nbd[i].target, dest, true);
 		free(dest);
 		dest = NULL;
+		if (rc < 0)
+			break;
+		moved++;
 	}
+	if (rc < 0 && moved)
+		rc = roll_back(dom, j, &orig, moved, j->nbd[i].target, rc);
+out:
+	remus_virt_domain_release(&orig);
+	free(xml);
 	virDomainFree(dom);
 	(void)errp;
 	return rc;
