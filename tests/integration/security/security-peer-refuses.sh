@@ -9,7 +9,7 @@
 # with a certificate of another CA, an expired one, one with the wrong
 # key.  Dropped at
 # the handshake deadline (peer_timeout): a peer that connects and says
-# nothing.  Bounded: handshakes at once (max_handshakes) and
+# nothing, and one that dribbles its handshake byte by byte.  Bounded: handshakes at once (max_handshakes) and
 # authenticated sessions at once (max_peer_sessions = 2: the third is
 # closed, logged, the two first stay).  Authorised: a peer with a good
 # certificate of the same CA but another name asking for a domain
@@ -98,15 +98,22 @@ case "$out" in failed:*) echo "plaintext create-standby: $out" ;;
 *) fail "a plaintext create-standby got an answer: $out" ;; esac
 nothing_created psk plaintext-create
 
-# Silent: dropped at the handshake deadline (peer_timeout), not before, logged.
-out=$("$TLS_PROBE" 127.0.0.1 "$PORT_x509" silent)
-ms=$(echo "$out" | sed -n 's/^closed after \([0-9]*\) ms.*/\1/p')
-[ -n "$ms" ] || fail "silent: remusd serve kept the connection open: $out"
-[ "$ms" -ge $((HS_MS - 100)) ] || fail "silent: dropped after $ms ms, before the $HS_MS ms deadline"
-[ "$ms" -le $((HS_MS + 1000)) ] || fail "silent: dropped only after $ms ms (deadline $HS_MS ms)"
-grep -qE "dropping peer 127\.0\.0\.1:[0-9]+: no TLS handshake within $HS_MS ms \(0 bytes" \
-	"$T/x509.log" || fail "silent: no log line for the drop"
-echo "silent: closed after $ms ms (deadline $HS_MS ms)"
+# Silent, and a slowloris (a handshake byte by byte): each dropped at the
+# handshake deadline (peer_timeout), not before, logged, nothing created.
+dropped() {
+	local out ms
+	out=$("$TLS_PROBE" 127.0.0.1 "$PORT_x509" "$1")
+	ms=$(echo "$out" | sed -n 's/^closed after \([0-9]*\) ms.*/\1/p')
+	[ -n "$ms" ] || fail "$1: remusd serve kept the connection open: $out"
+	[ "$ms" -ge $((HS_MS - 100)) ] || fail "$1: dropped after $ms ms, before the $HS_MS ms deadline"
+	[ "$ms" -le $((HS_MS + 1000)) ] || fail "$1: dropped only after $ms ms (deadline $HS_MS ms)"
+	grep -qE "dropping peer 127\.0\.0\.1:[0-9]+: no TLS handshake within $HS_MS ms \($2" \
+		"$T/x509.log" || fail "$1: no log line for the drop"
+	nothing_created x509 "$1"
+	echo "$1: closed after $ms ms (deadline $HS_MS ms)"
+}
+dropped silent "0 bytes"
+dropped slowloris "[1-9][0-9]* bytes"
 
 # Handshakes at once: max_handshakes = 3; six silent peers, three refused at once.
 for i in 1 2 3 4 5 6; do
@@ -174,4 +181,4 @@ done
 n=$(grep -c "insecure: this session runs without TLS" "$T/open.log")
 [ "$n" = 2 ] || fail "insecure: $n session warnings for 2 sessions"
 echo "insecure: 2 plaintext sessions answered, 2 warnings"
-echo "security: the peer port refused plaintext, another CA, a wrong key, a silent peer, a flood, a session over the bound and a peer that owns nothing; nothing changed"
+echo "security: the peer port refused plaintext, another CA, a wrong key, a silent peer, a slowloris, a flood, a session over the bound and a peer that owns nothing; nothing changed"
