@@ -954,6 +954,57 @@ static void test_second_primary_rejected(void **state)
 	assert_int_equal(v->done_calls, 0);
 }
 
+/* A peer that breaks the protocol before anything committed (here its
+ * first bytes are no frame) is disconnected with a log line naming it,
+ * and changes nothing: no takeover, no byte to the standby QEMU, the
+ * standby waits for a primary. */
+static void test_bad_frame_before_commit_no_takeover(void **state)
+{
+	struct env *v = *state;
+	uint8_t junk[64];
+	char log[4096], b;
+	FILE *f = tmpfile();
+	enum remus_log_level level = remus_log_get_level();
+	uint64_t end;
+	size_t n;
+	ssize_t r;
+	int fd;
+
+	assert_non_null(f);
+	memset(junk, 0xa5, sizeof(junk));
+	start(v);
+	remus_log_set_stream(f);
+	remus_log_set_level(REMUS_LOG_INFO);
+	fd = remus_tcp_connect("127.0.0.1", remus_standby_port(v->s), false);
+	assert_true(fd >= 0);
+	assert_int_equal(remus_write_all(fd, junk, sizeof(junk)), 0);
+	remus_fd_set_nonblock(fd, true);
+	end = remus_now_ms() + WAIT_MS;
+	while ((r = read(fd, &b, 1)) != 0) {   /* until the standby closes it */
+		if (r < 0 && errno == ECONNRESET)
+			break;
+		assert_true(r > 0 || errno == EAGAIN);
+		assert_true(remus_now_ms() < end);
+		remus_test_run_for(v->loop, 10);
+	}
+	close(fd);
+	/* Longer than the heartbeat limit: a lost primary would be taken over. */
+	remus_test_run_for(v->loop, 400);
+	remus_log_set_stream(stderr);
+	remus_log_set_level(level);
+	rewind(f);
+	n = fread(log, 1, sizeof(log) - 1, f);
+	log[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(log, "bad frame from primary 127.0.0.1:"));
+	assert_non_null(strstr(log, "bad magic"));
+	assert_non_null(strstr(log, "nothing committed to take over from"));
+	assert_int_equal(remus_standby_get_state(v->s), REMUS_STANDBY_WAITING);
+	assert_int_equal(v->done_calls, 0);
+	assert_int_equal(remus_buf_len(&v->qin), 0);
+	assert_string_equal(remus_fake_qmp_log(v->fq), "migrate-set-capabilities;");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -962,6 +1013,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_takeover_when_link_drops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fence_failure_stops_takeover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_goodbye_is_no_takeover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_frame_before_commit_no_takeover, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_manual_failover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_epoch_goes_to_qemu_before_commit, setup,
 						teardown),
