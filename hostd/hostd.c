@@ -1801,18 +1801,21 @@ static void on_engine_state(void *opaque, int rc, const char *text)
 		release_go(op, d);
 		return;
 	}
-	json_object_put(o);
 	if (!d->child) {
+		json_object_put(o);
 		release_go(op, d);      /* the copy says whether the disks can move */
 		return;
 	}
 	if (remus_now_ms() >= op->deadline_ms) {
+		/* @st lives in @o: put it only after the message. */
 		remus_warn(LOG, "%s: its engine did not stop in %u s (state %s); copying the "
 			   "disks back all the same", d->st.domain, ENGINE_STOP_MS / 1000,
 			   st ? st : "unknown");
+		json_object_put(o);
 		release_go(op, d);
 		return;
 	}
+	json_object_put(o);
 	remus_timer_arm(&op->timer, ENGINE_POLL_MS);
 }
 
