@@ -22,9 +22,10 @@
 #   NETBUFFER off   the negative control: no output commit, so the client
 #                   sees writes of epochs the standby never got; the checker
 #                   must report violations (remus-chaos exits 0 only then)
-#   partition, FENCE off  the other negative control: the network splits,
-#                   each side's clients reach their side's host, and without
-#                   a fence both hosts run the guest: the checker must report
+#   partition or stall, FENCE off  the other negative control: the
+#                   network splits (or the primary stalls and wakes), each
+#                   side's clients reach their side's host, and without a
+#                   fence both hosts run the guest: the checker must report
 #                   a split brain (two primaries acknowledging writes), and
 #                   the report must say why a fence is needed
 #
@@ -82,10 +83,10 @@ PY
 ops=$(json_get "$report" totals.operations)
 [ "$ops" -ge 100 ] || fail "only $ops operations in the history: the workload did not run"
 violations=$(json_get "$report" totals.violations)
-if [ "$fence" = off ] && [[ ,$scenarios, == *,partition,* ]]; then
+if [ "$fence" = off ] && [[ ,$scenarios, == *,partition,* || ,$scenarios, == *,stall,* ]]; then
 	split=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["check"]["split_brain"]; print(s["keys"] if s else 0)' "$T/run/report.json")
 	[ "$rc" -eq 0 ] && [ "$split" -gt 0 ] ||
-		fail "no split brain reported in a partition without a fence (exit $rc, $violations violations)"
+		fail "no split brain reported in a $scenarios without a fence (exit $rc, $violations violations)"
 	grep -q "must fence the old primary" "$T/run/report.txt" ||
 		fail "the report does not say why a fence is needed"
 	echo "negative control: split brain on $split keys reported without a fence ($violations violations)"
