@@ -47,7 +47,13 @@ run() {   # run NAME SECONDS [restart ARGS...]: client for SECONDS, restart in t
 	local c=$!
 	if [ "${1:-}" = restart ]; then
 		shift
-		sleep "$(python3 -c "print($secs / 2)")"
+		# Restart once the client has done some work, not after a fixed
+		# sleep: under load (and a python3 start to compute it) the sleep
+		# outlasted the client's run and the restart went unseen.
+		for _ in $(seq 200); do
+			[ "$(wc -l <"$T/$name.jsonl" 2>/dev/null || echo 0)" -lt 500 ] || break
+			sleep 0.01
+		done
 		stop
 		serve "$@"
 	fi
