@@ -2699,6 +2699,38 @@ unsigned remus_hostd_peer_port(const struct remus_hostd *h)
 /* The peer port's TLS, from the keys the children's links use too: both
  * roles (this host accepts peers and calls them).  No TLS and no
  * insecure is refused, saying how to set one up. */
+/* The run and state directories hold what a peer or a local user must not
+ * plant or replace: the records this daemon starts children from, the
+ * sockets of the children and the QMP proxies.  An existing one that is
+ * not ours, not a directory, or writable by group or others is refused
+ * (mkdir's 0700 only applies to one we create).  Returns 0 or -EPERM,
+ * -ENOTDIR, -errno, logged. */
+static int private_dir(const char *path, const char *key)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0) {
+		int rc = -errno;
+
+		remus_err(LOG, "cannot check the %s %s: %s", key, path, strerror(-rc));
+		return rc;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		remus_err(LOG, "%s %s is not a directory; give a directory only root can "
+			  "write to", key, path);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		remus_err(LOG, "%s %s is %s (mode %04o, owner uid %u): anyone who can write "
+			  "there can plant records or replace sockets; chown it to uid %u and "
+			  "chmod go-w it", key, path, st.st_uid != geteuid() ? "not ours" :
+			  "writable by group or others", (unsigned)(st.st_mode & 07777),
+			  (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int load_tls(struct remus_hostd *h)
 {
 	const struct remus_hostd_config *cfg = &h->cfg;
@@ -2801,6 +2833,9 @@ int remus_hostd_new(struct remus_loop *loop, const struct remus_hostd_config *cf
 			  cfg->state_dir, strerror(-rc));
 		goto fail;
 	}
+	if ((rc = private_dir(cfg->run_dir, "run_dir")) < 0 ||
+	    (rc = private_dir(cfg->state_dir, "state_dir")) < 0)
+		goto fail;
 	rc = remus_ctl_listen_async(loop, cfg->ctl, &co, on_ctl, h, &h->ctl);
 	if (rc < 0) {
 		remus_err(LOG, "cannot listen on the control socket %s (ctl): %s; give a path in "

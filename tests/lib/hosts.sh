@@ -186,6 +186,9 @@ host_up() {
 	done
 	mkdir -p "$h/etc/libvirt/qemu/networks" "$h/var/lib/libvirt/images" \
 		"$h/var/log/libvirt/qemu" "$h/run/lock"
+	# remusd serve refuses a state directory others may write to, whatever
+	# the umask made it.
+	chmod 700 "$h/var/lib/remus"
 	_host_libvirt_conf "$h/etc/libvirt"
 	_lab_hosts_file
 

@@ -33,7 +33,7 @@ serve() {
 	shift
 	port=$(free_port)
 	mkdir -p "$T/$name/run" "$T/$name/state/domains"
-	chmod 700 "$T/$name/state" "$T/$name/state/domains"
+	chmod 700 "$T/$name/run" "$T/$name/state" "$T/$name/state/domains"
 	{
 		echo "name = $name"
 		printf '%s\n' "$@"
@@ -161,6 +161,7 @@ out=$("$PEER_PROBE" 127.0.0.1 "$PORT_psk" psk "$psk" ask '{"req":"ping","id":9}'
 
 # Neither TLS nor insecure: remusd serve does not start, and says how.
 mkdir -p "$T/none/run" "$T/none/state"
+chmod 700 "$T/none/run" "$T/none/state"
 echo "name = none" >"$T/none.conf"
 rc=0
 timeout 20 "$REMUSD" serve --config "$T/none.conf" --ctl "$T/none/remusd.sock" \

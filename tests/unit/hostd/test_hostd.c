@@ -459,7 +459,7 @@ static uint16_t free_port(void)
 	return port;
 }
 
-static void host_init(struct host *x, const char *name, unsigned ports)
+static void host_prepare(struct host *x, const char *name, unsigned ports)
 {
 	char buf[128];
 
@@ -484,6 +484,11 @@ static void host_init(struct host *x, const char *name, unsigned ports)
 	x->v.host = name;
 	remus_timer_init(&x->v.timer, loop, fv_fire, &x->v);
 	remus_timer_init(&x->v.slow_timer, loop, fv_slow, &x->v);
+}
+
+static void host_init(struct host *x, const char *name, unsigned ports)
+{
+	host_prepare(x, name, ports);
 	host_start(x, name, ports);
 }
 
@@ -1142,6 +1147,32 @@ static void test_clean_stop(void **state)
 	assert_int_equal(kill(pid, 0), -1);
 }
 
+/* A run or state directory that others may write to (records planted,
+ * sockets replaced) keeps remusd serve from starting: nothing listens. */
+static void test_unsafe_dirs_refused(void **state)
+{
+	struct host c;
+	struct stat st;
+
+	host_prepare(&c, "hostC", 17820);
+	assert_int_equal(mkdir(c.cfg.state_dir, 0700), 0);
+	assert_int_equal(chmod(c.cfg.state_dir, 0777), 0);
+	assert_int_equal(remus_hostd_new(loop, &c.cfg, &fake_ops, &c.v, &c.h), -EPERM);
+	assert_int_equal(stat(c.cfg.ctl, &st), -1);
+	assert_int_equal(chmod(c.cfg.state_dir, 0770), 0);   /* group-writable too */
+	assert_int_equal(remus_hostd_new(loop, &c.cfg, &fake_ops, &c.v, &c.h), -EPERM);
+	assert_int_equal(chmod(c.cfg.state_dir, 0755), 0);
+	assert_int_equal(chmod(c.dir, 0757), 0);              /* the run directory */
+	assert_int_equal(remus_hostd_new(loop, &c.cfg, &fake_ops, &c.v, &c.h), -EPERM);
+	assert_int_equal(stat(c.cfg.ctl, &st), -1);
+	/* Private again: it starts (the refusals were about the modes). */
+	assert_int_equal(chmod(c.dir, 0700), 0);
+	host_start(&c, "hostC", 17820);
+	assert_int_equal(stat(c.cfg.ctl, &st), 0);
+	remus_hostd_free(c.h);
+	rm_rf(c.dir);
+}
+
 int main(int argc, char **argv)
 {
 	ssize_t n;
@@ -1174,6 +1205,7 @@ int main(int argc, char **argv)
 			cmocka_unit_test(test_standby_child_refuses),
 			cmocka_unit_test(test_standby_refused_leaves_nothing),
 			cmocka_unit_test(test_clean_stop),
+			cmocka_unit_test(test_unsafe_dirs_refused),
 		};
 
 		rc = cmocka_run_group_tests(tests, NULL, NULL);

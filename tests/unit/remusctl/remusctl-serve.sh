@@ -13,6 +13,7 @@ REMUSD=${1:?usage: remusctl-serve.sh REMUSD REMUSCTL}
 REMUSCTL=${2:?usage: remusctl-serve.sh REMUSD REMUSCTL}
 S=$T/remusd.sock
 mkdir -p "$T/run" "$T/state"
+chmod 700 "$T/run" "$T/state"   # remusd serve refuses directories others may write to
 # The peer port is TLS (issue 12): the test's pre-shared key.
 "$REMUSD" keygen "$T/peer.psk" >/dev/null
 echo "tls_psk = $T/peer.psk" >"$T/remusd.conf"
