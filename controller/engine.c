@@ -58,6 +58,8 @@
 #include "controller/backoff.h"
 #include "controller/converge.h"
 #include "controller/dedup.h"
+#include "controller/v2stream.h"
+#include "dirty/dirty.h"
 #include "migstream/migstream.h"
 #include "qmp/qmp.h"
 #include "repl/link.h"
@@ -202,9 +204,30 @@ struct remus_engine {
 	bool ack_before_cont;
 	struct remus_epoch_metrics acked;
 	double last_pause_ms, last_commit_ms;
+
+	/* engine v2 (engine.h); cfg.dirty is the tracker */
+	bool v2;                /* v2 epochs may run (false: v1 only, or fell back) */
+	char engine_why[320];   /* why v1 or v2 */
+	char ram_backend[128];  /* memory backend id = RAM block name */
+	char v2_qom_path[160];  /* /objects/ID */
+	bool cap_known;         /* x-ignore-shared's setting in QEMU is known... */
+	bool cap_shared;        /* ... and is this */
+	bool caps_query;        /* migrate-set-capabilities of it in flight, */
+	bool cap_pending;       /* ... setting this */
+	bool v2_ready;          /* this session's stream holds a checkpoint at
+				 * which the tracker was collected: v2 may follow */
+	bool v2_epoch;          /* the running epoch is a v2 one */
+	bool v2_failed;         /* its checkpoint already failed (one drop) */
+	struct remus_migstream *ps_qemu; /* v2: QEMU's x-ignore-shared stream */
+	struct remus_v2stream v2s;
+	struct remus_buf v2buf; /* composed bytes on their way to e->ps */
+	struct remus_dirty_set dset;
+	uint64_t v1_epochs, v2_epochs;
 };
 
 static void start_epoch(struct remus_engine *e);
+static void set_shared_cap(struct remus_engine *e, bool on);
+static void begin_v2_epoch(struct remus_engine *e);
 static void link_connect(struct remus_engine *e);
 static void schedule_reconnect(struct remus_engine *e);
 /* What standby_lost() tells the standby. */
@@ -397,6 +420,10 @@ static void mig_close(struct remus_engine *e)
 	e->mig_reading = false;
 	remus_migstream_free(e->ps);
 	e->ps = NULL;
+	remus_migstream_free(e->ps_qemu);
+	e->ps_qemu = NULL;
+	remus_buf_reset(&e->v2buf);
+	e->v2_epoch = false;
 	remus_migstream_rewriter_release(&e->rw);
 	remus_timer_disarm(&e->epoch_timer);
 	remus_timer_disarm(&e->poll_timer);
@@ -550,6 +577,8 @@ static void link_handle(struct remus_engine *e, const struct remus_repl_msg *m)
 		}
 		e->hello_acked = true;
 		e->session_committed = false;
+		/* A session's first epoch is a full (v1) one. */
+		e->v2_ready = false;
 		e->t_sync_ns = 0;
 		/* A new session knows nothing of what the standby holds. */
 		remus_dedup_reset(e->dedup);
@@ -842,6 +871,28 @@ static void on_epoch_timer(struct remus_loop *loop, void *opaque);
 static void checkpoint_step(struct remus_engine *e);
 static void begin_migration(struct remus_engine *e);
 
+/* Engine v2 cannot go on (the tracker failed, its stream did): v1 from
+ * the next session on, for good; the current session ends with the
+ * checkpoint that failed, so the standby never gets an epoch that v2 was
+ * to complete. */
+static void __attribute__((format(printf, 2, 3))) v2_fall_back(struct remus_engine *e,
+							       const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!e->v2)
+		return;
+	e->v2 = false;
+	e->v2_ready = false;
+	n = snprintf(e->engine_why, sizeof(e->engine_why), "v1: engine v2 fell back: ");
+	va_start(ap, fmt);
+	vsnprintf(e->engine_why + n, sizeof(e->engine_why) - (size_t)n, fmt, ap);
+	va_end(ap);
+	remus_err(LOG, "%s; the next sessions run engine v1 (a full migration per epoch)",
+		  e->engine_why);
+}
+
 /* Feeds channel bytes through parser and rewriter.  0 or -errno. */
 static int process_tokens(struct remus_engine *e)
 {
@@ -881,9 +932,74 @@ static int process_tokens(struct remus_engine *e)
 	return drain_rewriter(e);
 }
 
+/* Engine v2: at most this much composed stream at once before it is
+ * parsed (and so hashed, framed and queued for the link). */
+#define V2_BATCH (4u << 20)
+
+/* Moves the composed bytes into the engine's parser and through the
+ * rewriter.  0 or -errno. */
+static int v2_feed(struct remus_engine *e)
+{
+	int rc;
+
+	if (!remus_buf_len(&e->v2buf))
+		return 0;
+	rc = remus_migstream_feed(e->ps, remus_buf_data(&e->v2buf), remus_buf_len(&e->v2buf));
+	remus_buf_reset(&e->v2buf);
+	return rc < 0 ? rc : process_tokens(e);
+}
+
+/*
+ * Engine v2: QEMU's x-ignore-shared stream through the composer
+ * (controller/v2stream.h) into the engine's own parser, as if QEMU had
+ * sent the v1 stream of this checkpoint.  The dirty pages are injected in
+ * batches of V2_BATCH, each parsed before the next is made.  Once QEMU's
+ * stream is complete, so is the composed one.  0 or -errno.
+ */
+static int process_v2(struct remus_engine *e)
+{
+	struct remus_migstream_token tok;
+	int r, rc;
+
+	while ((r = remus_migstream_next(e->ps_qemu, &tok)) == 1) {
+		rc = remus_v2stream_token(&e->v2s, &tok, &e->v2buf);
+		if (rc < 0)
+			return rc;
+		while (rc == 1) {
+			rc = remus_v2stream_pump(&e->v2s, &e->v2buf, V2_BATCH);
+			if (rc < 0)
+				return rc;
+			r = v2_feed(e);
+			if (r < 0)
+				return r;
+		}
+		if (remus_buf_len(&e->v2buf) >= V2_BATCH && (rc = v2_feed(e)) < 0)
+			return rc;
+	}
+	if (r < 0)
+		return r;
+	if ((rc = v2_feed(e)) < 0)
+		return rc;
+	if (remus_migstream_complete(e->ps_qemu) && !remus_migstream_complete(e->ps)) {
+		remus_migstream_finish(e->ps);
+		return process_tokens(e);
+	}
+	return 0;
+}
+
+/* What went wrong in the epoch's stream, for the log ("" if nothing). */
+static const char *stream_error(const struct remus_engine *e)
+{
+	if (e->v2_epoch && *e->v2s.error)
+		return e->v2s.error;
+	if (e->v2_epoch && e->ps_qemu && *remus_migstream_error(e->ps_qemu))
+		return remus_migstream_error(e->ps_qemu);
+	return e->ps ? remus_migstream_error(e->ps) : "";
+}
+
 static void epoch_abort(struct remus_engine *e, const char *what, int rc)
 {
-	const char *detail = e->ps ? remus_migstream_error(e->ps) : "";
+	const char *detail = stream_error(e);
 
 	standby_lost(e, BYE_IF_ALIVE, "epoch %llu: %s: %s%s%s", (unsigned long long)e->epoch, what,
 		     strerror(-rc), *detail ? ": " : "", detail);
@@ -900,7 +1016,8 @@ static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opa
 	int i, rc;
 
 	for (i = 0; i < 8 && e->mig_fd >= 0 && e->mig_reading; i++) {
-		ssize_t r = remus_migstream_read_fd(e->ps, fd, READ_CHUNK);
+		ssize_t r = remus_migstream_read_fd(e->v2_epoch ? e->ps_qemu : e->ps, fd,
+						    READ_CHUNK);
 
 		if (r == -EAGAIN)
 			return;
@@ -911,8 +1028,8 @@ static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opa
 		if (r == 0) {
 			e->mig_eof = true;
 			mig_set_reading(e, false);
-			remus_migstream_finish(e->ps);
-			rc = process_tokens(e);
+			remus_migstream_finish(e->v2_epoch ? e->ps_qemu : e->ps);
+			rc = e->v2_epoch ? process_v2(e) : process_tokens(e);
 			if (rc < 0)
 				goto fail;
 			if (e->state != REMUS_ENGINE_CHECKPOINT) {
@@ -924,7 +1041,7 @@ static void on_mig_event(struct remus_loop *loop, int fd, unsigned ev, void *opa
 		}
 		e->cur.local_bytes += (uint64_t)r;
 		remus_converge_sample(&e->conv, remus_now_ns(), e->cur.local_bytes);
-		rc = process_tokens(e);
+		rc = e->v2_epoch ? process_v2(e) : process_tokens(e);
 		if (rc < 0)
 			goto fail;
 	}
@@ -935,10 +1052,11 @@ fail:
 		 * it.  After our migrate_cancel a cut stream is expected. */
 		e->mig_eof = true;
 		mig_set_reading(e, false);
+		if (e->v2_epoch)
+			v2_fall_back(e, "a v2 checkpoint's stream failed: %s", stream_error(e));
 		if (!e->abandoning)
 			standby_lost(e, BYE_IF_ALIVE, "epoch %llu: migration stream failed: %s %s",
-				     (unsigned long long)e->epoch, strerror(-rc),
-				     e->ps ? remus_migstream_error(e->ps) : "");
+				     (unsigned long long)e->epoch, strerror(-rc), stream_error(e));
 		checkpoint_step(e);
 		return;
 	}
@@ -1118,8 +1236,90 @@ static void on_idle_timer(struct remus_loop *loop, void *opaque)
 	wait_idle(opaque);
 }
 
+static void on_shared_cap(struct remus_qmp *q, int rc, struct json_object *ret,
+			  const char *err, void *opaque)
+{
+	struct remus_engine *e = opaque;
+
+	e->caps_query = false;
+	if (rc < 0) {
+		qmp_failed(e, "migrate-set-capabilities x-ignore-shared", rc, err);
+		return;
+	}
+	e->cap_known = true;
+	e->cap_shared = e->cap_pending;
+	if (state_final(e->state) || e->state == REMUS_ENGINE_CHECKPOINT)
+		return;
+	start_epoch(e);
+}
+
+/* x-ignore-shared on for v2 epochs, off for v1 ones (their stream must
+ * carry the shared block).  Only between migrations: QEMU refuses it
+ * during one. */
+static void set_shared_cap(struct remus_engine *e, bool on)
+{
+	struct json_object *args, *list, *c;
+
+	if (e->caps_query)
+		return; /* its answer starts the epoch */
+	args = json_object_new_object();
+	list = json_object_new_array();
+	c = json_object_new_object();
+	json_object_object_add(c, "capability", json_object_new_string("x-ignore-shared"));
+	json_object_object_add(c, "state", json_object_new_boolean(on));
+	json_object_array_add(list, c);
+	json_object_object_add(args, "capabilities", list);
+	e->cap_pending = on;
+	e->caps_query = true;
+	submit_or_fail(e, "migrate-set-capabilities", args, -1, on_shared_cap);
+}
+
+/*
+ * A v2 epoch: no migration while the guest runs (the tracker follows its
+ * writes); parsers, rewriter, dedup and the epoch's frames are set up now,
+ * the migration starts in the checkpoint, after the collect.
+ */
+static void begin_v2_epoch(struct remus_engine *e)
+{
+	struct remus_migstream_opts opts = { 0 };
+	uint64_t now = remus_now_ns();
+	int rc;
+
+	memset(&e->cur, 0, sizeof(e->cur));
+	e->cur.epoch = e->epoch;
+	e->cur.commit_ms = -1;
+	e->cur.v2 = true;
+	e->mig_eof = e->stop_acked = e->polling = e->v2_failed = false;
+	e->mig_gen++;
+	rc = remus_migstream_new(&opts, &e->ps);
+	if (rc == 0)
+		rc = remus_migstream_new(&opts, &e->ps_qemu);
+	if (rc < 0)
+		goto fail;
+	e->v2_epoch = true;
+	remus_migstream_rewriter_init(&e->rw, e->first, e->standby_sid,
+				      e->cfg.dedup ? remus_dedup_filter : NULL, e->dedup);
+	rc = remus_dedup_begin_epoch(e->dedup, e->epoch);
+	if (rc < 0)
+		goto fail;
+	rc = remus_repl_tx_begin(&e->tx, e->epoch);
+	if (rc < 0)
+		goto fail;
+	e->t_epoch_ns = now;
+	e->t_interval_ns = e->t_pass_ns = 0;
+	e->gate_polls = 0;
+	e->predicted_ms = 0;
+	remus_timer_arm(&e->epoch_timer, e->cfg.interval_ms);
+	return;
+fail:
+	mig_close(e);
+	qmp_failed(e, "starting a v2 epoch", rc, NULL);
+}
+
 static void start_epoch(struct remus_engine *e)
 {
+	bool want;
+
 	if (!session_up(e) || e->stopping) {
 		if (set_state(e, REMUS_ENGINE_UNPROTECTED, "no session to start an epoch in") == 0)
 			schedule_reconnect(e);
@@ -1131,13 +1331,22 @@ static void start_epoch(struct remus_engine *e)
 		wait_idle(e);
 		return;
 	}
-	begin_migration(e);
+	want = e->v2 && e->v2_ready;
+	if (e->cfg.dirty && (!e->cap_known || e->cap_shared != want)) {
+		set_shared_cap(e, want);
+		return;
+	}
+	if (want)
+		begin_v2_epoch(e);
+	else
+		begin_migration(e);
 }
 
 /* ---- the convergence gate --------------------------------------------- */
 
 static void on_stopped(struct remus_qmp *q, int rc, struct json_object *ret,
 		        const char *err, void *opaque);
+static void drop_checkpoint(struct remus_engine *e);
 static void on_query_migrate(struct remus_qmp *q, int rc, struct json_object *ret,
 		              const char *err, void *opaque);
 static void on_cont(struct remus_qmp *q, int rc, struct json_object *ret,
@@ -1280,6 +1489,11 @@ static void on_epoch_timer(struct remus_loop *loop, void *opaque)
 	if (!epoch_running(e))
 		return;
 	e->t_interval_ns = remus_now_ns();
+	if (e->v2_epoch) {
+		/* Nothing to converge: the checkpoint's migration is small. */
+		checkpoint_begin(e, "interval over (v2)");
+		return;
+	}
 	gate_poll(e);
 }
 
@@ -1319,6 +1533,123 @@ static void checkpoint_begin(struct remus_engine *e, const char *why)
 	submit_or_fail(e, "stop", NULL, -1, on_stopped);
 }
 
+/* A v2 checkpoint cannot complete: drop it once (the session ends, the
+ * guest is resumed); @why is kept for the log and the metrics. */
+static void v2_drop(struct remus_engine *e, const char *why)
+{
+	if (e->v2_failed || e->state != REMUS_ENGINE_CHECKPOINT)
+		return;
+	e->v2_failed = true;
+	if (!*e->drop_reason)
+		snprintf(e->drop_reason, sizeof(e->drop_reason), "%s", why);
+	remus_timer_disarm(&e->budget_timer);
+	remus_timer_disarm(&e->poll_timer);
+	drop_checkpoint(e);
+}
+
+static void on_v2_migrate(struct remus_qmp *q, int rc, struct json_object *ret,
+			  const char *err, void *opaque)
+{
+	struct remus_engine *e = opaque;
+	char why[300];
+
+	if (rc == -EREMOTEIO) {
+		snprintf(why, sizeof(why), "QEMU refused the checkpoint's migration: %s", err);
+		v2_fall_back(e, "%s", why);
+		v2_drop(e, why);
+		return;
+	}
+	if (rc < 0) {
+		qmp_failed(e, "migrate", rc, err);
+		return;
+	}
+	/* The source finishes only after our SHUT on its return path. */
+	if (e->mig_fd >= 0 && send(e->mig_fd, rp_shut, sizeof(rp_shut), MSG_NOSIGNAL) < 0 &&
+	    !e->abandoning)
+		remus_warn(LOG, "epoch %llu: return path SHUT: %s", (unsigned long long)e->epoch,
+			   strerror(errno));
+}
+
+static void on_v2_getfd(struct remus_qmp *q, int rc, struct json_object *ret,
+			const char *err, void *opaque)
+{
+	struct remus_engine *e = opaque;
+	char why[300];
+
+	if (rc == -EREMOTEIO) {
+		/* the migrate queued behind it fails too: one drop */
+		snprintf(why, sizeof(why), "getfd of the checkpoint's channel: %s", err);
+		v2_drop(e, why);
+		return;
+	}
+	if (rc < 0)
+		qmp_failed(e, "getfd", rc, err);
+}
+
+/*
+ * The guest is stopped in a v2 epoch: collect the tracker (the pages
+ * written since the last checkpoint; the copy now holds their content as
+ * of the stop), then migrate with x-ignore-shared.  getfd and migrate are
+ * queued together, so any query-migrate of the budget's chain comes after
+ * the migrate and sees this migration, not the last one.
+ */
+static void v2_stopped(struct remus_engine *e)
+{
+	struct json_object *args;
+	int sv[2] = { -1, -1 }, rc;
+	uint64_t t0 = remus_now_ns();
+	char why[300];
+
+	e->stop_acked = true;
+	if (e->abandoning) {
+		v2_drop(e, "the pause budget ran out before the stop was answered");
+		return;
+	}
+	rc = remus_dirty_collect(e->cfg.dirty, &e->dset);
+	e->cur.collect_ms = ms_since(t0);
+	if (rc < 0) {
+		snprintf(why, sizeof(why), "the dirty tracker's collect failed: %s", strerror(-rc));
+		v2_fall_back(e, "%s", why);
+		v2_drop(e, why);
+		return;
+	}
+	e->cur.dirty_pages = e->dset.ndirty;
+	remus_v2stream_init(&e->v2s, e->ram_backend, remus_dirty_ram(e->cfg.dirty),
+			    remus_dirty_npages(e->cfg.dirty) * REMUS_DIRTY_PAGE_SIZE, e->dset.bits);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	e->mig_fd = sv[1];
+	remus_fd_set_nonblock(e->mig_fd, true);
+	rc = remus_loop_add_fd(e->loop, e->mig_fd, REMUS_EV_READ, on_mig_event, e);
+	if (rc < 0) {
+		close(e->mig_fd);
+		e->mig_fd = -1;
+		goto fail;
+	}
+	e->mig_reading = true;
+	args = json_object_new_object();
+	json_object_object_add(args, "fdname", json_object_new_string(MIG_FD_NAME));
+	rc = engine_qmp(e, "getfd", args, sv[0], on_v2_getfd);
+	close(sv[0]);
+	sv[0] = -1;
+	if (rc < 0)
+		goto fail;
+	args = json_object_new_object();
+	json_object_object_add(args, "uri", json_object_new_string("fd:" MIG_FD_NAME));
+	e->qemu_idle = false;
+	rc = engine_qmp(e, "migrate", args, -1, on_v2_migrate);
+	if (rc < 0)
+		goto fail;
+	return;
+fail:
+	if (sv[0] >= 0)
+		close(sv[0]);
+	snprintf(why, sizeof(why), "cannot start the checkpoint's migration: %s", strerror(-rc));
+	v2_drop(e, why);
+}
+
 static void on_stopped(struct remus_qmp *q, int rc, struct json_object *ret,
 		        const char *err, void *opaque)
 {
@@ -1326,6 +1657,10 @@ static void on_stopped(struct remus_qmp *q, int rc, struct json_object *ret,
 
 	if (rc < 0) {
 		qmp_failed(e, "stop", rc, err);
+		return;
+	}
+	if (e->v2_epoch) {
+		v2_stopped(e);
 		return;
 	}
 	/* QEMU now completes the migration by itself; its return-path thread
@@ -1456,6 +1791,22 @@ static void commit_epoch(struct remus_engine *e)
 			     e->cfg.standby_port, MAX_INFLIGHT);
 		ok = false;
 	}
+	if (ok && e->v2 && !e->v2_epoch) {
+		/* A v1 checkpoint of a v2 engine (the session's full epoch):
+		 * with the guest stopped, the tracker starts over here, so the
+		 * next epoch's collect is exactly what changed since this
+		 * checkpoint.  Its set is not needed: this epoch carried all. */
+		uint64_t t0 = remus_now_ns();
+
+		rc = remus_dirty_collect(e->cfg.dirty, &e->dset);
+		e->cur.collect_ms = ms_since(t0);
+		if (rc < 0)
+			v2_fall_back(e, "the dirty tracker's collect failed: %s", strerror(-rc));
+		else
+			e->v2_ready = true;
+	}
+	if (ok && e->v2_epoch)
+		e->cur.local_bytes += e->v2s.pages * REMUS_DIRTY_PAGE_SIZE;
 	if (ok) {
 		size_t dev = remus_buf_len(&e->rw.dev);
 
@@ -1479,6 +1830,10 @@ static void commit_epoch(struct remus_engine *e)
 			e->cur.sent_bytes += dev;
 			e->cur.pages_changed = e->rw.pages_kept;
 			e->cur.zero_changed = e->rw.zero_kept;
+			if (e->v2_epoch)
+				e->v2_epochs++;
+			else
+				e->v1_epochs++;
 			e->have_sid = true;
 			e->standby_sid = e->rw.standby_sid;
 			e->inflight[e->ninflight].t_req_ns = remus_now_ns();
@@ -1499,6 +1854,7 @@ static void commit_epoch(struct remus_engine *e)
 static void drop_checkpoint(struct remus_engine *e)
 {
 	e->polling = false;
+	e->v2_ready = false;
 	e->cur.complete_ms = ms_since(e->t_stop_ns);
 	e->cur.abandoned = true;
 	if (e->abandoning)
@@ -1672,6 +2028,99 @@ static void finish(struct remus_engine *e, enum remus_engine_state st, int rc,
 		e->hooks.finished(e->hooks.opaque, st, rc, reason);
 }
 
+/* The engine that runs is decided: v2, or v1 with @why (for --engine v2
+ * a refusal instead). */
+static void v2_decided(struct remus_engine *e, bool v2, const char *why)
+{
+	if (v2) {
+		e->v2 = true;
+		snprintf(e->engine_why, sizeof(e->engine_why), "v2: %s", why);
+		remus_info(LOG, "engine %s", e->engine_why);
+	} else if (e->cfg.kind == REMUS_ENGINE_V2) {
+		char msg[400];
+
+		snprintf(msg, sizeof(msg), "--engine v2 cannot run: %s; start QEMU with "
+			 "-object memory-backend-file,id=%s,mem-path=%s,share=on -machine "
+			 "memory-backend=%s, or use --engine auto|v1", why, e->ram_backend,
+			 remus_dirty_ram_path(e->cfg.dirty) ? remus_dirty_ram_path(e->cfg.dirty)
+							    : "?", e->ram_backend);
+		finish(e, REMUS_ENGINE_FAILED, -EINVAL, msg);
+		return;
+	} else {
+		snprintf(e->engine_why, sizeof(e->engine_why), "v1: %s", why);
+		remus_warn(LOG, "engine %s", e->engine_why);
+	}
+	link_connect(e);
+}
+
+static void on_v2_share(struct remus_qmp *q, int rc, struct json_object *ret,
+			const char *err, void *opaque)
+{
+	struct remus_engine *e = opaque;
+	char why[400];
+
+	if (rc < 0 && rc != -EREMOTEIO) {
+		qmp_failed(e, "qom-get share", rc, err);
+		return;
+	}
+	if (rc < 0 || !json_object_get_boolean(ret)) {
+		snprintf(why, sizeof(why), "memory backend '%s' is not share=on: %s",
+			 e->ram_backend, rc < 0 ? err : "its writes stay private to QEMU");
+		v2_decided(e, false, why);
+		return;
+	}
+	snprintf(why, sizeof(why), "guest RAM (memory backend '%s') is the dirty tracker's "
+		 "file %s (%s), share=on", e->ram_backend, remus_dirty_ram_path(e->cfg.dirty),
+		 remus_dirty_kind_name(remus_dirty_kind(e->cfg.dirty)));
+	v2_decided(e, true, why);
+}
+
+static void on_v2_path(struct remus_qmp *q, int rc, struct json_object *ret,
+		       const char *err, void *opaque)
+{
+	struct remus_engine *e = opaque;
+	const char *want = remus_dirty_ram_path(e->cfg.dirty), *got;
+	struct json_object *args;
+	char why[600];
+
+	if (rc < 0 && rc != -EREMOTEIO) {
+		qmp_failed(e, "qom-get mem-path", rc, err);
+		return;
+	}
+	got = rc == 0 ? json_object_get_string(ret) : NULL;
+	if (!got || !want || strcmp(got, want) != 0) {
+		snprintf(why, sizeof(why), "QEMU's memory backend '%s' %s%s%s, not the tracker's "
+			 "file %s", e->ram_backend, got ? "maps " : "cannot be read: ",
+			 got ? got : err ? err : "?", "", want ? want : "(none)");
+		v2_decided(e, false, why);
+		return;
+	}
+	args = json_object_new_object();
+	json_object_object_add(args, "path", json_object_new_string(e->v2_qom_path));
+	json_object_object_add(args, "property", json_object_new_string("share"));
+	submit_or_fail(e, "qom-get", args, -1, on_v2_share);
+}
+
+/* Engine v2 runs only if QEMU's RAM really is the tracker's file: a guest
+ * whose RAM is elsewhere would write pages the tracker never sees. */
+static void v2_check(struct remus_engine *e)
+{
+	struct json_object *args;
+
+	if (!e->cfg.dirty || e->cfg.kind == REMUS_ENGINE_V1) {
+		if (e->cfg.dirty)
+			snprintf(e->engine_why, sizeof(e->engine_why), "v1: asked for (--engine v1)");
+		remus_info(LOG, "engine %s", e->engine_why);
+		link_connect(e);
+		return;
+	}
+	snprintf(e->v2_qom_path, sizeof(e->v2_qom_path), "/objects/%s", e->ram_backend);
+	args = json_object_new_object();
+	json_object_object_add(args, "path", json_object_new_string(e->v2_qom_path));
+	json_object_object_add(args, "property", json_object_new_string("mem-path"));
+	submit_or_fail(e, "qom-get", args, -1, on_v2_path);
+}
+
 static void on_identity_uuid(struct remus_qmp *q, int rc, struct json_object *ret,
 		              const char *err, void *opaque)
 {
@@ -1691,7 +2140,7 @@ static void on_identity_uuid(struct remus_qmp *q, int rc, struct json_object *re
 			s += 2;
 		}
 	}
-	link_connect(e);
+	v2_check(e);
 }
 
 static void on_identity_name(struct remus_qmp *q, int rc, struct json_object *ret,
@@ -1791,6 +2240,19 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		goto fail;
 	}
 	e->cfg.standby_host = e->host;
+	snprintf(e->ram_backend, sizeof(e->ram_backend), "%s",
+		 cfg->ram_backend ? cfg->ram_backend : "mem");
+	e->cfg.ram_backend = e->ram_backend;
+	e->cfg.kind_why = NULL; /* borrowed: used before the first loop turn only */
+	snprintf(e->engine_why, sizeof(e->engine_why), "v1: %s", cfg->kind_why ? cfg->kind_why :
+		 cfg->dirty ? "checking whether QEMU's RAM is the tracker's file" :
+		 "no dirty tracker (no guest RAM file)");
+	remus_buf_init(&e->v2buf, 0);
+	if (cfg->dirty) {
+		rc = remus_dirty_set_init(&e->dset, remus_dirty_npages(cfg->dirty));
+		if (rc < 0)
+			goto fail;
+	}
 	rc = engine_qmp(e, "migrate-set-capabilities", remus_migstream_caps_args(), -1, on_caps);
 	if (rc < 0)
 		goto fail;
@@ -1900,6 +2362,8 @@ void remus_engine_free(struct remus_engine *e)
 	remus_link_release(&e->link);
 	remus_repl_tx_release(&e->tx);
 	remus_dedup_free(e->dedup);
+	remus_dirty_set_release(&e->dset);
+	remus_buf_release(&e->v2buf);
 	free(e->host);
 	free(e);
 }
@@ -2014,5 +2478,24 @@ struct json_object *remus_engine_status_json(const struct remus_engine *e)
 		json_object_object_add(o, "last_error", json_object_new_string(e->reason));
 	add_pace_status(e, o);
 	add_retry_status(e, o);
+	json_object_object_add(o, "engine", json_object_new_string(e->v2 ? "v2" : "v1"));
+	json_object_object_add(o, "engine_reason", json_object_new_string(e->engine_why));
+	add_u64(o, "v1_checkpoints", e->v1_epochs);
+	add_u64(o, "v2_checkpoints", e->v2_epochs);
+	if (e->cfg.dirty) {
+		struct remus_dirty_stats st;
+		struct json_object *t = json_object_new_object();
+
+		remus_dirty_get_stats(e->cfg.dirty, &st);
+		json_object_object_add(t, "kind", json_object_new_string(
+			remus_dirty_kind_name(remus_dirty_kind(e->cfg.dirty))));
+		json_object_object_add(t, "path", remus_dirty_ram_path(e->cfg.dirty) ?
+				       json_object_new_string(remus_dirty_ram_path(e->cfg.dirty)) : NULL);
+		add_u64(t, "collects", st.collects);
+		add_u64(t, "pages_reported", st.pages_reported);
+		add_u64(t, "write_requests", st.write_requests);
+		add_u64(t, "read_requests", st.read_requests);
+		json_object_object_add(o, "dirty_tracker", t);
+	}
 	return o;
 }

@@ -46,7 +46,32 @@
  * 30 s (controller/backoff.h); a reconnected standby gets a full epoch
  * (nothing is assumed about what it holds).
  *
- * Everything runs on the caller's event loop; nothing blocks.
+ * Engine v2 (issue 13; docs/ARCHITECTURE.md "Engine v2"), when the
+ * config gives a dirty tracker (dirty/dirty.h) whose file is the guest's
+ * RAM (QEMU: -object memory-backend-file,id=ID,mem-path=FILE,share=on
+ * -machine memory-backend=ID; checked at start with qom-get): a session's
+ * first epoch is a v1 epoch as above (the initial sync, with the gate and
+ * the budget), with x-ignore-shared off; at its checkpoint, guest
+ * stopped, the tracker is collected and its set dropped, so it starts
+ * tracking from that checkpoint.  Every later epoch of the session is a
+ * v2 epoch, with x-ignore-shared on:
+ *
+ *   PROTECTED --interval--> stop --> collect (the pages written since the
+ *   last checkpoint, content from the tracker's copy) --> getfd + migrate
+ *   (device state + non-shared blocks only) --> RP SHUT, read to EOF,
+ *   compose (controller/v2stream.h: the v1 stream of this checkpoint)
+ *   --> query-migrate until completed --> barrier --> COMMIT_REQ --> cont
+ *
+ * so its work follows the pages the guest changed, not its RAM.  The
+ * standby gets the same stream as from v1 (no x-ignore-shared in it) and
+ * is unchanged; its QEMU needs a RAM block of the same id, on any
+ * backend.  A collect that fails abandons the checkpoint and puts the
+ * engine back to v1 for good (status: engine, engine_reason).  The
+ * collect runs on the loop (1-30 ms measured for 4-64 MiB dirty): not yet
+ * on a thread.
+ *
+ * Everything runs on the caller's event loop; nothing blocks but the
+ * tracker's collect in engine v2.
  */
 #ifndef REMUS_CONTROLLER_ENGINE_H
 #define REMUS_CONTROLLER_ENGINE_H
@@ -119,6 +144,9 @@ struct remus_epoch_metrics {
 	bool abandoned;           /* the checkpoint was not committed (pause
 				   * budget, migration failed, standby lost):
 				   * reported once, at cont, commit_ms -1 */
+	bool v2;                  /* a v2 epoch: pages from the tracker */
+	uint64_t dirty_pages;     /* v2: pages the tracker reported */
+	double collect_ms;        /* v2: the tracker's collect, in the pause */
 };
 
 struct remus_repl_msg;
@@ -155,6 +183,14 @@ struct remus_engine_hooks {
 };
 
 struct remus_tls_creds;
+struct remus_dirty;
+
+/* Which engine runs epochs (status "engine"). */
+enum remus_engine_kind {
+	REMUS_ENGINE_AUTO, /* v2 if the tracker is QEMU's RAM, else v1 */
+	REMUS_ENGINE_V1,
+	REMUS_ENGINE_V2,   /* v2 or refuse to start */
+};
 
 struct remus_engine_config {
 	const char *standby_host; /* borrowed; TCP host of the standby remusd */
@@ -175,6 +211,15 @@ struct remus_engine_config {
 	 * meant. */
 	struct remus_tls_creds *tls;
 	bool insecure;
+	/* Engine v2: the dirty tracker serving the guest's RAM file
+	 * (borrowed, outlives the engine; NULL: v1 only), the memory
+	 * backend's id (= its RAM block's name; NULL: "mem"), which engine
+	 * is asked for, and why the daemon chose what it passes (borrowed,
+	 * copied; shown by status when v1 runs). */
+	struct remus_dirty *dirty;
+	const char *ram_backend;
+	enum remus_engine_kind kind;
+	const char *kind_why;
 };
 
 /*
@@ -221,7 +266,7 @@ bool remus_engine_state_transition_ok(enum remus_engine_state from,
  *   {"role":"primary","state":...,"standby":HOST,"epoch":N,
  *    "protected":BOOL,"pause_budget_ms":N,"initial_sync":{...}|null,
  *    "failures":N,"last_failure":{"reason":...,"time":ISO}|null,
- *    "next_retry_ms":N|null,...} */
+ *    "next_retry_ms":N|null,"engine":"v1"|"v2","engine_reason":...,...} */
 struct json_object *remus_engine_status_json(const struct remus_engine *e);
 
 #endif

@@ -42,6 +42,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "daemon/daemon.h"
+#include "dirty/dirty.h"
 #include "qmp/qmp.h"
 
 #define LOG "remusd"
@@ -185,6 +186,9 @@ static void release(struct remusd *d)
 	remus_netbuffer_free(d->nb);
 	remus_diskrepl_free(d->disks);
 	remus_qmp_free(d->qmp);
+	/* After the engine: QEMU may still map the file (see open_tracker). */
+	remus_dirty_close(d->dirty);
+	d->dirty = NULL;
 	remus_tls_creds_free(d->tls_client);
 	remus_tls_creds_free(d->tls_server);
 	if (d->metrics)
@@ -228,6 +232,51 @@ static int load_tls(struct remusd *d)
 			   d->tls_client_err);
 	remus_info(LOG, "TLS: %s", remus_tls_creds_describe(primary ? d->tls_client
 								  : d->tls_server));
+	return 0;
+}
+
+/*
+ * Engine v2's dirty tracker: guest RAM as O->ram_dir/guest.ram, served
+ * from this process.  It must be there before QEMU starts (QEMU opens the
+ * file at start-up), so it is opened before remusd waits for the monitor.
+ * A tracker that cannot open leaves engine v1 (--engine auto) or stops
+ * remusd (--engine v2); either way QEMU cannot start on the file.
+ */
+static int open_tracker(struct remusd *d)
+{
+	const struct remusd_options *o = d->opt;
+	struct remus_dirty_opts dopts = {
+		.kind = REMUS_DIRTY_FUSE,
+		.size = (uint64_t)o->ram_size_mib << 20,
+		.ram_fd = -1,
+		.mount_dir = o->ram_dir,
+		.raise_bdi_limits = true,
+	};
+	int rc;
+
+	if (o->mode != REMUSD_PRIMARY || !o->ram_dir)
+		return 0;
+	rc = remus_dirty_open(&dopts, &d->dirty);
+	if (rc < 0) {
+		snprintf(d->engine_why, sizeof(d->engine_why), "the dirty tracker cannot serve "
+			 "%s/guest.ram: %s (needs root, /dev/fuse and an empty directory)",
+			 o->ram_dir, strerror(-rc));
+		if (o->engine.kind == REMUS_ENGINE_V2) {
+			remus_err(LOG, "--engine v2: %s", d->engine_why);
+			return rc;
+		}
+		remus_warn(LOG, "%s; engine v1", d->engine_why);
+		d->ecfg.kind_why = d->engine_why;
+		return 0;
+	}
+	remus_info(LOG, "guest RAM file %s (%u MiB) served by the dirty tracker (%s); start "
+		   "QEMU with -object memory-backend-file,id=%s,size=%uM,mem-path=%s,share=on "
+		   "-machine memory-backend=%s", remus_dirty_ram_path(d->dirty), o->ram_size_mib,
+		   remus_dirty_kind_name(remus_dirty_kind(d->dirty)),
+		   o->engine.ram_backend ? o->engine.ram_backend : "mem", o->ram_size_mib,
+		   remus_dirty_ram_path(d->dirty),
+		   o->engine.ram_backend ? o->engine.ram_backend : "mem");
+	d->ecfg.dirty = d->dirty;
 	return 0;
 }
 
@@ -283,6 +332,9 @@ int remusd_run(const struct remusd_options *o)
 			goto out;
 		}
 	}
+	rc = open_tracker(&d);
+	if (rc < 0)
+		goto out;
 	{
 		/* UINT_MAX ms: 49 days, as good as no limit. */
 		struct remus_qmp_opts qo = { .connect_timeout_ms = !o->qmp_wait_given

@@ -68,6 +68,8 @@ struct remusd_options {
 
 	struct remus_engine_config engine;   /* primary; standby_host -> standby_host */
 	unsigned primary_miss;               /* --primary-miss, 0: --miss; in engine */
+	const char *ram_dir;                 /* --ram-dir: engine v2's RAM file mount */
+	unsigned ram_size_mib;               /* --ram-size */
 	char standby_host[REMUSD_HOST_MAX];  /* --standby's HOST */
 	struct remus_standby_config standby; /* standby; listen_host -> listen_host or NULL,
 					      * spill_dir -> --spill-dir or spill_dir */
@@ -155,6 +157,10 @@ struct remusd {
 	struct remus_engine_config ecfg;
 	char standby_host[REMUSD_HOST_MAX]; /* ecfg.standby_host points here */
 	struct remus_engine_hooks eh;
+	/* Engine v2: the dirty tracker serving the guest's RAM file (owned;
+	 * closed only after the loop ended, never while QEMU may run on it). */
+	struct remus_dirty *dirty;
+	char engine_why[300];
 	int sigfd;
 	int exit_rc;
 };

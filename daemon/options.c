@@ -26,6 +26,8 @@ void remusd_usage(FILE *f)
 	      "                 [--heartbeat MS] [--miss N] [--primary-miss N]\n"
 	      "                 [--no-dedup] [--reconnect MS]\n"
 	      "                 [--pause-budget MS] [--ctl PATH]\n"
+	      "                 [--engine auto|v1|v2] [--ram-dir DIR --ram-size MIB]\n"
+	      "                 [--ram-backend ID]\n"
 	      "                 [--netbuffer qemu|plug|off] [--netdev ID]... [--tap IF]...\n"
 	      "                 [--nb-limit BYTES] [--nb-on-lost release|hold]\n"
 	      "                 [--disk NAME,image=PATH,socket=PATH]...\n"
@@ -63,6 +65,18 @@ void remusd_usage(FILE *f)
 	      "a big guest last longer.  --pause-budget (default 300 ms) bounds how long\n"
 	      "a checkpoint keeps the guest stopped: past it the checkpoint is abandoned,\n"
 	      "the guest resumed, and the standby resynced with a full epoch.\n"
+	      "Engine v2 (--ram-dir): remusd serves the guest's RAM as DIR/guest.ram\n"
+	      "(a FUSE mount, root only; it must be an empty directory) of --ram-size\n"
+	      "MiB before QEMU starts; start QEMU with -object\n"
+	      "memory-backend-file,id=mem,size=SIZEM,mem-path=DIR/guest.ram,share=on\n"
+	      "-machine memory-backend=mem (--ram-backend names another id).  Then\n"
+	      "each epoch after a session's first carries only the pages the guest\n"
+	      "wrote plus QEMU's device state (--engine auto, the default, picks v2\n"
+	      "when QEMU's RAM is that file, else v1; v2 refuses to start otherwise;\n"
+	      "v1 always migrates the whole RAM).  The standby QEMU needs a RAM block\n"
+	      "of the same id (-object memory-backend-ram,id=mem,size=SIZEM -machine\n"
+	      "memory-backend=mem).  remusd is then in the guest's memory path: it\n"
+	      "stays after unprotect to serve the file; do not stop it before QEMU.\n"
 	      "The standby feeds the QEMU started with -incoming unix:PATH (--incoming)\n"
 	      "and runs it when --miss heartbeats of --heartbeat ms (default 5 x 100)\n"
 	      "are missed or the primary's link drops, after --fence CMD exited 0 if\n"
@@ -127,7 +141,8 @@ enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO
        OPT_EPOCH_MEM, OPT_SPILL_DIR, OPT_HELP, OPT_PAUSE_BUDGET, OPT_NAME,
        OPT_TLS_PSK, OPT_TLS_X509_DIR, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_PEER_NAME,
        OPT_TLS_HANDSHAKE, OPT_MAX_HANDSHAKES, OPT_INSECURE, OPT_CTL_GROUP,
-       OPT_PRIMARY_MISS, OPT_QMP_WAIT, OPT_TLS_PEER_IDENTITY };
+       OPT_PRIMARY_MISS, OPT_QMP_WAIT, OPT_TLS_PEER_IDENTITY, OPT_ENGINE, OPT_RAM_DIR,
+       OPT_RAM_SIZE, OPT_RAM_BACKEND };
 
 static const struct option long_opts[] = {
 	{ "qmp", required_argument, NULL, OPT_QMP },
@@ -173,6 +188,10 @@ static const struct option long_opts[] = {
 	{ "primary-miss", required_argument, NULL, OPT_PRIMARY_MISS },
 	{ "qmp-wait", required_argument, NULL, OPT_QMP_WAIT },
 	{ "tls-peer-identity", required_argument, NULL, OPT_TLS_PEER_IDENTITY },
+	{ "engine", required_argument, NULL, OPT_ENGINE },
+	{ "ram-dir", required_argument, NULL, OPT_RAM_DIR },
+	{ "ram-size", required_argument, NULL, OPT_RAM_SIZE },
+	{ "ram-backend", required_argument, NULL, OPT_RAM_BACKEND },
 	{ 0 },
 };
 
@@ -184,7 +203,7 @@ static const char *const metavars[] = {
 	"qemu|plug|off", "ID", "IF", "BYTES", "release|hold", "NAME,image=PATH,socket=PATH",
 	"PATH", "MB", "DIR", NULL, "MS", "DOMAIN",
 	"FILE", "DIR", "FILE", "FILE", "FILE", "NAME", "MS", "N", NULL, "GROUP",
-	"N", "MS", "DN",
+	"N", "MS", "DN", "auto|v1|v2", "DIR", "MIB", "ID",
 };
 _Static_assert(sizeof(metavars) / sizeof(metavars[0]) + 1 ==
 	       sizeof(long_opts) / sizeof(long_opts[0]), "one metavar per option");
@@ -331,6 +350,20 @@ static int parse_one(struct remusd_options *o, int c, const char *name, const ch
 		return parse_uint(o, opt, v, 10, 600000, "ms", &o->engine.reconnect_ms);
 	case OPT_PAUSE_BUDGET:
 		return parse_uint(o, opt, v, 1, 60000, "ms", &o->engine.pause_budget_ms);
+	case OPT_ENGINE:
+		if (strcmp(v, "auto") == 0)
+			o->engine.kind = REMUS_ENGINE_AUTO;
+		else if (strcmp(v, "v1") == 0)
+			o->engine.kind = REMUS_ENGINE_V1;
+		else if (strcmp(v, "v2") == 0)
+			o->engine.kind = REMUS_ENGINE_V2;
+		else
+			return fail(o, "%s: '%s' is not auto, v1 or v2", opt, v);
+		return 0;
+	case OPT_RAM_DIR: o->ram_dir = v; return 0;
+	case OPT_RAM_SIZE:
+		return parse_uint(o, opt, v, 1, 16u << 20, "MiB", &o->ram_size_mib);
+	case OPT_RAM_BACKEND: o->engine.ram_backend = v; return 0;
 	case OPT_CTL: o->ctl_path = v; return 0;
 	case OPT_METRICS: o->metrics_path = v; return 0;
 	case OPT_LOG:
@@ -466,6 +499,18 @@ static int check_role(struct remusd_options *o, const char *role)
 	if (primary && o->disks.journal)
 		return fail(o, "--journal: '%s': an option of remusd standby, not of the "
 			    "primary", o->disks.journal);
+	if (!primary && (o->ram_dir || o->ram_size_mib || o->engine.ram_backend))
+		return fail(o, "--ram-dir/--ram-size/--ram-backend: options of remusd primary "
+			    "(engine v2); the standby QEMU's RAM may be on any backend");
+	if (primary && !o->ram_dir != !o->ram_size_mib)
+		return fail(o, "--ram-dir and --ram-size go together: the guest RAM file's "
+			    "directory and its size in MiB (QEMU's -object "
+			    "memory-backend-file,size=...)");
+	if (primary && o->engine.kind == REMUS_ENGINE_V2 && !o->ram_dir)
+		return fail(o, "--engine v2: needs --ram-dir DIR --ram-size MIB (the guest's "
+			    "RAM on remusd's dirty tracker)");
+	if (primary && o->engine.ram_backend && !o->ram_dir)
+		return fail(o, "--ram-backend: only with --ram-dir (engine v2)");
 	if (primary && o->epoch_mem_given)
 		return fail(o, "--epoch-mem: an option of remusd standby, not of the primary");
 	if (primary && o->standby.spill_dir)

@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "daemon/daemon.h"
+#include "dirty/dirty.h"
 
 #define LOG "remusd"
 
@@ -68,7 +69,8 @@ static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 		"\"zero_changed\":%llu,\"disk_ops\":%llu,\"disk_bytes\":%llu,"
 		"\"link_backlog\":%llu,\"committed\":%s,\"pause_budget_ms\":%u,"
 		"\"epoch_ms\":%.3f,\"converge_wait_ms\":%.3f,\"predicted_pause_ms\":%.3f,"
-		"\"loop_max_stall_ms\":%.3f%s}\n",
+		"\"loop_max_stall_ms\":%.3f,\"engine\":\"%s\",\"dirty_pages\":%llu,"
+		"\"collect_ms\":%.3f%s}\n",
 		(unsigned long long)m->epoch, m->pause_ms, m->complete_ms, m->commit_ms,
 		(unsigned long long)m->local_bytes, (unsigned long long)m->sent_bytes,
 		(unsigned long long)m->device_bytes, (unsigned long long)m->pages_seen,
@@ -77,7 +79,8 @@ static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 		(unsigned long long)m->disk_bytes, (unsigned long long)m->link_backlog,
 		m->abandoned ? "false" : "true", m->pause_budget_ms, m->epoch_ms,
 		m->converge_wait_ms, m->predicted_pause_ms > 1e9 ? -1.0 : m->predicted_pause_ms,
-		remus_loop_max_stall_ms(d->loop), nb);
+		remus_loop_max_stall_ms(d->loop), m->v2 ? "v2" : "v1",
+		(unsigned long long)m->dirty_pages, m->collect_ms, nb);
 	/* A full disk must not stop checkpoints; say it once. */
 	if ((fflush(d->metrics) != 0 || ferror(d->metrics)) && !d->metrics_failed) {
 		d->metrics_failed = true;
@@ -164,6 +167,15 @@ static size_t disk_backlog(void *opaque)
  * to stop or the QEMU is gone. */
 static void finish_role(struct remusd *d)
 {
+	if (d->dirty && !d->stopping && d->exit_rc == 0) {
+		/* The guest's RAM is our file: leaving would pull it from
+		 * under QEMU (SIGBUS on its next uncached page). */
+		remus_warn(LOG, "unprotected; still serving the guest's RAM file %s (stop this "
+			   "remusd only after the VM)", remus_dirty_ram_path(d->dirty));
+		remus_netbuffer_free(d->nb);
+		d->nb = NULL;
+		return;
+	}
 	if (d->disks && !d->stopping && d->exit_rc == 0) {
 		remus_warn(LOG, "unprotected; still serving the VM's disks (stop this remusd "
 			   "only after the VM; 'remusd ctl SOCK protect HOST:PORT' protects "

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Dirty tracker: which pages of guest RAM were written since the last
- * collect, learned from outside QEMU (engine v2, issue 13).  Not wired into
- * the engine yet: engine v1 does not use it.
+ * collect, learned from outside QEMU (engine v2, issue 13).  Used by
+ * engine v2 (controller/engine.h) where remusd primary has --ram-dir.
  *
  * An epoch is the time between two collects.  The contract every backend
  * keeps:

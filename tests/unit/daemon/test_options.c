@@ -571,6 +571,39 @@ static void test_tls(void **state)
 	EXPECT_ERROR(o, PARSE(o, "keygen"), "keygen", "FILE");
 }
 
+/* Engine v2's options: --engine, the RAM file's mount and size go
+ * together, and only on the primary. */
+static void test_engine_v2(void **state)
+{
+	struct remusd_options *o = *state;
+
+	assert_int_equal(PARSE(o, PRIMARY), 0);
+	assert_int_equal(o->engine.kind, REMUS_ENGINE_AUTO);
+	assert_null(o->ram_dir);
+	assert_int_equal(o->ram_size_mib, 0);
+	assert_null(o->engine.ram_backend);
+	assert_int_equal(PARSE(o, PRIMARY, "--engine", "v2", "--ram-dir", "/run/remus/ram",
+			       "--ram-size", "1024", "--ram-backend", "ram0"), 0);
+	assert_int_equal(o->engine.kind, REMUS_ENGINE_V2);
+	assert_string_equal(o->ram_dir, "/run/remus/ram");
+	assert_int_equal(o->ram_size_mib, 1024);
+	assert_string_equal(o->engine.ram_backend, "ram0");
+	assert_int_equal(PARSE(o, PRIMARY, "--engine", "v1", "--ram-dir", "/r", "--ram-size", "1"),
+			 0);
+	assert_int_equal(o->engine.kind, REMUS_ENGINE_V1);
+	assert_int_equal(PARSE(o, PRIMARY, "--engine", "auto"), 0);
+	assert_int_equal(o->engine.kind, REMUS_ENGINE_AUTO);
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--engine", "v3"), "--engine", "'v3'", "auto, v1 or v2");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--engine", "v2"), "--engine v2", "--ram-dir");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--ram-dir", "/r"), "--ram-dir and --ram-size");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--ram-size", "256"), "--ram-dir and --ram-size");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--ram-size", "0", "--ram-dir", "/r"), "--ram-size",
+		     "'0'");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--ram-backend", "m"), "--ram-backend", "--ram-dir");
+	EXPECT_ERROR(o, PARSE(o, STANDBY, "--ram-dir", "/r", "--ram-size", "256"), "--ram-dir",
+		     "remusd primary");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -595,6 +628,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_command_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_role_requirements, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine_v2, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
