@@ -261,7 +261,11 @@ static void sums_done(const struct sums *s, struct remusctl_progress *p)
 	p->known = true;
 	p->bytes = (uint64_t)s->bytes;
 	p->total = (uint64_t)s->total;
-	p->percent = 100.0 * s->bytes / s->total;
+	/* 100 * b / t can round above 100 when b == t (1e18 + 1e8, twice):
+	 * the bar and the "percent" of --json never pass 100. */
+	p->percent = s->bytes >= s->total ? 100.0 : 100.0 * s->bytes / s->total;
+	if (p->percent > 100.0)
+		p->percent = 100.0;
 }
 
 void remusctl_progress_of(const struct json_object *dom, struct remusctl_progress *p)

@@ -305,6 +305,16 @@ static void test_progress(void **state)
 	remusctl_progress_of(NULL, &p);
 	assert_false(p.known);
 
+	/* Done parts whose sum rounds: 100 * b / t came out 100.00000000000001
+	 * (found by fuzz_remusctl's campaign). */
+	o = json_tokener_parse("{\"disks\":[{\"total\":1e18,\"bytes\":1e19},"
+			       "{\"total\":1e8,\"bytes\":1e8}]}");
+	remusctl_progress_of(o, &p);
+	assert_true(p.known);
+	assert_true(p.percent == 100.0);
+	assert_true(p.bytes == p.total);
+	json_object_put(o);
+
 	/* Rate and ETA unknown. */
 	o = json_tokener_parse("{\"initial_sync\":{\"bytes\":0,\"total\":3221225472}}");
 	remusctl_progress_of(o, &p);
