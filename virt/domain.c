@@ -788,19 +788,11 @@ out:
 	return rc;
 }
 
-/* One `-incoming VALUE` in <qemu:commandline>, whatever was there. */
-static int set_incoming(xmlNode *root, const char *incoming)
+/* Drops every `-incoming VALUE` pair of one <qemu:commandline>. */
+static void drop_incoming(xmlNode *cl)
 {
-	xmlNs *ns = xmlSearchNsByHref(root->doc, root, (const xmlChar *)QEMU_NS);
-	xmlNode *cl = NULL, *a, *next, *arg;
+	xmlNode *a, *next;
 
-	if (!ns && !(ns = xmlNewNs(root, (const xmlChar *)QEMU_NS, (const xmlChar *)"qemu")))
-		return -ENOMEM;
-	for (xmlNode *c = root->children; c && !cl; c = c->next)
-		if (is_qemu_elem(c, "commandline"))
-			cl = c;
-	if (!cl && !(cl = xmlNewChild(root, ns, (const xmlChar *)"commandline", NULL)))
-		return -ENOMEM;
 	for (a = cl->children; a; a = next) {
 		next = a->next;
 		if (!is_qemu_elem(a, "arg") || !has_attr_value(a, "value", "-incoming"))
@@ -816,6 +808,30 @@ static int set_incoming(xmlNode *root, const char *incoming)
 		}
 		drop(a);
 	}
+}
+
+/*
+ * One `-incoming VALUE` in <qemu:commandline>, whatever was there.  A
+ * domain may have several <qemu:commandline> elements (libvirt joins their
+ * args in order and writes them back as one): every one is scrubbed, and
+ * the new pair goes at the end of the last, so that it is QEMU's last
+ * -incoming whichever way the args are joined.
+ */
+static int set_incoming(xmlNode *root, const char *incoming)
+{
+	xmlNs *ns = xmlSearchNsByHref(root->doc, root, (const xmlChar *)QEMU_NS);
+	xmlNode *cl = NULL, *arg;
+
+	if (!ns && !(ns = xmlNewNs(root, (const xmlChar *)QEMU_NS, (const xmlChar *)"qemu")))
+		return -ENOMEM;
+	for (xmlNode *c = root->children; c; c = c->next) {
+		if (!is_qemu_elem(c, "commandline"))
+			continue;
+		drop_incoming(c);
+		cl = c;
+	}
+	if (!cl && !(cl = xmlNewChild(root, ns, (const xmlChar *)"commandline", NULL)))
+		return -ENOMEM;
 	arg = xmlNewChild(cl, ns, (const xmlChar *)"arg", NULL);
 	if (!arg || !set_prop(arg, "value", "-incoming"))
 		return -ENOMEM;

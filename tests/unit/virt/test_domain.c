@@ -437,6 +437,36 @@ static void test_standby_odd(void **state)
 	free(xml);
 }
 
+/* Found by fuzz_domain_xml's campaign: libvirt accepts several
+ * <qemu:commandline> elements and joins their args; the standby's
+ * -incoming went into the first while an -incoming of the second stayed,
+ * last on QEMU's command line, so the standby would listen elsewhere. */
+static void test_standby_two_cmdlines(void **state)
+{
+	static const char xml[] =
+		"<domain xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>"
+		"<name>x</name><uuid>u</uuid>"
+		"<qemu:commandline><qemu:arg value='-a'/></qemu:commandline>"
+		"<qemu:commandline><qemu:arg value='-incoming'/><qemu:arg value='tcp:0:4444'/>"
+		"<qemu:arg value='-b'/></qemu:commandline></domain>";
+	struct remus_virt_standby_spec spec = { "defer", NULL, 0 };
+	struct remus_virt_error err = { 0 };
+	struct remus_virt_domain d;
+	char *out = NULL;
+
+	(void)state;
+	assert_int_equal(remus_virt_standby_xml(xml, strlen(xml), &spec, &out, &err), 0);
+	parse_ok(out, &d);
+	assert_int_equal(d.nqemu_args, 4);
+	assert_string_equal(d.qemu_args[0], "-a");
+	assert_string_equal(d.qemu_args[1], "-b");
+	assert_string_equal(d.qemu_args[2], "-incoming");
+	assert_string_equal(d.qemu_args[3], "defer");
+	assert_false(has(out, "tcp:0:4444"));
+	remus_virt_domain_release(&d);
+	free(out);
+}
+
 static void test_standby_refuses(void **state)
 {
 	char *xml = slurp("web1-live.xml"), *out = (char *)1;
@@ -613,6 +643,7 @@ int main(void)
 		cmocka_unit_test(test_error_first_wins),
 		cmocka_unit_test(test_standby_live),
 		cmocka_unit_test(test_standby_odd),
+		cmocka_unit_test(test_standby_two_cmdlines),
 		cmocka_unit_test(test_standby_refuses),
 		cmocka_unit_test(test_disk_xml),
 		cmocka_unit_test(test_host_nics),
