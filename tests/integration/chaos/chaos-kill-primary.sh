@@ -29,6 +29,13 @@
 #                   a split brain (two primaries acknowledging writes), and
 #                   the report must say why a fence is needed
 #
+# REMUS_CHAOS_STACK (default remusd: QEMU and remusd primary/standby by
+# hand, every scenario) or libvirt (chaos-libvirt.sh: libvirtd and remusd
+# serve on each host, the domain protected once with remusctl protect; then
+# every fault, the last one too, must be followed by remusd serve's own
+# re-protection, seen in remusctl status on both hosts: the report has a
+# re-protection time for each).
+#
 # The seed is printed; REMUS_TEST_SEED=N replays the schedule.  Needs root.
 source "$(dirname "$0")/../../lib/remus.sh"
 
@@ -37,8 +44,15 @@ faults=${2:?faults}
 scenarios=${3:?scenarios}
 workload=${4:-memory}
 fence=${5:-off}
+stack=${REMUS_CHAOS_STACK:-remusd}
 require_root "network namespaces"
 need REMUSD REMUS_CHAOS REMUS_CHAOS_CLIENT REMUS_CHAOS_CHECK REMUS_GUEST_KERNEL
+extra=()
+if [ "$stack" = libvirt ]; then
+	need REMUSCTL
+	[ -x "${LIBVIRTD:-/usr/sbin/libvirtd}" ] || skip "no libvirtd (install libvirt-daemon)"
+	extra=(--reprotect-last)
+fi
 seed=${REMUS_TEST_SEED:-$((RANDOM * 32768 + RANDOM))}
 echo "$TEST_NAME: seed $seed (REMUS_TEST_SEED=$seed replays the schedule)"
 
@@ -54,7 +68,7 @@ else
 	what=(--faults "$faults" --scenarios "$scenarios")
 fi
 set +e
-"$REMUS_CHAOS" run "${what[@]}" --seed "$seed" \
+"$REMUS_CHAOS" run --stack "$stack" "${what[@]}" "${extra[@]+"${extra[@]}"}" --seed "$seed" \
 	--netbuffer "$netbuffer" --workload "$workload" --fence "$fence" \
 	--out "$T/run" 2>&1 | tee "$T/chaos.log"
 rc=${PIPESTATUS[0]}
@@ -62,6 +76,7 @@ set -e
 [ -s "$T/run/report.json" ] || fail "remus-chaos wrote no report (exit $rc)"
 report=$(cat "$T/run/report.json")
 [ -z "$(json_get "$report" lab_error)" ] || fail "the lab failed: $(json_get "$report" lab_error)"
+[ "$(json_get "$report" config.stack)" = "$stack" ] || fail "the run was not on stack $stack"
 [ "$(json_get "$report" totals.faults)" = "$faults" ] ||
 	fail "$faults faults scheduled, $(json_get "$report" totals.faults) applied"
 takeovers=$(python3 -c 'import json,sys; print(sum(not f["kind"].startswith("kill-standby") for f in json.load(open(sys.argv[1]))["faults"]))' "$T/run/report.json")
@@ -110,5 +125,17 @@ if r["config"]["workload"] == "disk":
     if not d or not d["ok"]:
         sys.exit(f"disk check failed: {d}")
     print(f"disk: {d['records']} records on {d['image']}, equal to the final reads")
+PY
+fi
+if [ "$stack" = libvirt ]; then
+	# Re-protection is remusd serve's (remus-chaos only brings the host
+	# back and reads remusctl status): after every fault, each timed.
+	python3 - "$T/run/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+ms = [f.get("reprotect_ms") for f in r["faults"]]
+if None in ms:
+    sys.exit(f"a fault without re-protection: {ms}")
+print("re-protected by remusd serve after every fault, ms:", ms)
 PY
 fi
