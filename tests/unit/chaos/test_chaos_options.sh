@@ -25,7 +25,7 @@ chmod +x "$T/prog"
 : >"$T/afile"
 # The valid values; a case replaces one.
 valid=(--vm-dir "$T/vm" --remusd "$T/prog" --qemu "$T/prog" --client "$T/prog"
-       --checker "$T/prog" --tls-psk "$T/psk")
+       --checker "$T/prog" --tls-psk "$T/psk" --remusctl "$T/prog" --libvirtd "$T/prog")
 n=0
 # expect NEEDLE FIX OPTION VALUE: that option wrong; stderr must hold NEEDLE
 # (the option and its value) and FIX.
@@ -35,8 +35,8 @@ expect() {
 		[ "${valid[i]}" = "$opt" ] || args+=("${valid[i]}" "${valid[i + 1]}")
 	done
 	set +e
-	env -u REMUSD -u REMUS_QEMU -u REMUS_CHAOS_CLIENT -u REMUS_CHAOS_CHECK \
-		"$chaos" run "${args[@]}" "$opt" "$val" ${out_opt:---out "$T/run$n"} \
+	env -u REMUSD -u REMUS_QEMU -u REMUS_CHAOS_CLIENT -u REMUS_CHAOS_CHECK -u REMUSCTL \
+		-u LIBVIRTD "$chaos" run "${args[@]}" "$opt" "$val" ${out_opt:---out "$T/run$n"} \
 		>"$T/out" 2>"$T/err"
 	rc=$?
 	set -e
@@ -63,6 +63,9 @@ expect "--checker /missing/check: no such file" "give --checker" --checker /miss
 expect "--vm-dir /missing/vm: no test guest in /missing/vm (missing vmlinuz and initrd.gz)" \
 	"give --vm-dir" --vm-dir /missing/vm
 expect "--tls-psk /missing/psk: no such file" "give --tls-psk" --tls-psk /missing/psk
+# The libvirt stack's programs (the default stack).
+expect "--remusctl /missing/ctl: no such file" "give --remusctl" --remusctl /missing/ctl
+expect "--libvirtd /missing/libvirtd: no such file" "give --libvirtd" --libvirtd /missing/libvirtd
 out_opt=" " expect "--out $T/afile: exists and is not a directory" "give --out" --out "$T/afile"
 out_opt=" " expect "--out $T/afile/sub: cannot be made" "give --out" --out "$T/afile/sub"
 # The environment is checked as strictly as the options.

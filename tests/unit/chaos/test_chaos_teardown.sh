@@ -35,7 +35,7 @@ printf '#!/bin/sh\nexec sleep 300\n' >"$T/qemu-sleeps"
 printf '#!/bin/sh\nexit 3\n' >"$T/qemu-fails"
 chmod +x "$T/qemu-sleeps" "$T/qemu-fails"
 start() {   # start QEMU OUT: remus-chaos run in the background; sets run
-	"$chaos" run --vm-dir "$T/vm" --qemu "$1" --remusd "$T/qemu-sleeps" --tls-psk "$T/vm/vmlinuz" --client "$client" \
+	"$chaos" run --stack remusd --vm-dir "$T/vm" --qemu "$1" --remusd "$T/qemu-sleeps" --tls-psk "$T/vm/vmlinuz" --client "$client" \
 		--checker "$checker" --boot-timeout 60 --out "$T/$2" >"$T/$2.log" 2>&1 &
 	run=$!
 }
