@@ -25,6 +25,7 @@
  * releases held output and tells the standby it unprotects.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <libgen.h>
 #include <limits.h>
@@ -280,6 +281,23 @@ static int open_tracker(struct remusd *d)
 	return 0;
 }
 
+FILE *remusd_open_output(const char *path, const char *how)
+{
+	int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (how[0] == 'a' ? O_APPEND : O_TRUNC);
+	int fd = open(path, flags, 0644), e;
+	FILE *f;
+
+	if (fd < 0)
+		return NULL;
+	f = fdopen(fd, how);
+	if (!f) {
+		e = errno;
+		close(fd);
+		errno = e;
+	}
+	return f;
+}
+
 int remusd_run(const struct remusd_options *o)
 {
 	struct remusd d = { .opt = o, .sigfd = -1, .ecfg = o->engine };
@@ -315,7 +333,7 @@ int remusd_run(const struct remusd_options *o)
 	if (rc < 0)
 		goto out;
 	if (o->metrics_path) {
-		d.metrics = fopen(o->metrics_path, "a");
+		d.metrics = remusd_open_output(o->metrics_path, "a");
 		if (!d.metrics) {
 			rc = -errno;
 			remus_err(LOG, "cannot open the metrics file %s (--metrics): %s; give a "

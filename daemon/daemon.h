@@ -182,6 +182,12 @@ bool remusd_primary_stop(struct remusd *d);
 /* standby.c.  Starts the standby role on d->qmp.  0 or -errno (logged). */
 int remusd_standby_start(struct remusd *d);
 
+/* daemon.c.  Opens one of remusd's output files (--metrics, --report)
+ * with fopen's @how ("a" or "w"), created mode 0644 whatever the umask
+ * (never writable by group or others; an existing file keeps its mode).
+ * Returns the stream (owned; fclose it), or NULL with errno set. */
+FILE *remusd_open_output(const char *path, const char *how);
+
 /* ctl.c.  The control-socket handler (common/ctl.h); @opaque is the
  * struct remusd. */
 char *remusd_ctl_handle(void *opaque, const char *request);

@@ -62,7 +62,7 @@ static void write_report(struct remusd *d)
 			  path);
 		return;
 	}
-	f = fopen(path, "w");
+	f = remusd_open_output(path, "w");
 	if (!f) {
 		remus_err(LOG, "cannot create the failover report %s (--report): %s", path,
 			  strerror(errno));

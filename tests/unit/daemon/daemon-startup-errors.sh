@@ -47,6 +47,14 @@ expect metrics nonzero "$T/metrics.err" -- primary --qmp "$T/q" "${STANDBY[@]}" 
 	--metrics "$T/no-dir/epochs.jsonl"
 says metrics "$T/metrics.err" --metrics "$T/no-dir/epochs.jsonl" "No such file or directory"
 
+# Under umask 0 the metrics file is still not writable by others (it is
+# made before the wait for QEMU, which fails here after 100 ms).
+(umask 0 && timeout 60 "$REMUSD" primary --qmp "$T/q" "${STANDBY[@]}" --qmp-wait 100 \
+	--metrics "$T/m0.jsonl" >/dev/null 2>"$T/metrics-mode0.err") || true
+[ -e "$T/m0.jsonl" ] || fail "metrics-mode: no metrics file made: $(cat "$T/metrics-mode0.err")"
+mode=$(stat -c %a "$T/m0.jsonl")
+[ "$mode" = 644 ] || fail "metrics-mode: the metrics file is mode $mode under umask 0, not 644"
+
 # A control socket in a directory that does not exist, and one whose
 # "directory" is a file; both refused before the wait for QEMU.
 expect ctl-dir nonzero "$T/ctl.err" -- primary --qmp "$T/q" "${STANDBY[@]}" \
