@@ -56,6 +56,7 @@
 #include "common/prom.h"
 #include "hostd/ask.h"
 #include "hostd/authz.h"
+#include "hostd/fence.h"
 #include "hostd/peerlink.h"
 #include "hostd/progress.h"
 #include "hostd/request.h"
@@ -1112,6 +1113,7 @@ static int send_create_standby(struct op *op, struct dom *d, struct remus_hostd_
 		.netbuffer = d->st.netbuffer, .reprotect = d->st.reprotect };
 	snprintf(m->primary, sizeof(m->primary), "%s", h->name);
 	m->primary_port = h->peer_port;
+	m->takeover = d->st.takeover;
 	return remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, m,
 				     h->cfg.peer_timeout_ms + CREATE_STANDBY_MS, h->tls_client, cb, op,
 				     &op->call);
@@ -1476,6 +1478,7 @@ static void create_standby_go(struct op *op, const struct remus_hostd_peer_msg *
 	snprintf(d->st.peer, sizeof(d->st.peer), "%s", m->primary);
 	snprintf(d->st.owner, sizeof(d->st.owner), "%s", op->peer_id);
 	d->st.peer_port = m->primary_port;
+	d->st.takeover = m->takeover;
 	d->st.repl_port = port;
 	d->st.interval_ms = m->options.interval_ms;
 	d->st.pause_budget_ms = m->options.pause_budget_ms;
@@ -1541,17 +1544,30 @@ static void peer_create_standby(struct remus_hostd *h, struct remus_hostd_peer_r
 		return;
 	}
 	if (d) {
-		/* A primary here that still runs refuses, unless the one asking
-		 * is its own standby's host: that one asks only once it runs
-		 * the domain itself (it took over, perhaps because this
-		 * host's remusd serve died and took the primary child with
-		 * it), so the copy here is the stale one. */
-		if (d->st.role == REMUS_HOSTD_ROLE_PRIMARY && d->state != D_FAILED &&
-		    d->state != D_HANDED_OVER &&
-		    strcmp(from, d->st.peer) != 0 && strcmp(m->primary, d->st.peer) != 0) {
-			peer_answer_error(&op->prep, REMUS_HOSTD_E_EXISTS, "domain %s runs on %s as "
-					  "the primary (state %s); it cannot be a standby here",
-					  m->domain, h->name, dom_state_names[d->state]);
+		/* The fence rule (hostd/fence.h): a copy that may run here as
+		 * the primary goes only for its own standby's host, after a
+		 * takeover newer than our record (then it is the stale one:
+		 * perhaps this host's remusd serve died and took the primary
+		 * child with it); otherwise it is refused, and a primary that
+		 * runs it here says so with its takeover count, so that a
+		 * stale asker learns it is the stale one. */
+		char why[1024];
+		bool taking_over = d->state == D_TAKEOVER;
+		enum remus_hostd_fence f = remus_hostd_fence_create(&d->st, taking_over, from,
+								    m->primary, m->takeover, why,
+								    sizeof(why));
+
+		if (f == REMUS_HOSTD_FENCE_REFUSE) {
+			struct remus_hostd_peer_msg a = { .ok = false, .code = REMUS_HOSTD_E_EXISTS };
+
+			remus_warn(LOG, "%s: create-standby from %s refused: %s", m->domain, from, why);
+			snprintf(a.error, sizeof(a.error), "%s: %s", h->name, why);
+			if (d->st.role == REMUS_HOSTD_ROLE_PRIMARY || taking_over) {
+				a.runs_primary = true;
+				a.takeover = d->st.takeover + (taking_over ? 1 : 0);
+			}
+			remus_hostd_peer_answer(op->prep, &a);
+			op->prep = NULL;
 			op_free(op);
 			return;
 		}
@@ -1567,6 +1583,10 @@ static void peer_create_standby(struct remus_hostd *h, struct remus_hostd_peer_r
 		 * runs of it go, then (if libvirt's definition here allows
 		 * it: on_standby_checked) the record and a fresh standby; the
 		 * images stay for the resync. */
+		if (f == REMUS_HOSTD_FENCE_DESTROY)
+			remus_warn(LOG, "%s: FENCE: destroying the copy here (%s, %s): %s",
+				   m->domain, remus_hostd_role_name(d->st.role),
+				   dom_state_names[d->state], why);
 		remus_info(LOG, "%s: replacing what is left of it here (%s, %s) by a fresh "
 			   "standby of %s", m->domain, remus_hostd_role_name(d->st.role),
 			   dom_state_names[d->state], from);
@@ -2211,6 +2231,48 @@ static void on_child_unprotected(void *opaque, int rc, const char *text)
 		op_free(op);
 }
 
+/* The fence rule's second half (hostd/fence.h): the copy here is
+ * stale, its peer says so and proved to be the protection's owner.  The
+ * child goes (its engine would go on checkpointing a copy nobody
+ * replicates), libvirt destroys the domain, and the record stays as it
+ * is, so that the peer's own create-standby (its takeover count is
+ * newer) makes this host its standby.  Status says why meanwhile. */
+static void on_fenced(void *opaque, int rc, const char *code, const char *msg)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+
+	(void)code;
+	if (rc < 0)
+		remus_err(LOG, "%s: FENCE: libvirt could not destroy the stale copy here: %s; "
+			  "stop it by hand (virsh destroy %s)", op->name, msg, op->name);
+	else
+		remus_warn(LOG, "%s: FENCE: the stale copy here is destroyed", op->name);
+	if (d && rc < 0)
+		dom_fail(d, "the copy here is stale but libvirt could not destroy it: %s; virsh "
+			 "destroy %s", msg, op->name);
+	op_free(op);
+}
+
+static void fence_self(struct dom *d, const char *why)
+{
+	struct op *op = op_new(d->h, d->st.domain, d->gen);
+
+	remus_warn(LOG, "%s: FENCE: destroying the copy here: %s", d->st.domain, why);
+	remus_timer_disarm(&d->timer);
+	remus_child_free(d->child);
+	d->child = NULL;
+	proxy_stop(d);
+	d->state = D_FAILED;
+	dom_fail(d, "fenced: %s; waiting for %s to protect it onto this host", why, d->st.peer);
+	if (!op || d->h->ops->destroy(d->h->virt, d->st.domain, on_fenced, op) < 0) {
+		dom_fail(d, "the copy here is stale (%s) but libvirt could not be asked to destroy "
+			 "it; virsh destroy %s", why, d->st.domain);
+		if (op)
+			op_free(op);
+	}
+}
+
 static void on_reprotect_answer(void *opaque, int rc, const struct remus_hostd_peer_msg *a,
 				const char *err)
 {
@@ -2220,6 +2282,21 @@ static void on_reprotect_answer(void *opaque, int rc, const struct remus_hostd_p
 	if (d && rc == 0 && a->ok)
 		snprintf(d->st.owner, sizeof(d->st.owner), "%s",
 			 remus_hostd_peer_call_identity(op->call));
+	if (d && rc == 0 && !a->ok && a->runs_primary) {
+		char why[1024];
+		enum remus_hostd_fence f = remus_hostd_fence_refused(
+			&d->st, true, a->takeover, remus_hostd_peer_call_identity(op->call), why,
+			sizeof(why));
+
+		op->call = NULL;
+		if (f == REMUS_HOSTD_FENCE_DESTROY) {
+			fence_self(d, why);
+			op_free(op);
+			return;
+		}
+		if (why[0])
+			remus_warn(LOG, "%s: %s", d->st.domain, why);
+	}
 	op->call = NULL;
 	if (!d) {
 		op_free(op);
@@ -2290,7 +2367,10 @@ static void on_takeover_resumed(void *opaque, int rc, const char *code, const ch
 			 "resume %s", msg, d->st.domain);
 	else
 		remus_info(LOG, "%s: the guest runs here now (libvirt resumed)", d->st.domain);
+	/* One takeover more: what tells the copy that ran on the old
+	 * primary's host as the stale one (hostd/fence.h). */
 	d->st.role = REMUS_HOSTD_ROLE_PRIMARY;
+	d->st.takeover++;
 	d->st.since_ms = wall_ms();
 	d->st.repl_port = 0;
 	dom_save(d);

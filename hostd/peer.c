@@ -103,7 +103,7 @@ static int parse_create(struct json_object *o, struct remus_hostd_peer_msg *m, c
 			size_t errlen)
 {
 	static const char *const allowed[] = { "req", "id", "domain", "uuid", "xml", "disks",
-					       "options", "primary", "primary_port", NULL };
+					       "options", "primary", "primary_port", "takeover", NULL };
 	struct json_object *v, *d;
 	uint64_t n;
 	size_t i;
@@ -155,6 +155,10 @@ static int parse_create(struct json_object *o, struct remus_hostd_peer_msg *m, c
 	if ((rc = remus_hostd_json_u64(o, "primary_port", 1, 65535, &n, err, errlen)))
 		return rc;
 	m->primary_port = (uint16_t)n;
+	/* Optional (a peer from before the fence rule): 0. */
+	if (json_object_object_get_ex(o, "takeover", NULL) &&
+	    (rc = remus_hostd_json_u64(o, "takeover", 0, INT64_MAX, &m->takeover, err, errlen)))
+		return rc;
 	return 0;
 }
 
@@ -210,7 +214,7 @@ static int parse_answer(struct json_object *o, struct remus_hostd_peer_msg *m, c
 			size_t errlen)
 {
 	static const char *const ok_keys[] = { "id", "ok", "repl_port", NULL };
-	static const char *const err_keys[] = { "id", "ok", "error", "code", NULL };
+	static const char *const err_keys[] = { "id", "ok", "error", "code", "takeover", NULL };
 	struct json_object *v;
 	char code[32];
 	uint64_t n;
@@ -242,6 +246,12 @@ static int parse_answer(struct json_object *o, struct remus_hostd_peer_msg *m, c
 	m->code = remus_hostd_code_parse(code);
 	if (m->code < 0)
 		return remus_hostd_fail(err, errlen, "answer: unknown code '%s'", code);
+	if (json_object_object_get_ex(o, "takeover", NULL)) {
+		if ((rc = remus_hostd_json_u64(o, "takeover", 0, INT64_MAX, &m->takeover, err,
+					       errlen)))
+			return rc;
+		m->runs_primary = true;
+	}
 	return 0;
 }
 
@@ -352,6 +362,7 @@ char *remus_hostd_peer_format(const struct remus_hostd_peer_msg *m)
 		json_object_object_add(o, "options", opt);
 		json_object_object_add(o, "primary", json_object_new_string(m->primary));
 		json_object_object_add(o, "primary_port", json_object_new_int(m->primary_port));
+		json_object_object_add(o, "takeover", json_object_new_int64((int64_t)m->takeover));
 		break;
 	case REMUS_HOSTD_PEER_ANSWER:
 		json_object_object_add(o, "id", json_object_new_int64((int64_t)m->id));
@@ -363,6 +374,9 @@ char *remus_hostd_peer_format(const struct remus_hostd_peer_msg *m)
 			json_object_object_add(o, "error", json_object_new_string(m->error));
 			json_object_object_add(o, "code", json_object_new_string(
 				remus_hostd_code_name((enum remus_hostd_code)m->code)));
+			if (m->runs_primary)
+				json_object_object_add(o, "takeover",
+						       json_object_new_int64((int64_t)m->takeover));
 		}
 		break;
 	}

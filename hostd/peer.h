@@ -10,12 +10,13 @@
  *    "disks":[{"target":"vda","format":"qcow2","size":1073741824}],
  *    "options":{"interval_ms":200,"pause_budget_ms":300,"netbuffer":"qemu",
  *               "reprotect":"auto","heartbeat_ms":100,"miss":5},
- *    "primary":"hostA","primary_port":7790}
+ *    "primary":"hostA","primary_port":7790,"takeover":0}
  *   {"req":"destroy-standby","id":8,"domain":"web1"}
  *   {"req":"failover","id":9,"domain":"web1"}          (planned switch)
  *   {"req":"ping","id":10}
  *   {"id":7,"ok":true,"repl_port":7800}
  *   {"id":8,"ok":false,"error":"MESSAGE","code":"exists"}
+ *   {"id":7,"ok":false,"error":"MESSAGE","code":"exists","takeover":1}
  *
  * create-standby asks the host to make the standby of a domain that runs
  * on the sender ("primary"): check that no other domain has its name or
@@ -24,6 +25,15 @@
  * primary's child connects to.  destroy-standby undoes that;
  * failover makes the standby take over now.  Codes are the control
  * protocol's (hostd/request.h).
+ *
+ * takeover (optional, 0 when absent) is the sender's count of takeovers
+ * of the domain (hostd/state.h): a create-standby from a host that took
+ * the domain over carries one more than the record of the host it
+ * took it from, which is what lets that host destroy its stale copy
+ * (hostd/fence.h).  A create-standby refused because the domain runs on
+ * the answering host as its primary says so with that host's count
+ * ("takeover" in the error answer), so the asker learns that its
+ * own copy is the stale one.
  *
  * This file is the messages only (parse, format), pure and fuzzed
  * (fuzz_hostd_peer); the connection on the loop is peerlink.h.
@@ -85,11 +95,15 @@ struct remus_hostd_peer_msg {
 	struct remus_hostd_peer_options options;
 	char primary[REMUS_HOSTD_HOST_MAX];
 	uint16_t primary_port;
+	/* create-standby, and a refusal from a host that runs it as primary */
+	uint64_t takeover;
 	/* answer */
 	bool ok;
 	char error[1024];
 	int code;                 /* enum remus_hostd_code; -1 when ok */
 	uint16_t repl_port;       /* create-standby's answer; 0 otherwise */
+	bool runs_primary;        /* a refusal: the answering host runs it as primary,
+				   * with @takeover; false: no "takeover" */
 };
 
 /* "create-standby", ... */

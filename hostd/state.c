@@ -102,6 +102,7 @@ char *remus_hostd_state_format(const struct remus_hostd_dstate *s)
 			       json_object_new_string(remus_hostd_reprotect_name(s->reprotect)));
 	json_object_object_add(o, "since_ms", json_object_new_int64((int64_t)s->since_ms));
 	json_object_object_add(o, "owner", json_object_new_string(s->owner));
+	json_object_object_add(o, "takeover", json_object_new_int64((int64_t)s->takeover));
 	disks = json_object_new_array();
 	for (i = 0; disks && i < s->ndisks; i++) {
 		d = json_object_new_object();
@@ -261,6 +262,12 @@ int remus_hostd_state_parse(const char *text, size_t len, struct remus_hostd_dst
 	if (json_object_object_get_ex(o, "owner", NULL) &&
 	    (rc = remus_hostd_json_str(o, "owner", s->owner, sizeof(s->owner), false, err,
 				       errlen)))
+		goto out;
+	/* Optional: records written before the fence rule (hostd/fence.h)
+	 * have no takeover count: 0, as if none had happened. */
+	s->takeover = 0;
+	if (json_object_object_get_ex(o, "takeover", NULL) &&
+	    (rc = remus_hostd_json_u64(o, "takeover", 0, INT64_MAX, &s->takeover, err, errlen)))
 		goto out;
 	if (!json_object_object_get_ex(o, "disks", &disks) ||
 	    !json_object_is_type(disks, json_type_array)) {

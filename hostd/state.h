@@ -7,7 +7,7 @@
  *      "uuid":"...","role":"primary","peer":"hostB","peer_port":7790,
  *      "repl_port":7800,"interval_ms":200,"pause_budget_ms":300,
  *      "netbuffer":"qemu","reprotect":"auto","since_ms":1764613800123,
- *      "owner":"PSK identity remus",
+ *      "owner":"PSK identity remus","takeover":1,
  *      "disks":[{"target":"vda","format":"qcow2","size":1073741824,
  *                "source":"/var/lib/libvirt/images/web1.qcow2"}]}
  *
@@ -16,6 +16,13 @@
  * identity or certificate DN, as TLS proved it); for a primary, that of
  * the standby host it protects onto, as its TLS proved it.  "" (or absent,
  * in records written before it existed): no identity, any peer.
+ *
+ * takeover counts the takeovers this protection went through: a
+ * create-standby copies the primary's count into the standby's record,
+ * and a standby that takes over records one more as it becomes the
+ * primary.  Which of two hosts holds the newer count is how a stale
+ * primary copy is told from the live one (hostd/fence.h).  Absent (older
+ * records): 0.
  *
  * Written atomically: DOMAIN.json.tmp is written, fsync'd, renamed over
  * DOMAIN.json and the directory fsync'd, so after a crash at any point
@@ -69,6 +76,7 @@ struct remus_hostd_dstate {
 	enum remus_hostd_reprotect reprotect;
 	uint64_t since_ms;                 /* wall clock, when the role began */
 	char owner[REMUS_HOSTD_IDENTITY_MAX]; /* the peer identity it belongs to; "" none */
+	uint64_t takeover;                 /* takeovers so far (hostd/fence.h) */
 	unsigned ndisks;
 	struct remus_hostd_disk disks[REMUS_HOSTD_MAX_DISKS];
 };

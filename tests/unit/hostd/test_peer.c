@@ -60,6 +60,7 @@ static void test_create_standby(void **state)
 						       REMUS_HOSTD_REPROTECT_MANUAL };
 	snprintf(m.primary, sizeof(m.primary), "hostA");
 	m.primary_port = 7790;
+	m.takeover = 3;
 	roundtrip(&m, &b);
 	assert_int_equal(b.kind, REMUS_HOSTD_PEER_REQUEST);
 	assert_int_equal(b.req, REMUS_HOSTD_PEER_CREATE_STANDBY);
@@ -72,6 +73,7 @@ static void test_create_standby(void **state)
 	assert_memory_equal(&b.options, &m.options, sizeof(m.options));
 	assert_string_equal(b.primary, "hostA");
 	assert_int_equal(b.primary_port, 7790);
+	assert_int_equal(b.takeover, 3);
 	remus_hostd_peer_msg_release(&b);
 	remus_hostd_peer_msg_release(&m);
 }
@@ -105,6 +107,19 @@ static void test_small_requests_and_answers(void **state)
 	assert_int_equal(b.id, 9);
 	assert_int_equal(b.code, REMUS_HOSTD_E_NO_BRIDGE);
 	assert_string_equal(b.error, m.error);
+	assert_false(b.runs_primary);
+	/* A refusal from a host that runs the domain as primary says with
+	 * which takeover count (hostd/fence.h); 0 is a count too. */
+	for (uint64_t t = 0; t <= 1; t++) {
+		m = (struct remus_hostd_peer_msg){ .kind = REMUS_HOSTD_PEER_ANSWER, .id = 10,
+						   .code = REMUS_HOSTD_E_EXISTS,
+						   .runs_primary = true, .takeover = t };
+		snprintf(m.error, sizeof(m.error), "runs here");
+		roundtrip(&m, &b);
+		assert_false(b.ok);
+		assert_true(b.runs_primary);
+		assert_int_equal(b.takeover, t);
+	}
 }
 
 static void refused(const char *line, const char *why)
@@ -129,7 +144,17 @@ static void test_refused(void **state)
 	const char *good = CS ",\"disks\":[]," OPTS ",\"primary\":\"a\",\"primary_port\":7790}";
 
 	assert_int_equal(remus_hostd_peer_parse(good, strlen(good), &b, err, sizeof(err)), 0);
+	/* A peer from before the fence rule sends no takeover: 0. */
+	assert_int_equal(b.takeover, 0);
 	remus_hostd_peer_msg_release(&b);
+	refused(CS ",\"disks\":[]," OPTS ",\"primary\":\"a\",\"primary_port\":7790,"
+		"\"takeover\":-1}", "\"takeover\"");
+	refused(CS ",\"disks\":[]," OPTS ",\"primary\":\"a\",\"primary_port\":7790,"
+		"\"takeover\":\"1\"}", "\"takeover\"");
+	refused("{\"id\":1,\"ok\":false,\"error\":\"x\",\"code\":\"exists\",\"takeover\":-2}",
+		"\"takeover\"");
+	/* Only a refusal carries a count. */
+	refused("{\"id\":1,\"ok\":true,\"takeover\":2}", "unknown key \"takeover\"");
 	refused("GET / HTTP/1.1", "not one JSON object");
 	refused("{\"x\":1}", "neither");
 	refused("{\"hello\":\"other\",\"version\":1,\"host\":\"a\"}", "not remus-peer");

@@ -44,6 +44,7 @@ static void sample(struct remus_hostd_dstate *s, const char *name)
 	s->reprotect = REMUS_HOSTD_REPROTECT_MANUAL;
 	s->since_ms = 1764613800123ull;
 	snprintf(s->owner, sizeof(s->owner), "CN=hostA,O=example");
+	s->takeover = 7;
 	s->ndisks = 2;
 	snprintf(s->disks[0].target, sizeof(s->disks[0].target), "vda");
 	snprintf(s->disks[0].format, sizeof(s->disks[0].format), "qcow2");
@@ -123,6 +124,13 @@ static void test_garbage_refused(void **state)
 	good = GOOD_HEAD ",\"owner\":\"PSK identity remus\",\"disks\":[]}";
 	assert_int_equal(remus_hostd_state_parse(good, strlen(good), &b, err, sizeof(err)), 0);
 	assert_string_equal(b.owner, "PSK identity remus");
+	/* No takeover count: a record from before the fence rule, 0. */
+	assert_int_equal(b.takeover, 0);
+	good = GOOD_HEAD ",\"takeover\":12,\"disks\":[]}";
+	assert_int_equal(remus_hostd_state_parse(good, strlen(good), &b, err, sizeof(err)), 0);
+	assert_int_equal(b.takeover, 12);
+	refused(GOOD_HEAD ",\"takeover\":-1,\"disks\":[]}", "\"takeover\"");
+	refused(GOOD_HEAD ",\"takeover\":\"3\",\"disks\":[]}", "\"takeover\"");
 	refused(GOOD_HEAD ",\"owner\":7,\"disks\":[]}", "\"owner\"");
 	refused(GOOD_HEAD ",\"owner\":\"a\\u0000b\",\"disks\":[]}", "NUL");
 	{
