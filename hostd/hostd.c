@@ -1562,7 +1562,10 @@ static void peer_create_standby(struct remus_hostd *h, struct remus_hostd_peer_r
 
 			remus_warn(LOG, "%s: create-standby from %s refused: %s", m->domain, from, why);
 			snprintf(a.error, sizeof(a.error), "%s: %s", h->name, why);
-			if (d->st.role == REMUS_HOSTD_ROLE_PRIMARY || taking_over) {
+			/* "It runs here" only while its child lives: a child
+			 * whose QEMU died exits (lost monitor), and then this
+			 * host must not tell the asker to destroy its copy. */
+			if ((d->st.role == REMUS_HOSTD_ROLE_PRIMARY || taking_over) && d->child) {
 				a.runs_primary = true;
 				a.takeover = d->st.takeover + (taking_over ? 1 : 0);
 			}

@@ -32,6 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (remus_hostd_peer_parse(line, strlen(line), &n, err, sizeof(err)) != 0 ||
 		    n.kind != m.kind || n.id != m.id || n.req != m.req || n.ok != m.ok ||
 		    strcmp(n.domain, m.domain) != 0 || n.ndisks != m.ndisks ||
+		    n.takeover != m.takeover || n.runs_primary != m.runs_primary ||
 		    (m.xml && strcmp(n.xml, m.xml) != 0))
 			abort();
 		remus_hostd_peer_msg_release(&n);

@@ -1130,6 +1130,72 @@ static void on_stopped(void *opaque)
 }
 
 /* The clean stop: children get SIGTERM and are gone before done. */
+/* Says @line to the child of @domain on @x, as its engine would change. */
+static void child_say(struct host *x, const char *domain, const char *line)
+{
+	char path[1200], buf[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s.ctl", x->dir, domain);
+	fd = remus_unix_connect(path, false);
+	assert_true(fd >= 0);
+	assert_int_equal(remus_write_all(fd, line, strlen(line)), 0);
+	assert_int_equal(remus_write_all(fd, "\n", 1), 0);
+	remus_fd_set_nonblock(fd, true);
+	for (int i = 0; i < 200 && read(fd, buf, sizeof(buf)) < 0; i++)
+		assert_int_equal(remus_loop_run_once(loop, 10), 0);
+	close(fd);
+}
+
+/* The fence rule in the daemon (hostd/fence.h; the lab's
+ * hostd-serve-crash): A's primary child dies as with its remusd serve,
+ * B's standby takes over (takeover 1) while A's copy runs on; B's own
+ * re-protection does not reach A first (its libvirt does not show the
+ * domain to inspect).  A, its child finding no
+ * standby, asks B to be its standby again: B refuses and keeps its copy
+ * (before the rule, B destroyed it), and A, learning from the refusal
+ * that B runs it after a newer takeover, destroys its own stale copy. */
+static void test_stale_primary_fences_itself(void **state)
+{
+	struct remus_hostd_dstate st;
+	char err[1024], buf[600];
+
+	fv_add(&A.v, "web3");
+	expect_ok(&A, protect_of("web3", &B));
+	wait_status(&B, "web3", "state", "receiving", 5000);
+	B.v.running[fv_find(&B.v, "web3")][0] = 0;
+	A.v.log[0] = B.v.log[0] = 0;
+	/* B's standby takes over by itself (its primary went silent). */
+	child_say(&B, "web3", "failover");
+	wait_status(&B, "web3", "role", "primary", 8000);
+	wait_status(&B, "web3", "host_state", "reprotecting", 8000);
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "web3", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.role, REMUS_HOSTD_ROLE_PRIMARY);
+	assert_int_equal(st.takeover, 1);
+	/* A's child finds no standby; 10 s later A asks B for a new one. */
+	child_say(&A, "web3", "fake-state unprotected");
+	wait_status(&A, "web3", "host_state", "failed", 20000);
+	assert_non_null(strstr(status_of(&A, "web3", "last_failure", buf, sizeof(buf)),
+			       "fenced"));
+	assert_non_null(strstr(A.v.log, "destroy web3;"));
+	assert_null(strstr(B.v.log, "destroy web3;"));
+	assert_null(strstr(B.v.log, "create-standby web3;"));
+	wait_status(&B, "web3", "role", "primary", 1000);
+	wait_status(&B, "web3", "host_state", "reprotecting", 1000);
+	/* A's record stays (B's own create-standby makes A its standby). */
+	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web3", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.role, REMUS_HOSTD_ROLE_PRIMARY);
+	assert_int_equal(st.takeover, 0);
+	/* B's re-protection, once its libvirt shows the domain, makes A its
+	 * standby over the fenced record. */
+	fv_add(&B.v, "web3");
+	wait_status(&A, "web3", "role", "standby", 20000);
+	wait_status(&B, "web3", "state", "protected", 5000);
+	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web3", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.takeover, 1);
+	expect_ok(&B, "{\"cmd\":\"unprotect\",\"domain\":\"web3\"}");
+}
+
 static void test_clean_stop(void **state)
 {
 	uint64_t end = remus_now_ms() + 5000;
@@ -1204,6 +1270,7 @@ int main(int argc, char **argv)
 			cmocka_unit_test(test_failover_from_standby_host),
 			cmocka_unit_test(test_standby_child_refuses),
 			cmocka_unit_test(test_standby_refused_leaves_nothing),
+			cmocka_unit_test(test_stale_primary_fences_itself),
 			cmocka_unit_test(test_clean_stop),
 			cmocka_unit_test(test_unsafe_dirs_refused),
 		};
