@@ -34,14 +34,12 @@ enum remus_hostd_fence remus_hostd_fence_create(const struct remus_hostd_dstate 
 	if (!rec)
 		return REMUS_HOSTD_FENCE_NONE;
 	ours = (unsigned long long)rec->takeover + (taking_over ? 1 : 0);
-	if (rec->role == REMUS_HOSTD_ROLE_STANDBY && !taking_over) {
-		if (theirs >= ours)
-			return REMUS_HOSTD_FENCE_NONE;
-		snprintf(why, whylen, "the standby of %s here belongs to a protection after %llu "
-			 "takeover(s); %s asks for one after %llu, an older one: refused", rec->domain,
-			 ours, from, theirs);
-		return REMUS_HOSTD_FENCE_REFUSE;
-	}
+	/* A standby (paused, never the live copy) is replaced as before,
+	 * whatever the count: a fresh protection starts again at 0, and a
+	 * standby record left by an unprotect that could not reach this
+	 * host must not refuse it forever. */
+	if (rec->role == REMUS_HOSTD_ROLE_STANDBY && !taking_over)
+		return REMUS_HOSTD_FENCE_NONE;
 	/* The domain may run here as its primary. */
 	if (strcmp(from, rec->peer) != 0 && strcmp(primary, rec->peer) != 0) {
 		snprintf(why, whylen, "domain %s runs here as the primary (its standby host is %s); "

@@ -21,8 +21,9 @@
  *
  *   this host's record    request                          decision
  *   ------------------    -------                          --------
- *   none, or a standby    create-standby, count >= ours    none (usual path)
- *   a standby             create-standby, count < ours     refuse (older primary)
+ *   none, or a standby    create-standby, any count        none (usual path:
+ *                                                            a paused standby
+ *                                                            is replaced)
  *   primary (or taking    create-standby from its peer,    destroy ours (stale)
  *     over: ours + 1)       count > ours
  *   primary (or taking    any other create-standby         refuse, runs here
