@@ -9,7 +9,8 @@
 # remus-chaos end to end (doc/man/remus-chaos.1): the lab in network
 # namespaces, the kvstore guest protected h0 -> h1, remus-chaos-client's
 # sessions from the client host, FAULTS faults drawn from SCENARIOS
-# (kill-primary, kill-remusd, kill-standby, partition, stall; FAULTS
+# (kill-primary, kill-remusd, kill-standby, kill-standby-sync,
+# kill-standby-initial, partition, stall, slow-link; FAULTS
 # "each": one of each, in that order)
 # at random points of an epoch with
 # re-protection in between, then remus-chaos-check on the history.  With
@@ -79,7 +80,7 @@ report=$(cat "$T/run/report.json")
 [ "$(json_get "$report" config.stack)" = "$stack" ] || fail "the run was not on stack $stack"
 [ "$(json_get "$report" totals.faults)" = "$faults" ] ||
 	fail "$faults faults scheduled, $(json_get "$report" totals.faults) applied"
-takeovers=$(python3 -c 'import json,sys; print(sum(not f["kind"].startswith("kill-standby") for f in json.load(open(sys.argv[1]))["faults"]))' "$T/run/report.json")
+takeovers=$(python3 -c 'import json,sys; print(sum(not f["kind"].startswith("kill-standby") and f["kind"] != "slow-link" for f in json.load(open(sys.argv[1]))["faults"]))' "$T/run/report.json")
 [ "$(json_get "$report" totals.failovers)" = "$takeovers" ] ||
 	fail "$takeovers faults that need a takeover but $(json_get "$report" totals.failovers) failovers"
 # The HTML report: well-formed XHTML, one red line per fault, one
@@ -119,6 +120,21 @@ r = json.load(open(sys.argv[1]))
 for f in r["faults"]:
     if f.get("recovered_after_ms") is None:
         sys.exit(f"fault {f['n']}: no acknowledged operation after it")
+    if f["kind"] == "kill-standby-initial":
+        # Killed while the first sync ran; the guest lived on; protected
+        # once the host came back.
+        if not f["during_sync"] or not f["guest_alive"] or f.get("reprotect_ms") is None:
+            sys.exit(f"kill-standby-initial: {f}")
+        print(f"kill-standby-initial: {f['after_sync_start_ms']} ms into the first sync "
+              f"(state {f['state_at_kill']}), noticed after {f['detection_ms']} ms, "
+              f"protected {f['reprotect_ms']} ms after the host came back")
+    if f["kind"] == "slow-link":
+        # The epochs stretched (the slow link is felt) and no failover.
+        b, d = f["epoch_ms_before"]["p50"], f["epoch_ms_during"]["p50"]
+        if b is None or d is None or d < 1.5 * b or f["false_failover"]:
+            sys.exit(f"slow-link: epochs p50 {b} ms before, {d} ms during: not stretched")
+        print(f"slow-link at {f['rate']}: epochs p50 {b} -> {d} ms (max "
+              f"{f['epoch_ms_during']['max']}), {f['slow_ms']} ms, no false failover")
 print("per fault unavailability ms:", [f["unavailable_ms"] for f in r["faults"]])
 d = r.get("disk_check")
 if r["config"]["workload"] == "disk":
