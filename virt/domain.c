@@ -134,11 +134,30 @@ static xmlDoc *parse_doc(const char *xml, size_t len)
 	return doc;
 }
 
+/* True if @n (or its absence) holds text only: no element inside. */
+static bool text_only(const xmlNode *n)
+{
+	for (const xmlNode *c = n ? n->children : NULL; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE)
+			return false;
+	return true;
+}
+
+/*
+ * The <domain> element of @doc, or NULL.  A <name> or <uuid> with elements
+ * inside is refused too: libvirt never writes one, and its text would be
+ * that of everything inside, which the standby's rewrite of devices below
+ * it changes (fuzz_domain_xml: a standby that read back under another
+ * name).
+ */
 static xmlNode *domain_root(xmlDoc *doc)
 {
 	xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
 
-	return is_elem(root, "domain") ? root : NULL;
+	if (!is_elem(root, "domain") || !text_only(child(root, "name")) ||
+	    !text_only(child(root, "uuid")))
+		return NULL;
+	return root;
 }
 
 /* --- inspection ------------------------------------------------------------------ */

@@ -467,6 +467,28 @@ static void test_standby_two_cmdlines(void **state)
 	free(out);
 }
 
+/* Found by fuzz_domain_xml's campaign: a <name> with elements inside
+ * (here a whole <devices>) read as the text of all of them, so the
+ * standby's rewrite of those devices renamed the domain. */
+static void test_name_with_elements(void **state)
+{
+	static const char xml[] =
+		"<domain><name>a<devices><interface type='bridge'><target dev='vnet0'/>"
+		"</interface></devices>b</name><uuid>u</uuid></domain>";
+	struct remus_virt_standby_spec spec = { "defer", NULL, 0 };
+	struct remus_virt_error err = { 0 };
+	struct remus_virt_domain d;
+	char *out = NULL;
+
+	(void)state;
+	assert_int_equal(remus_virt_domain_parse(xml, strlen(xml), &d, &err), -EINVAL);
+	assert_string_equal(err.code, "bad-request");
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(remus_virt_standby_xml(xml, strlen(xml), &spec, &out, &err), -EINVAL);
+	assert_string_equal(err.code, "bad-request");
+	assert_null(out);
+}
+
 static void test_standby_refuses(void **state)
 {
 	char *xml = slurp("web1-live.xml"), *out = (char *)1;
@@ -644,6 +666,7 @@ int main(void)
 		cmocka_unit_test(test_standby_live),
 		cmocka_unit_test(test_standby_odd),
 		cmocka_unit_test(test_standby_two_cmdlines),
+		cmocka_unit_test(test_name_with_elements),
 		cmocka_unit_test(test_standby_refuses),
 		cmocka_unit_test(test_disk_xml),
 		cmocka_unit_test(test_host_nics),
