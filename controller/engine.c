@@ -432,6 +432,37 @@ static void mig_close(struct remus_engine *e)
 	remus_timer_disarm(&e->budget_timer);
 }
 
+/*
+ * The channel QEMU migrates into, for v1 and v2 epochs alike: a socketpair
+ * whose end we read on the loop (e->mig_fd) and whose other end is passed
+ * to QEMU as MIG_FD_NAME with getfd, answered to @on_fd.  Our copy of
+ * QEMU's end is closed on every path.  On failure e->mig_fd may still be
+ * open: the caller's mig_close() releases it.
+ */
+static int mig_open_channel(struct remus_engine *e, remus_qmp_reply_cb *on_fd)
+{
+	struct json_object *args;
+	int sv[2], rc;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	e->mig_fd = sv[1];
+	remus_fd_set_nonblock(e->mig_fd, true);
+	rc = remus_loop_add_fd(e->loop, e->mig_fd, REMUS_EV_READ, on_mig_event, e);
+	if (rc < 0) {
+		close(sv[0]);
+		close(e->mig_fd);
+		e->mig_fd = -1;
+		return rc;
+	}
+	e->mig_reading = true;
+	args = json_object_new_object();
+	json_object_object_add(args, "fdname", json_object_new_string(MIG_FD_NAME));
+	rc = engine_qmp(e, "getfd", args, sv[0], on_fd);
+	close(sv[0]);
+	return rc;
+}
+
 static void mig_set_reading(struct remus_engine *e, bool on)
 {
 	if (e->mig_fd < 0 || e->mig_reading == on)
@@ -1128,8 +1159,7 @@ static void on_getfd(struct remus_qmp *q, int rc, struct json_object *ret,
 static void begin_migration(struct remus_engine *e)
 {
 	struct remus_migstream_opts opts = { 0 };
-	struct json_object *args;
-	int sv[2] = { -1, -1 }, rc;
+	int rc;
 
 	memset(&e->cur, 0, sizeof(e->cur));
 	e->cur.epoch = e->epoch;
@@ -1147,27 +1177,11 @@ static void begin_migration(struct remus_engine *e)
 	rc = remus_repl_tx_begin(&e->tx, e->epoch);
 	if (rc < 0)
 		goto fail;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	e->mig_fd = sv[1];
-	remus_fd_set_nonblock(e->mig_fd, true);
-	rc = remus_loop_add_fd(e->loop, e->mig_fd, REMUS_EV_READ, on_mig_event, e);
-	if (rc < 0)
-		goto fail;
-	e->mig_reading = true;
-	args = json_object_new_object();
-	json_object_object_add(args, "fdname", json_object_new_string(MIG_FD_NAME));
-	rc = engine_qmp(e, "getfd", args, sv[0], on_getfd);
-	close(sv[0]);
-	sv[0] = -1;
+	rc = mig_open_channel(e, on_getfd);
 	if (rc < 0)
 		goto fail;
 	return;
 fail:
-	if (sv[0] >= 0)
-		close(sv[0]);
 	mig_close(e);
 	qmp_failed(e, "starting an epoch", rc, NULL);
 }
@@ -1596,8 +1610,8 @@ static void on_v2_getfd(struct remus_qmp *q, int rc, struct json_object *ret,
 static void v2_stopped(struct remus_engine *e)
 {
 	struct json_object *args;
-	int sv[2] = { -1, -1 }, rc;
 	uint64_t t0 = remus_now_ns();
+	int rc;
 	char why[300];
 
 	e->stop_acked = true;
@@ -1616,24 +1630,7 @@ static void v2_stopped(struct remus_engine *e)
 	e->cur.dirty_pages = e->dset.ndirty;
 	remus_v2stream_init(&e->v2s, e->ram_backend, remus_dirty_ram(e->cfg.dirty),
 			    remus_dirty_npages(e->cfg.dirty) * REMUS_DIRTY_PAGE_SIZE, e->dset.bits);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	e->mig_fd = sv[1];
-	remus_fd_set_nonblock(e->mig_fd, true);
-	rc = remus_loop_add_fd(e->loop, e->mig_fd, REMUS_EV_READ, on_mig_event, e);
-	if (rc < 0) {
-		close(e->mig_fd);
-		e->mig_fd = -1;
-		goto fail;
-	}
-	e->mig_reading = true;
-	args = json_object_new_object();
-	json_object_object_add(args, "fdname", json_object_new_string(MIG_FD_NAME));
-	rc = engine_qmp(e, "getfd", args, sv[0], on_v2_getfd);
-	close(sv[0]);
-	sv[0] = -1;
+	rc = mig_open_channel(e, on_v2_getfd);
 	if (rc < 0)
 		goto fail;
 	args = json_object_new_object();
@@ -1644,8 +1641,6 @@ static void v2_stopped(struct remus_engine *e)
 		goto fail;
 	return;
 fail:
-	if (sv[0] >= 0)
-		close(sv[0]);
 	snprintf(why, sizeof(why), "cannot start the checkpoint's migration: %s", strerror(-rc));
 	v2_drop(e, why);
 }
