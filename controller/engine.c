@@ -1535,6 +1535,10 @@ static void checkpoint_begin(struct remus_engine *e, const char *why)
 			    "migration converged", (unsigned long long)e->epoch, e->cur.epoch_ms,
 			    e->cfg.interval_ms);
 	}
+	/* (a session's first checkpoint follows a reconnect or the start:
+	 * no cycle to measure) */
+	e->cur.cycle_ms = e->t_stop_ns && e->epoch != e->session_first_epoch ?
+			  (double)(now - e->t_stop_ns) / 1e6 : 0;
 	e->t_stop_ns = now;
 	e->stop_bytes = e->cur.local_bytes;
 	e->stop_acked = e->abandoning = e->abandon_seen = e->qemu_done = e->polling = false;

@@ -137,6 +137,11 @@ struct remus_epoch_metrics {
 				   * COMMIT_REQ was queued: the replication lag */
 	double epoch_ms;          /* migration started .. stop sent: the real
 				   * length of the epoch */
+	double cycle_ms;          /* the previous checkpoint's stop .. this
+				   * one's: the guest's run between two
+				   * checkpoints plus the previous pause, what
+				   * a client waits per epoch; 0 for a
+				   * session's first checkpoint */
 	double converge_wait_ms;  /* interval over .. stop sent: how long the
 				   * convergence gate held the stop back */
 	double predicted_pause_ms;/* what the gate expected the pause to be */

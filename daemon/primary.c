@@ -68,7 +68,8 @@ static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 		"\"pages_seen\":%llu,\"pages_changed\":%llu,\"zero_seen\":%llu,"
 		"\"zero_changed\":%llu,\"disk_ops\":%llu,\"disk_bytes\":%llu,"
 		"\"link_backlog\":%llu,\"committed\":%s,\"pause_budget_ms\":%u,"
-		"\"epoch_ms\":%.3f,\"converge_wait_ms\":%.3f,\"predicted_pause_ms\":%.3f,"
+		"\"epoch_ms\":%.3f,\"cycle_ms\":%.3f,\"converge_wait_ms\":%.3f,"
+		"\"predicted_pause_ms\":%.3f,"
 		"\"loop_max_stall_ms\":%.3f,\"engine\":\"%s\",\"dirty_pages\":%llu,"
 		"\"collect_ms\":%.3f%s}\n",
 		(unsigned long long)m->epoch, m->pause_ms, m->complete_ms, m->commit_ms,
@@ -77,7 +78,7 @@ static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 		(unsigned long long)m->pages_changed, (unsigned long long)m->zero_seen,
 		(unsigned long long)m->zero_changed, (unsigned long long)m->disk_ops,
 		(unsigned long long)m->disk_bytes, (unsigned long long)m->link_backlog,
-		m->abandoned ? "false" : "true", m->pause_budget_ms, m->epoch_ms,
+		m->abandoned ? "false" : "true", m->pause_budget_ms, m->epoch_ms, m->cycle_ms,
 		m->converge_wait_ms, m->predicted_pause_ms > 1e9 ? -1.0 : m->predicted_pause_ms,
 		remus_loop_max_stall_ms(d->loop), m->v2 ? "v2" : "v1",
 		(unsigned long long)m->dirty_pages, m->collect_ms, nb);

@@ -132,6 +132,7 @@ struct env {
 	uint64_t last_commit;
 	char lost_reason[256];
 	unsigned done_calls, done_acked, done_abandoned;
+	double cycle_ms[MAX_MIG]; /* each epoch's metrics at cont */
 	struct remus_epoch_metrics abandoned;
 	enum remus_engine_state fin_state;
 	int fin_rc;
@@ -531,6 +532,8 @@ static void h_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 	struct env *v = opaque;
 
 	v->done_calls++;
+	if (m->commit_ms < 0 && m->epoch < MAX_MIG)
+		v->cycle_ms[m->epoch] = m->cycle_ms;
 	if (m->commit_ms >= 0)
 		v->done_acked++;
 	if (m->abandoned) {
@@ -729,6 +732,18 @@ static void test_epoch_chain(void **state)
 	/* The interval: stop comes interval_ms after migrate at the earliest. */
 	for (i = 0; i < 3; i++)
 		assert_true(v->t_stop[i] - v->t_migrate[i] >= v->cfg.interval_ms);
+	/* The real epoch in the metrics: stop to stop as the fake QEMU saw
+	 * them (ms clocks: +-2 ms; QMP is a socket away, on one loop), none
+	 * for the session's first checkpoint. */
+	assert_true(v->cycle_ms[0] == 0);
+	for (i = 1; i < 3; i++) {
+		double seen = (double)(v->t_stop[i] - v->t_stop[i - 1]);
+
+		assert_true(v->cycle_ms[i] >= v->cfg.interval_ms);
+		if (v->cycle_ms[i] < seen - 2 || v->cycle_ms[i] > seen + 2)
+			fail_msg("epoch %u: cycle_ms %.3f, stops %.0f ms apart", i, v->cycle_ms[i],
+				 seen);
+	}
 
 	/* What reached the standby: HELLO with the VM's identity, then each
 	 * epoch exactly as the rewriter makes it (the first a new stream,
