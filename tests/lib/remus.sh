@@ -82,7 +82,9 @@ _remus_cleanup() {
 	done
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
 		echo "---- logs of the failed run ($T)"
-		for f in "$T"/*.log "$T"/*.qemu "$T"/*.serial; do
+		# (run/: the chaos lab's; its hosts' remusd logs say what a
+		# failed lab step waited for.)
+		for f in "$T"/*.log "$T"/*.qemu "$T"/*.serial "$T"/run/*remusd.log; do
 			[ -s "$f" ] || continue
 			echo "== $f"
 			tail -n 25 "$f" | sed -E 's/\r//g; s/\x1b(\[[0-9;?]*[A-Za-z]|c)//g'
