@@ -146,6 +146,11 @@ struct op {
 	uint64_t deadline_ms;                     /* unprotect: the engine's stop */
 	struct remus_timer timer;                 /* unprotect: its next poll */
 	bool recorded;                            /* create-standby over our own record */
+	/* create-standby (standby host): what it waits for now, since when it
+	 * runs, and a timer that says so in the log while it takes long. */
+	const char *phase;
+	uint64_t started_ms;
+	struct remus_timer watch;
 	op_stopped_fn *after_stop;
 	struct op *next;
 };
@@ -318,6 +323,7 @@ static void dom_free(struct dom *d)
 }
 
 static void on_op_timer(struct remus_loop *loop, void *opaque);
+static void on_op_watch(struct remus_loop *loop, void *opaque);
 static void on_copy_progress(void *opaque, const char *target, uint64_t bytes, uint64_t total);
 static void copies_begin(struct dom *d, const char *what);
 static void copies_end(struct dom *d);
@@ -330,6 +336,7 @@ static struct op *op_new(struct remus_hostd *h, const char *name, uint64_t gen)
 		return NULL;
 	op->h = h;
 	remus_timer_init(&op->timer, h->loop, on_op_timer, op);
+	remus_timer_init(&op->watch, h->loop, on_op_watch, op);
 	snprintf(op->name, sizeof(op->name), "%s", name ? name : "");
 	op->gen = gen;
 	op->next = h->ops_list;
@@ -347,6 +354,7 @@ static void op_free(struct op *op)
 			break;
 		}
 	remus_timer_disarm(&op->timer);
+	remus_timer_disarm(&op->watch);
 	answer(&op->req, remus_hostd_answer_error(REMUS_HOSTD_E_INTERNAL,
 						  "%s: the operation was abandoned", op->name));
 	peer_answer_error(&op->prep, REMUS_HOSTD_E_INTERNAL, "%s: the operation was abandoned",
@@ -1200,6 +1208,37 @@ static void ctl_protect(struct remus_hostd *h, struct remus_ctl_request *req,
 
 /* ---- create-standby (standby host) ------------------------------------------- */
 
+/* A create-standby that takes long says in the log what it waits for, so
+ * that a primary's "no answer in time" can be told from this side: the
+ * libvirt call that did not return, or an answer that was sent. */
+#define CREATE_WATCH_MS 15000
+
+static void op_phase(struct op *op, const char *phase)
+{
+	op->phase = phase;
+	remus_debug(LOG, "%s: create-standby: %s (%llu ms)", op->name, phase,
+		    (unsigned long long)(remus_now_ms() - op->started_ms));
+}
+
+static void on_op_watch(struct remus_loop *loop, void *opaque)
+{
+	struct op *op = opaque;
+
+	(void)loop;
+	remus_warn(LOG, "%s: create-standby from %s still waits for %s after %llu ms",
+		   op->name, op->pm.primary, op->phase ? op->phase : "?",
+		   (unsigned long long)(remus_now_ms() - op->started_ms));
+	remus_timer_arm(&op->watch, CREATE_WATCH_MS);
+}
+
+/* The create-standby's answer went (or could not): how long it took. */
+static void op_answered(struct op *op, const char *how)
+{
+	remus_timer_disarm(&op->watch);
+	remus_info(LOG, "%s: create-standby from %s answered (%s) after %llu ms", op->name,
+		   op->pm.primary, how, (unsigned long long)(remus_now_ms() - op->started_ms));
+}
+
 /* Raw images of the record's disks under STATE_DIR/DOMAIN/, of their
  * size; an existing one is kept (its content is what a resync starts
  * from).  *@made (may be NULL) gets bit i for each image made here. */
@@ -1293,6 +1332,7 @@ static void standby_answer_refusal(struct op *op, int code, const char *msg)
 {
 	remus_warn(LOG, "%s: create-standby refused: %s", op->name, msg);
 	peer_answer_error(&op->prep, code, "%s", msg);
+	op_answered(op, "refused");
 }
 
 /* A create-standby refused before it made anything: only the answer. */
@@ -1353,6 +1393,7 @@ static void on_standby_created(void *opaque, int rc, const char *code, const cha
 		standby_failed(op, code_of(code), "%s", msg);
 		return;
 	}
+	op_phase(op, "the QMP proxy");
 	r = h->ops->proxy_start(h->virt, d->st.domain, d->qmp_path, &d->proxy);
 	if (r < 0) {
 		standby_failed(op, REMUS_HOSTD_E_INTERNAL, "cannot serve the QMP proxy %s: %s",
@@ -1368,6 +1409,7 @@ static void on_standby_created(void *opaque, int rc, const char *code, const cha
 	remus_info(LOG, "%s: standby of %s ready in %llu ms, replication port %u", d->st.domain,
 		   d->st.peer, (unsigned long long)(remus_now_ms() - d->child_started_ms),
 		   d->st.repl_port);
+	op_answered(op, "ready");
 	if (!peer_answer_ok(&op->prep, d->st.repl_port)) {
 		/* Its primary gave up waiting: nobody will replicate to it. */
 		struct op *del = op_new(h, d->st.domain, 0);
@@ -1411,6 +1453,7 @@ static void standby_check(struct op *op)
 	char in[REMUS_HOSTD_PATH_MAX];
 
 	snprintf(in, sizeof(in), "%s/%s.in", h->cfg.run_dir, op->pm.domain);
+	op_phase(op, "libvirt to check the standby's name and UUID");
 	if (h->ops->check_standby(h->virt, op->pm.domain, op->pm.uuid, in, op->recorded,
 				  on_standby_checked, op) < 0) {
 		char msg[REMUS_HOSTD_PATH_MAX + 64];
@@ -1505,6 +1548,7 @@ static void create_standby_go(struct op *op, const struct remus_hostd_peer_msg *
 	}
 	fill_nbd(d, nbd);
 	d->create_op = op;
+	op_phase(op, "libvirt to create the standby domain (after the child's NBD exports)");
 	if (h->ops->create_standby(h->virt, d->st.domain, d->st.uuid, m->xml, d->in_path,
 				   op->recorded, nbd, d->st.ndisks, on_standby_created, op) < 0) {
 		d->create_op = NULL;
@@ -1536,6 +1580,10 @@ static void peer_create_standby(struct remus_hostd *h, struct remus_hostd_peer_r
 	}
 	op->prep = rep;
 	op->pm = *m;
+	op->started_ms = remus_now_ms();
+	remus_timer_arm(&op->watch, CREATE_WATCH_MS);
+	remus_info(LOG, "%s: create-standby from %s (%s)", m->domain, from,
+		   *identity ? identity : "no TLS");
 	snprintf(op->peer_id, sizeof(op->peer_id), "%s", identity);
 	op->pm.xml = strdup(m->xml);
 	if (!op->pm.xml) {
@@ -1600,6 +1648,7 @@ static void peer_create_standby(struct remus_hostd *h, struct remus_hostd_peer_r
 		d->state = D_FAILED;
 		op->gen = d->gen;
 		op->recorded = true;
+		op_phase(op, "libvirt to destroy the old domain");
 		if (h->ops->destroy(h->virt, m->domain, on_old_destroyed, op) < 0) {
 			peer_answer_error(&op->prep, REMUS_HOSTD_E_INTERNAL, "cannot ask libvirt");
 			op_free(op);

@@ -430,6 +430,8 @@ struct remus_hostd_peer_call {
 	char identity[REMUS_HOSTD_IDENTITY_MAX];
 	int early_rc;
 	uint64_t id;
+	unsigned timeout_ms;
+	size_t got_after_hello;             /* bytes read once the hello was in */
 	char peer[REMUS_HOSTD_HOST_MAX + 8];
 	struct remus_buf in, out;
 	struct remus_timer timer;
@@ -472,7 +474,17 @@ static void on_call_timer(struct remus_loop *loop, void *opaque)
 		call_done(c, c->early_rc, NULL, why);
 		return;
 	}
-	call_done(c, -ETIMEDOUT, NULL, c->got_hello ? "no answer in time" :
+	if (c->got_hello) {
+		/* What a late answer looked like from here: whether the request
+		 * left, and whether anything came back (partly). */
+		snprintf(why, sizeof(why), "no answer in time (%u ms; %s, %zu bytes came back "
+			 "after its hello); see that host's remusd log", c->timeout_ms,
+			 remus_buf_len(&c->out) ? "the request was not all sent" :
+			 "the request was sent", c->got_after_hello + remus_buf_len(&c->in));
+		call_done(c, -ETIMEDOUT, NULL, why);
+		return;
+	}
+	call_done(c, -ETIMEDOUT, NULL,
 		  "no hello in time; is remusd serve running there, and its listen port open?");
 }
 
@@ -541,6 +553,8 @@ again:
 		    remus_buf_len(&c->in), c->got_hello ? "yes" : "no");
 	if (r == -EAGAIN)
 		return;
+	if (r > 0 && c->got_hello)
+		c->got_after_hello += (size_t)r;
 	if (r <= 0 && r != -EMSGSIZE) {
 		if (r < 0 && c->tls && *remus_tls_error(c->tls))
 			snprintf(why, sizeof(why), "TLS: %.1000s", remus_tls_error(c->tls));
@@ -571,6 +585,7 @@ again:
 				return;
 			}
 			c->got_hello = true;
+			c->got_after_hello = 0;
 		} else if (m.kind == REMUS_HOSTD_PEER_ANSWER && m.id == c->id) {
 			call_done(c, 0, &m, NULL);
 			remus_hostd_peer_msg_release(&m);
@@ -609,6 +624,7 @@ int remus_hostd_peer_call(struct remus_loop *loop, const char *host, uint16_t po
 	c->cb = cb;
 	c->opaque = opaque;
 	c->id = req->id;
+	c->timeout_ms = timeout_ms;
 	c->creds = creds;
 	snprintf(c->host, sizeof(c->host), "%s", host);
 	snprintf(c->peer, sizeof(c->peer), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, port);
