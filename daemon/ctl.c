@@ -7,7 +7,8 @@
  *                      on the primary, its pause/commit histograms and
  *                      remusctl(8)'s pause_p50_ms, pause_p99_ms,
  *                      commit_p50_ms, lag_ms, held_frames
- *   set-interval MS    primary: the epoch length from the next epoch on
+ *   set-interval MS    primary: the epoch length from the next epoch on (and
+ *                      of a later protect)
  *   set-pause-budget MS  primary: the longest pause from the next checkpoint on
  *   failover           standby: take over now
  *   unprotect          primary: stop protecting, the guest runs on here
@@ -211,6 +212,9 @@ char *remusd_ctl_handle(void *opaque, const char *req)
 		if (sscanf(arg, "%u", &v) != 1 || remus_engine_set_interval(d->engine, v) < 0)
 			return remus_ctl_error("set-interval: '%s' is not an interval in "
 					       "10..3600000 ms", arg);
+		/* --interval of a later "protect" too (a re-protection after
+		 * unprotect must not go back to the start's interval) */
+		d->ecfg.interval_ms = v;
 		return ok_reply();
 	}
 	if (strcmp(cmd, "set-pause-budget") == 0) {

@@ -33,6 +33,7 @@ int remus_hostd_authorise(enum remus_hostd_peer_req req, const char *domain, con
 	snprintf(why, whylen, "domain %s here (a %s) belongs to %s, not to %s: only its owner "
 		 "may %s it", domain, remus_hostd_role_name(byname->role), byname->owner,
 		 who(identity), req == REMUS_HOSTD_PEER_CREATE_STANDBY ? "replace"
-			 : req == REMUS_HOSTD_PEER_FAILOVER ? "fail over" : "destroy");
+			 : req == REMUS_HOSTD_PEER_FAILOVER ? "fail over"
+			 : req == REMUS_HOSTD_PEER_SET_INTERVAL ? "change the interval of" : "destroy");
 	return -EPERM;
 }

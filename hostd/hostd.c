@@ -83,6 +83,11 @@
 /* A standby asked to take over answers once its child says active (or
  * failed), at most this later. */
 #define TAKEOVER_MS 30000
+/* set-interval waits this long for the standby's host to record the new
+ * settings before it answers remusctl (whose own limit is 10 s) without
+ * that; the watcher then sends them again every SETTINGS_RETRY_MS. */
+#define SETTINGS_SYNC_MS 5000
+#define SETTINGS_RETRY_MS 30000
 
 enum dom_state { D_STARTING, D_RUNNING, D_RESTARTING, D_TAKEOVER, D_REPROTECTING,
 		 D_STOPPING, D_FAILED, D_RELEASING, D_HANDED_OVER };
@@ -124,6 +129,12 @@ struct dom {
 	struct op *takeover_op;         /* a failover answered once the child is active */
 	uint64_t takeover_deadline;     /* remus_now_ms() */
 	unsigned images_made;           /* bit i: this create-standby made disk i's image */
+	/* The standby's copy of the settings (primary; see "the standby's
+	 * copy of the settings" below): its host may hold other values than
+	 * the record's interval_ms and pause_budget_ms. */
+	bool settings_stale;
+	bool settings_sending;          /* the watcher's resend is out */
+	uint64_t settings_next_ms;      /* remus_now_ms() of its next resend */
 	struct dom *next;
 };
 
@@ -151,6 +162,7 @@ struct op {
 	const char *phase;
 	uint64_t started_ms;
 	struct remus_timer watch;
+	bool resend;                              /* set-interval: the watcher's resend */
 	op_stopped_fn *after_stop;
 	struct op *next;
 };
@@ -442,6 +454,12 @@ static int child_spawn(struct dom *d)
 		argv[n++] = d->in_path;
 		argv[n++] = "--listen";
 		argv[n++] = listen;
+		/* For its engine once it took over (protect HOST:PORT);
+		 * settings_push gives it any later change. */
+		argv[n++] = "--interval";
+		argv[n++] = interval;
+		argv[n++] = "--pause-budget";
+		argv[n++] = budget;
 	}
 	/* The link's TLS (tls/tls.h), as the host is configured. */
 	if (*h->cfg.tls_psk) {
@@ -869,7 +887,193 @@ static void ctl_list(struct remus_hostd *h, struct remus_ctl_request *req)
 	remus_ctl_reply(req, ok_answer(o));
 }
 
-/* ---- set-interval, a question relayed to the child ---------------------------- */
+/* ---- set-interval, and the standby's copy of the settings --------------------- */
+
+/*
+ * The standby's copy of the settings.  A takeover, planned or not, and
+ * the re-protection after it run the domain with the settings of the
+ * survivor's record, which the standby's host took from create-standby.
+ * So set-interval on the primary is applied by its child, recorded here,
+ * and sent to the standby's host too (peer set-interval, hostd/peer.h),
+ * whose record follows.  remusctl set-interval is answered once that
+ * host recorded it, or at most SETTINGS_SYNC_MS later without that: the
+ * new interval runs and is recorded here all the same, the answer's
+ * message (and the log) says that the standby's host does not have it
+ * yet, and the watcher sends the record's settings there again every
+ * SETTINGS_RETRY_MS until it answers (settings_stale).  A remusd serve
+ * that starts again does not know whether its last send got through: it
+ * sends the settings of every primary it resumes once more.  A
+ * create-standby carries them too, so a re-protection brings the new
+ * standby's record up to date by itself.  What remains: if the primary's
+ * host dies before the standby's host ever recorded a change, the
+ * survivor goes on with the value before it (status shows which).
+ *
+ * On the survivor, the child that took over starts its engine (its
+ * protect HOST:PORT) with the options it was started with; the record's
+ * settings are given to it right after (settings_push), so that the
+ * engine runs with what the user last set, whatever the child's start.
+ */
+
+/* What a peer set-interval's answer leaves: NULL when the standby's host
+ * holds @op's values (or has no standby of @d to hold them: its next
+ * create-standby carries them), else why not (borrowed from @a or @err).
+ * @d (may be NULL) is no longer stale when those values are the record's
+ * (a later change is still to be sent). */
+static const char *settings_outcome(struct op *op, struct dom *d, int rc,
+				    const struct remus_hostd_peer_msg *a, const char *err)
+{
+	const char *why = rc < 0 ? err : a->ok || a->code == REMUS_HOSTD_E_NO_DOMAIN ? NULL
+			  : a->error;
+
+	if (!why && d && d->st.interval_ms == op->r.interval_ms &&
+	    d->st.pause_budget_ms == op->r.pause_budget_ms)
+		d->settings_stale = false;
+	return why;
+}
+
+static void on_settings_answer(void *opaque, int rc, const struct remus_hostd_peer_msg *a,
+			       const char *err)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op), *dn = dom_find(op->h, op->name);
+	const char *why;
+	char msg[1400];
+
+	op->call = NULL;
+	if (dn && op->resend)
+		dn->settings_sending = false;
+	why = settings_outcome(op, d, rc, a, err);
+	if (why) {
+		snprintf(msg, sizeof(msg), "the standby's host %s did not record interval %u ms, "
+			 "pause budget %u ms (%s); they run and are recorded here, and remusd serve "
+			 "sends them there again every %u s until it does (until then a failover "
+			 "would go on with its older values)", d ? d->st.peer : "?", op->r.interval_ms,
+			 op->r.pause_budget_ms, why, SETTINGS_RETRY_MS / 1000);
+		remus_warn(LOG, "%s: %s", op->name, msg);
+		if (d)
+			d->settings_next_ms = remus_now_ms() + SETTINGS_RETRY_MS;
+	} else if (d && rc == 0 && a->ok) {
+		remus_info(LOG, "%s: the standby's host %s recorded interval %u ms, pause budget "
+			   "%u ms", op->name, d->st.peer, op->r.interval_ms, op->r.pause_budget_ms);
+	}
+	if (op->req) {
+		struct json_object *o = why ? json_object_new_object() : NULL;
+
+		if (o)
+			json_object_object_add(o, "message", json_object_new_string(msg));
+		answer(&op->req, ok_answer(o));
+	}
+	op_free(op);
+}
+
+/* Sends the record's settings of @d (a primary) to its standby's host;
+ * @op (taken) is answered and freed by on_settings_answer.  -errno if
+ * the call could not start (@op is not freed then). */
+static int settings_send(struct dom *d, struct op *op, unsigned timeout_ms)
+{
+	struct remus_hostd *h = d->h;
+	struct remus_hostd_peer_msg m = { .kind = REMUS_HOSTD_PEER_REQUEST,
+					  .req = REMUS_HOSTD_PEER_SET_INTERVAL };
+
+	m.id = ++h->next_id;
+	snprintf(m.domain, sizeof(m.domain), "%s", d->st.domain);
+	m.options.interval_ms = op->r.interval_ms = d->st.interval_ms;
+	m.options.pause_budget_ms = op->r.pause_budget_ms = d->st.pause_budget_ms;
+	d->settings_stale = true;
+	return remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, &m, timeout_ms,
+				     h->tls_client, on_settings_answer, op, &op->call);
+}
+
+/* The watcher's resend of settings the standby's host may not hold. */
+static void settings_resend(struct dom *d)
+{
+	struct op *op;
+
+	if (!d->settings_stale || d->settings_sending || d->state != D_RUNNING ||
+	    d->st.role != REMUS_HOSTD_ROLE_PRIMARY || !d->st.peer[0] ||
+	    remus_now_ms() < d->settings_next_ms)
+		return;
+	op = op_new(d->h, d->st.domain, d->gen);
+	if (!op)
+		return;
+	op->resend = true;
+	d->settings_sending = true;
+	if (settings_send(d, op, d->h->cfg.peer_timeout_ms) < 0) {
+		d->settings_sending = false;
+		d->settings_next_ms = remus_now_ms() + SETTINGS_RETRY_MS;
+		op_free(op);
+	}
+}
+
+/* The standby's host: its primary's new settings, into the record. */
+static void peer_set_interval(struct remus_hostd *h, struct remus_hostd_peer_reply *rep,
+			      const struct remus_hostd_peer_msg *m, const char *from)
+{
+	struct dom *d = dom_find(h, m->domain);
+	struct remus_hostd_peer_reply *r = rep;
+	unsigned old = d ? d->st.interval_ms : 0;
+
+	if (!d) {
+		peer_answer_error(&r, REMUS_HOSTD_E_NO_DOMAIN, "%s has no standby of %s", h->name,
+				  m->domain);
+		return;
+	}
+	if (d->st.role != REMUS_HOSTD_ROLE_STANDBY) {
+		peer_answer_error(&r, REMUS_HOSTD_E_EXISTS, "%s is the primary on %s, not a standby "
+				  "(remusctl status %s there)", m->domain, h->name, m->domain);
+		return;
+	}
+	d->st.interval_ms = m->options.interval_ms;
+	d->st.pause_budget_ms = m->options.pause_budget_ms;
+	if (dom_save(d) < 0) {
+		peer_answer_error(&r, REMUS_HOSTD_E_INTERNAL, "%s cannot record the settings of %s "
+				  "in %s; see its log", h->name, m->domain, h->cfg.state_dir);
+		return;
+	}
+	remus_info(LOG, "%s: interval %u ms (was %u), pause budget %u ms, from its primary on %s",
+		   d->st.domain, d->st.interval_ms, old, d->st.pause_budget_ms, from);
+	peer_answer_ok(&r, 0);
+}
+
+/* The child's engine after protect HOST:PORT (the survivor's role
+ * switch) gets the record's settings: set-interval, then
+ * set-pause-budget (op->idx counts them).  A refusal is logged; the
+ * engine then runs with its own, which status shows. */
+static void on_settings_pushed(void *opaque, int rc, const char *text)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+	struct json_object *o = rc == 0 ? json_tokener_parse(text) : NULL;
+	bool ok = o && json_object_get_boolean(json_object_object_get(o, "ok"));
+	char line[64];
+
+	op->ask = NULL;
+	if (d && !ok)
+		remus_warn(LOG, "%s: its engine did not take the recorded %s (%s); remusctl "
+			   "set-interval %s %u sets it again", d->st.domain,
+			   op->idx == 0 ? "interval" : "pause budget", rc < 0 ? strerror(-rc) : text,
+			   d->st.domain, d->st.interval_ms);
+	json_object_put(o);
+	if (d && op->idx++ == 0) {
+		snprintf(line, sizeof(line), "set-pause-budget %u", d->st.pause_budget_ms);
+		if (remus_hostd_ask(d->h->loop, d->ctl_path, line, ASK_TIMEOUT_MS,
+				    on_settings_pushed, op, &op->ask) == 0)
+			return;
+	}
+	op_free(op);
+}
+
+/* Starts that push; @op (taken) is freed at its end. */
+static void settings_push(struct dom *d, struct op *op)
+{
+	char line[64];
+
+	op->idx = 0;
+	snprintf(line, sizeof(line), "set-interval %u", d->st.interval_ms);
+	if (remus_hostd_ask(d->h->loop, d->ctl_path, line, ASK_TIMEOUT_MS, on_settings_pushed, op,
+			    &op->ask) < 0)
+		op_free(op);
+}
 
 static void on_relay_answer(void *opaque, int rc, const char *text)
 {
@@ -889,18 +1093,29 @@ static void on_relay_answer(void *opaque, int rc, const char *text)
 	o = json_tokener_parse(text);
 	if (o && json_object_get_boolean(json_object_object_get(o, "ok")))
 		ok = true;
-	if (ok && d && op->r.cmd == REMUS_HOSTD_CMD_SET_INTERVAL) {
-		d->st.interval_ms = op->r.interval_ms;
-		dom_save(d);
-	}
-	if (!ok)
+	if (!ok) {
 		answer(&op->req, remus_hostd_answer_error(REMUS_HOSTD_E_BAD_REQUEST, "%s: %s",
 			op->name, o && json_object_object_get(o, "error")
 			? json_object_get_string(json_object_object_get(o, "error")) : text));
-	else
-		answer(&op->req, ok_answer(NULL));
+		json_object_put(o);
+		op_free(op);
+		return;
+	}
 	json_object_put(o);
-	op_free(op);
+	if (!d) {
+		answer(&op->req, ok_answer(NULL));
+		op_free(op);
+		return;
+	}
+	d->st.interval_ms = op->r.interval_ms;
+	dom_save(d);
+	/* Then the standby's host (above); answered from there. */
+	if (settings_send(d, op, (d->h->cfg.peer_timeout_ms < SETTINGS_SYNC_MS ? d->h->cfg.peer_timeout_ms
+				   : SETTINGS_SYNC_MS)) < 0) {
+		d->settings_next_ms = remus_now_ms() + SETTINGS_RETRY_MS;
+		answer(&op->req, ok_answer(NULL));
+		op_free(op);
+	}
 }
 
 static void ctl_set_interval(struct remus_hostd *h, struct remus_ctl_request *req,
@@ -914,6 +1129,33 @@ static void ctl_set_interval(struct remus_hostd *h, struct remus_ctl_request *re
 		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NO_DOMAIN,
 			"domain %s is not protected on this host; remusctl list shows what is",
 			r->domain));
+		return;
+	}
+	/* A primary without an engine now (its child restarts, or it took
+	 * over and waits for its old host to come back): the record takes
+	 * it, the next engine starts with it (child_spawn, settings_push),
+	 * and the standby's host gets it once the domain runs protected. */
+	if (d->st.role == REMUS_HOSTD_ROLE_PRIMARY &&
+	    (d->state == D_RESTARTING || d->state == D_REPROTECTING)) {
+		struct json_object *o;
+		char msg[300];
+
+		d->st.interval_ms = r->interval_ms;
+		if (dom_save(d) < 0) {
+			remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_INTERNAL,
+				"domain %s: cannot record the interval in %s; see the log",
+				r->domain, h->cfg.state_dir));
+			return;
+		}
+		d->settings_stale = true;
+		d->settings_next_ms = 0;
+		snprintf(msg, sizeof(msg), "recorded; %s is %s here, its engine runs with it once "
+			 "it is protected again", r->domain, dom_state_names[d->state]);
+		remus_info(LOG, "%s: interval %u ms %s", r->domain, r->interval_ms, msg);
+		o = json_object_new_object();
+		if (o)
+			json_object_object_add(o, "message", json_object_new_string(msg));
+		remus_ctl_reply(req, ok_answer(o));
 		return;
 	}
 	if (d->st.role != REMUS_HOSTD_ROLE_PRIMARY || !d->child) {
@@ -2257,7 +2499,11 @@ static void on_child_protect(void *opaque, int rc, const char *text)
 		d->backoff_ms = BACKOFF_MIN_MS;
 		d->st.since_ms = wall_ms();
 		dom_save(d);
-		remus_info(LOG, "%s: protected again, standby on %s", d->st.domain, d->st.peer);
+		remus_info(LOG, "%s: protected again, standby on %s (interval %u ms)", d->st.domain,
+			   d->st.peer, d->st.interval_ms);
+		json_object_put(o);
+		settings_push(d, op);
+		return;
 	} else if (d) {
 		reprotect_retry(d, rc < 0 ? strerror(-rc) : text);
 	}
@@ -2360,6 +2606,10 @@ static void on_reprotect_answer(void *opaque, int rc, const struct remus_hostd_p
 		return;
 	}
 	d->st.repl_port = a->repl_port;
+	/* The new standby's record has the settings create-standby carried. */
+	if (op->pm.options.interval_ms == d->st.interval_ms &&
+	    op->pm.options.pause_budget_ms == d->st.pause_budget_ms)
+		d->settings_stale = false;
 	/* A primary child still trying its lost standby stops first (its
 	 * guest runs on); a standby child that took over refuses unprotect,
 	 * which is fine. */
@@ -2547,6 +2797,7 @@ static void on_watch(struct remus_loop *loop, void *opaque)
 	for (d = h->doms; d; d = d->next) {
 		if (d->takeover_op && remus_now_ms() > d->takeover_deadline)
 			takeover_answer(d, "it did not say active in time; see remusctl status");
+		settings_resend(d);
 		/* Every child, for the metrics; a standby's answer also
 		 * tells a takeover. */
 		if (!d->child || d->watching || !h->ops)
@@ -2736,6 +2987,9 @@ static void on_peer(void *opaque, struct remus_hostd_peer_reply *rep,
 	case REMUS_HOSTD_PEER_FAILOVER:
 		peer_failover(h, rep, m);
 		return;
+	case REMUS_HOSTD_PEER_SET_INTERVAL:
+		peer_set_interval(h, rep, m, from);
+		return;
 	}
 	peer_answer_error(&rep, REMUS_HOSTD_E_BAD_REQUEST, "unknown request");
 }
@@ -2809,6 +3063,9 @@ static void on_record(void *opaque, const struct remus_hostd_dstate *s, const ch
 		return;
 	d->st = *s;
 	d->state = D_STARTING;
+	/* Whether its standby's host got the last settings is not known:
+	 * they are sent once more when it runs. */
+	d->settings_stale = d->st.role == REMUS_HOSTD_ROLE_PRIMARY;
 	if (!h->ops) {
 		d->state = D_FAILED;
 		dom_fail(d, "this remusd has no libvirt operations: cannot resume it");

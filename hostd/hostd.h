@@ -26,7 +26,13 @@
  * survivor resumes the domain in libvirt, records itself as primary, and
  * with reprotect auto retries create-standby on the old host with
  * backoff until its remusd serve answers, then switches its child to the
- * primary role (the child's `protect HOST:PORT`).
+ * primary role (the child's `protect HOST:PORT`) and gives it the
+ * record's interval and pause budget.  set-interval on the primary's host
+ * is sent to the standby's host as well (peer set-interval), so that the
+ * record a takeover starts from holds what the user last set; when that
+ * host does not answer, it is applied here all the same, said so, and
+ * sent again until it answers (hostd.c, "the standby's copy of the
+ * settings").
  */
 #ifndef REMUS_HOSTD_HOSTD_H
 #define REMUS_HOSTD_HOSTD_H

@@ -22,6 +22,7 @@ static const char *const req_names[] = {
 	[REMUS_HOSTD_PEER_DESTROY_STANDBY] = "destroy-standby",
 	[REMUS_HOSTD_PEER_FAILOVER] = "failover",
 	[REMUS_HOSTD_PEER_PING] = "ping",
+	[REMUS_HOSTD_PEER_SET_INTERVAL] = "set-interval",
 };
 #define NREQ (sizeof(req_names) / sizeof(req_names[0]))
 
@@ -167,6 +168,8 @@ static int parse_request_body(struct json_object *o, struct remus_hostd_peer_msg
 {
 	static const char *const dom_keys[] = { "req", "id", "domain", NULL };
 	static const char *const ping_keys[] = { "req", "id", NULL };
+	static const char *const set_keys[] = { "req", "id", "domain", "interval_ms",
+						"pause_budget_ms", NULL };
 	uint64_t v;
 	int rc;
 
@@ -182,6 +185,17 @@ static int parse_request_body(struct json_object *o, struct remus_hostd_peer_msg
 		return remus_hostd_fail(err, errlen, "\"domain\" is not a domain name remusd uses");
 	if (m->req == REMUS_HOSTD_PEER_CREATE_STANDBY)
 		return parse_create(o, m, err, errlen);
+	if (m->req == REMUS_HOSTD_PEER_SET_INTERVAL) {
+		/* The ranges of create-standby's options and of the records. */
+		if ((rc = only_keys(o, set_keys, name, err, errlen)) ||
+		    (rc = remus_hostd_json_u64(o, "interval_ms", 10, 3600000, &v, err, errlen)))
+			return rc;
+		m->options.interval_ms = (unsigned)v;
+		if ((rc = remus_hostd_json_u64(o, "pause_budget_ms", 1, 60000, &v, err, errlen)))
+			return rc;
+		m->options.pause_budget_ms = (unsigned)v;
+		return 0;
+	}
 	return only_keys(o, dom_keys, name, err, errlen);
 }
 
@@ -200,7 +214,7 @@ static int parse_request(struct json_object *o, struct remus_hostd_peer_msg *m, 
 			break;
 	if (i == NREQ)
 		return remus_hostd_fail(err, errlen, "unknown request '%s' (a newer peer? this remusd "
-			    "knows create-standby, destroy-standby, failover, ping)", name);
+			    "knows create-standby, destroy-standby, failover, ping, set-interval)", name);
 	m->req = (enum remus_hostd_peer_req)i;
 	rc = parse_request_body(o, m, name, err, errlen);
 	if (rc == -EINVAL && strncmp(err, name, strlen(name)) != 0) {
@@ -331,6 +345,13 @@ char *remus_hostd_peer_format(const struct remus_hostd_peer_msg *m)
 		if (m->req == REMUS_HOSTD_PEER_PING)
 			break;
 		json_object_object_add(o, "domain", json_object_new_string(m->domain));
+		if (m->req == REMUS_HOSTD_PEER_SET_INTERVAL) {
+			json_object_object_add(o, "interval_ms",
+					       json_object_new_int64(m->options.interval_ms));
+			json_object_object_add(o, "pause_budget_ms",
+					       json_object_new_int64(m->options.pause_budget_ms));
+			break;
+		}
 		if (m->req != REMUS_HOSTD_PEER_CREATE_STANDBY)
 			break;
 		json_object_object_add(o, "uuid", json_object_new_string(m->uuid));

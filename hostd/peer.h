@@ -14,6 +14,7 @@
  *   {"req":"destroy-standby","id":8,"domain":"web1"}
  *   {"req":"failover","id":9,"domain":"web1"}          (planned switch)
  *   {"req":"ping","id":10}
+ *   {"req":"set-interval","id":11,"domain":"web1","interval_ms":300,"pause_budget_ms":300}
  *   {"id":7,"ok":true,"repl_port":7800}
  *   {"id":8,"ok":false,"error":"MESSAGE","code":"exists"}
  *   {"id":7,"ok":false,"error":"MESSAGE","code":"exists","takeover":1}
@@ -25,6 +26,15 @@
  * primary's child connects to.  destroy-standby undoes that;
  * failover makes the standby take over now.  Codes are the control
  * protocol's (hostd/request.h).
+ *
+ * set-interval tells the standby's host the settings the primary runs
+ * with now (remusctl set-interval), so that its record holds them and a
+ * takeover, planned or not, and the re-protection after it go on with
+ * them rather than with those of the protect that made the standby.
+ * Both numbers are sent, the record's whole current values.  A peer
+ * from before this request refuses it as unknown (and drops the
+ * connection); the sender then keeps its value and tries again later
+ * (hostd.c, "the standby's copy of the settings").
  *
  * takeover (optional, 0 when absent) is the sender's count of takeovers
  * of the domain (hostd/state.h): a create-standby from a host that took
@@ -62,6 +72,7 @@ enum remus_hostd_peer_req {
 	REMUS_HOSTD_PEER_DESTROY_STANDBY,
 	REMUS_HOSTD_PEER_FAILOVER,
 	REMUS_HOSTD_PEER_PING,
+	REMUS_HOSTD_PEER_SET_INTERVAL,
 };
 
 struct remus_hostd_peer_disk {
@@ -92,7 +103,8 @@ struct remus_hostd_peer_msg {
 	char *xml;
 	unsigned ndisks;
 	struct remus_hostd_peer_disk disks[REMUS_HOSTD_MAX_DISKS];
-	struct remus_hostd_peer_options options;
+	struct remus_hostd_peer_options options;  /* create-standby; set-interval: only
+						   * interval_ms and pause_budget_ms */
 	char primary[REMUS_HOSTD_HOST_MAX];
 	uint16_t primary_port;
 	/* create-standby, and a refusal from a host that runs it as primary */

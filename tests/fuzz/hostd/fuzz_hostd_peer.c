@@ -33,6 +33,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    n.kind != m.kind || n.id != m.id || n.req != m.req || n.ok != m.ok ||
 		    strcmp(n.domain, m.domain) != 0 || n.ndisks != m.ndisks ||
 		    n.takeover != m.takeover || n.runs_primary != m.runs_primary ||
+		    (m.kind == REMUS_HOSTD_PEER_REQUEST && m.req == REMUS_HOSTD_PEER_SET_INTERVAL &&
+		     (n.options.interval_ms != m.options.interval_ms ||
+		      n.options.pause_budget_ms != m.options.pause_budget_ms)) ||
 		    (m.xml && strcmp(n.xml, m.xml) != 0))
 			abort();
 		remus_hostd_peer_msg_release(&n);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * Who may act on which domain (hostd/authz.h), every rule: a ping always;
- * a record's owner may replace, destroy and fail over its domain and
- * nobody else may; a record without an owner binds nobody; a peer
+ * a record's owner may replace, destroy, fail over and change the interval
+ * of its domain and nobody else may; a record without an owner binds nobody; a peer
  * without TLS owns nothing; a UUID held under another name is never
  * given away, whoever asks.
  */
@@ -48,11 +48,12 @@ static void test_owner_and_others(void **state)
 	struct remus_hostd_dstate pr = rec("web1", ALICE, REMUS_HOSTD_ROLE_PRIMARY);
 	enum remus_hostd_peer_req reqs[] = { REMUS_HOSTD_PEER_CREATE_STANDBY,
 					     REMUS_HOSTD_PEER_DESTROY_STANDBY,
-					     REMUS_HOSTD_PEER_FAILOVER };
+					     REMUS_HOSTD_PEER_FAILOVER,
+					     REMUS_HOSTD_PEER_SET_INTERVAL };
 	char why[512];
 
 	(void)state;
-	for (unsigned i = 0; i < 3; i++) {
+	for (unsigned i = 0; i < 4; i++) {
 		assert_int_equal(az(reqs[i], "web1", ALICE, &sb, &sb, why), 0);
 		assert_int_equal(az(reqs[i], "web1", ALICE, &pr, &pr, why), 0);
 		assert_int_equal(az(reqs[i], "web1", MALLORY, &sb, &sb, why), -EPERM);
@@ -73,6 +74,9 @@ static void test_owner_and_others(void **state)
 	assert_int_equal(az(REMUS_HOSTD_PEER_CREATE_STANDBY, "web1", MALLORY, &sb, NULL, why),
 			 -EPERM);
 	assert_non_null(strstr(why, "replace"));
+	assert_int_equal(az(REMUS_HOSTD_PEER_SET_INTERVAL, "web1", MALLORY, &sb, NULL, why),
+			 -EPERM);
+	assert_non_null(strstr(why, "change the interval"));
 }
 
 static void test_no_record_no_owner_ping(void **state)

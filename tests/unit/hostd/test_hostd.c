@@ -8,7 +8,10 @@
  * standby on the peer and the primary child here, both recorded; status
  * merges the child's answer; list; a second protect, an unknown domain
  * and an unreachable standby are refused with their codes and change
- * nothing; set-interval reaches the child and the record; a child that
+ * nothing; set-interval reaches the child, the record and the standby's
+ * record, and the interval survives planned and unplanned takeovers and
+ * the re-protection after them (also when the standby's host did not
+ * answer: applied, and said so); a child that
  * dies is restarted; a planned failover moves the primary to hostB, which
  * then re-protects onto hostA by itself; unprotect ends it on both hosts,
  * moving a domain's disks back to their files first (and when that fails,
@@ -46,6 +49,12 @@
 
 static char child_state[32];
 static volatile sig_atomic_t child_term;
+/* Its engine's settings, as remusd's: --interval and --pause-budget
+ * (defaults 1000 and 300), changed by set-interval/set-pause-budget
+ * once it has an engine (a primary, or a standby after protect); a
+ * standby without one shows no interval, as remusd's. */
+static unsigned child_interval = 1000, child_budget = 300;
+static bool child_engine;
 
 static void on_term(int sig)
 {
@@ -56,13 +65,20 @@ static char *child_ctl(void *opaque, const char *line)
 {
 	char *s = malloc(512);
 
+	char engine[64] = "";
+
+	if (child_engine)
+		snprintf(engine, sizeof(engine), "\"interval_ms\":%u,\"pause_budget_ms\":%u,",
+			 child_interval, child_budget);
 	if (strcmp(line, "status") == 0)
-		snprintf(s, 512, "{\"state\":\"%s\",\"epoch\":12,\"interval_ms\":200,"
+		snprintf(s, 512, "{\"state\":\"%s\",\"epoch\":12,%s"
 			 "\"initial_sync\":null,\"extra\":1,\"epochs_committed\":3,"
 			 "\"pause_seconds\":{\"bounds\":[0.01,0.1],\"counts\":[1,2,0],"
-			 "\"sum\":0.15,\"count\":3}}", child_state);
-	else if (strncmp(line, "set-interval ", 13) == 0)
-		snprintf(s, 256, "{\"ok\":true}");
+			 "\"sum\":0.15,\"count\":3}}", child_state, engine);
+	else if (strncmp(line, "set-interval ", 13) == 0 && child_engine)
+		snprintf(s, 256, "{\"ok\":true}"), child_interval = (unsigned)atoi(line + 13);
+	else if (strncmp(line, "set-pause-budget ", 17) == 0 && child_engine)
+		snprintf(s, 256, "{\"ok\":true}"), child_budget = (unsigned)atoi(line + 17);
 	else if (strcmp(line, "failover") == 0 && strcmp(child_state, "receiving") == 0)
 		snprintf(s, 256, "{\"ok\":true}"), snprintf(child_state, sizeof(child_state), "active");
 	else if (strcmp(line, "unprotect") == 0 && strcmp(child_state, "active") != 0)
@@ -72,7 +88,8 @@ static char *child_ctl(void *opaque, const char *line)
 							  line + 11);
 	else if (strncmp(line, "protect ", 8) == 0 && (strcmp(child_state, "active") == 0 ||
 						       strcmp(child_state, "stopped") == 0))
-		snprintf(s, 256, "{\"ok\":true}"), snprintf(child_state, sizeof(child_state), "protected");
+		snprintf(s, 256, "{\"ok\":true}"), snprintf(child_state, sizeof(child_state), "protected"),
+			child_engine = true;
 	else
 		snprintf(s, 256, "{\"ok\":false,\"error\":\"fake child: no '%.80s' in state %s\"}",
 			 line, child_state);
@@ -93,7 +110,12 @@ static int fake_child(int argc, char **argv)
 			ctl = argv[i + 1];
 		if (strcmp(argv[i], "--name") == 0)
 			name = argv[i + 1];
+		if (strcmp(argv[i], "--interval") == 0)
+			child_interval = (unsigned)atoi(argv[i + 1]);
+		if (strcmp(argv[i], "--pause-budget") == 0)
+			child_budget = (unsigned)atoi(argv[i + 1]);
 	}
+	child_engine = strcmp(argv[1], "primary") == 0;
 	if (strcmp(name, "badchild") == 0) {
 		fprintf(stderr, "fake child: refusing to start (as without TLS settings)\n");
 		return 1;
@@ -615,6 +637,23 @@ static char *slurp(const char *path)
 	return buf;
 }
 
+/* Says @line to the child of @domain on @x, as its engine would change. */
+static void child_say(struct host *x, const char *domain, const char *line)
+{
+	char path[1200], buf[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s.ctl", x->dir, domain);
+	fd = remus_unix_connect(path, false);
+	assert_true(fd >= 0);
+	assert_int_equal(remus_write_all(fd, line, strlen(line)), 0);
+	assert_int_equal(remus_write_all(fd, "\n", 1), 0);
+	remus_fd_set_nonblock(fd, true);
+	for (int i = 0; i < 200 && read(fd, buf, sizeof(buf)) < 0; i++)
+		assert_int_equal(remus_loop_run_once(loop, 10), 0);
+	close(fd);
+}
+
 static char protect_req[256];
 
 static const char *protect_of(const char *domain, struct host *standby)
@@ -722,10 +761,18 @@ static void test_protect_status_refusals(void **state)
 	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 1);
 	json_object_put(o);
 
-	/* set-interval reaches the child and the record. */
-	expect_ok(&A, "{\"cmd\":\"set-interval\",\"domain\":\"web1\",\"interval_ms\":100}");
+	/* set-interval reaches the child, the record, and the standby's
+	 * record on B (what a takeover there goes on with). */
+	o = ask(&A, "{\"cmd\":\"set-interval\",\"domain\":\"web1\",\"interval_ms\":100}");
+	if (!ok(o) || json_object_object_get_ex(o, "message", NULL))
+		fail_msg("set-interval: %s", json_object_to_json_string(o));
+	json_object_put(o);
 	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
 	assert_int_equal(st.interval_ms, 100);
+	wait_status(&A, "web1", "interval_ms", "100", 2000);
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.interval_ms, 100);
+	assert_int_equal(st.pause_budget_ms, 300);
 	(void)buf;
 }
 
@@ -852,17 +899,19 @@ static void test_metrics(void **state)
 	char *page;
 	uint64_t end = remus_now_ms() + 10000;
 
-	/* Once the watcher has asked the child (every second). */
+	/* Once the watcher has asked the child (every second) since its
+	 * set-interval 100. */
 	do {
 		spin(200);
 		page = get_metrics(A.cfg.metrics_port);
 		assert_true(remus_now_ms() < end);
-	} while (!strstr(page, "remus_epoch{domain=\"web1\"}"));
+	} while (!strstr(page, "remus_epoch{domain=\"web1\"}") ||
+		 !strstr(page, "remus_interval_seconds{domain=\"web1\"} 0.1"));
 	assert_non_null(strstr(page, "200 OK"));
 	assert_non_null(strstr(page, "remus_domain_state{domain=\"web1\",role=\"primary\","
 				     "state=\"protected\"} 1"));
 	assert_non_null(strstr(page, "remus_epoch{domain=\"web1\"} 12"));
-	assert_non_null(strstr(page, "remus_interval_seconds{domain=\"web1\"} 0.2"));
+	assert_non_null(strstr(page, "remus_interval_seconds{domain=\"web1\"} 0.1"));
 	assert_non_null(strstr(page, "remus_child_restarts_total{domain=\"web1\"} 0"));
 	assert_non_null(strstr(page, "# TYPE remus_failovers_total counter"));
 	/* The child's pause histogram; none for commits (the fake has none). */
@@ -926,6 +975,13 @@ static void test_planned_failover_and_reprotect(void **state)
 	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
 	assert_int_equal(st.role, REMUS_HOSTD_ROLE_PRIMARY);
 	assert_int_equal(st.repl_port, 17800);
+	/* B's engine runs with the interval set on A (100), not with the
+	 * protect's (200) nor remusd's default (1000), and so does A's
+	 * record of its standby now. */
+	assert_int_equal(st.interval_ms, 100);
+	wait_status(&B, "web1", "interval_ms", "100", 3000);
+	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.interval_ms, 100);
 	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web1", &st, err, sizeof(err)), 0);
 	assert_int_equal(st.role, REMUS_HOSTD_ROLE_STANDBY);
 }
@@ -1129,24 +1185,6 @@ static void on_stopped(void *opaque)
 	stopped = true;
 }
 
-/* The clean stop: children get SIGTERM and are gone before done. */
-/* Says @line to the child of @domain on @x, as its engine would change. */
-static void child_say(struct host *x, const char *domain, const char *line)
-{
-	char path[1200], buf[256];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s.ctl", x->dir, domain);
-	fd = remus_unix_connect(path, false);
-	assert_true(fd >= 0);
-	assert_int_equal(remus_write_all(fd, line, strlen(line)), 0);
-	assert_int_equal(remus_write_all(fd, "\n", 1), 0);
-	remus_fd_set_nonblock(fd, true);
-	for (int i = 0; i < 200 && read(fd, buf, sizeof(buf)) < 0; i++)
-		assert_int_equal(remus_loop_run_once(loop, 10), 0);
-	close(fd);
-}
-
 /* The fence rule in the daemon (hostd/fence.h; the lab's
  * hostd-serve-crash): A's primary child dies as with its remusd serve,
  * B's standby takes over (takeover 1) while A's copy runs on; B's own
@@ -1196,6 +1234,66 @@ static void test_stale_primary_fences_itself(void **state)
 	expect_ok(&B, "{\"cmd\":\"unprotect\",\"domain\":\"web3\"}");
 }
 
+/* An unplanned takeover (B's standby goes active by itself, as when A's
+ * host dies) and the re-protection after it keep the interval last set
+ * on A: B's status shows it while B waits for A, and B's engine runs
+ * with it once A is its standby again. */
+static void test_takeover_keeps_interval(void **state)
+{
+	struct remus_hostd_dstate st;
+	char err[1024], buf[64];
+
+	fv_add(&A.v, "web5");
+	expect_ok(&A, protect_of("web5", &B));
+	wait_status(&B, "web5", "state", "receiving", 5000);
+	wait_status(&A, "web5", "state", "protected", 5000);
+	expect_ok(&A, "{\"cmd\":\"set-interval\",\"domain\":\"web5\",\"interval_ms\":300}");
+	/* B's libvirt does not show web5 for a while: B waits to re-protect. */
+	B.v.running[fv_find(&B.v, "web5")][0] = 0;
+	child_say(&B, "web5", "failover");
+	wait_status(&B, "web5", "host_state", "reprotecting", 8000);
+	assert_string_equal(status_of(&B, "web5", "interval_ms", buf, sizeof(buf)), "300");
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "web5", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.role, REMUS_HOSTD_ROLE_PRIMARY);
+	assert_int_equal(st.interval_ms, 300);
+	fv_add(&B.v, "web5");
+	wait_status(&A, "web5", "role", "standby", 20000);
+	wait_status(&B, "web5", "state", "protected", 5000);
+	wait_status(&B, "web5", "interval_ms", "300", 3000);
+	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web5", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.interval_ms, 300);
+	expect_ok(&B, "{\"cmd\":\"unprotect\",\"domain\":\"web5\"}");
+}
+
+/* The standby's host does not answer: set-interval runs and is recorded
+ * on the primary's host all the same, and its answer says that the
+ * standby's host does not have it yet. */
+static void test_set_interval_standby_unreachable(void **state)
+{
+	struct remus_hostd_dstate st;
+	struct json_object *o;
+	char err[1024];
+
+	fv_add(&A.v, "web6");
+	expect_ok(&A, protect_of("web6", &B));
+	wait_status(&B, "web6", "state", "receiving", 5000);
+	wait_status(&A, "web6", "state", "protected", 5000);
+	remus_hostd_free(B.h);
+	B.h = NULL;
+	o = ask(&A, "{\"cmd\":\"set-interval\",\"domain\":\"web6\",\"interval_ms\":150}");
+	if (!ok(o) || !strstr(str(o, "message"), "did not record interval 150 ms") ||
+	    !strstr(str(o, "message"), "sends them there again"))
+		fail_msg("set-interval without the standby's host: %s",
+			 json_object_to_json_string(o));
+	json_object_put(o);
+	assert_int_equal(remus_hostd_state_load(A.cfg.state_dir, "web6", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.interval_ms, 150);
+	wait_status(&A, "web6", "interval_ms", "150", 2000);
+	host_start(&B, "hostB", 17810);
+	expect_ok(&A, "{\"cmd\":\"unprotect\",\"domain\":\"web6\"}");
+}
+
+/* The clean stop: children get SIGTERM and are gone before done. */
 static void test_clean_stop(void **state)
 {
 	uint64_t end = remus_now_ms() + 5000;
@@ -1271,6 +1369,8 @@ int main(int argc, char **argv)
 			cmocka_unit_test(test_standby_child_refuses),
 			cmocka_unit_test(test_standby_refused_leaves_nothing),
 			cmocka_unit_test(test_stale_primary_fences_itself),
+			cmocka_unit_test(test_takeover_keeps_interval),
+			cmocka_unit_test(test_set_interval_standby_unreachable),
 			cmocka_unit_test(test_clean_stop),
 			cmocka_unit_test(test_unsafe_dirs_refused),
 		};

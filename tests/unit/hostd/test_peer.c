@@ -122,6 +122,32 @@ static void test_small_requests_and_answers(void **state)
 	}
 }
 
+/* set-interval carries the primary's current settings to the standby's
+ * record (hostd.c: they survive a takeover). */
+static void test_set_interval(void **state)
+{
+	struct remus_hostd_peer_msg m = { .kind = REMUS_HOSTD_PEER_REQUEST, .id = 11,
+					  .req = REMUS_HOSTD_PEER_SET_INTERVAL }, b;
+	char *line;
+
+	snprintf(m.domain, sizeof(m.domain), "web1");
+	m.options.interval_ms = 300;
+	m.options.pause_budget_ms = 250;
+	line = remus_hostd_peer_format(&m);
+	assert_non_null(line);
+	assert_string_equal(line, "{\"req\":\"set-interval\",\"id\":11,\"domain\":\"web1\","
+			    "\"interval_ms\":300,\"pause_budget_ms\":250}");
+	free(line);
+	roundtrip(&m, &b);
+	assert_int_equal(b.req, REMUS_HOSTD_PEER_SET_INTERVAL);
+	assert_string_equal(b.domain, "web1");
+	assert_int_equal(b.options.interval_ms, 300);
+	assert_int_equal(b.options.pause_budget_ms, 250);
+	remus_hostd_peer_msg_release(&b);
+	assert_string_equal(remus_hostd_peer_req_name(REMUS_HOSTD_PEER_SET_INTERVAL),
+			    "set-interval");
+}
+
 static void refused(const char *line, const char *why)
 {
 	struct remus_hostd_peer_msg b;
@@ -168,6 +194,18 @@ static void test_refused(void **state)
 	refused("{\"req\":\"failover\",\"id\":1,\"domain\":\"../x\"}", "domain name");
 	refused("{\"req\":\"destroy-standby\",\"id\":1,\"domain\":\"w\",\"xml\":\"\"}",
 		"unknown key \"xml\"");
+	refused("{\"req\":\"set-interval\",\"id\":1,\"domain\":\"w\",\"pause_budget_ms\":300}",
+		"set-interval: \"interval_ms\"");
+	refused("{\"req\":\"set-interval\",\"id\":1,\"domain\":\"w\",\"interval_ms\":9,"
+		"\"pause_budget_ms\":300}", "\"interval_ms\"");
+	refused("{\"req\":\"set-interval\",\"id\":1,\"domain\":\"w\",\"interval_ms\":300}",
+		"\"pause_budget_ms\"");
+	refused("{\"req\":\"set-interval\",\"id\":1,\"domain\":\"w\",\"interval_ms\":300,"
+		"\"pause_budget_ms\":0}", "\"pause_budget_ms\"");
+	refused("{\"req\":\"set-interval\",\"id\":1,\"domain\":\"w\",\"interval_ms\":300,"
+		"\"pause_budget_ms\":300,\"netbuffer\":\"off\"}", "unknown key \"netbuffer\"");
+	refused("{\"req\":\"set-interval\",\"id\":1,\"interval_ms\":300,\"pause_budget_ms\":300}",
+		"set-interval: \"domain\"");
 	refused(CS "}", "create-standby: \"disks\"");
 	refused(CS ",\"disks\":[{\"target\":\"vda\",\"format\":\"raw\"}]," OPTS
 		",\"primary\":\"a\",\"primary_port\":7790}", "\"size\"");
@@ -227,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_hello),
 		cmocka_unit_test(test_create_standby),
 		cmocka_unit_test(test_small_requests_and_answers),
+		cmocka_unit_test(test_set_interval),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_big_xml),
 	};
