@@ -60,6 +60,7 @@
 #include "hostd/peerlink.h"
 #include "hostd/progress.h"
 #include "hostd/request.h"
+#include "hostd/words.h"
 #include "tls/tls.h"
 
 #define LOG "hostd"
@@ -641,38 +642,37 @@ static void on_dom_timer(struct remus_loop *loop, void *opaque)
 
 /* ---- status ------------------------------------------------------------------ */
 
-/* The state remusctl(8) documents (the child's words) for what the host
- * knows when the child does not say: before its first answer, while it
- * is restarted, during a takeover and until re-protection. */
-static const char *user_state(const struct dom *d)
+/* The state word (hostd/words.h, remusctl(8)) for what the host knows
+ * when the child does not say: before its first answer, while it is
+ * restarted, during a takeover and until re-protection. */
+static enum remus_hostd_word user_state(const struct dom *d)
 {
-	static const char *const names[] = {
-		[D_STARTING] = "starting", [D_RUNNING] = "starting", [D_RESTARTING] = "failed",
-		[D_TAKEOVER] = "failover", [D_REPROTECTING] = "unprotected",
-		[D_STOPPING] = "stopped", [D_FAILED] = "failed", [D_RELEASING] = "releasing",
-		[D_HANDED_OVER] = "handed-over",
+	static const enum remus_hostd_word words[] = {
+		[D_STARTING] = REMUS_HOSTD_WORD_STARTING, [D_RUNNING] = REMUS_HOSTD_WORD_STARTING,
+		[D_RESTARTING] = REMUS_HOSTD_WORD_FAILED, [D_TAKEOVER] = REMUS_HOSTD_WORD_FAILOVER,
+		[D_REPROTECTING] = REMUS_HOSTD_WORD_UNPROTECTED,
+		[D_STOPPING] = REMUS_HOSTD_WORD_STOPPED, [D_FAILED] = REMUS_HOSTD_WORD_FAILED,
+		[D_RELEASING] = REMUS_HOSTD_WORD_RELEASING,
+		[D_HANDED_OVER] = REMUS_HOSTD_WORD_HANDED_OVER,
 	};
 
 	if (d->st.role == REMUS_HOSTD_ROLE_STANDBY && d->state == D_RUNNING)
-		return "waiting";
-	return names[d->state];
+		return REMUS_HOSTD_WORD_WAITING;
+	return words[d->state];
 }
 
-/* The state word list, status and the metrics all show: while the child
- * runs, its own (the watcher's last answer, at most WATCH_MS old; status
- * then puts the fresh one over it), otherwise the host's.  A checkpoint
- * in progress reads protected: list and the metrics' labels would
- * otherwise flip at every epoch. */
+/* The state word list, status (JSON and text) and the metrics all show
+ * (hostd/words.h): while the child runs, its own mapped (the watcher's
+ * last answer, at most WATCH_MS old; status then puts the fresh one over
+ * it, mapped the same: merge_child), otherwise the host's. */
 static const char *shown_state(const struct dom *d)
 {
 	struct json_object *st = d->last_status && d->state == D_RUNNING && d->child ?
 		json_object_object_get(d->last_status, "state") : NULL;
-	const char *s = st && json_object_is_type(st, json_type_string) ?
-			json_object_get_string(st) : NULL;
 
-	if (!s)
-		return user_state(d);
-	return strcmp(s, "checkpoint") == 0 ? "protected" : s;
+	if (!st || !json_object_is_type(st, json_type_string))
+		return remus_hostd_word_name(user_state(d));
+	return remus_hostd_word_name(remus_hostd_word_of_child(json_object_get_string(st)));
 }
 
 /* The host's view of @d (owned). */
@@ -768,8 +768,15 @@ static void merge_child(struct json_object *view, const char *answer, bool take_
 	}
 	for (k = child_keys; *k; k++)
 		if (json_object_object_get_ex(c, *k, &v) && !json_object_is_type(v, json_type_null)) {
-			if (strcmp(*k, "state") == 0 && !take_state)
+			if (strcmp(*k, "state") == 0) {
+				/* the same word as list's (child.state keeps the
+				 * child's own) */
+				if (take_state)
+					json_object_object_add(view, *k, json_object_new_string(
+						remus_hostd_word_name(remus_hostd_word_of_child(
+							json_object_get_string(v)))));
 				continue;
+			}
 			if (strcmp(*k, "initial_sync") == 0) {
 				/* remusctl(8)'s keys; the engine's own under child */
 				json_object_object_add(view, *k, remus_hostd_sync_json(v));

@@ -216,8 +216,9 @@ static const char *failure_reason(struct json_object *dom)
 	return json_object_is_type(lf, json_type_object) ? answer_str(lf, "reason") : NULL;
 }
 
-/* Protected: the engine's "protected": true (its state may read
- * "checkpoint" at the moment status is asked), or the state itself. */
+/* Protected: the engine's "protected": true (a primary's state reads
+ * protected then, also during a checkpoint: hostd/words.h), or the state
+ * itself. */
 static bool is_protected(struct json_object *dom, const char *state)
 {
 	struct json_object *p = NULL;

@@ -68,8 +68,8 @@ status_json() { remusctl_on "$1" status "$DOM" --json 2>/dev/null || echo '{}'; 
 status_of() { json_get "$(status_json "$1")" "$2"; }
 # is_protected HOST ROLE: web1 is protected on HOST in ROLE: a primary
 # whose standby holds a committed checkpoint (status "protected": true; its
-# state reads protected or, during a checkpoint, checkpoint), or a standby
-# receiving checkpoints (remusctl(8)).
+# state reads protected, also during a checkpoint), or a standby receiving
+# checkpoints (remusctl(8)).
 is_protected() {
 	local s
 	s=$(status_json "$1")

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -42,6 +43,7 @@
 #include "hostd/peerlink.h"
 #include "hostd/request.h"
 #include "hostd/state.h"
+#include "remusctl/cli.h"
 #include "support/tls_pki.h"
 #include "tls/tls.h"
 
@@ -924,6 +926,55 @@ static void test_metrics(void **state)
 	assert_null(strstr(page, "remus_commit_latency_seconds_count"));
 }
 
+/* A checkpoint in progress: status (its JSON and remusctl's text of it),
+ * list (JSON and text) and the metrics' label all say "protected"
+ * (hostd/words.h); the engine's own word stays under child.  Before,
+ * status said "checkpoint" where list said "protected". */
+static void test_state_words(void **state)
+{
+	struct json_object *o;
+	char *text = NULL, *page;
+	size_t len = 0;
+	FILE *f;
+	uint64_t end = remus_now_ms() + 5000;
+
+	child_say(&A, "web1", "fake-state checkpoint");
+	o = ask(&A, "{\"cmd\":\"status\",\"domain\":\"web1\"}");
+	assert_string_equal(str(o, "state"), "protected");
+	assert_string_equal(str(json_object_object_get(o, "child"), "state"), "checkpoint");
+	f = open_memstream(&text, &len);
+	remusctl_render_status(f, o, time(NULL));
+	fclose(f);
+	if (!strstr(text, "state:          protected (remusd: running)\n"))
+		fail_msg("remusctl status's text: %s", text);
+	free(text);
+	json_object_put(o);
+	/* list and the metrics: once the watcher has seen it (each second) */
+	do {
+		spin(200);
+		page = get_metrics(A.cfg.metrics_port);
+		assert_true(remus_now_ms() < end);
+		o = ask(&A, "{\"cmd\":\"status\",\"domain\":\"web1\"}");
+		json_object_put(o);
+	} while (!strstr(page, "remus_epoch{domain=\"web1\"} 12"));
+	spin(1200);
+	page = get_metrics(A.cfg.metrics_port);
+	assert_non_null(strstr(page, "remus_domain_state{domain=\"web1\",role=\"primary\","
+				     "state=\"protected\"} 1"));
+	o = ask(&A, "{\"cmd\":\"list\"}");
+	assert_string_equal(str(json_object_array_get_idx(json_object_object_get(o, "domains"), 0),
+				"state"), "protected");
+	text = NULL;
+	f = open_memstream(&text, &len);
+	remusctl_render_list(f, o, time(NULL));
+	fclose(f);
+	if (!strstr(text, " protected "))
+		fail_msg("remusctl list's text: %s", text);
+	free(text);
+	json_object_put(o);
+	child_say(&A, "web1", "fake-state protected");
+}
+
 static pid_t child_pid(struct host *x, const char *domain)
 {
 	char req[128];
@@ -1359,6 +1410,7 @@ int main(int argc, char **argv)
 			cmocka_unit_test(test_protect_status_refusals),
 			cmocka_unit_test(test_not_owner),
 			cmocka_unit_test(test_metrics),
+			cmocka_unit_test(test_state_words),
 			cmocka_unit_test(test_child_restarted),
 			cmocka_unit_test(test_planned_failover_and_reprotect),
 			cmocka_unit_test(test_resume_after_restart),
