@@ -298,6 +298,66 @@ FILE *remusd_open_output(const char *path, const char *how)
 	return f;
 }
 
+int remusd_write_output(const char *path, const char *text)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	size_t len = strlen(text), off = 0;
+	ssize_t w;
+	int fd = -1, dfd = -1, rc;
+
+	/* The temporary file sits beside @path so that the rename stays in
+	 * one filesystem; the rename replaces a symlink at @path, never
+	 * writes through it. */
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp) ||
+	    (size_t)snprintf(dir, sizeof(dir), "%s", path) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* mkostemp makes it 0600; the report is for everyone to read. */
+	if (fchmod(fd, 0644) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	while (off < len) {
+		w = write(fd, text + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			rc = w < 0 ? -errno : -EIO;
+			goto out;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = close(fd) < 0 ? -errno : 0;
+	fd = -1;
+	if (rc < 0)
+		goto out;
+	if (rename(tmp, path) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	tmp[0] = '\0';
+	/* The rename is durable once the directory is; a failure here
+	 * leaves the new report in place, so it is not an error. */
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0 && tmp[0])
+		unlink(tmp);
+	return rc;
+}
+
 int remusd_run(const struct remusd_options *o)
 {
 	struct remusd d = { .opt = o, .sigfd = -1, .ecfg = o->engine };

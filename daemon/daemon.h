@@ -182,11 +182,19 @@ bool remusd_primary_stop(struct remusd *d);
 /* standby.c.  Starts the standby role on d->qmp.  0 or -errno (logged). */
 int remusd_standby_start(struct remusd *d);
 
-/* daemon.c.  Opens one of remusd's output files (--metrics, --report)
+/* daemon.c.  Opens remusd's appended output file (--metrics)
  * with fopen's @how ("a" or "w"), created mode 0644 whatever the umask
  * (never writable by group or others; an existing file keeps its mode).
  * Returns the stream (owned; fclose it), or NULL with errno set. */
 FILE *remusd_open_output(const char *path, const char *how);
+
+/* daemon.c.  Replaces the file @path (--report) by @text (borrowed),
+ * atomically: a temporary file beside it, mode 0644 whatever the umask
+ * or the old file's mode, written, fsynced and renamed over @path (a
+ * symlink there is replaced, not followed), then the directory fsynced.
+ * Returns 0, or -errno with @path as it was (the temporary file
+ * removed).  Blocks for the fsyncs: for small files written once. */
+int remusd_write_output(const char *path, const char *text);
 
 /* ctl.c.  The control-socket handler (common/ctl.h); @opaque is the
  * struct remusd. */

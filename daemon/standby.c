@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -54,25 +55,24 @@ static void write_report(struct remusd *d)
 {
 	const char *path = d->opt->report_path;
 	struct json_object *o = remus_standby_status_json(d->standby);
-	FILE *f = NULL;
-	int w;
+	char *text = NULL;
+	int rc;
 
-	if (!o) {
+	if (!o || asprintf(&text, "%s\n",
+			   json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) < 0) {
+		text = NULL;
 		remus_err(LOG, "cannot write the failover report %s (--report): out of memory",
 			  path);
-		return;
-	}
-	f = remusd_open_output(path, "w");
-	if (!f) {
-		remus_err(LOG, "cannot create the failover report %s (--report): %s", path,
-			  strerror(errno));
 		goto out;
 	}
-	w = fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	if (fclose(f) != 0 || w < 0)
+	/* Atomic: a reader (remus-chaos, a script polling for the file)
+	 * never sees half a report, and a symlink at the path is replaced. */
+	rc = remusd_write_output(path, text);
+	if (rc < 0)
 		remus_err(LOG, "cannot write the failover report %s (--report): %s", path,
-			  strerror(errno));
+			  strerror(-rc));
 out:
+	free(text);
 	json_object_put(o);
 }
 

@@ -7,7 +7,8 @@
 #     standby does not take over when the primary dies, "remusd ctl
 #     failover" does; the fence command runs before, the activation hook
 #     after, both with REMUS_EVENT and REMUS_EPOCH; the guest resumes from
-#     the last checkpoint
+#     the last checkpoint; the failover report (--report) replaces a
+#     symlink planted at its path (mode 0644, the link's target untouched)
 #   failover-manual.sh fence
 #     the fence command fails: the standby must NOT run the guest (it could
 #     still run on the primary) and says so
@@ -24,6 +25,11 @@ if [ "$mode" = ok ]; then
 else
 	fence="echo refusing >&2; exit 3"
 fi
+# --report is replaced atomically, never written through: a symlink
+# planted at its path must not redirect the report into its target.
+echo precious >"$T/victim"
+chmod 600 "$T/victim"
+ln -s "$T/victim" "$T/report.json"
 start_remusd standby standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
 	--ctl "$T/sby.ctl" --report "$T/report.json" --manual --fence "$fence" \
 	--on-activate "echo \$REMUS_EVENT \$REMUS_EPOCH > $T/activated"
@@ -54,14 +60,20 @@ kill_now "$prid" "$pri_qemu"
 sleep 2
 st=$(ctl "$T/sby.ctl" status)
 [ "$(json_get "$st" state)" = "$ST_WAITING" ] || fail "--manual standby took over by itself: $st"
-[ ! -e "$T/report.json" ] || fail "--manual standby wrote a failover report by itself"
+[ -L "$T/report.json" ] && [ "$(cat "$T/victim")" = precious ] ||
+	fail "--manual standby wrote a failover report by itself"
 
 # A standby whose takeover failed exits non-zero (by design).
 unwatch_daemon "$sby_d"
 out=$(ctl "$T/sby.ctl" failover || true)
 echo "failover request: $out"
-wait_for 30 "the failover report" test -s "$T/report.json"
+report_written() { [ ! -L "$T/report.json" ] && [ -s "$T/report.json" ]; }
+wait_for 30 "the failover report" report_written
 report=$(cat "$T/report.json")
+[ "$(cat "$T/victim")" = precious ] && [ "$(stat -c %a "$T/victim")" = 600 ] ||
+	fail "the failover report was written through the symlink at its path: $(cat "$T/victim")"
+rmode=$(stat -c %a "$T/report.json")
+[ "$rmode" = 644 ] || fail "the failover report is mode $rmode, not 644"
 if [ "$mode" = fence ]; then
 	[ "$(json_get "$report" state)" = "$ST_FAILED" ] || fail "took over although fencing failed: $report"
 	grep -q "NOT taking over" "$T/standby.log" || fail "no log line says the takeover was refused"
