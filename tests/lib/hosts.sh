@@ -519,22 +519,61 @@ _host_serial_or_gone() {
 LAB_HEARTBEAT_MS=200
 LAB_HEARTBEAT_MISS=10
 
+# The links between the lab's hosts are TLS, as by default: LAB_TLS=psk
+# (the default) gives every host the test's pre-shared key; LAB_TLS=x509
+# gives each host its own certificates, from a CA of the test
+# (lab_pki), in libvirt's layout in the host's /etc/remus/pki: a host
+# then proves its name, and the DN CN=NAME is its identity (the owner of
+# the standbys it creates, remusd(8)).
+LAB_TLS=${LAB_TLS:-psk}
+
+# lab_pki: the lab's CA and a certificate set per host up now (name and
+# address), made with tls_pki on first use under $T/lab-pki; prints it.
+lab_pki() {
+	local h hosts=()
+	need TLS_PKI
+	if [ ! -d "$T/lab-pki" ]; then
+		for h in "${HOSTS[@]}"; do hosts+=("$h=${HOST_ADDR[$h]}"); done
+		mkdir "$T/lab-pki"
+		"$TLS_PKI" --hosts "$T/lab-pki" "remus lab CA" "${hosts[@]}" ||
+			fail "tls_pki --hosts $T/lab-pki failed"
+	fi
+	echo "$T/lab-pki"
+}
+
+# host_tls_conf NAME: host NAME's TLS lines of remusd.conf (LAB_TLS); with
+# x509, its certificates copied into its /etc/remus/pki first.
+host_tls_conf() {
+	local pki dest
+	case "$LAB_TLS" in
+	psk) echo "tls_psk = $(test_psk)" ;;
+	x509)
+		pki=$(lab_pki)
+		[ -d "$pki/$1" ] || fail "no lab certificate for host $1 (lab_pki ran before it was up)"
+		dest=$(host_path "$1" /etc/remus/pki)
+		[ -d "$dest" ] || cp -a "$pki/$1" "$dest"
+		echo "tls_x509_dir = /etc/remus/pki" ;;
+	*) fail "LAB_TLS=$LAB_TLS: psk or x509" ;;
+	esac
+}
+
 # host_remusd NAME [--KEY VALUE]...: starts host NAME's host daemon, `remusd
 # serve` (tracked, watched, log $T/NAME-remusd.log), with its config file
-# /etc/remus/remusd.conf (the host's name, the lab's heartbeat, the test's
-# pre-shared key for the replication links, which are TLS by default;
+# /etc/remus/remusd.conf (the host's name, the lab's heartbeat, the TLS of
+# LAB_TLS for the peer port and the replication links;
 # options given here override it on the command line), and waits until
 # `remusctl list` gets an answer from it.  Sets REMUSD_SERVE_PID.
 host_remusd() {
-	local name=$1
+	local name=$1 tls
 	shift
 	need REMUSD REMUSCTL
+	tls=$(host_tls_conf "$name")
 	cat >"$(host_path "$name" /etc/remus/remusd.conf)" <<-EOF2
 		# remus-qemu test lab (tests/lib/hosts.sh): host $name.
 		name = $name
 		heartbeat = $LAB_HEARTBEAT_MS
 		miss = $LAB_HEARTBEAT_MISS
-		tls_psk = $(test_psk)
+		$tls
 	EOF2
 	host_spawn "$name" "$T/$name-remusd.log" "$REMUSD" serve "$@"
 	REMUSD_SERVE_PID=$SPAWN_PID

@@ -12,6 +12,12 @@
  *                  a day ago
  *   DIR/wrongname  the good CA; certificates for "elsewhere.invalid"
  *
+ * remus_test_pki_make_hosts makes a lab's instead: one new CA and, per
+ * host NAME[=ADDR], DIR/NAME with certificates for NAME (CN=NAME, DNS
+ * name NAME and ADDR's IP address), so that hosts of the libvirt lab
+ * prove their own names to each other and a certificate's DN says
+ * which host holds it.
+ *
  * Each has cacert.pem, servercert.pem, clientcert.pem and
  * private/{server,client}key.pem (keys 0600).  ECDSA P-256 keys: fast
  * to make.
@@ -102,11 +108,11 @@ static void free_ca(struct ca *ca)
 		gnutls_x509_privkey_deinit(ca->key);
 }
 
-/* A leaf for @name (and 127.0.0.1 when @ip), valid @from..@to, for
+/* A leaf for @name (and the IPv4 address @ip unless NULL), valid @from..@to, for
  * @server or client use, written as DIR/{server,client}cert.pem and
  * DIR/private/{...}key.pem. */
 static int make_leaf(const struct ca *ca, const char *dir, bool server, const char *name,
-		     bool ip, time_t from, time_t to)
+		     const char *ip, time_t from, time_t to)
 {
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_x509_privkey_t key = NULL;
@@ -130,7 +136,8 @@ static int make_leaf(const struct ca *ca, const char *dir, bool server, const ch
 	r |= gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, name, strlen(name),
 						  GNUTLS_FSAN_SET);
 	if (ip) {
-		inet_pton(AF_INET, "127.0.0.1", lo);
+		if (inet_pton(AF_INET, ip, lo) != 1)
+			goto out;
 		r |= gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, lo, 4,
 							  GNUTLS_FSAN_APPEND);
 	}
@@ -161,7 +168,7 @@ out:
 
 /* DIR/@sub with @ca's cacert.pem and both leaves. */
 static int make_set(const char *dir, const char *sub, const struct ca *ca, const char *name,
-		    bool ip, time_t from, time_t to)
+		    const char *ip, time_t from, time_t to)
 {
 	char d[2048], p[4096];
 	gnutls_datum_t pem = { 0 };
@@ -192,16 +199,42 @@ int remus_test_pki_make(const char *dir)
 	if (rc == 0)
 		rc = make_ca(&other, "some other CA");
 	if (rc == 0)
-		rc = make_set(dir, "good", &good, "localhost", true, now - 3600, now + 86400);
+		rc = make_set(dir, "good", &good, "localhost", "127.0.0.1", now - 3600, now + 86400);
 	if (rc == 0)
-		rc = make_set(dir, "otherca", &other, "localhost", true, now - 3600, now + 86400);
+		rc = make_set(dir, "otherca", &other, "localhost", "127.0.0.1", now - 3600, now + 86400);
 	if (rc == 0)
-		rc = make_set(dir, "expired", &good, "localhost", true, now - 10 * 86400,
+		rc = make_set(dir, "expired", &good, "localhost", "127.0.0.1", now - 10 * 86400,
 			      now - 86400);
 	if (rc == 0)
-		rc = make_set(dir, "wrongname", &good, "elsewhere.invalid", false, now - 3600,
+		rc = make_set(dir, "wrongname", &good, "elsewhere.invalid", NULL, now - 3600,
 			      now + 86400);
 	free_ca(&good);
 	free_ca(&other);
+	return rc;
+}
+
+int remus_test_pki_make_hosts(const char *dir, const char *ca_name, char *const *hosts, int n)
+{
+	struct ca ca = { 0 };
+	time_t now = time(NULL);
+	char name[256], *eq;
+	int i, rc;
+
+	rc = make_ca(&ca, ca_name);
+	for (i = 0; rc == 0 && i < n; i++) {
+		if (snprintf(name, sizeof(name), "%s", hosts[i]) >= (int)sizeof(name)) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		eq = strchr(name, '=');
+		if (eq)
+			*eq++ = '\0';
+		if (!*name || strchr(name, '/')) {
+			rc = -EINVAL;
+			break;
+		}
+		rc = make_set(dir, name, &ca, name, eq, now - 3600, now + 86400);
+	}
+	free_ca(&ca);
 	return rc;
 }

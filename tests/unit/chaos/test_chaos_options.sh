@@ -87,4 +87,25 @@ set -e
 [ "$rc" -eq 2 ] && grep -qF -- '--remusd /missing/path: no such file; give --remusd' "$T/err" &&
 	! grep -q Traceback "$T/err" || fail "run --remusd /missing/path: exit $rc: $(cat "$T/err")"
 echo "run --remusd /missing/path: $(cat "$T/err")"
-echo "test_chaos_options: all $((n + 2)) refused with the option and its fix"
+# --tls x509: the certificate maker (--tls-pki, $TLS_PKI) is checked too.
+x509=(--vm-dir "$T/vm" --remusd "$T/prog" --qemu "$T/prog" --client "$T/prog"
+      --checker "$T/prog" --remusctl "$T/prog" --libvirtd "$T/prog" --tls x509)
+for case in opt env none; do
+	set +e
+	case $case in
+	opt) env -u TLS_PKI "$chaos" run "${x509[@]}" --tls-pki /missing/pki --out "$T/x$case" ;;
+	env) TLS_PKI=/missing/env-pki "$chaos" run "${x509[@]}" --out "$T/x$case" ;;
+	none) env -u TLS_PKI -u REMUS_BUILD_DIR "$chaos" run "${x509[@]}" --out "$T/x$case" ;;
+	esac >"$T/out" 2>"$T/err"
+	rc=$?
+	set -e
+	want=$(case $case in
+		opt) echo "--tls-pki /missing/pki: no such file; give --tls-pki" ;;
+		env) echo '$TLS_PKI=/missing/env-pki: no such file; set $TLS_PKI' ;;
+		none) echo "--tls x509: no certificate maker: give --tls-pki PATH" ;;
+		esac)
+	[ "$rc" -eq 2 ] && grep -qF -- "$want" "$T/err" && ! grep -q Traceback "$T/err" &&
+		[ ! -e "$T/x$case" ] || fail "--tls x509 ($case): exit $rc: $(cat "$T/err")"
+	echo "--tls x509 ($case): $(cat "$T/err")"
+done
+echo "test_chaos_options: all $((n + 5)) refused with the option and its fix"
