@@ -3015,11 +3015,27 @@ static void on_recovered(void *opaque, int rc, const char *code, const char *msg
 		return;
 	}
 	if (rc < 0) {
-		if (d->st.role == REMUS_HOSTD_ROLE_STANDBY) {
+		if (d->st.role == REMUS_HOSTD_ROLE_STANDBY && code &&
+		    strcmp(code, "no-domain") == 0) {
 			/* Nothing to be the standby of: its primary re-protects. */
 			remus_warn(LOG, "%s: the standby domain is gone (%s); forgetting it until "
 				   "%s protects it again", d->st.domain, msg, d->st.peer);
 			forget(op, d);
+		} else if (d->st.role == REMUS_HOSTD_ROLE_STANDBY) {
+			/* Its QEMU died with the host, but libvirt still has
+			 * the domain's definition, shut off (the old primary's
+			 * own, which a re-protection made this host the
+			 * standby over), or libvirt could not say.  The record
+			 * stays: it is what makes the primary's next
+			 * create-standby find that definition remusd's own
+			 * (check_standby's @recorded) instead of refusing it
+			 * as one remusd never protected; the primary's host
+			 * sends one within STANDBY_LOST_MS of its child's
+			 * "unprotected" (reprotect auto).  Nothing runs here
+			 * meanwhile: no child, no proxy. */
+			d->state = D_FAILED;
+			dom_fail(d, "the standby domain does not run here (%s); its record stays "
+				 "until %s protects it onto this host again", msg, d->st.peer);
 		} else {
 			d->state = D_FAILED;
 			dom_fail(d, "recorded as primary here but %s; if it was failed over, its "

@@ -164,7 +164,8 @@ struct fakevirt {
 	struct remus_timer slow_timer;   /* a creation that takes 800 ms */
 	struct call *slow;
 	struct call *calls;
-	char running[8][64];      /* domains that run here */
+	char running[16][64];      /* domains that run here */
+	char defined[16][64];      /* persistent definitions here (running or shut off) */
 	char log[4096];           /* what was done, for the checks */
 	int proxies;
 	bool fail_release;        /* the next release_disks fails */
@@ -218,7 +219,7 @@ static struct call *fv_push(struct fakevirt *v, int rc, const char *code, const 
 
 static int fv_find(struct fakevirt *v, const char *name)
 {
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 16; i++)
 		if (strcmp(v->running[i], name) == 0)
 			return i;
 	return -1;
@@ -230,6 +231,24 @@ static void fv_add(struct fakevirt *v, const char *name)
 
 	if (fv_find(v, name) < 0 && i >= 0)
 		snprintf(v->running[i], sizeof(v->running[i]), "%s", name);
+}
+
+static bool fv_defined(struct fakevirt *v, const char *name)
+{
+	for (int i = 0; i < 16; i++)
+		if (strcmp(v->defined[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* @name gets a persistent definition here (@on), or loses it. */
+static void fv_define(struct fakevirt *v, const char *name, bool on)
+{
+	for (int i = 0; i < 16; i++)
+		if (on ? !v->defined[i][0] : strcmp(v->defined[i], name) == 0) {
+			snprintf(v->defined[i], sizeof(v->defined[i]), "%s", on ? name : "");
+			return;
+		}
 }
 
 static void fv_log(struct fakevirt *v, const char *what, const char *name)
@@ -279,14 +298,15 @@ static int fv_inspect(void *impl, const char *name, remus_hostd_virt_info_cb *cb
 }
 
 /* Domain "taken" is defined on every fake host, remusd's own only when
- * recorded. */
+ * recorded; so is every definition fv_define() made (virt/domain.h
+ * remus_virt_standby_over). */
 static int fv_check_standby(void *impl, const char *name, const char *uuid, const char *incoming,
 			    bool recorded, remus_hostd_virt_done_cb *cb, void *opaque)
 {
 	struct fakevirt *v = impl;
 	struct call *c;
 
-	if (strcmp(name, "taken") == 0 && !recorded)
+	if ((strcmp(name, "taken") == 0 || fv_defined(v, name)) && !recorded)
 		c = fv_push(v, -EEXIST, "exists", "this host already has domain taken (shut off), "
 			    "which remusd here never protected: virsh undefine taken");
 	else
@@ -360,7 +380,10 @@ static int fv_recover(void *impl, const char *name, remus_hostd_virt_done_cb *cb
 	struct call *c;
 
 	if (fv_find(v, name) < 0) {
-		c = fv_push(v, -ENOENT, "no-domain", "no such domain");
+		if (fv_defined(v, name))
+			c = fv_push(v, -EAGAIN, "not-running", "domain is not running here");
+		else
+			c = fv_push(v, -ENOENT, "no-domain", "no such domain");
 		c->done = cb;
 		c->opaque = opaque;
 		fv_log(v, "recover", name);
@@ -1344,6 +1367,46 @@ static void test_set_interval_standby_unreachable(void **state)
 	expect_ok(&A, "{\"cmd\":\"unprotect\",\"domain\":\"web6\"}");
 }
 
+/* issue 10, bug A: the standby host dies (kill-host: its standby QEMU
+ * with it) while its standby is the live instance of the domain's own
+ * definition there (the old primary's host, made the standby after a
+ * takeover).  Its remusd serve, restarted, finds the domain shut off but
+ * defined: the record stays (before, it was dropped, and the primary's
+ * next create-standby was refused: a definition remusd "never
+ * protected").  The primary, its child finding no standby, makes a new
+ * one there over that definition, by itself. */
+static void test_standby_host_restarted(void **state)
+{
+	struct remus_hostd_dstate st;
+	char err[1024], buf[600];
+
+	fv_add(&A.v, "sbydead");
+	expect_ok(&A, protect_of("sbydead", &B));
+	wait_status(&B, "sbydead", "state", "receiving", 5000);
+	wait_status(&A, "sbydead", "host_state", "running", 5000);
+	fv_define(&B.v, "sbydead", true);
+	/* B dies with its QEMU; its libvirt keeps the definition. */
+	remus_hostd_free(B.h);
+	B.h = NULL;
+	B.v.running[fv_find(&B.v, "sbydead")][0] = 0;
+	B.v.log[0] = 0;
+	host_start(&B, "hostB", 17810);
+	wait_status(&B, "sbydead", "host_state", "failed", 5000);
+	assert_non_null(strstr(status_of(&B, "sbydead", "last_failure", buf, sizeof(buf)),
+			       "record stays"));
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "sbydead", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.role, REMUS_HOSTD_ROLE_STANDBY);
+	/* A's child finds no standby; 10 s later A makes a new one on B. */
+	child_say(&A, "sbydead", "fake-state unprotected");
+	wait_status(&B, "sbydead", "host_state", "running", 20000);
+	wait_status(&B, "sbydead", "role", "standby", 1000);
+	wait_status(&A, "sbydead", "state", "protected", 5000);
+	assert_non_null(strstr(B.v.log, "check-standby-recorded sbydead;"));
+	assert_non_null(strstr(B.v.log, "create-standby sbydead;"));
+	expect_ok(&A, "{\"cmd\":\"unprotect\",\"domain\":\"sbydead\"}");
+	fv_define(&B.v, "sbydead", false);
+}
+
 /* The clean stop: children get SIGTERM and are gone before done. */
 static void test_clean_stop(void **state)
 {
@@ -1423,6 +1486,7 @@ int main(int argc, char **argv)
 			cmocka_unit_test(test_stale_primary_fences_itself),
 			cmocka_unit_test(test_takeover_keeps_interval),
 			cmocka_unit_test(test_set_interval_standby_unreachable),
+			cmocka_unit_test(test_standby_host_restarted),
 			cmocka_unit_test(test_clean_stop),
 			cmocka_unit_test(test_unsafe_dirs_refused),
 		};
