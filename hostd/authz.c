@@ -34,6 +34,7 @@ int remus_hostd_authorise(enum remus_hostd_peer_req req, const char *domain, con
 		 "may %s it", domain, remus_hostd_role_name(byname->role), byname->owner,
 		 who(identity), req == REMUS_HOSTD_PEER_CREATE_STANDBY ? "replace"
 			 : req == REMUS_HOSTD_PEER_FAILOVER ? "fail over"
-			 : req == REMUS_HOSTD_PEER_SET_INTERVAL ? "change the interval of" : "destroy");
+			 : req == REMUS_HOSTD_PEER_SET_INTERVAL ? "change the interval of" 
+			 : req == REMUS_HOSTD_PEER_QUERY ? "ask about" : "destroy");
 	return -EPERM;
 }

@@ -15,7 +15,7 @@
  *                                 name, and the record of NAME, if any,
  *                                 belongs to this identity (or to none)
  *   destroy-standby, failover,    the record of NAME, if any, belongs to
- *   set-interval                  this identity (or to none)
+ *   set-interval, query           this identity (or to none)
  *
  * A record without an owner (written before issue 12, or by a host
  * running --insecure) binds no identity.  Without TLS every peer is ""

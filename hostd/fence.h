@@ -32,6 +32,12 @@
  *                           its peer that runs the domain
  *                           as primary, count > ours,
  *                           proven to be the record's owner
+ *   primary, restarted    its peer's answer to query       destroy ours (stale),
+ *     (before its child     (peer.h): it runs the domain     before any child
+ *     starts again)         as primary, count > ours,        starts on it
+ *                           proven to be the record's owner
+ *   primary, restarted    any other answer, or none        resume the child
+ *                           (peer unreachable)
  *
  * Only the record's owner reaches these (hostd/authz.h checks the TLS
  * identity of every request; a refused answer's identity is checked
@@ -42,6 +48,23 @@
  * create-standby only while its libvirt shows the domain running: so a
  * destroy here always leaves the copy there running.  When the peer
  * cannot be reached nothing is destroyed (no answer, no decision).
+ *
+ * The restart rows: a remusd serve that starts again with a primary
+ * record asks the record's standby host (query) before it starts the
+ * primary child, because that child gives the copy here its disks (its
+ * NBD exports) and its network (it removes the filters the dead one
+ * left) back: on a stale copy that is a second guest on the network with
+ * the survivor's MAC.  A peer that cannot be reached (its host is down,
+ * or the network between the two) gives no decision, and the child
+ * starts as before: if the peer's host is down the copy here is the only
+ * one, and without its child its disk and network stay dead, which for
+ * an HA tool is an outage it made itself; waiting for an answer that may
+ * never come would make it one with no end.  If the peer did take over
+ * and is only out of reach, the two copies run until it answers (the
+ * child's re-protection asks again, the rows above), as before the
+ * query.  The wait for the answer is bounded by the peer timeout; the
+ * guest itself is not held meanwhile (a guest a checkpoint left paused
+ * is resumed first, hostd.c on_recovered).
  * Under --insecure (no identities) a peer can claim any count: that mode
  * trusts the network, as it says at every session.
  */
@@ -83,7 +106,9 @@ enum remus_hostd_fence remus_hostd_fence_create(const struct remus_hostd_dstate 
  * without TLS), which says it runs the domain as primary with count
  * @takeover (@runs_primary; false: it did not say so).  Returns DESTROY
  * (our copy is stale), or NONE (keep retrying as before; @why says why
- * nothing is destroyed when the peer claimed it runs the domain).
+ * nothing is destroyed when the peer claimed it runs the domain).  The
+ * same decision for the peer's answer to query after a restart (the
+ * restart rows): NONE then resumes the primary child.
  */
 enum remus_hostd_fence remus_hostd_fence_refused(const struct remus_hostd_dstate *rec,
 						 bool runs_primary, uint64_t takeover,

@@ -2967,6 +2967,39 @@ static bool peer_authorised(struct remus_hostd *h, struct remus_hostd_peer_reply
 	return false;
 }
 
+/* query (peer.h): how this host holds @m's domain, asked by the
+ * restarted remusd serve of its primary's host before that one starts
+ * its primary child again (on_restart_answer).  "Runs it as the primary"
+ * as in a create-standby's refusal: a primary record whose child lives,
+ * or a standby whose child went active (the watcher sees that within
+ * WATCH_MS; its record then gets one takeover more, counted here
+ * already). */
+static void peer_query(struct remus_hostd *h, struct remus_hostd_peer_reply *rep,
+		       const struct remus_hostd_peer_msg *m)
+{
+	struct remus_hostd_peer_msg a = { .ok = true };
+	struct dom *d = dom_find(h, m->domain);
+	struct json_object *st = d && d->last_status ?
+				 json_object_object_get(d->last_status, "state") : NULL;
+	bool active = st && json_object_is_type(st, json_type_string) &&
+		      strcmp(json_object_get_string(st), "active") == 0;
+	bool taking_over = d && d->st.role == REMUS_HOSTD_ROLE_STANDBY &&
+			   (d->state == D_TAKEOVER ||
+			    (d->state == D_RUNNING && d->child && active));
+
+	if (d && (taking_over || (d->st.role == REMUS_HOSTD_ROLE_PRIMARY && d->child))) {
+		a.runs_primary = true;
+		a.takeover = d->st.takeover + (taking_over ? 1 : 0);
+	} else if (d && d->st.role == REMUS_HOSTD_ROLE_STANDBY) {
+		a.holds_standby = true;
+		a.takeover = d->st.takeover;
+	}
+	remus_debug(LOG, "%s: query: %s (takeover %llu)", m->domain, a.runs_primary ?
+		    "runs here as the primary" : a.holds_standby ? "the standby is here" :
+		    "does not run here", (unsigned long long)a.takeover);
+	remus_hostd_peer_answer(rep, &a);
+}
+
 static void on_peer(void *opaque, struct remus_hostd_peer_reply *rep,
 		    const struct remus_hostd_peer_msg *m, const char *from, const char *identity)
 {
@@ -2997,18 +3030,106 @@ static void on_peer(void *opaque, struct remus_hostd_peer_reply *rep,
 	case REMUS_HOSTD_PEER_SET_INTERVAL:
 		peer_set_interval(h, rep, m, from);
 		return;
+	case REMUS_HOSTD_PEER_QUERY:
+		peer_query(h, rep, m);
+		return;
 	}
 	peer_answer_error(&rep, REMUS_HOSTD_E_BAD_REQUEST, "unknown request");
 }
 
 /* ---- start, resume, stop -------------------------------------------------------- */
 
+/* The primary child of a record, started again after a restart: its QMP
+ * proxy, then the child (whose netbuffer set-up removes the filters the
+ * dead one left, and whose exports serve the guest's disks again). */
+static void primary_resume(struct dom *d)
+{
+	int r = d->h->ops->proxy_start(d->h->virt, d->st.domain, d->qmp_path, &d->proxy);
+
+	if (r < 0) {
+		d->state = D_FAILED;
+		dom_fail(d, "cannot serve the QMP proxy %s: %s", d->qmp_path, strerror(-r));
+	} else if (child_spawn(d) == 0) {
+		d->state = D_RUNNING;
+		remus_info(LOG, "%s: resumed as %s (peer %s)", d->st.domain,
+			   remus_hostd_role_name(d->st.role), d->st.peer);
+	} else {
+		d->state = D_RESTARTING;
+		remus_timer_arm(&d->timer, d->backoff_ms);
+	}
+}
+
+/* The answer of the record's standby host to query (restart_ask): the
+ * fence rule decides as for a create-standby it refused (fence.h): its
+ * host runs the domain as the primary after a newer takeover and proved
+ * to be the record's owner: the copy here is stale and goes now, before
+ * any child of ours gives it back its disks and its network.  Anything
+ * else resumes the primary child: the peer holds our standby (or none:
+ * the child then finds no standby and the host makes a new one), or it
+ * cannot be reached (hostd.h says why that resumes). */
+static void on_restart_answer(void *opaque, int rc, const struct remus_hostd_peer_msg *a,
+			      const char *err)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+	char why[1024] = "";
+	enum remus_hostd_fence f = REMUS_HOSTD_FENCE_NONE;
+
+	if (d && d->state == D_STARTING && rc == 0 && a->ok)
+		f = remus_hostd_fence_refused(&d->st, a->runs_primary, a->takeover,
+					      remus_hostd_peer_call_identity(op->call), why,
+					      sizeof(why));
+	op->call = NULL;
+	/* Gone, or changed meanwhile (its standby host's create-standby
+	 * came first and replaces it, or an unprotect). */
+	if (!d || d->state != D_STARTING) {
+		op_free(op);
+		return;
+	}
+	if (f == REMUS_HOSTD_FENCE_DESTROY) {
+		fence_self(d, why);
+		op_free(op);
+		return;
+	}
+	if (rc < 0 || !a->ok)
+		remus_warn(LOG, "%s: cannot ask %s whether it took the domain over (%s); resuming "
+			   "the primary child here all the same (the copy here may be the only "
+			   "one; if %s runs it too, the fence rule settles it once %s answers)",
+			   d->st.domain, d->st.peer, rc < 0 ? err : a->error, d->st.peer,
+			   d->st.peer);
+	else if (why[0])
+		remus_warn(LOG, "%s: %s", d->st.domain, why);
+	else
+		remus_info(LOG, "%s: %s %s; resuming the primary child", d->st.domain, d->st.peer,
+			   a->holds_standby ? "holds its standby" : a->runs_primary ?
+			   "runs it too, with no newer takeover" : "has no standby of it");
+	primary_resume(d);
+	op_free(op);
+}
+
+/* Asks the standby host of primary record @d (query) how it holds the
+ * domain, before the primary child starts again; @op (its generation
+ * @d's) goes with the call.  -errno: not asked (the caller resumes). */
+static int restart_ask(struct dom *d, struct op *op)
+{
+	struct remus_hostd *h = d->h;
+	struct remus_hostd_peer_msg m = { .kind = REMUS_HOSTD_PEER_REQUEST,
+					  .req = REMUS_HOSTD_PEER_QUERY };
+
+	m.id = ++h->next_id;
+	snprintf(m.domain, sizeof(m.domain), "%s", d->st.domain);
+	remus_info(LOG, "%s: asking %s:%u whether it took the domain over before resuming the "
+		   "primary child here", d->st.domain, d->st.peer, d->st.peer_port);
+	return remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, &m,
+				     h->cfg.peer_timeout_ms, h->tls_client, on_restart_answer, op,
+				     &op->call);
+}
+
 static void on_recovered(void *opaque, int rc, const char *code, const char *msg)
 {
 	struct op *op = opaque;
 	struct remus_hostd *h = op->h;
 	struct dom *d = op_dom(op);
-	int r;
 
 	if (!d) {
 		op_free(op);
@@ -3056,18 +3177,10 @@ static void on_recovered(void *opaque, int rc, const char *code, const char *msg
 			op_free(op);
 		return;
 	}
-	r = h->ops->proxy_start(h->virt, d->st.domain, d->qmp_path, &d->proxy);
-	if (r < 0) {
-		d->state = D_FAILED;
-		dom_fail(d, "cannot serve the QMP proxy %s: %s", d->qmp_path, strerror(-r));
-	} else if (child_spawn(d) == 0) {
-		d->state = D_RUNNING;
-		remus_info(LOG, "%s: resumed as %s (peer %s)", d->st.domain,
-			   remus_hostd_role_name(d->st.role), d->st.peer);
-	} else {
-		d->state = D_RESTARTING;
-		remus_timer_arm(&d->timer, d->backoff_ms);
-	}
+	/* A primary: its standby's host first (restart_ask). */
+	if (restart_ask(d, op) == 0)
+		return;
+	primary_resume(d);
 	op_free(op);
 }
 

@@ -33,6 +33,26 @@
  * host does not answer, it is applied here all the same, said so, and
  * sent again until it answers (hostd.c, "the standby's copy of the
  * settings").
+ *
+ * A restart resumes every record (docs/ARCHITECTURE.md, "When remusd
+ * serve stops or dies"):
+ *
+ *   primary:  recover (libvirt; a guest a checkpoint left paused is resumed)
+ *             --> query its standby host (peer.h) --> it took the domain
+ *             over after a newer takeover: FENCE, the copy here is destroyed
+ *             (hostd/fence.h) | anything else, or no answer within the peer
+ *             timeout: the primary child starts again
+ *   standby:  its standby QEMU is destroyed and the record dropped (the
+ *             child that fed it is gone); a domain that no longer runs but
+ *             is still defined here (a host crash) keeps its record, so
+ *             that the primary's next create-standby makes the standby again
+ *             over that definition, as one remusd protected
+ *
+ * Why no answer resumes the child rather than waiting for one: the peer's
+ * host may be down, and then the copy here is the only one; without its
+ * child its disks (on the child's NBD exports) and its network (the dead
+ * child's filters) stay dead.  fence.h says what that costs when the
+ * peer took over and is only out of reach.
  */
 #ifndef REMUS_HOSTD_HOSTD_H
 #define REMUS_HOSTD_HOSTD_H

@@ -23,6 +23,7 @@ static const char *const req_names[] = {
 	[REMUS_HOSTD_PEER_FAILOVER] = "failover",
 	[REMUS_HOSTD_PEER_PING] = "ping",
 	[REMUS_HOSTD_PEER_SET_INTERVAL] = "set-interval",
+	[REMUS_HOSTD_PEER_QUERY] = "query",
 };
 #define NREQ (sizeof(req_names) / sizeof(req_names[0]))
 
@@ -214,7 +215,7 @@ static int parse_request(struct json_object *o, struct remus_hostd_peer_msg *m, 
 			break;
 	if (i == NREQ)
 		return remus_hostd_fail(err, errlen, "unknown request '%s' (a newer peer? this remusd "
-			    "knows create-standby, destroy-standby, failover, ping, set-interval)", name);
+			    "knows create-standby, destroy-standby, failover, ping, set-interval, query)", name);
 	m->req = (enum remus_hostd_peer_req)i;
 	rc = parse_request_body(o, m, name, err, errlen);
 	if (rc == -EINVAL && strncmp(err, name, strlen(name)) != 0) {
@@ -227,7 +228,7 @@ static int parse_request(struct json_object *o, struct remus_hostd_peer_msg *m, 
 static int parse_answer(struct json_object *o, struct remus_hostd_peer_msg *m, char *err,
 			size_t errlen)
 {
-	static const char *const ok_keys[] = { "id", "ok", "repl_port", NULL };
+	static const char *const ok_keys[] = { "id", "ok", "repl_port", "role", "takeover", NULL };
 	static const char *const err_keys[] = { "id", "ok", "error", "code", "takeover", NULL };
 	struct json_object *v;
 	char code[32];
@@ -250,6 +251,24 @@ static int parse_answer(struct json_object *o, struct remus_hostd_peer_msg *m, c
 				return rc;
 			m->repl_port = (uint16_t)n;
 		}
+		/* query's answer: "role" and "takeover" together, or neither. */
+		if (json_object_object_get_ex(o, "role", NULL) !=
+		    json_object_object_get_ex(o, "takeover", NULL))
+			return remus_hostd_fail(err, errlen, "answer: \"role\" and \"takeover\" "
+						"come together");
+		if (!json_object_object_get_ex(o, "role", NULL))
+			return 0;
+		if ((rc = remus_hostd_json_str(o, "role", code, sizeof(code), true, err, errlen)) ||
+		    (rc = remus_hostd_json_u64(o, "takeover", 0, INT64_MAX, &m->takeover, err,
+					       errlen)))
+			return rc;
+		if (strcmp(code, "primary") == 0)
+			m->runs_primary = true;
+		else if (strcmp(code, "standby") == 0)
+			m->holds_standby = true;
+		else
+			return remus_hostd_fail(err, errlen, "answer: \"role\" is not primary or "
+						"standby");
 		return 0;
 	}
 	if ((rc = only_keys(o, err_keys, "answer", err, errlen)) ||
@@ -391,6 +410,12 @@ char *remus_hostd_peer_format(const struct remus_hostd_peer_msg *m)
 		if (m->ok) {
 			if (m->repl_port)
 				json_object_object_add(o, "repl_port", json_object_new_int(m->repl_port));
+			if (m->runs_primary || m->holds_standby) {
+				json_object_object_add(o, "role", json_object_new_string(
+					m->runs_primary ? "primary" : "standby"));
+				json_object_object_add(o, "takeover",
+						       json_object_new_int64((int64_t)m->takeover));
+			}
 		} else {
 			json_object_object_add(o, "error", json_object_new_string(m->error));
 			json_object_object_add(o, "code", json_object_new_string(

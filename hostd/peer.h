@@ -15,9 +15,11 @@
  *   {"req":"failover","id":9,"domain":"web1"}          (planned switch)
  *   {"req":"ping","id":10}
  *   {"req":"set-interval","id":11,"domain":"web1","interval_ms":300,"pause_budget_ms":300}
+ *   {"req":"query","id":12,"domain":"web1"}
  *   {"id":7,"ok":true,"repl_port":7800}
  *   {"id":8,"ok":false,"error":"MESSAGE","code":"exists"}
  *   {"id":7,"ok":false,"error":"MESSAGE","code":"exists","takeover":1}
+ *   {"id":12,"ok":true,"role":"primary","takeover":1}
  *
  * create-standby asks the host to make the standby of a domain that runs
  * on the sender ("primary"): check that no other domain has its name or
@@ -44,6 +46,16 @@
  * the answering host as its primary says so with that host's count
  * ("takeover" in the error answer), so the asker learns that its
  * own copy is the stale one.
+ *
+ * query asks how the answering host holds a domain, so that a restarted
+ * remusd serve learns, before it starts the primary child of its record
+ * again, whether its standby took the domain over meanwhile (hostd/fence.h):
+ * the answer says "role":"primary" with its takeover count when the domain
+ * runs there as the primary (its child lives, or its standby just went
+ * active: then the count is one more than its record's), "role":"standby"
+ * with its record's count when it holds the standby there, and no role
+ * when it has no record of the domain or its copy does not run there.
+ * "takeover" comes with "role" and only with it.
  *
  * This file is the messages only (parse, format), pure and fuzzed
  * (fuzz_hostd_peer); the connection on the loop is peerlink.h.
@@ -73,6 +85,7 @@ enum remus_hostd_peer_req {
 	REMUS_HOSTD_PEER_FAILOVER,
 	REMUS_HOSTD_PEER_PING,
 	REMUS_HOSTD_PEER_SET_INTERVAL,
+	REMUS_HOSTD_PEER_QUERY,
 };
 
 struct remus_hostd_peer_disk {
@@ -114,8 +127,11 @@ struct remus_hostd_peer_msg {
 	char error[1024];
 	int code;                 /* enum remus_hostd_code; -1 when ok */
 	uint16_t repl_port;       /* create-standby's answer; 0 otherwise */
-	bool runs_primary;        /* a refusal: the answering host runs it as primary,
-				   * with @takeover; false: no "takeover" */
+	bool runs_primary;        /* a refusal, or query's answer ("role":"primary"):
+				   * the answering host runs it as primary, with
+				   * @takeover; false: no "takeover" */
+	bool holds_standby;       /* query's answer ("role":"standby"): the answering
+				   * host holds its standby, with @takeover */
 };
 
 /* "create-standby", ... */

@@ -36,6 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (m.kind == REMUS_HOSTD_PEER_REQUEST && m.req == REMUS_HOSTD_PEER_SET_INTERVAL &&
 		     (n.options.interval_ms != m.options.interval_ms ||
 		      n.options.pause_budget_ms != m.options.pause_budget_ms)) ||
+		    n.holds_standby != m.holds_standby ||
 		    (m.xml && strcmp(n.xml, m.xml) != 0))
 			abort();
 		remus_hostd_peer_msg_release(&n);

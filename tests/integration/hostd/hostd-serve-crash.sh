@@ -12,10 +12,13 @@
 # libvirt still runs it, its disk on the dead child's NBD export; the
 # test prints both copies every 2 s (the documented window of two
 # copies).  pri's remusd serve is started again: by the fence rule
-# (hostd/fence.h) pri destroys its stale copy, either when sby's
-# re-protection comes (takeover 1, newer than pri's record) or when sby
-# refuses pri's own request for a new standby saying so; sby's copy is
-# never touched.  sby then re-protects onto pri by itself, pri keeps the
+# (hostd/fence.h) pri destroys its stale copy at once: before it starts a
+# primary child on it, it asks sby (query), which runs web1 after a newer
+# takeover (1 against pri's record's 0).  The test fails if a primary
+# child started on pri before that FENCE line (before the query, it ran
+# on the stale copy for about 10 s, its output and disk live again, until
+# sby's re-protection or its refusal of pri's own create-standby said
+# so).  sby's copy is never touched.  sby then re-protects onto pri by itself, pri keeps the
 # standby (virsh: paused), and the guest ticks on.  Nothing is done by
 # hand on either host.
 source "$(dirname "$0")/../../lib/remus.sh"
@@ -85,6 +88,7 @@ ticks_over sby $((n + 5)) || fail "the guest ticked $(( $(ticks sby) - n )) time
 ! host_has_serial sby "$DOM" GUEST-UP || fail "$DOM booted again on sby"
 
 # pri's remusd serve comes back; protection comes back by itself.
+before=$(wc -l <"$T/pri-remusd.log")
 host_remusd pri
 wait_for 90 "sby to protect $DOM onto pri again" protected_as sby primary
 wait_for 30 "pri to hold $DOM as standby" role_is pri standby
@@ -93,6 +97,16 @@ dom_is sby running || fail "web1 on sby is '$(host_domstate sby "$DOM")'"
 ! host_has_serial sby "$DOM" GUEST-UP || fail "$DOM booted again on sby"
 grep -q "FENCE: destroying the copy here" "$T/pri-remusd.log" ||
 	fail "pri's remusd serve did not say it fenced its stale copy"
+# The restarted pri asked sby first and fenced before any primary child
+# started on its stale copy (or "resumed as primary" was said).
+tail -n +"$((before + 1))" "$T/pri-remusd.log" >"$T/pri-restart.log"
+fence_at=$(grep -n -m1 "FENCE: destroying the copy here" "$T/pri-restart.log" | cut -d: -f1)
+child_at=$(grep -n -m1 -E "primary child started|resumed as primary" "$T/pri-restart.log" |
+	cut -d: -f1)
+[ -n "$fence_at" ] || fail "the restarted remusd serve on pri did not fence its stale copy"
+[ -z "$child_at" ] || [ "$child_at" -gt "$fence_at" ] ||
+	fail "pri resumed its primary child on the stale copy before the fence: $(sed -n "${child_at}p" "$T/pri-restart.log")"
+grep -m1 "FENCE: destroying the copy here" "$T/pri-restart.log"
 # The survivor's copy is never replaced (before the fence rule, pri's
 # request for a new standby made sby destroy it).
 ! grep -E "FENCE|replacing what is left of it here \(primary" "$T/sby-remusd.log" ||

@@ -49,11 +49,12 @@ static void test_owner_and_others(void **state)
 	enum remus_hostd_peer_req reqs[] = { REMUS_HOSTD_PEER_CREATE_STANDBY,
 					     REMUS_HOSTD_PEER_DESTROY_STANDBY,
 					     REMUS_HOSTD_PEER_FAILOVER,
-					     REMUS_HOSTD_PEER_SET_INTERVAL };
+					     REMUS_HOSTD_PEER_SET_INTERVAL,
+					     REMUS_HOSTD_PEER_QUERY };
 	char why[512];
 
 	(void)state;
-	for (unsigned i = 0; i < 4; i++) {
+	for (unsigned i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
 		assert_int_equal(az(reqs[i], "web1", ALICE, &sb, &sb, why), 0);
 		assert_int_equal(az(reqs[i], "web1", ALICE, &pr, &pr, why), 0);
 		assert_int_equal(az(reqs[i], "web1", MALLORY, &sb, &sb, why), -EPERM);
@@ -77,6 +78,9 @@ static void test_owner_and_others(void **state)
 	assert_int_equal(az(REMUS_HOSTD_PEER_SET_INTERVAL, "web1", MALLORY, &sb, NULL, why),
 			 -EPERM);
 	assert_non_null(strstr(why, "change the interval"));
+	/* Only the owner learns how this host holds its domain. */
+	assert_int_equal(az(REMUS_HOSTD_PEER_QUERY, "web1", MALLORY, &pr, NULL, why), -EPERM);
+	assert_non_null(strstr(why, "ask about"));
 }
 
 static void test_no_record_no_owner_ping(void **state)

@@ -164,6 +164,33 @@ static void test_refused_by_the_survivor(void **state)
 			 REMUS_HOSTD_FENCE_NONE);
 }
 
+/* The restart rows: a restarted primary's host asks its standby host
+ * (query) before its child starts; the answer is decided as a refusal
+ * is.  It holds our standby (its count, not "runs primary"), or nothing:
+ * the child resumes; it runs the domain after a newer takeover and is
+ * the owner: fenced before any child starts. */
+static void test_restart_query(void **state)
+{
+	struct remus_hostd_dstate pri = rec(REMUS_HOSTD_ROLE_PRIMARY, "sby", 1, SBY_ID);
+	char why[512];
+
+	(void)state;
+	/* "role":"standby","takeover":1 and no role at all */
+	assert_int_equal(remus_hostd_fence_refused(&pri, false, 1, SBY_ID, why, sizeof(why)),
+			 REMUS_HOSTD_FENCE_NONE);
+	assert_string_equal(why, "");
+	assert_int_equal(remus_hostd_fence_refused(&pri, false, 0, SBY_ID, why, sizeof(why)),
+			 REMUS_HOSTD_FENCE_NONE);
+	/* "role":"primary","takeover":2: it took over since our count 1 */
+	assert_int_equal(remus_hostd_fence_refused(&pri, true, 2, SBY_ID, why, sizeof(why)),
+			 REMUS_HOSTD_FENCE_DESTROY);
+	/* ... but said by another identity, or with no newer count: kept */
+	assert_int_equal(remus_hostd_fence_refused(&pri, true, 2, EVE_ID, why, sizeof(why)),
+			 REMUS_HOSTD_FENCE_NONE);
+	assert_int_equal(remus_hostd_fence_refused(&pri, true, 1, SBY_ID, why, sizeof(why)),
+			 REMUS_HOSTD_FENCE_NONE);
+}
+
 static void test_names_and_short_why(void **state)
 {
 	struct remus_hostd_dstate p = rec(REMUS_HOSTD_ROLE_PRIMARY, "sby", 0, "");
@@ -187,6 +214,7 @@ int main(void)
 		cmocka_unit_test(test_other_host_never_destroys),
 		cmocka_unit_test(test_standby_and_no_record),
 		cmocka_unit_test(test_refused_by_the_survivor),
+		cmocka_unit_test(test_restart_query),
 		cmocka_unit_test(test_names_and_short_why),
 	};
 

@@ -1367,6 +1367,35 @@ static void test_set_interval_standby_unreachable(void **state)
 	expect_ok(&A, "{\"cmd\":\"unprotect\",\"domain\":\"web6\"}");
 }
 
+/* Lines of @domain's child command lines on @x that start with @role. */
+static int child_starts(struct host *x, const char *domain, const char *role)
+{
+	char path[1200];
+	const char *p;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s.ctl.args", x->dir, domain);
+	for (p = slurp(path); *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+		if (strncmp(p, role, strlen(role)) == 0 && p[strlen(role)] == ' ')
+			n++;
+	return n;
+}
+
+/* Waits until @domain's children on @x have started @n times as @role
+ * (each writes its command line as it starts). */
+static void wait_child_starts(struct host *x, const char *domain, const char *role, int n,
+			      int ms)
+{
+	uint64_t end = remus_now_ms() + (uint64_t)ms;
+
+	while (child_starts(x, domain, role) < n) {
+		if (remus_now_ms() > end)
+			fail_msg("%s %s: %d %s children started, not %d", x->v.host, domain,
+				 child_starts(x, domain, role), role, n);
+		spin(50);
+	}
+}
+
 /* issue 10, bug A: the standby host dies (kill-host: its standby QEMU
  * with it) while its standby is the live instance of the domain's own
  * definition there (the old primary's host, made the standby after a
@@ -1408,6 +1437,70 @@ static void test_standby_host_restarted(void **state)
 }
 
 /* The clean stop: children get SIGTERM and are gone before done. */
+/* issue 10, bug B: the primary's remusd serve dies (its child with it),
+ * its standby takes over (takeover 1), and the restarted remusd serve
+ * asks the standby's host first (query): it runs the domain after a
+ * newer takeover, so the copy here is fenced at once and no primary child
+ * starts on it (before, the child ran on the stale copy until the
+ * survivor's create-standby or its refusal, about 10 s).  Then the
+ * survivor's re-protection makes this host its standby. */
+static void test_restarted_primary_asks_first(void **state)
+{
+	struct remus_hostd_dstate st;
+	char err[1024], buf[600];
+	uint64_t t0;
+
+	fv_add(&A.v, "pristale");
+	expect_ok(&A, protect_of("pristale", &B));
+	wait_status(&B, "pristale", "state", "receiving", 5000);
+	wait_status(&A, "pristale", "host_state", "running", 5000);
+	wait_child_starts(&A, "pristale", "primary", 1, 2000);
+	/* B's own re-protection does not reach A first (its libvirt does
+	 * not show the domain to inspect yet). */
+	B.v.running[fv_find(&B.v, "pristale")][0] = 0;
+	remus_hostd_free(A.h);
+	A.h = NULL;
+	child_say(&B, "pristale", "failover");
+	wait_status(&B, "pristale", "role", "primary", 8000);
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "pristale", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.takeover, 1);
+	A.v.log[0] = 0;
+	t0 = remus_now_ms();
+	host_start(&A, "hostA", 17800);
+	wait_status(&A, "pristale", "host_state", "failed", 5000);
+	assert_true(remus_now_ms() - t0 < 3000);
+	assert_non_null(strstr(status_of(&A, "pristale", "last_failure", buf, sizeof(buf)),
+			       "fenced"));
+	assert_non_null(strstr(A.v.log, "destroy pristale;"));
+	spin(1500);
+	assert_int_equal(child_starts(&A, "pristale", "primary"), 1);
+	assert_null(strstr(B.v.log, "destroy pristale;"));
+	/* B's re-protection, once its libvirt shows the domain. */
+	fv_add(&B.v, "pristale");
+	wait_status(&A, "pristale", "role", "standby", 20000);
+	wait_status(&B, "pristale", "state", "protected", 5000);
+	expect_ok(&B, "{\"cmd\":\"unprotect\",\"domain\":\"pristale\"}");
+}
+
+/* The restarted primary's standby host cannot be reached: the primary
+ * child resumes all the same, after one failed query (hostd.h: the copy
+ * here may be the only one). */
+static void test_restarted_primary_peer_down(void **state)
+{
+	fv_add(&A.v, "pridown");
+	expect_ok(&A, protect_of("pridown", &B));
+	wait_status(&A, "pridown", "host_state", "running", 5000);
+	wait_child_starts(&A, "pridown", "primary", 1, 2000);
+	remus_hostd_free(A.h);
+	remus_hostd_free(B.h);
+	A.h = B.h = NULL;
+	host_start(&A, "hostA", 17800);
+	wait_status(&A, "pridown", "host_state", "running", 5000);
+	wait_child_starts(&A, "pridown", "primary", 2, 2000);
+	host_start(&B, "hostB", 17810);
+	expect_ok(&A, "{\"cmd\":\"unprotect\",\"domain\":\"pridown\"}");
+}
+
 static void test_clean_stop(void **state)
 {
 	uint64_t end = remus_now_ms() + 5000;
@@ -1487,6 +1580,8 @@ int main(int argc, char **argv)
 			cmocka_unit_test(test_takeover_keeps_interval),
 			cmocka_unit_test(test_set_interval_standby_unreachable),
 			cmocka_unit_test(test_standby_host_restarted),
+			cmocka_unit_test(test_restarted_primary_asks_first),
+			cmocka_unit_test(test_restarted_primary_peer_down),
 			cmocka_unit_test(test_clean_stop),
 			cmocka_unit_test(test_unsafe_dirs_refused),
 		};

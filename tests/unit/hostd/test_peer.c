@@ -84,7 +84,11 @@ static void test_small_requests_and_answers(void **state)
 	enum remus_hostd_peer_req r;
 
 	snprintf(m.domain, sizeof(m.domain), "web1");
-	for (r = REMUS_HOSTD_PEER_DESTROY_STANDBY; r <= REMUS_HOSTD_PEER_PING; r++) {
+	/* (set-interval has its own test: it carries the settings) */
+	for (unsigned k = 0; k < 4; k++) {
+		r = (enum remus_hostd_peer_req[]){ REMUS_HOSTD_PEER_DESTROY_STANDBY,
+						   REMUS_HOSTD_PEER_FAILOVER, REMUS_HOSTD_PEER_PING,
+						   REMUS_HOSTD_PEER_QUERY }[k];
 		m.req = r;
 		roundtrip(&m, &b);
 		assert_int_equal(b.req, r);
@@ -119,6 +123,19 @@ static void test_small_requests_and_answers(void **state)
 		assert_false(b.ok);
 		assert_true(b.runs_primary);
 		assert_int_equal(b.takeover, t);
+	}
+	/* query's answers: how the answering host holds the domain, with
+	 * its count; none at all (no record there, or its copy does not
+	 * run there). */
+	for (int role = 0; role < 3; role++) {
+		m = (struct remus_hostd_peer_msg){ .kind = REMUS_HOSTD_PEER_ANSWER, .id = 11,
+						   .ok = true, .runs_primary = role == 1,
+						   .holds_standby = role == 2, .takeover = role ? 4 : 0 };
+		roundtrip(&m, &b);
+		assert_true(b.ok);
+		assert_int_equal(b.runs_primary, role == 1);
+		assert_int_equal(b.holds_standby, role == 2);
+		assert_int_equal(b.takeover, role ? 4 : 0);
 	}
 }
 
@@ -179,8 +196,17 @@ static void test_refused(void **state)
 		"\"takeover\":\"1\"}", "\"takeover\"");
 	refused("{\"id\":1,\"ok\":false,\"error\":\"x\",\"code\":\"exists\",\"takeover\":-2}",
 		"\"takeover\"");
-	/* Only a refusal carries a count. */
-	refused("{\"id\":1,\"ok\":true,\"takeover\":2}", "unknown key \"takeover\"");
+	/* An ok answer carries a count only with its role (query). */
+	refused("{\"id\":1,\"ok\":true,\"takeover\":2}", "come together");
+	refused("{\"id\":1,\"ok\":true,\"role\":\"primary\"}", "come together");
+	refused("{\"id\":1,\"ok\":true,\"role\":\"boss\",\"takeover\":2}",
+		"\"role\" is not primary or standby");
+	refused("{\"id\":1,\"ok\":true,\"role\":\"primary\",\"takeover\":-1}",
+		"\"takeover\"");
+	refused("{\"id\":1,\"ok\":true,\"role\":1,\"takeover\":1}", "\"role\"");
+	refused("{\"req\":\"query\",\"id\":1}", "query: \"domain\"");
+	refused("{\"req\":\"query\",\"id\":1,\"domain\":\"w\",\"takeover\":1}",
+		"unknown key \"takeover\"");
 	refused("GET / HTTP/1.1", "not one JSON object");
 	refused("{\"x\":1}", "neither");
 	refused("{\"hello\":\"other\",\"version\":1,\"host\":\"a\"}", "not remus-peer");
