@@ -518,6 +518,68 @@ static void stop_check(struct remus_hostd *h);
 static void forget(struct op *op, struct dom *d);
 static void on_destroyed_then_forget(void *opaque, int rc, const char *code, const char *msg);
 
+static void on_dropped_standby_probed(void *opaque, int rc, const char *code, const char *msg)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+
+	if (d && d->state == D_FAILED) {
+		if (rc < 0 && code && strcmp(code, "no-domain") == 0)
+			forget(op, d);
+		else
+			dom_fail(d, "the standby domain is destroyed but still defined here (%s); "
+				 "its record stays until %s protects it onto this host again",
+				 rc < 0 ? msg : "it exists", d->st.peer);
+	}
+	op_free(op);
+}
+
+static void on_dropped_standby_destroyed(void *opaque, int rc, const char *code,
+					 const char *msg)
+{
+	struct op *op = opaque;
+	struct remus_hostd *h = op->h;
+	struct dom *d = op_dom(op);
+
+	(void)code;
+	if (rc < 0)
+		remus_warn(LOG, "%s: libvirt could not destroy it: %s", op->name, msg);
+	if (!d || d->state != D_FAILED) {
+		op_free(op);
+		return;
+	}
+	if (h->ops->exists(h->virt, op->name, on_dropped_standby_probed, op) < 0) {
+		forget(op, d);
+		op_free(op);
+	}
+}
+
+/* A standby whose child is gone (it died, or went with the last remusd
+ * serve) took its QEMU's incoming stream with it (QEMU cannot load a
+ * second one): the domain is destroyed, and its primary makes a new
+ * standby (it notices within STANDBY_LOST_MS).  The record goes too,
+ * unless libvirt still has a definition of the domain after the destroy
+ * (the old primary's own, which a re-protection made this host the
+ * standby over): then it stays (failed, no child), so that the primary's
+ * create-standby finds that definition remusd's own (check_standby's
+ * @recorded) instead of refusing it as never protected, as after a host
+ * crash (on_recovered). */
+static void standby_drop(struct dom *d)
+{
+	struct remus_hostd *h = d->h;
+	struct op *op = op_new(h, d->st.domain, d->gen);
+
+	remus_child_free(d->child);
+	d->child = NULL;
+	proxy_stop(d);
+	d->state = D_FAILED;
+	if (!op || h->ops->destroy(h->virt, op->name, on_dropped_standby_destroyed, op) < 0) {
+		if (op)
+			op_free(op);
+		forget(NULL, d);
+	}
+}
+
 static void on_child_exit(void *opaque, int status)
 {
 	struct dom *d = opaque;
@@ -563,13 +625,9 @@ static void on_child_exit(void *opaque, int status)
 	 * forgotten, and its primary makes a new one (it notices within
 	 * STANDBY_LOST_MS). */
 	if (d->st.role == REMUS_HOSTD_ROLE_STANDBY && d->state == D_RUNNING) {
-		struct op *op = op_new(h, d->st.domain, 0);
-
 		dom_fail(d, "the standby child %s; dropping this standby, its primary on %s makes "
 			 "a new one", how, d->st.peer);
-		forget(op, d);
-		if (op && h->ops->destroy(h->virt, op->name, on_destroyed_then_forget, op) < 0)
-			op_free(op);
+		standby_drop(d);
 		return;
 	}
 	/* A child that ran a minute was fine: start the backoff again. */
@@ -3128,7 +3186,6 @@ static int restart_ask(struct dom *d, struct op *op)
 static void on_recovered(void *opaque, int rc, const char *code, const char *msg)
 {
 	struct op *op = opaque;
-	struct remus_hostd *h = op->h;
 	struct dom *d = op_dom(op);
 
 	if (!d) {
@@ -3172,9 +3229,8 @@ static void on_recovered(void *opaque, int rc, const char *code, const char *msg
 		remus_warn(LOG, "%s: the standby's child is gone with the last remusd serve; "
 			   "dropping this standby, its primary on %s makes a new one",
 			   d->st.domain, d->st.peer);
-		forget(op, d);
-		if (h->ops->destroy(h->virt, op->name, on_destroyed_then_forget, op) < 0)
-			op_free(op);
+		standby_drop(d);
+		op_free(op);
 		return;
 	}
 	/* A primary: its standby's host first (restart_ask). */

@@ -43,10 +43,12 @@
  *             (hostd/fence.h) | anything else, or no answer within the peer
  *             timeout: the primary child starts again
  *   standby:  its standby QEMU is destroyed and the record dropped (the
- *             child that fed it is gone); a domain that no longer runs but
- *             is still defined here (a host crash) keeps its record, so
- *             that the primary's next create-standby makes the standby again
- *             over that definition, as one remusd protected
+ *             child that fed it is gone; so when a standby child dies),
+ *             unless libvirt still has a definition of the domain then (a
+ *             host crash left it shut off, or the standby was the live
+ *             instance of the old primary's own definition): that keeps its
+ *             record, so that the primary's next create-standby makes the
+ *             standby again over that definition, as one remusd protected
  *
  * Why no answer resumes the child rather than waiting for one: the peer's
  * host may be down, and then the copy here is the only one; without its

@@ -87,6 +87,9 @@ struct remus_hostd_virt_ops {
 	/* After a remusd serve restart: resume a domain left paused by a
 	 * checkpoint (libvirt paused/unknown; a paused/user one is left). */
 	int (*recover)(void *impl, const char *name, remus_hostd_virt_done_cb *cb, void *opaque);
+	/* Whether libvirt has domain @name here, in any state (a shut-off
+	 * definition too): 0, or -ENOENT "no-domain"; changes nothing. */
+	int (*exists)(void *impl, const char *name, remus_hostd_virt_done_cb *cb, void *opaque);
 	/* Moves the disks of running @name live onto @nbd (block copy,
 	 * pivot); @progress (may be NULL) with @opaque while they copy.  A
 	 * copy may take as long as it moves: it fails only when it stalls.

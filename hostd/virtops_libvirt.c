@@ -55,7 +55,7 @@ struct lv {
 };
 
 enum kind { J_INSPECT, J_INSPECT_OURS, J_CHECK, J_CREATE, J_DESTROY, J_RESUME, J_RECOVER,
-	    J_MOVE, J_RELEASE };
+	    J_EXISTS, J_MOVE, J_RELEASE };
 
 /* One progress report, worker -> loop. */
 struct progress_msg {
@@ -182,6 +182,25 @@ out:
 		virDomainFree(dom);
 	(void)errp;
 	return rc;
+}
+
+/* hostd/virtops.h exists: a lookup, nothing else.  Only libvirt's "no
+ * such domain" is -ENOENT: a caller forgets a record on it. */
+static int work_exists(virConnectPtr conn, void *opaque, char **errp)
+{
+	struct job *j = opaque;
+	virDomainPtr dom = virDomainLookupByName(conn, j->name);
+
+	(void)errp;
+	if (dom) {
+		virDomainFree(dom);
+		return 0;
+	}
+	if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
+		return remus_virt_error_set(&j->err, -ENOENT, "no-domain", "no domain %s on this "
+					    "host (virsh list --all)", j->name);
+	return remus_virt_error_set(&j->err, -EIO, "internal", "cannot look up domain %s: %s",
+				    j->name, virGetLastErrorMessage());
 }
 
 static long long mono_ms(void);
@@ -674,6 +693,11 @@ static int op_recover(void *impl, const char *name, remus_hostd_virt_done_cb *cb
 	return op_simple(impl, J_RECOVER, name, cb, opaque, work_recover);
 }
 
+static int op_exists(void *impl, const char *name, remus_hostd_virt_done_cb *cb, void *opaque)
+{
+	return op_simple(impl, J_EXISTS, name, cb, opaque, work_exists);
+}
+
 /* A copy job: its progress mailbox, known to the table until done. */
 static int submit_copy(struct lv *l, struct job *j, remus_hostd_virt_progress_cb *progress,
 		       remus_virt_work_fn *work)
@@ -756,8 +780,8 @@ static void op_free(void *impl)
 static const struct remus_hostd_virt_ops libvirt_ops = {
 	.inspect = op_inspect, .inspect_protected = op_inspect_ours,
 	.check_standby = op_check_standby, .create_standby = op_create_standby, .destroy = op_destroy,
-	.resume_after_takeover = op_resume, .recover = op_recover, .move_disks = op_move,
-	.release_disks = op_release,
+	.resume_after_takeover = op_resume, .recover = op_recover, .exists = op_exists,
+	.move_disks = op_move, .release_disks = op_release,
 	.proxy_start = op_proxy_start, .proxy_stop = op_proxy_stop, .free = op_free,
 };
 

@@ -392,6 +392,21 @@ static int fv_recover(void *impl, const char *name, remus_hostd_virt_done_cb *cb
 	return fv_simple(v, "recover", name, cb, opaque);
 }
 
+static int fv_exists(void *impl, const char *name, remus_hostd_virt_done_cb *cb, void *opaque)
+{
+	struct fakevirt *v = impl;
+	struct call *c;
+
+	if (fv_find(v, name) < 0 && !fv_defined(v, name))
+		c = fv_push(v, -ENOENT, "no-domain", "no such domain");
+	else
+		c = fv_push(v, 0, NULL, NULL);
+	c->done = cb;
+	c->opaque = opaque;
+	fv_log(v, "exists", name);
+	return 0;
+}
+
 static int fv_move(void *impl, const char *name, const struct remus_hostd_nbd *nbd,
 		   unsigned nnbd, remus_hostd_virt_progress_cb *progress,
 		   remus_hostd_virt_done_cb *cb, void *opaque)
@@ -464,7 +479,8 @@ static void fv_free(void *impl)
 static const struct remus_hostd_virt_ops fake_ops = {
 	.inspect = fv_inspect, .inspect_protected = fv_inspect, .check_standby = fv_check_standby,
 	.create_standby = fv_create_standby, .destroy = fv_destroy,
-	.resume_after_takeover = fv_resume, .recover = fv_recover, .move_disks = fv_move,
+	.resume_after_takeover = fv_resume, .recover = fv_recover, .exists = fv_exists,
+	.move_disks = fv_move,
 	.release_disks = fv_release,
 	.proxy_start = fv_proxy_start, .proxy_stop = fv_proxy_stop, .free = fv_free,
 };
@@ -1124,6 +1140,9 @@ static void test_unprotect(void **state)
 	expect_error(&B, "{\"cmd\":\"unprotect\",\"domain\":\"web1\"}", "no-domain", "web1");
 }
 
+static void wait_child_starts(struct host *x, const char *domain, const char *role, int n,
+			      int ms);
+
 /* A domain with a disk: images on both hosts, --disk for both children,
  * the disks moved before the primary's QMP proxy starts. */
 static void test_disks(void **state)
@@ -1140,6 +1159,9 @@ static void test_disks(void **state)
 	assert_int_equal(st.st_size, 1 << 20);
 	snprintf(path, sizeof(path), "%s/disky/vda.raw", A.cfg.state_dir);
 	assert_int_equal(stat(path, &st), 0);
+	/* (each child writes its command line as it starts) */
+	wait_child_starts(&A, "disky", "primary", 1, 3000);
+	wait_child_starts(&B, "disky", "standby", 1, 3000);
 	snprintf(path, sizeof(path), "%s/disky.ctl.args", A.dir);
 	assert_non_null(strstr(slurp(path), "--disk vda,image="));
 	assert_non_null(strstr(slurp(path), "disky.vda.nbd"));
@@ -1436,7 +1458,38 @@ static void test_standby_host_restarted(void **state)
 	fv_define(&B.v, "sbydead", false);
 }
 
-/* The clean stop: children get SIGTERM and are gone before done. */
+/* The same with only the standby host's remusd serve dying (its QEMU
+ * lives on, its child does not): the standby domain is destroyed as
+ * before, and since libvirt still has its definition then, the record
+ * stays and the primary's next create-standby makes the standby again
+ * over it. */
+static void test_standby_serve_restarted(void **state)
+{
+	struct remus_hostd_dstate st;
+	char err[1024], buf[600];
+
+	fv_add(&A.v, "sbyserve");
+	expect_ok(&A, protect_of("sbyserve", &B));
+	wait_status(&B, "sbyserve", "state", "receiving", 5000);
+	wait_status(&A, "sbyserve", "host_state", "running", 5000);
+	fv_define(&B.v, "sbyserve", true);
+	remus_hostd_free(B.h);
+	B.h = NULL;
+	B.v.log[0] = 0;
+	host_start(&B, "hostB", 17810);
+	wait_status(&B, "sbyserve", "host_state", "failed", 5000);
+	assert_non_null(strstr(B.v.log, "destroy sbyserve;"));
+	assert_non_null(strstr(status_of(&B, "sbyserve", "last_failure", buf, sizeof(buf)),
+			       "still defined"));
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "sbyserve", &st, err, sizeof(err)), 0);
+	child_say(&A, "sbyserve", "fake-state unprotected");
+	wait_status(&B, "sbyserve", "host_state", "running", 20000);
+	wait_status(&A, "sbyserve", "state", "protected", 5000);
+	assert_non_null(strstr(B.v.log, "check-standby-recorded sbyserve;"));
+	expect_ok(&A, "{\"cmd\":\"unprotect\",\"domain\":\"sbyserve\"}");
+	fv_define(&B.v, "sbyserve", false);
+}
+
 /* issue 10, bug B: the primary's remusd serve dies (its child with it),
  * its standby takes over (takeover 1), and the restarted remusd serve
  * asks the standby's host first (query): it runs the domain after a
@@ -1501,6 +1554,7 @@ static void test_restarted_primary_peer_down(void **state)
 	expect_ok(&A, "{\"cmd\":\"unprotect\",\"domain\":\"pridown\"}");
 }
 
+/* The clean stop: children get SIGTERM and are gone before done. */
 static void test_clean_stop(void **state)
 {
 	uint64_t end = remus_now_ms() + 5000;
@@ -1580,6 +1634,7 @@ int main(int argc, char **argv)
 			cmocka_unit_test(test_takeover_keeps_interval),
 			cmocka_unit_test(test_set_interval_standby_unreachable),
 			cmocka_unit_test(test_standby_host_restarted),
+			cmocka_unit_test(test_standby_serve_restarted),
 			cmocka_unit_test(test_restarted_primary_asks_first),
 			cmocka_unit_test(test_restarted_primary_peer_down),
 			cmocka_unit_test(test_clean_stop),
