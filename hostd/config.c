@@ -108,6 +108,7 @@ void remus_hostd_config_init(struct remus_hostd_config *c)
 	c->repl_port_min = 7800;
 	c->repl_port_max = 7899;
 	c->peer_timeout_ms = 10000;
+	c->create_standby_ms = 45000;
 	c->max_peer_sessions = 16;
 	c->max_handshakes = 4;
 }

@@ -64,6 +64,9 @@ struct remus_hostd_config {
 	enum remus_hostd_reprotect reprotect;    /* auto */
 	uint16_t repl_port_min, repl_port_max;   /* repl_ports = 7800-7899 */
 	unsigned peer_timeout_ms;                /* 10000; also the TLS handshake's */
+	/* What a create-standby may take on the standby host, on top of
+	 * peer_timeout_ms (hostd.c); no config key: tests shorten it. */
+	unsigned create_standby_ms;              /* 45000 */
 	unsigned max_peer_sessions;              /* 16 */
 	unsigned max_handshakes;                 /* 4 */
 	/* copy_rate: KiB/s of the disks' block copies of protect and

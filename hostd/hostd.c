@@ -75,12 +75,12 @@
 #define ENGINE_STOP_MS 10000
 #define ENGINE_POLL_MS 200
 /* What the standby host may take for a create-standby, on top of the
- * peer timeout: its child's NBD exports (virtops_libvirt.c NBD_WAIT_MS,
- * 15 s) and libvirt starting the paused QEMU (libvirt itself waits up to
- * 30 s for a new QEMU's monitor).  Under TCG on a loaded host that is
- * seconds, not the 10 s every other peer request gets; the standby host
- * drops a standby whose answer found its asker gone. */
-#define CREATE_STANDBY_MS 45000
+ * peer timeout (cfg.create_standby_ms, 45 s): its child's NBD exports
+ * (virtops_libvirt.c NBD_WAIT_MS, 15 s) and libvirt starting the paused
+ * QEMU (libvirt itself waits up to 30 s for a new QEMU's monitor).  Under
+ * TCG on a loaded host that is seconds, not the 10 s every other peer
+ * request gets; the standby host drops a standby whose answer found its
+ * asker gone. */
 /* A standby asked to take over answers once its child says active (or
  * failed), at most this later. */
 #define TAKEOVER_MS 30000
@@ -158,6 +158,7 @@ struct op {
 	uint64_t deadline_ms;                     /* unprotect: the engine's stop */
 	struct remus_timer timer;                 /* unprotect: its next poll */
 	bool recorded;                            /* create-standby over our own record */
+	bool asked_again;                         /* protect: create-standby sent twice */
 	/* create-standby (standby host): what it waits for now, since when it
 	 * runs, and a timer that says so in the log while it takes long. */
 	const char *phase;
@@ -1342,6 +1343,24 @@ static void on_create_standby_answer(void *opaque, int rc,
 		op_free(op);
 		return;
 	}
+	if (rc == -ETIME && !op->asked_again) {
+		/* It said hello, then nothing: its answer is late or was lost
+		 * (seen a few times in CI, cause unknown; the standby host's
+		 * log says which).  A create-standby replaces a standby record
+		 * of the same domain (hostd/fence.h), so it is asked once more
+		 * on a new connection, with what it was asked before. */
+		remus_warn(LOG, "%s: %s; asking %s once more", d->st.domain, err, d->st.peer);
+		op->asked_again = true;
+		op->pm.id = ++h->next_id;
+		if (remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, &op->pm,
+					  h->cfg.peer_timeout_ms + h->cfg.create_standby_ms,
+					  h->tls_client, on_create_standby_answer, op, &op->call) == 0)
+			return;
+	}
+	if (rc == -ETIME) {
+		protect_done(op, REMUS_HOSTD_E_PEER_UNREACHABLE, "%s, twice", err);
+		return;
+	}
 	if (rc < 0) {
 		protect_done(op, REMUS_HOSTD_E_PEER_UNREACHABLE, "%s; start it there (systemctl "
 			     "start remusd), or check the name and port", err);
@@ -1430,7 +1449,7 @@ static int send_create_standby(struct op *op, struct dom *d, struct remus_hostd_
 	m->primary_port = h->peer_port;
 	m->takeover = d->st.takeover;
 	return remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, m,
-				     h->cfg.peer_timeout_ms + CREATE_STANDBY_MS, h->tls_client, cb, op,
+				     h->cfg.peer_timeout_ms + h->cfg.create_standby_ms, h->tls_client, cb, op,
 				     &op->call);
 }
 

@@ -481,7 +481,7 @@ static void on_call_timer(struct remus_loop *loop, void *opaque)
 			 "after its hello); see that host's remusd log", c->timeout_ms,
 			 remus_buf_len(&c->out) ? "the request was not all sent" :
 			 "the request was sent", c->got_after_hello + remus_buf_len(&c->in));
-		call_done(c, -ETIMEDOUT, NULL, why);
+		call_done(c, -ETIME, NULL, why);
 		return;
 	}
 	call_done(c, -ETIMEDOUT, NULL,

@@ -95,7 +95,8 @@ void remus_hostd_peer_server_free(struct remus_hostd_peer_server *s);
 /*
  * The answer to a call: @rc 0 and @answer (borrowed for the call; ok or
  * not, that is the peer's answer), or -errno (-ECONNREFUSED,
- * -EHOSTUNREACH, -ETIMEDOUT, -EPROTO: not a remus-peer or a bad line)
+ * -EHOSTUNREACH, -ETIMEDOUT: no hello in time, -ETIME: a hello but no
+ * answer in time, -EPROTO: not a remus-peer or a bad line)
  * with @err (borrowed) saying what happened, and @answer NULL.  Called
  * once from the loop, never from inside remus_hostd_peer_call(); the call
  * is freed after.

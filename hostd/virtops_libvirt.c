@@ -272,7 +272,7 @@ static int work_create(virConnectPtr conn, void *opaque, char **errp)
 	if ((rc = remus_virt_create_paused(conn, sxml, over, &dom, &j->err)) < 0)
 		goto out;
 	/* What a create-standby waits for, should it come near its peer's
-	 * deadline (hostd.c CREATE_STANDBY_MS). */
+	 * deadline (hostd.c, cfg.create_standby_ms). */
 	remus_info(LOG, "%s: standby domain made in %lld ms (checks %lld, NBD exports %lld, "
 		   "libvirt create %lld)", j->name, mono_ms() - t0, t1 - t0, t2 - t1,
 		   mono_ms() - t2);
