@@ -98,6 +98,18 @@ protect_web1() {
 	wait_for 30 "sby to report $DOM protected as standby" is_protected sby standby
 }
 
+# set_interval_web1 MS: `remusctl set-interval web1 MS` on pri, recorded on
+# sby too (no "did not record" in its output), in pri's status; INTERVAL
+# follows.
+set_interval_web1() {
+	remusctl_on pri set-interval "$DOM" "$1" >"$T/set-interval.out" 2>&1 ||
+		fail "remusctl set-interval $1: $(cat "$T/set-interval.out")"
+	! grep -q "did not record" "$T/set-interval.out" ||
+		fail "sby did not record the interval: $(cat "$T/set-interval.out")"
+	wait_for 10 "pri's status to show interval $1" status_is pri interval_ms "$1"
+	INTERVAL=$1
+}
+
 # epoch_of HOST: the epoch in HOST's status of web1.
 epoch_of() { status_of "$1" epoch; }
 # epochs_pass HOST N: waits until N more epochs are committed on HOST.

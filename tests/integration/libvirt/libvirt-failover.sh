@@ -10,13 +10,16 @@
 #   - the guest's disk checker continued from the last checkpoint with no
 #     violation, no reboot, consecutive records (lib.sh check_continuity);
 #   - the client reaches web1's address over the lab's bridge at sby;
-#   - sby's remusd reports web1 as its primary, with pri as its peer.
+#   - sby's remusd reports web1 as its primary, with pri as its peer, and
+#     the interval last set on pri (set-interval after protect), not
+#     protect's.
 source "$(dirname "$0")/../../lib/remus.sh"
 source "$(dirname "$0")/lib.sh"
 
 lab_up
 web1_up
 protect_web1
+set_interval_web1 300
 epochs_pass pri 4
 sleep_into_epoch "$INTERVAL"
 host_kill pri
@@ -48,4 +51,6 @@ sys.exit("no answer from %s" % sys.argv[1])' "$GUEST_IP" || fail "cli cannot rea
 
 s=$(status_json sby)
 [ "$(json_get "$s" role)" = primary ] || fail "sby's status after the failover: $s"
+[ "$(json_get "$s" interval_ms)" = "$INTERVAL" ] ||
+	fail "sby's interval after the failover is $(json_get "$s" interval_ms) ms, not the $INTERVAL ms set on pri: $s"
 echo "sby's status after the failover: $s"
