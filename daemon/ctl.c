@@ -8,8 +8,10 @@
  *                      remusctl(8)'s pause_p50_ms, pause_p99_ms,
  *                      commit_p50_ms, lag_ms, held_frames
  *   set-interval MS    primary: the epoch length from the next epoch on (and
- *                      of a later protect)
+ *                      of a later protect; a standby that took over: of its
+ *                      protect)
  *   set-pause-budget MS  primary: the longest pause from the next checkpoint on
+ *                      (the same)
  *   failover           standby: take over now
  *   unprotect          primary: stop protecting, the guest runs on here
  *   protect HOST:PORT  protect (again) from this host: after unprotect, or
@@ -192,6 +194,16 @@ static char *ctl_protect(struct remusd *d, const char *arg)
 	return ok_reply();
 }
 
+/* set-interval and set-pause-budget apply to the engine, or to the next
+ * one: while protect sets up the output commit (the engine starts after
+ * it), or on a standby that took over (its protect starts one).  A
+ * standby still waiting for checkpoints has none to set. */
+static bool engine_or_next(const struct remusd *d)
+{
+	return d->engine || !d->standby ||
+	       remus_standby_get_state(d->standby) == REMUS_STANDBY_ACTIVE;
+}
+
 char *remusd_ctl_handle(void *opaque, const char *req)
 {
 	struct remusd *d = opaque;
@@ -206,22 +218,25 @@ char *remusd_ctl_handle(void *opaque, const char *req)
 	if (strcmp(cmd, "status") == 0)
 		return status_json(d);
 	if (strcmp(cmd, "set-interval") == 0) {
-		if (!d->engine)
+		if (!engine_or_next(d))
 			return remus_ctl_error("set-interval: this remusd is the standby; "
 					       "send it to the primary");
-		if (sscanf(arg, "%u", &v) != 1 || remus_engine_set_interval(d->engine, v) < 0)
+		if (sscanf(arg, "%u", &v) != 1 || v < 10 || v > 3600000 ||
+		    (d->engine && remus_engine_set_interval(d->engine, v) < 0))
 			return remus_ctl_error("set-interval: '%s' is not an interval in "
 					       "10..3600000 ms", arg);
 		/* --interval of a later "protect" too (a re-protection after
-		 * unprotect must not go back to the start's interval) */
+		 * unprotect must not go back to the start's interval), and of
+		 * the engine a protect is still setting up */
 		d->ecfg.interval_ms = v;
 		return ok_reply();
 	}
 	if (strcmp(cmd, "set-pause-budget") == 0) {
-		if (!d->engine)
+		if (!engine_or_next(d))
 			return remus_ctl_error("set-pause-budget: this remusd is the standby; "
 					       "send it to the primary");
-		if (sscanf(arg, "%u", &v) != 1 || remus_engine_set_pause_budget(d->engine, v) < 0)
+		if (sscanf(arg, "%u", &v) != 1 || v < 1 || v > 60000 ||
+		    (d->engine && remus_engine_set_pause_budget(d->engine, v) < 0))
 			return remus_ctl_error("set-pause-budget: '%s' is not a pause budget in "
 					       "1..60000 ms", arg);
 		/* --pause-budget of a later "protect" too */
