@@ -63,6 +63,12 @@ static const struct key keys[] = {
 	  60000, UINT(heartbeat_ms) },
 	{ "miss", K_UINT, "N", "missed heartbeats before a takeover (default 5)", 1, 1000,
 	  UINT(heartbeat_miss) },
+	{ "primary_miss", K_UINT, "N", "missed heartbeats before a primary runs on unprotected "
+	  "(default 0: as miss; with a fence_command give more than miss plus the fence's "
+	  "time)", 0, 1000, UINT(primary_miss) },
+	{ "fence_command", K_STR, "CMD", "run by a standby (/bin/sh -c, with REMUS_PEER, the "
+	  "primary's host) before it takes over; must power that host off and exit 0 "
+	  "(default: none)", 0, 0, STR(fence_command) },
 	{ "netbuffer", K_NETBUFFER, "qemu|plug|off", "default output commit of protect "
 	  "(default qemu)", 0, 0, 0, 0 },
 	{ "reprotect", K_REPROTECT, "auto|manual", "default re-protection after a failover "

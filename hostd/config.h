@@ -60,6 +60,18 @@ struct remus_hostd_config {
 	unsigned interval_ms;                    /* default of protect, 1000 */
 	unsigned pause_budget_ms;                /* 300 */
 	unsigned heartbeat_ms, heartbeat_miss;   /* 100, 5 */
+	/* primary_miss: heartbeats a primary child misses before it declares
+	 * its standby lost and runs on unprotected (--primary-miss); 0: as
+	 * heartbeat_miss.  With a fence it must exceed the standby's miss
+	 * plus the fence's time (see fence_command). */
+	unsigned primary_miss;
+	/* fence_command: what every standby child runs (/bin/sh -c, its
+	 * --fence) before it takes over, with REMUS_PEER (the primary's host
+	 * name), REMUS_DOMAIN, REMUS_EVENT=fence and REMUS_EPOCH set; it must
+	 * power the primary's host off (STONITH) and exit 0, or the standby
+	 * does not take over.  "": none (a cut link or a stalled primary
+	 * then ends in two primaries). */
+	char fence_command[REMUS_HOSTD_STR_MAX];
 	enum remus_hostd_netbuffer netbuffer;    /* qemu */
 	enum remus_hostd_reprotect reprotect;    /* auto */
 	uint16_t repl_port_min, repl_port_max;   /* repl_ports = 7800-7899 */

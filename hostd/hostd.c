@@ -424,9 +424,12 @@ static void on_child_exit(void *opaque, int status);
 static int child_spawn(struct dom *d)
 {
 	struct remus_hostd *h = d->h;
-	char interval[16], budget[16], hb[16], miss[16], peer[300], listen[16];
+	char interval[16], budget[16], hb[16], miss[16], pmiss[16], peer[300], listen[16];
 	char disk[REMUS_HOSTD_MAX_DISKS][1400];
-	const char *argv[64];
+	char env_peer[REMUS_HOSTD_HOST_MAX + 16], env_dom[300];
+	const char *env[] = { env_peer, env_dom, NULL };
+	/* 64 fit every option with all the disks; room for more. */
+	const char *argv[80];
 	int n = 0, rc;
 	unsigned i;
 
@@ -434,6 +437,11 @@ static int child_spawn(struct dom *d)
 	snprintf(budget, sizeof(budget), "%u", d->st.pause_budget_ms);
 	snprintf(hb, sizeof(hb), "%u", h->cfg.heartbeat_ms);
 	snprintf(miss, sizeof(miss), "%u", h->cfg.heartbeat_miss);
+	snprintf(pmiss, sizeof(pmiss), "%u", h->cfg.primary_miss);
+	/* The fence command learns which host to power off from these (the
+	 * child's hooks inherit its environment). */
+	snprintf(env_peer, sizeof(env_peer), "REMUS_PEER=%s", d->st.peer);
+	snprintf(env_dom, sizeof(env_dom), "REMUS_DOMAIN=%s", d->st.domain);
 	argv[n++] = h->remusd;
 	if (d->st.role == REMUS_HOSTD_ROLE_PRIMARY) {
 		snprintf(peer, sizeof(peer), strchr(d->st.peer, ':') ? "[%s]:%u" : "%s:%u",
@@ -462,6 +470,18 @@ static int child_spawn(struct dom *d)
 		argv[n++] = interval;
 		argv[n++] = "--pause-budget";
 		argv[n++] = budget;
+		/* A standby cannot tell a dead primary from a cut link or a
+		 * stalled one: with a fence it powers the primary's host off
+		 * first (docs/ARCHITECTURE.md, "Fencing a primary"). */
+		if (*h->cfg.fence_command) {
+			argv[n++] = "--fence";
+			argv[n++] = h->cfg.fence_command;
+		}
+	}
+	/* Both roles: a standby uses it once it protects in turn. */
+	if (h->cfg.primary_miss) {
+		argv[n++] = "--primary-miss";
+		argv[n++] = pmiss;
 	}
 	/* The link's TLS (tls/tls.h), as the host is configured. */
 	if (*h->cfg.tls_psk) {
@@ -501,7 +521,7 @@ static int child_spawn(struct dom *d)
 		argv[n++] = disk[i];
 	}
 	argv[n] = NULL;
-	rc = remus_child_spawn(h->loop, &(struct remus_child_opts){ .argv = argv },
+	rc = remus_child_spawn(h->loop, &(struct remus_child_opts){ .argv = argv, .env = env },
 			       on_child_exit, d, &d->child);
 	if (rc < 0) {
 		dom_fail(d, "cannot start the %s child %s: %s", remus_hostd_role_name(d->st.role),

@@ -27,10 +27,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc == 0) {
 		if (!memchr(c.connect, 0, sizeof(c.connect)) || !memchr(c.ctl, 0, sizeof(c.ctl)) ||
 		    !memchr(c.state_dir, 0, sizeof(c.state_dir)) ||
-		    !memchr(c.listen_host, 0, sizeof(c.listen_host)))
+		    !memchr(c.listen_host, 0, sizeof(c.listen_host)) ||
+		    !memchr(c.fence_command, 0, sizeof(c.fence_command)))
 			abort();
+		/* What reaches a standby child's /bin/sh -c: one line. */
+		for (const char *p = c.fence_command; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				abort();
 		if (c.interval_ms < 10 || c.interval_ms > 3600000 || c.listen_port == 0 ||
-		    c.repl_port_min > c.repl_port_max || c.pause_budget_ms < 1)
+		    c.repl_port_min > c.repl_port_max || c.pause_budget_ms < 1 ||
+		    c.primary_miss > 1000)
 			abort();
 	}
 	return 0;

@@ -58,6 +58,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.repl_port_max, 7899);
 	assert_int_equal(c.max_peer_sessions, 16);
 	assert_int_equal(c.max_handshakes, 4);
+	assert_int_equal(c.primary_miss, 0);
+	assert_string_equal(c.fence_command, "");
 	assert_false(c.log_level_given);
 }
 
@@ -82,6 +84,8 @@ static void test_every_key(void **state)
 		"pause_budget = 150\n"
 		"heartbeat = 50\n"
 		"miss = 8\n"
+		"primary_miss = 20\n"
+		"fence_command = \"ipmitool -H bmc-$REMUS_PEER chassis power off # STONITH\"\n"
 		"netbuffer = off\n"
 		"reprotect = manual\n"
 		"repl_ports = 9000-9010\n"
@@ -104,6 +108,8 @@ static void test_every_key(void **state)
 	assert_int_equal(c.pause_budget_ms, 150);
 	assert_int_equal(c.heartbeat_ms, 50);
 	assert_int_equal(c.heartbeat_miss, 8);
+	assert_int_equal(c.primary_miss, 20);
+	assert_string_equal(c.fence_command, "ipmitool -H bmc-$REMUS_PEER chassis power off # STONITH");
 	assert_int_equal(c.netbuffer, REMUS_HOSTD_NB_OFF);
 	assert_int_equal(c.reprotect, REMUS_HOSTD_REPROTECT_MANUAL);
 	assert_int_equal(c.repl_port_min, 9000);
@@ -157,6 +163,8 @@ static void test_file_errors(void **state)
 	EXPECT(parse(&c, "log = loud\n"), "log", "'loud'", "debug");
 	EXPECT(parse(&c, "interval = -5\n"), "interval");
 	EXPECT(parse(&c, "interval = 9\n"), "interval", "10..");
+	EXPECT(parse(&c, "primary_miss = 1001\n"), "primary_miss", "0..1000");
+	EXPECT(parse(&c, "fence_command = a\tb\n"), "fence_command", "control character");
 	EXPECT(parse(&c, "ctl = /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 			 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"),
 	       "ctl", "unix socket path");
@@ -208,6 +216,17 @@ static void test_args(void **state)
 	assert_string_equal(c.metrics_host, "127.0.0.1");
 	assert_int_equal(c.metrics_port, 9100);
 
+	/* The fence and the primary's detection as options (a command with
+	 * blanks is one argument). */
+	remus_hostd_config_init(&c);
+	assert_int_equal(remus_hostd_config_from_args(&c, NARGS("--config", path, "--fence-command",
+		"/usr/sbin/fence_ipmilan -a bmc-$REMUS_PEER -o off", "--primary-miss=7"),
+		ARGS("--config", path, "--fence-command",
+		     "/usr/sbin/fence_ipmilan -a bmc-$REMUS_PEER -o off", "--primary-miss=7"),
+		&help, err, sizeof(err)), 0);
+	assert_string_equal(c.fence_command, "/usr/sbin/fence_ipmilan -a bmc-$REMUS_PEER -o off");
+	assert_int_equal(c.primary_miss, 7);
+
 	remus_hostd_config_init(&c);
 	assert_int_equal(remus_hostd_config_from_args(&c, NARGS("--bogus", "1", "--help"),
 		ARGS("--bogus", "1", "--help"), &help, err, sizeof(err)), 0);
@@ -248,7 +267,7 @@ static void test_usage(void **state)
 	static const char *const opts[] = {
 		"--listen", "--connect", "--ctl ", "--ctl-group", "--state-dir", "--run-dir",
 		"--metrics-listen", "--name", "--remusd", "--interval", "--pause-budget",
-		"--heartbeat", "--miss", "--netbuffer", "--reprotect", "--repl-ports",
+		"--heartbeat", "--miss", "--primary-miss", "--fence-command", "--netbuffer", "--reprotect", "--repl-ports",
 		"--peer-timeout", "--log", "--config",
 	};
 	char buf[8192] = "";

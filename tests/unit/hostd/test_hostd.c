@@ -128,6 +128,11 @@ static int fake_child(int argc, char **argv)
 	f = fopen(path, "a");
 	for (i = 1; f && i < argc; i++)
 		fprintf(f, "%s%c", argv[i], i + 1 == argc ? '\n' : ' ');
+	/* What a fence command run by this child would inherit. */
+	if (f)
+		fprintf(f, "env REMUS_PEER=%s REMUS_DOMAIN=%s\n", getenv("REMUS_PEER") ?
+			getenv("REMUS_PEER") : "(unset)", getenv("REMUS_DOMAIN") ?
+			getenv("REMUS_DOMAIN") : "(unset)");
 	if (f)
 		fclose(f);
 	signal(SIGTERM, on_term);
@@ -762,6 +767,13 @@ static void test_protect_status_refusals(void **state)
 	assert_non_null(strstr(slurp(path), "--tls-peer-identity " OWNER " "));
 	snprintf(path, sizeof(path), "%s/web1.ctl.args", A.dir);
 	assert_null(strstr(slurp(path), "--tls-peer-identity"));
+	/* B's fence_command and primary_miss reach its standby child, which
+	 * learns from its environment which host a fence powers off. */
+	assert_null(strstr(slurp(path), "--fence"));
+	assert_null(strstr(slurp(path), "--primary-miss"));
+	snprintf(path, sizeof(path), "%s/web1.ctl.args", B.dir);
+	assert_non_null(strstr(slurp(path), "--fence ipmitool power off --primary-miss 12 "));
+	assert_non_null(strstr(slurp(path), "env REMUS_PEER=127.0.0.1 REMUS_DOMAIN=web1\n"));
 
 	/* status merges the child's answer with the host's view. */
 	o = ask(&A, "{\"cmd\":\"status\",\"domain\":\"web1\"}");
@@ -1645,7 +1657,12 @@ int main(int argc, char **argv)
 	assert_int_equal(remus_test_pki_make(pki), 0);
 	assert_int_equal(remus_loop_new(&loop), 0);
 	host_init(&A, "hostA", 17800);
-	host_init(&B, "hostB", 17810);
+	/* B fences: its standby children get the command and the primary
+	 * detection (A's primaries get neither). */
+	host_prepare(&B, "hostB", 17810);
+	snprintf(B.cfg.fence_command, sizeof(B.cfg.fence_command), "ipmitool power off");
+	B.cfg.primary_miss = 12;
+	host_start(&B, "hostB", 17810);
 	{
 		const struct CMUnitTest tests[] = {
 			cmocka_unit_test(test_protect_status_refusals),
