@@ -42,6 +42,7 @@
 #include "common/ctl.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "common/sock.h"
 #include "daemon/daemon.h"
 #include "dirty/dirty.h"
 #include "qmp/qmp.h"
@@ -301,8 +302,6 @@ FILE *remusd_open_output(const char *path, const char *how)
 int remusd_write_output(const char *path, const char *text)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
-	size_t len = strlen(text), off = 0;
-	ssize_t w;
 	int fd = -1, dfd = -1, rc;
 
 	/* The temporary file sits beside @path so that the rename stays in
@@ -319,16 +318,9 @@ int remusd_write_output(const char *path, const char *text)
 		rc = -errno;
 		goto out;
 	}
-	while (off < len) {
-		w = write(fd, text + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			rc = w < 0 ? -errno : -EIO;
-			goto out;
-		}
-		off += (size_t)w;
-	}
+	rc = remus_write_all(fd, text, strlen(text));
+	if (rc < 0)
+		goto out;
 	if (fsync(fd) < 0) {
 		rc = -errno;
 		goto out;
