@@ -695,11 +695,15 @@ static char *slurp(const char *path)
 /* Says @line to the child of @domain on @x, as its engine would change. */
 static void child_say(struct host *x, const char *domain, const char *line)
 {
+	uint64_t end = remus_now_ms() + 10000;
 	char path[1200], buf[256];
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s.ctl", x->dir, domain);
-	fd = remus_unix_connect(path, false);
+	/* The child may be between two lives (hostd restarts one that
+	 * exits): its socket comes back within a second or so. */
+	while ((fd = remus_unix_connect(path, false)) < 0 && remus_now_ms() < end)
+		spin(50);
 	assert_true(fd >= 0);
 	assert_int_equal(remus_write_all(fd, line, strlen(line)), 0);
 	assert_int_equal(remus_write_all(fd, "\n", 1), 0);
