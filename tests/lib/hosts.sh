@@ -195,6 +195,15 @@ host_up() {
 	ip -n "$NS-sw" link add "$name" type veth peer name up0 netns "$NS-$name"
 	ip -n "$NS-sw" link set "$name" master br0 up
 	ip -n "$NS-$name" link add br0 type bridge
+	# A fixed address, derived from the host's: a bridge without one
+	# takes the lowest of its ports', and veth addresses are random, so
+	# about once in a hundred up0's was above the tap libvirt adds for a
+	# guest (fe:54:00:..., the same on every host for one guest MAC).
+	# The standby host's bridge then took the address the primary host's
+	# bridge has as a local port, and the primary delivered its frames
+	# for the standby to itself: answers lost, "No route to host".
+	# shellcheck disable=SC2086 # the address's four octets
+	ip -n "$NS-$name" link set br0 address "$(printf '02:00:%02x:%02x:%02x:%02x' ${addr//./ })"
 	ip -n "$NS-$name" link set up0 master br0 up
 	ip -n "$NS-$name" link set br0 up
 	ip -n "$NS-$name" addr add "$addr/24" dev br0
