@@ -500,12 +500,14 @@ check_dirty_lines() {
 }
 
 # is_full METRICS_JSON: the epoch assumed nothing about what the standby
-# holds: every ZERO record was forwarded and nearly every streamed byte
-# (a page QEMU sends twice with the same content still goes once).
+# holds: every ZERO record was forwarded and most streamed bytes (a page
+# QEMU sends twice with the same content still goes once: a loaded CI run
+# sent 0.87 of a full epoch's local bytes, where an incremental epoch of
+# the same guest sends under 0.1).
 is_full() {
 	python3 -c 'import json,sys
 m=json.loads(sys.argv[1])
-sys.exit(0 if m["zero_changed"] == m["zero_seen"] and m["sent_bytes"] > 0.9 * m["local_bytes"] else 1)' "$1"
+sys.exit(0 if m["zero_changed"] == m["zero_seen"] and m["sent_bytes"] > 0.5 * m["local_bytes"] else 1)' "$1"
 }
 
 # pause_summary METRICS_FILE: "pause ms p50 .. max .. over N epochs".
