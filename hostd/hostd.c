@@ -1052,6 +1052,17 @@ static void on_settings_answer(void *opaque, int rc, const struct remus_hostd_pe
 	op_free(op);
 }
 
+/* Sends @m (borrowed) to the peer of @d as this host, for @op: its
+ * answer goes to @cb with @op, and op->call holds the call meanwhile. */
+static int peer_call(struct op *op, struct dom *d, struct remus_hostd_peer_msg *m,
+		     unsigned timeout_ms, remus_hostd_peer_call_cb *cb)
+{
+	struct remus_hostd *h = op->h;
+
+	return remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, m, timeout_ms,
+				     h->tls_client, cb, op, &op->call);
+}
+
 /* Sends the record's settings of @d (a primary) to its standby's host;
  * @op (taken) is answered and freed by on_settings_answer.  -errno if
  * the call could not start (@op is not freed then). */
@@ -1066,8 +1077,7 @@ static int settings_send(struct dom *d, struct op *op, unsigned timeout_ms)
 	m.options.interval_ms = op->r.interval_ms = d->st.interval_ms;
 	m.options.pause_budget_ms = op->r.pause_budget_ms = d->st.pause_budget_ms;
 	d->settings_stale = true;
-	return remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, &m, timeout_ms,
-				     h->tls_client, on_settings_answer, op, &op->call);
+	return peer_call(op, d, &m, timeout_ms, on_settings_answer);
 }
 
 /* The watcher's resend of settings the standby's host may not hold. */
@@ -1372,9 +1382,8 @@ static void on_create_standby_answer(void *opaque, int rc,
 		remus_warn(LOG, "%s: %s; asking %s once more", d->st.domain, err, d->st.peer);
 		op->asked_again = true;
 		op->pm.id = ++h->next_id;
-		if (remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, &op->pm,
-					  h->cfg.peer_timeout_ms + h->cfg.create_standby_ms,
-					  h->tls_client, on_create_standby_answer, op, &op->call) == 0)
+		if (peer_call(op, d, &op->pm, h->cfg.peer_timeout_ms + h->cfg.create_standby_ms,
+			      on_create_standby_answer) == 0)
 			return;
 	}
 	if (rc == -ETIME) {
@@ -1468,9 +1477,7 @@ static int send_create_standby(struct op *op, struct dom *d, struct remus_hostd_
 	snprintf(m->primary, sizeof(m->primary), "%s", h->name);
 	m->primary_port = h->peer_port;
 	m->takeover = d->st.takeover;
-	return remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, m,
-				     h->cfg.peer_timeout_ms + h->cfg.create_standby_ms, h->tls_client, cb, op,
-				     &op->call);
+	return peer_call(op, d, m, h->cfg.peer_timeout_ms + h->cfg.create_standby_ms, cb);
 }
 
 static void on_inspected(void *opaque, int rc, const char *code, const char *msg,
@@ -2457,9 +2464,7 @@ static void primary_handover(struct remus_hostd *h, struct dom *d, struct op *op
 	d->child = NULL;
 	m.id = ++h->next_id;
 	snprintf(m.domain, sizeof(m.domain), "%s", d->st.domain);
-	if (remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, &m,
-				  h->cfg.peer_timeout_ms + TAKEOVER_MS, h->tls_client, on_remote_failover,
-				  op, &op->call) < 0) {
+	if (peer_call(op, d, &m, h->cfg.peer_timeout_ms + TAKEOVER_MS, on_remote_failover) < 0) {
 		d->state = D_RESTARTING;
 		remus_timer_arm(&d->timer, 0);
 		op_free(op);
@@ -2529,9 +2534,8 @@ static void ctl_failover(struct remus_hostd *h, struct remus_ctl_request *req,
 	 * (peer_failover here), which takes one peer call of its own. */
 	m.id = ++h->next_id;
 	snprintf(m.domain, sizeof(m.domain), "%s", d->st.domain);
-	if (remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, &m,
-				  2 * h->cfg.peer_timeout_ms + TAKEOVER_MS + 30000, h->tls_client,
-				  on_handover_answer, op, &op->call) < 0 && standby_failover(h, d, op) < 0)
+	if (peer_call(op, d, &m, 2 * h->cfg.peer_timeout_ms + TAKEOVER_MS + 30000,
+		      on_handover_answer) < 0 && standby_failover(h, d, op) < 0)
 		op_free(op);
 }
 
@@ -3217,9 +3221,7 @@ static int restart_ask(struct dom *d, struct op *op)
 	snprintf(m.domain, sizeof(m.domain), "%s", d->st.domain);
 	remus_info(LOG, "%s: asking %s:%u whether it took the domain over before resuming the "
 		   "primary child here", d->st.domain, d->st.peer, d->st.peer_port);
-	return remus_hostd_peer_call(h->loop, d->st.peer, d->st.peer_port, h->name, &m,
-				     h->cfg.peer_timeout_ms, h->tls_client, on_restart_answer, op,
-				     &op->call);
+	return peer_call(op, d, &m, h->cfg.peer_timeout_ms, on_restart_answer);
 }
 
 static void on_recovered(void *opaque, int rc, const char *code, const char *msg)
