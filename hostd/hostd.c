@@ -740,6 +740,18 @@ static enum remus_hostd_word user_state(const struct dom *d)
 	return words[d->state];
 }
 
+/* A child's status's "protected" flag for remus_hostd_word_of_child:
+ * 1, 0, or -1 when @status (borrowed) has none. */
+static int child_committed(struct json_object *status)
+{
+	struct json_object *p;
+
+	if (!status || !json_object_object_get_ex(status, "protected", &p) ||
+	    !json_object_is_type(p, json_type_boolean))
+		return -1;
+	return json_object_get_boolean(p) ? 1 : 0;
+}
+
 /* The state word list, status (JSON and text) and the metrics all show
  * (hostd/words.h): while the child runs, its own mapped (the watcher's
  * last answer, at most WATCH_MS old; status then puts the fresh one over
@@ -751,7 +763,8 @@ static const char *shown_state(const struct dom *d)
 
 	if (!st || !json_object_is_type(st, json_type_string))
 		return remus_hostd_word_name(user_state(d));
-	return remus_hostd_word_name(remus_hostd_word_of_child(json_object_get_string(st)));
+	return remus_hostd_word_name(remus_hostd_word_of_child(json_object_get_string(st),
+							       child_committed(d->last_status)));
 }
 
 /* The host's view of @d (owned). */
@@ -853,7 +866,7 @@ static void merge_child(struct json_object *view, const char *answer, bool take_
 				if (take_state)
 					json_object_object_add(view, *k, json_object_new_string(
 						remus_hostd_word_name(remus_hostd_word_of_child(
-							json_object_get_string(v)))));
+							json_object_get_string(v), child_committed(c)))));
 				continue;
 			}
 			if (strcmp(*k, "initial_sync") == 0) {
@@ -2104,7 +2117,7 @@ static void after_primary_child(struct op *op, struct dom *d)
 	uint16_t port = d->st.peer_port;
 
 	snprintf(peer, sizeof(peer), "%s", d->st.peer);
-	remus_info(LOG, "%s: unprotected; the guest runs on here", d->st.domain);
+	remus_info(LOG, "%s: unprotected; the guest runs here", d->st.domain);
 	forget(op, d);
 	m.id = ++h->next_id;
 	snprintf(m.domain, sizeof(m.domain), "%s", op->name);

@@ -39,12 +39,16 @@ const char *remus_hostd_word_name(enum remus_hostd_word w)
 	return (unsigned)w < REMUS_HOSTD_NWORDS ? names[w] : names[REMUS_HOSTD_WORD_UNKNOWN];
 }
 
-enum remus_hostd_word remus_hostd_word_of_child(const char *state)
+enum remus_hostd_word remus_hostd_word_of_child(const char *state, int committed)
 {
 	size_t i;
 
 	if (!state)
 		return REMUS_HOSTD_WORD_UNKNOWN;
+	/* Before the session's first commit remusctl protect still waits:
+	 * "protected" there, then "syncing" again, read as a step back. */
+	if (committed == 0 && strcmp(state, "checkpoint") == 0)
+		return REMUS_HOSTD_WORD_SYNCING;
 	for (i = 0; i < sizeof(child_words) / sizeof(child_words[0]); i++)
 		if (strcmp(child_words[i].child, state) == 0)
 			return child_words[i].word;

@@ -40,7 +40,10 @@ enum remus_hostd_word {
 const char *remus_hostd_word_name(enum remus_hostd_word w);
 
 /* The word shown for a child's state @state (borrowed; NULL: unknown):
- * the engine's checkpoint reads protected, the others their own name. */
-enum remus_hostd_word remus_hostd_word_of_child(const char *state);
+ * the engine's checkpoint reads protected, the others their own name.
+ * @committed is the child's "protected" flag (1, 0; -1 when it gave
+ * none): a checkpoint of a session that has not committed yet is the
+ * initial sync's last step, so it reads syncing, not protected. */
+enum remus_hostd_word remus_hostd_word_of_child(const char *state, int committed);
 
 #endif

@@ -24,7 +24,7 @@ static void test_child_states(void **state)
 	(void)state;
 	for (int s = 0; s < REMUS_ENGINE_NSTATES; s++) {
 		const char *n = remus_engine_state_name((enum remus_engine_state)s);
-		enum remus_hostd_word w = remus_hostd_word_of_child(n);
+		enum remus_hostd_word w = remus_hostd_word_of_child(n, -1);
 
 		if (w == REMUS_HOSTD_WORD_UNKNOWN)
 			fail_msg("the engine's state %s has no word in hostd/words.c", n);
@@ -36,14 +36,21 @@ static void test_child_states(void **state)
 	for (int s = 0; s < REMUS_STANDBY_NSTATES; s++) {
 		const char *n = remus_standby_state_name((enum remus_standby_state)s);
 
-		if (remus_hostd_word_of_child(n) == REMUS_HOSTD_WORD_UNKNOWN)
+		if (remus_hostd_word_of_child(n, -1) == REMUS_HOSTD_WORD_UNKNOWN)
 			fail_msg("the standby's state %s has no word in hostd/words.c", n);
-		assert_string_equal(remus_hostd_word_name(remus_hostd_word_of_child(n)), n);
+		assert_string_equal(remus_hostd_word_name(remus_hostd_word_of_child(n, -1)), n);
 	}
+	/* A checkpoint before the session's first commit is the initial
+	 * sync's end: remusctl protect must not see protected, then
+	 * syncing again. */
+	assert_int_equal(remus_hostd_word_of_child("checkpoint", 0), REMUS_HOSTD_WORD_SYNCING);
+	assert_int_equal(remus_hostd_word_of_child("checkpoint", 1), REMUS_HOSTD_WORD_PROTECTED);
+	assert_int_equal(remus_hostd_word_of_child("protected", 0), REMUS_HOSTD_WORD_PROTECTED);
+	assert_int_equal(remus_hostd_word_of_child("syncing", 1), REMUS_HOSTD_WORD_SYNCING);
 	/* The host's own words are not the child's. */
-	assert_int_equal(remus_hostd_word_of_child("handed-over"), REMUS_HOSTD_WORD_UNKNOWN);
-	assert_int_equal(remus_hostd_word_of_child("reboot"), REMUS_HOSTD_WORD_UNKNOWN);
-	assert_int_equal(remus_hostd_word_of_child(NULL), REMUS_HOSTD_WORD_UNKNOWN);
+	assert_int_equal(remus_hostd_word_of_child("handed-over", -1), REMUS_HOSTD_WORD_UNKNOWN);
+	assert_int_equal(remus_hostd_word_of_child("reboot", -1), REMUS_HOSTD_WORD_UNKNOWN);
+	assert_int_equal(remus_hostd_word_of_child(NULL, -1), REMUS_HOSTD_WORD_UNKNOWN);
 	assert_string_equal(remus_hostd_word_name((enum remus_hostd_word)99), "unknown");
 	for (int a = 0; a < REMUS_HOSTD_NWORDS; a++)
 		for (int b = a + 1; b < REMUS_HOSTD_NWORDS; b++)
