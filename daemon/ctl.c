@@ -13,7 +13,7 @@
  *   set-pause-budget MS  primary: the longest pause from the next checkpoint on
  *                      (the same)
  *   failover           standby: take over now
- *   unprotect          primary: stop protecting, the guest runs on here
+ *   unprotect          primary: stop protecting, the guest runs here
  *   protect HOST:PORT  protect (again) from this host: after unprotect, or
  *                      on a standby that took over (the role switch)
  *

@@ -487,7 +487,7 @@ static void print_done(const struct remusctl_args *a, const struct remusctl_io *
 			a->domain);
 		break;
 	case REMUSCTL_UNPROTECT:
-		fprintf(io->out, "%s: unprotected; it runs on here on its own disks\n", a->domain);
+		fprintf(io->out, "%s: unprotected; it runs here on its own disks\n", a->domain);
 		break;
 	default:
 		break;

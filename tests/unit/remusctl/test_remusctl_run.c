@@ -241,11 +241,11 @@ static void test_requests_exact(void **state)
 	run_free(&r);
 	r = RUN("unprotect", "web1", "--socket", f.path);
 	assert_int_equal(r.rc, 0);
-	assert_string_equal(r.out, "web1: unprotected; it runs on here on its own disks\n");
+	assert_string_equal(r.out, "web1: unprotected; it runs here on its own disks\n");
 	run_free(&r);
 	r = RUN("unprotect", "web1", "--release-disks", "--socket", f.path);
 	assert_int_equal(r.rc, 0);
-	assert_string_equal(r.out, "web1: unprotected; it runs on here on its own disks\n");
+	assert_string_equal(r.out, "web1: unprotected; it runs here on its own disks\n");
 	run_free(&r);
 	r = RUN("protect", "web1", "--standby", "hostB:7791", "--interval", "200",
 		"--netbuffer", "off", "--pause-budget", "250", "--reprotect", "manual",
