@@ -360,12 +360,125 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* Why @path could not be created (or named), in words that say what to do. */
+static int create_error(const char *path, const char *dir, int rc, char *err, size_t errlen)
+{
+	switch (-rc) {
+	case EEXIST:
+		return say(err, errlen, rc, "%s exists: refusing to overwrite it (it may be the "
+			   "key the other host holds a copy of); pick another path, or remove it "
+			   "first if you mean to replace that key", path);
+	case ENOENT:
+		return say(err, errlen, rc, "cannot create %s: the directory %s does not exist; "
+			   "create it first (install -d -m 0700 %s) or pick another path", path,
+			   dir, dir);
+	case EACCES:
+	case EPERM:
+		return say(err, errlen, rc, "cannot create %s: %s in %s; run as root (or as the "
+			   "directory's owner) or pick a directory you may write", path,
+			   strerror(-rc), dir);
+	default:
+		return say(err, errlen, rc, "cannot create %s: %s", path, strerror(-rc));
+	}
+}
+
+/*
+ * Creates @path with the @n bytes of @line, all or nothing, readable by
+ * its owner only from the first instant.  Where the filesystem can, the
+ * file is written unnamed (O_TMPFILE) and only then linked under @path:
+ * linkat() never replaces an existing name, and a crash or a full disk
+ * leaves no empty or half-written key behind that would then block a
+ * second try ("exists") and fail to load.  Without O_TMPFILE (or /proc
+ * to link it through) it is created under its name with O_EXCL, and
+ * removed again if writing fails.  Either way the mode is 0600 at
+ * creation (a umask can take bits away, never add any) and made exact
+ * with fchmod before the key is written.
+ */
+static int create_key_file(const char *path, const char *line, size_t n, char *err,
+			   size_t errlen)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096], proc[64];
+	bool anon = true, named = false;
+	int fd = -1, dfd, rc;
+
+	if (strlen(path) >= sizeof(dir))
+		return say(err, errlen, -ENAMETOOLONG, "cannot create %.200s...: the path is too "
+			   "long", path);
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	fd = open(dir, O_WRONLY | O_TMPFILE | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))
+		anon = false;
+	else if (fd < 0) {
+		rc = create_error(path, dir, -errno, err, errlen);
+		goto out;
+	}
+retry:
+	if (!anon) {
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0) {
+			rc = create_error(path, dir, -errno, err, errlen);
+			goto out;
+		}
+		named = true;
+	}
+	rc = fchmod(fd, 0600) < 0 ? -errno : write_all(fd, line, n);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		say(err, errlen, rc, "cannot write %s: %s", path, strerror(-rc));
+		goto out;
+	}
+	if (anon) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0) {
+			/* The directory was there for O_TMPFILE: ENOENT here
+			 * means no /proc.  Start again the other way. */
+			if (errno == ENOENT && access("/proc/self/fd", F_OK) < 0) {
+				close(fd);
+				fd = -1;
+				anon = false;
+				goto retry;
+			}
+			rc = create_error(path, dir, -errno, err, errlen);
+			goto out;
+		}
+		named = true;
+	}
+	rc = close(fd) < 0 ? -errno : 0;
+	fd = -1;
+	if (rc < 0) {
+		say(err, errlen, rc, "cannot write %s: %s", path, strerror(-rc));
+		goto out;
+	}
+	/* The new name is on disk too (best effort: not every filesystem
+	 * lets a directory be fsynced). */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	named = false;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (named)
+		unlink(path);
+	return rc;
+}
+
 int remus_tls_keygen(const char *path, char *err, size_t errlen)
 {
 	uint8_t key[32];
 	char line[128];
 	size_t n;
-	int fd, r, rc;
+	int r, rc;
 
 	r = gnutls_rnd(GNUTLS_RND_KEY, key, sizeof(key));
 	if (r < 0)
@@ -375,28 +488,7 @@ int remus_tls_keygen(const char *path, char *err, size_t errlen)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%02x", key[i]);
 	line[n++] = '\n';
 	explicit_bzero(key, sizeof(key));
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		rc = -errno;
-		say(err, errlen, rc, errno == EEXIST ?
-		    "%s exists: not replacing a key (the other host may hold its copy); remove "
-		    "it first if you mean to" : "cannot create %s: %s", path, strerror(errno));
-		goto out;
-	}
-	/* The umask may have taken bits away, never added any; be exact. */
-	if (fchmod(fd, 0600) < 0 || write_all(fd, line, n) < 0 || fsync(fd) < 0) {
-		rc = say(err, errlen, -errno, "cannot write %s: %s", path, strerror(errno));
-		close(fd);
-		unlink(path);
-		goto out;
-	}
-	if (close(fd) < 0) {
-		rc = say(err, errlen, -errno, "cannot write %s: %s", path, strerror(errno));
-		unlink(path);
-		goto out;
-	}
-	rc = 0;
-out:
+	rc = create_key_file(path, line, n, err, errlen);
 	explicit_bzero(line, sizeof(line));
 	return rc;
 }

@@ -98,9 +98,15 @@ void remus_tls_creds_free(struct remus_tls_creds *c);
  * valid while @c lives). */
 const char *remus_tls_creds_describe(const struct remus_tls_creds *c);
 
-/* Writes a new random 256-bit key, "remus:HEX\n", to @path, created with
- * mode 0600; never replaces a file (-EEXIST).  Returns 0 or -errno with
- * @err saying what failed. */
+/* Writes a new random 256-bit key, "remus:HEX\n", to the new file
+ * @path (borrowed), mode 0600 from the instant it exists, all or nothing:
+ * written unnamed and then linked under @path where the filesystem has
+ * O_TMPFILE, else created O_EXCL and removed again if writing fails.
+ * Never replaces anything at @path, not even a dangling symlink
+ * (-EEXIST).  Returns 0 or -errno with @err (@errlen bytes) naming the
+ * file and what to do: -EEXIST, -ENOENT (no such directory), -EACCES
+ * (not allowed to create it there), others from the system.  The
+ * remusctl and remusd keygen commands are this function. */
 int remus_tls_keygen(const char *path, char *err, size_t errlen);
 
 struct remus_tls;

@@ -308,7 +308,7 @@ static void test_keygen(void **state)
 	assert_memory_equal(text, "remus:", 6);
 	/* Never over an existing key. */
 	assert_int_equal(remus_tls_keygen(p, err, sizeof(err)), -EEXIST);
-	assert_non_null(strstr(err, "not replacing"));
+	assert_non_null(strstr(err, "exists: refusing to overwrite it"));
 	/* Two keys differ. */
 	{
 		char q[512], t2[256];
