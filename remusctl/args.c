@@ -79,6 +79,12 @@ static const struct subcmd {
 	  "    disks: they are copied live from remusd's export back to the files\n"
 	  "    they were on (progress shown), remusd's child for it stops and its\n"
 	  "    standby is destroyed.  --release-disks: the same (the default now).\n" },
+	{ "keygen", REMUSCTL_KEYGEN,
+	  "remusctl keygen FILE\n"
+	  "    Writes a new pre-shared key for one pair of hosts to FILE, mode 0600,\n"
+	  "    never over an existing file.  Copy it to the other host over a channel\n"
+	  "    you trust and set tls_psk = FILE in both hosts' remusd.conf.  Runs on\n"
+	  "    this host without remusd (the same as remusd keygen FILE).\n" },
 };
 #define NSUBCMDS (sizeof(subcmds) / sizeof(subcmds[0]))
 
@@ -90,8 +96,9 @@ static const char global_usage[] =
 	"  --timeout SECONDS how long to wait for remusd's answer\n"
 	"  --help, -h        this help (after a subcommand: its help)\n"
 	"  --version         remusctl's version\n"
-	"Exit status: 0 done, 1 remusd refused or the operation failed, 2 usage\n"
-	"error, 3 remusd not reachable.  See remusctl(8).\n";
+	"Exit status: 0 done, 1 remusd refused or the operation failed (keygen: the\n"
+	"file exists, or its directory is missing or not writable), 2 usage error,\n"
+	"3 remusd not reachable.  See remusctl(8).\n";
 
 const char *remusctl_cmd_name(enum remusctl_cmd cmd)
 {
@@ -297,6 +304,21 @@ static int check_positionals(struct remusctl_args *a, const char *const *pos, in
 
 	switch (a->cmd) {
 	case REMUSCTL_LIST: max = 0; break;
+	case REMUSCTL_KEYGEN:
+		if (npos > 1)
+			return fail(a, "keygen: unexpected argument '%s' (one FILE only)", pos[1]);
+		if (npos == 0)
+			return fail(a, "keygen: missing FILE, where the new pre-shared key goes "
+				    "(e.g. remusctl keygen /etc/remus/hostA-hostB.psk)");
+		if (!*pos[0])
+			return fail(a, "keygen: the FILE name is empty");
+		a->key_file = pos[0];
+		/* Nothing of remusd's is used: an option for it is a
+		 * misunderstanding worth saying. */
+		if (a->socket || a->config || a->timeout_s)
+			return fail(a, "keygen runs on this host without remusd: --socket, "
+				    "--config and --timeout do not apply");
+		return 0;
 	case REMUSCTL_SET_INTERVAL: max = 2; break;
 	default: break;
 	}
@@ -348,7 +370,7 @@ int remusctl_args_parse(struct remusctl_args *a, int argc, char *const *argv)
 				a->cmd = subcmds[i].cmd;
 		if (a->cmd == REMUSCTL_NONE)
 			return fail(a, "unknown subcommand '%s': expected protect, status, list, "
-				    "set-interval, failover or unprotect", argv[sub]);
+				    "set-interval, failover, unprotect or keygen", argv[sub]);
 	}
 	for (int i = 1; i < argc; i++) {
 		const char *w = argv[i], *value;
@@ -424,7 +446,7 @@ int remusctl_args_parse(struct remusctl_args *a, int argc, char *const *argv)
 	}
 	if (!sub) {
 		rc = fail(a, "missing the subcommand: protect, status, list, set-interval, "
-			  "failover or unprotect");
+			  "failover, unprotect or keygen");
 		goto out;
 	}
 	rc = check_positionals(a, pos, npos);

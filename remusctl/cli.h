@@ -7,6 +7,11 @@
  *        --remus_cli_request----> the daemon's answer line (remusctl.h)
  *        --remusctl_render_*----> text on a FILE           (pure but for the FILE)
  *
+ * One subcommand talks to no daemon: `remusctl keygen FILE` writes a
+ * pre-shared key for a pair of hosts here, with remus_tls_keygen()
+ * (tls/tls.h), the same code that reads the key back in remusd, so it
+ * works before any remusd is set up.
+ *
  * remusctl_main() runs the whole thing against a control socket, with
  * the process's streams, terminal and signal flag passed in (struct
  * remusctl_io), so the unit tests run it in-process against a fake
@@ -28,7 +33,9 @@
 /* Exit codes of remusctl (remusctl(8), EXIT STATUS). */
 enum {
 	REMUSCTL_EXIT_OK = 0,
-	REMUSCTL_EXIT_FAILED = 1,      /* remusd refused, or the operation failed */
+	REMUSCTL_EXIT_FAILED = 1,      /* remusd refused, or the operation failed
+				* (keygen: the file exists, no such
+				* directory, not allowed to write there) */
 	REMUSCTL_EXIT_USAGE = 2,       /* the command line cannot be used */
 	REMUSCTL_EXIT_UNREACHABLE = 3, /* no answer from remusd's control socket */
 };
@@ -47,6 +54,7 @@ enum remusctl_cmd {
 	REMUSCTL_SET_INTERVAL,
 	REMUSCTL_FAILOVER,
 	REMUSCTL_UNPROTECT,
+	REMUSCTL_KEYGEN,     /* local: writes a pre-shared key file */
 };
 
 /*
@@ -62,6 +70,7 @@ struct remusctl_args {
 	const char *config;          /* --config, or NULL */
 	unsigned timeout_s;          /* --timeout, 0: the command's default */
 	const char *domain;
+	const char *key_file;        /* keygen FILE */
 	const char *standby;         /* protect: HOST[:PORT] as given */
 	unsigned interval_ms;        /* protect --interval, set-interval MS */
 	unsigned pause_budget_ms;
@@ -84,8 +93,9 @@ void remusctl_usage(FILE *f, enum remusctl_cmd cmd, bool brief);
 /* The subcommand's name ("set-interval"), or "remusctl" for NONE/HELP. */
 const char *remusctl_cmd_name(enum remusctl_cmd cmd);
 
-/* The request line for @a (a subcommand that talks to remusd), without
- * the newline.  Returns it owned (free()), or NULL on ENOMEM. */
+/* The request line for @a (a subcommand that talks to remusd: not
+ * keygen), without the newline.  Returns it owned (free()), or NULL on
+ * ENOMEM. */
 char *remusctl_request(const struct remusctl_args *a);
 
 /*

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * remusctl_main: one command line against remusd's control socket.
+ * remusctl_main: one command line against remusd's control socket
+ * (keygen: one key file written here, without remusd).
  *
  *   parse argv -> find the socket (--socket, $REMUS_CTL, the config's
  *   ctl key, the default) -> one request -> one answer -> exit code
@@ -18,6 +19,7 @@
  * one thread writes at a time.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +30,7 @@
 #include "common/loop.h"
 #include "remusctl/cli.h"
 #include "remusctl/remusctl.h"
+#include "tls/tls.h"
 
 #define BAR_WIDTH 30
 
@@ -500,6 +503,29 @@ static void print_done(const struct remusctl_args *a, const struct remusctl_io *
 	}
 }
 
+/* keygen: the key is written by remus_tls_keygen, the same module that
+ * loads it in remusd (--tls-psk, tls_psk), so the two cannot disagree on
+ * its format or on the mode the loader insists on. */
+static int keygen(const struct remusctl_args *a, const struct remusctl_io *io)
+{
+	char err[1024], full[PATH_MAX];
+	const char *shown = a->key_file;
+
+	if (remus_tls_keygen(a->key_file, err, sizeof(err)) < 0) {
+		fprintf(io->err, "remusctl keygen: %s\n", err);
+		return REMUSCTL_EXIT_FAILED;
+	}
+	/* remusd.conf wants a path that does not depend on the directory
+	 * remusd starts in. */
+	if (realpath(a->key_file, full))
+		shown = full;
+	fprintf(io->out, "wrote a new pre-shared key to %s (mode 0600)\n"
+		"copy it to the other host over a channel you trust (e.g. scp), then set\n"
+		"  tls_psk = %s\n"
+		"in both hosts' /etc/remus/remusd.conf and restart remusd there\n", shown, shown);
+	return REMUSCTL_EXIT_OK;
+}
+
 int remusctl_main(int argc, char *const *argv, const struct remusctl_io *io)
 {
 	struct remusctl_args a;
@@ -520,6 +546,8 @@ int remusctl_main(int argc, char *const *argv, const struct remusctl_io *io)
 		fprintf(io->out, "remusctl %s\n", REMUS_VERSION);
 		return REMUSCTL_EXIT_OK;
 	}
+	if (a.cmd == REMUSCTL_KEYGEN)
+		return keygen(&a, io);
 	rc = find_socket(&a, io, sock, sizeof(sock));
 	if (rc)
 		return rc;

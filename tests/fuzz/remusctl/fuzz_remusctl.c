@@ -8,7 +8,8 @@
  * (nothing from remusd reaches the terminal raw), and a progress line
  * fits its buffer with a percent in 0..100.  An input starting with byte
  * 1 is a command line instead (words separated by NULs): argv is not
- * input from elsewhere, but the parser is cheap to harden.
+ * input from elsewhere, but the parser is cheap to harden (keygen: an
+ * accepted line names one non-empty FILE and no option for remusd).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -61,6 +62,12 @@ static void check_argv(const uint8_t *data, size_t size)
 	argv[argc] = NULL;
 	if (remusctl_args_parse(&a, argc, argv) < 0) {
 		if (!a.error[0])
+			abort();
+	} else if (a.cmd == REMUSCTL_KEYGEN) {
+		/* Runs locally, on one non-empty FILE from argv, with no
+		 * option meant for remusd; never run here (it writes). */
+		if (!a.key_file || !*a.key_file || a.socket || a.config || a.timeout_s ||
+		    a.domain)
 			abort();
 	} else if (a.cmd != REMUSCTL_HELP && a.cmd != REMUSCTL_VERSION) {
 		char *req = remusctl_request(&a);

@@ -148,10 +148,11 @@ static void test_help(void **state)
 	assert_int_equal(a.cmd, REMUSCTL_HELP);
 	/* --help on every subcommand, even with its arguments missing. */
 	static const char *const subs[] = { "protect", "status", "list", "set-interval",
-					    "failover", "unprotect" };
+					    "failover", "unprotect", "keygen" };
 	static const enum remusctl_cmd cmds[] = { REMUSCTL_PROTECT, REMUSCTL_STATUS,
-		REMUSCTL_LIST, REMUSCTL_SET_INTERVAL, REMUSCTL_FAILOVER, REMUSCTL_UNPROTECT };
-	for (int i = 0; i < 6; i++) {
+		REMUSCTL_LIST, REMUSCTL_SET_INTERVAL, REMUSCTL_FAILOVER, REMUSCTL_UNPROTECT,
+		REMUSCTL_KEYGEN };
+	for (int i = 0; i < 7; i++) {
 		char *usage = NULL;
 		size_t len = 0;
 		FILE *f;
@@ -171,7 +172,7 @@ static void test_help(void **state)
 		assert_non_null(strstr(usage, subs[i]));
 		assert_non_null(strstr(usage, "--socket PATH"));
 		assert_non_null(strstr(usage, "Exit status"));
-		for (int j = 0; j < 6; j++) {
+		for (int j = 0; j < 7; j++) {
 			char word[64];
 
 			snprintf(word, sizeof(word), "remusctl %s ", subs[j]);

@@ -3,14 +3,16 @@
  * The documentation of remusd serve's settings cannot drift from the
  * code: every key of hostd/config.c (read from its usage text) is in the
  * example dist/remusd.conf and in doc/man/remusd.8; the example, with
- * every key uncommented, is a config remusd serve accepts; and remusctl
+ * every key uncommented, is a config remusd serve accepts; remusctl
  * finds the same control socket in it that remusd serve listens on by
- * default.
+ * default; and every command of remusctl's usage has its synopsis and
+ * its entry under COMMANDS in doc/man/remusctl.8.
  *
  *   test_remusctl_docs SOURCE-DIR
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -123,11 +125,76 @@ static void test_example_is_valid(void **state)
 	free(conf);
 }
 
+/* "set-interval" as the man page writes it: "set\-interval". */
+static void man_word(char *out, size_t len, const char *w)
+{
+	size_t n = 0;
+
+	for (; *w && n + 3 < len; w++) {
+		if (*w == '-')
+			out[n++] = '\\';
+		out[n++] = *w;
+	}
+	out[n] = 0;
+}
+
+static void test_every_command_in_man(void **state)
+{
+	char *usage = NULL, *line, *save = NULL, *man = slurp("doc/man/remusctl.8");
+	char *synopsis = strstr(man, "\n.SH SYNOPSIS\n");
+	char *commands = strstr(man, "\n.SH COMMANDS\n");
+	size_t len = 0;
+	FILE *f = open_memstream(&usage, &len);
+	int n = 0;
+
+	assert_non_null(synopsis);
+	assert_non_null(commands);
+	/* Each section ends where the next begins. */
+	assert_non_null(strstr(synopsis + 1, "\n.SH "));
+	strstr(synopsis + 1, "\n.SH ")[1] = 0;
+	assert_non_null(strstr(commands + 1, "\n.SH "));
+	strstr(commands + 1, "\n.SH ")[1] = 0;
+	remusctl_usage(f, REMUSCTL_NONE, false);
+	fclose(f);
+	for (line = strtok_r(usage, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char name[64], word[128], want[256];
+		size_t k = 0;
+
+		if (strncmp(line, "  remusctl ", 11) != 0)
+			continue;
+		for (const char *p = line + 11; *p && *p != ' ' && k < 63; p++)
+			name[k++] = *p;
+		name[k] = 0;
+		man_word(word, sizeof(word), name);
+		snprintf(want, sizeof(want), "\n.B %s\n", word);
+		if (!strstr(synopsis, want))
+			fail_msg("remusctl.8's SYNOPSIS lacks '.B %s'", word);
+		/* Its entry: .TP, then .BI/.BR with the word first, quoted
+		 * or not ('.BR "unprotect " ...', '.BR list " [" ...'). */
+		{
+			static const char *const forms[] = { ".BI \"", ".BR \"", ".BI ", ".BR " };
+			bool found = false;
+
+			for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+				snprintf(want, sizeof(want), "\n.TP\n%s%s ", forms[i], word);
+				found = found || strstr(commands, want);
+			}
+			if (!found)
+				fail_msg("remusctl.8's COMMANDS has no .TP entry for %s", word);
+		}
+		n++;
+	}
+	assert_true(n >= 7);
+	free(usage);
+	free(man);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_key_documented),
 		cmocka_unit_test(test_example_is_valid),
+		cmocka_unit_test(test_every_command_in_man),
 	};
 
 	if (argc != 2) {
