@@ -216,7 +216,8 @@ static int load_tls(struct remusd *d)
 	}
 	if (!o->tls.psk_file && !o->tls.x509_dir) {
 		remus_err(LOG, "the replication link needs TLS: give --tls-psk FILE (make one "
-			  "with 'remusd keygen FILE', copy it to the other host, and give both "
+			  "with 'remusctl keygen FILE' (or 'remusd keygen FILE'), copy it to the "
+			  "other host, and give both "
 			  "remusd the same file) or --tls-x509-dir DIR (libvirt's PKI layout: "
 			  "/etc/pki/libvirt with the CA in /etc/pki/CA/cacert.pem, as for "
 			  "libvirt's TLS migration); --insecure runs without TLS");

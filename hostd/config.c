@@ -85,7 +85,7 @@ static const struct key keys[] = {
 	{ "max_handshakes", K_UINT, "N", "TLS handshakes on the peer port at once, each "
 	  "within peer_timeout; more are refused (default 4)", 1, 1024, UINT(max_handshakes) },
 	{ "tls_psk", K_PATH, "FILE", "the pre-shared key of the peer port and the "
-	  "replication links (remusd keygen FILE; the children's --tls-psk)", 0, 0,
+	  "replication links (remusctl keygen FILE; the children's --tls-psk)", 0, 0,
 	  STR(tls_psk) },
 	{ "tls_x509_dir", K_PATH, "DIR", "certificates in libvirt's layout for the peer port "
 	  "and the replication links (/etc/pki/libvirt; the children's --tls-x509-dir)", 0, 0,

@@ -3390,7 +3390,7 @@ static int load_tls(struct remus_hostd *h)
 	}
 	if (!cfg->tls_psk[0] && !cfg->tls_x509_dir[0]) {
 		remus_err(LOG, "the peer port and the replication links need TLS: set tls_psk = "
-			  "FILE (make one with 'remusd keygen FILE' and give both hosts the same "
+			  "FILE (make one with 'remusctl keygen FILE' and give both hosts the same "
 			  "file) or tls_x509_dir = DIR (libvirt's PKI layout, /etc/pki/libvirt on "
 			  "a host set up for libvirt's TLS migration) in %s; insecure = yes runs "
 			  "without TLS", REMUS_HOSTD_DEFAULT_CONFIG);

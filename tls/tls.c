@@ -148,8 +148,8 @@ static int load_psk(struct remus_tls_creds *c, const char *path, char *err, size
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return say(err, errlen, -errno, "cannot open the pre-shared key file %s (--tls-psk): "
-			   "%s; write one with 'remusd keygen %s' and copy it to the other host",
-			   path, strerror(errno), path);
+			   "%s; write one with 'remusctl keygen %s' (or 'remusd keygen %s') and copy "
+			   "it to the other host", path, strerror(errno), path, path);
 	if (fstat(fd, &st) < 0) {
 		rc = say(err, errlen, -errno, "%s: %s", path, strerror(errno));
 		goto out;
@@ -175,7 +175,7 @@ static int load_psk(struct remus_tls_creds *c, const char *path, char *err, size
 	explicit_bzero(text, sizeof(text));
 	if (rc < 0) {
 		rc = say(err, errlen, rc, "%s (--tls-psk) is not a pre-shared key file: expected "
-			 "one line IDENTITY:HEX with %u to %u bytes of key (remusd keygen writes "
+			 "one line IDENTITY:HEX with %u to %u bytes of key (remusctl keygen writes "
 			 "one)", path, PSK_KEY_MIN, PSK_KEY_MAX);
 		goto out;
 	}

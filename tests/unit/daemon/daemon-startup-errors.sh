@@ -81,9 +81,9 @@ says disk-dir "$T/disk2.err" "disk vdb" "$T/dir.raw" --disk
 # No TLS and no --insecure: refused, saying how to set TLS up; a key
 # file that is missing, or that others can read, is named.
 expect no-tls 1 "$T/tls.err" -- standby --qmp "$T/q" --incoming "$T/in" --listen 9
-says no-tls "$T/tls.err" --tls-psk "remusd keygen" --tls-x509-dir /etc/pki/libvirt --insecure
+says no-tls "$T/tls.err" --tls-psk "remusctl keygen FILE" "remusd keygen" --tls-x509-dir /etc/pki/libvirt --insecure
 expect no-key 1 "$T/key.err" -- primary --qmp "$T/q" --standby 127.0.0.1:9 --tls-psk "$T/no.psk"
-says no-key "$T/key.err" "$T/no.psk" "No such file or directory" "remusd keygen"
+says no-key "$T/key.err" "$T/no.psk" "No such file or directory" "remusctl keygen" "remusd keygen"
 "$REMUSD" keygen "$T/k.psk" >/dev/null
 chmod 644 "$T/k.psk"
 expect open-key 1 "$T/key2.err" -- primary --qmp "$T/q" --standby 127.0.0.1:9 --tls-psk "$T/k.psk"
