@@ -529,12 +529,28 @@ LAB_HEARTBEAT_MS=200
 LAB_HEARTBEAT_MISS=10
 
 # The links between the lab's hosts are TLS, as by default: LAB_TLS=psk
-# (the default) gives every host the test's pre-shared key; LAB_TLS=x509
+# (the default) gives every host the test's pre-shared key (lab_psk);
+# LAB_TLS=x509
 # gives each host its own certificates, from a CA of the test
 # (lab_pki), in libvirt's layout in the host's /etc/remus/pki: a host
 # then proves its name, and the DN CN=NAME is its identity (the owner of
 # the standbys it creates, remusd(8)).
 LAB_TLS=${LAB_TLS:-psk}
+
+# lab_psk: the test's pre-shared key, $T/remus.psk, made on first use with
+# `remusctl keygen` as a user sets up a pair of hosts (remusctl(8)); the
+# by-hand tests' test_psk (remus.sh) then finds it and uses the same file,
+# and makes its own with `remusd keygen` when no lab made one.  Prints it.
+lab_psk() {
+	need REMUSCTL
+	if [ ! -e "$T/remus.psk" ]; then
+		"$REMUSCTL" keygen "$T/remus.psk" >"$T/keygen.out" 2>&1 ||
+			fail "remusctl keygen $T/remus.psk failed: $(cat "$T/keygen.out")"
+		[ "$(stat -c %a "$T/remus.psk")" = 600 ] ||
+			fail "remusctl keygen wrote $T/remus.psk with mode $(stat -c %a "$T/remus.psk"), not 600"
+	fi
+	test_psk
+}
 
 # lab_pki: the lab's CA and a certificate set per host up now (name and
 # address), made with tls_pki on first use under $T/lab-pki; prints it.
@@ -555,7 +571,7 @@ lab_pki() {
 host_tls_conf() {
 	local pki dest
 	case "$LAB_TLS" in
-	psk) echo "tls_psk = $(test_psk)" ;;
+	psk) echo "tls_psk = $(lab_psk)" ;;
 	x509)
 		pki=$(lab_pki)
 		[ -d "$pki/$1" ] || fail "no lab certificate for host $1 (lab_pki ran before it was up)"

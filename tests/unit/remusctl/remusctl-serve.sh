@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # remusctl against a real `remusd serve` (no libvirt, no QEMU: what needs
-# no domain): list and status of nothing, in text and --json; unknown
+# no domain): remusd serve starts on the key remusctl keygen made; list
+# and status of nothing, in text and --json; unknown
 # domains refused with no-domain and exit 1 for every command; then with
 # remusd gone, exit 3.  The fake remusd of test_remusctl_run checks the
 # details; this checks that the two programs, built together, agree.
@@ -14,9 +15,21 @@ REMUSCTL=${2:?usage: remusctl-serve.sh REMUSD REMUSCTL}
 S=$T/remusd.sock
 mkdir -p "$T/run" "$T/state"
 chmod 700 "$T/run" "$T/state"   # remusd serve refuses directories others may write to
-# The peer port is TLS (issue 12): the test's pre-shared key.
-"$REMUSD" keygen "$T/peer.psk" >/dev/null
-echo "tls_psk = $T/peer.psk" >"$T/remusd.conf"
+# The peer port is TLS (issue 12): the test's pre-shared key, made as a
+# user makes it (remusctl keygen, with no remusd running yet), and its
+# hint line is what goes into remusd.conf.
+"$REMUSCTL" keygen "$T/peer.psk" >"$T/keygen.out" || fail "remusctl keygen failed"
+grep -qx "  tls_psk = $T/peer.psk" "$T/keygen.out" ||
+	fail "remusctl keygen does not say what to put in remusd.conf: $(cat "$T/keygen.out")"
+sed -n 's/^  \(tls_psk = .*\)$/\1/p' "$T/keygen.out" >"$T/remusd.conf"
+# A second keygen must not touch the key remusd will read.
+cp "$T/peer.psk" "$T/peer.psk.orig"
+rc=0
+"$REMUSCTL" keygen "$T/peer.psk" >/dev/null 2>"$T/keygen.err" || rc=$?
+[ "$rc" = 1 ] || fail "remusctl keygen over an existing key exited $rc, not 1"
+grep -q "exists: refusing to overwrite" "$T/keygen.err" ||
+	fail "remusctl keygen over an existing key said: $(cat "$T/keygen.err")"
+cmp -s "$T/peer.psk" "$T/peer.psk.orig" || fail "remusctl keygen changed an existing key"
 
 # A free port (the peer port must be given; nothing connects to it here).
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
