@@ -4,6 +4,8 @@
  *
  *     remus.run=kvstore remus.args=port=7070
  *     remus.run=kvstore remus.args=port=7070,disk=/dev/vda    (disk-backed)
+ *     remus.run=kvstore remus.modules=ext4
+ *         remus.args=port=7070,disk=/dev/vda,fs=ext4        (the log in a file)
  *     kvstore mode=check disk=IMAGE                           (on the host)
  *
  * A client that trusts only what it saw must be able to tell whether an
@@ -40,6 +42,14 @@
  *     56  zeros        up to byte 4088
  *     4088 checksum    FNV-1a 64 over bytes 0..4087
  *
+ * With fs=ext4 the log is the file kvstore.log at the root of the ext4
+ * file system on DEV (made on the host with mkfs.ext4), mounted at
+ * /mnt/kv: created the first time at three quarters of the free space
+ * (fallocate, so the records' blocks are allocated before any is
+ * acknowledged; file and directory fsync'd), then written the same way.
+ * The host can then fsck the image after a run as well as check the log
+ * (debugfs dump of /kvstore.log, then mode=check on that file).
+ *
  * At start the log is replayed (recover=1, the default) so that a restarted
  * guest goes on from what its disk holds; a record that is neither valid
  * nor zero, or a valid one after a gap, is reported and stops the service.
@@ -67,8 +77,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -465,6 +477,61 @@ static int open_disk(struct kv_store *s, const char *path, int direct)
 	return 0;
 }
 
+#define FS_DIR "/mnt/kv"
+#define FS_LOG FS_DIR "/kvstore.log"
+
+/* fs=ext4: DEV mounted at FS_DIR and the log file made there once
+ * (allocated whole and made durable before the first record, so a
+ * record's O_DSYNC write never needs a new extent); *@path becomes the
+ * file's.  0 or -errno, said on stderr. */
+static int mount_log(const char *dev, const char **path)
+{
+	struct statvfs vf;
+	int fd = -1, dfd = -1, rc = 0;
+	off_t size;
+
+	if ((mkdir("/mnt", 0755) < 0 && errno != EEXIST) ||
+	    (mkdir(FS_DIR, 0755) < 0 && errno != EEXIST) ||
+	    mount(dev, FS_DIR, "ext4", 0, NULL) < 0) {
+		rc = -errno;
+		fprintf(stderr, "kvstore: cannot mount %s (ext4) on %s: %s (mkfs.ext4 it on "
+			"the host, and boot with remus.modules=ext4)\n", dev, FS_DIR,
+			strerror(errno));
+		return rc;
+	}
+	*path = FS_LOG;
+	if (access(FS_LOG, F_OK) == 0)
+		return 0;
+	if (statvfs(FS_DIR, &vf) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	size = (off_t)((uint64_t)vf.f_bavail * vf.f_frsize / 4 * 3 / REC_SIZE * REC_SIZE);
+	if (size < REC_SIZE) {
+		rc = -ENOSPC;
+		goto out;
+	}
+	fd = open(FS_LOG ".new", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || fallocate(fd, 0, 0, size) < 0 || fsync(fd) < 0 ||
+	    rename(FS_LOG ".new", FS_LOG) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	/* The rename durable too: a failover right after must find the file. */
+	dfd = open(FS_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) < 0)
+		rc = -errno;
+out:
+	if (rc < 0)
+		fprintf(stderr, "kvstore: cannot make the log %s on %s: %s\n", FS_LOG, dev,
+			strerror(-rc));
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	return rc;
+}
+
 static int serve(struct kv_store *s, uint64_t port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
@@ -545,7 +612,7 @@ static int serve(struct kv_store *s, uint64_t port)
 int main(int argc, char **argv)
 {
 	uint64_t port = 7070, recover = 1, direct = 1;
-	const char *disk = NULL, *mode = "serve";
+	const char *disk = NULL, *mode = "serve", *fs = "none";
 	struct guest_arg args[] = {
 		{ "port", GUEST_ARG_U64, "TCP port to serve (default 7070)", 1, 65535, &port,
 		  NULL, 0 },
@@ -557,6 +624,8 @@ int main(int argc, char **argv)
 		  &direct, NULL, 0 },
 		{ "mode", GUEST_ARG_STR, "serve (default) or check (the log on disk=)", 0, 0,
 		  NULL, &mode, 0 },
+		{ "fs", GUEST_ARG_STR, "none (default: the log on disk= itself) or ext4 (the "
+		  "file kvstore.log of the ext4 on disk=)", 0, 0, NULL, &fs, 0 },
 	};
 	struct kv_store *s = calloc(1, sizeof(*s));
 	int rc = 1;
@@ -574,7 +643,15 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	if (strcmp(fs, "none") != 0 && (strcmp(fs, "ext4") != 0 || disk == NULL ||
+					 strcmp(mode, "serve") != 0)) {
+		fprintf(stderr, "kvstore: fs=%s: none, or ext4 with disk=DEV to serve\n", fs);
+		rc = 2;
+		goto out;
+	}
 	if (posix_memalign(&s->block, REC_SIZE, REC_SIZE) != 0)
+		goto out;
+	if (strcmp(fs, "ext4") == 0 && mount_log(disk, &disk) < 0)
 		goto out;
 	if (disk != NULL && open_disk(s, disk, strcmp(mode, "serve") == 0 && direct) < 0)
 		goto out;
