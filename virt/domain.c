@@ -265,16 +265,33 @@ static int parse_disk(const xmlNode *n, struct remus_virt_disk *k)
 	return oom ? -ENOMEM : 0;
 }
 
+/* A NIC defined on a libvirt network names it in <source network=>, but
+ * its live XML shows the type of the port the network gave it: 'network'
+ * only for a bridge libvirt made (nat, route, isolated), 'bridge' under
+ * <forward mode='bridge'/> over a host bridge, 'direct' for macvtap
+ * (measured with libvirt 11.3: tests/integration/libvirt/
+ * libvirt-network.sh).  Any of these is a network NIC to us: the network
+ * is what the standby's host must have.  A 'hostdev' one keeps its type,
+ * which remus_virt_domain_check refuses. */
+static bool is_network_nic(const xmlNode *n)
+{
+	return child(n, "source") && xmlHasProp(child(n, "source"), (const xmlChar *)"network") &&
+	       (has_attr_value(n, "type", "network") || has_attr_value(n, "type", "bridge") ||
+		has_attr_value(n, "type", "direct"));
+}
+
 static int parse_nic(const xmlNode *n, struct remus_virt_nic *k)
 {
 	bool oom = false;
 	const xmlNode *src = child(n, "source");
 
-	k->type = attr(n, "type", &oom);
-	/* A live network NIC names its network and the bridge under it:
-	 * the network is what the standby's host must have. */
-	if (has_attr_value(n, "type", "network"))
+	if (is_network_nic(n)) {
+		k->type = strdup("network");
+		oom = !k->type;
 		k->source = attr(src, "network", &oom);
+	} else {
+		k->type = attr(n, "type", &oom);
+	}
 	if (!k->source && !oom)
 		k->source = attr(src, "bridge", &oom);
 	if (!k->source && !oom)
@@ -699,16 +716,28 @@ static void fix_chardev(xmlNode *n)
 }
 
 /* A NIC keeps MAC, model and source; a tap name libvirt generated
- * (vnet*, macvtap*, macvlan*) is made again on the standby's host, and a
- * network NIC's port (portid) and bridge are the primary host's: the
- * standby's network gives its own. */
-static void fix_nic(xmlNode *n)
+ * (vnet*, macvtap*, macvlan*) is made again on the standby's host.  A
+ * network NIC (is_network_nic, whatever type its live XML shows) goes
+ * back to type 'network' with only its network and portgroup: its port
+ * (portid), bridge, device and mode are the primary host's, the standby's
+ * network gives its own.  Left as 'bridge' with the primary's bridge, the
+ * standby would sit on a bridge of that name, whatever the network is
+ * there, or on none. */
+static int fix_nic(xmlNode *n)
 {
 	xmlNode *t = child(n, "target"), *src = child(n, "source");
 
-	if (src && has_attr_value(n, "type", "network")) {
-		xmlUnsetProp(src, (const xmlChar *)"portid");
-		xmlUnsetProp(src, (const xmlChar *)"bridge");
+	if (is_network_nic(n)) {
+		xmlAttr *a, *next;
+
+		if (!xmlSetProp(n, (const xmlChar *)"type", (const xmlChar *)"network"))
+			return -ENOMEM;
+		for (a = src->properties; a; a = next) {
+			next = a->next;
+			if (a->ns || (strcmp((const char *)a->name, "network") != 0 &&
+				      strcmp((const char *)a->name, "portgroup") != 0))
+				xmlRemoveProp(a);
+		}
 	}
 
 	if (t && (attr_has_prefix(t, "dev", "vnet") || attr_has_prefix(t, "dev", "macvtap") ||
@@ -717,6 +746,7 @@ static void fix_nic(xmlNode *n)
 		if (!t->properties && !t->children)
 			drop(t);
 	}
+	return 0;
 }
 
 static void fix_graphics(xmlNode *n)
@@ -908,7 +938,7 @@ int remus_virt_standby_xml(const char *xml, size_t len,
 		if (is_elem(n, "disk"))
 			rc = fix_disk(n, name, spec, err);
 		else if (is_elem(n, "interface"))
-			fix_nic(n);
+			rc = fix_nic(n);
 		else if (is_elem(n, "serial") || is_elem(n, "console") ||
 			 is_elem(n, "channel") || is_elem(n, "parallel"))
 			fix_chardev(n);

@@ -73,8 +73,10 @@ struct remus_virt_disk {
 
 /* One <interface>.  Strings are owned by the domain; NULL when absent. */
 struct remus_virt_nic {
-	char *type;       /* "bridge", "network", "ethernet", "user", "direct" ... */
-	char *source;     /* <source bridge|network|dev> */
+	char *type;       /* "bridge", "network", "ethernet", "user", "direct" ...;
+			   * "network" for every NIC on a libvirt network, also
+			   * when its live XML says bridge or direct */
+	char *source;     /* <source network|bridge|dev> */
 	char *mac;        /* <mac address> */
 	char *model;      /* <model type> */
 	char *target_dev; /* <target dev> (the tap on this host) */
@@ -155,7 +157,8 @@ struct remus_virt_standby_spec {
  * borrowed): same name, UUID, devices and addresses; every disk that is
  * not an empty cdrom on its NBD export from @spec (raw, as the export
  * serves what the guest sees); NICs with their MAC, model and
- * bridge/network; xmlns:qemu and one `-incoming` in <qemu:commandline>
+ * bridge/network (a NIC on a libvirt network as type 'network' on it and
+ * its portgroup, without this host's portid, bridge or device); xmlns:qemu and one `-incoming` in <qemu:commandline>
  * (an existing commandline is kept, an -incoming in it replaced); what
  * only the running primary has dropped: the domain id, device aliases
  * (user aliases "ua-" stay), generated tap names (vnet*, macvtap*),

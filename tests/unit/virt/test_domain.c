@@ -598,6 +598,91 @@ static void test_host_nics(void **state)
 	free(xml);
 }
 
+/* A NIC on a libvirt network whose network hands out a host bridge
+ * (<forward mode='bridge'/>) or a macvtap device shows in the live XML
+ * with the type its port got, not 'network': libvirt 11.3 wrote the first
+ * one below, measured in the lab (tests/integration/libvirt/
+ * libvirt-network.sh).  It is still a network NIC: the standby's host
+ * must have the network, and the standby gets type 'network' on it,
+ * without this host's port, bridge or device. */
+static const char net_actual_xml[] =
+	"<domain type='qemu' id='1'><name>web1</name>"
+	"<uuid>b19c8aa5-588e-4c2e-b08d-f7b8dcc2e75b</uuid><devices>"
+	"<interface type='bridge'><mac address='52:54:00:4c:41:01'/>"
+	"<source network='lan' portid='35be0afc-eff2-442e-963a-397efd181393' bridge='br0'/>"
+	"<target dev='vnet0'/><model type='virtio'/><alias name='net0'/>"
+	"<address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0'/>"
+	"</interface>"
+	"<interface type='direct'><mac address='52:54:00:4c:41:02'/>"
+	"<source network='mvtap' portgroup='web' portid='0e7c2f43-4d31-4a8e-9c55-61b0d7a3e012' "
+	"dev='eth0' mode='vepa'/><target dev='macvtap0'/><model type='virtio'/>"
+	"</interface>"
+	"<interface type='bridge'><mac address='52:54:00:4c:41:03'/>"
+	"<source bridge='br1'/><model type='virtio'/></interface>"
+	"</devices></domain>";
+
+static void test_network_nic_actual_type(void **state)
+{
+	static const char *const sysfs[] = { "class", "class/net", "class/net/br1",
+					     "class/net/br1/bridge" };
+	struct remus_virt_standby_spec spec = { "defer", NULL, 0 };
+	struct remus_virt_error err = { 0 };
+	char dir[] = "/tmp/test_domain.XXXXXX", path[256];
+	struct remus_virt_domain d;
+	char *out = NULL;
+
+	parse_ok(net_actual_xml, &d);
+	assert_int_equal(d.nnics, 3);
+	assert_string_equal(d.nics[0].type, "network");
+	assert_string_equal(d.nics[0].source, "lan");
+	assert_string_equal(d.nics[0].mac, "52:54:00:4c:41:01");
+	assert_string_equal(d.nics[1].type, "network");
+	assert_string_equal(d.nics[1].source, "mvtap");
+	assert_string_equal(d.nics[2].type, "bridge"); /* a plain bridge NIC */
+	assert_string_equal(d.nics[2].source, "br1");
+
+	/* Without a connection only bridges are checked: br1 is; br0, this
+	 * host's bridge under network lan, is not the standby's business. */
+	assert_non_null(mkdtemp(dir));
+	for (size_t i = 0; i < sizeof(sysfs) / sizeof(sysfs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, sysfs[i]);
+		assert_int_equal(mkdir(path, 0700), 0);
+	}
+	assert_int_equal(remus_virt_check_host_nics(NULL, dir, &d, &err), 0);
+	assert_string_equal(err.code, "");
+	for (size_t i = sizeof(sysfs) / sizeof(sysfs[0]); i-- > 0;) {
+		snprintf(path, sizeof(path), "%s/%s", dir, sysfs[i]);
+		rmdir(path);
+	}
+	rmdir(dir);
+	remus_virt_domain_release(&d);
+
+	assert_int_equal(remus_virt_standby_xml(net_actual_xml, strlen(net_actual_xml), &spec,
+						&out, &err), 0);
+	parse_ok(out, &d);
+	assert_string_equal(d.nics[0].type, "network");
+	assert_string_equal(d.nics[0].source, "lan");
+	assert_string_equal(d.nics[0].mac, "52:54:00:4c:41:01");
+	assert_string_equal(d.nics[0].model, "virtio");
+	assert_null(d.nics[0].target_dev);
+	assert_string_equal(d.nics[1].type, "network");
+	assert_string_equal(d.nics[1].source, "mvtap");
+	assert_string_equal(d.nics[2].type, "bridge");
+	assert_string_equal(d.nics[2].source, "br1");
+	remus_virt_domain_release(&d);
+	assert_int_equal(count(out, "<interface type=\"network\">"), 2);
+	assert_true(has(out, "<source network=\"lan\"/>"));
+	assert_true(has(out, "<source network=\"mvtap\" portgroup=\"web\"/>"));
+	assert_true(has(out, "<source bridge=\"br1\"/>"));
+	assert_false(has(out, "portid"));
+	assert_false(has(out, "br0"));
+	assert_false(has(out, "eth0"));
+	assert_false(has(out, "vepa"));
+	assert_false(has(out, "macvtap0"));
+	free(out);
+	(void)state;
+}
+
 /* Which definition already here a standby may be created over: only
  * remusd's own (recorded here, or a standby it made), shut off, with the
  * same name and UUID; every refusal names the domain and the fix. */
@@ -670,6 +755,7 @@ int main(void)
 		cmocka_unit_test(test_standby_refuses),
 		cmocka_unit_test(test_disk_xml),
 		cmocka_unit_test(test_host_nics),
+		cmocka_unit_test(test_network_nic_actual_type),
 		cmocka_unit_test(test_standby_over),
 	};
 
