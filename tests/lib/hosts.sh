@@ -415,10 +415,12 @@ _xml_escape() {
 #   --disk-format FMT    raw (default) or qcow2
 #   --mac MAC            the NIC's MAC (default $LAB_GUEST_MAC)
 #   --bridge BR          the host bridge the NIC is on (default br0)
+#   --network NET        the NIC is on libvirt network NET instead
+#                        (<interface type='network'>; host_network makes one)
 #   --type TYPE          kvm or qemu (default: kvm where vm-images' accel
 #                        probe found KVM working, else qemu, i.e. TCG)
 host_guest_xml() {
-	local name=$1 append=$2 mem=256 disk="" fmt=raw mac=$LAB_GUEST_MAC bridge=br0 type="" vm xml
+	local name=$1 append=$2 mem=256 disk="" fmt=raw mac=$LAB_GUEST_MAC nic=bridge src=br0 type="" vm xml
 	shift 2
 	while [ $# -gt 0 ]; do
 		case "$1" in
@@ -426,7 +428,8 @@ host_guest_xml() {
 		--disk) disk=$2 ;;
 		--disk-format) fmt=$2 ;;
 		--mac) mac=$2 ;;
-		--bridge) bridge=$2 ;;
+		--bridge) nic=bridge src=$2 ;;
+		--network) nic=network src=$2 ;;
 		--type) type=$2 ;;
 		*) fail "host_guest_xml: unknown option '$1'" ;;
 		esac
@@ -450,7 +453,8 @@ host_guest_xml() {
 	xml=${xml//@APPEND@/"$(_xml_escape "$append")"}
 	xml=${xml//@DISK_FORMAT@/"$fmt"}
 	xml=${xml//@DISK@/"$(_xml_escape "$disk")"}
-	xml=${xml//@BRIDGE@/"$(_xml_escape "$bridge")"}
+	xml=${xml//@NIC_TYPE@/"$nic"}
+	xml=${xml//@NIC_SOURCE@/"$(_xml_escape "$src")"}
 	xml=${xml//@MAC@/"$mac"}
 	xml=${xml//@SERIAL@/"$(_xml_escape "/var/log/libvirt/qemu/$name.serial")"}
 	printf '%s\n' "$xml"
@@ -485,6 +489,25 @@ host_define_guest() {
 # host_start_guest HOST NAME: starts defined domain NAME on HOST.
 host_start_guest() {
 	host_exec "$1" virsh -q start "$2" >/dev/null || fail "host_start_guest: cannot start $2 on $1"
+}
+
+# host_network HOST NET [BRIDGE]: libvirt network NET on HOST, defined and
+# started: <forward mode='bridge'/> over the host's bridge BRIDGE (default
+# br0), so a guest's NIC on NET sits on the lab's LAN like one on br0 and
+# libvirt needs neither dnsmasq nor firewall rules for it.  Needs
+# libvirt's network driver (libvirt-daemon-driver-network; .ci/setup
+# installs it): without it libvirtd knows no networks at all.
+host_network() {
+	local host=$1 net=$2 br=${3:-br0} f
+	f=$LAB/$host/net-$net.xml
+	printf "<network><name>%s</name><forward mode='bridge'/><bridge name='%s'/></network>\n" \
+		"$(_xml_escape "$net")" "$(_xml_escape "$br")" >"$f"
+	host_exec "$host" virsh -q net-define "$f" >"$T/net-define.out" 2>&1 ||
+		fail "host_network: $host's libvirtd refused network $net ($f): $(cat "$T/net-define.out")$(
+			compgen -G "/usr/lib/*/libvirt/connection-driver/libvirt_driver_network.so" >/dev/null ||
+				echo "; libvirt's network driver is not installed: apt-get install libvirt-daemon-driver-network (.ci/setup does)")"
+	host_exec "$host" virsh -q net-start "$net" >"$T/net-define.out" 2>&1 ||
+		fail "host_network: cannot start network $net on $host: $(cat "$T/net-define.out")"
 }
 
 # host_domstate HOST NAME: the domain's state as `virsh domstate` prints it

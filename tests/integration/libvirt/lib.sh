@@ -47,6 +47,20 @@ web1_up() {
 	wait_for 60 "diskrec to run in $DOM" dom_reached pri "$EVERY"
 }
 
+# cli_reaches_guest: the client gets an answer from web1's address (a
+# connect to port 22: accepted or refused, the guest's kernel answered),
+# retried for about 10 s.
+cli_reaches_guest() {
+	host_exec cli python3 -c 'import socket, sys
+for i in range(50):
+    s = socket.socket()
+    s.settimeout(0.2)
+    if s.connect_ex((sys.argv[1], 22)) in (0, 111):   # any answer: connected or refused
+        sys.exit(0)
+    s.close()
+sys.exit("no answer from %s" % sys.argv[1])' "$GUEST_IP"
+}
+
 # dom_seqs HOST: the seqs of web1's "diskrec seq=N ok" lines on HOST.
 dom_seqs() { host_serial "$1" "$DOM" | sed -n 's/^diskrec seq=\([0-9]*\) ok$/\1/p'; }
 dom_last() { dom_seqs "$1" | tail -n 1; }

@@ -40,14 +40,7 @@ wait_for 10 "diskrec to go on after resume" dom_reached sby $((last + EVERY))
 no_violation sby
 
 # The guest's NIC moved with it: the client reaches its address.
-host_exec cli python3 -c 'import socket, sys
-for i in range(50):
-    s = socket.socket()
-    s.settimeout(0.2)
-    if s.connect_ex((sys.argv[1], 22)) in (0, 111):   # any answer: connected or refused
-        sys.exit(0)
-    s.close()
-sys.exit("no answer from %s" % sys.argv[1])' "$GUEST_IP" || fail "cli cannot reach web1 at sby"
+cli_reaches_guest || fail "cli cannot reach web1 at sby"
 
 s=$(status_json sby)
 [ "$(json_get "$s" role)" = primary ] || fail "sby's status after the failover: $s"
