@@ -1028,6 +1028,19 @@ static const char *stream_error(const struct remus_engine *e)
 	return e->ps ? remus_migstream_error(e->ps) : "";
 }
 
+/*
+ * Was the stream cut (it ended early, or reading it failed), as opposed to
+ * carrying something the parsers or the composer refused?  After our own
+ * migrate_cancel (the pause budget ran out) QEMU closes the channel
+ * wherever it is, so a cut says nothing about engine v2: that checkpoint
+ * is dropped and the next epoch tries again.  A refused record says
+ * something about v2 whenever it comes.
+ */
+static bool stream_cut(int rc)
+{
+	return rc != -EBADMSG && rc != -EMSGSIZE && rc != -ENOMEM;
+}
+
 static void epoch_abort(struct remus_engine *e, const char *what, int rc)
 {
 	const char *detail = stream_error(e);
@@ -1083,7 +1096,7 @@ fail:
 		 * it.  After our migrate_cancel a cut stream is expected. */
 		e->mig_eof = true;
 		mig_set_reading(e, false);
-		if (e->v2_epoch)
+		if (e->v2_epoch && !(e->abandoning && stream_cut(rc)))
 			v2_fall_back(e, "a v2 checkpoint's stream failed: %s", stream_error(e));
 		if (!e->abandoning)
 			standby_lost(e, BYE_IF_ALIVE, "epoch %llu: migration stream failed: %s %s",

@@ -65,8 +65,11 @@
  * so its work follows the pages the guest changed, not its RAM.  The
  * standby gets the same stream as from v1 (no x-ignore-shared in it) and
  * is unchanged; its QEMU needs a RAM block of the same id, on any
- * backend.  A collect that fails abandons the checkpoint and puts the
- * engine back to v1 for good (status: engine, engine_reason).  The
+ * backend.  A collect that fails, or a v2 stream QEMU sent that cannot be
+ * composed, abandons the checkpoint and puts the engine back to v1 for
+ * good (status: engine, engine_reason); a v2 checkpoint over its pause
+ * budget is abandoned as in v1 and v2 goes on (its stream, cut by our
+ * migrate_cancel, says nothing about v2).  The
  * collect runs on the loop (1-30 ms measured for 4-64 MiB dirty): not yet
  * on a thread.
  *

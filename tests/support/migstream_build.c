@@ -20,7 +20,6 @@
 #include "migstream/migstream.h"
 
 #define PAGE 4096u
-#define BLOCK "pc.ram"
 
 static void put_str8(struct remus_wire_writer *w, const char *s)
 {
@@ -42,9 +41,9 @@ static void command(struct remus_wire_writer *w, uint16_t cmd, const void *data,
 	remus_wire_put_bytes(w, data, len);
 }
 
-/* @n data pages of pc.ram from page @first on, then EOS and the footer. */
-static void pages(struct remus_wire_writer *w, uint32_t sid, unsigned first, unsigned n,
-		  unsigned ram_pages, unsigned seed)
+/* @n data pages of @block from page @first on, then EOS and the footer. */
+static void pages(struct remus_wire_writer *w, uint32_t sid, const char *block, unsigned first,
+		  unsigned n, unsigned ram_pages, unsigned seed)
 {
 	uint8_t page[PAGE];
 	unsigned i, k;
@@ -55,7 +54,7 @@ static void pages(struct remus_wire_writer *w, uint32_t sid, unsigned first, uns
 		remus_wire_put_be64(w, (uint64_t)idx * PAGE | REMUS_RAM_FLAG_PAGE |
 				       (i ? REMUS_RAM_FLAG_CONTINUE : 0));
 		if (!i)
-			put_str8(w, BLOCK);
+			put_str8(w, block);
 		for (k = 0; k < PAGE; k++)
 			page[k] = (uint8_t)(k * 31 + idx * 7 + seed * 13 + 1);
 		remus_wire_put_bytes(w, page, PAGE);
@@ -69,6 +68,7 @@ void remus_test_migstream_build(const struct remus_test_migstream_opts *o,
 {
 	static const char vmdesc[] = "{\"page_size\": 4096, \"devices\": []}";
 	uint32_t sid = o->ram_sid ? o->ram_sid : 2;
+	const char *block = o->block ? o->block : "pc.ram";
 	unsigned ram_pages = o->ram_pages ? o->ram_pages : 64;
 	size_t dev_bytes = o->dev_bytes ? o->dev_bytes : 64, i;
 	uint8_t uuid[16], ping[4] = { 0, 0, 0, 7 };
@@ -81,6 +81,13 @@ void remus_test_migstream_build(const struct remus_test_migstream_opts *o,
 	remus_wire_put_u8(&r, REMUS_MIG_CONFIGURATION);
 	remus_wire_put_be32(&r, 14);
 	remus_wire_put_bytes(&r, "pc-i440fx-10.0", 14);
+	if (o->ignore_shared) {
+		remus_wire_put_u8(&r, REMUS_MIG_SUBSECTION);
+		put_str8(&r, "configuration/capabilities");
+		remus_wire_put_be32(&r, 1); /* version */
+		remus_wire_put_be32(&r, 1); /* one capability */
+		put_str8(&r, "x-ignore-shared");
+	}
 	remus_wire_put_u8(&r, REMUS_MIG_SUBSECTION);
 	put_str8(&r, "configuration/uuid");
 	remus_wire_put_be32(&r, 1);
@@ -95,19 +102,21 @@ void remus_test_migstream_build(const struct remus_test_migstream_opts *o,
 	remus_wire_put_be32(&r, 0); /* instance */
 	remus_wire_put_be32(&r, 4); /* version */
 	remus_wire_put_be64(&r, (uint64_t)ram_pages * PAGE | REMUS_RAM_FLAG_MEM_SIZE);
-	put_str8(&r, BLOCK);
+	put_str8(&r, block);
 	remus_wire_put_be64(&r, (uint64_t)ram_pages * PAGE);
+	if (o->ignore_shared)
+		remus_wire_put_be64(&r, 0); /* mr_addr */
 	remus_wire_put_be64(&r, REMUS_RAM_FLAG_EOS);
 	section(&r, REMUS_MIG_SECTION_FOOTER, sid);
 
 	section(&r, REMUS_MIG_SECTION_PART, sid);
-	pages(&r, sid, o->seed, o->part_pages, ram_pages, o->seed);
+	pages(&r, sid, block, o->seed, o->part_pages, ram_pages, o->seed);
 	assert_int_equal(remus_wire_writer_error(&r), 0);
 
 	remus_wire_writer_init(&c, completion);
 	command(&c, REMUS_MIG_CMD_SWITCHOVER_START, NULL, 0);
 	section(&c, REMUS_MIG_SECTION_END, sid);
-	pages(&c, sid, o->seed + o->part_pages, o->end_pages, ram_pages, o->seed + 1);
+	pages(&c, sid, block, o->seed + o->part_pages, o->end_pages, ram_pages, o->seed + 1);
 	section(&c, REMUS_MIG_SECTION_FULL, 3);
 	put_str8(&c, "timer");
 	remus_wire_put_be32(&c, 0);

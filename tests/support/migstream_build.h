@@ -36,6 +36,12 @@ struct remus_test_migstream_opts {
 	unsigned end_pages;   /* data pages sent after stop */
 	unsigned seed;        /* page contents */
 	size_t dev_bytes;     /* device state bytes in FULL(timer); 0: 64 */
+	const char *block;    /* the RAM block's name; NULL: "pc.ram" */
+	/* As QEMU writes it with x-ignore-shared on and @block shared (engine
+	 * v2): the configuration lists the capability, MEM_SIZE gives each
+	 * block's mr_addr; part_pages and end_pages should then be 0 (QEMU
+	 * sends no page of a shared block: more is a stream to refuse). */
+	bool ignore_shared;
 };
 
 /* Appends the two parts of one epoch's stream to @running and

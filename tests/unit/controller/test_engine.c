@@ -23,6 +23,15 @@
  *                 and sends heartbeats unless told to be silent.
  *   hooks         barrier, commit, standby_lost, epoch_done, finished.
  *
+ * Engine v2 (the tests named test_v2_*): the engine gets a real FUSE dirty
+ * tracker (dirty/dirty.h; root and /dev/fuse, in the private mount
+ * namespace main() enters, else those tests are skipped) and the fake
+ * QEMU plays a guest whose RAM is its file: qom-get of the memory backend
+ * names the tracker's file with share=on, and with x-ignore-shared set it
+ * writes the whole x-ignore-shared stream at `migrate` (the guest is
+ * stopped by then), without a page of the shared block.  Nothing writes
+ * the file: every collect reports no page, which is all these tests need.
+ *
  * All of them write one timeline ("qmp:stop", "rp:SHUT", "hook:barrier 1",
  * "link:COMMIT_REQ 1", ...) in the order things happened on the loop.
  * QMP commands and link frames travel on two sockets, so across them the
@@ -39,7 +48,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -50,6 +62,7 @@
 #include "common/loop.h"
 #include "common/sock.h"
 #include "controller/engine.h"
+#include "dirty/dirty.h"
 #include "migstream/migstream.h"
 #include "qmp/qmp.h"
 #include "repl/repl.h"
@@ -64,6 +77,12 @@
 #define VM_NAME "vm0"
 #define VM_UUID "00112233-4455-6677-8899-aabbccddeeff"
 #define MAX_MIG 64
+/* engine v2: the guest's RAM block, one tracker file of V2_PAGES pages */
+#define V2_BLOCK "mem"
+#define V2_PAGES 64u
+
+/* Where the v2 tests mount their tracker; "" if FUSE cannot run here. */
+static char fuse_mnt[64];
 
 /* MIG_RP_MSG_SHUT: be16 type 1, be16 length 4, be32 0. */
 static const uint8_t rp_shut[8] = { 0, 1, 0, 4, 0, 0, 0, 0 };
@@ -97,6 +116,7 @@ struct env {
 	unsigned cancel_left;
 	bool stop_stuck;         /* at stop: send nothing more, never finish */
 	bool complete_at_cancel; /* ...but finish when migrate_cancel arrives */
+	bool in_setup;           /* query-migrate says "setup" while active */
 	unsigned migrates_while_busy; /* migrate while not NONE/COMPLETED/CANCELLED */
 	int mig_fd;              /* QEMU's end of the channel, or -1 */
 	bool mig_closed;         /* closed by QEMU after SHUT */
@@ -107,6 +127,12 @@ struct env {
 	struct remus_buf completion;       /* the current one's second part */
 	uint64_t t_migrate[MAX_MIG], t_stop[MAX_MIG], t_cont[MAX_MIG], t_cancel[MAX_MIG];
 	unsigned nstop, ncont, ncancel;
+
+	/* engine v2 */
+	struct remus_dirty *dirty; /* the tracker, or NULL (v1 tests) */
+	bool shared;             /* x-ignore-shared as last set */
+	bool v2_stalled;         /* a v2 migration was held in setup */
+	bool v2_bad_page;        /* next v2 stream carries a page of the shared block */
 
 	/* fake standby */
 	int lfd, sfd;
@@ -200,6 +226,7 @@ static void qemu_migrate(struct env *v, struct remus_fake_qmp_cmd *c)
 	struct remus_test_migstream_opts o = {
 		.ram_sid = RAM_SID, .part_pages = 3, .end_pages = 2, .seed = v->nmig,
 	};
+	bool v2 = v->dirty && v->shared;
 	struct remus_buf running;
 	int fd;
 
@@ -211,6 +238,18 @@ static void qemu_migrate(struct env *v, struct remus_fake_qmp_cmd *c)
 		remus_tl_add(&v->tl, "qemu:migrate while busy");
 	}
 	v->mig_state = MIG_ACTIVE;
+	v->in_setup = false;
+	if (v->dirty) {
+		o.block = V2_BLOCK;
+		o.ram_pages = V2_PAGES;
+	}
+	if (v2) {
+		/* x-ignore-shared: no page of the shared block (unless the
+		 * test wants a stream the composer must refuse) */
+		o.ignore_shared = true;
+		o.part_pages = 0;
+		o.end_pages = v->v2_bad_page ? 1 : 0;
+	}
 	/* The channel came with the getfd before. */
 	fd = remus_fake_qmp_take_fd(v->fq, MIG_FD_NAME);
 	assert_true(fd >= 0);
@@ -231,7 +270,15 @@ static void qemu_migrate(struct env *v, struct remus_fake_qmp_cmd *c)
 	v->t_migrate[v->nmig++] = remus_now_ms();
 	remus_fake_qmp_reply(v->fq, c, NULL);
 	assert_int_equal(remus_loop_add_fd(v->loop, fd, REMUS_EV_READ, on_rp, v), 0);
-	mig_write(v, &running);
+	if (v2 && v->stop_stuck) {
+		/* QEMU still sets the migration up: nothing on the channel */
+		v->in_setup = true;
+	} else {
+		mig_write(v, &running);
+		/* a v2 migration starts with the guest stopped: all at once */
+		if (v2 && v->mig_fd >= 0)
+			mig_write(v, &v->completion);
+	}
 	remus_buf_release(&running);
 }
 
@@ -274,6 +321,10 @@ static void qemu_query_migrate(struct env *v, struct remus_fake_qmp_cmd *c)
 	case MIG_ACTIVE:
 		break;
 	}
+	if (v->in_setup) {
+		remus_fake_qmp_reply(v->fq, c, "{\"status\": \"setup\"}");
+		return;
+	}
 	if (!v->mig_closed || v->polls++ < ACTIVE_POLLS) {
 		snprintf(ram, sizeof(ram), "{\"status\": \"active\", \"ram\": {"
 			 "\"dirty-sync-count\": %u, \"remaining\": %llu, \"total\": 268435456, "
@@ -297,10 +348,48 @@ static void qemu_migrate_cancel(struct env *v, struct remus_fake_qmp_cmd *c)
 		v->polls = ACTIVE_POLLS;
 	} else if (v->mig_state == MIG_ACTIVE) {
 		mig_close(v);
+		v->in_setup = false;
 		v->mig_state = MIG_CANCELLING;
 		v->cancel_left = v->cancel_polls;
 	}
 	remus_fake_qmp_reply(v->fq, c, NULL);
+}
+
+/* The guest's RAM is the tracker's file, share=on. */
+static void qemu_qom_get(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	const char *path = remus_fake_qmp_arg(c, "path");
+	const char *prop = remus_fake_qmp_arg(c, "property");
+	char ret[256];
+
+	assert_string_equal(path, "/objects/" V2_BLOCK);
+	if (strcmp(prop, "mem-path") == 0) {
+		snprintf(ret, sizeof(ret), "\"%s\"", remus_dirty_ram_path(v->dirty));
+		remus_fake_qmp_reply(v->fq, c, ret);
+	} else if (strcmp(prop, "share") == 0) {
+		remus_fake_qmp_reply(v->fq, c, "true");
+	} else {
+		remus_fake_qmp_reply_error(v->fq, c, "GenericError", "no such property");
+	}
+}
+
+/* x-ignore-shared as the engine sets it between migrations. */
+static void note_shared(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	struct json_object *list, *cap, *x;
+	size_t i;
+
+	if (!c->args || !json_object_object_get_ex(c->args, "capabilities", &list))
+		return;
+	for (i = 0; i < json_object_array_length(list); i++) {
+		cap = json_object_array_get_idx(list, i);
+		if (json_object_object_get_ex(cap, "capability", &x) &&
+		    strcmp(json_object_get_string(x), "x-ignore-shared") == 0 &&
+		    json_object_object_get_ex(cap, "state", &x)) {
+			v->shared = json_object_get_boolean(x);
+			remus_tl_add(&v->tl, "qemu:x-ignore-shared %s", v->shared ? "on" : "off");
+		}
+	}
 }
 
 static void qemu_cmd(struct remus_fake_qmp *f, struct remus_fake_qmp_cmd *c, void *opaque)
@@ -328,6 +417,11 @@ static void qemu_cmd(struct remus_fake_qmp *f, struct remus_fake_qmp_cmd *c, voi
 		remus_fake_qmp_reply(f, c, "{\"name\": \"" VM_NAME "\"}");
 	} else if (strcmp(n, "query-uuid") == 0) {
 		remus_fake_qmp_reply(f, c, "{\"UUID\": \"" VM_UUID "\"}");
+	} else if (strcmp(n, "qom-get") == 0 && v->dirty) {
+		qemu_qom_get(v, c);
+	} else if (strcmp(n, "migrate-set-capabilities") == 0) {
+		note_shared(v, c);
+		remus_fake_qmp_builtin(f, c);
 	} else {
 		/* qmp_capabilities, capabilities, parameters, getfd, cont */
 		remus_fake_qmp_builtin(f, c);
@@ -598,6 +692,8 @@ static int teardown(void **state)
 	remus_engine_free(v->e);
 	remus_qmp_free(v->qmp);
 	remus_fake_qmp_free(v->fq);
+	/* after the engine, as after QEMU: nothing maps the file any more */
+	remus_dirty_close(v->dirty);
 	mig_close(v);
 	sby_drop(v);
 	remus_loop_del_fd(v->loop, v->lfd);
@@ -1173,6 +1269,123 @@ static void test_no_migrate_while_busy(void **state)
 	assert_int_equal(v->losts, 0);
 }
 
+/* ---- engine v2 (issue 13) --------------------------------------------- */
+
+/* The engine gets a FUSE tracker of V2_PAGES pages whose file the fake
+ * QEMU's RAM is; skips the test where FUSE cannot run. */
+static void v2_setup(struct env *v)
+{
+	struct remus_dirty_opts o = { .kind = REMUS_DIRTY_FUSE,
+				      .size = (uint64_t)V2_PAGES * REMUS_DIRTY_PAGE_SIZE,
+				      .ram_fd = -1, .mount_dir = fuse_mnt };
+
+	if (!*fuse_mnt)
+		skip();
+	assert_int_equal(remus_dirty_open(&o, &v->dirty), 0);
+	v->cfg.dirty = v->dirty;
+	v->cfg.ram_backend = V2_BLOCK;
+	v->cfg.kind = REMUS_ENGINE_AUTO;
+}
+
+static uint64_t status_u64(struct env *v, const char *key)
+{
+	struct json_object *x = status_of(v, key);
+
+	assert_non_null(x);
+	return (uint64_t)json_object_get_int64(x);
+}
+
+static bool on_v2(struct env *v)
+{
+	return strcmp(json_object_get_string(status_of(v, "engine")), "v2") == 0;
+}
+
+/* The first v2 migration sits in `setup` and sends nothing until it is
+ * cancelled (issue 13's 2 GiB guest, in its fill); every other one runs. */
+static bool stall_first_v2_migrate(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	if (strcmp(c->name, "migrate") != 0)
+		return false;
+	v->stop_stuck = v->shared && !v->v2_stalled;
+	if (v->stop_stuck) {
+		v->v2_stalled = true;
+		remus_tl_add(&v->tl, "test:v2 migrate in setup");
+	}
+	return false;
+}
+
+/* The designed budget path in a v2 epoch: the checkpoint whose migration
+ * is still in `setup` when the pause budget runs out is cancelled and
+ * dropped (the session ends, the guest resumes), and QEMU's channel, cut
+ * by that cancel, is not a failure of engine v2: the next session's
+ * epochs after its full one are v2 again. */
+static void test_v2_abandoned_checkpoint_keeps_v2(void **state)
+{
+	struct env *v = *state;
+	uint64_t v2_before;
+	int at;
+
+	v2_setup(v);
+	v->cfg.pause_budget_ms = 60;
+	v->on_cmd = stall_first_v2_migrate;
+	start(v);
+	RUN_UNTIL(v, v->closes == 1 && v->done_abandoned == 1);
+	remus_test_run_for(v->loop, 5);
+	at = remus_tl_order(&v->tl, 0, "hook:barrier 0", "qemu:x-ignore-shared on", "qmp:stop",
+			    "qmp:getfd", "qmp:migrate", "test:v2 migrate in setup",
+			    "qmp:migrate_cancel", "qmp:cont", "link:CLOSE", NULL);
+	assert_non_null(strstr(v->close_reason, "pause budget of 60 ms"));
+	assert_non_null(strstr(v->close_reason, "setup"));
+	assert_int_equal(v->abandoned.epoch, 1);
+	assert_true(on_v2(v));
+	assert_int_equal(strncmp(json_object_get_string(status_of(v, "engine_reason")), "v2:", 3),
+			 0);
+	v2_before = status_u64(v, "v2_checkpoints");
+	assert_int_equal(v2_before, 0);
+
+	/* a new session: a full (v1) epoch, then v2 epochs, committed */
+	RUN_UNTIL(v, v->sessions == 2 && status_u64(v, "v2_checkpoints") >= v2_before + 2 &&
+		  v->commits >= 4);
+	remus_tl_order(&v->tl, at, "link:HELLO", "qemu:x-ignore-shared off", "qmp:migrate",
+		       "hook:barrier 0", "qemu:x-ignore-shared on", "hook:barrier 1",
+		       "hook:barrier 2", NULL);
+	assert_true(on_v2(v));
+	assert_int_equal(status_u64(v, "v1_checkpoints"), 2);
+	assert_int_equal(v->done_abandoned, 1);
+	assert_int_equal(v->migrates_while_busy, 0);
+}
+
+/* A v2 stream QEMU really got wrong (here a page of the shared block,
+ * which x-ignore-shared never sends) still puts the engine back to v1
+ * for good, budget or not. */
+static bool bad_first_v2_stream(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	if (strcmp(c->name, "migrate") == 0)
+		v->v2_bad_page = v->shared && !v->v2_stalled;
+	if (v->v2_bad_page)
+		v->v2_stalled = true;
+	return false;
+}
+
+static void test_v2_bad_stream_falls_back(void **state)
+{
+	struct env *v = *state;
+	const char *why;
+
+	v2_setup(v);
+	v->on_cmd = bad_first_v2_stream;
+	start(v);
+	RUN_UNTIL(v, v->closes == 1);
+	RUN_UNTIL(v, v->sessions == 2 && v->commits >= 3);
+	assert_false(on_v2(v));
+	why = json_object_get_string(status_of(v, "engine_reason"));
+	assert_non_null(strstr(why, "fell back"));
+	assert_non_null(strstr(why, "stream failed"));
+	assert_int_equal(status_u64(v, "v2_checkpoints"), 0);
+	assert_true(status_u64(v, "v1_checkpoints") >= 3);
+	assert_false(v->shared);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1192,7 +1405,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_budget_abandons_checkpoint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_completed_wins_over_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_migrate_while_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_v2_abandoned_checkpoint_keeps_v2, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_v2_bad_stream_falls_back, setup, teardown),
 	};
+	int rc;
 
 	/* The fakes write into sockets the engine may have closed: EPIPE,
 	 * as for QEMU, which ignores SIGPIPE too. */
@@ -1201,5 +1418,19 @@ int main(void)
 	 * errors only, unless REMUS_LOG asks for more. */
 	if (!getenv("REMUS_LOG"))
 		remus_log_set_level(REMUS_LOG_ERROR);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* Engine v2's tests mount a FUSE tracker: as root, in a mount
+	 * namespace of their own, so a crash leaves no mount behind. */
+	snprintf(fuse_mnt, sizeof(fuse_mnt), "/tmp/remus-engine-XXXXXX");
+	if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0 ||
+	    unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    !mkdtemp(fuse_mnt)) {
+		printf("engine v2 tests skipped: no root, /dev/fuse or private mount namespace\n");
+		fuse_mnt[0] = '\0';
+	}
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	if (*fuse_mnt) {
+		umount2(fuse_mnt, MNT_DETACH); /* only if a failed test left it */
+		rmdir(fuse_mnt);
+	}
+	return rc;
 }
