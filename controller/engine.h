@@ -71,7 +71,12 @@
  * budget is abandoned as in v1 and v2 goes on (its stream, cut by our
  * migrate_cancel, says nothing about v2).  The
  * collect runs on the loop (1-30 ms measured for 4-64 MiB dirty): not yet
- * on a thread.
+ * on a thread.  From the moment v2 is chosen, the engine also collects
+ * every 50 ms while the guest runs (a drain: in epochs, between them and
+ * between sessions), so that the collect in the pause covers only what was
+ * written since the last one: a guest filling its RAM at ~160 MiB/s
+ * otherwise costs a collect over the pause budget, and after a full epoch
+ * of seconds one that blocks the loop for seconds.
  *
  * Everything runs on the caller's event loop; nothing blocks but the
  * tracker's collect in engine v2.
@@ -155,6 +160,10 @@ struct remus_epoch_metrics {
 	bool v2;                  /* a v2 epoch: pages from the tracker */
 	uint64_t dirty_pages;     /* v2: pages the tracker reported */
 	double collect_ms;        /* v2: the tracker's collect, in the pause */
+	unsigned drains;          /* engine v2: collects while the guest ran, */
+	uint64_t drain_pages;     /* ... the pages they wrote back (summed) */
+	double drain_ms;          /* ... and their time (the loop's, not the
+				   * guest's: it runs meanwhile) */
 };
 
 struct remus_repl_msg;

@@ -29,8 +29,10 @@
  * QEMU plays a guest whose RAM is its file: qom-get of the memory backend
  * names the tracker's file with share=on, and with x-ignore-shared set it
  * writes the whole x-ignore-shared stream at `migrate` (the guest is
- * stopped by then), without a page of the shared block.  Nothing writes
- * the file: every collect reports no page, which is all these tests need.
+ * stopped by then), without a page of the shared block.  The guest's
+ * writes, where a test needs them, come from a writer child that maps the
+ * file as QEMU does (the test process itself never opens the file it
+ * serves: see tests/unit/dirty/test_dirty_fuse.c).
  *
  * All of them write one timeline ("qmp:stop", "rp:SHUT", "hook:barrier 1",
  * "link:COMMIT_REQ 1", ...) in the order things happened on the loop.
@@ -51,7 +53,11 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -133,6 +139,10 @@ struct env {
 	bool shared;             /* x-ignore-shared as last set */
 	bool v2_stalled;         /* a v2 migration was held in setup */
 	bool v2_bad_page;        /* next v2 stream carries a page of the shared block */
+	pid_t writer;            /* the guest's writes: a child mapping the file */
+	int writer_cmd, writer_ack;
+	struct remus_epoch_metrics at_cont[MAX_MIG]; /* each epoch's metrics at cont */
+	unsigned ndone_cont;     /* how many of them */
 
 	/* fake standby */
 	int lfd, sfd;
@@ -626,8 +636,11 @@ static void h_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 	struct env *v = opaque;
 
 	v->done_calls++;
-	if (m->commit_ms < 0 && m->epoch < MAX_MIG)
+	if (m->commit_ms < 0 && m->epoch < MAX_MIG) {
 		v->cycle_ms[m->epoch] = m->cycle_ms;
+		v->at_cont[m->epoch] = *m;
+		v->ndone_cont++;
+	}
 	if (m->commit_ms >= 0)
 		v->done_acked++;
 	if (m->abandoned) {
@@ -649,6 +662,83 @@ static void h_finished(void *opaque, enum remus_engine_state st, int rc, const c
 	snprintf(v->fin_reason, sizeof(v->fin_reason), "%s", reason);
 }
 
+/* ---- the guest's writes (engine v2) ---------------------------------- */
+
+#define W_FIRST 10u /* the writer's pages: W_FIRST .. W_FIRST + W_PAGES - 1 */
+#define W_PAGES 16u
+
+static void writer_page(unsigned p, uint8_t *out)
+{
+	unsigned k;
+
+	for (k = 0; k < REMUS_DIRTY_PAGE_SIZE; k++)
+		out[k] = (uint8_t)(k * 13 + p * 101 + 0x5a);
+}
+
+/* A child that maps the tracker's file as QEMU does and stays alive (had
+ * it exited, its pages would be written back by the release alone); a
+ * byte on its command pipe makes it write its pages and answer a byte.
+ * It keeps no copy of the parent's /dev/fuse and dies with the parent. */
+static void writer_start(struct env *v)
+{
+	int c[2], a[2], fd;
+
+	assert_int_equal(pipe(c), 0);
+	assert_int_equal(pipe(a), 0);
+	v->writer = fork();
+	assert_true(v->writer >= 0);
+	if (v->writer == 0) {
+		uint8_t *m, cmd;
+		unsigned p;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (fd = 3; fd < 1024; fd++)
+			if (fd != c[0] && fd != a[1])
+				close(fd);
+		fd = open(remus_dirty_ram_path(v->dirty), O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			_exit(1);
+		m = mmap(NULL, (size_t)V2_PAGES * REMUS_DIRTY_PAGE_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_SHARED, fd, 0);
+		if (m == MAP_FAILED)
+			_exit(1);
+		close(fd);
+		while (read(c[0], &cmd, 1) == 1) {
+			for (p = W_FIRST; p < W_FIRST + W_PAGES; p++)
+				writer_page(p, m + (size_t)p * REMUS_DIRTY_PAGE_SIZE);
+			if (write(a[1], "k", 1) != 1)
+				break;
+		}
+		_exit(0);
+	}
+	close(c[0]);
+	close(a[1]);
+	v->writer_cmd = c[1];
+	v->writer_ack = a[0];
+}
+
+/* The guest writes its pages (returns once they are written). */
+static void writer_write(struct env *v)
+{
+	char k;
+
+	assert_int_equal(write(v->writer_cmd, "w", 1), 1);
+	assert_int_equal(read(v->writer_ack, &k, 1), 1);
+}
+
+static void writer_stop(struct env *v)
+{
+	int st;
+
+	if (v->writer <= 0)
+		return;
+	close(v->writer_cmd);
+	assert_int_equal(waitpid(v->writer, &st, 0), v->writer);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(v->writer_ack);
+	v->writer = 0;
+}
+
 /* ---- fixture ---------------------------------------------------------- */
 
 static int setup(void **state)
@@ -656,7 +746,7 @@ static int setup(void **state)
 	struct env *v = calloc(1, sizeof(*v));
 
 	assert_non_null(v);
-	v->mig_fd = v->sfd = -1;
+	v->mig_fd = v->sfd = v->writer_cmd = v->writer_ack = -1;
 	v->syncs = 2;
 	v->cancel_polls = 1;
 	assert_int_equal(remus_loop_new(&v->loop), 0);
@@ -693,6 +783,7 @@ static int teardown(void **state)
 	remus_qmp_free(v->qmp);
 	remus_fake_qmp_free(v->fq);
 	/* after the engine, as after QEMU: nothing maps the file any more */
+	writer_stop(v);
 	remus_dirty_close(v->dirty);
 	mig_close(v);
 	sby_drop(v);
@@ -1386,6 +1477,61 @@ static void test_v2_bad_stream_falls_back(void **state)
 	assert_false(v->shared);
 }
 
+/* The guest writes its pages as epoch 2 (a v2 one) begins: at cont of
+ * epoch 1. */
+static bool write_at_second_cont(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	if (strcmp(c->name, "cont") == 0 && v->ncont == 2) {
+		assert_true(v->shared);
+		writer_write(v);
+		remus_tl_add(&v->tl, "test:guest wrote");
+	}
+	return false;
+}
+
+/* While the guest runs, a v2 engine drains the tracker every 50 ms: pages
+ * the guest wrote early in an epoch are written back then, not in the
+ * pause (where, on a 2 GiB guest filling its RAM, the collect alone
+ * outlasted the 300 ms budget), and the checkpoint still sends each of
+ * them with its content. */
+static void test_v2_drain_keeps_pages(void **state)
+{
+	struct env *v = *state;
+	const struct remus_epoch_metrics *m;
+	uint8_t page[REMUS_DIRTY_PAGE_SIZE];
+	unsigned i, p;
+	int at;
+
+	v2_setup(v);
+	writer_start(v);
+	v->cfg.interval_ms = 300;
+	v->on_cmd = write_at_second_cont;
+	start(v);
+	RUN_UNTIL(v, v->commits >= 3 && v->ndone_cont >= 3);
+	at = remus_tl_find(&v->tl, "test:guest wrote", 0);
+	assert_true(at > 0);
+	m = &v->at_cont[2];
+	assert_true(m->v2);
+	assert_false(m->abandoned);
+	/* drained while the guest ran (by the drain at ~50 ms; a loaded
+	 * machine may take two), none left for the collect in the pause */
+	assert_true(m->drains >= 1);
+	assert_int_equal(m->drain_pages, W_PAGES);
+	assert_int_equal(m->dirty_pages, W_PAGES);
+	assert_int_equal(v->at_cont[1].dirty_pages, 0); /* nothing written in epoch 1 */
+	/* the standby got every page, with the content the guest wrote */
+	for (i = 0; i < v->ngot && v->got[i].epoch != 2; i++)
+		;
+	assert_true(i < v->ngot);
+	for (p = W_FIRST; p < W_FIRST + W_PAGES; p++) {
+		writer_page(p, page);
+		if (!memmem(remus_buf_data(&v->got[i].data), remus_buf_len(&v->got[i].data), page,
+			    sizeof(page)))
+			fail_msg("page %u of epoch 2 did not reach the standby", p);
+	}
+	assert_true(on_v2(v));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1408,6 +1554,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_v2_abandoned_checkpoint_keeps_v2, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_v2_bad_stream_falls_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_v2_drain_keeps_pages, setup, teardown),
 	};
 	int rc;
 
