@@ -2296,6 +2296,144 @@ static void on_child_unprotect(void *opaque, int rc, const char *text)
 	unprotect_poll(op);
 }
 
+/* ---- unprotect on the standby's host: a standby left behind --------------------- */
+
+/* A standby record outlives its primary's unprotect when its host was
+ * down then (the primary's destroy-standby never arrived; the record
+ * comes back, failed, with the host), or when the primary's host is gone
+ * for good.  Nothing else removes it, and its standby domain stays
+ * defined and paused.  unprotect on this host removes it as a
+ * destroy-standby from the primary would (after_standby_child), once
+ * the primary's host says it does not run the domain (query); --force
+ * (the request's "force") skips the question, for a host that will not
+ * answer again.  A standby that is taking over is the guest: never. */
+
+static void on_discarded(void *opaque, int rc, const char *code, const char *msg)
+{
+	struct op *op = opaque;
+	struct json_object *o = NULL;
+	char w[1400];
+
+	(void)code;
+	o = json_object_new_object();
+	if (o) /* remusctl's word for it: not "runs here" */
+		json_object_object_add(o, "standby_discarded", json_object_new_boolean(true));
+	if (rc < 0) {
+		remus_warn(LOG, "%s: libvirt could not destroy the standby domain: %s", op->name,
+			   msg);
+		snprintf(w, sizeof(w), "libvirt could not destroy the standby domain: %s; destroy "
+			 "it by hand (virsh destroy %s)", msg, op->name);
+		if (o)
+			json_object_object_add(o, "warning", json_object_new_string(w));
+	}
+	answer(&op->req, ok_answer(o));
+	op_free(op);
+}
+
+static void after_standby_discard(struct op *op, struct dom *d)
+{
+	struct remus_hostd *h = op->h;
+
+	remus_info(LOG, "%s: standby discarded here (remusctl unprotect); destroying its domain",
+		   d->st.domain);
+	forget(op, d);
+	if (h->ops->destroy(h->virt, op->name, on_discarded, op) < 0) {
+		answer(&op->req, remus_hostd_answer_error(REMUS_HOSTD_E_INTERNAL,
+			"%s: its record is gone, but libvirt could not be asked to destroy the "
+			"standby domain; destroy it by hand (virsh destroy %s)", op->name, op->name));
+		op_free(op);
+	}
+}
+
+/* Whether standby record @d's child is taking over (or has). */
+static bool standby_taking_over(const struct dom *d)
+{
+	struct json_object *st = d->last_status ? json_object_object_get(d->last_status, "state")
+				 : NULL;
+	const char *s = st && json_object_is_type(st, json_type_string) ?
+			json_object_get_string(st) : "";
+
+	return d->state == D_TAKEOVER ||
+	       (d->child && (strcmp(s, "active") == 0 || strcmp(s, "failover") == 0));
+}
+
+static void on_discard_answer(void *opaque, int rc, const struct remus_hostd_peer_msg *a,
+			      const char *err)
+{
+	struct op *op = opaque;
+	struct dom *d = op_dom(op);
+
+	op->call = NULL;
+	if (!d || d->st.role != REMUS_HOSTD_ROLE_STANDBY || d->state == D_STOPPING) {
+		answer(&op->req, remus_hostd_answer_error(REMUS_HOSTD_E_NOT_RUNNING,
+			"domain %s changed here while its primary's host was asked; see "
+			"remusctl status %s", op->name, op->name));
+	} else if (standby_taking_over(d)) {
+		answer(&op->req, remus_hostd_answer_error(REMUS_HOSTD_E_NOT_RUNNING,
+			"domain %s is taking over here: it is the guest now, not a standby",
+			op->name));
+	} else if (rc < 0 || !a->ok) {
+		answer(&op->req, remus_hostd_answer_error(REMUS_HOSTD_E_PEER_UNREACHABLE,
+			"domain %s is the standby here of %s, which could not say whether it "
+			"still runs it (%s); run remusctl unprotect %s there, or, if that host is "
+			"gone for good, remusctl unprotect %s --force here discards this standby",
+			op->name, d->st.peer, rc < 0 ? err : a->error, op->name, op->name));
+	} else if (a->runs_primary || a->holds_standby) {
+		answer(&op->req, remus_hostd_answer_error(REMUS_HOSTD_E_NOT_RUNNING,
+			"domain %s is the standby here of %s, which %s: run remusctl unprotect %s "
+			"there", op->name, d->st.peer, a->runs_primary ? "runs it and protects it "
+			"with this standby" : "holds a standby of it too (nothing runs it as the "
+			"primary; check virsh list on both hosts)", op->name));
+	} else {
+		remus_info(LOG, "%s: %s does not run it any more; discarding the standby here",
+			   op->name, d->st.peer);
+		child_stop(d, op, after_standby_discard);
+		return;
+	}
+	op_free(op);
+}
+
+static void ctl_unprotect_standby(struct remus_hostd *h, struct remus_ctl_request *req,
+				  struct dom *d, bool force)
+{
+	struct remus_hostd_peer_msg m = { .kind = REMUS_HOSTD_PEER_REQUEST,
+					  .req = REMUS_HOSTD_PEER_QUERY };
+	struct op *op;
+
+	if (d->state == D_STOPPING) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NOT_RUNNING,
+			"domain %s is being stopped already", d->st.domain));
+		return;
+	}
+	if (standby_taking_over(d)) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NOT_RUNNING,
+			"domain %s is taking over here: it is the guest now, not a standby; "
+			"remusctl status %s", d->st.domain, d->st.domain));
+		return;
+	}
+	op = op_new(h, d->st.domain, d->gen);
+	if (!op) {
+		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_INTERNAL, "out of memory"));
+		return;
+	}
+	op->req = req;
+	if (force) {
+		remus_warn(LOG, "%s: discarding the standby here without asking %s (--force)",
+			   d->st.domain, d->st.peer);
+		child_stop(d, op, after_standby_discard);
+		return;
+	}
+	m.id = ++h->next_id;
+	snprintf(m.domain, sizeof(m.domain), "%s", d->st.domain);
+	remus_info(LOG, "%s: unprotect of the standby here: asking %s:%u whether it still runs it",
+		   d->st.domain, d->st.peer, d->st.peer_port);
+	if (peer_call(op, d, &m, h->cfg.peer_timeout_ms, on_discard_answer) < 0) {
+		answer(&op->req, remus_hostd_answer_error(REMUS_HOSTD_E_INTERNAL,
+			"%s: cannot ask %s", d->st.domain, d->st.peer));
+		op_free(op);
+	}
+}
+
 /* unprotect on the primary's host: the engine stops (the guest runs on,
  * its held output released, the standby told it is over), the disks go
  * back from remusd's exports to plain files while the guest runs, the
@@ -2314,9 +2452,7 @@ static void ctl_unprotect(struct remus_hostd *h, struct remus_ctl_request *req,
 		return;
 	}
 	if (d->st.role != REMUS_HOSTD_ROLE_PRIMARY) {
-		remus_ctl_reply(req, remus_hostd_answer_error(REMUS_HOSTD_E_NOT_RUNNING,
-			"domain %s is the standby here: run unprotect on its primary host %s",
-			r->domain, d->st.peer));
+		ctl_unprotect_standby(h, req, d, r->force);
 		return;
 	}
 	if (d->state == D_STOPPING || d->state == D_RELEASING) {

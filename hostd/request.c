@@ -110,7 +110,7 @@ int remus_hostd_parse_peer(const char *s, char *host, size_t hostlen, uint16_t *
 
 /* Which keys each command takes (besides "cmd"). */
 enum { K_DOMAIN = 1, K_STANDBY = 2, K_INTERVAL = 4, K_NETBUFFER = 8, K_BUDGET = 16,
-       K_REPROTECT = 32, K_RELEASE = 64 };
+       K_REPROTECT = 32, K_RELEASE = 64, K_FORCE = 128 };
 
 static const struct {
 	const char *name;
@@ -125,7 +125,7 @@ static const struct {
 	{ "set-interval", REMUS_HOSTD_CMD_SET_INTERVAL, K_DOMAIN | K_INTERVAL,
 	  K_DOMAIN | K_INTERVAL },
 	{ "failover", REMUS_HOSTD_CMD_FAILOVER, K_DOMAIN, K_DOMAIN },
-	{ "unprotect", REMUS_HOSTD_CMD_UNPROTECT, K_DOMAIN | K_RELEASE, K_DOMAIN },
+	{ "unprotect", REMUS_HOSTD_CMD_UNPROTECT, K_DOMAIN | K_RELEASE | K_FORCE, K_DOMAIN },
 };
 
 static const struct {
@@ -140,6 +140,7 @@ static const struct {
 	{ "pause_budget_ms", K_BUDGET, "an integer in 1..60000" },
 	{ "reprotect", K_REPROTECT, "\"auto\" or \"manual\"" },
 	{ "release_disks", K_RELEASE, "true or false" },
+	{ "force", K_FORCE, "true or false" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -216,6 +217,11 @@ static int set_key(struct remus_hostd_request *r, unsigned bit, const char *key,
 		if (!json_object_is_type(v, json_type_boolean))
 			return remus_hostd_fail(err, errlen, "\"release_disks\" must be true or false");
 		r->release_disks = json_object_get_boolean(v);
+		return 0;
+	case K_FORCE:
+		if (!json_object_is_type(v, json_type_boolean))
+			return remus_hostd_fail(err, errlen, "\"force\" must be true or false");
+		r->force = json_object_get_boolean(v);
 		return 0;
 	}
 	return remus_hostd_fail(err, errlen, "\"%s\": not handled (a bug)", key);

@@ -9,7 +9,7 @@
  *   {"cmd":"status"[,"domain":"web1"]}      {"cmd":"list"}
  *   {"cmd":"set-interval","domain":"web1","interval_ms":100}
  *   {"cmd":"failover","domain":"web1"}
- *   {"cmd":"unprotect","domain":"web1","release_disks":false}
+ *   {"cmd":"unprotect","domain":"web1","release_disks":false[,"force":true]}
  *
  * Answers: {"ok":true,...} or {"ok":false,"error":MESSAGE,"code":CODE},
  * CODE one of enum remus_hostd_code's names.  The parser is strict: an
@@ -72,6 +72,9 @@ struct remus_hostd_request {
 	/* unprotect: accepted for older clients; the disks always go back
 	 * to plain files (hostd.c, ctl_unprotect) */
 	bool release_disks;
+	/* unprotect of a standby record: discard it without asking its
+	 * primary's host first (ctl_unprotect says when that is needed) */
+	bool force;
 };
 
 /*

@@ -21,7 +21,8 @@
 #define BIT(c) (1u << (c))
 
 enum opt_id { O_SOCKET, O_CONFIG, O_TIMEOUT, O_HELP, O_VERSION, O_STANDBY, O_INTERVAL,
-	      O_NETBUFFER, O_PAUSE_BUDGET, O_REPROTECT, O_NO_WAIT, O_JSON, O_RELEASE_DISKS };
+	      O_NETBUFFER, O_PAUSE_BUDGET, O_REPROTECT, O_NO_WAIT, O_JSON, O_RELEASE_DISKS,
+	      O_FORCE };
 
 static const struct opt {
 	const char *name;
@@ -42,6 +43,7 @@ static const struct opt {
 	{ "no-wait", O_NO_WAIT, NULL, BIT(REMUSCTL_PROTECT) },
 	{ "json", O_JSON, NULL, BIT(REMUSCTL_STATUS) | BIT(REMUSCTL_LIST) },
 	{ "release-disks", O_RELEASE_DISKS, NULL, BIT(REMUSCTL_UNPROTECT) },
+	{ "force", O_FORCE, NULL, BIT(REMUSCTL_UNPROTECT) },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -74,11 +76,14 @@ static const struct subcmd {
 	  "    Planned switch: DOMAIN moves to its standby host, which becomes its\n"
 	  "    primary (run on either host).\n" },
 	{ "unprotect", REMUSCTL_UNPROTECT,
-	  "remusctl unprotect DOMAIN [--release-disks]\n"
+	  "remusctl unprotect DOMAIN [--release-disks] [--force]\n"
 	  "    Ends DOMAIN's protection; the domain keeps running here on its own\n"
 	  "    disks: they are copied live from remusd's export back to the files\n"
 	  "    they were on (progress shown), remusd's child for it stops and its\n"
-	  "    standby is destroyed.  --release-disks: the same (the default now).\n" },
+	  "    standby is destroyed.  --release-disks: the same (the default now).\n"
+	  "    On the standby's host it discards a standby whose primary's host\n"
+	  "    no longer runs DOMAIN (asked first); --force: without asking, for\n"
+	  "    a primary's host that is gone for good.\n" },
 	{ "keygen", REMUSCTL_KEYGEN,
 	  "remusctl keygen FILE\n"
 	  "    Writes a new pre-shared key for one pair of hosts to FILE, mode 0600,\n"
@@ -227,6 +232,7 @@ static int set_option(struct remusctl_args *a, const struct opt *o, const char *
 	case O_NO_WAIT: a->no_wait = true; return 0;
 	case O_JSON: a->json = true; return 0;
 	case O_RELEASE_DISKS: a->release_disks = true; return 0;
+	case O_FORCE: a->force = true; return 0;
 	}
 	return fail(a, "%s: not handled (a bug)", what);
 }
@@ -487,6 +493,8 @@ char *remusctl_request(const struct remusctl_args *a)
 	case REMUSCTL_UNPROTECT:
 		json_object_object_add(o, "release_disks",
 				       json_object_new_boolean(a->release_disks));
+		if (a->force) /* only when given: an older remusd refuses the key */
+			json_object_object_add(o, "force", json_object_new_boolean(true));
 		break;
 	default:
 		break;

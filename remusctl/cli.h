@@ -76,7 +76,7 @@ struct remusctl_args {
 	unsigned pause_budget_ms;
 	const char *netbuffer;       /* "qemu", "plug", "off" or NULL */
 	const char *reprotect;       /* "auto", "manual" or NULL */
-	bool no_wait, json, release_disks;
+	bool no_wait, json, release_disks, force;
 	char error[512];             /* why parsing failed */
 };
 

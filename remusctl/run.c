@@ -490,7 +490,12 @@ static void print_done(const struct remusctl_args *a, const struct remusctl_io *
 			a->domain);
 		break;
 	case REMUSCTL_UNPROTECT:
-		fprintf(io->out, "%s: unprotected; it runs here on its own disks\n", a->domain);
+		if (json_object_object_get_ex(answer, "standby_discarded", NULL))
+			fprintf(io->out, "%s: the standby here is discarded; remusd no longer "
+				"keeps it\n", a->domain);
+		else
+			fprintf(io->out, "%s: unprotected; it runs here on its own disks\n",
+				a->domain);
 		break;
 	default:
 		break;
@@ -500,6 +505,14 @@ static void print_done(const struct remusctl_args *a, const struct remusctl_io *
 
 		remusctl_printable(m, sizeof(m), msg, 1000);
 		fprintf(io->out, "%s: %s\n", a->domain, m);
+	}
+	/* Done, with something left for the user (unprotect: a standby
+	 * libvirt could not destroy). */
+	if ((msg = answer_str(answer, "warning"))) {
+		char m[1500];
+
+		remusctl_printable(m, sizeof(m), msg, 1400);
+		fprintf(io->err, "remusctl: warning: %s: %s\n", a->domain, m);
 	}
 }
 

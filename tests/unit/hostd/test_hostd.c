@@ -822,7 +822,7 @@ static void test_protect_status_refusals(void **state)
 	expect_error(&B, "{\"cmd\":\"set-interval\",\"domain\":\"web1\",\"interval_ms\":100}",
 		     "not-running", "standby");
 	expect_error(&B, "{\"cmd\":\"unprotect\",\"domain\":\"web1\"}", "not-running",
-		     "primary host");
+		     "run remusctl unprotect web1 there");
 	o = ask(&A, "{\"cmd\":\"list\"}");
 	assert_int_equal(json_object_array_length(json_object_object_get(o, "domains")), 1);
 	json_object_put(o);
@@ -1604,6 +1604,68 @@ static void test_restarted_primary_peer_down(void **state)
 	expect_ok(&A, "{\"cmd\":\"unprotect\",\"domain\":\"pridown\"}");
 }
 
+/* unprotect on the standby's host.  While its primary runs the domain
+ * it is refused, pointing there.  A standby left behind (its host was
+ * down when the primary's unprotect sent destroy-standby: the record
+ * comes back, failed, with the host) is discarded once the primary's
+ * host says it does not run the domain; one whose primary's host cannot
+ * be asked only with force. */
+static void test_unprotect_standby_left(void **state)
+{
+	struct remus_hostd_dstate st;
+	struct json_object *o;
+	char err[1024];
+
+	fv_add(&A.v, "orph");
+	expect_ok(&A, protect_of("orph", &B));
+	wait_status(&B, "orph", "state", "receiving", 5000);
+	wait_status(&A, "orph", "host_state", "running", 5000);
+	B.v.log[0] = 0;
+	expect_error(&B, "{\"cmd\":\"unprotect\",\"domain\":\"orph\"}", "not-running",
+		     "run remusctl unprotect orph there");
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "orph", &st, err, sizeof(err)), 0);
+	assert_null(strstr(B.v.log, "destroy orph;"));
+	/* B is down while A unprotects; B's libvirt keeps the definition. */
+	fv_define(&B.v, "orph", true);
+	remus_hostd_free(B.h);
+	B.h = NULL;
+	B.v.running[fv_find(&B.v, "orph")][0] = 0;
+	expect_ok(&A, "{\"cmd\":\"unprotect\",\"domain\":\"orph\"}");
+	host_start(&B, "hostB", 17810);
+	wait_status(&B, "orph", "host_state", "failed", 5000);
+	B.v.log[0] = 0;
+	o = ask(&B, "{\"cmd\":\"unprotect\",\"domain\":\"orph\"}");
+	assert_true(ok(o));
+	assert_non_null(json_object_object_get(o, "standby_discarded"));
+	json_object_put(o);
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "orph", &st, err, sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(B.v.log, "destroy orph;"));
+	expect_error(&B, "{\"cmd\":\"status\",\"domain\":\"orph\"}", "no-domain", "orph");
+	fv_define(&B.v, "orph", false);
+
+	/* The primary's host cannot be asked: only with force. */
+	fv_add(&A.v, "orph2");
+	expect_ok(&A, protect_of("orph2", &B));
+	wait_status(&B, "orph2", "state", "receiving", 5000);
+	wait_status(&A, "orph2", "host_state", "running", 5000);
+	remus_hostd_free(A.h);
+	A.h = NULL;
+	B.v.log[0] = 0;
+	expect_error(&B, "{\"cmd\":\"unprotect\",\"domain\":\"orph2\"}", "peer-unreachable",
+		     "remusctl unprotect orph2 --force");
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "orph2", &st, err, sizeof(err)), 0);
+	assert_null(strstr(B.v.log, "destroy orph2;"));
+	expect_ok(&B, "{\"cmd\":\"unprotect\",\"domain\":\"orph2\",\"force\":true}");
+	assert_int_equal(remus_hostd_state_load(B.cfg.state_dir, "orph2", &st, err, sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(B.v.log, "destroy orph2;"));
+	/* A comes back, resumes its primary, and its unprotect ends it. */
+	host_start(&A, "hostA", 17800);
+	wait_status(&A, "orph2", "host_state", "running", 8000);
+	expect_ok(&A, "{\"cmd\":\"unprotect\",\"domain\":\"orph2\"}");
+}
+
 /* The clean stop: children get SIGTERM and are gone before done. */
 static void test_clean_stop(void **state)
 {
@@ -1692,6 +1754,7 @@ int main(int argc, char **argv)
 			cmocka_unit_test(test_standby_serve_restarted),
 			cmocka_unit_test(test_restarted_primary_asks_first),
 			cmocka_unit_test(test_restarted_primary_peer_down),
+			cmocka_unit_test(test_unprotect_standby_left),
 			cmocka_unit_test(test_create_standby_asked_again),
 			cmocka_unit_test(test_clean_stop),
 			cmocka_unit_test(test_unsafe_dirs_refused),

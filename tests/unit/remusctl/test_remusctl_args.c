@@ -111,6 +111,8 @@ static void test_other_subcommands(void **state)
 	    "unprotect", "web1");
 	REQ("{\"cmd\":\"unprotect\",\"domain\":\"web1\",\"release_disks\":true}",
 	    "unprotect", "--release-disks", "web1");
+	REQ("{\"cmd\":\"unprotect\",\"domain\":\"web1\",\"release_disks\":false,\"force\":true}",
+	    "unprotect", "web1", "--force");
 	assert_int_equal(PARSE(&a, "status", "web1", "--json"), 0);
 	assert_int_equal(a.cmd, REMUSCTL_STATUS);
 	assert_true(a.json);
@@ -225,6 +227,7 @@ static void test_bad_options(void **state)
 	    "status", "--standby", "h");
 	BAD("--release-disks is not an option of failover", "failover", "w",
 	    "--release-disks");
+	BAD("--force is not an option of failover", "failover", "w", "--force");
 	BAD("--no-wait takes no value", "protect", "w", "--standby", "h", "--no-wait=yes");
 	BAD("--standby: needs a value: HOST[:PORT]", "protect", "w", "--standby");
 	BAD("--socket: needs a value: PATH", "status", "--socket");

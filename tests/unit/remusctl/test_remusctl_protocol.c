@@ -87,6 +87,9 @@ static void test_requests_accepted(void **state)
 	assert_false(r.release_disks);
 	BOTH(&r, "unprotect", "web1", "--release-disks");
 	assert_true(r.release_disks);
+	assert_false(r.force);
+	BOTH(&r, "unprotect", "web1", "--force");
+	assert_true(r.force);
 }
 
 static void test_codes_documented(void **state)

@@ -219,6 +219,7 @@ static void test_requests_exact(void **state)
 		"\"interval_ms\":200,\"netbuffer\":\"off\",\"pause_budget_ms\":250,"
 		"\"reprotect\":\"manual\"}",
 	};
+	struct remusctl_io quiet = { .poll_ms = 1000000 };
 	struct run r;
 
 	fake_start(&f, script);
@@ -239,11 +240,13 @@ static void test_requests_exact(void **state)
 	assert_int_equal(r.rc, 0);
 	assert_contains(r.out, "web1: failover accepted");
 	run_free(&r);
-	r = RUN("unprotect", "web1", "--socket", f.path);
+	/* (unprotect's progress polls would race for the answers) */
+	r = run_io(quiet, (char *[]){ "unprotect", "web1", "--socket", f.path, NULL });
 	assert_int_equal(r.rc, 0);
 	assert_string_equal(r.out, "web1: unprotected; it runs here on its own disks\n");
 	run_free(&r);
-	r = RUN("unprotect", "web1", "--release-disks", "--socket", f.path);
+	r = run_io(quiet, (char *[]){ "unprotect", "web1", "--release-disks", "--socket", f.path,
+				      NULL });
 	assert_int_equal(r.rc, 0);
 	assert_string_equal(r.out, "web1: unprotected; it runs here on its own disks\n");
 	run_free(&r);
@@ -258,6 +261,40 @@ static void test_requests_exact(void **state)
 	assert_int_equal(f.nreq, 7);
 	for (int i = 0; i < 7; i++)
 		assert_string_equal(f.req[i], want[i]);
+}
+
+/* unprotect's answers beyond "runs here": a standby discarded on its
+ * host, and a warning (the standby libvirt could not destroy) that must
+ * reach the user, not stay in the JSON. */
+static void test_unprotect_answers(void **state)
+{
+	struct fake f;
+	const char *script[] = { "{\"ok\":true,\"standby_discarded\":true}",
+				 "{\"ok\":true,\"warning\":\"the standby could not be destroyed: "
+				 "no route; destroy it there by hand (virsh destroy web1)\"}",
+				 NULL };
+	/* (no progress polls: each would take one of the answers) */
+	struct remusctl_io io = { .poll_ms = 1000000 };
+	struct run r;
+
+	(void)state;
+	fake_start(&f, script);
+	fake_run(&f);
+	r = run_io(io, (char *[]){ "unprotect", "web1", "--force", "--socket", f.path, NULL });
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.out, "web1: the standby here is discarded; remusd no longer keeps it\n");
+	assert_string_equal(r.err, "");
+	run_free(&r);
+	r = run_io(io, (char *[]){ "unprotect", "web1", "--socket", f.path, NULL });
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.out, "web1: unprotected; it runs here on its own disks\n");
+	assert_string_equal(r.err, "remusctl: warning: web1: the standby could not be destroyed: "
+			    "no route; destroy it there by hand (virsh destroy web1)\n");
+	run_free(&r);
+	fake_stop(&f);
+	assert_int_equal(f.nreq, 2);
+	assert_string_equal(f.req[0], "{\"cmd\":\"unprotect\",\"domain\":\"web1\","
+			    "\"release_disks\":false,\"force\":true}");
 }
 
 static void test_refused(void **state)
@@ -666,6 +703,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_requests_exact),
+		cmocka_unit_test(test_unprotect_answers),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_refused_before_reading),
 		cmocka_unit_test(test_unreachable),
