@@ -2103,6 +2103,7 @@ static void on_unprotected_remote(void *opaque, int rc, const struct remus_hostd
 			 "by hand (virsh destroy %s)", rc < 0 ? err : a->error, op->name);
 		if (o)
 			json_object_object_add(o, "warning", json_object_new_string(w));
+		remus_warn(LOG, "%s: unprotected here, but %s", op->name, w);
 	}
 	answer(&op->req, ok_answer(o));
 	op_free(op);

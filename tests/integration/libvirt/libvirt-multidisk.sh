@@ -28,7 +28,8 @@
 #     (check_continuity), then `remusctl unprotect` on sby: both disks on
 #     new raw files STATE_DIR/web1/TARGET.released.raw (remusd's rule for a
 #     domain that came by a failover), vdb's content what was written,
-#     the guest writes on vda with no violation, no record, no child.
+#     the guest writes on vda with no violation, no record, no child; pri
+#     being dead, remusctl warns that its copy could not be destroyed.
 source "$(dirname "$0")/../../lib/remus.sh"
 source "$(dirname "$0")/lib.sh"
 
@@ -198,6 +199,8 @@ remusctl_on sby unprotect "$DOM" >"$T/unprotect-sby.out" 2>&1 || rc=$?
 echo "remusctl unprotect on sby (pri dead) exited $rc after $(($(now_ms) - t0)) ms; it printed:"
 cat "$T/unprotect-sby.out"
 [ "$rc" = 0 ] || fail "remusctl unprotect on sby exited $rc"
+grep -q "^remusctl: warning: $DOM: the standby could not be destroyed" "$T/unprotect-sby.out" ||
+	fail "remusctl unprotect on sby did not warn that pri's copy could not be destroyed"
 after=$(disks sby)
 echo "web1's disks on sby after unprotect: $(tr '\n' ';' <<<"$after")"
 [ "$after" = "vda file raw $STATE/$DOM/vda.released.raw
