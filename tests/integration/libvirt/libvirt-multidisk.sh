@@ -16,6 +16,8 @@
 # the guest reads zeros there, onto a file that has the backing file
 # below it, shows the backing's 0xa1 there again.
 #
+#  0. web2, whose vda is a good raw file and whose vdb is read-only: its
+#     protect is refused (bad-disk, naming vdb) and nothing moved.
 #  1. `remusctl protect`: both disks on remusd's NBD exports, live and
 #     persistent; status lists both, with their formats and sizes, on both
 #     hosts; sby's standby domain has both disks on sby's exports.
@@ -113,6 +115,27 @@ gone_on() {
 child_gone() {
 	! kill -0 "$1" 2>/dev/null || fail "the child $1 of web1 still runs after unprotect: $(tr '\0' ' ' </proc/"$1"/cmdline)"
 }
+
+# --- 0. a bad second disk is refused before the good first one moves -------------
+# web2: vda a writable raw file, vdb read-only; running in libvirt is all
+# protect's checks need (the guest need not have booted).
+host_define_guest pri web2 "remus.run=tick" --disk-size 8 --mac 52:54:00:4c:41:02 --mem 128
+host_exec pri qemu-img create -q -f raw "$IMAGES/web2-b.raw" 4M
+host_exec pri virsh -q attach-disk web2 "$IMAGES/web2-b.raw" vdb --subdriver raw --mode readonly --config >/dev/null ||
+	fail "cannot add a read-only vdb to web2"
+host_start_guest pri web2
+web2_before=$(DOM=web2 disks pri)
+rc=0
+remusctl_on pri protect web2 --standby sby >"$T/refused.out" 2>&1 || rc=$?
+echo "remusctl protect web2 (vdb read-only) exited $rc: $(cat "$T/refused.out")"
+[ "$rc" = 1 ] || fail "protect of a domain with a read-only second disk exited $rc, not 1"
+grep -q "disk vdb of domain web2 .*read-only" "$T/refused.out" || fail "the refusal does not name vdb as read-only"
+answer=$(remusd_request pri '{"cmd":"protect","domain":"web2","standby":"sby"}')
+[ "$(json_get "$answer" code)" = bad-disk ] || fail "the raw request's answer: $answer, expected code bad-disk"
+[ "$(DOM=web2 disks pri)" = "$web2_before" ] || fail "the refused protect moved web2's disks: $(DOM=web2 disks pri)"
+! grep -q "web2" <<<"$(remusctl_on pri list)" || fail "pri lists web2 after the refusal"
+[ -z "$(host_domstate sby web2)" ] || fail "sby has a web2 domain after the refusal"
+host_exec pri virsh -q destroy web2 >/dev/null || fail "cannot stop web2"
 
 before=$(disks pri)
 before_inactive=$(disks pri --inactive)
