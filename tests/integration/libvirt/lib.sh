@@ -139,6 +139,20 @@ _epoch_past() {
 	[ -n "$e" ] && [ "$e" -ge "$2" ]
 }
 
+# kill_pri_fail_over: host pri dies inside an epoch (sleep_into_epoch), web1
+# runs in sby's libvirt within 60 s, and its records go on from pri's last
+# line (check_continuity).  Prints how long the failover took from the kill.
+kill_pri_fail_over() {
+	local t0 pri_last
+	sleep_into_epoch "$INTERVAL"
+	host_kill pri
+	t0=$(now_ms)
+	pri_last=$(dom_last pri)
+	wait_for 60 "$DOM to run on sby" dom_is sby running
+	echo "$DOM running in sby's libvirt $(($(now_ms) - t0)) ms after pri died"
+	check_continuity pri sby "$pri_last"
+}
+
 # check_continuity FROM TO [LAST]: web1's guest resumed on host TO where it
 # was on host FROM (whose last line was seq LAST, default: read from FROM's
 # console now): its disk checker runs on for 6 s with no violation and no

@@ -19,11 +19,7 @@ lab_up
 web1_up
 protect_web1
 epochs_pass pri 3
-sleep_into_epoch "$INTERVAL"
-host_kill pri
-pri_last=$(dom_last pri)
-wait_for 60 "web1 to run on sby" dom_is sby running
-check_continuity pri sby "$pri_last"
+kill_pri_fail_over
 
 # 2. The old host comes back; protection comes back by itself.
 t0=$(now_ms)
