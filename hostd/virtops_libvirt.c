@@ -522,6 +522,27 @@ static const struct remus_virt_disk *disk_of(const struct remus_virt_domain *d,
 	return NULL;
 }
 
+/* The live XML again, after the copies: the caller stops the child that
+ * serves the exports next, so no disk of @j may be left on one, whatever
+ * a copy reported (remus_virt_disks_on_files). */
+static int released_check(virDomainPtr dom, struct job *j)
+{
+	const char *targets[REMUS_HOSTD_MAX_DISKS];
+	struct remus_virt_domain d;
+	char *xml = NULL;
+	int rc;
+
+	for (unsigned i = 0; i < j->nrel; i++)
+		targets[i] = j->rel[i].target;
+	remus_virt_domain_init(&d);
+	if ((rc = remus_virt_live_xml(dom, &xml, &j->err)) == 0 &&
+	    (rc = remus_virt_domain_parse(xml, strlen(xml), &d, &j->err)) == 0)
+		rc = remus_virt_disks_on_files(&d, j->name, targets, j->nrel, &j->err);
+	remus_virt_domain_release(&d);
+	free(xml);
+	return rc;
+}
+
 /* unprotect: each disk on remusd's export back to its file.  The live
  * XML says where each disk is now: a file already (a protection whose
  * move failed, or a second unprotect after a partial one) is left. */
@@ -580,7 +601,7 @@ static int work_release(virConnectPtr conn, void *opaque, char **errp)
 		if (rc < 0)
 			goto out;
 	}
-	rc = 0;
+	rc = released_check(dom, j);
 out:
 	remus_virt_domain_release(&d);
 	free(xml);

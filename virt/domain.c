@@ -1024,6 +1024,31 @@ int remus_virt_file_disk_xml(const char *path, const char *format, char **out)
 	return rc;
 }
 
+int remus_virt_disks_on_files(const struct remus_virt_domain *d, const char *name,
+			      const char *const *targets, unsigned n,
+			      struct remus_virt_error *err)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const struct remus_virt_disk *k = NULL;
+
+		for (size_t j = 0; j < d->ndisks && !k; j++)
+			if (d->disks[j].target && eq(d->disks[j].target, targets[i]))
+				k = &d->disks[j];
+		if (!k)
+			return remus_virt_error_set(err, -ENOENT, "bad-disk", "domain %s has no "
+						    "disk %s any more (detached?)", name, targets[i]);
+		if (eq(k->type, "file"))
+			continue;
+		return remus_virt_error_set(err, -EBUSY, "bad-disk", "domain %s: disk %s is "
+					    "still on %s %s (%s) after its copy back; remusd "
+					    "keeps serving it: run remusctl unprotect %s again",
+					    name, targets[i], k->type ? k->type : "an unknown",
+					    k->protocol ? k->protocol : "source",
+					    k->source ? k->source : "?", name);
+	}
+	return 0;
+}
+
 /* --- a domain already defined where a standby is to be made -------------------- */
 
 int remus_virt_standby_over(const struct remus_virt_existing *e, const char *name,

@@ -182,6 +182,17 @@ int remus_virt_nbd_disk_xml(const char *socket, const char *export, char **out);
  * -ENOMEM. */
 int remus_virt_file_disk_xml(const char *path, const char *format, char **out);
 
+/* After unprotect's copies back (hostd's release_disks): every disk of
+ * @d (the live XML, parsed) named in @targets[0..@n) is a file disk.  The
+ * child that serves remusd's exports stops next, so a disk left on one
+ * would lose its storage under the running guest.  0, or -EBUSY with
+ * @err ("bad-disk") naming domain @name (borrowed), the first disk that
+ * is not on a file, where it is, and the retry; -ENOENT ("bad-disk") for
+ * a target @d does not have.  Pure. */
+int remus_virt_disks_on_files(const struct remus_virt_domain *d, const char *name,
+			      const char *const *targets, unsigned n,
+			      struct remus_virt_error *err);
+
 /* --- a domain already defined where a standby is to be made ----------------- */
 
 /* What this host already has under a standby's name or UUID (any field

@@ -55,6 +55,39 @@ static void parse_ok(const char *xml, struct remus_virt_domain *d)
 	assert_string_equal(err.code, "");
 }
 
+/* After unprotect's copies back: every released disk must be a file
+ * before the child serving the exports stops. */
+static void test_disks_on_files(void **state)
+{
+	static const char xml[] =
+		"<domain type='kvm'><name>web1</name><devices>"
+		"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+		"<source file='/var/lib/libvirt/images/web1.raw'/><target dev='vda' bus='virtio'/></disk>"
+		"<disk type='network' device='disk'><driver name='qemu' type='raw'/>"
+		"<source protocol='nbd' name='vdb'><host transport='unix' "
+		"socket='/run/remus/web1.vdb.nbd'/></source><target dev='vdb' bus='virtio'/></disk>"
+		"</devices></domain>";
+	const char *vda[] = { "vda" }, *both[] = { "vda", "vdb" }, *vdc[] = { "vdc" };
+	struct remus_virt_domain d;
+	struct remus_virt_error err;
+
+	(void)state;
+	remus_virt_domain_init(&d);
+	parse_ok(xml, &d);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(remus_virt_disks_on_files(&d, "web1", vda, 1, &err), 0);
+	assert_string_equal(err.code, "");
+	assert_int_equal(remus_virt_disks_on_files(&d, "web1", both, 2, &err), -EBUSY);
+	assert_string_equal(err.code, "bad-disk");
+	if (!strstr(err.message, "disk vdb is still on network nbd (vdb)"))
+		fail_msg("%s", err.message);
+	assert_non_null(strstr(err.message, "remusctl unprotect web1 again"));
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(remus_virt_disks_on_files(&d, "web1", vdc, 1, &err), -ENOENT);
+	assert_non_null(strstr(err.message, "no disk vdc"));
+	remus_virt_domain_release(&d);
+}
+
 static void test_parse_live(void **state)
 {
 	char *xml = slurp("web1-live.xml");
@@ -757,6 +790,7 @@ int main(void)
 		cmocka_unit_test(test_host_nics),
 		cmocka_unit_test(test_network_nic_actual_type),
 		cmocka_unit_test(test_standby_over),
+		cmocka_unit_test(test_disks_on_files),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
