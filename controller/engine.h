@@ -76,7 +76,12 @@
  * between sessions), so that the collect in the pause covers only what was
  * written since the last one: a guest filling its RAM at ~160 MiB/s
  * otherwise costs a collect over the pause budget, and after a full epoch
- * of seconds one that blocks the loop for seconds.
+ * of seconds one that blocks the loop for seconds.  Drains slow down (to
+ * one per 800 ms at most) while the pages they write back are written
+ * again before the checkpoint, which costs a guest that rewrites its
+ * working set a fault per page per drain for nothing, and speed up again
+ * when they are not, or when the collect in the pause took over a third
+ * of the pause budget (engine.c, drain_adapt).
  *
  * Everything runs on the caller's event loop; nothing blocks but the
  * tracker's collect in engine v2.
@@ -164,6 +169,8 @@ struct remus_epoch_metrics {
 	uint64_t drain_pages;     /* ... the pages they wrote back (summed) */
 	double drain_ms;          /* ... and their time (the loop's, not the
 				   * guest's: it runs meanwhile) */
+	unsigned drain_every_ms;  /* engine v2: the drain interval from this
+				   * checkpoint on (engine.c, drain_adapt) */
 };
 
 struct remus_repl_msg;

@@ -71,7 +71,8 @@ static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 		"\"epoch_ms\":%.3f,\"cycle_ms\":%.3f,\"converge_wait_ms\":%.3f,"
 		"\"predicted_pause_ms\":%.3f,"
 		"\"loop_max_stall_ms\":%.3f,\"engine\":\"%s\",\"dirty_pages\":%llu,"
-		"\"collect_ms\":%.3f,\"drains\":%u,\"drain_pages\":%llu,\"drain_ms\":%.3f%s}\n",
+		"\"collect_ms\":%.3f,\"drains\":%u,\"drain_pages\":%llu,\"drain_ms\":%.3f,"
+		"\"drain_every_ms\":%u%s}\n",
 		(unsigned long long)m->epoch, m->pause_ms, m->complete_ms, m->commit_ms,
 		(unsigned long long)m->local_bytes, (unsigned long long)m->sent_bytes,
 		(unsigned long long)m->device_bytes, (unsigned long long)m->pages_seen,
@@ -82,7 +83,7 @@ static void on_epoch_done(void *opaque, const struct remus_epoch_metrics *m)
 		m->converge_wait_ms, m->predicted_pause_ms > 1e9 ? -1.0 : m->predicted_pause_ms,
 		remus_loop_max_stall_ms(d->loop), m->v2 ? "v2" : "v1",
 		(unsigned long long)m->dirty_pages, m->collect_ms, m->drains,
-		(unsigned long long)m->drain_pages, m->drain_ms, nb);
+		(unsigned long long)m->drain_pages, m->drain_ms, m->drain_every_ms, nb);
 	/* A full disk must not stop checkpoints; say it once. */
 	if ((fflush(d->metrics) != 0 || ferror(d->metrics)) && !d->metrics_failed) {
 		d->metrics_failed = true;
