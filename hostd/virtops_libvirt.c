@@ -407,10 +407,6 @@ static int copy_disk(virDomainPtr dom, struct job *j, const char *target, const 
 	return remus_virt_block_copy(dom, &c, &j->err);
 }
 
-/* The disk @target of @d, or NULL. */
-static const struct remus_virt_disk *disk_of(const struct remus_virt_domain *d,
-					     const char *target);
-
 /* A protect whose copy failed on disk @failed: the @moved disks before it
  * are on remusd's exports already and go back to the files they were on
  * (@orig: the live XML read before the first copy), the same live block
@@ -431,7 +427,7 @@ static int roll_back(virDomainPtr dom, struct job *j, const struct remus_virt_do
 
 	for (i = 0; i < moved; i++) {
 		const char *t = j->nbd[i].target;
-		const struct remus_virt_disk *k = disk_of(orig, t);
+		const struct remus_virt_disk *k = remus_virt_disk_of(orig, t);
 		int r = -ENOENT;
 
 		memset(&j->err, 0, sizeof(j->err));
@@ -512,16 +508,6 @@ out:
 	return rc;
 }
 
-/* The disk @target of @d, or NULL. */
-static const struct remus_virt_disk *disk_of(const struct remus_virt_domain *d,
-					     const char *target)
-{
-	for (size_t i = 0; i < d->ndisks; i++)
-		if (d->disks[i].target && strcmp(d->disks[i].target, target) == 0)
-			return &d->disks[i];
-	return NULL;
-}
-
 /* The live XML again, after the copies: the caller stops the child that
  * serves the exports next, so no disk of @j may be left on one, whatever
  * a copy reported (remus_virt_disks_on_files). */
@@ -564,7 +550,7 @@ static int work_release(virConnectPtr conn, void *opaque, char **errp)
 		goto out;
 	for (i = 0; i < j->nrel; i++) {
 		const struct remus_hostd_release *r = &j->rel[i];
-		const struct remus_virt_disk *k = disk_of(&d, r->target);
+		const struct remus_virt_disk *k = remus_virt_disk_of(&d, r->target);
 		bool reuse;
 
 		if (!k) {

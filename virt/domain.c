@@ -1024,16 +1024,22 @@ int remus_virt_file_disk_xml(const char *path, const char *format, char **out)
 	return rc;
 }
 
+const struct remus_virt_disk *remus_virt_disk_of(const struct remus_virt_domain *d,
+						 const char *target)
+{
+	for (size_t i = 0; i < d->ndisks; i++)
+		if (eq(d->disks[i].target, target))
+			return &d->disks[i];
+	return NULL;
+}
+
 int remus_virt_disks_on_files(const struct remus_virt_domain *d, const char *name,
 			      const char *const *targets, unsigned n,
 			      struct remus_virt_error *err)
 {
 	for (unsigned i = 0; i < n; i++) {
-		const struct remus_virt_disk *k = NULL;
+		const struct remus_virt_disk *k = remus_virt_disk_of(d, targets[i]);
 
-		for (size_t j = 0; j < d->ndisks && !k; j++)
-			if (d->disks[j].target && eq(d->disks[j].target, targets[i]))
-				k = &d->disks[j];
 		if (!k)
 			return remus_virt_error_set(err, -ENOENT, "bad-disk", "domain %s has no "
 						    "disk %s any more (detached?)", name, targets[i]);

@@ -182,6 +182,10 @@ int remus_virt_nbd_disk_xml(const char *socket, const char *export, char **out);
  * -ENOMEM. */
 int remus_virt_file_disk_xml(const char *path, const char *format, char **out);
 
+/* The disk of @d whose target is @target (borrowed), or NULL.  Pure. */
+const struct remus_virt_disk *remus_virt_disk_of(const struct remus_virt_domain *d,
+						 const char *target);
+
 /* After unprotect's copies back (hostd's release_disks): every disk of
  * @d (the live XML, parsed) named in @targets[0..@n) is a file disk.  The
  * child that serves remusd's exports stops next, so a disk left on one
