@@ -22,6 +22,8 @@
 #     page written in the pause window or between collect and cont that
 #     the standby did not get fails the test
 #
+# REMUS_V2_MEM: the guest's MiB (default 256; failover-v2-dirty-1g: 1024).
+#
 # Also checks that status names engine v2 and why, that the metrics lines
 # say v2 with the tracker's page counts, and that no v2 epoch copied
 # anything near the guest's RAM locally.  Needs root and /dev/fuse (the
@@ -36,7 +38,7 @@ dirty_args=mb=32,mbps=32,seed=7
 if [ "$guest" = tick ]; then engine=${4:-v2}; else dirty_args=${4:-$dirty_args}; fi
 engine_opt=(--engine "$engine")
 [ "$engine" != auto ] || engine_opt=()
-mem=256
+mem=${REMUS_V2_MEM:-256}
 case "$guest" in
 tick) append="remus.run=tick" ;;
 dirty) append="remus.run=dirty remus.args=$dirty_args" ;;
@@ -52,7 +54,7 @@ unmount_ram() { umount -l "$mnt" 2>/dev/null || true; }
 at_cleanup unmount_ram
 
 port=$(free_port)
-start_guest sby "$append" --incoming "unix:$T/in.sock" -- \
+start_guest sby "$append" --mem "$mem" --incoming "unix:$T/in.sock" -- \
 	-object "memory-backend-ram,id=mem,size=${mem}M" -machine memory-backend=mem
 start_remusd standby standby --qmp "$T/sby.qmp" --incoming "$T/in.sock" --listen "127.0.0.1:$port" \
 	--ctl "$T/sby.ctl" --report "$T/report.json" --heartbeat 100 --miss 5
@@ -72,7 +74,7 @@ ram_ready() {
 	return 1
 }
 wait_for 20 "the tracker's RAM file $mnt/guest.ram" ram_ready
-start_guest pri "$append" -- \
+start_guest pri "$append" --mem "$mem" -- \
 	-object "memory-backend-file,id=mem,size=${mem}M,mem-path=$mnt/guest.ram,share=on" \
 	-machine memory-backend=mem
 pri_qemu=$QEMU_PID
