@@ -22,7 +22,8 @@
 #     page written in the pause window or between collect and cont that
 #     the standby did not get fails the test
 #
-# REMUS_V2_MEM: the guest's MiB (default 256; failover-v2-dirty-1g: 1024).
+#   failover-v2.sh dirty INTERVAL_MS EPOCHS DIRTY_ARGS MIB
+#     the same on a guest of MIB (default 256; failover-v2-dirty-1g: 1024)
 #
 # Also checks that status names engine v2 and why, that the metrics lines
 # say v2 with the tracker's page counts, and that no v2 epoch copied
@@ -38,7 +39,7 @@ dirty_args=mb=32,mbps=32,seed=7
 if [ "$guest" = tick ]; then engine=${4:-v2}; else dirty_args=${4:-$dirty_args}; fi
 engine_opt=(--engine "$engine")
 [ "$engine" != auto ] || engine_opt=()
-mem=${REMUS_V2_MEM:-256}
+mem=${5:-256}
 case "$guest" in
 tick) append="remus.run=tick" ;;
 dirty) append="remus.run=dirty remus.args=$dirty_args" ;;
