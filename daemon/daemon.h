@@ -40,6 +40,7 @@ enum remusd_mode {
 	REMUSD_CTL,     /* remusd ctl SOCKET REQUEST... */
 	REMUSD_SERVE,   /* remusd serve ...: the host daemon (hostd/hostd.h) */
 	REMUSD_KEYGEN,  /* remusd keygen FILE: a new pre-shared key (tls/tls.h) */
+	REMUSD_RAMFS,   /* remusd ramfs --mount DIR: guest RAM files (dirty/ramfs.h) */
 };
 
 /*
@@ -92,6 +93,11 @@ struct remusd_options {
 	/* REMUSD_SERVE: argv from "serve" on, for hostd's own parser */
 	int serve_argc;
 	char *const *serve_argv;
+
+	/* REMUSD_RAMFS: --mount, --socket (NULL: the default), --allow-other */
+	const char *ramfs_mount;
+	const char *ramfs_socket;
+	bool ramfs_allow_other;
 
 	/* REMUSD_CTL: remusd ctl SOCKET WORD... */
 	const char *ctl_socket;

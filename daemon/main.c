@@ -7,6 +7,7 @@
  *   remusd ctl SOCKET REQUEST...
  *   remusd serve [--config FILE] [--KEY VALUE]...   (the host daemon: hostd/)
  *   remusd keygen FILE
+ *   remusd ramfs --mount DIR [--socket PATH] [--allow-other]  (dirty/ramfs.h)
  *
  * main() parses the command line (options.c) and runs what it asks for:
  * a role (daemon.c, primary.c, standby.c) or one control request
@@ -16,6 +17,7 @@
 #include <stdio.h>
 
 #include "daemon/daemon.h"
+#include "dirty/ramfs.h"
 #include "hostd/hostd.h"
 #include "remusctl/remusctl.h"
 #include "tls/tls.h"
@@ -49,6 +51,13 @@ int main(int argc, char **argv)
 		rc = keygen(o.keygen_path);
 	} else if (o.mode == REMUSD_SERVE) {
 		rc = remus_hostd_serve_main(o.serve_argc, o.serve_argv);
+	} else if (o.mode == REMUSD_RAMFS) {
+		struct remus_ramfs_opts ro = { o.ramfs_mount, o.ramfs_socket,
+					       o.ramfs_allow_other };
+
+		if (o.log_level_given)
+			remus_log_set_level(o.log_level);
+		rc = remus_ramfs_serve(&ro) < 0 ? 1 : 0;
 	} else if (o.mode == REMUSD_CTL) {
 		rc = remus_cli_ctl("remusd ctl", o.ctl_socket, o.ctl_nwords, o.ctl_words,
 				   stdout, stderr);

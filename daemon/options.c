@@ -53,6 +53,7 @@ void remusd_usage(FILE *f)
 	      "  remusd ctl SOCKET status|set-interval MS|set-pause-budget MS|failover|\n"
 	      "                   unprotect|protect HOST:PORT\n"
 	      "  remusd keygen FILE\n"
+	      "  remusd ramfs --mount DIR [--socket PATH] [--allow-other] [--log LEVEL]\n"
 	      "\n"
 	      "remusd serve is the host daemon (one per host, the systemd unit runs it):\n"
 	      "remusctl talks to it, and it runs the primary and standby roles below\n"
@@ -65,6 +66,13 @@ void remusd_usage(FILE *f)
 	      "a big guest last longer.  --pause-budget (default 300 ms) bounds how long\n"
 	      "a checkpoint keeps the guest stopped: past it the checkpoint is abandoned,\n"
 	      "the guest resumed, and the standby resynced with a full epoch.\n"
+	      "remusd ramfs serves the guest RAM files of libvirt domains: a FUSE\n"
+	      "filesystem on DIR (libvirt's memory_backing_dir; root only, start it\n"
+	      "before libvirtd) whose files QEMU maps; engine v2 attaches to a domain's\n"
+	      "file through the control socket (default /run/remus/ramfs.sock).  It is\n"
+	      "in the memory path of those guests: it does not stop on SIGTERM while a\n"
+	      "file exists.  --allow-other lets libvirt's qemu user in.\n"
+	      "\n"
 	      "Engine v2 (--ram-dir): remusd serves the guest's RAM as DIR/guest.ram\n"
 	      "(a FUSE mount, root only; it must be an empty directory) of --ram-size\n"
 	      "MiB before QEMU starts; start QEMU with -object\n"
@@ -481,6 +489,45 @@ static void default_spill_dir(struct remusd_options *o)
 	o->standby.spill_dir = o->spill_dir;
 }
 
+/* remusd ramfs --mount DIR [--socket PATH] [--allow-other] [--log LEVEL]:
+ * a handful of options of its own, none shared with the roles. */
+static int parse_ramfs(struct remusd_options *o, int argc, char *const *argv)
+{
+	int i;
+
+	o->mode = REMUSD_RAMFS;
+	for (i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		bool has_value = strcmp(a, "--mount") == 0 ||
+				 strcmp(a, "--socket") == 0 || strcmp(a, "--log") == 0;
+
+		if (has_value && i + 1 >= argc)
+			return fail(o, "ramfs: %s needs a value", a);
+		if (strcmp(a, "--mount") == 0) {
+			o->ramfs_mount = argv[++i];
+		} else if (strcmp(a, "--socket") == 0) {
+			o->ramfs_socket = argv[++i];
+		} else if (strcmp(a, "--log") == 0) {
+			if (remus_log_parse_level(argv[++i], &o->log_level) < 0)
+				return fail(o, "--log: '%s' is not error, warn, info or "
+					    "debug", argv[i]);
+			o->log_level_given = true;
+		} else if (strcmp(a, "--allow-other") == 0) {
+			o->ramfs_allow_other = true;
+		} else if (strcmp(a, "--help") == 0) {
+			o->mode = REMUSD_HELP;
+			return 0;
+		} else {
+			return fail(o, "ramfs: unknown option '%s': expected --mount DIR, "
+				    "--socket PATH, --allow-other, --log LEVEL", a);
+		}
+	}
+	if (!o->ramfs_mount)
+		return fail(o, "ramfs: missing --mount DIR (an empty directory, e.g. "
+			    "libvirt's memory_backing_dir /var/lib/libvirt/qemu/ram)");
+	return 0;
+}
+
 /* The checks that need every option. */
 static int check_role(struct remusd_options *o, const char *role)
 {
@@ -582,12 +629,14 @@ int remusd_options_parse(struct remusd_options *o, int argc, char *const *argv)
 		o->keygen_path = argv[2];
 		return 0;
 	}
+	if (strcmp(role, "ramfs") == 0)
+		return parse_ramfs(o, argc, argv);
 	if (strcmp(role, "primary") == 0)
 		o->mode = REMUSD_PRIMARY;
 	else if (strcmp(role, "standby") == 0)
 		o->mode = REMUSD_STANDBY;
 	else
-		return fail(o, "unknown role '%s': expected serve, primary, standby or ctl", role);
+		return fail(o, "unknown role '%s': expected serve, primary, standby, ctl, keygen or ramfs", role);
 
 	/* getopt over argv[1..]: its argv[0] is the role.  optind 0 makes
 	 * glibc start afresh (tests parse many command lines). */

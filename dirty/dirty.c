@@ -15,12 +15,14 @@
 #include <sys/mman.h>
 
 #include "dirty/fuse_ram.h"
+#include "dirty/ramfs.h"
 
 struct remus_dirty {
 	enum remus_dirty_kind kind;
 	uint64_t size, npages;
 	const uint8_t *ram; /* FULL: owned read-only mapping of ram_fd, or NULL */
 	struct remus_fuse_server fuse;
+	struct remus_ramfs_client ramfs;
 	uint64_t collects, pages_reported;
 };
 
@@ -97,6 +99,8 @@ const char *remus_dirty_kind_name(enum remus_dirty_kind kind)
 		return "full";
 	case REMUS_DIRTY_FUSE:
 		return "fuse";
+	case REMUS_DIRTY_RAMFS:
+		return "ramfs";
 	}
 	return "?";
 }
@@ -108,10 +112,16 @@ int remus_dirty_open(const struct remus_dirty_opts *opts,
 	int rc;
 
 	*out = NULL;
-	if (opts->size == 0 || opts->size % REMUS_DIRTY_PAGE_SIZE != 0 ||
-	    (opts->kind == REMUS_DIRTY_FUSE && !opts->mount_dir) ||
-	    (opts->kind != REMUS_DIRTY_FUSE && opts->kind != REMUS_DIRTY_FULL))
+	if (opts->kind == REMUS_DIRTY_RAMFS) {
+		if (!opts->ram_path || opts->size % REMUS_DIRTY_PAGE_SIZE != 0)
+			return -EINVAL;
+	} else if (opts->size == 0 ||
+		   opts->size % REMUS_DIRTY_PAGE_SIZE != 0 ||
+		   (opts->kind == REMUS_DIRTY_FUSE && !opts->mount_dir) ||
+		   (opts->kind != REMUS_DIRTY_FUSE &&
+		    opts->kind != REMUS_DIRTY_FULL)) {
 		return -EINVAL;
+	}
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
@@ -120,7 +130,20 @@ int remus_dirty_open(const struct remus_dirty_opts *opts,
 	d->npages = opts->size / REMUS_DIRTY_PAGE_SIZE;
 	d->fuse.fuse_fd = d->fuse.stop_fd = d->fuse.flusher_fd = -1;
 	d->fuse.flusher_pid = -1;
-	if (d->kind == REMUS_DIRTY_FULL) {
+	if (d->kind == REMUS_DIRTY_RAMFS) {
+		rc = remus_ramfs_client_open(&d->ramfs, opts->ram_path,
+					     opts->ramfs_socket, opts->size);
+		if (rc < 0)
+			goto out;
+		d->size = d->ramfs.size;
+		d->npages = d->size / REMUS_DIRTY_PAGE_SIZE;
+		/* The first epoch starts now (dirty.h). */
+		rc = remus_dirty_start(d);
+		if (rc < 0) {
+			remus_ramfs_client_close(&d->ramfs);
+			goto out;
+		}
+	} else 	if (d->kind == REMUS_DIRTY_FULL) {
 		if (opts->ram_fd >= 0) {
 			void *m = mmap(NULL, d->size, PROT_READ, MAP_SHARED,
 				       opts->ram_fd, 0);
@@ -159,6 +182,15 @@ int remus_dirty_collect(struct remus_dirty *d, struct remus_dirty_set *set)
 			set->bits[d->npages / 64] =
 				(UINT64_C(1) << (d->npages % 64)) - 1;
 		set->ndirty = d->npages;
+		goto done;
+	}
+	if (d->kind == REMUS_DIRTY_RAMFS) {
+		int64_t n = remus_ramfs_client_collect(&d->ramfs, set->bits,
+						       d->npages);
+
+		if (n < 0)
+			return (int)n;
+		set->ndirty = (uint64_t)n;
 		goto done;
 	}
 	rc = remus_fuse_server_flush(&d->fuse);
@@ -205,6 +237,8 @@ void remus_dirty_close(struct remus_dirty *d)
 		return;
 	if (d->kind == REMUS_DIRTY_FUSE)
 		remus_fuse_server_close(&d->fuse);
+	if (d->kind == REMUS_DIRTY_RAMFS)
+		remus_ramfs_client_close(&d->ramfs);
 	if (d->ram)
 		munmap((void *)d->ram, d->size);
 	free(d);
@@ -222,11 +256,15 @@ uint64_t remus_dirty_npages(const struct remus_dirty *d)
 
 const char *remus_dirty_ram_path(const struct remus_dirty *d)
 {
+	if (d->kind == REMUS_DIRTY_RAMFS)
+		return d->ramfs.path;
 	return d->kind == REMUS_DIRTY_FUSE ? d->fuse.path : NULL;
 }
 
 const uint8_t *remus_dirty_ram(const struct remus_dirty *d)
 {
+	if (d->kind == REMUS_DIRTY_RAMFS)
+		return d->ramfs.content;
 	return d->kind == REMUS_DIRTY_FUSE ? d->fuse.ram.copy : d->ram;
 }
 

@@ -36,6 +36,13 @@
  *         held twice (page cache + the copy); the kernel may also write
  *         pages back on its own between collects (they are then reported at
  *         the next collect, their content arrives early).
+ *   RAMFS the same mechanism, but the server is `remusd ramfs` (dirty/ramfs.h),
+ *         a process of its own that serves the RAM files of many domains
+ *         (libvirt makes them, QEMU maps them); the tracker attaches to one
+ *         file by path through the server's control socket, maps the
+ *         server's copy (a memfd) read-only and its bitmap, and collects by
+ *         fsync() of the file and clearing the bitmap.  Closing the tracker
+ *         never affects the guest.  Write/read counters stay 0.
  * Soft-dirty, PAGEMAP_SCAN or userfaultfd-wp backends would be further
  * kinds behind the same calls (open on a pid + mapping instead of a path).
  *
@@ -56,7 +63,11 @@
 enum remus_dirty_kind {
 	REMUS_DIRTY_FULL,
 	REMUS_DIRTY_FUSE,
+	REMUS_DIRTY_RAMFS,
 };
+
+#define REMUS_RAMFS_DEFAULT_SOCKET "/run/remus/ramfs.sock"
+
 
 struct remus_dirty_opts {
 	enum remus_dirty_kind kind;
@@ -75,6 +86,12 @@ struct remus_dirty_opts {
 	 * max_ratio=100): with the default ~1% of memory the kernel writes
 	 * back between collects and throttles the guest. */
 	bool raise_bdi_limits;
+	/* RAMFS: the guest RAM file on a `remusd ramfs` mount (QEMU's
+	 * mem-path) and that server's control socket (NULL: the default
+	 * /run/remus/ramfs.sock).  Borrowed (copied).  @size 0: the file's
+	 * size; else it must match (-EINVAL). */
+	const char *ram_path;
+	const char *ramfs_socket;
 };
 
 /* A set of pages: bit i of @bits is page i (offset i * 4096). */
@@ -105,9 +122,13 @@ struct remus_dirty;
 /* Opens a tracker as @opts says; *out is owned by the caller
  * (remus_dirty_close()).  The first epoch starts here: the first collect
  * reports pages written since open (for FUSE: every page QEMU writes,
- * including its boot).  Returns 0, or -EINVAL (bad options), -ENOMEM,
+ * including its boot; RAMFS: pages written back before open are
+ * forgotten).  Returns 0, or -EINVAL (bad options), -ENOMEM,
  * -EPERM/-ENODEV (FUSE: not root, no /dev/fuse), or mount's -errno;
- * nothing is left mounted on error. */
+ * nothing is left mounted on error.  RAMFS: -ENOENT (no such file, or no
+ * socket), -ECONNREFUSED (no server on the socket), -EXDEV (the file is
+ * not on FUSE or not on that server's mount), -EBUSY (another tracker is
+ * attached to it), -EINVAL (@size differs from the file's). */
 int remus_dirty_open(const struct remus_dirty_opts *opts,
 		     struct remus_dirty **out);
 /* Starts a new epoch now: everything dirty so far is forgotten (FUSE:
@@ -120,17 +141,18 @@ int remus_dirty_start(struct remus_dirty *d);
  * tracker has lost track and the caller must fall back to a full copy. */
 int remus_dirty_collect(struct remus_dirty *d, struct remus_dirty_set *set);
 /* Unmounts (FUSE) and frees; NULL is fine.  FUSE: QEMU must not map the
- * file any more, or its next access to an uncached page faults. */
+ * file any more, or its next access to an uncached page faults.  RAMFS:
+ * only detaches; the server goes on serving the file. */
 void remus_dirty_close(struct remus_dirty *d);
 
 enum remus_dirty_kind remus_dirty_kind(const struct remus_dirty *d);
 const char *remus_dirty_kind_name(enum remus_dirty_kind kind);
 uint64_t remus_dirty_npages(const struct remus_dirty *d);
-/* FUSE: the path to give QEMU as mem-path; FULL: NULL.  Borrowed, valid
+/* FUSE: the path to give QEMU as mem-path; RAMFS: ram_path; FULL: NULL.  Borrowed, valid
  * until close. */
 const char *remus_dirty_ram_path(const struct remus_dirty *d);
 /* The content of guest RAM as the tracker sees it, @size bytes, read-only:
- * FUSE: the server's copy, each page as of its last writeback (so after a
+ * FUSE, RAMFS: the server's copy, each page as of its last writeback (so after a
  * collect with the guest stopped, the checkpoint); FULL: the mapping of
  * ram_fd, or NULL without one.  Borrowed, valid until close; stable only
  * while no writer runs. */

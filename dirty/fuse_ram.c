@@ -116,11 +116,9 @@ static void reply_attr(const struct remus_fuse_ram *r, uint64_t ino,
 	out->body_len = sizeof(out->body.attr);
 }
 
-static int do_init(struct remus_fuse_ram *r, const uint8_t *body, size_t n,
-		   struct remus_fuse_reply *out)
+int remus_fuse_negotiate(const uint8_t *body, size_t n, struct fuse_init_out *o)
 {
 	struct fuse_init_in in = { 0 };
-	struct fuse_init_out *o = &out->body.init;
 	uint32_t want;
 
 	/* Kernels before 7.36 send only the first four fields. */
@@ -145,8 +143,18 @@ static int do_init(struct remus_fuse_ram *r, const uint8_t *body, size_t n,
 	o->max_write = REMUS_FUSE_MAX_WRITE;
 	o->time_gran = 1;
 	o->max_pages = REMUS_FUSE_MAX_WRITE / PAGE;
-	r->proto_minor = o->minor;
-	out->body_len = sizeof(*o);
+	return 0;
+}
+
+static int do_init(struct remus_fuse_ram *r, const uint8_t *body, size_t n,
+		   struct remus_fuse_reply *out)
+{
+	int rc = remus_fuse_negotiate(body, n, &out->body.init);
+
+	if (rc < 0)
+		return rc;
+	r->proto_minor = out->body.init.minor;
+	out->body_len = sizeof(out->body.init);
 	return 0;
 }
 
@@ -369,6 +377,11 @@ void remus_fuse_ram_handle(struct remus_fuse_ram *r, const uint8_t *req,
 		break;
 	}
 out:
+	remus_fuse_reply_finish(out, rc);
+}
+
+void remus_fuse_reply_finish(struct remus_fuse_reply *out, int rc)
+{
 	if (rc < 0) {
 		out->body_len = 0;
 		out->data = NULL;
@@ -377,6 +390,41 @@ out:
 	out->hdr.error = rc;
 	out->hdr.len = (uint32_t)(sizeof(out->hdr) + out->body_len +
 				  out->data_len);
+}
+
+static void handle_ram(void *ctx, const uint8_t *req, size_t len,
+		       struct remus_fuse_reply *out)
+{
+	remus_fuse_ram_handle(ctx, req, len, out);
+}
+
+int remus_fuse_serve_one(int fuse_fd, uint8_t *buf,
+			 remus_fuse_handler_fn *handle, void *ctx)
+{
+	struct remus_fuse_reply rep;
+	struct iovec iov[3];
+	ssize_t got;
+	int k = 0;
+
+	got = read(fuse_fd, buf, REMUS_FUSE_BUF_SIZE);
+	if (got < 0) {
+		/* ENOENT: a request interrupted before we read it. */
+		if (errno == EAGAIN || errno == EINTR || errno == ENOENT)
+			return 0;
+		return -errno;
+	}
+	handle(ctx, buf, (size_t)got, &rep);
+	if (rep.none)
+		return 1;
+	iov[k++] = (struct iovec){ &rep.hdr, sizeof(rep.hdr) };
+	if (rep.body_len)
+		iov[k++] = (struct iovec){ &rep.body, rep.body_len };
+	if (rep.data_len)
+		iov[k++] = (struct iovec){ (void *)rep.data, rep.data_len };
+	/* ENOENT: the request was interrupted meanwhile. */
+	if (writev(fuse_fd, iov, k) < 0 && errno != ENOENT)
+		return -errno;
+	return 1;
 }
 
 /* The server thread: one request at a time until told to stop or the
@@ -394,45 +442,25 @@ static void *serve(void *arg)
 	for (;;) {
 		struct pollfd p[2] = { { s->fuse_fd, POLLIN, 0 },
 				       { s->stop_fd, POLLIN, 0 } };
-		struct remus_fuse_reply rep;
-		struct iovec iov[3];
-		ssize_t got;
-		int k = 0;
+		int r;
 
 		/* Read first, poll only when there is nothing: a flush sends
-		 * one request per run of dirty pages, back to back. */
-		got = read(s->fuse_fd, buf, REMUS_FUSE_BUF_SIZE);
-		if (got < 0 && errno == EAGAIN) {
-			if (poll(p, 2, -1) < 0 && errno != EINTR) {
-				err = -errno;
-				break;
-			}
-			if (p[1].revents)
-				break;
-			continue;
+		 * one request per run of dirty pages, back to back.  ENODEV:
+		 * unmounted or aborted; an error only if nobody asked us to
+		 * stop. */
+		r = remus_fuse_serve_one(s->fuse_fd, buf, handle_ram, &s->ram);
+		if (r < 0) {
+			err = r;
+			break;
 		}
-		if (got < 0) {
-			/* ENOENT: a request interrupted before we read it. */
-			if (errno == EINTR || errno == ENOENT)
-				continue;
-			/* ENODEV: unmounted or aborted; an error only if
-			 * nobody asked us to stop. */
+		if (r > 0)
+			continue;
+		if (poll(p, 2, -1) < 0 && errno != EINTR) {
 			err = -errno;
 			break;
 		}
-		remus_fuse_ram_handle(&s->ram, buf, (size_t)got, &rep);
-		if (rep.none)
-			continue;
-		iov[k++] = (struct iovec){ &rep.hdr, sizeof(rep.hdr) };
-		if (rep.body_len)
-			iov[k++] = (struct iovec){ &rep.body, rep.body_len };
-		if (rep.data_len)
-			iov[k++] = (struct iovec){ (void *)rep.data,
-						   rep.data_len };
-		if (writev(s->fuse_fd, iov, k) < 0 && errno != ENOENT) {
-			err = -errno;
+		if (p[1].revents)
 			break;
-		}
 	}
 out:
 	free(buf);
@@ -452,21 +480,18 @@ out:
 /* Lifts the per-mount writeback limits the kernel gives a FUSE bdi
  * (strict_limit=1, max_ratio=1: ~1% of memory): beyond them it writes
  * back between collects and throttles the writer.  Best effort. */
-static void raise_bdi(const char *mnt)
+void remus_fuse_raise_bdi(dev_t dev)
 {
 	static const char *const knobs[][2] = { { "strict_limit", "0" },
 						{ "max_ratio", "100" } };
-	struct stat st;
 	char path[128];
 	size_t i;
 
-	if (stat(mnt, &st) < 0)
-		return;
 	for (i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
 		int fd;
 
 		snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/%s",
-			 major(st.st_dev), minor(st.st_dev), knobs[i][0]);
+			 major(dev), minor(dev), knobs[i][0]);
 		fd = open(path, O_WRONLY | O_CLOEXEC);
 		if (fd < 0 || write(fd, knobs[i][1], strlen(knobs[i][1])) < 0)
 			remus_warn("dirty", "cannot set %s=%s: %s", path,
@@ -474,6 +499,14 @@ static void raise_bdi(const char *mnt)
 		if (fd >= 0)
 			close(fd);
 	}
+}
+
+static void raise_bdi(const char *mnt)
+{
+	struct stat st;
+
+	if (stat(mnt, &st) == 0)
+		remus_fuse_raise_bdi(st.st_dev);
 }
 
 /* The flusher (see fuse_ram.h): forked, so it runs only async-signal-safe

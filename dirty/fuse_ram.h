@@ -57,12 +57,38 @@ struct remus_fuse_reply {
 		struct fuse_open_out open;
 		struct fuse_write_out write;
 		struct fuse_statfs_out statfs;
+		struct { /* CREATE: both, back to back */
+			struct fuse_entry_out entry;
+			struct fuse_open_out open;
+		} create;
 	} body;
 	size_t body_len;
 	const void *data;
 	size_t data_len;
 	bool none;
 };
+
+/* What both servers (this one and ramfs.h's) share. */
+
+/* Answers the kernel's INIT (@body, @n bytes after the header) into @o:
+ * the writeback cache is required, big writes and up to
+ * REMUS_FUSE_MAX_WRITE bytes per WRITE.  Returns 0, -EINVAL (short),
+ * -EPROTO (another major version, no writeback cache). */
+int remus_fuse_negotiate(const uint8_t *body, size_t n, struct fuse_init_out *o);
+/* Fills out->hdr for @rc (0 or -errno) and the lengths; on error drops
+ * body and data.  Every reply of a handler goes through it. */
+void remus_fuse_reply_finish(struct remus_fuse_reply *out, int rc);
+/* Lifts the writeback limits of the FUSE bdi of device @dev (the mount's
+ * st_dev): strict_limit=0, max_ratio=100.  Best effort, warns. */
+void remus_fuse_raise_bdi(dev_t dev);
+/* One request of @fuse_fd (non-blocking) read into @buf (at least
+ * REMUS_FUSE_BUF_SIZE bytes) and answered by @handle(@ctx, ...).
+ * Returns 1 (one handled), 0 (none waiting: EAGAIN, or one interrupted
+ * before we read it) or -errno (-ENODEV: unmounted or aborted). */
+typedef void remus_fuse_handler_fn(void *ctx, const uint8_t *req, size_t len,
+				   struct remus_fuse_reply *out);
+int remus_fuse_serve_one(int fuse_fd, uint8_t *buf,
+			 remus_fuse_handler_fn *handle, void *ctx);
 
 /* Allocates the copy (zero, sparse) and an empty bitmap.  Returns 0,
  * -EINVAL (size 0 or not page aligned) or -ENOMEM; released on error. */
