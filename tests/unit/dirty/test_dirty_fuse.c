@@ -8,12 +8,10 @@
  * enters a private mount namespace, so its mounts vanish with it even if
  * it crashes; each test also closes (unmounts) its tracker.
  *
- * The writers are forked processes that map MNT/guest.ram the way QEMU
- * does (MAP_SHARED, read-write) and write pages chosen by a seed the
- * parent knows; they copy what they see into @mirror (shared anonymous
- * memory) for the parent to compare with.  The parent itself never maps
- * or opens the file: a process that serves a FUSE mount and dies with a
- * file of it open or mapped can wait in its own exit forever.
+ * The writers and the two checks are ram_writer.h's (shared with the
+ * RAMFS tests).  The parent itself never maps or opens the file: a
+ * process that serves a FUSE mount and dies with a file of it open or
+ * mapped can wait in its own exit forever.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,45 +23,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <signal.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "dirty/dirty.h"
-
-#define PAGE 4096u
-#define RAM_PAGES 16384u /* 64 MiB */
+#include "ram_writer.h"
 
 static char mnt[64];
-static uint8_t *mirror; /* RAM_PAGES * PAGE, MAP_SHARED: the writer's view */
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static struct remus_dirty *open_fuse(void)
 {
 	struct remus_dirty_opts o = { .kind = REMUS_DIRTY_FUSE,
-				      .size = (uint64_t)RAM_PAGES * PAGE,
+				      .size = (uint64_t)RAM_PAGES * RW_PAGE,
 				      .ram_fd = -1,
 				      .mount_dir = mnt,
 				      .raise_bdi_limits = true };
@@ -73,260 +47,23 @@ static struct remus_dirty *open_fuse(void)
 	return d;
 }
 
-static uint8_t *map_ram(const struct remus_dirty *d)
-{
-	int fd = open(remus_dirty_ram_path(d), O_RDWR | O_CLOEXEC);
-	uint8_t *m;
-
-	assert_true(fd >= 0);
-	m = mmap(NULL, (size_t)RAM_PAGES * PAGE, PROT_READ | PROT_WRITE,
-		 MAP_SHARED, fd, 0);
-	assert_true(m != MAP_FAILED);
-	close(fd);
-	return m;
-}
-
-/* The pages epoch @seed writes: a random count up to 3000, a third of
- * them in runs of neighbours (so WRITEs span several pages), some written
- * one byte only.  Marks them in @want (RAM_PAGES bytes). */
-static void epoch_pages(uint64_t seed, uint8_t *want, uint8_t *m)
-{
-	uint64_t s = seed * 2654435761u + 1, n, i, p = 0;
-
-	n = seed >= 1000 ? 0 : rnd(&s) % 3000; /* 1000+: none */
-	for (i = 0; i < n; i++) {
-		uint64_t r = rnd(&s);
-
-		if (i % 3 == 0 && p + 1 < RAM_PAGES)
-			p = p + 1;
-		else
-			p = r % RAM_PAGES;
-		if (want)
-			want[p] = 1;
-		if (!m)
-			continue;
-		if (r & 0x100000)
-			m[p * PAGE + r % PAGE] = (uint8_t)(seed + 1);
-		else
-			memset(m + p * PAGE, (int)(r >> 24), PAGE);
-	}
-}
-
-/*
- * Run first in every writer child.  The child must not keep the parent's
- * /dev/fuse fd (fork copies it): if the parent died, the connection would
- * stay open with nobody serving it and the child's own exit would wait on
- * it forever.  And it must not outlive a parent whose assertion failed.
- */
-static void child_detach(int keep1, int keep2)
-{
-	int fd;
-
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	for (fd = 3; fd < 1024; fd++)
-		if (fd != keep1 && fd != keep2)
-			close(fd);
-}
-
-/*
- * A writer that stays alive between epochs, as QEMU does: had it exited,
- * the release of its file would have written its pages back by itself
- * (FUSE does that in writeback-cache mode) and a tracker that never
- * flushed would pass.  It reads a seed from @cmd, writes that epoch's
- * pages, answers one byte on @ack; seed 0 ends it.
- */
-struct writer {
-	pid_t pid;
-	int cmd, ack;
-};
-
-static void writer_start(struct remus_dirty *d, struct writer *w)
-{
-	int c[2], a[2];
-
-	assert_int_equal(pipe(c), 0);
-	assert_int_equal(pipe(a), 0);
-	w->pid = fork();
-	assert_true(w->pid >= 0);
-	if (w->pid == 0) {
-		uint8_t *m;
-		uint64_t seed;
-
-		child_detach(c[0], a[1]);
-		m = map_ram(d);
-		while (read(c[0], &seed, sizeof(seed)) == sizeof(seed) && seed) {
-			epoch_pages(seed, NULL, m);
-			memcpy(mirror, m, (size_t)RAM_PAGES * PAGE);
-			if (write(a[1], "k", 1) != 1)
-				break;
-		}
-		_exit(0);
-	}
-	close(c[0]);
-	close(a[1]);
-	w->cmd = c[1];
-	w->ack = a[0];
-}
-
-static void writer_epoch(struct writer *w, uint64_t seed)
-{
-	char k;
-
-	assert_int_equal(write(w->cmd, &seed, sizeof(seed)), sizeof(seed));
-	if (seed)
-		assert_int_equal(read(w->ack, &k, 1), 1);
-}
-
-static void writer_stop(struct writer *w)
-{
-	int st;
-
-	writer_epoch(w, 0);
-	assert_int_equal(waitpid(w->pid, &st, 0), w->pid);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	close(w->cmd);
-	close(w->ack);
-}
-
 static void test_fuse_reports_exactly_the_written_pages(void **state)
 {
 	struct remus_dirty *d = open_fuse();
-	struct remus_dirty_set set;
-	uint8_t *want = calloc(RAM_PAGES, 1);
-	uint64_t seed, p, missed = 0, over = 0, written = 0;
-	struct writer w;
+	struct ram_writer w;
 
-	assert_non_null(want);
-	assert_int_equal(remus_dirty_set_init(&set, RAM_PAGES), 0);
-	/* Nothing written yet: an empty first epoch (the writer's mapping
-	 * and its reads do not count). */
-	writer_start(d, &w);
-	writer_epoch(&w, 1000); /* a seed that writes no page */
-	assert_int_equal(remus_dirty_collect(d, &set), 0);
-	assert_int_equal(set.ndirty, 0);
-	for (seed = 1; seed <= 12; seed++) {
-		memset(want, 0, RAM_PAGES);
-		epoch_pages(seed, want, NULL);
-		writer_epoch(&w, seed);
-		assert_int_equal(remus_dirty_collect(d, &set), 0);
-		for (p = 0; p < RAM_PAGES; p++) {
-			bool got = remus_dirty_set_test(&set, p);
-
-			written += want[p];
-			if (want[p] && !got)
-				missed++;
-			if (!want[p] && got)
-				over++;
-			/* What was reported is in the copy as written. */
-			if (got)
-				assert_memory_equal(remus_dirty_ram(d) + p * PAGE,
-						    mirror + p * PAGE, PAGE);
-		}
-	}
-	print_message("fuse: 12 epochs, %llu pages written, %llu missed, "
-		      "%llu over-reported\n", (unsigned long long)written,
-		      (unsigned long long)missed, (unsigned long long)over);
-	assert_int_equal(missed, 0);
-	/* Over-reporting is allowed by the contract, but this mechanism is
-	 * exact: a change here is a finding, not noise. */
-	assert_int_equal(over, 0);
-	/* start forgets what was written before it. */
-	writer_epoch(&w, 99);
-	assert_int_equal(remus_dirty_start(d), 0);
-	assert_int_equal(remus_dirty_collect(d, &set), 0);
-	assert_int_equal(set.ndirty, 0);
-	writer_stop(&w);
-	remus_dirty_set_release(&set);
+	ram_writer_start(remus_dirty_ram_path(d), false, &w);
+	ram_check_exact_epochs(d, &w, "fuse");
+	ram_writer_stop(&w);
 	remus_dirty_close(d);
-	free(want);
 }
 
-/*
- * The race: a writer stamps random pages without pause while the parent
- * collects as fast as it can and copies every reported page from the
- * tracker's copy into a shadow (what a standby would hold).  When the
- * writer has stopped, one more collect must make the shadow equal to the
- * RAM in every page: a page written during a collect and reported by
- * neither that collect nor a later one would stay stale in the shadow.
- */
 static void test_fuse_loses_no_page_written_during_collect(void **state)
 {
 	struct remus_dirty *d = open_fuse();
-	struct remus_dirty_set set;
-	uint8_t *shadow = calloc(RAM_PAGES, PAGE);
-	volatile uint32_t *stop = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	uint64_t collects = 0, reported = 0, p, stale = 0;
-	double t0, slowest = 0;
-	pid_t pid;
-	int st;
 
-	assert_non_null(shadow);
-	assert_true(stop != MAP_FAILED);
-	assert_int_equal(remus_dirty_set_init(&set, RAM_PAGES), 0);
-	*stop = 0;
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		uint8_t *w;
-		uint64_t s = 88172645463325252ull, n = 0;
-
-		child_detach(-1, -1);
-		w = map_ram(d);
-		while (__atomic_load_n(stop, __ATOMIC_ACQUIRE) == 0) {
-			uint64_t r = rnd(&s), q = r % RAM_PAGES;
-
-			/* Hot pages too: a tenth go to the first 64. */
-			if (r % 10 == 0)
-				q %= 64;
-			n++;
-			memcpy(w + q * PAGE + (r >> 40) % (PAGE - 8), &n, 8);
-		}
-		/* Stopped like a paused guest: alive, mapping held, until
-		 * the parent has checked (see struct writer). */
-		memcpy(mirror, w, (size_t)RAM_PAGES * PAGE);
-		__atomic_store_n(stop, 2, __ATOMIC_RELEASE);
-		while (__atomic_load_n(stop, __ATOMIC_ACQUIRE) != 3)
-			usleep(1000);
-		_exit(0);
-	}
-	t0 = now_ms();
-	while (now_ms() - t0 < 2000) {
-		double c0 = now_ms();
-
-		assert_int_equal(remus_dirty_collect(d, &set), 0);
-		if (now_ms() - c0 > slowest)
-			slowest = now_ms() - c0;
-		collects++;
-		reported += set.ndirty;
-		for (p = remus_dirty_set_next(&set, 0); p < RAM_PAGES;
-		     p = remus_dirty_set_next(&set, p + 1))
-			memcpy(shadow + p * PAGE, remus_dirty_ram(d) + p * PAGE,
-			       PAGE);
-	}
-	__atomic_store_n(stop, 1, __ATOMIC_RELEASE);
-	while (__atomic_load_n(stop, __ATOMIC_ACQUIRE) != 2)
-		usleep(1000);
-	assert_int_equal(remus_dirty_collect(d, &set), 0);
-	for (p = remus_dirty_set_next(&set, 0); p < RAM_PAGES;
-	     p = remus_dirty_set_next(&set, p + 1))
-		memcpy(shadow + p * PAGE, remus_dirty_ram(d) + p * PAGE, PAGE);
-	for (p = 0; p < RAM_PAGES; p++)
-		stale += memcmp(shadow + p * PAGE, mirror + p * PAGE, PAGE) != 0;
-	__atomic_store_n(stop, 3, __ATOMIC_RELEASE);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	print_message("fuse race: %llu collects in 2 s while writing, %llu "
-		      "pages reported, slowest collect %.1f ms, %llu stale "
-		      "pages in the shadow\n", (unsigned long long)collects,
-		      (unsigned long long)reported, slowest,
-		      (unsigned long long)stale);
-	assert_true(collects >= 10);
-	assert_int_equal(stale, 0);
-	munmap((void *)stop, 4096);
-	remus_dirty_set_release(&set);
+	ram_check_no_page_lost_in_race(d, remus_dirty_ram_path(d), "fuse");
 	remus_dirty_close(d);
-	free(shadow);
 }
 
 static void test_fuse_close_unmounts(void **state)
@@ -361,9 +98,7 @@ int main(void)
 		       strerror(errno));
 		return 77;
 	}
-	mirror = mmap(NULL, (size_t)RAM_PAGES * PAGE, PROT_READ | PROT_WRITE,
-		      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (mirror == MAP_FAILED) {
+	if (ram_writer_setup() < 0) {
 		perror("mmap");
 		return 1;
 	}
