@@ -636,7 +636,7 @@ int remusd_options_parse(struct remusd_options *o, int argc, char *const *argv)
 	else if (strcmp(role, "standby") == 0)
 		o->mode = REMUSD_STANDBY;
 	else
-		return fail(o, "unknown role '%s': expected serve, primary, standby, ctl, keygen or ramfs", role);
+		return fail(o, "unknown role '%s': expected serve, ramfs, keygen, primary, standby or ctl", role);
 
 	/* getopt over argv[1..]: its argv[0] is the role.  optind 0 makes
 	 * glibc start afresh (tests parse many command lines). */
