@@ -9,7 +9,7 @@ Reads the tests of BUILD_DIR (ctest --show-only=json-v1) and fails (exit 1,
 one line per test) when a test's name is neither the stem of the file it
 runs nor that stem followed by "-VARIANT" (tests/README.md, "Names").  The
 file is the command itself (a script, or a program built from STEM.c), or
-the script an interpreter runs (python3 SCRIPT).  Fixtures that only build
+the script an interpreter runs (python3 SCRIPT), also behind env VAR=VALUE.  Fixtures that only build
 something (cmake --build, named ...-build) are exempt.
 """
 import json
@@ -38,6 +38,11 @@ def problems(tests):
         prog = cmd[0]
         if os.path.basename(prog).startswith("cmake") and name.endswith("-build"):
             continue
+        # env VAR=VALUE... COMMAND: the file is COMMAND's.
+        if os.path.basename(prog) == "env":
+            rest = [a for a in cmd[1:] if "=" not in a]
+            cmd = rest or cmd
+            prog = cmd[0]
         if os.path.basename(prog).rstrip("0123456789.") in INTERPRETERS and len(cmd) > 1:
             prog = cmd[1]
         s = stem(prog)
@@ -55,12 +60,15 @@ def selftest():
         {"name": "check_layers", "command": ["/usr/bin/python3", "/s/check_layers.py", "/s"]},
         {"name": "fuzz_nbd-replay", "command": ["/b/fuzz_nbd", "/s/corpus"]},
         {"name": "vm-images-build", "command": ["/usr/bin/cmake", "--build", "/b"]},
+        {"name": "failover-v2-dirty-1g",
+         "command": ["/usr/bin/env", "REMUS_V2_MEM=1024", "/s/failover-v2.sh", "dirty"]},
     ]
     bad = [
         {"name": "engine-failover-tick-300", "command": ["/s/failover/failover.sh", "tick"]},
         {"name": "layout-layers", "command": ["/usr/bin/python3", "/s/check_layers.py"]},
         {"name": "test_qmpx", "command": ["/b/test_qmp"]},
         {"name": "netbuffer-qemu", "command": ["/b/test_netbuffer_qemu", "user"]},
+        {"name": "v2-dirty", "command": ["/usr/bin/env", "X=1", "/s/failover-v2.sh"]},
     ]
     ok = not problems(good) and len(problems(bad)) == len(bad)
     print("test names selftest: " + ("ok" if ok else "FAILED"))
