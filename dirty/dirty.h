@@ -142,7 +142,8 @@ int remus_dirty_start(struct remus_dirty *d);
 int remus_dirty_collect(struct remus_dirty *d, struct remus_dirty_set *set);
 /* Unmounts (FUSE) and frees; NULL is fine.  FUSE: QEMU must not map the
  * file any more, or its next access to an uncached page faults.  RAMFS:
- * only detaches; the server goes on serving the file. */
+ * only detaches (returns once the server has dropped the attachment, at
+ * most 1 s); the server goes on serving the file. */
 void remus_dirty_close(struct remus_dirty *d);
 
 enum remus_dirty_kind remus_dirty_kind(const struct remus_dirty *d);

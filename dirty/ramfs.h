@@ -169,7 +169,9 @@ int remus_ramfs_client_open(struct remus_ramfs_client *c, const char *path,
  * pages or -errno (-EIO: the server is gone). */
 int64_t remus_ramfs_client_collect(struct remus_ramfs_client *c,
 				   uint64_t *bits, uint64_t npages);
-/* Idempotent after open (also after a failed one). */
+/* Unmaps, closes the file and the connection; returns once the server
+ * has dropped the attachment (at most 1 s).  Idempotent after open (also
+ * after a failed one). */
 void remus_ramfs_client_close(struct remus_ramfs_client *c);
 
 #endif

@@ -242,8 +242,20 @@ void remus_ramfs_client_close(struct remus_ramfs_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	if (c->sock >= 0)
+	if (c->sock >= 0) {
+		/* The server releases the attachment when it reads our end,
+		 * then closes its side: wait for that (bounded), so that a
+		 * tracker opened right after this one is not refused with
+		 * EBUSY by an attachment the server has not dropped yet. */
+		struct pollfd p = { c->sock, POLLIN, 0 };
+		char b[64];
+
+		if (shutdown(c->sock, SHUT_WR) == 0)
+			while (poll(&p, 1, 1000) == 1 &&
+			       recv(c->sock, b, sizeof(b), MSG_DONTWAIT) > 0)
+				;
 		close(c->sock);
+	}
 	c->sock = -1;
 	free(c->path);
 	c->path = NULL;
