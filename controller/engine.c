@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -228,9 +229,14 @@ struct remus_engine {
 
 	/* engine v2 (engine.h); cfg.dirty is the tracker */
 	bool v2;                /* v2 epochs may run (false: v1 only, or fell back) */
-	char engine_why[320];   /* why v1 or v2 */
+	char engine_why[768];   /* why v1 or v2 */
 	char ram_backend[128];  /* memory backend id = RAM block name */
 	char v2_qom_path[160];  /* /objects/ID */
+	/* cfg.ramfs_socket (copied), the RAM file found from QMP and whether
+	 * cfg.dirty is the tracker opened on it here (then owned) */
+	char ramfs_socket[108];
+	char ram_path[400];
+	bool own_dirty;
 	bool cap_known;         /* x-ignore-shared's setting in QEMU is known... */
 	bool cap_shared;        /* ... and is this */
 	bool caps_query;        /* migrate-set-capabilities of it in flight, */
@@ -2169,6 +2175,13 @@ static void v2_decided(struct remus_engine *e, bool v2, const char *why)
 		remus_timer_arm(&e->drain_timer, DRAIN_MS);
 		snprintf(e->engine_why, sizeof(e->engine_why), "v2: %s", why);
 		remus_info(LOG, "engine %s", e->engine_why);
+	} else if (e->cfg.kind == REMUS_ENGINE_V2 && *e->ramfs_socket) {
+		char msg[600];
+
+		snprintf(msg, sizeof(msg), "--engine v2 cannot run: %s; or use --engine auto|v1",
+			 why);
+		finish(e, REMUS_ENGINE_FAILED, -EINVAL, msg);
+		return;
 	} else if (e->cfg.kind == REMUS_ENGINE_V2) {
 		char msg[400];
 
@@ -2234,12 +2247,208 @@ static void on_v2_path(struct remus_qmp *q, int rc, struct json_object *ret,
 	submit_or_fail(e, "qom-get", args, -1, on_v2_share);
 }
 
+/* ---- engine v2 on a remusd ramfs server (cfg.ramfs_socket) ------------
+ *
+ * Under libvirt nobody hands remusd a tracker: the guest's RAM is a file
+ * libvirt names (memory_backing_dir/N-DOMAIN/pc.ram, docs/ARCHITECTURE.md
+ * "Engine v2 under libvirt") on the `remusd ramfs` mount, if the domain
+ * has a shared file memoryBacking at all.  So it is found from QMP, in
+ * the order it runs:
+ *
+ *   qom-get /machine memory-backend   ("/objects/pc.ram", or an id)
+ *   -> qom-get /objects/ID mem-path   (an error: memory-backend-ram)
+ *   -> qom-get /objects/ID share
+ *   -> remus_dirty_open(RAMFS, mem-path, socket)   (a local round trip)
+ *
+ * and every step that finds something missing decides v1 with a reason
+ * naming the domain, the object and the fix.
+ */
+
+/* The backend's id from the machine's memory-backend property: QEMU 10
+ * answers the QOM path ("/objects/pc.ram"), a plain id is taken as is.
+ * Returns 0, or -EINVAL for an empty or over-long one. */
+int remus_engine_ram_backend_id(const char *prop, char *id, size_t idlen)
+{
+	const char *p = prop ? prop : "";
+
+	if (strncmp(p, "/objects/", 9) == 0)
+		p += 9;
+	if (!*p || strchr(p, '/') || strlen(p) >= idlen)
+		return -EINVAL;
+	memcpy(id, p, strlen(p) + 1);
+	return 0;
+}
+
+static const char *const memback_fix =
+	"for engine v2 define <memoryBacking><source type='file'/><access mode='shared'/>"
+	"</memoryBacking> and run remusd ramfs on libvirt's memory_backing_dir";
+
+static void ramfs_opened(struct remus_engine *e, int rc)
+{
+	char why[1536];
+	struct stat st;
+
+	if (rc == 0) {
+		snprintf(why, sizeof(why), "guest RAM of %s (memory backend '%s') is %s on "
+			 "remusd ramfs (%s), share=on", e->vm_name, e->ram_backend, e->ram_path,
+			 e->ramfs_socket);
+		v2_decided(e, true, why);
+		return;
+	}
+	if (rc == -ECONNREFUSED || (rc == -ENOENT && stat(e->ramfs_socket, &st) < 0))
+		snprintf(why, sizeof(why), "remusd ramfs not running at %s (%s); start it on "
+			 "libvirt's memory_backing_dir before libvirtd and the domain %s",
+			 e->ramfs_socket, strerror(-rc), e->vm_name);
+	else if (rc == -EXDEV || rc == -ENOENT)
+		snprintf(why, sizeof(why), "mem-path %s of %s (memory backend '%s') is not on "
+			 "the remusd ramfs of %s (%s); mount that ramfs on libvirt's "
+			 "memory_backing_dir and restart the domain", e->ram_path, e->vm_name,
+			 e->ram_backend, e->ramfs_socket, strerror(-rc));
+	else if (rc == -EBUSY)
+		snprintf(why, sizeof(why), "another tracker holds %s, the RAM of %s (-EBUSY): "
+			 "is another remusd protecting it?", e->ram_path, e->vm_name);
+	else
+		snprintf(why, sizeof(why), "the remusd ramfs at %s cannot track %s of %s: %s",
+			 e->ramfs_socket, e->ram_path, e->vm_name, strerror(-rc));
+	v2_decided(e, false, why);
+}
+
+/* Opens the tracker on e->ram_path: one request on the server's local
+ * socket, on the loop (it answers from memory; measured in the log). */
+static void ramfs_open(struct remus_engine *e)
+{
+	int rc;
+#ifdef REMUS_RAMFS_DEFAULT_SOCKET
+	struct remus_dirty_opts o = { .kind = REMUS_DIRTY_RAMFS, .ram_fd = -1,
+				      .ram_path = e->ram_path,
+				      .ramfs_socket = e->ramfs_socket };
+	struct remus_dirty *d = NULL;
+	uint64_t t0 = remus_now_ns();
+
+	rc = remus_dirty_open(&o, &d);
+	remus_info(LOG, "remusd ramfs %s: tracker on %s: %s in %.1f ms", e->ramfs_socket,
+		   e->ram_path, rc < 0 ? strerror(-rc) : "open",
+		   (double)(remus_now_ns() - t0) / 1e6);
+	if (rc == 0) {
+		rc = remus_dirty_set_init(&e->dset, remus_dirty_npages(d));
+		if (rc == 0)
+			rc = remus_dirty_set_init(&e->dnext, remus_dirty_npages(d));
+		if (rc < 0) {
+			remus_dirty_set_release(&e->dset);
+			remus_dirty_close(d);
+			d = NULL;
+		}
+	}
+	if (d) {
+		e->cfg.dirty = d;
+		e->own_dirty = true;
+	}
+#else
+	rc = -ENOTSUP; /* built before dirty/ had the RAMFS kind */
+#endif
+	ramfs_opened(e, rc);
+}
+
+static void on_ramfs_share(struct remus_qmp *q, int rc, struct json_object *ret,
+			   const char *err, void *opaque)
+{
+	struct remus_engine *e = opaque;
+	char why[1536];
+
+	if (rc < 0 && rc != -EREMOTEIO) {
+		qmp_failed(e, "qom-get share", rc, err);
+		return;
+	}
+	if (rc < 0 || !json_object_get_boolean(ret)) {
+		snprintf(why, sizeof(why), "guest RAM of %s (memory backend '%s', %s) is not "
+			 "share=on: its writes stay private to QEMU (%s); for engine v2 add "
+			 "<access mode='shared'/> to its <memoryBacking>", e->vm_name,
+			 e->ram_backend, e->ram_path, rc < 0 ? err : "share false");
+		v2_decided(e, false, why);
+		return;
+	}
+	ramfs_open(e);
+}
+
+static void on_ramfs_path(struct remus_qmp *q, int rc, struct json_object *ret,
+			  const char *err, void *opaque)
+{
+	struct remus_engine *e = opaque;
+	struct json_object *args;
+	const char *path = rc == 0 ? json_object_get_string(ret) : NULL;
+	char why[1536];
+
+	if (rc < 0 && rc != -EREMOTEIO) {
+		qmp_failed(e, "qom-get mem-path", rc, err);
+		return;
+	}
+	/* memory-backend-ram and -memfd have no mem-path: QEMU refuses the
+	 * property ("Property 'memory-backend-ram.mem-path' not found"). */
+	if (!path || !*path) {
+		snprintf(why, sizeof(why), "guest RAM of %s is anonymous memory (memory backend "
+			 "'%s' has no mem-path); %s", e->vm_name, e->ram_backend, memback_fix);
+		v2_decided(e, false, why);
+		return;
+	}
+	if (strlen(path) >= sizeof(e->ram_path)) {
+		snprintf(why, sizeof(why), "mem-path of memory backend '%s' is over %zu bytes",
+			 e->ram_backend, sizeof(e->ram_path) - 1);
+		v2_decided(e, false, why);
+		return;
+	}
+	snprintf(e->ram_path, sizeof(e->ram_path), "%s", path);
+	args = json_object_new_object();
+	json_object_object_add(args, "path", json_object_new_string(e->v2_qom_path));
+	json_object_object_add(args, "property", json_object_new_string("share"));
+	submit_or_fail(e, "qom-get", args, -1, on_ramfs_share);
+}
+
+static void on_ramfs_backend(struct remus_qmp *q, int rc, struct json_object *ret,
+			     const char *err, void *opaque)
+{
+	struct remus_engine *e = opaque;
+	struct json_object *args;
+	const char *prop = rc == 0 ? json_object_get_string(ret) : NULL;
+	char why[1536];
+
+	if (rc < 0 && rc != -EREMOTEIO) {
+		qmp_failed(e, "qom-get /machine memory-backend", rc, err);
+		return;
+	}
+	if (remus_engine_ram_backend_id(prop, e->ram_backend, sizeof(e->ram_backend)) < 0) {
+		snprintf(why, sizeof(why), "guest RAM of %s is not one memory backend (machine "
+			 "property memory-backend: %s; a NUMA guest's RAM is one per node, which "
+			 "engine v2 does not track)", e->vm_name, prop ? (*prop ? prop : "empty")
+			 : err ? err : "?");
+		v2_decided(e, false, why);
+		return;
+	}
+	snprintf(e->v2_qom_path, sizeof(e->v2_qom_path), "/objects/%s", e->ram_backend);
+	args = json_object_new_object();
+	json_object_object_add(args, "path", json_object_new_string(e->v2_qom_path));
+	json_object_object_add(args, "property", json_object_new_string("mem-path"));
+	submit_or_fail(e, "qom-get", args, -1, on_ramfs_path);
+}
+
+static void ramfs_find(struct remus_engine *e)
+{
+	struct json_object *args = json_object_new_object();
+
+	json_object_object_add(args, "path", json_object_new_string("/machine"));
+	json_object_object_add(args, "property", json_object_new_string("memory-backend"));
+	submit_or_fail(e, "qom-get", args, -1, on_ramfs_backend);
+}
+
 /* Engine v2 runs only if QEMU's RAM really is the tracker's file: a guest
  * whose RAM is elsewhere would write pages the tracker never sees. */
 static void v2_check(struct remus_engine *e)
 {
 	struct json_object *args;
 
+	if (!e->cfg.dirty && *e->ramfs_socket && e->cfg.kind != REMUS_ENGINE_V1) {
+		ramfs_find(e);
+		return;
+	}
 	if (!e->cfg.dirty || e->cfg.kind == REMUS_ENGINE_V1) {
 		if (e->cfg.dirty)
 			snprintf(e->engine_why, sizeof(e->engine_why), "v1: asked for (--engine v1)");
@@ -2378,9 +2587,19 @@ int remus_engine_start(struct remus_loop *loop, struct remus_qmp *qmp,
 		 cfg->ram_backend ? cfg->ram_backend : "mem");
 	e->cfg.ram_backend = e->ram_backend;
 	e->cfg.kind_why = NULL; /* borrowed: used before the first loop turn only */
+	if (cfg->ramfs_socket && !cfg->dirty) {
+		if (strlen(cfg->ramfs_socket) >= sizeof(e->ramfs_socket)) {
+			rc = -ENAMETOOLONG;
+			goto fail;
+		}
+		snprintf(e->ramfs_socket, sizeof(e->ramfs_socket), "%s", cfg->ramfs_socket);
+	}
+	e->cfg.ramfs_socket = NULL; /* e->ramfs_socket: "" for none */
 	snprintf(e->engine_why, sizeof(e->engine_why), "v1: %s", cfg->kind_why ? cfg->kind_why :
 		 cfg->dirty ? "checking whether QEMU's RAM is the tracker's file" :
-		 "no dirty tracker (no guest RAM file)");
+		 *e->ramfs_socket ? "finding the guest's RAM file for remusd ramfs" :
+		 cfg->kind == REMUS_ENGINE_V1 ? "asked for (--engine v1)" :
+		 "no dirty tracker (no --ramfs or --ram-dir)");
 	remus_buf_init(&e->v2buf, 0);
 	if (cfg->dirty) {
 		rc = remus_dirty_set_init(&e->dset, remus_dirty_npages(cfg->dirty));
@@ -2502,6 +2721,8 @@ void remus_engine_free(struct remus_engine *e)
 	remus_dirty_set_release(&e->dset);
 	remus_dirty_set_release(&e->dnext);
 	remus_buf_release(&e->v2buf);
+	if (e->own_dirty)
+		remus_dirty_close(e->cfg.dirty);
 	free(e->host);
 	free(e);
 }

@@ -244,6 +244,17 @@ struct remus_engine_config {
 	const char *ram_backend;
 	enum remus_engine_kind kind;
 	const char *kind_why;
+	/* Engine v2 on a `remusd ramfs` server (dirty/dirty.h RAMFS), used
+	 * when @dirty is NULL and @kind is not V1: at start the engine finds
+	 * the guest's main RAM backend from QMP (qom-get /machine
+	 * memory-backend, then the backend's mem-path and share; @ram_backend
+	 * is ignored) and, for a shared file, opens a tracker on it through
+	 * this control socket.  The engine owns that tracker and closes it in
+	 * remus_engine_free() (closing never affects the guest).  Anything
+	 * missing (anonymous RAM, share=off, no server, a file on another
+	 * mount) leaves v1 with a reason naming the object and the fix (AUTO)
+	 * or fails the start (V2).  NULL: no ramfs.  Borrowed, copied. */
+	const char *ramfs_socket;
 };
 
 /*
@@ -286,6 +297,12 @@ const char *remus_engine_state_name(enum remus_engine_state s);
 /* Whether the engine may go from @from to @to (the table above).  Pure. */
 bool remus_engine_state_transition_ok(enum remus_engine_state from,
 				      enum remus_engine_state to);
+/* The memory backend's id from QEMU's answer to qom-get /machine
+ * memory-backend (@prop borrowed: "/objects/ID" as QEMU 10 answers, or a
+ * plain "ID"), into @id (@idlen bytes).  Pure.  Returns 0, or -EINVAL
+ * for NULL, an empty value (a NUMA guest's machine has none), another
+ * path or one that does not fit. */
+int remus_engine_ram_backend_id(const char *prop, char *id, size_t idlen);
 /* Status as a JSON object (owned: json_object_put()), or NULL on ENOMEM:
  *   {"role":"primary","state":...,"standby":HOST,"epoch":N,
  *    "protected":BOOL,"pause_budget_ms":N,"initial_sync":{...}|null,

@@ -27,7 +27,7 @@ void remusd_usage(FILE *f)
 	      "                 [--no-dedup] [--reconnect MS]\n"
 	      "                 [--pause-budget MS] [--ctl PATH]\n"
 	      "                 [--engine auto|v1|v2] [--ram-dir DIR --ram-size MIB]\n"
-	      "                 [--ram-backend ID]\n"
+	      "                 [--ram-backend ID] [--ramfs SOCKET]\n"
 	      "                 [--netbuffer qemu|plug|off] [--netdev ID]... [--tap IF]...\n"
 	      "                 [--nb-limit BYTES] [--nb-on-lost release|hold]\n"
 	      "                 [--disk NAME,image=PATH,socket=PATH]...\n"
@@ -40,6 +40,7 @@ void remusd_usage(FILE *f)
 	      "                 [--report FILE] [--exit-after-failover] [--log LEVEL]\n"
 	      "                 [--disk NAME,image=PATH,socket=PATH]... [--journal PATH]\n"
 	      "                 [--epoch-mem MB] [--spill-dir DIR] [--name DOMAIN]\n"
+	      "                 [--ramfs SOCKET] (its engine's, once it protects)\n"
 	      "                 (--tls-psk FILE | --tls-x509-dir DIR | --insecure)\n"
 	      "                 [--tls-handshake-timeout MS] [--max-handshakes N]\n"
 	      "                 [--tls-peer-identity DN] (x509)\n"
@@ -85,6 +86,12 @@ void remusd_usage(FILE *f)
 	      "of the same id (-object memory-backend-ram,id=mem,size=SIZEM -machine\n"
 	      "memory-backend=mem).  remusd is then in the guest's memory path: it\n"
 	      "stays after unprotect to serve the file; do not stop it before QEMU.\n"
+	      "Engine v2 on remusd ramfs (--ramfs SOCKET, e.g. /run/remus/ramfs.sock;\n"
+	      "remusd serve passes its ramfs_socket): the guest's RAM is a shared file\n"
+	      "on a remusd ramfs mount (libvirt: <memoryBacking><source type='file'/>\n"
+	      "<access mode='shared'/></memoryBacking>, memory_backing_dir on the\n"
+	      "mount); at start remusd finds the RAM backend from QMP and asks that\n"
+	      "server for a tracker of its file.  Without one: v1, and status says why.\n"
 	      "The standby feeds the QEMU started with -incoming unix:PATH (--incoming)\n"
 	      "and runs it when --miss heartbeats of --heartbeat ms (default 5 x 100)\n"
 	      "are missed or the primary's link drops, after --fence CMD exited 0 if\n"
@@ -151,7 +158,7 @@ enum { OPT_QMP = 256, OPT_STANDBY, OPT_INTERVAL, OPT_HEARTBEAT, OPT_MISS, OPT_NO
        OPT_TLS_PSK, OPT_TLS_X509_DIR, OPT_TLS_CA, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_PEER_NAME,
        OPT_TLS_HANDSHAKE, OPT_MAX_HANDSHAKES, OPT_INSECURE, OPT_CTL_GROUP,
        OPT_PRIMARY_MISS, OPT_QMP_WAIT, OPT_TLS_PEER_IDENTITY, OPT_ENGINE, OPT_RAM_DIR,
-       OPT_RAM_SIZE, OPT_RAM_BACKEND };
+       OPT_RAM_SIZE, OPT_RAM_BACKEND, OPT_RAMFS };
 
 static const struct option long_opts[] = {
 	{ "qmp", required_argument, NULL, OPT_QMP },
@@ -201,6 +208,7 @@ static const struct option long_opts[] = {
 	{ "ram-dir", required_argument, NULL, OPT_RAM_DIR },
 	{ "ram-size", required_argument, NULL, OPT_RAM_SIZE },
 	{ "ram-backend", required_argument, NULL, OPT_RAM_BACKEND },
+	{ "ramfs", required_argument, NULL, OPT_RAMFS },
 	{ 0 },
 };
 
@@ -212,7 +220,7 @@ static const char *const metavars[] = {
 	"qemu|plug|off", "ID", "IF", "BYTES", "release|hold", "NAME,image=PATH,socket=PATH",
 	"PATH", "MB", "DIR", NULL, "MS", "DOMAIN",
 	"FILE", "DIR", "FILE", "FILE", "FILE", "NAME", "MS", "N", NULL, "GROUP",
-	"N", "MS", "DN", "auto|v1|v2", "DIR", "MIB", "ID",
+	"N", "MS", "DN", "auto|v1|v2", "DIR", "MIB", "ID", "SOCKET",
 };
 _Static_assert(sizeof(metavars) / sizeof(metavars[0]) + 1 ==
 	       sizeof(long_opts) / sizeof(long_opts[0]), "one metavar per option");
@@ -370,6 +378,11 @@ static int parse_one(struct remusd_options *o, int c, const char *name, const ch
 			return fail(o, "%s: '%s' is not auto, v1 or v2", opt, v);
 		return 0;
 	case OPT_RAM_DIR: o->ram_dir = v; return 0;
+	case OPT_RAMFS:
+		if (!*v || strlen(v) >= 108)
+			return fail(o, "%s: '%s' is not a socket path (1-107 bytes)", opt, v);
+		o->engine.ramfs_socket = v;
+		return 0;
 	case OPT_RAM_SIZE:
 		return parse_uint(o, opt, v, 1, 16u << 20, "MiB", &o->ram_size_mib);
 	case OPT_RAM_BACKEND: o->engine.ram_backend = v; return 0;
@@ -554,9 +567,14 @@ static int check_role(struct remusd_options *o, const char *role)
 		return fail(o, "--ram-dir and --ram-size go together: the guest RAM file's "
 			    "directory and its size in MiB (QEMU's -object "
 			    "memory-backend-file,size=...)");
-	if (primary && o->engine.kind == REMUS_ENGINE_V2 && !o->ram_dir)
-		return fail(o, "--engine v2: needs --ram-dir DIR --ram-size MIB (the guest's "
-			    "RAM on remusd's dirty tracker)");
+	if (o->ram_dir && o->engine.ramfs_socket)
+		return fail(o, "--ramfs and --ram-dir: one dirty tracker, either remusd ramfs's "
+			    "(--ramfs SOCKET) or this remusd's own (--ram-dir)");
+	if (primary && o->engine.kind == REMUS_ENGINE_V2 && !o->ram_dir &&
+	    !o->engine.ramfs_socket)
+		return fail(o, "--engine v2: needs --ramfs SOCKET (the guest's RAM on remusd "
+			    "ramfs) or --ram-dir DIR --ram-size MIB (on this remusd's dirty "
+			    "tracker)");
 	if (primary && o->engine.ram_backend && !o->ram_dir)
 		return fail(o, "--ram-backend: only with --ram-dir (engine v2)");
 	if (primary && o->epoch_mem_given)

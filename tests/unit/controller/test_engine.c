@@ -1579,6 +1579,155 @@ static void test_v2_drain_backs_off(void **state)
 	assert_true(on_v2(v));
 }
 
+/* ---- engine v2 on remusd ramfs (cfg.ramfs_socket) --------------------- */
+
+/* What the fake QEMU's RAM is, for the discovery of ramfs_find. */
+static enum { RAM_ANON, RAM_FILE_PRIVATE, RAM_FILE_SHARED, RAM_NUMA } ramfs_guest;
+static char ramfs_qom[4][64];
+static unsigned ramfs_nqom;
+
+/* QEMU 10 as libvirt starts it: -machine memory-backend=pc.ram, the
+ * backend memory-backend-ram (anonymous) or -file with mem-path
+ * /var/lib/libvirt/qemu/ram/1-vm0/pc.ram (docs/ARCHITECTURE.md). */
+static bool ramfs_qom_get(struct env *v, struct remus_fake_qmp_cmd *c)
+{
+	const char *path, *prop;
+
+	if (strcmp(c->name, "qom-get") != 0)
+		return false;
+	path = remus_fake_qmp_arg(c, "path");
+	prop = remus_fake_qmp_arg(c, "property");
+	if (ramfs_nqom < 4)
+		snprintf(ramfs_qom[ramfs_nqom++], sizeof(ramfs_qom[0]), "%s %s", path, prop);
+	if (strcmp(path, "/machine") == 0 && strcmp(prop, "memory-backend") == 0)
+		remus_fake_qmp_reply(v->fq, c, ramfs_guest == RAM_NUMA ? "\"\""
+					       : "\"/objects/pc.ram\"");
+	else if (strcmp(path, "/objects/pc.ram") != 0)
+		fail_msg("qom-get of %s", path);
+	else if (strcmp(prop, "mem-path") == 0 && ramfs_guest == RAM_ANON)
+		remus_fake_qmp_reply_error(v->fq, c, "GenericError",
+					   "Property 'memory-backend-ram.mem-path' not found");
+	else if (strcmp(prop, "mem-path") == 0)
+		remus_fake_qmp_reply(v->fq, c, "\"/var/lib/libvirt/qemu/ram/1-vm0/pc.ram\"");
+	else if (strcmp(prop, "share") == 0)
+		remus_fake_qmp_reply(v->fq, c, ramfs_guest == RAM_FILE_SHARED ? "true" : "false");
+	else
+		fail_msg("qom-get of property %s", prop);
+	return true;
+}
+
+static const char *ramfs_reason(struct env *v, enum remus_engine_kind kind)
+{
+	ramfs_nqom = 0;
+	v->cfg.ramfs_socket = "/nonexistent/remus-test/ramfs.sock";
+	v->cfg.kind = kind;
+	v->on_cmd = ramfs_qom_get;
+	start(v);
+	if (kind == REMUS_ENGINE_V2) {
+		RUN_UNTIL(v, v->finished == 1);
+		return v->fin_reason;
+	}
+	/* v1 runs: protection goes on with whole-RAM epochs */
+	RUN_UNTIL(v, v->commits >= 2);
+	assert_false(on_v2(v));
+	assert_int_equal(status_u64(v, "v2_checkpoints"), 0);
+	assert_null(status_of(v, "dirty_tracker"));
+	return json_object_get_string(status_of(v, "engine_reason"));
+}
+
+/* A libvirt domain without <memoryBacking>: the reason names the domain,
+ * the backend and the fix, and v1 protects it. */
+static void test_ramfs_anonymous_ram_is_v1(void **state)
+{
+	const char *why;
+
+	ramfs_guest = RAM_ANON;
+	why = ramfs_reason(*state, REMUS_ENGINE_AUTO);
+	if (!strstr(why, "v1: guest RAM of " VM_NAME " is anonymous memory (memory backend "
+			 "'pc.ram' has no mem-path)") || !strstr(why, "<access mode='shared'/>") ||
+	    !strstr(why, "memory_backing_dir"))
+		fail_msg("engine_reason: %s", why);
+	assert_int_equal(ramfs_nqom, 2);
+	assert_string_equal(ramfs_qom[0], "/machine memory-backend");
+	assert_string_equal(ramfs_qom[1], "/objects/pc.ram mem-path");
+}
+
+static void test_ramfs_private_file_is_v1(void **state)
+{
+	const char *why;
+
+	ramfs_guest = RAM_FILE_PRIVATE;
+	why = ramfs_reason(*state, REMUS_ENGINE_AUTO);
+	if (!strstr(why, "/var/lib/libvirt/qemu/ram/1-vm0/pc.ram") ||
+	    !strstr(why, "is not share=on"))
+		fail_msg("engine_reason: %s", why);
+	assert_int_equal(ramfs_nqom, 3);
+}
+
+static void test_ramfs_numa_is_v1(void **state)
+{
+	const char *why;
+
+	ramfs_guest = RAM_NUMA;
+	why = ramfs_reason(*state, REMUS_ENGINE_AUTO);
+	if (!strstr(why, "is not one memory backend"))
+		fail_msg("engine_reason: %s", why);
+}
+
+#ifdef REMUS_RAMFS_DEFAULT_SOCKET /* dirty/ has the RAMFS kind */
+/* A shared file, but no server at the socket: v1 says so. */
+static void test_ramfs_not_running_is_v1(void **state)
+{
+	const char *why;
+
+	ramfs_guest = RAM_FILE_SHARED;
+	why = ramfs_reason(*state, REMUS_ENGINE_AUTO);
+	if (!strstr(why, "v1: remusd ramfs not running at /nonexistent/remus-test/ramfs.sock"))
+		fail_msg("engine_reason: %s", why);
+}
+#endif
+
+/* --engine v2 refuses instead, with the same reason. */
+static void test_ramfs_v2_refuses(void **state)
+{
+	struct env *v = *state;
+	const char *why;
+
+	ramfs_guest = RAM_ANON;
+	why = ramfs_reason(v, REMUS_ENGINE_V2);
+	assert_int_equal(v->fin_state, REMUS_ENGINE_FAILED);
+	if (!strstr(why, "--engine v2 cannot run: guest RAM of " VM_NAME " is anonymous"))
+		fail_msg("finished: %s", why);
+	assert_int_equal(v->commits, 0);
+}
+
+/* --engine v1 asks QEMU nothing about its RAM. */
+static void test_ramfs_v1_asks_nothing(void **state)
+{
+	struct env *v = *state;
+
+	ramfs_guest = RAM_FILE_SHARED;
+	ramfs_reason(v, REMUS_ENGINE_V1);
+	assert_int_equal(ramfs_nqom, 0);
+}
+
+static void test_ram_backend_id(void **state)
+{
+	char id[8];
+
+	(void)state;
+	assert_int_equal(remus_engine_ram_backend_id("/objects/pc.ram", id, sizeof(id)), 0);
+	assert_string_equal(id, "pc.ram");
+	assert_int_equal(remus_engine_ram_backend_id("mem", id, sizeof(id)), 0);
+	assert_string_equal(id, "mem");
+	assert_int_equal(remus_engine_ram_backend_id("", id, sizeof(id)), -EINVAL);
+	assert_int_equal(remus_engine_ram_backend_id(NULL, id, sizeof(id)), -EINVAL);
+	assert_int_equal(remus_engine_ram_backend_id("/objects/", id, sizeof(id)), -EINVAL);
+	assert_int_equal(remus_engine_ram_backend_id("/machine/x", id, sizeof(id)), -EINVAL);
+	assert_int_equal(remus_engine_ram_backend_id("/objects/toolong0", id, sizeof(id)),
+			 -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1603,6 +1752,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_v2_bad_stream_falls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_v2_drain_keeps_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_v2_drain_backs_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ramfs_anonymous_ram_is_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ramfs_private_file_is_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ramfs_numa_is_v1, setup, teardown),
+#ifdef REMUS_RAMFS_DEFAULT_SOCKET
+		cmocka_unit_test_setup_teardown(test_ramfs_not_running_is_v1, setup, teardown),
+#endif
+		cmocka_unit_test_setup_teardown(test_ramfs_v2_refuses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ramfs_v1_asks_nothing, setup, teardown),
+		cmocka_unit_test(test_ram_backend_id),
 	};
 	int rc;
 

@@ -604,10 +604,32 @@ static void test_engine_v2(void **state)
 		     "remusd primary");
 }
 
+/* Engine v2 on remusd ramfs: --ramfs SOCKET for both roles (a standby's
+ * engine once it took over and protects), enough for --engine v2, and
+ * not with the in-process tracker. */
+static void test_engine_ramfs(void **state)
+{
+	struct remusd_options *o = *state;
+
+	assert_int_equal(PARSE(o, PRIMARY), 0);
+	assert_null(o->engine.ramfs_socket);
+	assert_int_equal(PARSE(o, PRIMARY, "--ramfs", "/run/remus/ramfs.sock"), 0);
+	assert_string_equal(o->engine.ramfs_socket, "/run/remus/ramfs.sock");
+	assert_int_equal(PARSE(o, PRIMARY, "--engine", "v2", "--ramfs", "/r.sock"), 0);
+	assert_int_equal(o->engine.kind, REMUS_ENGINE_V2);
+	assert_int_equal(PARSE(o, STANDBY, "--ramfs", "/r.sock"), 0);
+	assert_string_equal(o->engine.ramfs_socket, "/r.sock");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--ramfs", "/r.sock", "--ram-dir", "/r",
+			      "--ram-size", "1"), "--ramfs and --ram-dir");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--ramfs", ""), "--ramfs", "SOCKET");
+	EXPECT_ERROR(o, PARSE(o, PRIMARY, "--engine", "v2"), "--engine v2", "--ramfs");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_primary_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine_ramfs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_primary_every_option, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_standby_every_option, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_primary_miss, setup, teardown),
