@@ -21,7 +21,7 @@
 #include "common/log.h"
 
 enum kind { K_HOSTPORT, K_STR, K_PATH, K_UINT, K_NETBUFFER, K_REPROTECT, K_PORTS, K_LOG,
-	    K_BOOL };
+	    K_BOOL, K_PATH_OFF /* K_PATH, or "off" for "" */ };
 
 struct key {
 	const char *name;      /* the file's key; the option is --name with - for _ */
@@ -92,6 +92,10 @@ static const struct key keys[] = {
 	  STR(tls_x509_dir) },
 	{ "insecure", K_BOOL, "yes|no", "peer port and replication links without TLS, "
 	  "warned at every session (default no; the children's --insecure)", 0, 0, 0, 0 },
+	{ "ramfs_socket", K_PATH_OFF, "PATH|off", "the control socket of this host's remusd "
+	  "ramfs, which holds the RAM files of domains with a shared file memoryBacking: "
+	  "their engine runs v2 on it (the children's --ramfs; default /run/remus/ramfs.sock; "
+	  "off: every domain runs v1)", 0, 0, STR(ramfs_socket) },
 	{ "log", K_LOG, "error|warn|info|debug", "log level (default info, or $REMUS_LOG)", 0,
 	  0, 0, 0 },
 };
@@ -117,6 +121,9 @@ void remus_hostd_config_init(struct remus_hostd_config *c)
 	c->create_standby_ms = 45000;
 	c->max_peer_sessions = 16;
 	c->max_handshakes = 4;
+	/* dirty/dirty.h's REMUS_RAMFS_DEFAULT_SOCKET (hostd may not include
+	 * dirty/; test_config checks that they agree) */
+	snprintf(c->ramfs_socket, sizeof(c->ramfs_socket), "/run/remus/ramfs.sock");
 }
 
 /* A decimal without sign in @min..@max. */
@@ -228,12 +235,18 @@ int remus_hostd_config_set(struct remus_hostd_config *c, const char *key, const 
 			return remus_hostd_fail(err, errlen, "%s: '%s' is not [HOST:]PORT (PORT in 1..65535, "
 				    "[V6]:PORT)", what, value);
 		break;
+	case K_PATH_OFF:
+		if (strcmp(value, "off") == 0) {
+			*((char *)&n + k->off) = '\0';
+			break;
+		}
+		/* fall through */
 	case K_STR:
 	case K_PATH:
-		if (!*value && k->kind == K_PATH)
+		if (!*value && k->kind != K_STR)
 			return remus_hostd_fail(err, errlen, "%s: the value is empty; expected %s", what,
 				    k->form);
-		if (k->kind == K_PATH && value[0] != '/')
+		if (k->kind != K_STR && value[0] != '/')
 			return remus_hostd_fail(err, errlen, "%s: '%s' is not an absolute path", what, value);
 		if (strlen(value) >= k->size)
 			return remus_hostd_fail(err, errlen, "%s: '%.40s...' is longer than %zu bytes%s", what,

@@ -87,6 +87,11 @@ struct remus_hostd_config {
 	/* TLS of the peer port and of the children's replication links
 	 * (daemon: --tls-psk, --tls-x509-dir, --insecure); none set: remusd
 	 * serve refuses to start, saying how. */
+	/* ramfs_socket: this host's remusd ramfs (dirty/dirty.h RAMFS), given
+	 * to every child as --ramfs: engine v2 for a domain whose RAM is a
+	 * shared file on that mount.  Default /run/remus/ramfs.sock; "" (off):
+	 * none, every domain v1. */
+	char ramfs_socket[REMUS_HOSTD_PATH_MAX];
 	char tls_psk[REMUS_HOSTD_STR_MAX];
 	char tls_x509_dir[REMUS_HOSTD_STR_MAX];
 	bool insecure;

@@ -513,6 +513,13 @@ static int child_spawn(struct dom *d)
 	argv[n++] = hb;
 	argv[n++] = "--miss";
 	argv[n++] = miss;
+	/* Both roles (a standby's engine once it protects in turn): engine
+	 * v2 on this host's remusd ramfs where the domain's RAM is a shared
+	 * file on it; the child finds out and says why not (status). */
+	if (*h->cfg.ramfs_socket) {
+		argv[n++] = "--ramfs";
+		argv[n++] = h->cfg.ramfs_socket;
+	}
 	for (i = 0; i < d->st.ndisks; i++) {
 		snprintf(disk[i], sizeof(disk[i]), "%s,image=%s/%s/%s.raw,socket=%s/%s.%s.nbd",
 			 d->st.disks[i].target, h->cfg.state_dir, d->st.domain,
@@ -785,6 +792,12 @@ static struct json_object *dom_view(const struct dom *d, bool full)
 	/* remusctl(8): seconds since the epoch */
 	json_object_object_add(o, "since", d->st.since_ms ?
 			       json_object_new_int64((int64_t)(d->st.since_ms / 1000)) : NULL);
+	/* remusctl(8): which engine the primary child runs (the watcher's
+	 * last answer; status puts the fresh one over it), null without one */
+	json_object_object_add(o, "engine", d->last_status && d->state == D_RUNNING && d->child &&
+			       json_object_object_get(d->last_status, "engine") ?
+			       json_object_get(json_object_object_get(d->last_status, "engine"))
+			       : NULL);
 	if (!full)
 		return o;
 	json_object_object_add(o, "uuid", d->st.uuid[0] ? json_object_new_string(d->st.uuid) : NULL);
@@ -835,7 +848,8 @@ static struct json_object *dom_view(const struct dom *d, bool full)
 	/* remusctl(8)'s keys are always there: null until the child says. */
 	json_object_object_add(o, "protected", json_object_new_boolean(false));
 	for (const char *const *k = (const char *const[]){ "epoch", "pause_p50_ms", "pause_p99_ms",
-		"commit_p50_ms", "lag_ms", "heartbeat_age_ms", "held_frames", "initial_sync", NULL };
+		"commit_p50_ms", "lag_ms", "heartbeat_age_ms", "held_frames", "initial_sync",
+		"engine_reason", "v2_checkpoints", NULL };
 	     *k; k++)
 		json_object_object_add(o, *k, NULL);
 	return o;
@@ -846,7 +860,7 @@ static struct json_object *dom_view(const struct dom *d, bool full)
 static const char *const child_keys[] = {
 	"state", "epoch", "interval_ms", "pause_budget_ms", "pause_p50_ms", "pause_p99_ms",
 	"commit_p50_ms", "lag_ms", "heartbeat_age_ms", "held_frames", "initial_sync",
-	"protected", "last_failure", NULL,
+	"protected", "last_failure", "engine", "engine_reason", "v2_checkpoints", NULL,
 };
 
 static void merge_child(struct json_object *view, const char *answer, bool take_state)

@@ -447,6 +447,18 @@ static void render_domain(FILE *f, const struct json_object *dom, time_t now)
 		fprintf(f, "  %-16s%s\n", "initial sync:",
 			json_object_is_type(sync, json_type_object) ? line : "?");
 	}
+	if (str(dom, "engine") && str(dom, "engine_reason")) {
+		/* the reason in full: it names the object and the fix */
+		char why[4 * MAX_SHOWN + 8];
+
+		clean(why, sizeof(why), str(dom, "engine_reason"), 4 * MAX_SHOWN);
+		fprintf(f, "  %-16s%s (%s)\n", "engine:", show_str(a, sizeof(a), dom, "engine"),
+			why);
+	} else
+		fprintf(f, "  %-16s%s\n", "engine:", show_str(a, sizeof(a), dom, "engine"));
+	if (get(dom, "v2_checkpoints"))
+		fprintf(f, "  %-16s%s\n", "v2 checkpoints:",
+			show_count(a, sizeof(a), dom, "v2_checkpoints"));
 	render_disks(f, dom);
 	if (get(dom, "last_failure"))
 		fprintf(f, "  %-16s%s, last: %s\n", "failures:",
@@ -499,11 +511,12 @@ void remusctl_render_status(FILE *f, struct json_object *answer, time_t now)
 
 void remusctl_render_list(FILE *f, struct json_object *answer, time_t now)
 {
-	static const char *const head[5] = { "DOMAIN", "ROLE", "STATE", "PEER", "SINCE" };
-	static const char *const keys[4] = { "domain", "role", "state", "peer" };
+	static const char *const head[6] = { "DOMAIN", "ROLE", "STATE", "ENGINE", "PEER",
+					     "SINCE" };
+	static const char *const keys[5] = { "domain", "role", "state", "engine", "peer" };
 	struct json_object *one, *arr;
 	size_t n = domains_of(answer, &one, &arr);
-	int w[4];
+	int w[5];
 	char cell[MAX_SHOWN + 8], since[96];
 
 	(void)now;
@@ -511,24 +524,24 @@ void remusctl_render_list(FILE *f, struct json_object *answer, time_t now)
 		fprintf(f, "no protected domains\n");
 		return;
 	}
-	for (int k = 0; k < 4; k++)
+	for (int k = 0; k < 5; k++)
 		w[k] = (int)strlen(head[k]);
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *d = one ? one : json_object_array_get_idx(arr, i);
 
-		for (int k = 0; k < 4; k++) {
+		for (int k = 0; k < 5; k++) {
 			int l = (int)strlen(show_str(cell, sizeof(cell), d, keys[k]));
 
 			if (l > w[k])
 				w[k] = l;
 		}
 	}
-	fprintf(f, "%-*s  %-*s  %-*s  %-*s  %s\n", w[0], head[0], w[1], head[1], w[2], head[2],
-		w[3], head[3], head[4]);
+	fprintf(f, "%-*s  %-*s  %-*s  %-*s  %-*s  %s\n", w[0], head[0], w[1], head[1], w[2],
+		head[2], w[3], head[3], w[4], head[4], head[5]);
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *d = one ? one : json_object_array_get_idx(arr, i);
 
-		for (int k = 0; k < 4; k++)
+		for (int k = 0; k < 5; k++)
 			fprintf(f, "%-*s  ", w[k], show_str(cell, sizeof(cell), d, keys[k]));
 		fprintf(f, "%s\n", show_since(since, sizeof(since), d, now, false));
 	}

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "common/log.h"
+#include "dirty/dirty.h"
 #include "hostd/config.h"
 
 static char err[512];
@@ -60,7 +61,28 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_handshakes, 4);
 	assert_int_equal(c.primary_miss, 0);
 	assert_string_equal(c.fence_command, "");
+#ifdef REMUS_RAMFS_DEFAULT_SOCKET
+	/* hostd may not include dirty/: its copy of the default must agree */
+	assert_string_equal(c.ramfs_socket, REMUS_RAMFS_DEFAULT_SOCKET);
+#endif
+	assert_string_equal(c.ramfs_socket, "/run/remus/ramfs.sock");
 	assert_false(c.log_level_given);
+}
+
+/* ramfs_socket: an absolute socket path, or off (every domain v1). */
+static void test_ramfs_socket(void **state)
+{
+	struct remus_hostd_config c;
+
+	remus_hostd_config_init(&c);
+	assert_int_equal(parse(&c, "ramfs_socket = /run/lab/ramfs.sock\n"), 0);
+	assert_string_equal(c.ramfs_socket, "/run/lab/ramfs.sock");
+	assert_int_equal(parse(&c, "ramfs_socket = off\n"), 0);
+	assert_string_equal(c.ramfs_socket, "");
+	EXPECT(parse(&c, "ramfs_socket = ramfs.sock\n"), "ramfs_socket", "'ramfs.sock'",
+	       "absolute path");
+	EXPECT(parse(&c, "ramfs_socket =\n"), "ramfs_socket", "PATH|off");
+	assert_string_equal(c.ramfs_socket, "");
 }
 
 static void test_every_key(void **state)
@@ -296,6 +318,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_ramfs_socket),
 		cmocka_unit_test(test_every_key),
 		cmocka_unit_test(test_quotes_and_comments),
 		cmocka_unit_test(test_file_errors),

@@ -767,8 +767,11 @@ static void test_protect_status_refusals(void **state)
 				"--pause-budget 300 --netbuffer qemu --qmp-wait 0 --tls-x509-dir "));
 	assert_non_null(strstr(slurp(path), "/good --qmp"));
 	assert_non_null(strstr(slurp(path), "--name web1"));
+	/* engine v2 on the host's remusd ramfs, if the domain's RAM is there */
+	assert_non_null(strstr(slurp(path), " --ramfs /run/remus/ramfs.sock"));
 	snprintf(path, sizeof(path), "%s/web1.ctl.args", B.dir);
 	assert_non_null(strstr(slurp(path), "standby --incoming"));
+	assert_non_null(strstr(slurp(path), " --ramfs /run/remus/ramfs.sock"));
 	assert_non_null(strstr(slurp(path), "--listen 17810"));
 	/* The standby takes only its owner as primary on the replication port. */
 	assert_non_null(strstr(slurp(path), "--tls-peer-identity " OWNER " "));

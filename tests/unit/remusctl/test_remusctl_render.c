@@ -50,6 +50,9 @@ static const char full[] =
 	"\"pause_p50_ms\":4.5,\"pause_p99_ms\":12.25,\"commit_p50_ms\":2,\"lag_ms\":35,"
 	"\"heartbeat_age_ms\":40,\"held_frames\":12,\"failures\":2,"
 	"\"last_failure\":\"standby hostB:7790 lost\",\"reprotect\":\"auto\","
+	"\"engine\":\"v2\",\"engine_reason\":\"v2: guest RAM of web1 (memory backend 'pc.ram') "
+	"is /var/lib/libvirt/qemu/ram/1-web1/pc.ram on remusd ramfs (/run/remus/ramfs.sock), "
+	"share=on\",\"v2_checkpoints\":1200,"
 	"\"initial_sync\":{\"bytes\":1073741824,\"total\":2147483648,\"percent\":50,"
 	"\"rate_bps\":104857600,\"eta_s\":10},"
 	"\"disks\":[{\"target\":\"vda\",\"state\":\"synced\",\"bytes\":2147483648,"
@@ -75,6 +78,10 @@ static void test_status_full(void **state)
 		"  held frames:    12\n"
 		"  reprotect:      auto\n"
 		"  initial sync:   copying: 1.0 GiB of 2.0 GiB (50%), 100.0 MiB/s, ETA 10 s\n"
+		"  engine:         v2 (v2: guest RAM of web1 (memory backend 'pc.ram') is "
+		"/var/lib/libvirt/qemu/ram/1-web1/pc.ram on remusd ramfs (/run/remus/ramfs.sock), "
+		"share=on)\n"
+		"  v2 checkpoints: 1200\n"
 		"  disks:          vda synced: 2.0 GiB of 2.0 GiB (100%)\n"
 		"  failures:       2, last: standby hostB:7790 lost\n");
 	free(t);
@@ -118,6 +125,7 @@ static void test_status_hostd_shaped(void **state)
 		"  netbuffer:      qemu\n"
 		"  reprotect:      auto\n"
 		"  initial sync:   copying: 64.0 MiB of 256.0 MiB (25%), 32.0 MiB/s, ETA 6 s\n"
+		"  engine:         -\n"
 		"  disks:          vda 1.0 GiB (qcow2)\n"
 		"  failures:       1\n");
 	free(t);
@@ -237,14 +245,15 @@ static void test_list(void **state)
 {
 	char *t = render(remusctl_render_list,
 			 "{\"ok\":true,\"domains\":[{\"domain\":\"web1\",\"role\":\"primary\","
-			 "\"state\":\"protected\",\"peer\":\"hostB:7790\",\"since\":1796149700},"
+			 "\"state\":\"protected\",\"engine\":\"v2\",\"peer\":\"hostB:7790\","
+			 "\"since\":1796149700},"
 			 "{\"domain\":\"database-7\",\"role\":\"standby\",\"state\":\"receiving\","
-			 "\"peer\":null}]}");
+			 "\"engine\":null,\"peer\":null}]}");
 
 	assert_string_equal(t,
-		"DOMAIN      ROLE     STATE      PEER        SINCE\n"
-		"web1        primary  protected  hostB:7790  2026-12-01 18:28:20 UTC\n"
-		"database-7  standby  receiving  -           -\n");
+		"DOMAIN      ROLE     STATE      ENGINE  PEER        SINCE\n"
+		"web1        primary  protected  v2      hostB:7790  2026-12-01 18:28:20 UTC\n"
+		"database-7  standby  receiving  -       -           -\n");
 	free(t);
 	/* since in milliseconds (the state files' since_ms), or a string. */
 	t = render(remusctl_render_list,
@@ -253,21 +262,21 @@ static void test_list(void **state)
 		   "{\"domain\":\"d\",\"since\":\"2026-12-01T18:28:20Z\"},"
 		   "{\"domain\":\"e\",\"since\":\"2026-12-01T18:28:20Zjunk\"}]}");
 	assert_string_equal(t,
-		"DOMAIN  ROLE  STATE  PEER  SINCE\n"
-		"a       -     -      -     2026-12-01 18:28:20 UTC\n"
-		"b       -     -      -     yesterday\n"
-		"c       -     -      -     ?\n"
-		"d       -     -      -     2026-12-01 18:28:20 UTC\n"
-		"e       -     -      -     2026-12-01T18:28:20Zjunk\n");
+		"DOMAIN  ROLE  STATE  ENGINE  PEER  SINCE\n"
+		"a       -     -      -       -     2026-12-01 18:28:20 UTC\n"
+		"b       -     -      -       -     yesterday\n"
+		"c       -     -      -       -     ?\n"
+		"d       -     -      -       -     2026-12-01 18:28:20 UTC\n"
+		"e       -     -      -       -     2026-12-01T18:28:20Zjunk\n");
 	free(t);
 	t = render(remusctl_render_list, "{\"ok\":true,\"domains\":[]}");
 	assert_string_equal(t, "no protected domains\n");
 	free(t);
 	t = render(remusctl_render_list, "{\"ok\":true,\"domains\":[3,{\"domain\":[]}]}");
 	assert_string_equal(t,
-		"DOMAIN  ROLE  STATE  PEER  SINCE\n"
-		"-       -     -      -     -\n"
-		"?       -     -      -     -\n");
+		"DOMAIN  ROLE  STATE  ENGINE  PEER  SINCE\n"
+		"-       -     -      -       -     -\n"
+		"?       -     -      -       -     -\n");
 	free(t);
 }
 
