@@ -2318,7 +2318,6 @@ static void ramfs_opened(struct remus_engine *e, int rc)
 static void ramfs_open(struct remus_engine *e)
 {
 	int rc;
-#ifdef REMUS_RAMFS_DEFAULT_SOCKET
 	struct remus_dirty_opts o = { .kind = REMUS_DIRTY_RAMFS, .ram_fd = -1,
 				      .ram_path = e->ram_path,
 				      .ramfs_socket = e->ramfs_socket };
@@ -2343,9 +2342,6 @@ static void ramfs_open(struct remus_engine *e)
 		e->cfg.dirty = d;
 		e->own_dirty = true;
 	}
-#else
-	rc = -ENOTSUP; /* built before dirty/ had the RAMFS kind */
-#endif
 	ramfs_opened(e, rc);
 }
 

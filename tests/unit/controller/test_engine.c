@@ -1674,7 +1674,6 @@ static void test_ramfs_numa_is_v1(void **state)
 		fail_msg("engine_reason: %s", why);
 }
 
-#ifdef REMUS_RAMFS_DEFAULT_SOCKET /* dirty/ has the RAMFS kind */
 /* A shared file, but no server at the socket: v1 says so. */
 static void test_ramfs_not_running_is_v1(void **state)
 {
@@ -1685,7 +1684,6 @@ static void test_ramfs_not_running_is_v1(void **state)
 	if (!strstr(why, "v1: remusd ramfs not running at /nonexistent/remus-test/ramfs.sock"))
 		fail_msg("engine_reason: %s", why);
 }
-#endif
 
 /* --engine v2 refuses instead, with the same reason. */
 static void test_ramfs_v2_refuses(void **state)
@@ -1755,9 +1753,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ramfs_anonymous_ram_is_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ramfs_private_file_is_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ramfs_numa_is_v1, setup, teardown),
-#ifdef REMUS_RAMFS_DEFAULT_SOCKET
 		cmocka_unit_test_setup_teardown(test_ramfs_not_running_is_v1, setup, teardown),
-#endif
 		cmocka_unit_test_setup_teardown(test_ramfs_v2_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ramfs_v1_asks_nothing, setup, teardown),
 		cmocka_unit_test(test_ram_backend_id),
