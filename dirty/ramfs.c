@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -48,8 +49,10 @@ struct server {
 	const char *mnt, *sock_path;
 	char mnt_real[PATH_MAX];
 	int fuse_fd, listen_fd, sig_fd;
-	bool mounted, sock_bound;
+	bool mounted, sock_bound, sock_taken;
 	dev_t dev;
+	ino_t sock_ino; /* of the socket file we bound */
+	struct timespec sock_checked;
 	struct conn conns[REMUS_RAMFS_MAX_CONNS];
 	uint8_t *buf;
 };
@@ -418,7 +421,53 @@ static int listen_ctl(struct server *s)
 		return rc;
 	}
 	s->sock_bound = true;
+	{
+		struct stat st;
+
+		s->sock_ino = stat(s->sock_path, &st) == 0 ? st.st_ino : 0;
+	}
 	return 0;
+}
+
+/*
+ * Our socket file can be removed under us: remusd.service's
+ * RuntimeDirectory=remus is removed when that unit stops, with our
+ * /run/remus/ramfs.sock in it, and this server cannot simply be restarted
+ * while guests run on it.  So once a second we look, and listen anew if
+ * the file is gone (connections already made are not affected).  A file
+ * of someone else's in its place is left alone (logged once).
+ */
+static void check_socket(struct server *s)
+{
+	struct timespec now;
+	struct stat st;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - s->sock_checked.tv_sec < 1)
+		return;
+	s->sock_checked = now;
+	if (stat(s->sock_path, &st) == 0) {
+		if (st.st_ino != s->sock_ino && !s->sock_taken) {
+			remus_err(TAG, "control socket %s was replaced by "
+				  "another file; trackers can no longer attach "
+				  "through it", s->sock_path);
+			s->sock_taken = true;
+		}
+		return;
+	}
+	if (errno != ENOENT)
+		return;
+	remus_warn(TAG, "control socket %s was removed; listening on it "
+		   "again", s->sock_path);
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	s->listen_fd = -1;
+	s->sock_bound = false;
+	s->sock_taken = false;
+	if (listen_ctl(s) < 0 && s->listen_fd >= 0) {
+		close(s->listen_fd);
+		s->listen_fd = -1;
+	}
 }
 
 static int mount_fs(struct server *s, bool allow_other)
@@ -470,11 +519,12 @@ static int loop(struct server *s)
 			if (s->conns[i].fd >= 0)
 				p[k++] = (struct pollfd){ s->conns[i].fd,
 							  POLLIN, 0 };
-		if (poll(p, (nfds_t)k, -1) < 0) {
+		if (poll(p, (nfds_t)k, 1000) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
+		check_socket(s);
 		if (p[0].revents) {
 			/* A flush sends one WRITE per run of pages, back
 			 * to back: serve a batch, then look at the rest. */
@@ -566,8 +616,12 @@ out:
 			   strerror(errno));
 		umount2(s.mnt_real, MNT_DETACH);
 	}
-	if (s.sock_bound)
-		unlink(s.sock_path);
+	if (s.sock_bound) {
+		struct stat st;
+
+		if (stat(s.sock_path, &st) == 0 && st.st_ino == s.sock_ino)
+			unlink(s.sock_path);
+	}
 	if (s.listen_fd >= 0)
 		close(s.listen_fd);
 	if (s.fuse_fd >= 0)

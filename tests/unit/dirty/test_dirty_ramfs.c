@@ -47,17 +47,22 @@
 static char top[64], mnt[96], sock[96];
 static pid_t server = -1;
 
-static pid_t server_start(void)
+static pid_t server_start_on(const char *dir)
 {
 	pid_t pid = fork();
 
 	if (pid == 0) {
-		struct remus_ramfs_opts o = { mnt, sock, false };
+		struct remus_ramfs_opts o = { dir, sock, false };
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		_exit(remus_ramfs_serve(&o) < 0 ? 1 : 0);
 	}
 	return pid;
+}
+
+static pid_t server_start(void)
+{
+	return server_start_on(mnt);
 }
 
 /* Until the control socket answers, or the server exited (-1). */
@@ -224,6 +229,22 @@ static void test_ramfs_refuses_what_it_does_not_serve(void **state)
 	remus_dirty_close(d);
 }
 
+/* Another unit's cleanup removed /run/remus: the server listens again. */
+static void test_ramfs_listens_again_when_its_socket_is_removed(void **state)
+{
+	struct remus_dirty *d;
+	char path[200];
+	int i;
+
+	snprintf(path, sizeof(path), "%s/3-dom/pc.ram", mnt);
+	assert_int_equal(unlink(sock), 0);
+	assert_int_equal(open_ramfs(path, 0, &d), -ENOENT);
+	for (i = 0; i < 300 && access(sock, F_OK) != 0; i++)
+		usleep(10000);
+	assert_int_equal(open_ramfs(path, 0, &d), 0);
+	remus_dirty_close(d);
+}
+
 /* SIGTERM until the server is gone or @tries are used up; its status. */
 static int term_server(int tries)
 {
@@ -253,6 +274,7 @@ static void rm_dom(const char *dom)
 /* Last: it stops the server. */
 static void test_ramfs_stops_only_without_files(void **state)
 {
+	char other[200];
 	pid_t second;
 	int st;
 
@@ -261,6 +283,14 @@ static void test_ramfs_stops_only_without_files(void **state)
 	assert_true(second > 0);
 	assert_int_equal(waitpid(second, &st, 0), second);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	snprintf(other, sizeof(other), "%s/mnt2", top);
+	assert_int_equal(mkdir(other, 0755), 0);
+	second = server_start_on(other); /* an empty directory, our socket */
+	assert_true(second > 0);
+	assert_int_equal(waitpid(second, &st, 0), second);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	assert_int_equal(rmdir(other), 0); /* nothing was mounted on it */
+	assert_int_equal(access(sock, F_OK), 0); /* the first's, still */
 	assert_true(mounted());
 	/* Files left by the tests before: SIGTERM changes nothing. */
 	assert_int_equal(term_server(2), -1);
@@ -282,6 +312,7 @@ int main(void)
 		cmocka_unit_test(test_ramfs_reports_exactly_the_written_pages),
 		cmocka_unit_test(test_ramfs_loses_no_page_written_during_collect),
 		cmocka_unit_test(test_ramfs_refuses_what_it_does_not_serve),
+		cmocka_unit_test(test_ramfs_listens_again_when_its_socket_is_removed),
 		cmocka_unit_test(test_ramfs_stops_only_without_files),
 	};
 	int rc;
