@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -52,7 +54,9 @@ static pid_t server_start_on(const char *dir)
 	pid_t pid = fork();
 
 	if (pid == 0) {
-		struct remus_ramfs_opts o = { dir, sock, false };
+		/* allow_other, as remus-ramfs.service runs it for libvirt's
+		 * qemu user. */
+		struct remus_ramfs_opts o = { dir, sock, true };
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		_exit(remus_ramfs_serve(&o) < 0 ? 1 : 0);
@@ -229,6 +233,64 @@ static void test_ramfs_refuses_what_it_does_not_serve(void **state)
 	remus_dirty_close(d);
 }
 
+/*
+ * libvirt's qemu user (here nobody): with allow_other it reaches the
+ * mount, and the kernel checks the modes we report (default_permissions):
+ * it may not create in the root (root's, 0755) but may create, size, map
+ * and write its RAM file in the directory libvirt chowned to it.
+ */
+static void test_ramfs_lets_qemu_in_where_libvirt_chowned(void **state)
+{
+	char dir[200], path[300];
+	pid_t pid;
+	int st;
+
+	snprintf(dir, sizeof(dir), "%s/4-dom", mnt);
+	snprintf(path, sizeof(path), "%s/pc.ram", dir);
+	assert_int_equal(mkdir(dir, 0750), 0);
+	assert_int_equal(chown(dir, 65534, 65534), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char other[200];
+		uint8_t *m;
+		int fd;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 ||
+		    setuid(65534) < 0)
+			_exit(10);
+		snprintf(other, sizeof(other), "%s/5-dom", mnt);
+		if (mkdir(other, 0755) == 0 || errno != EACCES)
+			_exit(11);
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			_exit(12);
+		if (ftruncate(fd, 16 * RW_PAGE) < 0)
+			_exit(13);
+		m = mmap(NULL, 16 * RW_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 fd, 0);
+		if (m == MAP_FAILED)
+			_exit(14);
+		m[3 * RW_PAGE] = 1;
+		if (msync(m, 16 * RW_PAGE, MS_SYNC) < 0)
+			_exit(15);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	{
+		struct stat sb;
+
+		assert_int_equal(stat(path, &sb), 0);
+		assert_int_equal(sb.st_uid, 65534);
+		assert_int_equal(sb.st_mode, S_IFREG | 0600);
+	}
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /* Another unit's cleanup removed /run/remus: the server listens again. */
 static void test_ramfs_listens_again_when_its_socket_is_removed(void **state)
 {
@@ -313,6 +375,7 @@ int main(void)
 		cmocka_unit_test(test_ramfs_loses_no_page_written_during_collect),
 		cmocka_unit_test(test_ramfs_refuses_what_it_does_not_serve),
 		cmocka_unit_test(test_ramfs_listens_again_when_its_socket_is_removed),
+		cmocka_unit_test(test_ramfs_lets_qemu_in_where_libvirt_chowned),
 		cmocka_unit_test(test_ramfs_stops_only_without_files),
 	};
 	int rc;
@@ -335,6 +398,11 @@ int main(void)
 	snprintf(top, sizeof(top), "/tmp/remus-ramfs-XXXXXX");
 	if (!mkdtemp(top)) {
 		perror("mkdtemp");
+		return 1;
+	}
+	/* Traversable, as /var/lib/libvirt/qemu is for libvirt's qemu. */
+	if (chmod(top, 0711) < 0) {
+		perror("chmod");
 		return 1;
 	}
 	snprintf(mnt, sizeof(mnt), "%s/mnt", top);
