@@ -571,6 +571,34 @@ static void test_tls(void **state)
 	EXPECT_ERROR(o, PARSE(o, "keygen"), "keygen", "FILE");
 }
 
+/* remusd ramfs: --mount is required; --socket and --allow-other are
+ * optional; nothing of the roles is accepted. */
+static void test_ramfs(void **state)
+{
+	struct remusd_options *o = *state;
+
+	assert_int_equal(PARSE(o, "ramfs", "--mount", "/var/lib/libvirt/qemu/ram"), 0);
+	assert_int_equal(o->mode, REMUSD_RAMFS);
+	assert_string_equal(o->ramfs_mount, "/var/lib/libvirt/qemu/ram");
+	assert_null(o->ramfs_socket); /* dirty.h's default */
+	assert_false(o->ramfs_allow_other);
+	assert_int_equal(PARSE(o, "ramfs", "--allow-other", "--socket", "/run/r.sock",
+			       "--mount", "/m", "--log", "debug"), 0);
+	assert_string_equal(o->ramfs_socket, "/run/r.sock");
+	assert_true(o->ramfs_allow_other);
+	assert_true(o->log_level_given);
+	assert_int_equal(o->log_level, REMUS_LOG_DEBUG);
+	EXPECT_ERROR(o, PARSE(o, "ramfs"), "ramfs", "--mount DIR");
+	EXPECT_ERROR(o, PARSE(o, "ramfs", "--mount"), "--mount", "needs a value");
+	EXPECT_ERROR(o, PARSE(o, "ramfs", "--mount", "/m", "--qmp", "/q"), "'--qmp'",
+		     "--mount DIR");
+	EXPECT_ERROR(o, PARSE(o, "ramfs", "--mount", "/m", "--log", "loud"), "--log",
+		     "'loud'");
+	assert_int_equal(PARSE(o, "ramfs", "--help"), 0);
+	assert_int_equal(o->mode, REMUSD_HELP);
+	EXPECT_ERROR(o, PARSE(o, "sideways"), "ramfs");
+}
+
 /* Engine v2's options: --engine, the RAM file's mount and size go
  * together, and only on the primary. */
 static void test_engine_v2(void **state)
@@ -651,6 +679,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_role_requirements, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine_v2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ramfs, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
