@@ -955,24 +955,6 @@ static void __attribute__((format(printf, 2, 3))) v2_fall_back(struct remus_engi
 		  e->engine_why);
 }
 
-/* @into gets the pages of @from too (same size: both the tracker's). */
-static void dirty_set_merge(struct remus_dirty_set *into, const struct remus_dirty_set *from)
-{
-	uint64_t i, n = 0;
-
-	for (i = 0; i < (into->npages + 63) / 64; i++) {
-		into->bits[i] |= from->bits[i];
-		n += (uint64_t)__builtin_popcountll(into->bits[i]);
-	}
-	into->ndirty = n;
-}
-
-static void dirty_set_clear(struct remus_dirty_set *s)
-{
-	memset(s->bits, 0, (size_t)((s->npages + 63) / 64) * sizeof(s->bits[0]));
-	s->ndirty = 0;
-}
-
 /*
  * A drain: from the moment engine v2 is chosen, every DRAIN_MS while the
  * guest runs (in epochs, between them, between sessions; not in a
@@ -1010,7 +992,7 @@ static void on_drain_timer(struct remus_loop *loop, void *opaque)
 		return;
 	}
 	e->cur.drain_pages += e->dnext.ndirty;
-	dirty_set_merge(&e->dset, &e->dnext);
+	(void)remus_dirty_set_merge(&e->dset, &e->dnext); /* both the tracker's size */
 }
 
 /* At a v2 checkpoint's collect (@e->dnext: the pages written since the
@@ -1018,14 +1000,13 @@ static void on_drain_timer(struct remus_loop *loop, void *opaque)
  * the next epoch drains (DRAIN_MAX_MS says why). */
 static void drain_adapt(struct remus_engine *e)
 {
-	uint64_t i, again = 0, words = (e->dset.npages + 63) / 64;
+	uint64_t again = 0;
 	unsigned was = e->drain_every_ms;
 
 	if (e->cfg.pause_budget_ms && e->cur.collect_ms * 3 > e->cfg.pause_budget_ms) {
 		e->drain_every_ms = DRAIN_MS;
 	} else if (e->dset.ndirty) {
-		for (i = 0; i < words; i++)
-			again += (uint64_t)__builtin_popcountll(e->dset.bits[i] & e->dnext.bits[i]);
+		again = remus_dirty_set_common(&e->dset, &e->dnext);
 		if (again * 2 > e->dset.ndirty)
 			e->drain_every_ms = was * 2 < DRAIN_MAX_MS ? was * 2 : DRAIN_MAX_MS;
 		else
@@ -1762,7 +1743,7 @@ static void v2_stopped(struct remus_engine *e)
 		return;
 	}
 	drain_adapt(e);
-	dirty_set_merge(&e->dset, &e->dnext); /* with the epoch's drains */
+	(void)remus_dirty_set_merge(&e->dset, &e->dnext); /* both the tracker's size */ /* with the epoch's drains */
 	e->cur.dirty_pages = e->dset.ndirty;
 	remus_v2stream_init(&e->v2s, e->ram_backend, remus_dirty_ram(e->cfg.dirty),
 			    remus_dirty_npages(e->cfg.dirty) * REMUS_DIRTY_PAGE_SIZE, e->dset.bits);
@@ -1932,7 +1913,7 @@ static void commit_epoch(struct remus_engine *e)
 
 		rc = remus_dirty_collect(e->cfg.dirty, &e->dnext);
 		e->cur.collect_ms = ms_since(t0);
-		dirty_set_clear(&e->dset);
+		remus_dirty_set_clear(&e->dset);
 		if (rc < 0)
 			v2_fall_back(e, "the dirty tracker's collect failed: %s", strerror(-rc));
 		else
@@ -1942,7 +1923,7 @@ static void commit_epoch(struct remus_engine *e)
 		/* its stream is composed: the next checkpoint's pages start here */
 		if (ok)
 			e->cur.local_bytes += e->v2s.pages * REMUS_DIRTY_PAGE_SIZE;
-		dirty_set_clear(&e->dset);
+		remus_dirty_set_clear(&e->dset);
 	}
 	if (ok) {
 		size_t dev = remus_buf_len(&e->rw.dev);

@@ -92,6 +92,40 @@ bool remus_dirty_set_next_range(const struct remus_dirty_set *set,
 	return true;
 }
 
+int remus_dirty_set_merge(struct remus_dirty_set *into,
+			  const struct remus_dirty_set *from)
+{
+	uint64_t i, n = 0;
+
+	if (into->npages != from->npages)
+		return -EINVAL;
+	for (i = 0; i < (into->npages + 63) / 64; i++) {
+		into->bits[i] |= from->bits[i];
+		n += (uint64_t)__builtin_popcountll(into->bits[i]);
+	}
+	into->ndirty = n;
+	return 0;
+}
+
+void remus_dirty_set_clear(struct remus_dirty_set *set)
+{
+	if (set->bits)
+		memset(set->bits, 0, (size_t)((set->npages + 63) / 64) * sizeof(set->bits[0]));
+	set->ndirty = 0;
+}
+
+uint64_t remus_dirty_set_common(const struct remus_dirty_set *a,
+				const struct remus_dirty_set *b)
+{
+	uint64_t i, n = 0;
+
+	if (a->npages != b->npages)
+		return 0;
+	for (i = 0; i < (a->npages + 63) / 64; i++)
+		n += (uint64_t)__builtin_popcountll(a->bits[i] & b->bits[i]);
+	return n;
+}
+
 const char *remus_dirty_kind_name(enum remus_dirty_kind kind)
 {
 	switch (kind) {

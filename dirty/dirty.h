@@ -117,6 +117,16 @@ bool remus_dirty_set_next_range(const struct remus_dirty_set *set,
 				uint64_t from, uint64_t *first,
 				uint64_t *count);
 
+/* @into gets the pages of @from too; ndirty recounted.  Returns 0, or
+ * -EINVAL (sets of different sizes: @into unchanged). */
+int remus_dirty_set_merge(struct remus_dirty_set *into,
+			  const struct remus_dirty_set *from);
+/* Empties @set, keeping its size. */
+void remus_dirty_set_clear(struct remus_dirty_set *set);
+/* Pages in both @a and @b (0 for sets of different sizes). */
+uint64_t remus_dirty_set_common(const struct remus_dirty_set *a,
+				const struct remus_dirty_set *b);
+
 struct remus_dirty;
 
 /* Opens a tracker as @opts says; *out is owned by the caller

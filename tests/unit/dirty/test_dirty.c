@@ -54,6 +54,43 @@ static void test_set_iterates_pages_and_ranges(void **state)
 	assert_int_equal(remus_dirty_set_init(&s, 0), -EINVAL);
 }
 
+static void set_pages(struct remus_dirty_set *s, const uint64_t *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		s->bits[p[i] / 64] |= UINT64_C(1) << (p[i] % 64);
+		s->ndirty++;
+	}
+}
+
+static void test_set_merge_clear_common(void **state)
+{
+	struct remus_dirty_set a, b, other;
+	uint64_t pa[] = { 0, 63, 64, 199 }, pb[] = { 1, 63, 199 };
+
+	assert_int_equal(remus_dirty_set_init(&a, 200), 0);
+	assert_int_equal(remus_dirty_set_init(&b, 200), 0);
+	assert_int_equal(remus_dirty_set_init(&other, 201), 0);
+	set_pages(&a, pa, 4);
+	set_pages(&b, pb, 3);
+	assert_int_equal(remus_dirty_set_common(&a, &b), 2);
+	assert_int_equal(remus_dirty_set_common(&a, &other), 0);
+	assert_int_equal(remus_dirty_set_merge(&a, &other), -EINVAL);
+	assert_int_equal(a.ndirty, 4);
+	assert_int_equal(remus_dirty_set_merge(&a, &b), 0);
+	assert_int_equal(a.ndirty, 5); /* 0 1 63 64 199 */
+	assert_true(remus_dirty_set_test(&a, 1));
+	assert_int_equal(b.ndirty, 3);
+	remus_dirty_set_clear(&a);
+	assert_int_equal(a.ndirty, 0);
+	assert_int_equal(a.npages, 200);
+	assert_int_equal(remus_dirty_set_next(&a, 0), 200);
+	remus_dirty_set_release(&a);
+	remus_dirty_set_release(&b);
+	remus_dirty_set_release(&other);
+}
+
 static void test_full_reports_every_page_and_nothing_beyond(void **state)
 {
 	struct remus_dirty_opts o = { .kind = REMUS_DIRTY_FULL,
@@ -272,6 +309,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_set_iterates_pages_and_ranges),
+		cmocka_unit_test(test_set_merge_clear_common),
 		cmocka_unit_test(test_full_reports_every_page_and_nothing_beyond),
 		cmocka_unit_test(test_handler_negotiates_and_serves_one_file),
 		cmocka_unit_test(test_handler_write_marks_exactly_its_pages),
