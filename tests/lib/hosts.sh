@@ -26,6 +26,12 @@
 #     $NS-sw: br0 --- veth NAME <-> up0 --- br0 (ADDR/24) in $NS-NAME
 #                                             \-- vnetN of the host's guests
 #
+# Each hypervisor runs its own `remusd ramfs` (unless LAB_RAMFS=0), mounted
+# on libvirt's memory_backing_dir /var/lib/libvirt/qemu/ram in the host's
+# mount namespace and started before its libvirtd (as a host's boot
+# does), control socket /run/remus/ramfs.sock (the host's own /run): a
+# domain with a shared file memoryBacking has its RAM there and its
+# primary runs engine v2 (remusd serve's ramfs_socket names the socket).
 # Each hypervisor runs its own real libvirtd (host_libvirtd; the monolithic
 # daemon over /run/libvirt/libvirt-sock, what users run), so
 # `host_exec pri virsh list` talks to pri's daemon only.  Its qemu.conf is
@@ -72,6 +78,13 @@ declare -A HOST_ADDR=()
 # The private directories of a host, bind-mounted in its mount namespace.
 HOST_DIRS=(/run /var/lib/libvirt /var/cache/libvirt /var/log/libvirt /etc/libvirt
 	/var/lib/remus /etc/remus)
+# Each host's remusd ramfs (host_ramfs): 1 (default) or 0 (none: every
+# domain's primary runs engine v1).  Its mount point is libvirt's default
+# memory_backing_dir; its pid per host.
+LAB_RAMFS=${LAB_RAMFS:-1}
+LAB_RAMFS_DIR=/var/lib/libvirt/qemu/ram
+LAB_RAMFS_SOCKET=/run/remus/ramfs.sock
+declare -A HOST_RAMFS_PID=()
 
 # --- reaping what a killed run left ---------------------------------------------
 
@@ -128,16 +141,23 @@ _lab_hosts_file() {
 }
 
 # Kills every process of host NAME (SIGKILL, by the pids in its network
-# namespace; repeated while new ones appear: libvirtd may be forking).
+# namespace; repeated while new ones appear: libvirtd may be forking).  Its
+# remusd ramfs is signalled last in each round: QEMUs and the engines' trackers
+# map files it serves (a dead server first would fault them).
 _host_kill_procs() {
-	local n=$NS-$1 p pids _
+	local n=$NS-$1 p pids _ ramfs=${HOST_RAMFS_PID[$1]:-}
 	for _ in 1 2 3 4 5; do
 		pids=$(ip netns pids "$n" 2>/dev/null || true)
-		[ -n "$pids" ] || return 0
+		[ -n "$pids" ] || break
 		for p in $pids; do
+			[ "$p" != "$ramfs" ] || continue
 			unwatch_daemon "$p"
 			kill -9 "$p" 2>/dev/null || true
 		done
+		if [ -n "$ramfs" ]; then
+			unwatch_daemon "$ramfs"
+			kill -9 "$ramfs" 2>/dev/null || true
+		fi
 		# Reap those that are this shell's children (the others are
 		# reparented: libvirt daemonizes QEMU).
 		for p in $pids; do
@@ -145,6 +165,7 @@ _host_kill_procs() {
 		done
 		sleep 0.05
 	done
+	unset "HOST_RAMFS_PID[$1]"
 }
 
 _lab_cleanup() {
@@ -280,12 +301,33 @@ _host_known() {
 	[ -n "${HOST_ADDR[$1]+x}" ] || fail "no host $1 (host_up first)"
 }
 
+# host_ramfs NAME: starts host NAME's `remusd ramfs --mount
+# $LAB_RAMFS_DIR --socket $LAB_RAMFS_SOCKET` (tracked, watched, log
+# $T/NAME-ramfs.log; HOST_RAMFS_PID[NAME]) and waits for its socket and
+# mount.  A dead one's mount (after host_kill) is lazily unmounted first.
+host_ramfs() {
+	local name=$1
+	need REMUSD
+	mkdir -p "$LAB/$name$LAB_RAMFS_DIR" "$LAB/$name/run/remus"
+	host_exec "$name" umount -l "$LAB_RAMFS_DIR" 2>/dev/null || true
+	host_spawn "$name" "$T/$name-ramfs.log" "$REMUSD" ramfs --mount "$LAB_RAMFS_DIR" \
+		--socket "$LAB_RAMFS_SOCKET"
+	HOST_RAMFS_PID[$name]=$SPAWN_PID
+	watch_daemon "$SPAWN_PID" "remusd ramfs of host $name" "$T/$name-ramfs.log"
+	wait_for 30 "remusd ramfs of host $name to serve $LAB_RAMFS_DIR" _host_ramfs_ok "$name"
+}
+_host_ramfs_ok() {
+	[ -S "$(host_path "$1" "$LAB_RAMFS_SOCKET")" ] &&
+		host_exec "$1" findmnt -n -o FSTYPE --mountpoint "$LAB_RAMFS_DIR" 2>/dev/null | grep -q '^fuse'
+}
+
 # host_libvirtd NAME: starts host NAME's libvirtd (tracked, watched, log
-# $T/NAME-libvirtd.log) and waits until `virsh` gets an answer from it.
-# Sets LIBVIRTD_PID.
+# $T/NAME-libvirtd.log), after its remusd ramfs (LAB_RAMFS=1, host_ramfs),
+# and waits until `virsh` gets an answer from it.  Sets LIBVIRTD_PID.
 host_libvirtd() {
 	local name=$1
 	local caps=$LAB/$1/var/cache/libvirt/qemu/capabilities
+	[ "$LAB_RAMFS" != 1 ] || [ -n "${HOST_RAMFS_PID[$name]:-}" ] || host_ramfs "$name"
 	[ -x "$LIBVIRTD" ] || fail "$LIBVIRTD is missing: install libvirt-daemon (.ci/setup does)"
 	# QEMU's capabilities, probed by the first libvirtd of the run (about
 	# 8 s here), are given to the others: libvirtd checks the cache
@@ -419,8 +461,14 @@ _xml_escape() {
 #                        (<interface type='network'>; host_network makes one)
 #   --type TYPE          kvm or qemu (default: kvm where vm-images' accel
 #                        probe found KVM working, else qemu, i.e. TCG)
+#   --memory-backing file   guest RAM a shared file in libvirt's
+#                        memory_backing_dir (<memoryBacking><source
+#                        type='file'/><access mode='shared'/>): on the
+#                        host's remusd ramfs, so its primary runs engine v2;
+#                        default none (anonymous RAM: engine v1)
 host_guest_xml() {
 	local name=$1 append=$2 mem=256 disk="" fmt=raw mac=$LAB_GUEST_MAC nic=bridge src=br0 type="" vm xml
+	local memback=none
 	shift 2
 	while [ $# -gt 0 ]; do
 		case "$1" in
@@ -431,6 +479,7 @@ host_guest_xml() {
 		--bridge) nic=bridge src=$2 ;;
 		--network) nic=network src=$2 ;;
 		--type) type=$2 ;;
+		--memory-backing) memback=$2 ;;
 		*) fail "host_guest_xml: unknown option '$1'" ;;
 		esac
 		shift 2
@@ -457,6 +506,12 @@ host_guest_xml() {
 	xml=${xml//@NIC_SOURCE@/"$(_xml_escape "$src")"}
 	xml=${xml//@MAC@/"$mac"}
 	xml=${xml//@SERIAL@/"$(_xml_escape "/var/log/libvirt/qemu/$name.serial")"}
+	case "$memback" in
+	none) ;;
+	file) xml=${xml//"  <devices>"/"  <memoryBacking><source type='file'/><access mode='shared'/></memoryBacking>
+  <devices>"} ;;
+	*) fail "host_guest_xml: --memory-backing none or file, not '$memback'" ;;
+	esac
 	printf '%s\n' "$xml"
 }
 
@@ -621,6 +676,7 @@ host_remusd() {
 		name = $name
 		heartbeat = $LAB_HEARTBEAT_MS
 		miss = $LAB_HEARTBEAT_MISS
+		ramfs_socket = $([ "$LAB_RAMFS" = 1 ] && echo "$LAB_RAMFS_SOCKET" || echo off)
 		$tls
 	EOF2
 	host_spawn "$name" "$T/$name-remusd.log" "$REMUSD" serve "$@"
