@@ -84,7 +84,9 @@ HOST_DIRS=(/run /var/lib/libvirt /var/cache/libvirt /var/log/libvirt /etc/libvir
 LAB_RAMFS=${LAB_RAMFS:-1}
 LAB_RAMFS_DIR=/var/lib/libvirt/qemu/ram
 LAB_RAMFS_SOCKET=/run/remus/ramfs.sock
-declare -A HOST_RAMFS_PID=()
+# -g: hosts.sh may be sourced in a function (libvirt-lab), and the cleanup
+# that reads it runs after that function returned.
+declare -gA HOST_RAMFS_PID=()
 
 # --- reaping what a killed run left ---------------------------------------------
 
