@@ -241,6 +241,12 @@ struct remus_engine {
 	bool cap_shared;        /* ... and is this */
 	bool caps_query;        /* migrate-set-capabilities of it in flight, */
 	bool cap_pending;       /* ... setting this */
+	/* QEMU's machine property suppress-vmdesc follows x-ignore-shared
+	 * (qom-set after it): a v2 checkpoint's migration then lacks the
+	 * ~100 KB vmdescription JSON it would carry every epoch (nobody
+	 * reads it: the standby gets an empty one).  False where QEMU
+	 * refused the qom-set: the streams keep their vmdescription. */
+	bool vmdesc_off;
 	bool v2_ready;          /* this session's stream holds a checkpoint at
 				 * which the tracker was collected: v2 may follow */
 	bool v2_epoch;          /* the running epoch is a v2 one */
@@ -1277,6 +1283,7 @@ static void begin_migration(struct remus_engine *e)
 	e->cur.commit_ms = -1;
 	e->mig_eof = e->stop_acked = e->polling = false;
 	e->mig_gen++;
+	opts.no_vmdesc = e->vmdesc_off;
 	rc = remus_migstream_new(&opts, &e->ps);
 	if (rc < 0)
 		goto fail;
@@ -1361,21 +1368,52 @@ static void on_idle_timer(struct remus_loop *loop, void *opaque)
 	wait_idle(opaque);
 }
 
+static void on_vmdesc(struct remus_qmp *q, int rc, struct json_object *ret,
+		      const char *err, void *opaque)
+{
+	struct remus_engine *e = opaque;
+
+	e->caps_query = false;
+	if (rc < 0 && rc != -EREMOTEIO) {
+		qmp_failed(e, "qom-set /machine suppress-vmdesc", rc, err);
+		return;
+	}
+	if (rc == 0) {
+		e->vmdesc_off = e->cap_shared;
+	} else if (e->cap_shared) {
+		/* an older QEMU, or one that refuses it now: the vmdescription stays */
+		remus_debug(LOG, "qom-set /machine suppress-vmdesc: %s; v2 migrations keep their "
+			    "vmdescription", err ? err : "refused");
+	}
+	if (state_final(e->state) || e->state == REMUS_ENGINE_CHECKPOINT)
+		return;
+	start_epoch(e);
+}
+
+/* suppress-vmdesc @on, then the epoch starts (on_vmdesc). */
+static void set_vmdesc(struct remus_engine *e, bool on)
+{
+	struct json_object *args = json_object_new_object();
+
+	json_object_object_add(args, "path", json_object_new_string("/machine"));
+	json_object_object_add(args, "property", json_object_new_string("suppress-vmdesc"));
+	json_object_object_add(args, "value", json_object_new_boolean(on));
+	submit_or_fail(e, "qom-set", args, -1, on_vmdesc);
+}
+
 static void on_shared_cap(struct remus_qmp *q, int rc, struct json_object *ret,
 			  const char *err, void *opaque)
 {
 	struct remus_engine *e = opaque;
 
-	e->caps_query = false;
 	if (rc < 0) {
+		e->caps_query = false;
 		qmp_failed(e, "migrate-set-capabilities x-ignore-shared", rc, err);
 		return;
 	}
 	e->cap_known = true;
 	e->cap_shared = e->cap_pending;
-	if (state_final(e->state) || e->state == REMUS_ENGINE_CHECKPOINT)
-		return;
-	start_epoch(e);
+	set_vmdesc(e, e->cap_shared);
 }
 
 /* x-ignore-shared on for v2 epochs, off for v1 ones (their stream must
@@ -1416,6 +1454,9 @@ static void begin_v2_epoch(struct remus_engine *e)
 	e->cur.v2 = true;
 	e->mig_eof = e->stop_acked = e->polling = e->v2_failed = false;
 	e->mig_gen++;
+	/* Both parsers: the composed stream ends where QEMU's does
+	 * (process_v2 finishes it). */
+	opts.no_vmdesc = e->vmdesc_off;
 	rc = remus_migstream_new(&opts, &e->ps);
 	if (rc == 0)
 		rc = remus_migstream_new(&opts, &e->ps_qemu);

@@ -125,9 +125,11 @@ void remus_test_migstream_build(const struct remus_test_migstream_opts *o,
 		remus_wire_put_u8(&c, (uint8_t)(i * 5 + o->seed));
 	section(&c, REMUS_MIG_SECTION_FOOTER, 3);
 	remus_wire_put_u8(&c, REMUS_MIG_EOF);
-	remus_wire_put_u8(&c, REMUS_MIG_VMDESCRIPTION);
-	remus_wire_put_be32(&c, (uint32_t)strlen(vmdesc));
-	remus_wire_put_bytes(&c, vmdesc, strlen(vmdesc));
+	if (!o->no_vmdesc) {
+		remus_wire_put_u8(&c, REMUS_MIG_VMDESCRIPTION);
+		remus_wire_put_be32(&c, (uint32_t)strlen(vmdesc));
+		remus_wire_put_bytes(&c, vmdesc, strlen(vmdesc));
+	}
 	assert_int_equal(remus_wire_writer_error(&c), 0);
 }
 

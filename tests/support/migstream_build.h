@@ -42,6 +42,9 @@ struct remus_test_migstream_opts {
 	 * block's mr_addr; part_pages and end_pages should then be 0 (QEMU
 	 * sends no page of a shared block: more is a stream to refuse). */
 	bool ignore_shared;
+	/* As QEMU writes it with suppress-vmdesc on: no vmdescription after
+	 * the device part's EOF. */
+	bool no_vmdesc;
 };
 
 /* Appends the two parts of one epoch's stream to @running and
