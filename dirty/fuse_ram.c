@@ -312,25 +312,12 @@ void remus_fuse_ram_handle(struct remus_fuse_ram *r, const uint8_t *req,
 	struct fuse_in_header h;
 	const uint8_t *body;
 	size_t n;
-	int rc = 0;
+	int rc = remus_fuse_request_open(req, len, r->proto_minor, &h, &body, &n, out);
 
-	memset(out, 0, sizeof(*out));
-	if (len < sizeof(h)) {
-		out->none = true; /* nothing to answer to */
+	if (rc > 0)
 		return;
-	}
-	memcpy(&h, req, sizeof(h));
-	out->hdr.unique = h.unique;
-	if (h.len != len) {
-		rc = -EIO;
+	if (rc < 0)
 		goto out;
-	}
-	body = req + sizeof(h);
-	n = len - sizeof(h);
-	if (r->proto_minor == 0 && h.opcode != FUSE_INIT) {
-		rc = -EIO;
-		goto out;
-	}
 	switch (h.opcode) {
 	case FUSE_INIT:
 		rc = do_init(r, body, n, out);
@@ -378,6 +365,24 @@ void remus_fuse_ram_handle(struct remus_fuse_ram *r, const uint8_t *req,
 	}
 out:
 	remus_fuse_reply_finish(out, rc);
+}
+
+int remus_fuse_request_open(const uint8_t *req, size_t len, uint32_t proto_minor,
+			    struct fuse_in_header *h, const uint8_t **body, size_t *n,
+			    struct remus_fuse_reply *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (len < sizeof(*h)) {
+		out->none = true; /* nothing to answer to */
+		return 1;
+	}
+	memcpy(h, req, sizeof(*h));
+	out->hdr.unique = h->unique;
+	*body = req + sizeof(*h);
+	*n = len - sizeof(*h);
+	if (h->len != len || (proto_minor == 0 && h->opcode != FUSE_INIT))
+		return -EIO;
+	return 0;
 }
 
 void remus_fuse_reply_finish(struct remus_fuse_reply *out, int rc)

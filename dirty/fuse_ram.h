@@ -75,6 +75,15 @@ struct remus_fuse_reply {
  * REMUS_FUSE_MAX_WRITE bytes per WRITE.  Returns 0, -EINVAL (short),
  * -EPROTO (another major version, no writeback cache). */
 int remus_fuse_negotiate(const uint8_t *body, size_t n, struct fuse_init_out *o);
+/* Opens one request of @len bytes (@req borrowed) for a handler: clears
+ * @out, copies the header into @h and sets out->hdr.unique, points @body /
+ * @n at what follows it.  Returns 1 when there is nothing to answer (too
+ * short for a header: out->none set), 0 to handle it, or -EIO (the
+ * header's length is not @len, or a request before INIT when
+ * @proto_minor is 0): answer that with remus_fuse_reply_finish(). */
+int remus_fuse_request_open(const uint8_t *req, size_t len, uint32_t proto_minor,
+			    struct fuse_in_header *h, const uint8_t **body, size_t *n,
+			    struct remus_fuse_reply *out);
 /* Fills out->hdr for @rc (0 or -errno) and the lengths; on error drops
  * body and data.  Every reply of a handler goes through it. */
 void remus_fuse_reply_finish(struct remus_fuse_reply *out, int rc);

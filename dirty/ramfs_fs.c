@@ -794,25 +794,12 @@ void remus_ramfs_handle(struct remus_ramfs *fs, const uint8_t *req,
 	struct remus_ramfs_node *x;
 	const uint8_t *body;
 	size_t n;
-	int rc = 0;
+	int rc = remus_fuse_request_open(req, len, fs->proto_minor, &h, &body, &n, out);
 
-	memset(out, 0, sizeof(*out));
-	if (len < sizeof(h)) {
-		out->none = true; /* nothing to answer to */
+	if (rc > 0)
 		return;
-	}
-	memcpy(&h, req, sizeof(h));
-	out->hdr.unique = h.unique;
-	if (h.len != len) {
-		rc = -EIO;
+	if (rc < 0)
 		goto out;
-	}
-	body = req + sizeof(h);
-	n = len - sizeof(h);
-	if (fs->proto_minor == 0 && h.opcode != FUSE_INIT) {
-		rc = -EIO;
-		goto out;
-	}
 	switch (h.opcode) {
 	case FUSE_INIT:
 		rc = remus_fuse_negotiate(body, n, &out->body.init);
