@@ -59,9 +59,9 @@ grep -q receiving "$T/sby-status.txt" || fail "sby's status text does not say re
 # follow the engine's as status does (pri lists "starting" while its status
 # says protected, sby "waiting" while receiving): any documented state of
 # the role is accepted here, and a difference is printed.
-grep "$DOM" "$T/pri-list.txt" | grep -Eq 'primary +(starting|syncing|protected|checkpoint) +sby' ||
+grep "$DOM" "$T/pri-list.txt" | grep -Eq 'primary +(starting|syncing|protected|checkpoint) +(v1|v2|-) +sby' ||
 	fail "pri's list: $(cat "$T/pri-list.txt")"
-grep "$DOM" "$T/sby-list.txt" | grep -Eq 'standby +(waiting|receiving) +pri' || fail "sby's list: $(cat "$T/sby-list.txt")"
+grep "$DOM" "$T/sby-list.txt" | grep -Eq 'standby +(waiting|receiving) +(v1|v2|-) +pri' || fail "sby's list: $(cat "$T/sby-list.txt")"
 python3 - "$T/pri-list.json" "$T/sby-list.json" "$DOM" <<'PY' || fail "list --json is wrong"
 import json, sys
 for path, role, states in ((sys.argv[1], "primary", ("starting", "syncing", "protected", "checkpoint")),
