@@ -1213,6 +1213,10 @@ static void test_release_fails(void **state)
 	fv_add(&A.v, "disky2");
 	expect_ok(&A, protect_of("disky2", &B));
 	wait_status(&A, "disky2", "host_state", "running", 5000);
+	/* and its child answers (a loaded machine starts it late: an
+	 * unprotect before its control socket exists waits out the engine's
+	 * stop, longer than this test asks) */
+	wait_status(&A, "disky2", "state", "protected", 5000);
 	A.v.fail_release = true;
 	expect_error(&A, "{\"cmd\":\"unprotect\",\"domain\":\"disky2\"}", "bad-disk",
 		     "remusctl unprotect disky2 again");
