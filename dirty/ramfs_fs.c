@@ -388,20 +388,31 @@ nomem:
 	return -ENOMEM;
 }
 
+/* MKDIR, MKNOD, CREATE: node @type named by the string at @name (@len
+ * bytes, after the request's fixed part) with @mode less @umask. */
+static int make_named(struct remus_ramfs *fs, const struct fuse_in_header *h,
+		      const uint8_t *name, size_t len, uint32_t type, uint32_t mode,
+		      uint32_t umask, struct remus_ramfs_node **out)
+{
+	const char *s;
+	int rc = get_name(name, len, &s);
+
+	if (rc < 0)
+		return rc;
+	return make(fs, h, s, type | (mode & ~umask & 07777), out);
+}
+
 static int do_mkdir(struct remus_ramfs *fs, const struct fuse_in_header *h,
 		    const uint8_t *body, size_t n, struct remus_fuse_reply *out)
 {
 	struct fuse_mkdir_in in;
 	struct remus_ramfs_node *d;
-	const char *name;
 	int rc;
 
 	if (n < sizeof(in))
 		return -EINVAL;
 	memcpy(&in, body, sizeof(in));
-	if ((rc = get_name(body + sizeof(in), n - sizeof(in), &name)) < 0)
-		return rc;
-	rc = make(fs, h, name, S_IFDIR | (in.mode & ~in.umask & 07777), &d);
+	rc = make_named(fs, h, body + sizeof(in), n - sizeof(in), S_IFDIR, in.mode, in.umask, &d);
 	if (rc < 0)
 		return rc;
 	fill_entry(d, &out->body.entry);
@@ -414,17 +425,14 @@ static int do_mknod(struct remus_ramfs *fs, const struct fuse_in_header *h,
 {
 	struct fuse_mknod_in in;
 	struct remus_ramfs_node *f;
-	const char *name;
 	int rc;
 
 	if (n < sizeof(in))
 		return -EINVAL;
 	memcpy(&in, body, sizeof(in));
-	if ((rc = get_name(body + sizeof(in), n - sizeof(in), &name)) < 0)
-		return rc;
 	if (!S_ISREG(in.mode))
 		return -EPERM; /* guest RAM files only */
-	rc = make(fs, h, name, S_IFREG | (in.mode & ~in.umask & 07777), &f);
+	rc = make_named(fs, h, body + sizeof(in), n - sizeof(in), S_IFREG, in.mode, in.umask, &f);
 	if (rc < 0)
 		return rc;
 	fill_entry(f, &out->body.entry);
@@ -447,17 +455,14 @@ static int do_create(struct remus_ramfs *fs, const struct fuse_in_header *h,
 {
 	struct fuse_create_in in;
 	struct remus_ramfs_node *f;
-	const char *name;
 	int rc;
 
 	if (n < sizeof(in))
 		return -EINVAL;
 	memcpy(&in, body, sizeof(in));
-	if ((rc = get_name(body + sizeof(in), n - sizeof(in), &name)) < 0)
-		return rc;
 	if (!S_ISREG(in.mode))
 		return -EPERM;
-	rc = make(fs, h, name, S_IFREG | (in.mode & ~in.umask & 07777), &f);
+	rc = make_named(fs, h, body + sizeof(in), n - sizeof(in), S_IFREG, in.mode, in.umask, &f);
 	if (rc < 0)
 		return rc;
 	fill_entry(f, &out->body.create.entry);
