@@ -51,6 +51,12 @@ echo "first epoch: $(json_get "$st" qemu_bytes_written) bytes in the standby QEM
 is_cut() { [ "$(sby stream_cuts)" -ge 1 ] && [ "$(sby state)" = "$ST_WAITING" ]; }
 wait_for 10 "the standby to cut the stream" is_cut
 grep "uncommitted epoch cut" "$T/standby.log" || true
+# The heartbeat check below covers the sessions after this kill only: the
+# standby may have noticed the killed primary as silence ("no word from")
+# rather than as a closed link, when its input was paused for QEMU to
+# catch up and the FIN sat unread behind it.
+sby_log_from=$(($(count_lines "$T/standby.log") + 1))
+pri_log_from=$(($(count_lines "$T/primary.log") + 1))
 # The killed primary's migration has failed by now (its fd is gone).
 sleep 1
 
@@ -93,8 +99,9 @@ stall=$(json_get "$st" loop_max_stall_ms)
 	fail "epoch memory over --epoch-mem: $st"
 python3 -c "import sys; sys.exit(0 if $stall < 500 else 1)" ||
 	fail "the standby's loop stalled for $stall ms, a heartbeat window (5 x 100 ms)"
-! grep "no word from" "$T/standby.log" "$T/primary.log" ||
-	fail "a heartbeat was missed"
+missed=$(tail -n "+$sby_log_from" "$T/standby.log" | grep "no word from";
+	tail -n "+$pri_log_from" "$T/primary.log" | grep "no word from") || true
+[ -z "$missed" ] || fail "a heartbeat was missed after the first kill: $missed"
 pri_stall=$(json_get "$(ctl "$T/pri.ctl" status)" loop_max_stall_ms)
 
 # 5. The primary dies: takeover from the last checkpoint, memory intact.
