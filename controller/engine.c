@@ -2291,14 +2291,7 @@ static void on_v2_path(struct remus_qmp *q, int rc, struct json_object *ret,
  * Returns 0, or -EINVAL for an empty or over-long one. */
 int remus_engine_ram_backend_id(const char *prop, char *id, size_t idlen)
 {
-	const char *p = prop ? prop : "";
-
-	if (strncmp(p, "/objects/", 9) == 0)
-		p += 9;
-	if (!*p || strchr(p, '/') || strlen(p) >= idlen)
-		return -EINVAL;
-	memcpy(id, p, strlen(p) + 1);
-	return 0;
+	return remus_qmp_ram_backend_id(prop, id, idlen);
 }
 
 static const char *const memback_fix =

@@ -46,6 +46,7 @@
 #ifndef REMUS_QMP_QMP_H
 #define REMUS_QMP_QMP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -235,5 +236,48 @@ struct json_object *remus_qmp_greeting(const struct remus_qmp *q);
 const char *remus_qmp_last_error(const struct remus_qmp *q);
 /* Commands accepted and not yet completed (for tests and status output). */
 size_t remus_qmp_pending(const struct remus_qmp *q);
+
+/*
+ * Where the guest's RAM is: the one chain both roles run (the engine for
+ * engine v2, the standby to keep a file-backed RAM clean), in the order
+ * it runs:
+ *
+ *   qom-get /machine memory-backend   ("/objects/pc.ram", or an id)
+ *   -> qom-get /objects/ID mem-path   (QEMU's error: memory-backend-ram
+ *                                      or -memfd, no file)
+ *   -> qom-get /objects/ID share
+ *
+ * The result says how far it got; nothing is decided here.
+ */
+struct remus_qmp_ram_backend {
+	int rc;          /* 0: answered (see the fields); -errno: QMP failed */
+	char id[128];    /* the backend's id; "" if not one backend (NUMA) */
+	char mem_path[4096]; /* the file; "" for anonymous or memfd RAM */
+	bool share;      /* share=on (only asked when mem_path is set) */
+	char err[512];   /* QEMU's answer to the step that stopped, or "" */
+	/* private: the chain's state */
+	const void *owner_;
+	struct remus_qmp *q_;
+	void (*done_)(struct remus_qmp_ram_backend *b, void *opaque);
+	void *opaque_;
+};
+
+/*
+ * The backend's id from the machine's memory-backend property @prop: QEMU
+ * 10 answers the QOM path ("/objects/pc.ram"), a plain id is taken as is.
+ * Returns 0, or -EINVAL for a NULL, empty, nested or over-long one.  Pure.
+ */
+int remus_qmp_ram_backend_id(const char *prop, char *id, size_t idlen);
+
+/*
+ * Runs the chain above on @q with @owner (remus_qmp_cancel_owner() stops
+ * it: @done is then never called).  @b is borrowed caller storage and must
+ * stay put until @done(@b, @opaque) runs, once, from the loop.  Returns 0,
+ * or -errno from submitting the first command (then @done is never called).
+ */
+int remus_qmp_ram_backend_find(struct remus_qmp *q, const void *owner,
+			       struct remus_qmp_ram_backend *b,
+			       void (*done)(struct remus_qmp_ram_backend *b, void *opaque),
+			       void *opaque);
 
 #endif
