@@ -53,6 +53,7 @@
 #include "common/spill.h"
 #include "common/state.h"
 #include "failover/feed.h"
+#include "failover/ramflush.h"
 #include "migstream/migstream.h"
 #include "qmp/qmp.h"
 #include "repl/link.h"
@@ -110,6 +111,11 @@ struct remus_standby {
 	struct remus_child *hook_child;  /* the activation hook while it runs */
 	struct remus_timer step_timer;   /* polls the standby QEMU's load */
 	uint64_t deadline_ms;
+
+	/* the standby QEMU's RAM file, kept clean while receiving (ramflush.h) */
+	struct remus_qmp_ram_backend ramb; /* the QMP chain that finds it */
+	struct remus_ramflush *flush;      /* owned; NULL: not flushing */
+	char flush_why[5120];              /* why not, or "" while asking */
 };
 
 static void failover_step(struct remus_standby *s);
@@ -876,6 +882,10 @@ static void start_failover(struct remus_standby *s, const char *fmt, ...)
 	s->rep.epoch = s->committed_epoch;
 	if (set_state(s, REMUS_STANDBY_FAILOVER, s->rep.reason) < 0)
 		return;
+	/* From here QEMU's own msync at the end of the load writes back what
+	 * the last flush left; a flush of ours beside it would only compete.
+	 * Stopping never waits for a flush in progress. */
+	remus_ramflush_stop(s->flush);
 	link_end(s);
 	stop_listening(s);
 	remus_warn(LOG, "FAILOVER: %s; taking over from committed epoch %llu (%llu uncommitted "
@@ -917,6 +927,47 @@ static void refuse_on_internal_error(struct remus_standby *s, const char *msg)
 	link_end(s);
 	remus_err(LOG, "%s: this standby takes no further epoch and will not take over; "
 		  "restart it", msg);
+}
+
+/* ---- the standby QEMU's RAM file ------------------------------------ */
+
+/* The chain of qmp.h found where the standby QEMU's RAM is.  A shared file
+ * gets the flusher; anything else needs none, and status says why. */
+static void on_ram_backend(struct remus_qmp_ram_backend *b, void *opaque)
+{
+	struct remus_standby *s = opaque;
+	int rc;
+
+	if (b->rc < 0)
+		snprintf(s->flush_why, sizeof(s->flush_why), "cannot ask the standby QEMU "
+			 "where its RAM is: %s", b->err);
+	else if (!b->id[0])
+		snprintf(s->flush_why, sizeof(s->flush_why), "guest RAM is not one memory "
+			 "backend (%s)", b->err);
+	else if (!b->mem_path[0])
+		snprintf(s->flush_why, sizeof(s->flush_why), "memory backend '%s' has no file "
+			 "(anonymous or memfd RAM): nothing to flush", b->id);
+	else if (!b->share)
+		snprintf(s->flush_why, sizeof(s->flush_why), "memory backend '%s' maps %s "
+			 "share=off: its pages never reach the file", b->id, b->mem_path);
+	else if (s->state == REMUS_STANDBY_WAITING || s->state == REMUS_STANDBY_RECEIVING) {
+		rc = remus_ramflush_start(b->mem_path, 0, &s->flush);
+		if (rc < 0) {
+			snprintf(s->flush_why, sizeof(s->flush_why), "cannot open %s: %s",
+				 b->mem_path, strerror(-rc));
+			remus_warn(LOG, "standby QEMU's RAM file %s (memory backend '%s') cannot "
+				   "be flushed: %s; a takeover will write back its dirty pages "
+				   "first (slower failover)", b->mem_path, b->id, strerror(-rc));
+			return;
+		}
+		remus_info(LOG, "standby QEMU's RAM is the file %s (memory backend '%s', "
+			   "share=on): flushed every %u ms while receiving, so a takeover "
+			   "does not write it back", b->mem_path, b->id, REMUS_RAMFLUSH_EVERY_MS);
+		return;
+	} else
+		snprintf(s->flush_why, sizeof(s->flush_why), "taken over before the RAM file "
+			 "%s was found", b->mem_path);
+	remus_info(LOG, "standby QEMU's RAM is not flushed: %s", s->flush_why);
 }
 
 /* ---- start, free, status --------------------------------------------- */
@@ -1059,6 +1110,9 @@ int remus_standby_start(struct remus_loop *loop, struct remus_qmp *qmp,
 	rc = standby_qmp(s, "migrate-set-capabilities", remus_migstream_caps_args(), on_caps);
 	if (rc < 0)
 		goto fail;
+	rc = remus_qmp_ram_backend_find(qmp, s, &s->ramb, on_ram_backend, s);
+	if (rc < 0)
+		goto fail;
 	remus_info(LOG, "standby for the QEMU behind %s: listening on %s:%u, heartbeat %u ms x %u",
 		   remus_qmp_path(qmp), s->listen_host ? s->listen_host : "*", s->port,
 		   s->cfg.heartbeat_ms, s->cfg.heartbeat_miss);
@@ -1093,6 +1147,7 @@ void remus_standby_free(struct remus_standby *s)
 		return;
 	remus_qmp_cancel_owner(s->qmp, s);
 	teardown(s);
+	remus_ramflush_free(s->flush); /* waits for a flush in progress */
 	remus_repl_assembler_release(&s->asmb);
 	remus_link_release(&s->link);
 	remus_spill_release(&s->last_dev);
@@ -1184,6 +1239,27 @@ struct json_object *remus_standby_status_json(const struct remus_standby *s)
 			       json_object_new_int64((int64_t)(remus_standby_memory_bound(s) >> 10)));
 	json_object_object_add(o, "rss_kb", json_object_new_int64(proc_status_kb("VmRSS")));
 	json_object_object_add(o, "peak_rss_kb", json_object_new_int64(proc_status_kb("VmHWM")));
+	/* The RAM file's flusher (ramflush.h): ram_file null and ram_flush_off
+	 * the reason when it does not run. */
+	if (s->flush) {
+		struct remus_ramflush_stats fst;
+
+		remus_ramflush_stats(s->flush, &fst);
+		json_object_object_add(o, "ram_file",
+				       json_object_new_string(remus_ramflush_path(s->flush)));
+		json_object_object_add(o, "ram_flushing", json_object_new_boolean(fst.running));
+		json_object_object_add(o, "ram_flushes", json_object_new_int64((int64_t)fst.flushes));
+		json_object_object_add(o, "ram_flush_errors", json_object_new_int64((int64_t)fst.errors));
+		json_object_object_add(o, "ram_flush_last_ms", json_object_new_double(fst.last_ms));
+		json_object_object_add(o, "ram_flush_max_ms", json_object_new_double(fst.max_ms));
+		json_object_object_add(o, "ram_flush_error", fst.last_err ?
+				       json_object_new_string(strerror(-fst.last_err)) : NULL);
+	} else {
+		json_object_object_add(o, "ram_file", NULL);
+		json_object_object_add(o, "ram_flushing", json_object_new_boolean(false));
+		json_object_object_add(o, "ram_flush_off", json_object_new_string(
+					       s->flush_why[0] ? s->flush_why : "asking QEMU"));
+	}
 	if (s->state == REMUS_STANDBY_ACTIVE || s->state == REMUS_STANDBY_FAILED) {
 		struct json_object *f = json_object_new_object();
 

@@ -582,7 +582,7 @@ static void test_takeover_when_heartbeats_stop(void **state)
 	assert_non_null(strstr(v->rep.reason, "no word from primary"));
 	assert_true(v->rep.since_last_rx_ms >= 500);
 	assert_string_equal(remus_fake_qmp_log(v->fq),
-			    "migrate-set-capabilities;query-migrate;query-migrate;query-migrate;"
+			    "migrate-set-capabilities;qom-get /machine;query-migrate;query-migrate;query-migrate;"
 			    "query-status;cont;announce-self;");
 	/* No second takeover, and no primary is accepted any more. */
 	assert_int_equal(remus_standby_failover(v->s, "again"), -EALREADY);
@@ -626,7 +626,7 @@ static void test_fence_failure_stops_takeover(void **state)
 	/* Nothing was written after the committed epochs, nothing resumed. */
 	assert_int_equal(remus_buf_len(&v->qin),
 			 remus_buf_len(&v->data[0]) + remus_buf_len(&v->data[1]));
-	assert_string_equal(remus_fake_qmp_log(v->fq), "migrate-set-capabilities;");
+	assert_string_equal(remus_fake_qmp_log(v->fq), "migrate-set-capabilities;qom-get /machine;");
 }
 
 /* The primary says goodbye (unprotect): the session ends, no takeover,
@@ -649,7 +649,7 @@ static void test_goodbye_is_no_takeover(void **state)
 	assert_string_equal(hook_log(v), "");
 	assert_int_equal(remus_buf_len(&v->qin),
 			 remus_buf_len(&v->data[0]) + remus_buf_len(&v->data[1]));
-	assert_string_equal(remus_fake_qmp_log(v->fq), "migrate-set-capabilities;");
+	assert_string_equal(remus_fake_qmp_log(v->fq), "migrate-set-capabilities;qom-get /machine;");
 }
 
 /* Without automatic failover a silent primary only ends the session; the
@@ -667,7 +667,7 @@ static void test_manual_failover(void **state)
 	RUN_UNTIL(v, remus_standby_get_state(v->s) == REMUS_STANDBY_WAITING);
 	remus_test_run_for(v->loop, 100);
 	assert_int_equal(v->done_calls, 0);
-	assert_string_equal(remus_fake_qmp_log(v->fq), "migrate-set-capabilities;");
+	assert_string_equal(remus_fake_qmp_log(v->fq), "migrate-set-capabilities;qom-get /machine;");
 	assert_string_equal(hook_log(v), "");
 	expect_takeover_stream(v);
 	at = (int)v->tl.n;
@@ -1002,7 +1002,7 @@ static void test_bad_frame_before_commit_no_takeover(void **state)
 	assert_int_equal(remus_standby_get_state(v->s), REMUS_STANDBY_WAITING);
 	assert_int_equal(v->done_calls, 0);
 	assert_int_equal(remus_buf_len(&v->qin), 0);
-	assert_string_equal(remus_fake_qmp_log(v->fq), "migrate-set-capabilities;");
+	assert_string_equal(remus_fake_qmp_log(v->fq), "migrate-set-capabilities;qom-get /machine;");
 }
 
 int main(void)
