@@ -332,20 +332,37 @@ host_libvirtd() {
 	[ "$LAB_RAMFS" != 1 ] || [ -n "${HOST_RAMFS_PID[$name]:-}" ] || host_ramfs "$name"
 	[ -x "$LIBVIRTD" ] || fail "$LIBVIRTD is missing: install libvirt-daemon (.ci/setup does)"
 	# QEMU's capabilities, probed by the first libvirtd of the run (about
-	# 8 s here), are given to the others: libvirtd checks the cache
-	# against QEMU's binary and its own and probes again if it is stale.
-	if [ -d "$LAB/caps" ] && [ ! -d "$caps" ]; then
-		mkdir -p "$caps"
-		cp "$LAB/caps"/*.xml "$caps/" 2>/dev/null || true
+	# 4 s under load here), are given to the others: libvirtd checks the
+	# cache against QEMU's binary and its own and probes again if it is
+	# stale.  The first host of a run takes them from REMUS_LAB_CAPS
+	# (BUILD/lab-caps under ctest), what an earlier run of the build left.
+	if [ ! -d "$caps" ]; then
+		_lab_caps_copy "$LAB/caps" "$caps" || _lab_caps_copy "${REMUS_LAB_CAPS:-}" "$caps" || true
 	fi
 	host_spawn "$name" "$T/$name-libvirtd.log" "$LIBVIRTD" -f /etc/libvirt/libvirtd.conf
 	LIBVIRTD_PID=$SPAWN_PID
 	watch_daemon "$LIBVIRTD_PID" "libvirtd of host $name" "$T/$name-libvirtd.log"
 	wait_for 90 "libvirtd of host $name to answer" _host_virsh_ok "$name"
 	if [ ! -d "$LAB/caps" ] && [ -d "$caps" ]; then
-		mkdir -p "$LAB/caps"
-		cp "$caps"/*.xml "$LAB/caps/" 2>/dev/null || true
+		_lab_caps_copy "$caps" "$LAB/caps" || true
+		# Refreshed for the next runs (a stale copy would be probed
+		# again by every run, never replaced).
+		[ -z "${REMUS_LAB_CAPS:-}" ] || _lab_caps_copy "$caps" "$REMUS_LAB_CAPS" || true
 	fi
+}
+
+# _lab_caps_copy FROM TO: FROM's capability files (*.xml) into TO, each
+# renamed into place (runs of other builds may read TO meanwhile); false
+# if FROM has none.
+_lab_caps_copy() {
+	local f n=0
+	[ -n "$1" ] && [ -d "$1" ] || return 1
+	mkdir -p "$2"
+	for f in "$1"/*.xml; do
+		[ -f "$f" ] || continue
+		cp "$f" "$2/.${f##*/}.$BASHPID" && mv -f "$2/.${f##*/}.$BASHPID" "$2/${f##*/}" && n=$((n + 1))
+	done
+	[ "$n" -gt 0 ]
 }
 
 _host_virsh_ok() { host_exec "$1" virsh -q version >/dev/null 2>&1; }
