@@ -153,6 +153,30 @@ kill_pri_fail_over() {
 	check_continuity pri sby "$pri_last"
 }
 
+# sby_took_over: after kill_pri_fail_over, web1 is a normal libvirt domain
+# on sby (suspend and resume work, its disk checker goes on after them),
+# the client reaches its address at sby over the lab's bridge, and sby's
+# remusd reports web1 as its primary with the interval last set on pri
+# ($INTERVAL: set_interval_web1 after protect).
+sby_took_over() {
+	local last s
+	host_exec sby virsh -q suspend "$DOM" >/dev/null || fail "virsh suspend on sby"
+	dom_is sby paused || fail "web1 did not pause on sby"
+	host_exec sby virsh -q resume "$DOM" >/dev/null || fail "virsh resume on sby"
+	dom_is sby running || fail "web1 did not resume on sby"
+	last=$(dom_last sby)
+	wait_for 10 "diskrec to go on after resume" dom_reached sby $((last + EVERY))
+	no_violation sby
+
+	cli_reaches_guest || fail "cli cannot reach web1 at sby"
+
+	s=$(status_json sby)
+	[ "$(json_get "$s" role)" = primary ] || fail "sby's status after the failover: $s"
+	[ "$(json_get "$s" interval_ms)" = "$INTERVAL" ] ||
+		fail "sby's interval after the failover is $(json_get "$s" interval_ms) ms, not the $INTERVAL ms set on pri: $s"
+	echo "sby's status after the failover: $s"
+}
+
 # check_continuity FROM TO [LAST]: web1's guest resumed on host TO where it
 # was on host FROM (whose last line was seq LAST, default: read from FROM's
 # console now): its disk checker runs on for 6 s with no violation and no

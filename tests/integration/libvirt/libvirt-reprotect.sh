@@ -3,7 +3,11 @@
 #
 # libvirt-reprotect: automatic re-protection back to the restarted old
 # host, then a second failover the other way.
-#   1. web1 protected pri -> sby; pri killed mid-epoch; web1 runs on sby.
+#   1. web1 protected pri -> sby, its interval changed (set-interval);
+#      pri killed mid-epoch; web1 runs on sby, a normal libvirt domain
+#      there with the interval set on pri, reached by the client
+#      (lib.sh sby_took_over: libvirt-failover's checks, which this
+#      test runs in the default suite).
 #   2. pri boots again (links up, /run empty, its libvirtd, its remusd
 #      serve; its disk and /var/lib/remus kept): with no command, sby's
 #      remusd protects web1 again with pri as standby (sby's status:
@@ -18,8 +22,10 @@ source "$(dirname "$0")/lib.sh"
 lab_up
 web1_up
 protect_web1
-epochs_pass pri 3
+set_interval_web1 300
+epochs_pass pri 4
 kill_pri_fail_over
+sby_took_over
 
 # 2. The old host comes back; protection comes back by itself.
 t0=$(now_ms)
