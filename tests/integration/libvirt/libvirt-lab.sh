@@ -34,7 +34,10 @@ crash_run() {
 	host_spawn x "$T/x-sleep.log" sleep 600
 	echo "$NS $T $LIBVIRTD_PID $SPAWN_PID" >"$1.tmp"
 	mv "$1.tmp" "$1"
-	sleep 600
+	# exec: the SIGKILL of this run must not leave a sleep behind (a
+	# child sleep outlived it by 10 min, holding whatever it inherited,
+	# such as the lock of `flock LOCK ctest ...`).
+	exec sleep 600
 }
 
 # Child run "lab STATE": scenario 2; STATE gets "NS T PID..." (the
