@@ -14,7 +14,8 @@
 #    guest's TCP service over the bridge; the other faults do what they
 #    say (partition, freeze/thaw, a slow link); host_kill pri stops pri's guest
 #    and daemon while sby's libvirtd goes on.  It prints how long a
-#    libvirtd takes to answer (cold: QEMU capability probe; seeded).
+#    libvirtd takes to answer (the first host: QEMU capability probe, or seeded from
+#    REMUS_LAB_CAPS; the second: seeded by the first).
 # 3. After that run exited, nothing of it is left: no namespace, no mount,
 #    no process it recorded, no directory.
 #
@@ -58,7 +59,7 @@ lab_run() {
 	sby_pid=$LIBVIRTD_PID
 	t0=$(now_ms)
 	host_exec sby virsh -q version >/dev/null || fail "virsh on sby"
-	echo "libvirtd answers after ${cold} ms (first host: QEMU capability probe), ${warm} ms (capabilities seeded); a connect then takes $(($(now_ms) - t0)) ms"
+	echo "libvirtd answers after ${cold} ms (first host: probed, or seeded from REMUS_LAB_CAPS), ${warm} ms (seeded by the first); a connect then takes $(($(now_ms) - t0)) ms"
 
 	# Names and hostnames are per host.
 	[ "$(host_exec sby hostname)" = sby ] || fail "sby's hostname is $(host_exec sby hostname)"
