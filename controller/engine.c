@@ -229,6 +229,7 @@ struct remus_engine {
 
 	/* engine v2 (engine.h); cfg.dirty is the tracker */
 	bool v2;                /* v2 epochs may run (false: v1 only, or fell back) */
+	bool engine_decided;    /* v1 or v2 chosen (false: QEMU's RAM still checked) */
 	char engine_why[768];   /* why v1 or v2 */
 	char ram_backend[128];  /* memory backend id = RAM block name */
 	char v2_qom_path[160];  /* /objects/ID */
@@ -815,6 +816,8 @@ static void link_connect(struct remus_engine *e)
 
 	/* getaddrinfo may block on DNS for a host name; remusctl resolves
 	 * names before starting the engine, tests use addresses. */
+	/* Only ever called once v1 or v2 is chosen (v2_check, v2_decided). */
+	e->engine_decided = true;
 	snprintf(peer, sizeof(peer), "standby %s:%u", e->host, e->cfg.standby_port);
 	rc = remus_link_connect(&e->link, e->host, e->cfg.standby_port, peer);
 	if (rc < 0) {
@@ -2850,6 +2853,7 @@ struct json_object *remus_engine_status_json(const struct remus_engine *e)
 	add_retry_status(e, o);
 	json_object_object_add(o, "engine", json_object_new_string(e->v2 ? "v2" : "v1"));
 	json_object_object_add(o, "engine_reason", json_object_new_string(e->engine_why));
+	json_object_object_add(o, "engine_decided", json_object_new_boolean(e->engine_decided));
 	add_u64(o, "v1_checkpoints", e->v1_epochs);
 	add_u64(o, "v2_checkpoints", e->v2_epochs);
 	if (e->cfg.dirty) {

@@ -307,7 +307,8 @@ int remus_engine_ram_backend_id(const char *prop, char *id, size_t idlen);
  *   {"role":"primary","state":...,"standby":HOST,"epoch":N,
  *    "protected":BOOL,"pause_budget_ms":N,"initial_sync":{...}|null,
  *    "failures":N,"last_failure":{"reason":...,"time":ISO}|null,
- *    "next_retry_ms":N|null,"engine":"v1"|"v2","engine_reason":...,...} */
+ *    "next_retry_ms":N|null,"engine":"v1"|"v2","engine_reason":...,
+ *    "engine_decided":BOOL (false: v1 while QEMU's RAM is checked),...} */
 struct json_object *remus_engine_status_json(const struct remus_engine *e);
 
 #endif

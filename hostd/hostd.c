@@ -849,7 +849,7 @@ static struct json_object *dom_view(const struct dom *d, bool full)
 	json_object_object_add(o, "protected", json_object_new_boolean(false));
 	for (const char *const *k = (const char *const[]){ "epoch", "pause_p50_ms", "pause_p99_ms",
 		"commit_p50_ms", "lag_ms", "heartbeat_age_ms", "held_frames", "initial_sync",
-		"engine_reason", "v2_checkpoints", NULL };
+		"engine_reason", "engine_decided", "v2_checkpoints", NULL };
 	     *k; k++)
 		json_object_object_add(o, *k, NULL);
 	return o;
@@ -860,7 +860,8 @@ static struct json_object *dom_view(const struct dom *d, bool full)
 static const char *const child_keys[] = {
 	"state", "epoch", "interval_ms", "pause_budget_ms", "pause_p50_ms", "pause_p99_ms",
 	"commit_p50_ms", "lag_ms", "heartbeat_age_ms", "held_frames", "initial_sync",
-	"protected", "last_failure", "engine", "engine_reason", "v2_checkpoints", NULL,
+	"protected", "last_failure", "engine", "engine_reason", "engine_decided", "v2_checkpoints",
+	NULL,
 };
 
 static void merge_child(struct json_object *view, const char *answer, bool take_state)
