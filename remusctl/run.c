@@ -9,8 +9,10 @@
  * `protect` then polls `status` of its domain every io->poll_ms and
  * draws the initial sync (a bar on a terminal, a plain line at most
  * every io->plain_every_ms otherwise) until the domain is `protected`
- * (0) or `failed`/gone (1).  A SIGINT (io->interrupted) ends the wait
- * only: remusd goes on protecting, and we say so.
+ * (0) or `failed`/gone (1), then names its engine (v1 or v2 and why,
+ * or "not decided yet" when we stop before the engine has picked one).
+ * A SIGINT (io->interrupted) ends the wait only: remusd goes on
+ * protecting, and we say so.
  *
  * `unprotect` is answered once the domain's disks are back on plain
  * files, which takes as long as they are big: meanwhile a thread polls
@@ -273,6 +275,49 @@ static void draw(const struct remusctl_io *io, const char *state,
 	fprintf(io->out, "\r\033[K%s", text);
 }
 
+/* Which engine the protection runs, as soon as it is known: the engine
+ * picks v1 or v2 once it has checked QEMU's RAM, before its first epoch,
+ * and until then its status reads v1 with engine_decided false, which
+ * must not be shown as a choice.  A protected domain's engine has
+ * decided (the standby's link opens after the choice), also from a
+ * remusd whose status has no engine_decided yet.  Undecided (or no
+ * status at all: @dom NULL) is said only if @say_undecided; a decided
+ * engine the answer does not name (an old remusd) is not. */
+static void print_engine(const struct remusctl_args *a, const struct remusctl_io *io,
+			 struct json_object *dom, bool protected, bool say_undecided)
+{
+	const char *engine = dom ? answer_str(dom, "engine") : NULL;
+	const char *why = dom ? answer_str(dom, "engine_reason") : NULL;
+	struct json_object *d = NULL;
+	bool decided = protected;
+	char w[1100], e[16];
+
+	if (dom && json_object_object_get_ex(dom, "engine_decided", &d) &&
+	    json_object_is_type(d, json_type_boolean))
+		decided = json_object_get_boolean(d);
+	if (!decided) {
+		if (say_undecided)
+			fprintf(io->out, "%s: engine not decided yet: remusd picks v1 or v2 once "
+				"it has checked the guest's RAM (remusctl status %s)\n", a->domain,
+				a->domain);
+		return;
+	}
+	if (!engine)
+		return;
+	remusctl_printable(e, sizeof(e), engine, 8);
+	/* engine_reason reads "v1: WHY" (for v1 WHY names the fix) */
+	if (why && strncmp(why, engine, strlen(engine)) == 0 && why[strlen(engine)] == ':')
+		why += strlen(engine) + 1;
+	while (why && *why == ' ')
+		why++;
+	if (!why || !*why) {
+		fprintf(io->out, "%s: engine %s\n", a->domain, e);
+		return;
+	}
+	remusctl_printable(w, sizeof(w), why, 1000);
+	fprintf(io->out, "%s: engine %s: %s\n", a->domain, e, w);
+}
+
 /* Polls status of @a->domain until protected (0) or failed (1). */
 static int wait_protected(const struct remusctl_args *a, const char *sock,
 			  const struct remusctl_io *io)
@@ -280,6 +325,7 @@ static int wait_protected(const struct remusctl_args *a, const char *sock,
 	unsigned poll_ms = io->poll_ms ? io->poll_ms : 500;
 	unsigned every = io->plain_every_ms ? io->plain_every_ms : 5000;
 	char *req = NULL, *line = NULL, last_state[64] = "", text[512];
+	struct json_object *last = NULL; /* the last status of the domain */
 	uint64_t last_print = 0;
 	bool drawn = false;
 	struct remusctl_args st = *a;
@@ -300,6 +346,7 @@ static int wait_protected(const struct remusctl_args *a, const char *sock,
 		if (io->interrupted && *io->interrupted) {
 			fprintf(io->out, "%sstopped waiting: remusd goes on protecting %s "
 				"(remusctl status %s)\n", drawn ? "\n" : "", a->domain, a->domain);
+			print_engine(a, io, last, false, true);
 			rc = REMUSCTL_EXIT_OK;
 			break;
 		}
@@ -334,6 +381,7 @@ static int wait_protected(const struct remusctl_args *a, const char *sock,
 
 			remusctl_printable(pr, sizeof(pr), peer ? peer : a->standby, 100);
 			fprintf(io->out, "%s: protected (standby %s)\n", a->domain, pr);
+			print_engine(a, io, dom, true, true);
 			json_object_put(answer);
 			rc = REMUSCTL_EXIT_OK;
 			break;
@@ -349,6 +397,8 @@ static int wait_protected(const struct remusctl_args *a, const char *sock,
 			if (drawn && io->tty)
 				fputc('\n', io->out);
 			fprintf(io->err, "remusctl: %s: protection %s: %s\n", a->domain, s, w);
+			/* the failure says what to do; the engine only if chosen */
+			print_engine(a, io, dom, false, false);
 			json_object_put(answer);
 			rc = REMUSCTL_EXIT_FAILED;
 			break;
@@ -368,9 +418,12 @@ static int wait_protected(const struct remusctl_args *a, const char *sock,
 		}
 		snprintf(last_state, sizeof(last_state), "%s", state);
 		fflush(io->out);
+		json_object_put(last);
+		last = json_object_get(dom);
 		json_object_put(answer);
 		sleep_ms(poll_ms);
 	}
+	json_object_put(last);
 	free(req);
 	return rc;
 }
@@ -596,6 +649,8 @@ int remusctl_main(int argc, char *const *argv, const struct remusctl_io *io)
 		fflush(io->out);
 		if (!a.no_wait)
 			rc = wait_protected(&a, sock, io);
+		else
+			print_engine(&a, io, NULL, false, true);
 		break;
 	default:
 		print_done(&a, io, answer);

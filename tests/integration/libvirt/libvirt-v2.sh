@@ -8,10 +8,10 @@
 #     and runs the dirtier (32 MiB rewritten at 8 MiB/s, every page's
 #     content a function of its seq, a checksum line per pass): after
 #     remusctl protect its primary child found the RAM file on pri's ramfs
-#     on its own: status shows engine v2, the reason names the file, and
-#     v2_checkpoints grows; list shows v2.
-#   - web2 (no memoryBacking) in the same lab runs v1, and its status says
-#     why (anonymous memory, the fix); then it is unprotected.
+#     on its own: protect and status show engine v2, the reason names the
+#     file, and v2_checkpoints grows; list shows v2.
+#   - web2 (no memoryBacking) in the same lab runs v1, and its protect and
+#     status say why (anonymous memory, the fix); then it is unprotected.
 #   - host pri dies inside an epoch: web1 runs on sby with the dirtier's
 #     sequence continuing, the sums of each seq equal to pri's, and no
 #     MISMATCH from its own full-memory check.
@@ -30,6 +30,9 @@ host_start_guest pri web2
 host_wait_serial pri web2 'tick 2$' 180 "web2 to boot on pri"
 remusctl_on pri protect web2 --standby sby --interval 1000 >"$T/protect-web2.out" 2>&1 ||
 	fail "remusctl protect web2: $(tail -n 5 "$T/protect-web2.out")"
+grep -q "^web2: engine v1: guest RAM of web2 is anonymous memory .*<access mode='shared'/>" \
+	"$T/protect-web2.out" || fail "remusctl protect web2 does not name engine v1 and the fix: \
+$(cat "$T/protect-web2.out")"
 s=$(remusctl_on pri status web2 --json)
 [ "$(json_get "$s" engine)" = v1 ] || fail "web2 (anonymous RAM) does not run v1: $s"
 why=$(json_get "$s" engine_reason)
@@ -51,6 +54,8 @@ grep -q "<memoryBacking><source type='file'/><access mode='shared'/></memoryBack
 host_start_guest pri "$DOM"
 host_wait_serial pri "$DOM" 'dirty seq=1 ' 180 "the dirtier to run in $DOM on pri"
 protect_web1
+grep -q "^web1: engine v2: guest RAM of web1 (memory backend '[^']*') is /var/lib/libvirt/qemu/ram/" \
+	"$T/protect.out" || fail "remusctl protect web1 does not name engine v2: $(cat "$T/protect.out")"
 s=$(status_json pri)
 why=$(json_get "$s" engine_reason)
 [ "$(json_get "$s" engine)" = v2 ] || fail "web1 (shared file RAM on pri's ramfs) does not run v2: $why"

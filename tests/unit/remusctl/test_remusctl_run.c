@@ -254,7 +254,10 @@ static void test_requests_exact(void **state)
 		"--netbuffer", "off", "--pause-budget", "250", "--reprotect", "manual",
 		"--no-wait", "--socket", f.path);
 	assert_int_equal(r.rc, 0);
-	assert_string_equal(r.out, "web1: protection accepted, standby on hostB:7791\n");
+	/* --no-wait: the engine is not chosen yet, and says so */
+	assert_string_equal(r.out, "web1: protection accepted, standby on hostB:7791\n"
+		"web1: engine not decided yet: remusd picks v1 or v2 once it has checked the "
+		"guest's RAM (remusctl status web1)\n");
 	assert_string_equal(r.err, "");
 	run_free(&r);
 	fake_stop(&f);
@@ -551,6 +554,97 @@ static void test_protect_engine_shapes(void **state)
 	fake_stop(&f);
 }
 
+/* protect names the engine once it is chosen: v1 with its reason and fix
+ * (the "v1: " of engine_reason not doubled), v2 with its RAM file; the
+ * v1 an undecided engine reports is never shown as a choice, neither on
+ * Ctrl-C nor after a failure. */
+#define UNDECIDED(st) "{\"ok\":true,\"domain\":\"web1\",\"state\":\"" st "\"," \
+	"\"protected\":false,\"engine\":\"v1\",\"engine_decided\":false,\"engine_reason\":" \
+	"\"v1: finding the guest's RAM file for remusd ramfs\"}"
+#define V1_WHY "remusd ramfs not running at /run/r.sock (No such file or directory); " \
+	"start it on libvirt's memory_backing_dir before libvirtd and the domain web1"
+#define V2_WHY "guest RAM of web1 (memory backend 'pc.ram') is /ram/pc.ram on remusd " \
+	"ramfs (/run/r.sock), share=on"
+#define ENGINE(st, prot, e, why) "{\"ok\":true,\"domain\":\"web1\",\"state\":\"" st "\"," \
+	"\"peer\":\"hostB:7790\",\"protected\":" prot ",\"engine\":\"" e "\"," \
+	"\"engine_decided\":true,\"engine_reason\":\"" e ": " why "\"}"
+
+static void test_protect_names_engine(void **state)
+{
+	struct fake f;
+	const char *script[] = {
+		ACCEPTED, UNDECIDED("starting"), ENGINE("protected", "true", "v1", V1_WHY),
+		ACCEPTED, ENGINE("protected", "true", "v2", V2_WHY),
+		ACCEPTED, UNDECIDED("failed"),
+		NULL };
+	struct remusctl_io io = { .plain_every_ms = 1000000 };
+	struct run r;
+
+	fake_start(&f, script);
+	fake_run(&f);
+	r = run_io(io, (char *[]){ "protect", "web1", "--standby", "hostB", "--socket",
+				   f.path, NULL });
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.out,
+		"web1: protection accepted, standby on hostB\n"
+		"web1 starting\n"
+		"web1: protected (standby hostB:7790)\n"
+		"web1: engine v1: " V1_WHY "\n");
+	run_free(&r);
+	r = run_io(io, (char *[]){ "protect", "web1", "--standby", "hostB", "--socket",
+				   f.path, NULL });
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.out,
+		"web1: protection accepted, standby on hostB\n"
+		"web1: protected (standby hostB:7790)\n"
+		"web1: engine v2: " V2_WHY "\n");
+	run_free(&r);
+	r = run_io(io, (char *[]){ "protect", "web1", "--standby", "hostB", "--socket",
+				   f.path, NULL });
+	assert_int_equal(r.rc, 1);
+	assert_string_equal(r.out, "web1: protection accepted, standby on hostB\n");
+	assert_string_equal(r.err, "remusctl: web1: protection failed: no reason given (see "
+				   "remusd's log: journalctl -u remusd)\n");
+	run_free(&r);
+	fake_stop(&f);
+}
+
+/* Ctrl-C: the engine as far as it is known from the last status. */
+static void test_protect_interrupted_engine(void **state)
+{
+	const char *undecided[] = { ACCEPTED, UNDECIDED("starting"), UNDECIDED("starting"),
+				    NULL };
+	const char *decided[] = { ACCEPTED, ENGINE("syncing", "false", "v2", V2_WHY),
+				  ENGINE("syncing", "false", "v2", V2_WHY), NULL };
+	const char *const *scripts[] = { undecided, decided };
+	const char *want[] = {
+		"web1: engine not decided yet: remusd picks v1 or v2 once it has checked the "
+		"guest's RAM (remusctl status web1)\n",
+		"web1: engine v2: " V2_WHY "\n" };
+
+	for (int i = 0; i < 2; i++) {
+		struct fake f;
+		volatile sig_atomic_t flag = 0;
+		struct remusctl_io io = { .interrupted = &flag, .plain_every_ms = 1000000 };
+		struct run r;
+		const char *tail;
+
+		fake_start(&f, scripts[i]);
+		f.interrupt = &flag;
+		f.interrupt_after = 2;
+		fake_run(&f);
+		r = run_io(io, (char *[]){ "protect", "web1", "--standby", "hostB", "--socket",
+					   f.path, NULL });
+		assert_int_equal(r.rc, 0);
+		assert_contains(r.out, "stopped waiting: remusd goes on protecting web1 "
+				       "(remusctl status web1)\n");
+		tail = strstr(r.out, "(remusctl status web1)\n") + strlen("(remusctl status web1)\n");
+		assert_string_equal(tail, want[i]);
+		run_free(&r);
+		fake_stop(&f);
+	}
+}
+
 static void test_protect_fails(void **state)
 {
 	struct fake f;
@@ -711,6 +805,8 @@ int main(void)
 		cmocka_unit_test(test_protect_wait_tty),
 		cmocka_unit_test(test_protect_wait_narrow_tty),
 		cmocka_unit_test(test_protect_engine_shapes),
+		cmocka_unit_test(test_protect_names_engine),
+		cmocka_unit_test(test_protect_interrupted_engine),
 		cmocka_unit_test(test_protect_fails),
 		cmocka_unit_test(test_protect_remusd_vanishes),
 		cmocka_unit_test(test_protect_interrupted),
