@@ -2325,6 +2325,12 @@ static void ramfs_opened(struct remus_engine *e, int rc)
 	else if (rc == -EBUSY)
 		snprintf(why, sizeof(why), "another tracker holds %s, the RAM of %s (-EBUSY): "
 			 "is another remusd protecting it?", e->ram_path, e->vm_name);
+	else if (rc == -ETIMEDOUT)
+		snprintf(why, sizeof(why), "remusd ramfs at %s did not answer within %d s "
+			 "(attaching %s of %s); it is stuck: restart it (systemctl restart "
+			 "remus-ramfs) once no guest's RAM is on it, then protect %s again",
+			 e->ramfs_socket, REMUS_RAMFS_CALL_TIMEOUT_MS / 1000, e->ram_path,
+			 e->vm_name, e->vm_name);
 	else
 		snprintf(why, sizeof(why), "the remusd ramfs at %s cannot track %s of %s: %s",
 			 e->ramfs_socket, e->ram_path, e->vm_name, strerror(-rc));

@@ -67,6 +67,10 @@ enum remus_dirty_kind {
 };
 
 #define REMUS_RAMFS_DEFAULT_SOCKET "/run/remus/ramfs.sock"
+/* How long a RAMFS open's connect, request and reply may each take: the
+ * server answers from memory, and the caller (the engine) waits on its
+ * event loop, so a stuck server must not hold it longer. */
+#define REMUS_RAMFS_CALL_TIMEOUT_MS 2000
 
 
 struct remus_dirty_opts {
@@ -138,7 +142,9 @@ struct remus_dirty;
  * nothing is left mounted on error.  RAMFS: -ENOENT (no such file, or no
  * socket), -ECONNREFUSED (no server on the socket), -EXDEV (the file is
  * not on FUSE or not on that server's mount), -EBUSY (another tracker is
- * attached to it), -EINVAL (@size differs from the file's). */
+ * attached to it), -ETIMEDOUT (the server did not take or answer the
+ * attach within REMUS_RAMFS_CALL_TIMEOUT_MS), -EINVAL (@size differs
+ * from the file's). */
 int remus_dirty_open(const struct remus_dirty_opts *opts,
 		     struct remus_dirty **out);
 /* Starts a new epoch now: everything dirty so far is forgotten (FUSE:

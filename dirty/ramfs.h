@@ -159,9 +159,10 @@ struct remus_ramfs_client {
 };
 /* Attaches to @path (a file on a ramfs mount) through @socket_path.
  * @size 0: the file's; else it must equal it.  Returns 0, -ENOENT (no
- * file, or no socket), -ECONNREFUSED, -EXDEV (not on FUSE, or not on this
- * server's mount), -EBUSY, -EINVAL (size), -EISDIR, or -errno; released
- * on error. */
+ * file, or no socket), -ECONNREFUSED, -ETIMEDOUT (the server did not
+ * take or answer the request within REMUS_RAMFS_CALL_TIMEOUT_MS), -EXDEV
+ * (not on FUSE, or not on this server's mount), -EBUSY, -EINVAL (size),
+ * -EISDIR, or -errno; released on error. */
 int remus_ramfs_client_open(struct remus_ramfs_client *c, const char *path,
 			    const char *socket_path, uint64_t size);
 /* fsync of the file, then the bitmap harvested word by word into @bits

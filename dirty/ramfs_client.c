@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -57,13 +58,14 @@ static int call(int sock, const struct remus_ramfs_req *q,
 	ssize_t n;
 
 	fds[0] = fds[1] = -1;
+	/* SO_SNDTIMEO/SO_RCVTIMEO (open_socket) bound both: EAGAIN then. */
 	if (send(sock, q, sizeof(*q), MSG_NOSIGNAL) != sizeof(*q))
-		return -errno;
+		return errno == EAGAIN ? -ETIMEDOUT : -errno;
 	do
 		n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return -errno;
+		return errno == EAGAIN ? -ETIMEDOUT : -errno;
 	for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
 		size_t k, got;
 
@@ -91,6 +93,36 @@ static int call(int sock, const struct remus_ramfs_req *q,
 			close(fds[n]);
 		fds[0] = fds[1] = -1;
 	}
+	return rc;
+}
+
+/* The control connection, every call on it bounded by
+ * REMUS_RAMFS_CALL_TIMEOUT_MS (a stuck server must not hang the engine's
+ * loop): the socket's timeouts bound connect (a full backlog), send and
+ * receive.  Returns the fd or -errno (-ETIMEDOUT for a connect that did
+ * not get through). */
+static int open_socket(const struct sockaddr_un *a)
+{
+	struct timeval tv = { REMUS_RAMFS_CALL_TIMEOUT_MS / 1000,
+			      (REMUS_RAMFS_CALL_TIMEOUT_MS % 1000) * 1000 };
+	int fd, rc;
+
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(fd, (const struct sockaddr *)a, sizeof(*a)) < 0) {
+		rc = errno == EAGAIN || errno == EINPROGRESS ? -ETIMEDOUT : -errno;
+		goto out;
+	}
+	rc = fd;
+	fd = -1;
+out:
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }
 
@@ -132,19 +164,23 @@ int remus_ramfs_client_open(struct remus_ramfs_client *c, const char *path,
 		goto out;
 	}
 	strcpy(a.sun_path, socket_path);
-	c->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (c->sock < 0 ||
-	    connect(c->sock, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		rc = -errno;
+	rc = open_socket(&a);
+	if (rc < 0) {
 		remus_err(TAG, "cannot reach remusd ramfs at %s: %s (is it "
 			  "running?)", socket_path, strerror(-rc));
 		goto out;
 	}
+	c->sock = rc;
 	q.ino = st.st_ino;
 	q.dev = st.st_dev;
 	rc = call(c->sock, &q, &rep, fds);
 	if (rc == -ENOENT)
 		rc = -EXDEV; /* a FUSE file the server does not serve */
+	if (rc == -ETIMEDOUT) {
+		remus_err(TAG, "remusd ramfs at %s did not answer the attach of %s "
+			  "within %d ms", socket_path, path, REMUS_RAMFS_CALL_TIMEOUT_MS);
+		goto out;
+	}
 	if (rc < 0) {
 		remus_err(TAG, "remusd ramfs at %s refused to attach %s: %s%s",
 			  socket_path, path, strerror(-rc),

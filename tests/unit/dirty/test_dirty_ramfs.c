@@ -234,6 +234,82 @@ static void test_ramfs_refuses_what_it_does_not_serve(void **state)
 }
 
 /*
+ * A server that takes the connection (or not even that: its backlog is
+ * full) and never answers: the open gives up with -ETIMEDOUT after
+ * REMUS_RAMFS_CALL_TIMEOUT_MS, so the engine's loop that waits for it
+ * goes on (with engine v1).  The open runs in a child, so that a hang
+ * fails the test instead of stopping it.
+ */
+static void test_ramfs_open_gives_up_on_a_stuck_server(void **state)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	char path[200];
+	int lfd, queued = -1, fd;
+
+	dom_path(path, sizeof(path), "9-stuck");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 64 * RW_PAGE), 0);
+	close(fd);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/stuck.sock", top);
+	lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 0), 0);
+	/* First the request is taken and never answered, then (one
+	 * connection queued, backlog 0) connect itself waits. */
+	for (int round = 0; round < 2; round++) {
+		struct timespec t0, t1;
+		double secs;
+		pid_t pid;
+		int st = -1;
+
+		if (round == 1) {
+			/* Round 0's connection may hold the one place already. */
+			queued = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+			if (connect(queued, (struct sockaddr *)&a, sizeof(a)) < 0)
+				assert_int_equal(errno, EAGAIN);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct remus_dirty_opts o = { .kind = REMUS_DIRTY_RAMFS, .ram_fd = -1,
+						      .ram_path = path,
+						      .ramfs_socket = a.sun_path };
+			struct remus_dirty *d = NULL;
+			int rc = remus_dirty_open(&o, &d);
+
+			_exit(rc == -ETIMEDOUT ? 0 : rc < 0 ? (-rc & 0x7f) : 100);
+		}
+		do {
+			if (waitpid(pid, &st, WNOHANG) == pid)
+				break;
+			usleep(10000);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+		} while (t1.tv_sec - t0.tv_sec < 6);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		if (st == -1) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			fail_msg("round %d: the open still waits after %.1f s", round, secs);
+		}
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			fail_msg("round %d: the open returned %d (exit %d), not -ETIMEDOUT", round,
+				 -WEXITSTATUS(st), WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		assert_true(secs >= REMUS_RAMFS_CALL_TIMEOUT_MS / 1000.0 - 0.1);
+		assert_true(secs < REMUS_RAMFS_CALL_TIMEOUT_MS / 1000.0 + 2);
+	}
+	close(queued);
+	close(lfd);
+	unlink(a.sun_path);
+	/* The last test stops the server, which needs its mount empty. */
+	assert_int_equal(unlink(path), 0);
+	*strrchr(path, '/') = '\0';
+	assert_int_equal(rmdir(path), 0);
+}
+
+/*
  * libvirt's qemu user (here nobody): with allow_other it reaches the
  * mount, and the kernel checks the modes we report (default_permissions):
  * it may not create in the root (root's, 0755) but may create, size, map
@@ -374,6 +450,7 @@ int main(void)
 		cmocka_unit_test(test_ramfs_reports_exactly_the_written_pages),
 		cmocka_unit_test(test_ramfs_loses_no_page_written_during_collect),
 		cmocka_unit_test(test_ramfs_refuses_what_it_does_not_serve),
+		cmocka_unit_test(test_ramfs_open_gives_up_on_a_stuck_server),
 		cmocka_unit_test(test_ramfs_listens_again_when_its_socket_is_removed),
 		cmocka_unit_test(test_ramfs_lets_qemu_in_where_libvirt_chowned),
 		cmocka_unit_test(test_ramfs_stops_only_without_files),
