@@ -12,8 +12,9 @@
 # libvirt still runs it, its disk on the dead child's NBD export; the
 # test prints both copies every 2 s until sby's copy ticked 5 times (the
 # documented window of two copies).  pri's remusd serve is started
-# again: by the fence rule (hostd/fence.h) pri destroys its stale copy at once: before it starts a
-# primary child on it, it asks sby (query), which runs web1 after a newer
+# again: by the fence rule (hostd/fence.h) pri destroys its stale copy
+# at once: before it starts a primary child on it, it asks sby (query),
+# which runs web1 after a newer
 # takeover (1 against pri's record's 0).  The test fails if a primary
 # child started on pri before that FENCE line (before the query, it ran
 # on the stale copy for about 10 s, its output and disk live again, until
