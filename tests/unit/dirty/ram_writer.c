@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,6 +30,31 @@
 #define PAGE RW_PAGE
 
 uint8_t *ram_mirror;
+
+int ram_test_main_setup(char *dir, size_t len, const char *template)
+{
+	if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
+		printf("SKIP: needs root and /dev/fuse to mount the guest RAM "
+		       "filesystem\n");
+		return 77;
+	}
+	/* Mounts made from here die with this process. */
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		printf("SKIP: no private mount namespace: %s\n", strerror(errno));
+		return 77;
+	}
+	if (ram_writer_setup() < 0) {
+		perror("mmap");
+		return 1;
+	}
+	snprintf(dir, len, "%s", template);
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	return 0;
+}
 
 int ram_writer_setup(void)
 {

@@ -25,6 +25,11 @@
  * maps it; 0 or -1. */
 extern uint8_t *ram_mirror;
 int ram_writer_setup(void);
+/* A real-mount test's main() before its tests: skip without root and
+ * /dev/fuse or a private mount namespace (entered here), then
+ * ram_writer_setup() and a new directory from @template ("...XXXXXX")
+ * in @dir (@len bytes).  Returns 0, 77 (skip) or 1, the reason printed. */
+int ram_test_main_setup(char *dir, size_t len, const char *template);
 
 /*
  * A writer that stays alive between epochs, as QEMU does: had it exited,

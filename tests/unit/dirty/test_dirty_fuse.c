@@ -86,27 +86,9 @@ int main(void)
 	};
 	int rc;
 
-	if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
-		printf("SKIP: needs root and /dev/fuse to mount the guest RAM "
-		       "filesystem\n");
-		return 77;
-	}
-	/* Mounts made from here die with this process. */
-	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		printf("SKIP: no private mount namespace: %s\n",
-		       strerror(errno));
-		return 77;
-	}
-	if (ram_writer_setup() < 0) {
-		perror("mmap");
-		return 1;
-	}
-	snprintf(mnt, sizeof(mnt), "/tmp/remus-dirty-XXXXXX");
-	if (!mkdtemp(mnt)) {
-		perror("mkdtemp");
-		return 1;
-	}
+	rc = ram_test_main_setup(mnt, sizeof(mnt), "/tmp/remus-dirty-XXXXXX");
+	if (rc)
+		return rc;
 	{
 		/* A container may have /dev/fuse but forbid the mount. */
 		struct remus_dirty_opts o = { .kind = REMUS_DIRTY_FUSE,

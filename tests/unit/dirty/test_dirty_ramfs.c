@@ -457,26 +457,9 @@ int main(void)
 	};
 	int rc;
 
-	if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
-		printf("SKIP: needs root and /dev/fuse to mount the guest RAM "
-		       "filesystem\n");
-		return 77;
-	}
-	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		printf("SKIP: no private mount namespace: %s\n",
-		       strerror(errno));
-		return 77;
-	}
-	if (ram_writer_setup() < 0) {
-		perror("mmap");
-		return 1;
-	}
-	snprintf(top, sizeof(top), "/tmp/remus-ramfs-XXXXXX");
-	if (!mkdtemp(top)) {
-		perror("mkdtemp");
-		return 1;
-	}
+	rc = ram_test_main_setup(top, sizeof(top), "/tmp/remus-ramfs-XXXXXX");
+	if (rc)
+		return rc;
 	/* Traversable, as /var/lib/libvirt/qemu is for libvirt's qemu. */
 	if (chmod(top, 0711) < 0) {
 		perror("chmod");
