@@ -22,6 +22,24 @@ source "$(dirname "$0")/../../lib/remus.sh"
 source "$(dirname "$0")/lib.sh"
 
 INTERVAL=300
+
+# v2_checkpoints_grow HOST EPOCHS MIN WHO RAM-FILE-RE: HOST's primary runs
+# engine v2, its engine_reason matches RAM-FILE-RE (names the RAM file),
+# and its v2_checkpoints grow by MIN or more over EPOCHS epochs; the
+# reason and the counts before and after in WHY, V2A, V2B.
+v2_checkpoints_grow() {
+	local host=$1 epochs=$2 min=$3 who=$4 file=$5 s
+	s=$(status_json "$host")
+	WHY=$(json_get "$s" engine_reason)
+	[ "$(json_get "$s" engine)" = v2 ] || fail "$who does not run v2: $WHY"
+	grep -q "$file" <<<"$WHY" || fail "$who: engine_reason does not name its RAM file: $WHY"
+	V2A=$(json_get "$s" v2_checkpoints)
+	epochs_pass "$host" "$epochs"
+	V2B=$(status_of "$host" v2_checkpoints)
+	[ "$V2B" -ge $((V2A + min)) ] ||
+		fail "$who: v2_checkpoints went from $V2A to $V2B over $epochs epochs"
+}
+
 lab_up
 
 # web2 first: v1, with the reason.
@@ -56,15 +74,9 @@ host_wait_serial pri "$DOM" 'dirty seq=1 ' 180 "the dirtier to run in $DOM on pr
 protect_web1
 grep -q "^web1: engine v2: guest RAM of web1 (memory backend '[^']*') is /var/lib/libvirt/qemu/ram/" \
 	"$T/protect.out" || fail "remusctl protect web1 does not name engine v2: $(cat "$T/protect.out")"
-s=$(status_json pri)
-why=$(json_get "$s" engine_reason)
-[ "$(json_get "$s" engine)" = v2 ] || fail "web1 (shared file RAM on pri's ramfs) does not run v2: $why"
-grep -q "is /var/lib/libvirt/qemu/ram/[0-9]*-$DOM/pc.ram on remusd ramfs ($LAB_RAMFS_SOCKET), share=on" <<<"$why" ||
-	fail "web1's engine_reason does not name its RAM file: $why"
-v2a=$(json_get "$s" v2_checkpoints)
-epochs_pass pri 10
-v2b=$(status_of pri v2_checkpoints)
-[ "$v2b" -ge $((v2a + 8)) ] || fail "v2_checkpoints went from $v2a to $v2b over 10 epochs"
+v2_checkpoints_grow pri 10 8 "web1 (shared file RAM on pri's ramfs)" \
+	"is /var/lib/libvirt/qemu/ram/[0-9]*-$DOM/pc.ram on remusd ramfs ($LAB_RAMFS_SOCKET), share=on"
+why=$WHY v2a=$V2A v2b=$V2B
 remusctl_on pri list | grep -q "^$DOM  *primary  *protected  *v2 " ||
 	fail "remusctl list does not show web1 on v2: $(remusctl_on pri list)"
 echo "web1 on pri: engine v2 ($why), v2 checkpoints $v2a -> $v2b over 10 epochs"
@@ -99,14 +111,8 @@ host_boot pri
 host_remusd pri
 reprotected() { is_protected sby primary && [[ "$(status_of sby peer)" == pri* ]]; }
 wait_for 300 "sby to protect web1 again with pri as standby" reprotected
-s=$(status_json sby)
-why=$(json_get "$s" engine_reason)
-[ "$(json_get "$s" engine)" = v2 ] || fail "the new primary on sby does not run v2: $why"
-grep -q "on remusd ramfs ($LAB_RAMFS_SOCKET), share=on" <<<"$why" ||
-	fail "sby's engine_reason does not name its RAM file: $why"
-v2a=$(json_get "$s" v2_checkpoints)
-epochs_pass sby 5
-v2b=$(status_of sby v2_checkpoints)
-[ "$v2b" -ge $((v2a + 4)) ] || fail "sby's v2_checkpoints went from $v2a to $v2b over 5 epochs"
+v2_checkpoints_grow sby 5 4 "the new primary on sby" \
+	"on remusd ramfs ($LAB_RAMFS_SOCKET), share=on"
+why=$WHY v2a=$V2A v2b=$V2B
 ! host_has_serial sby "$DOM" MISMATCH || fail "$DOM on sby found torn memory after re-protection"
 echo "web1 on sby: engine v2 ($why), v2 checkpoints $v2a -> $v2b over 5 epochs"
