@@ -18,17 +18,9 @@
 #include <string.h>
 
 #include "dirty/fuse_ram.h"
+#include "fuzz/dirty/fuse_harness.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "check failed: %s (%s:%d)\n", #cond,     \
-				__FILE__, __LINE__);                             \
-			abort();                                                 \
-		}                                                                \
-	} while (0)
 
 #define RAM_PAGES 64
 
@@ -41,11 +33,7 @@ static void one(struct remus_fuse_ram *r, const uint8_t *req, size_t len)
 	memcpy(buf, req, len);
 	remus_fuse_ram_handle(r, buf, len, &rep);
 	if (!rep.none) {
-		check(rep.hdr.len == sizeof(rep.hdr) + rep.body_len + rep.data_len);
-		check(rep.body_len <= sizeof(rep.body));
-		check(rep.hdr.error <= 0);
-		if (rep.hdr.error)
-			check(rep.body_len == 0 && rep.data_len == 0);
+		fuse_harness_check_reply(&rep);
 		if (rep.data_len) {
 			const uint8_t *d = rep.data;
 
@@ -56,6 +44,11 @@ static void one(struct remus_fuse_ram *r, const uint8_t *req, size_t len)
 	free(buf);
 }
 
+static void one_record(void *ctx, const uint8_t *req, size_t len)
+{
+	one(ctx, req, len);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct remus_fuse_ram r;
@@ -64,25 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (remus_fuse_ram_init(&r, RAM_PAGES * 4096) < 0)
 		abort();
-	if (size == 0 || !(data[0] & 1)) {
-		struct {
-			struct fuse_in_header h;
-			struct fuse_init_in in;
-		} init = { { sizeof(init), FUSE_INIT, 1, 0, 0, 0, 0, 0, 0 },
-			   { 7, 38, 65536, FUSE_WRITEBACK_CACHE, 0, { 0 } } };
-
-		one(&r, (const uint8_t *)&init, sizeof(init));
-	}
-	i = size ? 1 : 0;
-	while (i + 2 <= size) {
-		size_t n = (size_t)data[i] | (size_t)data[i + 1] << 8;
-
-		i += 2;
-		if (n > size - i)
-			n = size - i;
-		one(&r, data + i, n);
-		i += n;
-	}
+	if (size == 0 || !(data[0] & 1))
+		one(&r, (const uint8_t *)&fuse_harness_init, sizeof(fuse_harness_init));
+	fuse_harness_records(data, size, one_record, &r);
 	for (i = 0; i < (RAM_PAGES + 63) / 64; i++)
 		count += (uint64_t)__builtin_popcountll(r.bits[i]);
 	check(count == r.ndirty);

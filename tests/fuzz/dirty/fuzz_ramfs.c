@@ -21,17 +21,9 @@
 #include <string.h>
 
 #include "dirty/ramfs.h"
+#include "fuzz/dirty/fuse_harness.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "check failed: %s (%s:%d)\n", #cond,     \
-				__FILE__, __LINE__);                             \
-			abort();                                                 \
-		}                                                                \
-	} while (0)
 
 static void one(struct remus_ramfs *fs, const uint8_t *req, size_t len,
 		int fix_len)
@@ -48,11 +40,7 @@ static void one(struct remus_ramfs *fs, const uint8_t *req, size_t len,
 	}
 	remus_ramfs_handle(fs, buf, len, &rep);
 	if (!rep.none) {
-		check(rep.hdr.len == sizeof(rep.hdr) + rep.body_len + rep.data_len);
-		check(rep.body_len <= sizeof(rep.body));
-		check(rep.hdr.error <= 0);
-		if (rep.hdr.error)
-			check(rep.body_len == 0 && rep.data_len == 0);
+		fuse_harness_check_reply(&rep);
 		check(rep.data_len <= REMUS_FUSE_MAX_WRITE);
 		if (rep.data_len) {
 			/* Touch every byte: ASan finds data outside a map. */
@@ -69,35 +57,28 @@ static void one(struct remus_ramfs *fs, const uint8_t *req, size_t len,
 	free(buf);
 }
 
+static void one_as_is(void *ctx, const uint8_t *req, size_t len)
+{
+	one(ctx, req, len, 0);
+}
+
+static void one_fixed(void *ctx, const uint8_t *req, size_t len)
+{
+	one(ctx, req, len, 1);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct remus_ramfs fs;
 	struct remus_ramfs_req q;
 	struct remus_ramfs_rep r;
 	int flags = size ? data[0] : 0;
-	size_t i;
 
 	if (remus_ramfs_init(&fs) < 0)
 		abort();
-	if (!(flags & 1)) {
-		struct {
-			struct fuse_in_header h;
-			struct fuse_init_in in;
-		} init = { { sizeof(init), FUSE_INIT, 1, 0, 0, 0, 0, 0, 0 },
-			   { 7, 38, 65536, FUSE_WRITEBACK_CACHE, 0, { 0 } } };
-
-		one(&fs, (const uint8_t *)&init, sizeof(init), 0);
-	}
-	i = size ? 1 : 0;
-	while (i + 2 <= size) {
-		size_t n = (size_t)data[i] | (size_t)data[i + 1] << 8;
-
-		i += 2;
-		if (n > size - i)
-			n = size - i;
-		one(&fs, data + i, n, flags & 2);
-		i += n;
-	}
+	if (!(flags & 1))
+		one(&fs, (const uint8_t *)&fuse_harness_init, sizeof(fuse_harness_init), 0);
+	fuse_harness_records(data, size, (flags & 2) ? one_fixed : one_as_is, &fs);
 	check(remus_ramfs_nfiles(&fs) <= fs.nnodes);
 	remus_ramfs_release(&fs);
 	/* The control messages, as received. */
