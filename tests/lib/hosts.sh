@@ -717,7 +717,7 @@ remusctl_on() {
 # remusd serve (/run/remus/remusd.sock) and prints its answer line: what
 # remusctl sends, without remusctl (for the codes of refused requests).
 remusd_request() {
-	host_exec "$1" python3 -c 'import socket, sys
+	host_exec "$1" "$REMUS_PYTHON" -c 'import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(60)
 s.connect("/run/remus/remusd.sock")

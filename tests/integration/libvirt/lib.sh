@@ -51,7 +51,7 @@ web1_up() {
 # connect to port 22: accepted or refused, the guest's kernel answered),
 # retried for about 10 s.
 cli_reaches_guest() {
-	host_exec cli python3 -c 'import socket, sys
+	host_exec cli "$REMUS_PYTHON" -c 'import socket, sys
 for i in range(50):
     s = socket.socket()
     s.settimeout(0.2)
