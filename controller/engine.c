@@ -233,6 +233,7 @@ struct remus_engine {
 	char engine_why[768];   /* why v1 or v2 */
 	char ram_backend[128];  /* memory backend id = RAM block name */
 	char v2_qom_path[160];  /* /objects/ID */
+	struct remus_qmp_ram_backend ramfs_rb; /* ramfs_find's chain (qmp.h) */
 	/* cfg.ramfs_socket (copied), the RAM file found from QMP and whether
 	 * cfg.dirty is the tracker opened on it here (then owned) */
 	char ramfs_socket[108];
@@ -2277,14 +2278,14 @@ static void on_v2_path(struct remus_qmp *q, int rc, struct json_object *ret,
  * Under libvirt nobody hands remusd a tracker: the guest's RAM is a file
  * libvirt names (memory_backing_dir/N-DOMAIN/pc.ram, docs/ARCHITECTURE.md
  * "Engine v2 under libvirt") on the `remusd ramfs` mount, if the domain
- * has a shared file memoryBacking at all.  So it is found from QMP, in
- * the order it runs:
+ * has a shared file memoryBacking at all.  So it is found from QMP by
+ * the chain the standby runs too (qmp.h, remus_qmp_ram_backend_find):
  *
  *   qom-get /machine memory-backend   ("/objects/pc.ram", or an id)
  *   -> qom-get /objects/ID mem-path   (an error: memory-backend-ram)
  *   -> qom-get /objects/ID share
- *   -> remus_dirty_open(RAMFS, mem-path, socket)   (a local round trip)
  *
+ * then remus_dirty_open(RAMFS, mem-path, socket) (a local round trip),
  * and every step that finds something missing decides v1 with a reason
  * naming the domain, the object and the fix.
  */
@@ -2369,94 +2370,60 @@ static void ramfs_open(struct remus_engine *e)
 	ramfs_opened(e, rc);
 }
 
-static void on_ramfs_share(struct remus_qmp *q, int rc, struct json_object *ret,
-			   const char *err, void *opaque)
+/* The chain of qmp.h answered (ramfs_find): a shared file goes on to the
+ * tracker, anything else decides v1 with the reason and its fix.  How far
+ * the chain got tells which step a failed QMP was. */
+static void on_ramfs_backend(struct remus_qmp_ram_backend *b, void *opaque)
 {
 	struct remus_engine *e = opaque;
 	char why[1536];
 
-	if (rc < 0 && rc != -EREMOTEIO) {
-		qmp_failed(e, "qom-get share", rc, err);
+	if (b->rc < 0) {
+		qmp_failed(e, !b->id[0] ? "qom-get /machine memory-backend"
+			   : !b->mem_path[0] ? "qom-get mem-path" : "qom-get share",
+			   b->rc, b->err[0] ? b->err : NULL);
 		return;
 	}
-	if (rc < 0 || !json_object_get_boolean(ret)) {
+	if (!b->id[0]) {
+		snprintf(why, sizeof(why), "guest RAM of %s is not one memory backend (machine "
+			 "property memory-backend: %s; a NUMA guest's RAM is one per node, which "
+			 "engine v2 does not track)", e->vm_name, b->err[0] ? b->err : "empty");
+		v2_decided(e, false, why);
+		return;
+	}
+	snprintf(e->ram_backend, sizeof(e->ram_backend), "%s", b->id);
+	/* memory-backend-ram and -memfd have no mem-path: QEMU refuses the
+	 * property ("Property 'memory-backend-ram.mem-path' not found"). */
+	if (!b->mem_path[0]) {
+		snprintf(why, sizeof(why), "guest RAM of %s is anonymous memory (memory backend "
+			 "'%s' has no mem-path); %s", e->vm_name, e->ram_backend, memback_fix);
+		v2_decided(e, false, why);
+		return;
+	}
+	if (strlen(b->mem_path) >= sizeof(e->ram_path)) {
+		snprintf(why, sizeof(why), "mem-path of memory backend '%s' is over %zu bytes",
+			 e->ram_backend, sizeof(e->ram_path) - 1);
+		v2_decided(e, false, why);
+		return;
+	}
+	memcpy(e->ram_path, b->mem_path, strlen(b->mem_path) + 1); /* fits: checked */
+	if (!b->share) {
 		snprintf(why, sizeof(why), "guest RAM of %s (memory backend '%s', %s) is not "
 			 "share=on: its writes stay private to QEMU (%s); for engine v2 add "
 			 "<access mode='shared'/> to its <memoryBacking>", e->vm_name,
-			 e->ram_backend, e->ram_path, rc < 0 ? err : "share false");
+			 e->ram_backend, e->ram_path, b->err[0] ? b->err : "share false");
 		v2_decided(e, false, why);
 		return;
 	}
 	ramfs_open(e);
 }
 
-static void on_ramfs_path(struct remus_qmp *q, int rc, struct json_object *ret,
-			  const char *err, void *opaque)
-{
-	struct remus_engine *e = opaque;
-	struct json_object *args;
-	const char *path = rc == 0 ? json_object_get_string(ret) : NULL;
-	char why[1536];
-
-	if (rc < 0 && rc != -EREMOTEIO) {
-		qmp_failed(e, "qom-get mem-path", rc, err);
-		return;
-	}
-	/* memory-backend-ram and -memfd have no mem-path: QEMU refuses the
-	 * property ("Property 'memory-backend-ram.mem-path' not found"). */
-	if (!path || !*path) {
-		snprintf(why, sizeof(why), "guest RAM of %s is anonymous memory (memory backend "
-			 "'%s' has no mem-path); %s", e->vm_name, e->ram_backend, memback_fix);
-		v2_decided(e, false, why);
-		return;
-	}
-	if (strlen(path) >= sizeof(e->ram_path)) {
-		snprintf(why, sizeof(why), "mem-path of memory backend '%s' is over %zu bytes",
-			 e->ram_backend, sizeof(e->ram_path) - 1);
-		v2_decided(e, false, why);
-		return;
-	}
-	snprintf(e->ram_path, sizeof(e->ram_path), "%s", path);
-	args = json_object_new_object();
-	json_object_object_add(args, "path", json_object_new_string(e->v2_qom_path));
-	json_object_object_add(args, "property", json_object_new_string("share"));
-	submit_or_fail(e, "qom-get", args, -1, on_ramfs_share);
-}
-
-static void on_ramfs_backend(struct remus_qmp *q, int rc, struct json_object *ret,
-			     const char *err, void *opaque)
-{
-	struct remus_engine *e = opaque;
-	struct json_object *args;
-	const char *prop = rc == 0 ? json_object_get_string(ret) : NULL;
-	char why[1536];
-
-	if (rc < 0 && rc != -EREMOTEIO) {
-		qmp_failed(e, "qom-get /machine memory-backend", rc, err);
-		return;
-	}
-	if (remus_engine_ram_backend_id(prop, e->ram_backend, sizeof(e->ram_backend)) < 0) {
-		snprintf(why, sizeof(why), "guest RAM of %s is not one memory backend (machine "
-			 "property memory-backend: %s; a NUMA guest's RAM is one per node, which "
-			 "engine v2 does not track)", e->vm_name, prop ? (*prop ? prop : "empty")
-			 : err ? err : "?");
-		v2_decided(e, false, why);
-		return;
-	}
-	snprintf(e->v2_qom_path, sizeof(e->v2_qom_path), "/objects/%s", e->ram_backend);
-	args = json_object_new_object();
-	json_object_object_add(args, "path", json_object_new_string(e->v2_qom_path));
-	json_object_object_add(args, "property", json_object_new_string("mem-path"));
-	submit_or_fail(e, "qom-get", args, -1, on_ramfs_path);
-}
-
 static void ramfs_find(struct remus_engine *e)
 {
-	struct json_object *args = json_object_new_object();
+	int rc = remus_qmp_ram_backend_find(e->qmp, e, &e->ramfs_rb, on_ramfs_backend, e);
 
-	json_object_object_add(args, "path", json_object_new_string("/machine"));
-	json_object_object_add(args, "property", json_object_new_string("memory-backend"));
-	submit_or_fail(e, "qom-get", args, -1, on_ramfs_backend);
+	if (rc < 0)
+		qmp_failed(e, "qom-get", rc, remus_qmp_last_error(e->qmp));
 }
 
 /* Engine v2 runs only if QEMU's RAM really is the tracker's file: a guest

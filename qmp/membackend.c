@@ -48,8 +48,11 @@ static void ask(struct remus_qmp_ram_backend *b, const char *prop, remus_qmp_rep
 	json_object_object_add(args, "path", json_object_new_string(path));
 	json_object_object_add(args, "property", json_object_new_string(prop));
 	rc = remus_qmp_execute_owned(b->q_, b->owner_, "qom-get", args, -1, 0, cb, b);
-	if (rc < 0)
-		finish(b, rc, "cannot submit qom-get");
+	if (rc < 0) {
+		const char *why = remus_qmp_last_error(b->q_);
+
+		finish(b, rc, why ? why : "cannot submit qom-get");
+	}
 }
 
 static void on_share(struct remus_qmp *q, int rc, struct json_object *ret,
