@@ -410,6 +410,34 @@ start_remusd() {
 
 ctl() { "$REMUSD" ctl "$@"; }
 
+# start_ramfs MNT SOCK NAME: `remusd ramfs` serving guest RAM files on MNT
+# (made if missing), control socket SOCK, log $T/NAME.log; returns once
+# SOCK is there, RAMFS_PID its pid (tracked).  Skips the test when the
+# server cannot start here (no FUSE).  MNT is unmounted at the cleanup,
+# in case a SIGKILLed server left it mounted.
+RAMFS_MOUNTS=()
+_unmount_ramfs() {
+	local m
+	for m in "${RAMFS_MOUNTS[@]+"${RAMFS_MOUNTS[@]}"}"; do
+		umount -l "$m" 2>/dev/null || true
+	done
+}
+start_ramfs() {
+	local mnt=$1 sock=$2 log=$T/$3.log
+	need REMUSD
+	mkdir -p "$mnt"
+	[ "${#RAMFS_MOUNTS[@]}" -gt 0 ] || at_cleanup _unmount_ramfs
+	RAMFS_MOUNTS+=("$mnt")
+	"$REMUSD" ramfs --mount "$mnt" --socket "$sock" >"$log" 2>&1 &
+	RAMFS_PID=$!
+	track "$RAMFS_PID"
+	_ramfs_up() {
+		gone "$RAMFS_PID" && skip "remusd ramfs could not start here: $(tail -1 "$log")"
+		[ -S "$sock" ]
+	}
+	wait_for 10 "remusd ramfs's socket $sock" _ramfs_up
+}
+
 # test_psk: the test's pre-shared key file (both ends use it), made with
 # remusd keygen on first use; prints its path.
 test_psk() {

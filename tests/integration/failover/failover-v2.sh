@@ -77,19 +77,8 @@ sby_miss=5
 [ "$sby_ram" = anon ] || sby_miss=20
 sby_backend=(-object "memory-backend-ram,id=mem,size=${mem}M")
 if [ "$sby_ram" = ramfs ]; then
-	need REMUSD
 	smnt=$T/sbyram
-	mkdir -p "$smnt"
-	unmount_sby() { umount -l "$smnt" 2>/dev/null || true; }
-	at_cleanup unmount_sby
-	"$REMUSD" ramfs --mount "$smnt" --socket "$T/sbyramfs.sock" >"$T/sbyramfs.log" 2>&1 &
-	sramfs_pid=$!
-	track "$sramfs_pid"
-	sramfs_up() {
-		gone "$sramfs_pid" && skip "remusd ramfs could not start here: $(tail -1 "$T/sbyramfs.log")"
-		[ -S "$T/sbyramfs.sock" ]
-	}
-	wait_for 10 "the standby's remusd ramfs" sramfs_up
+	start_ramfs "$smnt" "$T/sbyramfs.sock" sbyramfs
 	mkdir "$smnt/1-sby" # as libvirt does; QEMU creates pc.ram in it
 	sby_file=$smnt/1-sby/pc.ram
 	sby_backend=(-object "memory-backend-file,id=mem,size=${mem}M,mem-path=$sby_file,share=on")

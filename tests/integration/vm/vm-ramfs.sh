@@ -21,19 +21,8 @@ require_root "remusd ramfs mounts a FUSE filesystem"
 mem=256
 mnt=$T/ram
 sock=$T/ramfs.sock
-mkdir -p "$mnt"
-# Only if a failure left it (a SIGKILLed server leaves its mount).
-unmount_ram() { umount -l "$mnt" 2>/dev/null || true; }
-at_cleanup unmount_ram
-
-"$REMUSD" ramfs --mount "$mnt" --socket "$sock" >"$T/ramfs.log" 2>&1 &
-ramfs_pid=$!
-track "$ramfs_pid"
-ramfs_up() {
-	gone "$ramfs_pid" && skip "remusd ramfs could not start here: $(tail -1 "$T/ramfs.log")"
-	[ -S "$sock" ]
-}
-wait_for 10 "remusd ramfs's socket $sock" ramfs_up
+start_ramfs "$mnt" "$sock" ramfs
+ramfs_pid=$RAMFS_PID
 
 mkdir "$mnt/1-x" # as libvirt does; QEMU creates pc.ram in it
 start_guest g "quiet remus.run=dirty remus.args=mb=32,mbps=4,seed=3" --mem "$mem" -- \
