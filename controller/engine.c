@@ -432,7 +432,7 @@ static void finish(struct remus_engine *e, enum remus_engine_state st, int rc,
 /* A QMP step failed: the primary QEMU is unusable (or gone). */
 static void qmp_failed(struct remus_engine *e, const char *step, int rc, const char *err)
 {
-	char msg[512];
+	char msg[640]; /* a step name and QEMU's error of up to 511 bytes */
 
 	snprintf(msg, sizeof(msg), "%s failed: %s", step, err ? err : strerror(-rc));
 	finish(e, REMUS_ENGINE_FAILED, rc, msg);
