@@ -58,8 +58,9 @@ static const struct subcmd {
 	  "                 [--reprotect auto|manual] [--no-wait]\n"
 	  "    Protects the running libvirt domain DOMAIN of this host with a hot\n"
 	  "    standby on HOST (its remusd serve; PORT default 7790), then shows the\n"
-	  "    initial sync until the domain is protected (--no-wait: return once\n"
-	  "    remusd accepted).  Ctrl-C stops waiting; the protection goes on.\n"
+	  "    initial sync until the domain is protected, and its engine: v2, or\n"
+	  "    v1 with what keeps v2 off (--no-wait: return once remusd accepted).\n"
+	  "    Ctrl-C stops waiting; the protection goes on.\n"
 	  "    Options left out take remusd's configured defaults.\n" },
 	{ "status", REMUSCTL_STATUS,
 	  "remusctl status [DOMAIN] [--json]\n"
